@@ -1,0 +1,41 @@
+import type { ModelConfig } from "./config.js";
+
+/** Storage types a checkpoint tensor may have. Quantized ones are block formats of GGML. */
+export type TensorDType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0";
+
+export interface TensorInfo {
+  /** Canonical name (see names.ts), e.g. "blk.0.attn_q.weight". */
+  name: string;
+  dtype: TensorDType;
+  /** Row-major, outermost first: a linear weight is [out, in]. */
+  shape: number[];
+}
+
+export type CheckpointFormat = "safetensors" | "gguf" | "llama2c";
+
+/** Where a checkpoint's tokenizer can be found, as the reader saw it. */
+export type TokenizerSource =
+  | { kind: "hf"; dir: string } // tokenizer.json (+ tokenizer_config.json) in this directory
+  | { kind: "gguf"; file: string } // vocabulary embedded in a GGUF file
+  | { kind: "llama2c"; file: string } // llama2.c tokenizer.bin
+  | { kind: "none" };
+
+/**
+ * A checkpoint opened lazily: the header is parsed, tensor bytes are read one tensor
+ * at a time on request (files are many GB; never read whole into memory).
+ */
+export interface Checkpoint {
+  readonly format: CheckpointFormat;
+  /** The file or directory that was opened. */
+  readonly path: string;
+  readonly config: ModelConfig;
+  readonly tokenizer: TokenizerSource;
+  /** All tensors under canonical names. */
+  tensors(): TensorInfo[];
+  has(name: string): boolean;
+  info(name: string): TensorInfo;
+  /** The tensor converted to float32 (dequantized if needed), row-major. */
+  readF32(name: string): Float32Array;
+  /** Release file handles. */
+  close(): void;
+}

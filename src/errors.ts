@@ -1,0 +1,58 @@
+/**
+ * Typed errors. Every error llmrt raises on bad input says which file or field,
+ * what was expected, and what to try. `code` is stable for programs to switch on.
+ */
+export class LlmrtError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(hint ? `${message}\n  hint: ${hint}` : message);
+    this.name = new.target.name;
+  }
+}
+
+/** A model file is missing, truncated, malformed or lies about its contents. */
+export class CheckpointError extends LlmrtError {
+  constructor(
+    readonly file: string,
+    problem: string,
+    hint = "check that the file is complete and in a supported format (safetensors, GGUF v2/v3, llama2.c .bin)",
+  ) {
+    super("checkpoint", `${file}: ${problem}`, hint);
+  }
+}
+
+/** The checkpoint is well-formed but its architecture or dtype is not supported. */
+export class UnsupportedModelError extends LlmrtError {
+  constructor(what: string, hint?: string) {
+    super("unsupported_model", what, hint);
+  }
+}
+
+/** A config field is missing or has an impossible value. */
+export class ConfigError extends LlmrtError {
+  constructor(
+    readonly file: string,
+    readonly field: string,
+    problem: string,
+    hint?: string,
+  ) {
+    super("config", `${file}: field "${field}": ${problem}`, hint);
+  }
+}
+
+/** A tokenizer file is missing or malformed, or text cannot be encoded. */
+export class TokenizerError extends LlmrtError {
+  constructor(readonly file: string, problem: string, hint?: string) {
+    super("tokenizer", `${file}: ${problem}`, hint);
+  }
+}
+
+/** A user-supplied option is out of range or contradicts another. */
+export class OptionError extends LlmrtError {
+  constructor(readonly option: string, problem: string, hint?: string) {
+    super("option", `${option}: ${problem}`, hint);
+  }
+}
