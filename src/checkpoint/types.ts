@@ -11,7 +11,7 @@ export interface TensorInfo {
   shape: number[];
 }
 
-export type CheckpointFormat = "safetensors" | "gguf" | "llama2c";
+export type CheckpointFormat = "safetensors" | "gguf" | "llama2c" | "synthetic";
 
 /** Where a checkpoint's tokenizer can be found, as the reader saw it. */
 export type TokenizerSource =

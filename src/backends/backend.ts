@@ -1,0 +1,33 @@
+/**
+ * What a backend offers the engine: bind a graph and its weights, own the paged KV
+ * cache, and run one StepBatch at a time. A backend knows nothing of requests.
+ */
+import type { Graph } from "../graph/ir.js";
+import type { StepBatch } from "../graph/step-batch.js";
+
+/** Float32 weights by tensor name, row-major in their declared shapes. */
+export type WeightMap = Map<string, Float32Array>;
+
+export interface KvCacheShape {
+  numLayers: number;
+  numBlocks: number;
+  /** Tokens per block. */
+  blockSize: number;
+  numKvHeads: number;
+  headDim: number;
+}
+
+export interface BoundGraph {
+  /** Runs one step; returns each graph output, e.g. logits [R, vocab]. */
+  forward(step: StepBatch): Map<string, Float32Array>;
+  readonly kv: KvCacheShape;
+  /** Bytes the KV cache holds. */
+  readonly kvBytes: number;
+  /** Copies every slot of block `src` into block `dst` in every layer (copy-on-write). */
+  copyBlock(src: number, dst: number): void;
+}
+
+export interface Backend {
+  readonly name: string;
+  bind(graph: Graph, weights: WeightMap, kv: KvCacheShape): BoundGraph;
+}

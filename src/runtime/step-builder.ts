@@ -1,0 +1,43 @@
+/**
+ * Packs the scheduled slices of several sequences into one ragged StepBatch: no
+ * padding, positions and KV slots computed from each sequence's block table.
+ */
+import type { StepBatch } from "../graph/step-batch.js";
+import type { Sequence } from "./sequence.js";
+
+export interface ScheduledSlice {
+  seq: Sequence;
+  /** Tokens of this sequence fed in this step, starting at seq.numComputed. */
+  numNew: number;
+  /** Whether the last fed token's logits are wanted (false for a non-final prefill chunk). */
+  wantLogits: boolean;
+}
+
+export function buildStep(slices: readonly ScheduledSlice[], blockSize: number): StepBatch {
+  const T = slices.reduce((n, s) => n + s.numNew, 0);
+  const tokenIds = new Int32Array(T);
+  const positions = new Int32Array(T);
+  const slotMapping = new Int32Array(T);
+  const seqStarts = new Int32Array(slices.length + 1);
+  const contextLens = new Int32Array(slices.length);
+  const blockTables: Int32Array[] = [];
+  const logitRows: number[] = [];
+  let t = 0;
+  slices.forEach(({ seq, numNew, wantLogits }, s) => {
+    seqStarts[s] = t;
+    const end = seq.numComputed + numNew;
+    if (Math.ceil(end / blockSize) > seq.blockTable.length) {
+      throw new Error(`sequence ${seq.id}: ${end} tokens need more than its ${seq.blockTable.length} KV blocks`);
+    }
+    for (let p = seq.numComputed; p < end; p++, t++) {
+      tokenIds[t] = seq.tokens[p];
+      positions[t] = p;
+      slotMapping[t] = seq.blockTable[Math.floor(p / blockSize)] * blockSize + (p % blockSize);
+    }
+    contextLens[s] = end;
+    blockTables.push(Int32Array.from(seq.blockTable));
+    if (wantLogits) logitRows.push(t - 1);
+  });
+  seqStarts[slices.length] = T;
+  return { numTokens: T, tokenIds, positions, seqStarts, contextLens, blockTables, slotMapping, logitRows: Int32Array.from(logitRows) };
+}
