@@ -6,10 +6,11 @@
 import type { ModelConfig } from "../checkpoint/config.js";
 import { OUTPUT, OUTPUT_NORM, TOKEN_EMBD, layerTensor, type LayerTensor } from "../checkpoint/names.js";
 import type { Checkpoint, TensorInfo, TokenizerSource } from "../checkpoint/types.js";
+import { ASCII_VOCAB_SIZE } from "../tokenizer/ascii.js";
 
 /** Named shapes: "tiny" is the offline default; "llama-110m" matches stories110M. */
 export const SYNTHETIC_PRESETS: Record<string, Partial<ModelConfig>> = {
-  tiny: { hiddenSize: 64, intermediateSize: 172, numLayers: 4, numHeads: 8, numKvHeads: 4, vocabSize: 512 },
+  tiny: { hiddenSize: 64, intermediateSize: 172, numLayers: 4, numHeads: 8, numKvHeads: 4, vocabSize: ASCII_VOCAB_SIZE },
   "llama-110m": { hiddenSize: 768, intermediateSize: 2048, numLayers: 12, numHeads: 12, numKvHeads: 12, vocabSize: 32000, maxPositionEmbeddings: 1024 },
 };
 

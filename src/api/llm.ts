@@ -1,0 +1,180 @@
+/**
+ * The public LLM API, after TensorRT-LLM's LLM API in TypeScript idiom:
+ *
+ *   const llm = await LLM.load("path/or/org/name");
+ *   const [out] = await llm.generate(["Once upon a time"], { maxTokens: 32, temperature: 0 });
+ *   for await (const o of llm.generateStream("Hi", { maxTokens: 16 })) process.stdout.write(o.outputs[0].delta);
+ *
+ * One engine core serves every call: requests from concurrent calls are batched
+ * together in flight. The step loop yields to the event loop between steps.
+ */
+import { Engine, type EngineOptions } from "../engine/engine.js";
+import { OptionError } from "../errors.js";
+import { EngineCore, type CoreStats, type RequestUpdate } from "../runtime/engine-core.js";
+import type { Request } from "../runtime/request.js";
+import { normalizeSamplingParams, type SamplingParamsInput } from "../runtime/sampling-params.js";
+import type { Tokenizer } from "../tokenizer/types.js";
+import { DEFAULT_MODEL, loadModel, type LoadModelOptions } from "./load-model.js";
+import type { CompletionOutput, RequestOutput } from "./outputs.js";
+
+export interface LLMOptions extends LoadModelOptions, Omit<EngineOptions, "backend" | "maxSeqs"> {
+  /** Sequences in flight at once (default 16). */
+  maxSeqs?: number;
+  /** Tokens per engine step, across sequences (default 512). */
+  maxBatchTokens?: number;
+}
+
+/** A prompt as text, or as token ids fed as-is. */
+export type Prompt = string | { promptTokenIds: number[] };
+
+export interface GenerateOptions {
+  /** Cancels the request; its KV blocks are freed at once. */
+  signal?: AbortSignal;
+  /** Lower is served first (default 0). */
+  priority?: number;
+}
+
+interface Listener {
+  onUpdate(u: RequestUpdate): void;
+}
+
+let nextId = 0;
+
+export class LLM {
+  private readonly listeners = new Map<string, Listener>();
+  private pumping = false;
+  private closed = false;
+
+  private constructor(
+    readonly core: EngineCore,
+    readonly tokenizer: Tokenizer,
+    /** True for built-in random-weight models. */
+    readonly randomWeights: boolean,
+    readonly modelName: string,
+  ) {}
+
+  static async load(model: string = DEFAULT_MODEL, opts: LLMOptions = {}): Promise<LLM> {
+    const loaded = await loadModel(model, opts);
+    try {
+      const engine = Engine.fromCheckpoint(loaded.checkpoint, { ...opts, maxSeqs: opts.maxSeqs ?? 16 });
+      const core = new EngineCore(engine, loaded.tokenizer, { maxBatchTokens: opts.maxBatchTokens, maxSeqs: opts.maxSeqs });
+      return new LLM(core, loaded.tokenizer, loaded.randomWeights, model);
+    } finally {
+      loaded.checkpoint.close(); // weights are in the engine now
+    }
+  }
+
+  /** Encodes a prompt exactly as generate() will. */
+  encode(prompt: Prompt): number[] {
+    return typeof prompt === "string" ? this.tokenizer.encode(prompt) : prompt.promptTokenIds;
+  }
+
+  /** Generates for every prompt (batched in flight); results in prompt order. */
+  async generate(prompts: Prompt | Prompt[], params: SamplingParamsInput = {}, opts: GenerateOptions = {}): Promise<RequestOutput[]> {
+    const list = Array.isArray(prompts) ? prompts : [prompts];
+    return Promise.all(
+      list.map(async (p) => {
+        let last: RequestOutput | undefined;
+        for await (const o of this.generateStream(p, params, opts)) last = o;
+        return { ...last!, outputs: last!.outputs.map((c) => ({ ...c, delta: c.text })) };
+      }),
+    );
+  }
+
+  /** Streams one prompt's outputs: one RequestOutput per new token (deltas plus cumulative text). */
+  async *generateStream(prompt: Prompt, params: SamplingParamsInput = {}, opts: GenerateOptions = {}): AsyncIterable<RequestOutput> {
+    if (this.closed) throw new OptionError("LLM", "is closed");
+    const sp = normalizeSamplingParams(params);
+    const promptIds = this.encode(prompt);
+    const requestId = `req-${nextId++}`;
+    const queue: RequestUpdate[] = [];
+    let wake: (() => void) | null = null;
+    const reqs: Request[] = [];
+    const ids = Array.from({ length: sp.n }, (_, i) => (sp.n === 1 ? requestId : `${requestId}/${i}`));
+    const onAbort = () => ids.forEach((id) => this.abortOne(id));
+    try {
+      for (const [i, id] of ids.entries()) {
+        this.listeners.set(id, { onUpdate: (u) => (queue.push(u), wake?.()) });
+        reqs.push(this.core.addRequest(id, promptIds, sp, opts.priority ?? 0, i));
+      }
+      if (opts.signal?.aborted) onAbort();
+      opts.signal?.addEventListener("abort", onAbort, { once: true });
+      this.pump();
+      const outs: CompletionOutput[] = reqs.map((_, index) => ({ index, text: "", delta: "", tokenIds: [], finishReason: null, stopReason: null, ...(sp.logprobs !== null ? { logprobs: [] } : {}) }));
+      let open = reqs.length;
+      while (open > 0) {
+        if (queue.length === 0) await new Promise<void>((r) => (wake = r));
+        wake = null;
+        for (const o of outs) o.delta = "";
+        while (queue.length > 0) {
+          const u = queue.shift()!;
+          const o = outs[ids.indexOf(u.id)];
+          o.delta += u.newText;
+          o.text += u.newText;
+          o.tokenIds.push(...u.newTokenIds);
+          o.logprobs?.push(...u.newLogprobs);
+          if (u.finished) {
+            o.finishReason = u.finishReason;
+            o.stopReason = u.request.stopReason;
+            open--;
+          }
+        }
+        yield this.output(requestId, prompt, promptIds, outs, reqs, open === 0);
+      }
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
+      onAbort(); // a consumer that stops iterating early cancels the rest
+      ids.forEach((id) => this.listeners.delete(id));
+    }
+  }
+
+  stats(): CoreStats {
+    return this.core.stats();
+  }
+
+  /** Cancels everything in flight and refuses new work. */
+  close(): void {
+    this.closed = true;
+    for (const id of [...this.listeners.keys()]) this.abortOne(id);
+  }
+
+  private abortOne(id: string): void {
+    const u = this.core.abort(id);
+    if (u) this.listeners.get(id)?.onUpdate(u);
+  }
+
+  private output(requestId: string, prompt: Prompt, promptTokenIds: number[], outs: CompletionOutput[], reqs: Request[], finished: boolean): RequestOutput {
+    const t = reqs[0].timings;
+    const ends = reqs.map((r) => r.timings.finished ?? NaN);
+    return {
+      requestId,
+      prompt: typeof prompt === "string" ? prompt : null,
+      promptTokenIds,
+      outputs: outs.map((o) => ({ ...o, tokenIds: [...o.tokenIds], logprobs: o.logprobs ? [...o.logprobs] : undefined })),
+      finished,
+      metrics: {
+        queueTime: ((t.firstScheduled ?? t.arrival) - t.arrival) / 1000,
+        timeToFirstToken: t.firstToken === undefined ? null : (t.firstToken - t.arrival) / 1000,
+        e2eLatency: finished ? (Math.max(...ends) - t.arrival) / 1000 : null,
+      },
+    };
+  }
+
+  /** Runs engine steps while there is work, yielding to the event loop between steps. */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    const tick = () => {
+      try {
+        for (const u of this.core.step()) this.listeners.get(u.id)?.onUpdate(u);
+      } catch (e) {
+        // a failing step must not strand callers: finish everything with the error logged
+        console.error("llmrt: engine step failed:", e);
+        for (const id of [...this.listeners.keys()]) this.abortOne(id);
+      }
+      if (this.core.hasWork) setImmediate(tick);
+      else this.pumping = false;
+    };
+    setImmediate(tick);
+  }
+}

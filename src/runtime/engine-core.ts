@@ -1,0 +1,179 @@
+/**
+ * The engine core: one synchronous `step()` schedules a token budget over the
+ * requests, runs the engine once on the packed StepBatch, samples the rows that need
+ * a token, and reports what changed. It never awaits, so it can run on any thread;
+ * the API layer drives it (and yields to the event loop between steps).
+ */
+import type { Engine } from "../engine/engine.js";
+import { OptionError } from "../errors.js";
+import type { Tokenizer } from "../tokenizer/types.js";
+import { BlockPool } from "./kv-cache.js";
+import { Request, type FinishReason, type TokenLogprob } from "./request.js";
+import type { SamplingParams } from "./sampling-params.js";
+import { Scheduler } from "./scheduler.js";
+import { buildStep } from "./step-builder.js";
+import { isStopToken } from "./stop.js";
+
+export interface EngineCoreOptions {
+  /** Tokens per step across all sequences (default 512). */
+  maxBatchTokens?: number;
+  /** Sequences in flight at once (default 16). */
+  maxSeqs?: number;
+}
+
+export interface RequestUpdate {
+  id: string;
+  newTokenIds: number[];
+  newText: string;
+  newLogprobs: TokenLogprob[];
+  finished: boolean;
+  finishReason: FinishReason | null;
+  request: Request;
+}
+
+export interface CoreStats {
+  running: number;
+  waiting: number;
+  kvBlocksTotal: number;
+  kvBlocksFree: number;
+  kvUsage: number;
+  numPreemptions: number;
+  steps: number;
+}
+
+export class EngineCore {
+  readonly pool: BlockPool;
+  readonly scheduler: Scheduler<Request>;
+  private readonly byId = new Map<string, Request>();
+  private readonly eos: ReadonlySet<number>;
+  private steps = 0;
+
+  constructor(
+    readonly engine: Engine,
+    readonly tokenizer: Tokenizer,
+    opts: EngineCoreOptions = {},
+  ) {
+    this.pool = new BlockPool(engine.kv.numBlocks, engine.kv.blockSize);
+    this.scheduler = new Scheduler(this.pool, {
+      maxBatchTokens: opts.maxBatchTokens ?? 512,
+      maxSeqs: opts.maxSeqs ?? 16,
+    });
+    this.eos = new Set([...engine.config.eosTokenIds, ...tokenizer.eosIds]);
+  }
+
+  /** Longest prompt + output a request may reach. */
+  get maxSeqLen(): number {
+    return Math.min(this.engine.maxSeqLen, this.pool.numBlocks * this.pool.blockSize);
+  }
+
+  addRequest(id: string, promptIds: readonly number[], params: SamplingParams, priority = 0, stream = 0): Request {
+    if (this.byId.has(id)) throw new OptionError("request id", `"${id}" is already in flight`);
+    if (promptIds.length === 0) throw new OptionError("prompt", "is empty (no tokens, not even BOS)", "pass some text or enable BOS");
+    if (promptIds.length >= this.maxSeqLen) {
+      throw new OptionError(
+        "prompt",
+        `has ${promptIds.length} tokens; this engine holds at most ${this.maxSeqLen} tokens per sequence (prompt + output)`,
+        "shorten the prompt or build with a larger --max-seq-len",
+      );
+    }
+    const V = this.engine.config.vocabSize;
+    const bad = promptIds.find((t) => !Number.isInteger(t) || t < 0 || t >= V);
+    if (bad !== undefined) throw new OptionError("prompt", `token id ${bad} is outside the vocabulary [0, ${V})`);
+    const req = new Request(id, promptIds, params, this.tokenizer, priority, stream);
+    this.byId.set(id, req);
+    this.scheduler.add(req);
+    return req;
+  }
+
+  /** Cancels a request; its KV blocks are freed at once. Returns its final update, or null if unknown. */
+  abort(id: string): RequestUpdate | null {
+    const req = this.byId.get(id);
+    if (!req) return null;
+    return this.finish(req, "abort", { id, newTokenIds: [], newText: "", newLogprobs: [], finished: true, finishReason: "abort", request: req });
+  }
+
+  get hasWork(): boolean {
+    return this.scheduler.hasWork;
+  }
+
+  stats(): CoreStats {
+    const total = this.pool.numBlocks;
+    return {
+      running: this.scheduler.running.length,
+      waiting: this.scheduler.waiting.length,
+      kvBlocksTotal: total,
+      kvBlocksFree: this.pool.numFree,
+      kvUsage: (total - this.pool.numFree) / total,
+      numPreemptions: this.scheduler.numPreemptions,
+      steps: this.steps,
+    };
+  }
+
+  /** Runs one step. Returns an update for every request that produced a token or finished. */
+  step(): RequestUpdate[] {
+    const { slices } = this.scheduler.schedule();
+    if (slices.length === 0) return [];
+    this.steps++;
+    const now = performance.now();
+    for (const s of slices) s.req.timings.firstScheduled ??= now;
+
+    const batch = buildStep(slices, this.pool.blockSize);
+    const logits = this.engine.forward(batch); // [R, vocab]
+    const V = this.engine.config.vocabSize;
+
+    const updates: RequestUpdate[] = [];
+    let row = 0;
+    for (const { req, numNew, wantLogits } of slices) {
+      req.seq.numComputed += numNew;
+      if (!wantLogits) continue;
+      const r = req.sampler.sample(logits.subarray(row * V, (row + 1) * V));
+      row++;
+      updates.push(this.emit(req, r.token, r.logprob === undefined ? undefined : { token: r.token, logprob: r.logprob, top: r.topLogprobs }));
+    }
+    return updates;
+  }
+
+  /** Appends a sampled token and applies every stop rule. */
+  private emit(req: Request, token: number, lp: TokenLogprob | undefined): RequestUpdate {
+    req.timings.firstToken ??= performance.now();
+    req.seq.tokens.push(token);
+    if (lp) req.logprobs.push(lp);
+    const u: RequestUpdate = {
+      id: req.id,
+      newTokenIds: [token],
+      newText: "",
+      newLogprobs: lp ? [lp] : [],
+      finished: false,
+      finishReason: null,
+      request: req,
+    };
+    if (isStopToken(token, req.params, this.eos)) {
+      req.stopReason = token;
+      u.newText = req.stop.flush();
+      return this.finish(req, "stop", u);
+    }
+    const st = req.stop.push(req.detok.push(token));
+    u.newText = st.text;
+    if (st.stopped) {
+      req.stopReason = st.stop ?? null;
+      return this.finish(req, "stop", u);
+    }
+    if (req.seq.numOutput >= req.params.maxTokens || req.seq.numTokens >= this.maxSeqLen) {
+      u.newText += req.stop.push(req.detok.flush()).text + req.stop.flush();
+      return this.finish(req, "length", u);
+    }
+    req.text += u.newText;
+    return u;
+  }
+
+  private finish(req: Request, reason: FinishReason, u: RequestUpdate): RequestUpdate {
+    req.text += u.newText;
+    req.finishReason = reason;
+    req.timings.finished = performance.now();
+    this.scheduler.remove(req);
+    this.byId.delete(req.id);
+    u.finished = true;
+    u.finishReason = reason;
+    return u;
+  }
+}

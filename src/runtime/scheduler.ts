@@ -1,0 +1,122 @@
+/**
+ * Token-budget scheduling with one code path (vLLM v1 style): no prefill or decode
+ * phase. Each step hands up to `maxBatchTokens` tokens to running sequences first
+ * (a decode needs 1, an unfinished prefill its next chunk), then admits waiting ones
+ * up to `maxSeqs`. Long prompts are chunked across steps. When KV blocks run out the
+ * lowest-priority running sequence is preempted (its blocks freed, recomputed later).
+ */
+import type { BlockPool } from "./kv-cache.js";
+import type { Sequence } from "./sequence.js";
+import type { ScheduledSlice } from "./step-builder.js";
+
+export interface SchedulerOptions {
+  /** Tokens per step across all sequences. */
+  maxBatchTokens: number;
+  /** Sequences running at once. */
+  maxSeqs: number;
+}
+
+/** What the scheduler needs of a request: its sequence, and an order of service. */
+export interface Schedulable {
+  seq: Sequence;
+  /** Lower is served first (default 0). */
+  priority: number;
+  /** Monotonic arrival stamp; breaks priority ties first-come first-served. */
+  arrival: number;
+}
+
+export interface SchedulerOutput<R> {
+  slices: (ScheduledSlice & { req: R })[];
+  /** Requests preempted in this step (their KV was dropped; they wait again). */
+  preempted: R[];
+}
+
+const before = (a: Schedulable, b: Schedulable) => a.priority - b.priority || a.arrival - b.arrival;
+
+export class Scheduler<R extends Schedulable> {
+  readonly waiting: R[] = [];
+  readonly running: R[] = [];
+  numPreemptions = 0;
+
+  constructor(
+    private readonly pool: BlockPool,
+    readonly opts: SchedulerOptions,
+  ) {}
+
+  add(req: R): void {
+    req.seq.status = "waiting";
+    insertSorted(this.waiting, req);
+  }
+
+  /** Takes a request out of the scheduler, freeing its blocks at once. */
+  remove(req: R): void {
+    for (const list of [this.waiting, this.running]) {
+      const i = list.indexOf(req);
+      if (i >= 0) list.splice(i, 1);
+    }
+    this.pool.release(req.seq);
+  }
+
+  get hasWork(): boolean {
+    return this.waiting.length > 0 || this.running.length > 0;
+  }
+
+  schedule(): SchedulerOutput<R> {
+    let budget = this.opts.maxBatchTokens;
+    const slices: SchedulerOutput<R>["slices"] = [];
+    const preempted: R[] = [];
+
+    // running sequences first, in priority order; the worst ones are preempted when blocks run out
+    this.running.sort(before);
+    for (let i = 0; i < this.running.length && budget > 0; i++) {
+      const req = this.running[i];
+      const n = Math.min(req.seq.numUncomputed, budget);
+      if (n === 0) continue;
+      let fits = this.pool.reserve(req.seq, req.seq.numComputed + n);
+      while (!fits && this.running.length - 1 > i) {
+        preempted.push(this.preempt(this.running.pop()!));
+        fits = this.pool.reserve(req.seq, req.seq.numComputed + n);
+      }
+      if (!fits) {
+        // nothing left to take blocks from but this request itself
+        this.running.splice(i, 1);
+        preempted.push(this.preempt(req));
+        break;
+      }
+      slices.push(this.slice(req, n));
+      budget -= n;
+    }
+
+    // then waiting ones, unless this step already had to preempt
+    while (preempted.length === 0 && budget > 0 && this.waiting.length > 0 && this.running.length < this.opts.maxSeqs) {
+      const req = this.waiting[0];
+      const n = Math.min(req.seq.numUncomputed, budget);
+      if (!this.pool.reserve(req.seq, req.seq.numComputed + n)) break;
+      this.waiting.shift();
+      req.seq.status = "running";
+      this.running.push(req);
+      slices.push(this.slice(req, n));
+      budget -= n;
+    }
+    return { slices, preempted };
+  }
+
+  private slice(req: R, numNew: number): ScheduledSlice & { req: R } {
+    return { req, seq: req.seq, numNew, wantLogits: req.seq.numComputed + numNew === req.seq.numTokens };
+  }
+
+  /** Recompute-style preemption: drop the KV, keep the tokens, wait again. */
+  private preempt(req: R): R {
+    this.pool.release(req.seq);
+    req.seq.numComputed = 0;
+    this.numPreemptions++;
+    this.add(req);
+    return req;
+  }
+}
+
+function insertSorted<R extends Schedulable>(list: R[], req: R): void {
+  let i = list.length;
+  while (i > 0 && before(req, list[i - 1]) < 0) i--;
+  list.splice(i, 0, req);
+}
