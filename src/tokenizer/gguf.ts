@@ -2,6 +2,7 @@
  * A tokenizer from GGUF metadata (`tokenizer.ggml.*`): "llama" is SentencePiece BPE,
  * "gpt2" byte-level BPE. Defaults follow llama.cpp where a key is missing.
  */
+import { readGgufMetadata } from "../checkpoint/gguf.js";
 import { TokenizerError } from "../errors.js";
 import { BpeTokenizer } from "./bpe.js";
 import { preTokenizerFor } from "./bpe-pre.js";
@@ -150,4 +151,17 @@ function numbers(meta: GgufMetaLike, key: string, file: string): number[] | unde
 function wrong(file: string, key: string, v: unknown, expected: string): TokenizerError {
   const got = Array.isArray(v) ? "an array" : typeof v;
   return new TokenizerError(file, `metadata ${key} is ${got}, expected ${expected}`, HINT);
+}
+
+/** The vocabulary embedded in a GGUF file (only the metadata is read). */
+export function loadGgufTokenizer(file: string): SpmTokenizer | BpeTokenizer {
+  let meta: GgufMetaLike;
+  try {
+    meta = readGgufMetadata(file);
+  } catch (e) {
+    if (e instanceof TokenizerError) throw e;
+    const msg = (e as Error).message.split("\n")[0];
+    throw new TokenizerError(file, `cannot read GGUF metadata: ${msg.startsWith(file + ": ") ? msg.slice(file.length + 2) : msg}`, "check that the file is a complete GGUF v2/v3 file");
+  }
+  return tokenizerFromGguf(meta, file);
 }
