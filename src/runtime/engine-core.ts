@@ -19,6 +19,8 @@ export interface EngineCoreOptions {
   maxBatchTokens?: number;
   /** Sequences in flight at once (default 16). */
   maxSeqs?: number;
+  /** Reuse cached KV blocks of shared prompt prefixes (default true). */
+  enablePrefixCaching?: boolean;
 }
 
 export interface RequestUpdate {
@@ -38,6 +40,10 @@ export interface CoreStats {
   kvBlocksFree: number;
   kvUsage: number;
   numPreemptions: number;
+  /** Prompt tokens looked up in the prefix cache, and how many were found. */
+  prefixQueries: number;
+  prefixHits: number;
+  prefixHitRate: number;
   steps: number;
 }
 
@@ -53,7 +59,7 @@ export class EngineCore {
     readonly tokenizer: Tokenizer,
     opts: EngineCoreOptions = {},
   ) {
-    this.pool = new BlockPool(engine.kv.numBlocks, engine.kv.blockSize);
+    this.pool = new BlockPool(engine.kv.numBlocks, engine.kv.blockSize, opts.enablePrefixCaching ?? true);
     this.scheduler = new Scheduler(this.pool, {
       maxBatchTokens: opts.maxBatchTokens ?? 512,
       maxSeqs: opts.maxSeqs ?? 16,
@@ -105,6 +111,9 @@ export class EngineCore {
       kvBlocksFree: this.pool.numFree,
       kvUsage: (total - this.pool.numFree) / total,
       numPreemptions: this.scheduler.numPreemptions,
+      prefixQueries: this.pool.prefixStats.queries,
+      prefixHits: this.pool.prefixStats.hits,
+      prefixHitRate: this.pool.prefixStats.queries === 0 ? 0 : this.pool.prefixStats.hits / this.pool.prefixStats.queries,
       steps: this.steps,
     };
   }
@@ -125,6 +134,7 @@ export class EngineCore {
     let row = 0;
     for (const { req, numNew, wantLogits } of slices) {
       req.seq.numComputed += numNew;
+      this.pool.commitFull(req.seq);
       if (!wantLogits) continue;
       const r = req.sampler.sample(logits.subarray(row * V, (row + 1) * V));
       row++;

@@ -4,6 +4,7 @@
  * (a decode needs 1, an unfinished prefill its next chunk), then admits waiting ones
  * up to `maxSeqs`. Long prompts are chunked across steps. When KV blocks run out the
  * lowest-priority running sequence is preempted (its blocks freed, recomputed later).
+ * A newly admitted sequence first takes whatever prefix of it the block pool has cached.
  */
 import type { BlockPool } from "./kv-cache.js";
 import type { Sequence } from "./sequence.js";
@@ -90,8 +91,14 @@ export class Scheduler<R extends Schedulable> {
     // then waiting ones, unless this step already had to preempt
     while (preempted.length === 0 && budget > 0 && this.waiting.length > 0 && this.running.length < this.opts.maxSeqs) {
       const req = this.waiting[0];
+      const reused = this.pool.acquirePrefix(req.seq);
       const n = Math.min(req.seq.numUncomputed, budget);
-      if (!this.pool.reserve(req.seq, req.seq.numComputed + n)) break;
+      if (!this.pool.reserve(req.seq, req.seq.numComputed + n)) {
+        this.pool.release(req.seq); // give the prefix back; try again next step
+        req.seq.numComputed = 0;
+        break;
+      }
+      this.pool.recordLookup(req.seq.numTokens, reused);
       this.waiting.shift();
       req.seq.status = "running";
       this.running.push(req);

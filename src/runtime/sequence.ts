@@ -11,6 +11,10 @@ export class Sequence {
   numComputed = 0;
   /** Cache blocks holding this sequence's K/V, in order. */
   blockTable: number[] = [];
+  /** Prefix-cache keys of the leading full blocks registered so far. */
+  blockKeys: string[] = [];
+  /** May share and publish prefix-cache blocks (false when every prompt position's logits are wanted). */
+  cacheable = true;
   status: SequenceStatus = "waiting";
 
   constructor(

@@ -111,3 +111,22 @@ test("generation stops at EOS, at a stop token, at a stop string, and at max tok
   assert.equal(r3.finishReason, "stop");
   assert.equal(r3.text, text.slice(0, text.indexOf(stopStr)));
 });
+
+test("shared-prefix workload: prefix hits > 0 and outputs identical to caching off", () => {
+  const rng = new Rng(21);
+  const system = randomPrompt(rng, 23);
+  const prompts = Array.from({ length: 12 }, () => [...system, ...randomPrompt(rng, 1 + Math.floor(rng.nextFloat() * 10)).slice(1)]);
+  const run = (enablePrefixCaching: boolean) => {
+    const engine = Engine.fromCheckpoint(ckpt, { blockSize: 4, maxSeqLen: 128, maxSeqs: 4 });
+    const c = new EngineCore(engine, tok, { maxSeqs: 4, maxBatchTokens: 40, enablePrefixCaching });
+    const out = new Map(prompts.map((_, i) => [`p${i}`, [] as number[]]));
+    prompts.forEach((p, i) => c.addRequest(`p${i}`, p, normalizeSamplingParams({ temperature: 0, maxTokens: 6, ignoreEos: true })));
+    drain(c, out);
+    return { out, stats: c.stats() };
+  };
+  const on = run(true);
+  const off = run(false);
+  assert.ok(on.stats.prefixHits > 0, "prefix hits");
+  assert.equal(off.stats.prefixHits, 0);
+  assert.deepEqual([...on.out], [...off.out]);
+});
