@@ -10,6 +10,7 @@
  * Works for weights [rows, cols] and biases (cols = 1). Rows past rotaryDim (partial
  * rotary) are not rotated and stay in place.
  */
+import type { ModelConfig } from "./config.js";
 
 function permuteRows(
   w: Float32Array,
@@ -57,4 +58,33 @@ export function permuteQkInterleavedToNeox(
   rotaryDim = headDim,
 ): Float32Array {
   return permuteRows(w, nHeads, headDim, rotaryDim, false);
+}
+
+const QK_TENSOR = /^blk\.\d+\.attn_(q|k)(\.weight|\.bias|_norm\.weight)$/;
+
+/**
+ * How many heads a tensor's rows split into when the RoPE layout changes, or null for
+ * tensors the layout does not touch. q/k weights and biases move per head; the q/k norm
+ * weights ([headDim], applied before RoPE) move like one head.
+ */
+export function qkPermuteHeads(c: ModelConfig, name: string): number | null {
+  const m = QK_TENSOR.exec(name);
+  if (!m) return null;
+  if (m[2] === "_norm.weight") return 1;
+  return m[1] === "q" ? c.numHeads : c.numKvHeads;
+}
+
+/** Moves a canonical tensor from `from` to `to` RoPE layout (a no-op for tensors RoPE does not touch). */
+export function toRopeLayout(
+  c: ModelConfig,
+  name: string,
+  w: Float32Array,
+  from: "interleaved" | "neox",
+  to: "interleaved" | "neox",
+): Float32Array {
+  const heads = qkPermuteHeads(c, name);
+  if (from === to || heads === null) return w;
+  return to === "interleaved"
+    ? permuteQkNeoxToInterleaved(w, heads, c.headDim, c.rope.dim)
+    : permuteQkInterleavedToNeox(w, heads, c.headDim, c.rope.dim);
 }
