@@ -8,10 +8,14 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { TestContext } from "node:test";
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-const rootGuess = existsSync(join(repoRoot, "package.json")) ? repoRoot : resolve(repoRoot, "..");
+/** The repository root: the nearest folder above this file holding package.json. */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json")) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
 
-export const SHARED_DIR = resolve(process.env.LLMRT_SHARED ?? join(rootGuess, "..", "shared"));
+export const SHARED_DIR = resolve(process.env.LLMRT_SHARED ?? join(repoRoot(), "..", "shared"));
 
 export function sharedPath(rel: string): string {
   return join(SHARED_DIR, rel);
