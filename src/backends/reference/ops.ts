@@ -38,10 +38,11 @@ export function matmul(
   K: number,
   N: number,
 ): void {
-  for (let t = 0; t < T; t++) {
-    const xo = t * K;
-    for (let n = 0; n < N; n++) {
-      const wo = n * K;
+  // weight row outermost: each row is read from memory once and reused for every token
+  for (let n = 0; n < N; n++) {
+    const wo = n * K;
+    for (let t = 0; t < T; t++) {
+      const xo = t * K;
       let acc = 0;
       for (let k = 0; k < K; k++) acc += x[xo + k] * w[wo + k];
       out[t * N + n] = bias ? acc + bias[n] : acc;
