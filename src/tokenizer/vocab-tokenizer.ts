@@ -25,6 +25,16 @@ export interface VocabSpec {
 
 const utf8 = new TextDecoder("utf-8");
 
+/** Where a decode stands: whether a visible token has been seen yet (for the dummy-prefix rule). */
+export interface DecodeState {
+  atStart: boolean;
+}
+
+/** A tokenizer whose decode is a byte stream, token by token (what the incremental detokenizer prefers). */
+export interface ByteStepDecoder {
+  decodeStep(id: number, state: DecodeState, skipSpecial?: boolean): Uint8Array | null;
+}
+
 export abstract class VocabTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly bosId: number | null;
@@ -91,15 +101,12 @@ export abstract class VocabTokenizer implements Tokenizer {
 
   decode(ids: readonly number[], opts: DecodeOptions = {}): string {
     const skip = opts.skipSpecial ?? true;
+    const state: DecodeState = { atStart: true };
     const parts: Uint8Array[] = [];
     let total = 0;
-    let first = true;
     for (const id of ids) {
-      let b = this.tokenBytes(id, skip);
+      const b = this.decodeStep(id, state, skip);
       if (b === null) continue;
-      if (first && this.stripsDummyPrefix && this.types[id] === TokenType.Normal && b.length > 0 && b[0] === 0x20) b = b.subarray(1);
-      // A control token shown as text does not end the "sequence start" (SentencePiece renders it empty).
-      if (this.types[id] !== TokenType.Control) first = false;
       parts.push(b);
       total += b.length;
     }
@@ -110,6 +117,21 @@ export abstract class VocabTokenizer implements Tokenizer {
       o += p.length;
     }
     return utf8.decode(all);
+  }
+
+  /**
+   * The bytes token `id` adds to the decoded text, given what came before (state), or
+   * null for nothing. decode() is these bytes concatenated and read as UTF-8, so a
+   * streaming UTF-8 decoder over them gives exactly decode()'s text.
+   */
+  decodeStep(id: number, state: DecodeState, skipSpecial = true): Uint8Array | null {
+    let b = this.tokenBytes(id, skipSpecial);
+    if (b === null) return null;
+    const ty = this.types[id];
+    if (state.atStart && this.stripsDummyPrefix && ty === TokenType.Normal && b.length > 0 && b[0] === 0x20) b = b.subarray(1);
+    // A control token shown as text does not end the "sequence start" (SentencePiece renders it empty).
+    if (ty !== TokenType.Control) state.atStart = false;
+    return b;
   }
 
   /** Bytes of one token as decode renders it, or null when it renders as nothing. */
