@@ -96,9 +96,34 @@ export class HfTokenizer implements Tokenizer {
     if (this.plainLib === undefined) {
       const added = (this.json.added_tokens as { special?: boolean }[]) ?? [];
       const kept = added.filter((t) => !t.special);
-      this.plainLib = kept.length === added.length ? null : new HfLib({ ...this.json, added_tokens: kept }, this.libConfig);
+      this.plainLib = kept.length === added.length ? null : this.withAddedTokens(kept);
     }
     return this.plainLib ?? this.lib;
+  }
+
+  /**
+   * A copy of the library tokenizer that matches only the given added tokens. Building a
+   * second full tokenizer costs as much as the first (about 1 s for a 128k vocabulary),
+   * so when the pinned library's fields are as expected we borrow the added-token
+   * splitters of a tokenizer built around an empty model and share everything else.
+   */
+  private withAddedTokens(kept: unknown[]): HfLib {
+    type Internals = { splitter_unnormalized?: unknown; splitter_normalized?: unknown; added_tokens_map?: unknown };
+    const full = this.lib as unknown as Internals;
+    if (full.splitter_unnormalized !== undefined && full.splitter_normalized !== undefined && full.added_tokens_map instanceof Map) {
+      try {
+        const emptyModel = { type: "BPE", vocab: {}, merges: [], unk_token: null };
+        const small = new HfLib({ ...this.json, model: emptyModel, added_tokens: kept }, this.libConfig) as unknown as Internals;
+        const copy = Object.assign(Object.create(Object.getPrototypeOf(this.lib)) as object, this.lib) as Internals;
+        copy.splitter_unnormalized = small.splitter_unnormalized;
+        copy.splitter_normalized = small.splitter_normalized;
+        copy.added_tokens_map = small.added_tokens_map;
+        return copy as unknown as HfLib;
+      } catch {
+        // fall through to a full build
+      }
+    }
+    return new HfLib({ ...this.json, added_tokens: kept }, this.libConfig);
   }
 
   decode(ids: readonly number[], opts: DecodeOptions = {}): string {
