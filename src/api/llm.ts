@@ -14,14 +14,17 @@ import { EngineCore, type CoreStats, type RequestUpdate } from "../runtime/engin
 import type { Request } from "../runtime/request.js";
 import { normalizeSamplingParams, type SamplingParamsInput } from "../runtime/sampling-params.js";
 import type { Tokenizer } from "../tokenizer/types.js";
+import { kvBlocksFor, type KvBudgetOptions } from "./kv-budget.js";
 import { DEFAULT_MODEL, loadModel, type LoadModelOptions } from "./load-model.js";
 import type { CompletionOutput, RequestOutput } from "./outputs.js";
 
-export interface LLMOptions extends LoadModelOptions, Omit<EngineOptions, "backend" | "maxSeqs"> {
+export interface LLMOptions extends LoadModelOptions, Omit<EngineOptions, "backend" | "maxSeqs">, Partial<Omit<KvBudgetOptions, "blockSize" | "maxSeqs" | "maxSeqLen">> {
   /** Sequences in flight at once (default 16). */
   maxSeqs?: number;
   /** Tokens per engine step, across sequences (default 512). */
   maxBatchTokens?: number;
+  /** Reuse the KV blocks of shared prompt prefixes (default true). */
+  enablePrefixCaching?: boolean;
 }
 
 /** A prompt as text, or as token ids fed as-is. */
@@ -56,8 +59,13 @@ export class LLM {
   static async load(model: string = DEFAULT_MODEL, opts: LLMOptions = {}): Promise<LLM> {
     const loaded = await loadModel(model, opts);
     try {
-      const engine = Engine.fromCheckpoint(loaded.checkpoint, { ...opts, maxSeqs: opts.maxSeqs ?? 16 });
-      const core = new EngineCore(engine, loaded.tokenizer, { maxBatchTokens: opts.maxBatchTokens, maxSeqs: opts.maxSeqs });
+      const config = loaded.checkpoint.config;
+      const maxSeqs = opts.maxSeqs ?? 16;
+      const blockSize = opts.blockSize ?? 16;
+      const maxSeqLen = opts.maxSeqLen ?? Math.min(config.maxPositionEmbeddings, 4096);
+      const numBlocks = opts.numBlocks ?? kvBlocksFor(config, { ...opts, blockSize, maxSeqs, maxSeqLen });
+      const engine = Engine.fromCheckpoint(loaded.checkpoint, { ...opts, blockSize, maxSeqs, maxSeqLen, numBlocks });
+      const core = new EngineCore(engine, loaded.tokenizer, { maxBatchTokens: opts.maxBatchTokens, maxSeqs, enablePrefixCaching: opts.enablePrefixCaching });
       return new LLM(core, loaded.tokenizer, loaded.randomWeights, model);
     } finally {
       loaded.checkpoint.close(); // weights are in the engine now
@@ -95,7 +103,8 @@ export class LLM {
     try {
       for (const [i, id] of ids.entries()) {
         this.listeners.set(id, { onUpdate: (u) => (queue.push(u), wake?.()) });
-        reqs.push(this.core.addRequest(id, promptIds, sp, opts.priority ?? 0, i));
+        // samples after the first wait for its prompt KV and share it
+        reqs.push(this.core.addRequest(id, promptIds, sp, opts.priority ?? 0, i, i === 0 ? undefined : ids[0]));
       }
       if (opts.signal?.aborted) onAbort();
       opts.signal?.addEventListener("abort", onAbort, { once: true });
@@ -151,6 +160,7 @@ export class LLM {
       prompt: typeof prompt === "string" ? prompt : null,
       promptTokenIds,
       outputs: outs.map((o) => ({ ...o, tokenIds: [...o.tokenIds], logprobs: o.logprobs ? [...o.logprobs] : undefined })),
+      promptLogprobs: reqs[0].params.promptLogprobs === null ? undefined : [null, ...reqs[0].promptLogprobs],
       finished,
       metrics: {
         queueTime: ((t.firstScheduled ?? t.arrival) - t.arrival) / 1000,

@@ -32,6 +32,8 @@ export interface RequestOutput {
   /** The exact ids fed to the model (BOS included when added). */
   promptTokenIds: number[];
   outputs: CompletionOutput[];
+  /** When requested: per prompt token, its logprob given the tokens before it (null for the first). */
+  promptLogprobs?: (TokenLogprob | null)[];
   finished: boolean;
   metrics: RequestMetrics;
 }

@@ -11,7 +11,8 @@ import { BlockPool } from "./kv-cache.js";
 import { Request, type FinishReason, type TokenLogprob } from "./request.js";
 import type { SamplingParams } from "./sampling-params.js";
 import { Scheduler } from "./scheduler.js";
-import { buildStep } from "./step-builder.js";
+import { buildStep, sliceLogitRows } from "./step-builder.js";
+import { selectTopK } from "./sampler.js";
 import { isStopToken } from "./stop.js";
 
 export interface EngineCoreOptions {
@@ -51,6 +52,8 @@ export class EngineCore {
   readonly pool: BlockPool;
   readonly scheduler: Scheduler<Request>;
   private readonly byId = new Map<string, Request>();
+  /** Requests waiting for a parent's prompt to be computed, by parent id. */
+  private readonly deferred = new Map<string, Request[]>();
   private readonly eos: ReadonlySet<number>;
   private steps = 0;
 
@@ -72,7 +75,11 @@ export class EngineCore {
     return Math.min(this.engine.maxSeqLen, this.pool.numBlocks * this.pool.blockSize);
   }
 
-  addRequest(id: string, promptIds: readonly number[], params: SamplingParams, priority = 0, stream = 0): Request {
+  /**
+   * Queues a request. With `after`, it waits until request `after` has computed the same
+   * prompt, then shares those KV blocks (the n samples of one prompt do this).
+   */
+  addRequest(id: string, promptIds: readonly number[], params: SamplingParams, priority = 0, stream = 0, after?: string): Request {
     if (this.byId.has(id)) throw new OptionError("request id", `"${id}" is already in flight`);
     if (promptIds.length === 0) throw new OptionError("prompt", "is empty (no tokens, not even BOS)", "pass some text or enable BOS");
     if (promptIds.length >= this.maxSeqLen) {
@@ -87,7 +94,14 @@ export class EngineCore {
     if (bad !== undefined) throw new OptionError("prompt", `token id ${bad} is outside the vocabulary [0, ${V})`);
     const req = new Request(id, promptIds, params, this.tokenizer, priority, stream);
     this.byId.set(id, req);
-    this.scheduler.add(req);
+    const parent = after === undefined ? undefined : this.byId.get(after);
+    if (parent && parent.seq.numOutput === 0 && this.pool.prefixCaching) {
+      const kids = this.deferred.get(parent.id) ?? [];
+      kids.push(req);
+      this.deferred.set(parent.id, kids);
+    } else {
+      this.scheduler.add(req);
+    }
     return req;
   }
 
@@ -99,7 +113,7 @@ export class EngineCore {
   }
 
   get hasWork(): boolean {
-    return this.scheduler.hasWork;
+    return this.scheduler.hasWork || this.deferred.size > 0;
   }
 
   stats(): CoreStats {
@@ -132,15 +146,31 @@ export class EngineCore {
 
     const updates: RequestUpdate[] = [];
     let row = 0;
-    for (const { req, numNew, wantLogits } of slices) {
+    for (const slice of slices) {
+      const { req, numNew } = slice;
+      const { promptRows, sampleRow } = sliceLogitRows(slice);
+      for (let r = 0; r < promptRows; r++, row++) {
+        const pos = req.seq.numComputed + r; // this row predicts token pos + 1
+        if (req.promptLogprobs.length !== pos) continue; // recomputed after a preemption
+        req.promptLogprobs.push(tokenLogprob(logits.subarray(row * V, (row + 1) * V), req.seq.tokens[pos + 1], req.params.promptLogprobs!));
+      }
       req.seq.numComputed += numNew;
       this.pool.commitFull(req.seq);
-      if (!wantLogits) continue;
+      if (!sampleRow) continue;
       const r = req.sampler.sample(logits.subarray(row * V, (row + 1) * V));
       row++;
       updates.push(this.emit(req, r.token, r.logprob === undefined ? undefined : { token: r.token, logprob: r.logprob, top: r.topLogprobs }));
+      this.releaseDeferred(req.id);
     }
     return updates;
+  }
+
+  /** Siblings wait until their parent's prompt is computed, then reuse its KV blocks through the prefix cache. */
+  private releaseDeferred(parentId: string): void {
+    const kids = this.deferred.get(parentId);
+    if (!kids) return;
+    this.deferred.delete(parentId);
+    for (const k of kids) this.scheduler.add(k);
   }
 
   /** Appends a sampled token and applies every stop rule. */
@@ -177,6 +207,12 @@ export class EngineCore {
   }
 
   private finish(req: Request, reason: FinishReason, u: RequestUpdate): RequestUpdate {
+    this.releaseDeferred(req.id); // a parent aborted before its first token must not strand its siblings
+    for (const [parent, kids] of this.deferred) {
+      const i = kids.indexOf(req);
+      if (i >= 0) kids.splice(i, 1);
+      if (kids.length === 0) this.deferred.delete(parent);
+    }
     req.text += u.newText;
     req.finishReason = reason;
     req.timings.finished = performance.now();
@@ -186,4 +222,20 @@ export class EngineCore {
     u.finishReason = reason;
     return u;
   }
+}
+
+/** log P(token) under one logits row, with the `top` most likely alternatives. */
+function tokenLogprob(row: Float32Array, token: number, top: number): TokenLogprob {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
+  const lse = max + Math.log(sum);
+  const out: TokenLogprob = { token, logprob: row[token] - lse };
+  if (top > 0) {
+    const ids = new Int32Array(Math.min(top, row.length));
+    selectTopK(row, row.length, ids.length, ids);
+    out.top = Array.from(ids, (t) => ({ token: t, logprob: row[t] - lse }));
+  }
+  return out;
 }

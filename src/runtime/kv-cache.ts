@@ -58,7 +58,7 @@ export class BlockPool {
   acquirePrefix(seq: Sequence): number {
     if (seq.blockTable.length > 0) throw new Error(`sequence ${seq.id} already holds blocks`);
     seq.blockKeys = [];
-    if (!this.prefixCaching || !seq.cacheable) return 0;
+    if (!this.prefixCaching || seq.wantsPromptLogits) return 0;
     const maxBlocks = Math.floor((seq.numTokens - 1) / this.blockSize);
     let prev: BlockKey | null = null;
     for (let b = 0; b < maxBlocks; b++) {
@@ -90,7 +90,7 @@ export class BlockPool {
 
   /** Registers seq's blocks that are now full and computed, so later prompts can reuse them. */
   commitFull(seq: Sequence): void {
-    if (!this.prefixCaching || !seq.cacheable) return;
+    if (!this.prefixCaching) return;
     const full = Math.floor(seq.numComputed / this.blockSize);
     for (let b = seq.blockKeys.length; b < full; b++) {
       const key = blockKey(b === 0 ? null : seq.blockKeys[b - 1], seq.tokens, b * this.blockSize, this.blockSize);

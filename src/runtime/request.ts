@@ -39,6 +39,8 @@ export class Request implements Schedulable {
   readonly arrival = arrivalCounter++;
   readonly timings: RequestTimings = { arrival: performance.now() };
   readonly logprobs: TokenLogprob[] = [];
+  /** Per prompt token after the first: its logprob given the tokens before it (when asked for). */
+  readonly promptLogprobs: TokenLogprob[] = [];
   /** Text emitted so far (stop strings excluded). */
   text = "";
   finishReason: FinishReason | null = null;
@@ -57,6 +59,8 @@ export class Request implements Schedulable {
     this.sampler = new Sampler(params, { promptTokens: promptIds, stream });
     this.detok = new IncrementalDetokenizer(tokenizer, promptIds);
     this.stop = new StopChecker(params.stop);
+    // skipped prefix tokens would have no logits, so such requests compute their whole prompt
+    this.seq.wantsPromptLogits = params.promptLogprobs !== null;
   }
 
   get finished(): boolean {

@@ -43,10 +43,17 @@ export interface SamplingParams {
    * distribution (before bias, penalties, temperature and truncation), as vLLM does.
    */
   logprobs: number | null;
+  /**
+   * null = none (default). N in [0, 20] = also return, for every prompt token after
+   * the first, its logprob given the tokens before it, plus the N most likely
+   * alternatives. Such a request computes its whole prompt (no prefix-cache reuse).
+   */
+  promptLogprobs: number | null;
 }
 
 /** What callers may pass: any subset, and `stop` may be a single string as in the OpenAI API. */
-export type SamplingParamsInput = Partial<Omit<SamplingParams, "stop" | "seed" | "logprobs">> & {
+export type SamplingParamsInput = Partial<Omit<SamplingParams, "stop" | "seed" | "logprobs" | "promptLogprobs">> & {
+  promptLogprobs?: number | null;
   stop?: string | string[];
   seed?: number | null;
   logprobs?: number | null;
@@ -70,6 +77,7 @@ export const DEFAULT_SAMPLING_PARAMS: Readonly<SamplingParams> = Object.freeze({
   logitBias: {},
   n: 1,
   logprobs: null,
+  promptLogprobs: null,
 });
 
 const KNOWN = new Set(Object.keys(DEFAULT_SAMPLING_PARAMS));
@@ -157,8 +165,11 @@ export function normalizeSamplingParams(p: SamplingParamsInput = {}): SamplingPa
   const lpIn = get("logprobs");
   const logprobs = lpIn === null ? null : num("logprobs", lpIn, 0, MAX_LOGPROBS, `null or an integer in [0, ${MAX_LOGPROBS}]`, { int: true });
 
+  const plpIn = get("promptLogprobs");
+  const promptLogprobs = plpIn === null ? null : num("promptLogprobs", plpIn, 0, MAX_LOGPROBS, `null or an integer in [0, ${MAX_LOGPROBS}]`, { int: true });
+
   return {
     maxTokens, temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty,
-    seed, stop, stopTokenIds, ignoreEos, logitBias, n, logprobs,
+    seed, stop, stopTokenIds, ignoreEos, logitBias, n, logprobs, promptLogprobs,
   };
 }

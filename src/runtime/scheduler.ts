@@ -109,7 +109,8 @@ export class Scheduler<R extends Schedulable> {
   }
 
   private slice(req: R, numNew: number): ScheduledSlice & { req: R } {
-    return { req, seq: req.seq, numNew, wantLogits: req.seq.numComputed + numNew === req.seq.numTokens };
+    const promptLogits = req.seq.wantsPromptLogits && req.seq.numComputed < req.seq.promptLen - 1;
+    return { req, seq: req.seq, numNew, wantLogits: req.seq.numComputed + numNew === req.seq.numTokens, promptLogits };
   }
 
   /** Recompute-style preemption: drop the KV, keep the tokens, wait again. */

@@ -13,8 +13,8 @@ export class Sequence {
   blockTable: number[] = [];
   /** Prefix-cache keys of the leading full blocks registered so far. */
   blockKeys: string[] = [];
-  /** May share and publish prefix-cache blocks (false when every prompt position's logits are wanted). */
-  cacheable = true;
+  /** Every prompt position's logits are wanted (prompt logprobs), so no prefix can be skipped. */
+  wantsPromptLogits = false;
   status: SequenceStatus = "waiting";
 
   constructor(

@@ -11,6 +11,15 @@ export interface ScheduledSlice {
   numNew: number;
   /** Whether the last fed token's logits are wanted (false for a non-final prefill chunk). */
   wantLogits: boolean;
+  /** Also want the logits of every fed prompt token that predicts a later prompt token (prompt logprobs). */
+  promptLogits?: boolean;
+}
+
+/** Logit rows a slice contributes, in order: prompt-predicting rows, then the sampling row. */
+export function sliceLogitRows(s: ScheduledSlice): { promptRows: number; sampleRow: boolean } {
+  const end = s.seq.numComputed + s.numNew;
+  const promptRows = s.promptLogits ? Math.max(0, Math.min(end, s.seq.promptLen - 1) - s.seq.numComputed) : 0;
+  return { promptRows, sampleRow: s.wantLogits };
 }
 
 export function buildStep(slices: readonly ScheduledSlice[], blockSize: number): StepBatch {
@@ -23,8 +32,11 @@ export function buildStep(slices: readonly ScheduledSlice[], blockSize: number):
   const blockTables: Int32Array[] = [];
   const logitRows: number[] = [];
   let t = 0;
-  slices.forEach(({ seq, numNew, wantLogits }, s) => {
+  slices.forEach((slice, s) => {
+    const { seq, numNew, wantLogits } = slice;
     seqStarts[s] = t;
+    const { promptRows } = sliceLogitRows(slice);
+    for (let r = 0; r < promptRows; r++) logitRows.push(t + r);
     const end = seq.numComputed + numNew;
     if (Math.ceil(end / blockSize) > seq.blockTable.length) {
       throw new Error(`sequence ${seq.id}: ${end} tokens need more than its ${seq.blockTable.length} KV blocks`);

@@ -1,0 +1,37 @@
+/**
+ * How many KV blocks an engine gets: an explicit byte budget, or enough for maxSeqs
+ * full-length sequences capped at a fraction of the machine's free memory.
+ */
+import { freemem } from "node:os";
+import type { ModelConfig } from "../checkpoint/config.js";
+import { OptionError } from "../errors.js";
+
+export interface KvBudgetOptions {
+  /** Bytes for the KV cache (overrides the default sizing). */
+  kvCacheBytes?: number;
+  /** Share of free memory the default sizing may take (default 0.4). */
+  kvCacheFraction?: number;
+  blockSize: number;
+  maxSeqs: number;
+  maxSeqLen: number;
+}
+
+/** Bytes one block of K and V takes across all layers (float32 storage). */
+export function kvBytesPerBlock(c: ModelConfig, blockSize: number): number {
+  return 2 * c.numLayers * blockSize * c.numKvHeads * c.headDim * 4;
+}
+
+export function kvBlocksFor(c: ModelConfig, o: KvBudgetOptions): number {
+  const perBlock = kvBytesPerBlock(c, o.blockSize);
+  const oneSeq = Math.ceil(o.maxSeqLen / o.blockSize);
+  if (o.kvCacheBytes !== undefined) {
+    const n = Math.floor(o.kvCacheBytes / perBlock);
+    if (n < 1) {
+      throw new OptionError("--kv-cache-bytes", `${o.kvCacheBytes} bytes hold no KV block; one block of ${o.blockSize} tokens takes ${perBlock} bytes`, `give at least ${perBlock * oneSeq} bytes for one sequence of ${o.maxSeqLen} tokens`);
+    }
+    return n;
+  }
+  const wanted = o.maxSeqs * oneSeq;
+  const affordable = Math.floor(((o.kvCacheFraction ?? 0.4) * freemem()) / perBlock);
+  return Math.max(Math.min(wanted, affordable), Math.min(wanted, oneSeq));
+}
