@@ -21,8 +21,8 @@ export type GgufWriteValue =
   | string
   | boolean
   | { type: ScalarType; value: Scalar }
-  | { type: "array"; itemType: ScalarType; value: Scalar[] }
-  | { type: "array"; itemType: "array"; value: GgufWriteValue[] };
+  | { type: "array"; itemType: ScalarType; value: readonly Scalar[] }
+  | { type: "array"; itemType: "array"; value: readonly GgufWriteValue[] };
 
 /** Shorthands: gguf.u32(5), gguf.f32(1e-5), gguf.arr("string", tokens). */
 export const gguf = {
@@ -36,7 +36,7 @@ export const gguf = {
   i64: (value: number | bigint) => ({ type: "i64", value }) as const,
   f32: (value: number) => ({ type: "f32", value }) as const,
   f64: (value: number) => ({ type: "f64", value }) as const,
-  arr: (itemType: ScalarType, value: Scalar[]) => ({ type: "array", itemType, value }) as const,
+  arr: (itemType: ScalarType, value: readonly Scalar[]) => ({ type: "array", itemType, value }) as const,
 };
 
 export interface GgufWriteTensor {
