@@ -5,6 +5,7 @@
  * bpe_model.cc does; symbols left outside the vocabulary fall back to <0xXX> byte
  * tokens (or <unk>).
  */
+import { TokenizerError } from "../errors.js";
 import { Heap } from "./heap.js";
 import { VocabTokenizer, type VocabSpec } from "./vocab-tokenizer.js";
 import { TokenType, type Fragment } from "./vocab.js";
@@ -43,7 +44,7 @@ export class SpmTokenizer extends VocabTokenizer {
   constructor(spec: SpmSpec) {
     super(spec);
     if (spec.scores.length !== spec.tokens.length) {
-      throw new Error(`${spec.source}: ${spec.tokens.length} tokens but ${spec.scores.length} scores`);
+      throw new TokenizerError(spec.source, `${spec.tokens.length} tokens but ${spec.scores.length} scores`, "the vocabulary file is inconsistent; re-export it");
     }
     this.scores = spec.scores;
     this.addSpacePrefix = spec.addSpacePrefix;
@@ -146,7 +147,7 @@ export class SpmTokenizer extends VocabTokenizer {
 
   private unkOrThrow(): number {
     if (this.unkId === null) {
-      throw new Error(`${this.source}: text has a symbol outside the vocabulary and the vocabulary has neither byte tokens nor <unk>`);
+      throw new TokenizerError(this.source, "text has a symbol outside the vocabulary, which has neither <0xXX> byte tokens nor <unk>", "remove the character from the input");
     }
     return this.unkId;
   }

@@ -2,6 +2,7 @@
  * The part of the SentencePiece and byte-level BPE tokenizers that does not depend on
  * the merge algorithm: lookups, special-token handling, BOS, and byte-exact decoding.
  */
+import { TokenizerError } from "../errors.js";
 import type { DecodeOptions, EncodeOptions, Tokenizer } from "./types.js";
 import { endOfGenerationIds, sortSpecials, splitOnSpecialTokens, TokenType, type Fragment, type SpecialToken } from "./vocab.js";
 
@@ -54,7 +55,7 @@ export abstract class VocabTokenizer implements Tokenizer {
 
   constructor(spec: VocabSpec) {
     if (spec.types.length !== spec.tokens.length) {
-      throw new Error(`${spec.source}: ${spec.tokens.length} tokens but ${spec.types.length} token types`);
+      throw new TokenizerError(spec.source, `${spec.tokens.length} tokens but ${spec.types.length} token types`, "the vocabulary file is inconsistent; re-export it");
     }
     this.source = spec.source;
     this.tokens = spec.tokens;
