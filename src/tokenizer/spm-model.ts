@@ -36,6 +36,20 @@ class Wire {
     throw this.bad("varint longer than 10 bytes");
   }
 
+  /** An int32 field: negative values are sent as 10-byte two's-complement varints. */
+  int32(): number {
+    let v = 0n;
+    let shift = 0n;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.buf.length) throw this.bad("truncated varint");
+      const b = this.buf[this.pos++];
+      v |= BigInt(b & 0x7f) << shift;
+      if ((b & 0x80) === 0) return Number(BigInt.asIntN(32, v));
+      shift += 7n;
+    }
+    throw this.bad("varint longer than 10 bytes");
+  }
+
   bytes(): Uint8Array {
     const n = this.varint();
     if (this.pos + n > this.buf.length) throw this.bad(`length ${n} runs past the end`);
@@ -73,9 +87,6 @@ class Wire {
     return new TokenizerError(this.file, `malformed protobuf at byte ${this.pos}: ${what}`, HINT);
   }
 }
-
-/** Converts a negative int32 sent as a 64-bit varint back to its value. */
-const int32 = (v: number) => (v > 0x7fffffff ? v - 2 ** 64 : v);
 
 export interface SpmModelProto {
   pieces: string[];
@@ -122,9 +133,9 @@ export function parseSpmModelProto(buf: Uint8Array, file: string): SpmModelProto
       w.fields((tf, twt) => {
         if (twt !== 0) return false;
         if (tf === 3) m.modelType = w.varint();
-        else if (tf === 40) m.unkId = int32(w.varint());
-        else if (tf === 41) m.bosId = int32(w.varint());
-        else if (tf === 42) m.eosId = int32(w.varint());
+        else if (tf === 40) m.unkId = w.int32();
+        else if (tf === 41) m.bosId = w.int32();
+        else if (tf === 42) m.eosId = w.int32();
         else return false;
         return true;
       });

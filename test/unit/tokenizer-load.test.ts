@@ -11,6 +11,7 @@ import { fixture } from "../helpers/fixtures.js";
 import { detectTokenizerFile, loadTokenizer } from "../../src/tokenizer/load.js";
 import { parseLlama2cTokenizer } from "../../src/tokenizer/llama2c.js";
 import { tokenizerFromGguf } from "../../src/tokenizer/gguf.js";
+import { loadSpmModel, parseSpmModelProto } from "../../src/tokenizer/spm-model.js";
 import { TokenizerError } from "../../src/errors.js";
 
 const tmp = () => mkdtempSync(join(tmpdir(), "llmrt-tokload-"));
@@ -89,4 +90,16 @@ test("GGUF byte-level BPE built from plain metadata: qwen2 and llama3 pre-tokeni
   assert.deepEqual(qwen.encode("<|im_start|>ab", { parseSpecial: true }), [8, 5]);
   assert.deepEqual(qwen.eosIds, [8]);
   assert.equal(qwen.decode([8, 5, 6]), "ab a");
+});
+
+test("SentencePiece ModelProto reader: defaults, negative ids, non-BPE models refused", () => {
+  // ModelProto { pieces: [{piece: "a"}], trainer_spec: {model_type: BPE, bos_id: -1} }
+  const piece = [0x0a, 0x03, 0x0a, 0x01, 0x61];
+  const trainer = [0x18, 0x02, 0xc8, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+  const m = parseSpmModelProto(Uint8Array.from([...piece, 0x12, trainer.length, ...trainer]), "t.model");
+  assert.deepEqual([m.pieces, m.types, m.modelType, m.unkId, m.bosId, m.eosId, m.addDummyPrefix], [["a"], [1], 2, 0, -1, 2, true]);
+  assert.throws(() => parseSpmModelProto(Uint8Array.from([0x0a, 0x09, 0x0a]), "t.model"), /t\.model: malformed protobuf/);
+  const dir = tmp();
+  writeFileSync(join(dir, "unigram.model"), Uint8Array.from(piece)); // model_type defaults to UNIGRAM
+  assert.throws(() => loadSpmModel(join(dir, "unigram.model")), /UNIGRAM is not supported/);
 });
