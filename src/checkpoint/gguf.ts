@@ -25,6 +25,11 @@ export function openGguf(path: string): Checkpoint {
       throw new CheckpointError(path, "is a vocab-only GGUF (0 tensors): it holds a tokenizer but no weights",
         "use readGgufMetadata() for its vocabulary, or open the full model GGUF");
     }
+    const splits = meta.number("split.count");
+    if (splits !== undefined && splits > 1) {
+      throw new UnsupportedModelError(`${path}: is part ${(meta.number("split.no") ?? 0) + 1} of a ${splits}-file split GGUF`,
+        "merge the parts first: llama-gguf-split --merge first-part.gguf merged.gguf");
+    }
     ggufArchitecture(meta); // unsupported architectures fail before any tensor is read
     const byName = new Map<string, GgufTensorInfo>(header.tensors.map((t) => [t.name, t]));
     const table = new Map<string, LazyTensor>();

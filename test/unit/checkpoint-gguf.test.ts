@@ -177,6 +177,9 @@ test("unsupported GGUF architectures and tensor types are UnsupportedModelErrors
   const gpt2 = join(dir, "gpt2.gguf");
   writeGguf(gpt2, { "general.architecture": "gpt2" }, [{ name: "token_embd.weight", shape: [4, 32], dtype: "f32", data: seeded(128, 1) }]);
   assert.throws(() => openGguf(gpt2), (e: unknown) => e instanceof UnsupportedModelError && /"gpt2"/.test(e.message) && /qwen3/.test(e.message));
+  const split = join(dir, "split-00001-of-00002.gguf");
+  writeGguf(split, { "general.architecture": "llama", "split.no": gguf.u16(0), "split.count": gguf.u16(2) }, [{ name: "token_embd.weight", shape: [4, 32], dtype: "f32", data: seeded(128, 1) }]);
+  assert.throws(() => openGguf(split), (e: unknown) => e instanceof UnsupportedModelError && /part 1 of a 2-file split GGUF/.test(e.message));
   // A model whose attn_q is Q4_K (ggml type 12): patch the type id of a written Q4_0 tensor.
   const file = join(dir, "k.gguf");
   const config = smallConfig();

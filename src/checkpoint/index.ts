@@ -1,0 +1,22 @@
+/** The checkpoint layer's public surface: open any model file, read its metadata, write test models. */
+export type { Architecture, ModelConfig, RopeConfig, RopeScaling } from "./config.js";
+export { SUPPORTED_ARCHITECTURES } from "./config.js";
+export type { Checkpoint, CheckpointFormat, TensorDType, TensorInfo, TokenizerSource } from "./types.js";
+export * from "./names.js";
+export { openCheckpoint } from "./open.js";
+export { openSafetensorsDir } from "./safetensors.js";
+export { SafetensorsFile, type SafetensorsEntry } from "./safetensors-file.js";
+export { openGguf, readGgufMetadata, GgufArray, GgufMetadata, type GgufValue, type GgufValueType } from "./gguf.js";
+export { openLlama2c } from "./llama2c.js";
+export { expectedTensors } from "./expected-tensors.js";
+export { parseHfConfig, hfConfigJson, HF_ARCHITECTURES } from "./hf-config.js";
+export { hfToCanonical, canonicalToHf } from "./hf-names.js";
+export { permuteQkNeoxToInterleaved, permuteQkInterleavedToNeox, toRopeLayout } from "./rope-permute.js";
+export { llama3FreqFactors, llama3FromFreqFactors } from "./rope-freqs.js";
+export { f16ToF32, f32ToF16, bf16ToF32, f32ToBf16, f16ArrayToF32, f32ArrayToF16, bf16ArrayToF32, f32ArrayToBf16 } from "./fp16.js";
+export { quantizeQ8_0, dequantizeQ8_0, quantizeQ4_0, dequantizeQ4_0 } from "./ggml-quants.js";
+export { writeSafetensors, type SafetensorsTensor, type SafetensorsDType } from "./write-safetensors.js";
+export { writeHfCheckpoint, type HfWriteOptions } from "./write-hf-dir.js";
+export { writeGguf, gguf, type GgufWriteValue, type GgufWriteTensor, type GgufWriteOptions } from "./write-gguf.js";
+export { writeModelGguf, byteLevelSpmVocab, TOKEN_TYPE, type GgufVocab, type ModelGgufOptions } from "./write-gguf-model.js";
+export type { CanonicalTensors } from "./tensor-encode.js";
