@@ -3,6 +3,7 @@
 import { Command } from "commander";
 import { LlmrtError } from "../errors.js";
 import { registerGenerate } from "./generate.js";
+import { registerServe } from "./serve.js";
 
 const program = new Command()
   .name("llmrt")
@@ -11,6 +12,7 @@ const program = new Command()
   .showHelpAfterError();
 
 registerGenerate(program);
+registerServe(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   // typed errors are the user's to fix: print the message and hint, not a stack
