@@ -38,7 +38,7 @@ function decodeItems(raw: Buffer, type: GgufValueType, count: number, at: number
       case "i64": out[i] = int64(raw.readBigInt64LE(at)); at += 8; break;
       case "f64": out[i] = raw.readDoubleLE(at); at += 8; break;
       case "string": {
-        const n = Number(raw.readBigUInt64LE(at));
+        const n = raw.readUInt32LE(at) + raw.readUInt32LE(at + 4) * 2 ** 32; // bounded by the parser
         out[i] = raw.toString("utf8", at + 8, at + 8 + n);
         at += 8 + n;
         break;
