@@ -198,3 +198,16 @@ test("an HF directory without config.json, or with mismatched weights, is a Chec
   writeFileSync(join(dir, "config.json"), JSON.stringify({ ...JSON.parse(readFileSync(join(dir, "config.json"), "utf8")), num_hidden_layers: 2, intermediate_size: 65 }));
   expectCheckpointError(() => openCheckpoint(dir), dir, /blk\.0\.ffn_gate\.weight is \[64, 32\], config implies \[65, 32\]/);
 });
+
+test("openCheckpoint: missing path, empty or ambiguous directory, unrecognised file", (t) => {
+  const dir = tempDir(t);
+  const missing = join(dir, "nope");
+  expectCheckpointError(() => openCheckpoint(missing), missing, /no such file or directory/);
+  expectCheckpointError(() => openCheckpoint(dir), dir, /no model found: looked for .*config\.json.*GGUF.*llama2\.c/);
+  const txt = join(dir, "notes.txt");
+  writeFileSync(txt, "just some text, not a model at all");
+  expectCheckpointError(() => openCheckpoint(txt), txt, /format not recognised/);
+  writeFileSync(join(dir, "a.gguf"), "GGUF");
+  writeFileSync(join(dir, "b.gguf"), "GGUF");
+  expectCheckpointError(() => openCheckpoint(dir), dir, /2 GGUF files \(a\.gguf, b\.gguf\)/);
+});
