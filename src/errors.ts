@@ -56,3 +56,10 @@ export class OptionError extends LlmrtError {
     super("option", `${option}: ${problem}`, hint);
   }
 }
+
+/** An engine dir is from another format version or target, damaged, or asked for more than it was built for. */
+export class EngineError extends LlmrtError {
+  constructor(readonly where: string, problem: string, hint?: string) {
+    super("engine", `${where}: ${problem}`, hint);
+  }
+}

@@ -3,6 +3,7 @@
  * cache, and run one StepBatch at a time. A backend knows nothing of requests.
  */
 import type { Graph } from "../graph/ir.js";
+import type { MemoryPlan } from "../graph/passes/plan-memory.js";
 import type { StepBatch } from "../graph/step-batch.js";
 
 /** Float32 weights by tensor name, row-major in their declared shapes. */
@@ -18,7 +19,7 @@ export interface KvCacheShape {
 }
 
 export interface BoundGraph {
-  /** Runs one step; returns each graph output, e.g. logits [R, vocab]. */
+  /** Runs one step; returns each graph output (a copy the caller owns), e.g. logits [R, vocab]. */
   forward(step: StepBatch): Map<string, Float32Array>;
   readonly kv: KvCacheShape;
   /** Bytes the KV cache holds. */
@@ -29,5 +30,10 @@ export interface BoundGraph {
 
 export interface Backend {
   readonly name: string;
-  bind(graph: Graph, weights: WeightMap, kv: KvCacheShape): BoundGraph;
+  /**
+   * Binds a graph to weights and a fresh KV cache. With a memory plan, activations live
+   * in one arena at the plan's offsets and steps may not exceed its capacity; without
+   * one, each activation gets its own buffer every step (for tests and tools).
+   */
+  bind(graph: Graph, weights: WeightMap, kv: KvCacheShape, plan?: MemoryPlan): BoundGraph;
 }

@@ -1,14 +1,25 @@
 /**
- * An engine: a model's graph bound to a backend with its weights loaded and its paged
- * KV cache allocated. The runtime hands it StepBatches and reads logits back.
+ * An engine: a model's optimized graph bound to a backend, with its weights loaded, its
+ * activation arena planned and its paged KV cache allocated. The runtime hands it
+ * StepBatches and reads logits back.
+ *
+ *   Engine.load(dir)              a built engine dir: reads tensors by range, no passes
+ *   Engine.fromCheckpoint(ckpt)   builds in memory (same passes), for tests and tools
  */
 import type { Backend, BoundGraph, KvCacheShape, WeightMap } from "../backends/backend.js";
-import { ReferenceBackend } from "../backends/reference/backend.js";
 import type { ModelConfig } from "../checkpoint/config.js";
 import type { Checkpoint } from "../checkpoint/types.js";
+import { EngineError } from "../errors.js";
 import type { Graph } from "../graph/ir.js";
+import type { MemoryPlan } from "../graph/passes/plan-memory.js";
 import type { StepBatch } from "../graph/step-batch.js";
-import { LOGITS, buildLlamaGraph } from "../models/llama.js";
+import { LOGITS } from "../models/llama.js";
+import { planEngine } from "./build.js";
+import { loadEngineDir, type LoadEngineOptions } from "./load.js";
+import { resolveBuildOptions, type EngineDType } from "./options.js";
+import type { BuildReport } from "./report.js";
+import { targetByName } from "./targets.js";
+import { materializeWeight, roundTrip, storageDType } from "./weights.js";
 
 export interface EngineOptions {
   backend?: Backend;
@@ -20,6 +31,23 @@ export interface EngineOptions {
   maxSeqs?: number;
   /** KV blocks to allocate; default enough for maxSeqs sequences of maxSeqLen. */
   numBlocks?: number;
+  /** Most tokens per step (default max(512, maxSeqLen)). */
+  maxBatchTokens?: number;
+  /** Most logit rows per step (default maxBatchTokens: every row may want logits). */
+  maxLogitRows?: number;
+  /** Weight storage precision, applied by rounding (default fp32). */
+  dtype?: EngineDType;
+  /** Run the optimizing passes (default true); false binds the model's plain graph. */
+  optimize?: boolean;
+}
+
+/** What the engine was built to handle; a step beyond these is refused. */
+export interface EngineLimits {
+  maxBatchTokens: number;
+  maxLogitRows: number;
+  maxSeqs: number;
+  /** Where the engine came from, for error messages ("in-memory build" or its dir). */
+  origin: string;
 }
 
 export class Engine {
@@ -28,6 +56,8 @@ export class Engine {
     readonly graph: Graph,
     private readonly bound: BoundGraph,
     readonly maxSeqLen: number,
+    readonly limits: EngineLimits = { maxBatchTokens: Infinity, maxLogitRows: Infinity, maxSeqs: Infinity, origin: "engine" },
+    readonly report?: BuildReport,
   ) {}
 
   get kv(): KvCacheShape {
@@ -38,8 +68,23 @@ export class Engine {
     return this.bound.kvBytes;
   }
 
+  get maxBatchTokens(): number {
+    return this.limits.maxBatchTokens;
+  }
+
+  get maxSeqs(): number {
+    return this.limits.maxSeqs;
+  }
+
   /** Runs one step; returns logits [R, vocab] for step.logitRows. */
   forward(step: StepBatch): Float32Array {
+    const { maxBatchTokens, maxLogitRows, origin } = this.limits;
+    if (step.numTokens > maxBatchTokens) {
+      throw new EngineError(origin, `a step of ${step.numTokens} tokens exceeds the engine's maxBatchTokens ${maxBatchTokens}`, `schedule at most ${maxBatchTokens} tokens per step, or rebuild with --max-batch-tokens ${step.numTokens}`);
+    }
+    if (step.logitRows.length > maxLogitRows) {
+      throw new EngineError(origin, `a step wants ${step.logitRows.length} logit rows; the engine was built for ${maxLogitRows}`, `rebuild with --max-logit-rows ${step.logitRows.length} (prompt logprobs need a row per prompt token)`);
+    }
     return this.bound.forward(step).get(LOGITS)!;
   }
 
@@ -47,16 +92,25 @@ export class Engine {
     this.bound.copyBlock(src, dst);
   }
 
+  /** Loads a built engine dir (see load.ts): typed errors for wrong version, target, damage or options. */
+  static load(dir: string, opts: LoadEngineOptions = {}): Engine {
+    const e = loadEngineDir(dir, opts);
+    return new Engine(e.config, e.graph, e.bound, e.maxSeqLen, e.limits, e.report);
+  }
+
+  /** Builds in memory with the same passes and memory plan as `llmrt build`, and binds. */
   static fromCheckpoint(ckpt: Checkpoint, opts: EngineOptions = {}): Engine {
     const config = ckpt.config;
-    const graph = buildLlamaGraph(config);
-    const weights: WeightMap = new Map();
-    for (const [name, decl] of graph.tensors) {
-      if (decl.kind === "weight") weights.set(name, ckpt.readF32(name));
-    }
-    const blockSize = opts.blockSize ?? 16;
     const maxSeqLen = opts.maxSeqLen ?? Math.min(config.maxPositionEmbeddings, 4096);
     const maxSeqs = opts.maxSeqs ?? 1;
+    const maxBatchTokens = opts.maxBatchTokens ?? Math.max(512, maxSeqLen);
+    const options = resolveBuildOptions(config, { dtype: opts.dtype, maxSeqLen, maxSeqs, maxBatchTokens, maxLogitRows: opts.maxLogitRows ?? maxBatchTokens });
+    const plan = planEngine(config, options, opts.optimize === false ? [] : undefined);
+    const weights: WeightMap = new Map();
+    for (const [name, d] of plan.graph.tensors) {
+      if (d.kind === "weight") weights.set(name, roundTrip(materializeWeight(plan.graph, name, ckpt), storageDType(d.shape, options.dtype)));
+    }
+    const blockSize = opts.blockSize ?? 16;
     const kv: KvCacheShape = {
       numLayers: config.numLayers,
       numBlocks: opts.numBlocks ?? maxSeqs * Math.ceil(maxSeqLen / blockSize),
@@ -64,7 +118,11 @@ export class Engine {
       numKvHeads: config.numKvHeads,
       headDim: config.headDim,
     };
-    const backend = opts.backend ?? new ReferenceBackend();
-    return new Engine(config, graph, backend.bind(graph, weights, kv), maxSeqLen);
+    const backend = opts.backend ?? targetByName(options.target).createBackend();
+    const limits = { maxBatchTokens, maxLogitRows: options.maxLogitRows, maxSeqs, origin: `${ckpt.path} (in-memory build)` };
+    return new Engine(config, plan.graph, backend.bind(plan.graph, weights, kv, plan.memory), maxSeqLen, limits, plan.report);
   }
 }
+
+export type { LoadEngineOptions } from "./load.js";
+export type { MemoryPlan };

@@ -62,9 +62,16 @@ export class GraphBuilder {
     return out;
   }
 
-  rope(out: string, x: string, headDim: number, rope: RopeConfig): string {
+  /** The rotary inverse frequencies [1, rope.dim / 2]: static, so constant folding bakes them in. */
+  ropeInvFreq(out: string, rope: RopeConfig): string {
+    this.activation(out, "1", rope.dim / 2);
+    this.ops.push({ op: "rope_inv_freq", out, rope });
+    return out;
+  }
+
+  rope(out: string, x: string, invFreq: string, headDim: number, rope: RopeConfig): string {
     this.activation(out, this.rows(x), this.cols(x));
-    this.ops.push({ op: "rope", out, x, headDim, rope });
+    this.ops.push({ op: "rope", out, x, invFreq, headDim, rotary: { style: rope.style, dim: rope.dim } });
     return out;
   }
 
@@ -78,9 +85,15 @@ export class GraphBuilder {
     return out;
   }
 
-  siluMul(out: string, gate: string, up: string): string {
-    this.activation(out, this.rows(gate), this.cols(gate));
-    this.ops.push({ op: "silu_mul", out, gate, up });
+  silu(out: string, x: string): string {
+    this.activation(out, this.rows(x), this.cols(x));
+    this.ops.push({ op: "silu", out, x });
+    return out;
+  }
+
+  mul(out: string, a: string, b: string): string {
+    this.activation(out, this.rows(a), this.cols(a));
+    this.ops.push({ op: "mul", out, a, b });
     return out;
   }
 

@@ -20,6 +20,7 @@ export function buildLlamaGraph(c: ModelConfig): Graph {
 
   g.weight(TOKEN_EMBD, [c.vocabSize, H]);
   let x = g.embedding("x.embed", TOKEN_EMBD); // [T, H] residual stream
+  const invFreq = g.ropeInvFreq("rope.inv_freq", c.rope); // [1, rope.dim / 2], shared by every layer
 
   for (let l = 0; l < c.numLayers; l++) {
     const p = `l${l}.`;
@@ -34,8 +35,8 @@ export function buildLlamaGraph(c: ModelConfig): Graph {
       q = g.rmsnorm(p + "q_normed", q, w(l, "attn_q_norm.weight", [c.headDim]), c.rmsNormEps, c.headDim);
       k = g.rmsnorm(p + "k_normed", k, w(l, "attn_k_norm.weight", [c.headDim]), c.rmsNormEps, c.headDim);
     }
-    q = g.rope(p + "q_rot", q, c.headDim, c.rope);
-    k = g.rope(p + "k_rot", k, c.headDim, c.rope);
+    q = g.rope(p + "q_rot", q, invFreq, c.headDim, c.rope);
+    k = g.rope(p + "k_rot", k, invFreq, c.headDim, c.rope);
     g.kvWrite(k, v, l);
     const att = g.attention(p + "attn", q, {
       layer: l,
@@ -53,7 +54,7 @@ export function buildLlamaGraph(c: ModelConfig): Graph {
     const hn = g.rmsnorm(p + "ffn_in", x, w(l, "ffn_norm.weight", [H]), c.rmsNormEps);
     const gate = g.matmul(p + "gate", hn, w(l, "ffn_gate.weight", [I, H])); // [T, I]
     const up = g.matmul(p + "up", hn, w(l, "ffn_up.weight", [I, H])); // [T, I]
-    const act = g.siluMul(p + "act", gate, up);
+    const act = g.mul(p + "act", g.silu(p + "gate_act", gate), up); // silu(gate) * up
     const down = g.matmul(p + "ffn_out", act, w(l, "ffn_down.weight", [H, I]));
     x = g.add(p + "x.ffn", x, down);
   }

@@ -4,7 +4,7 @@
  * Fast kernels are tested against these.
  */
 import type { RopeConfig } from "../../checkpoint/config.js";
-import type { AttentionGeometry } from "../../graph/ir.js";
+import type { AttentionGeometry, RotaryDims } from "../../graph/ir.js";
 import type { StepBatch } from "../../graph/step-batch.js";
 import { ropeInvFreq, ropePair } from "./rope.js";
 
@@ -18,7 +18,7 @@ export function embedding(out: Float32Array, table: Float32Array, ids: Int32Arra
   }
 }
 
-/** RMSNorm of each `group`-sized slice of x [rows, cols] with weight [group]. */
+/** RMSNorm of each `group`-sized slice of x [rows, cols] with weight [group]. Safe in place. */
 export function rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, eps: number, group: number): void {
   for (let base = 0; base < x.length; base += group) {
     let ss = 0;
@@ -50,23 +50,31 @@ export function matmul(
   }
 }
 
-/** Rotates every head of x [T, heads*headDim] by its token's position. */
+/** out [1, rope.dim / 2] = the inverse frequency of each rotated pair (float32, as models store them). */
+export function ropeInvFreqOp(out: Float32Array, cfg: RopeConfig): void {
+  out.set(ropeInvFreq(cfg));
+}
+
+/**
+ * Rotates every head of x [T, heads*headDim] by its token's position, pair i by the
+ * angle position * invFreq[i]. Safe in place (out === x).
+ */
 export function rope(
   out: Float32Array,
   x: Float32Array,
   positions: Int32Array,
+  invFreq: Float32Array,
   headDim: number,
-  cfg: RopeConfig,
+  rotary: RotaryDims,
 ): void {
-  out.set(x); // dimensions past cfg.dim (partial rotary) pass through
-  const inv = ropeInvFreq(cfg);
+  if (out !== x) out.set(x); // dimensions past rotary.dim (partial rotary) pass through
   const cols = x.length / positions.length;
   for (let t = 0; t < positions.length; t++) {
-    for (let i = 0; i < cfg.dim / 2; i++) {
-      const angle = positions[t] * inv[i];
+    for (let i = 0; i < rotary.dim / 2; i++) {
+      const angle = positions[t] * invFreq[i];
       const cos = Math.cos(angle);
       const sin = Math.sin(angle);
-      const [a, b] = ropePair(cfg, i);
+      const [a, b] = ropePair(rotary, i);
       for (let h = t * cols; h < (t + 1) * cols; h += headDim) {
         const x0 = x[h + a];
         const x1 = x[h + b];
@@ -147,17 +155,25 @@ export function attention(
   }
 }
 
-/** out = silu(gate) * up, elementwise */
-export function siluMul(out: Float32Array, gate: Float32Array, up: Float32Array): void {
-  for (let i = 0; i < out.length; i++) {
-    const g = gate[i];
-    out[i] = (g / (1 + Math.exp(-g))) * up[i];
-  }
+/** out = silu(x) = x * sigmoid(x), elementwise */
+export function silu(out: Float32Array, x: Float32Array): void {
+  for (let i = 0; i < out.length; i++) out[i] = x[i] / (1 + Math.exp(-x[i]));
+}
+
+/** out = a * b, elementwise */
+export function mul(out: Float32Array, a: Float32Array, b: Float32Array): void {
+  for (let i = 0; i < out.length; i++) out[i] = a[i] * b[i];
 }
 
 /** out = a + b, elementwise */
 export function add(out: Float32Array, a: Float32Array, b: Float32Array): void {
   for (let i = 0; i < out.length; i++) out[i] = a[i] + b[i];
+}
+
+/** out [rows, n] = x [rows, xCols] columns start .. start + n */
+export function sliceCols(out: Float32Array, x: Float32Array, xCols: number, start: number, n: number): void {
+  const rows = x.length / xCols;
+  for (let r = 0; r < rows; r++) out.set(x.subarray(r * xCols + start, r * xCols + start + n), r * n);
 }
 
 /** out [R, cols] = x [T, cols] rows `rows` */

@@ -33,6 +33,6 @@ export function ropeInvFreq(rope: RopeConfig): Float64Array {
  * Index pairs rotated together within one head.
  * interleaved: (2i, 2i+1); neox ("rotate_half"): (i, i + dim/2).
  */
-export function ropePair(rope: RopeConfig, i: number): [number, number] {
+export function ropePair(rope: Pick<RopeConfig, "style" | "dim">, i: number): [number, number] {
   return rope.style === "interleaved" ? [2 * i, 2 * i + 1] : [i, i + rope.dim / 2];
 }

@@ -1,0 +1,102 @@
+/**
+ * The builder: model config -> plain graph -> passes -> memory plan (planEngine), then
+ * the weights: each recipe executed, converted to the storage dtype, packed for the
+ * target and written to weights.bin with its checksum (buildEngineDir).
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { ModelConfig } from "../checkpoint/config.js";
+import type { Checkpoint } from "../checkpoint/types.js";
+import type { Graph } from "../graph/ir.js";
+import { DEFAULT_PASSES, runPasses } from "../graph/passes/pipeline.js";
+import type { Pass } from "../graph/passes/pass.js";
+import { planMemory, type MemoryPlan } from "../graph/passes/plan-memory.js";
+import { buildLlamaGraph } from "../models/llama.js";
+import { ENGINE_FORMAT, ENGINE_FORMAT_VERSION, WEIGHTS_FILE, WeightsWriter, WEIGHT_ALIGNMENT, serializeGraph, writeManifest, type EngineManifest } from "./format.js";
+import { resolveBuildOptions, type BuildOptions } from "./options.js";
+import { makeReport, type BuildReport } from "./report.js";
+import { targetByName } from "./targets.js";
+import { writeTokenizerFiles } from "./tokenizer-files.js";
+import { encodeWeight, materializeWeight, storageDType } from "./weights.js";
+
+export interface EnginePlan {
+  config: ModelConfig;
+  options: BuildOptions;
+  /** The model's graph as written, before any pass. */
+  plainGraph: Graph;
+  /** After the passes; weights carry the recipes the builder executes. */
+  graph: Graph;
+  memory: MemoryPlan;
+  report: BuildReport;
+}
+
+/** Graph work only (no weights read): cheap, also what `llmrt inspect PATH` shows. */
+export function planEngine(config: ModelConfig, options: BuildOptions, passes: readonly Pass[] = DEFAULT_PASSES): EnginePlan {
+  const plainGraph = buildLlamaGraph(config);
+  const { graph, log } = runPasses(plainGraph, passes);
+  const capacity = { T: options.maxBatchTokens, R: options.maxLogitRows };
+  const memory = planMemory(graph, capacity);
+  const unfused = planMemory(plainGraph, capacity);
+  const weightBytes: Record<string, number> = {};
+  for (const d of graph.tensors.values()) {
+    if (d.kind !== "weight") continue;
+    const dt = storageDType(d.shape, options.dtype);
+    weightBytes[dt] = (weightBytes[dt] ?? 0) + d.shape.reduce((a, b) => a * b, 1) * (dt === "f32" ? 4 : 2);
+  }
+  const report = makeReport(plainGraph, graph, log, memory, unfused.naiveBytes, weightBytes);
+  return { config, options, plainGraph, graph, memory, report };
+}
+
+export interface BuildProgress {
+  /** Bytes of weights written so far, of `total`. */
+  done: number;
+  total: number;
+  tensor: string;
+}
+
+export interface BuildHooks {
+  onProgress?: (p: BuildProgress) => void;
+}
+
+/** Builds the engine for `ckpt` into `dir` (created if needed); returns its manifest. */
+export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<BuildOptions> = {}, hooks: BuildHooks = {}): EngineManifest {
+  const options = resolveBuildOptions(ckpt.config, opts);
+  const target = targetByName(options.target);
+  const plan = planEngine(ckpt.config, options);
+  mkdirSync(dir, { recursive: true });
+
+  const weights = [...plan.graph.tensors].filter(([, d]) => d.kind === "weight") as [string, { kind: "weight"; shape: number[] }][];
+  const total = Object.values(plan.report.weightBytes).reduce((a, b) => a + b, 0);
+  const writer = new WeightsWriter(join(dir, WEIGHTS_FILE));
+  let bytes: number;
+  try {
+    let done = 0;
+    for (const [name, d] of weights) {
+      const dtype = storageDType(d.shape, options.dtype);
+      const data = encodeWeight(materializeWeight(plan.graph, name, ckpt), dtype); // the reference layout is row-major as declared
+      writer.add(name, dtype, d.shape, data);
+      done += data.length;
+      hooks.onProgress?.({ done, total, tensor: name });
+    }
+  } finally {
+    bytes = writer.close();
+  }
+
+  const manifest: EngineManifest = {
+    format: ENGINE_FORMAT,
+    version: ENGINE_FORMAT_VERSION,
+    target: target.name,
+    layout: target.layout,
+    builtAt: new Date().toISOString(),
+    source: { format: ckpt.format, path: ckpt.path, randomWeights: ckpt.format === "synthetic" },
+    model: ckpt.config,
+    build: options,
+    graph: serializeGraph(plan.graph),
+    memoryPlan: plan.memory,
+    report: plan.report,
+    tokenizer: writeTokenizerFiles(ckpt, dir),
+    weights: { file: WEIGHTS_FILE, bytes, alignment: WEIGHT_ALIGNMENT, tensors: writer.entries },
+  };
+  writeManifest(dir, manifest); // last: a dir without engine.json is an unfinished build
+  return manifest;
+}

@@ -1,0 +1,28 @@
+/**
+ * CRC-32 of tensor bytes, as 8 hex digits: catches truncated or altered weights at load
+ * for ~0.3 ms per MB. zlib's native crc32 where Node has it (>= 20.15), a table otherwise.
+ */
+import * as zlib from "node:zlib";
+
+let table: Uint32Array | null = null;
+
+function crc32Table(bytes: Uint8Array): number {
+  if (table === null) {
+    table = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      table[n] = c >>> 0;
+    }
+  }
+  let crc = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) crc = table[(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+const native = (zlib as unknown as { crc32?: (data: Uint8Array) => number }).crc32;
+
+export function crc32Hex(bytes: Uint8Array): string {
+  const c = native ? native(bytes) : crc32Table(bytes);
+  return c.toString(16).padStart(8, "0");
+}

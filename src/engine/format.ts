@@ -1,0 +1,163 @@
+/**
+ * The engine directory: engine.json (format version, target, model config, build options,
+ * the optimized graph, the memory plan, the build report, and each tensor's dtype, shape,
+ * offset, length and checksum) + weights.bin (tensors at 64-byte aligned offsets, in the
+ * target's layout) + tokenizer files. Any change to this layout bumps ENGINE_FORMAT_VERSION.
+ */
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import type { ModelConfig } from "../checkpoint/config.js";
+import type { CheckpointFormat, TensorDType } from "../checkpoint/types.js";
+import { EngineError } from "../errors.js";
+import type { Graph, Op, TensorDecl } from "../graph/ir.js";
+import type { MemoryPlan } from "../graph/passes/plan-memory.js";
+import { crc32Hex } from "./checksum.js";
+import type { BuildOptions } from "./options.js";
+import type { BuildReport } from "./report.js";
+
+export const ENGINE_FORMAT = "llmrt-engine";
+export const ENGINE_FORMAT_VERSION = 1;
+export const ENGINE_FILE = "engine.json";
+export const WEIGHTS_FILE = "weights.bin";
+export const WEIGHT_ALIGNMENT = 64;
+
+export interface TensorEntry {
+  name: string;
+  dtype: TensorDType;
+  shape: number[];
+  /** Byte offset in weights.bin (a multiple of WEIGHT_ALIGNMENT). */
+  offset: number;
+  /** Bytes. */
+  length: number;
+  /** CRC-32 of the bytes, 8 hex digits. */
+  checksum: string;
+}
+
+/** How to get the tokenizer back from the engine dir. */
+export interface EngineTokenizer {
+  kind: "hf" | "llama2c" | "gguf" | "ascii" | "none";
+  /** Files copied into the engine dir. */
+  files: string[];
+}
+
+export interface SerializedGraph {
+  tensors: [string, TensorDecl][];
+  ops: Op[];
+  outputs: string[];
+}
+
+export interface EngineManifest {
+  format: typeof ENGINE_FORMAT;
+  version: number;
+  target: string;
+  layout: string;
+  builtAt: string;
+  source: { format: CheckpointFormat; path: string; randomWeights: boolean };
+  model: ModelConfig;
+  build: BuildOptions;
+  graph: SerializedGraph;
+  memoryPlan: MemoryPlan;
+  report: BuildReport;
+  tokenizer: EngineTokenizer;
+  weights: { file: string; bytes: number; alignment: number; tensors: TensorEntry[] };
+}
+
+/** The graph as JSON: weights lose their recipes (weights.bin holds their values). */
+export function serializeGraph(g: Graph): SerializedGraph {
+  const tensors = [...g.tensors].map(([name, d]): [string, TensorDecl] => [name, d.kind === "weight" ? { kind: "weight", shape: d.shape } : d]);
+  return { tensors, ops: g.ops, outputs: g.outputs };
+}
+
+export function deserializeGraph(s: SerializedGraph): Graph {
+  return { tensors: new Map(s.tensors), ops: s.ops, outputs: s.outputs };
+}
+
+const rebuildHint = (m: Partial<EngineManifest> | undefined) =>
+  `rebuild it: llmrt build --model ${m?.source?.path ?? "<checkpoint>"} -o <dir>`;
+
+/** Reads and checks engine.json: right format and version, or a typed error saying what to rebuild. */
+export function readManifest(dir: string): EngineManifest {
+  const file = join(dir, ENGINE_FILE);
+  if (!existsSync(file)) throw new EngineError(dir, `no ${ENGINE_FILE}: not an llmrt engine directory`, "build one with: llmrt build --model <checkpoint> -o <dir>");
+  let m: Partial<EngineManifest>;
+  try {
+    m = JSON.parse(readFileSync(file, "utf8")) as Partial<EngineManifest>;
+  } catch (e) {
+    throw new EngineError(file, `unreadable: ${(e as Error).message}`, rebuildHint(undefined));
+  }
+  if (m.format !== ENGINE_FORMAT) throw new EngineError(file, `format is ${JSON.stringify(m.format)}, not "${ENGINE_FORMAT}"`, rebuildHint(m));
+  if (m.version !== ENGINE_FORMAT_VERSION) {
+    throw new EngineError(file, `engine format version ${m.version}; this llmrt reads version ${ENGINE_FORMAT_VERSION}`, rebuildHint(m));
+  }
+  for (const k of ["target", "model", "build", "graph", "memoryPlan", "weights", "tokenizer"] as const) {
+    if (m[k] === undefined) throw new EngineError(file, `field "${k}" is missing`, rebuildHint(m));
+  }
+  return m as EngineManifest;
+}
+
+export function writeManifest(dir: string, m: EngineManifest): void {
+  writeFileSync(join(dir, ENGINE_FILE), JSON.stringify(m, null, 1) + "\n");
+}
+
+/** Appends tensors to weights.bin at aligned offsets, recording their entries. */
+export class WeightsWriter {
+  private readonly fd: number;
+  private at = 0;
+  readonly entries: TensorEntry[] = [];
+
+  constructor(readonly path: string) {
+    this.fd = openSync(path, "w");
+  }
+
+  add(name: string, dtype: TensorDType, shape: number[], bytes: Uint8Array): TensorEntry {
+    const pad = (WEIGHT_ALIGNMENT - (this.at % WEIGHT_ALIGNMENT)) % WEIGHT_ALIGNMENT;
+    if (pad) writeSync(this.fd, new Uint8Array(pad));
+    const entry = { name, dtype, shape, offset: this.at + pad, length: bytes.length, checksum: crc32Hex(bytes) };
+    writeSync(this.fd, bytes);
+    this.at = entry.offset + bytes.length;
+    this.entries.push(entry);
+    return entry;
+  }
+
+  close(): number {
+    closeSync(this.fd);
+    return this.at;
+  }
+}
+
+/** Reads tensors of weights.bin by range, checking the file size and each checksum. */
+export class WeightsReader {
+  private readonly fd: number;
+  readonly size: number;
+
+  constructor(
+    readonly dir: string,
+    private readonly m: EngineManifest,
+  ) {
+    const path = join(dir, m.weights.file);
+    if (!existsSync(path)) throw new EngineError(dir, `${m.weights.file} is missing`, rebuildHint(m));
+    this.fd = openSync(path, "r");
+    this.size = fstatSync(this.fd).size;
+    if (this.size !== m.weights.bytes) {
+      closeSync(this.fd);
+      const what = this.size < m.weights.bytes ? "truncated" : "longer than recorded";
+      throw new EngineError(join(dir, m.weights.file), `${what}: ${this.size} bytes, engine.json says ${m.weights.bytes}`, rebuildHint(m));
+    }
+  }
+
+  read(e: TensorEntry, verify: boolean): Uint8Array {
+    const buf = new Uint8Array(e.length + 4); // room to realign to 4 bytes: Float32Array views need it
+    const bytes = buf.subarray(0, e.length);
+    const got = readSync(this.fd, bytes, 0, e.length, e.offset);
+    const where = join(this.dir, this.m.weights.file);
+    if (got !== e.length) throw new EngineError(where, `tensor ${e.name}: read ${got} of ${e.length} bytes at ${e.offset}`, rebuildHint(this.m));
+    if (verify && crc32Hex(bytes) !== e.checksum) {
+      throw new EngineError(where, `tensor ${e.name} (bytes ${e.offset}..${e.offset + e.length}) fails its checksum: the file was altered or damaged`, rebuildHint(this.m));
+    }
+    return bytes;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}

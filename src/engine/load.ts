@@ -1,0 +1,91 @@
+/**
+ * Loading an engine dir: check engine.json (format version, target), check the run's
+ * options against what the engine was built for, read each tensor by its byte range
+ * (checksum verified), widen to the target's compute dtype, and bind the stored graph
+ * with the stored memory plan. No pass runs here.
+ */
+import type { Backend, BoundGraph, KvCacheShape, WeightMap } from "../backends/backend.js";
+import type { ModelConfig } from "../checkpoint/config.js";
+import { EngineError } from "../errors.js";
+import type { Graph } from "../graph/ir.js";
+import { deserializeGraph, readManifest, WeightsReader, type EngineManifest } from "./format.js";
+import type { BuildReport } from "./report.js";
+import { TARGETS } from "./targets.js";
+import { decodeWeight } from "./weights.js";
+
+export interface LoadEngineOptions {
+  /** Defaults to the engine's target's backend; another backend is refused. */
+  backend?: Backend;
+  /** Tokens per KV block (default 16). */
+  blockSize?: number;
+  /** KV blocks to allocate; default enough for maxSeqs sequences of maxSeqLen. */
+  numBlocks?: number;
+  /** At most what the engine was built for (default: that). */
+  maxSeqs?: number;
+  maxSeqLen?: number;
+  maxBatchTokens?: number;
+  /** Check every tensor's checksum (default true; ~0.3 ms per MB). */
+  verify?: boolean;
+}
+
+export interface LoadedEngine {
+  manifest: EngineManifest;
+  config: ModelConfig;
+  graph: Graph;
+  bound: BoundGraph;
+  maxSeqLen: number;
+  limits: { maxBatchTokens: number; maxLogitRows: number; maxSeqs: number; origin: string };
+  report: BuildReport;
+}
+
+/** Throws when the run asks for more than the engine was built for. */
+function checkWithin(dir: string, m: EngineManifest, asked: number | undefined, built: number, flag: string): number {
+  if (asked === undefined) return built;
+  if (asked > built) {
+    throw new EngineError(dir, `asked for ${flag} ${asked}, but the engine was built for ${built}`, `rebuild with --${flag} ${asked}: llmrt build --model ${m.source.path} -o ${dir} --${flag} ${asked}`);
+  }
+  return asked;
+}
+
+export function loadEngineDir(dir: string, opts: LoadEngineOptions = {}): LoadedEngine {
+  const m = readManifest(dir);
+  const target = TARGETS[m.target];
+  const backend = opts.backend ?? target?.createBackend();
+  if (!backend || backend.name !== m.target) {
+    const have = backend?.name ?? Object.keys(TARGETS).join(", ");
+    throw new EngineError(dir, `built for target "${m.target}", which this llmrt cannot run here (have: ${have})`, `rebuild for this backend: llmrt build --model ${m.source.path} -o ${dir} --target ${backend?.name ?? "reference"}`);
+  }
+  const maxSeqs = checkWithin(dir, m, opts.maxSeqs, m.build.maxSeqs, "max-seqs");
+  const maxSeqLen = checkWithin(dir, m, opts.maxSeqLen, m.build.maxSeqLen, "max-seq-len");
+  const maxBatchTokens = checkWithin(dir, m, opts.maxBatchTokens, m.build.maxBatchTokens, "max-batch-tokens");
+
+  const graph = deserializeGraph(m.graph);
+  const reader = new WeightsReader(dir, m);
+  const weights: WeightMap = new Map();
+  try {
+    for (const e of m.weights.tensors) weights.set(e.name, decodeWeight(reader.read(e, opts.verify ?? true), e.dtype));
+  } finally {
+    reader.close();
+  }
+  for (const [name, d] of graph.tensors) {
+    if (d.kind === "weight" && !weights.has(name)) throw new EngineError(dir, `weight "${name}" of the graph is not in ${m.weights.file}`, `rebuild it: llmrt build --model ${m.source.path} -o ${dir}`);
+  }
+
+  const blockSize = opts.blockSize ?? 16;
+  const kv: KvCacheShape = {
+    numLayers: m.model.numLayers,
+    numBlocks: opts.numBlocks ?? maxSeqs * Math.ceil(maxSeqLen / blockSize),
+    blockSize,
+    numKvHeads: m.model.numKvHeads,
+    headDim: m.model.headDim,
+  };
+  return {
+    manifest: m,
+    config: m.model,
+    graph,
+    bound: backend.bind(graph, weights, kv, m.memoryPlan),
+    maxSeqLen,
+    limits: { maxBatchTokens, maxLogitRows: m.build.maxLogitRows, maxSeqs, origin: dir },
+    report: m.report,
+  };
+}

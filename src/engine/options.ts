@@ -1,0 +1,45 @@
+/**
+ * Build options: what an engine is built for. They size the memory plan and are stored
+ * in engine.json; a run may ask for less, never more.
+ */
+import type { ModelConfig } from "../checkpoint/config.js";
+import { OptionError } from "../errors.js";
+
+export type EngineDType = "fp32" | "fp16" | "bf16";
+export const ENGINE_DTYPES: readonly EngineDType[] = ["fp32", "fp16", "bf16"];
+
+export interface BuildOptions {
+  /** Storage of the weight matrices; vectors (norms, biases) stay fp32. Arithmetic is fp32 throughout. */
+  dtype: EngineDType;
+  /** The backend whose weight layout the engine packs. */
+  target: string;
+  /** Most tokens in one step (rows T of the activation arena). */
+  maxBatchTokens: number;
+  /** Most sequences in flight at once. */
+  maxSeqs: number;
+  /** Longest sequence (prompt + output). */
+  maxSeqLen: number;
+  /** Most logit rows one step may return (rows R of the arena): maxSeqs, or more for prompt logprobs. */
+  maxLogitRows: number;
+}
+
+export const DEFAULT_TARGET = "reference";
+
+export function resolveBuildOptions(config: ModelConfig, o: Partial<BuildOptions> = {}): BuildOptions {
+  const dtype = o.dtype ?? "fp32";
+  if (!ENGINE_DTYPES.includes(dtype)) throw new OptionError("--dtype", `unknown dtype "${dtype}"`, `choose one of ${ENGINE_DTYPES.join(", ")}`);
+  const maxSeqs = o.maxSeqs ?? 16;
+  const maxSeqLen = o.maxSeqLen ?? Math.min(config.maxPositionEmbeddings, 4096);
+  const out: BuildOptions = {
+    dtype,
+    target: o.target ?? DEFAULT_TARGET,
+    maxBatchTokens: o.maxBatchTokens ?? 512,
+    maxSeqs,
+    maxSeqLen,
+    maxLogitRows: o.maxLogitRows ?? maxSeqs,
+  };
+  for (const k of ["maxBatchTokens", "maxSeqs", "maxSeqLen", "maxLogitRows"] as const) {
+    if (!Number.isInteger(out[k]) || out[k] < 1) throw new OptionError(k, `must be a positive integer, got ${out[k]}`);
+  }
+  return out;
+}

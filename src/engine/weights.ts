@@ -1,0 +1,99 @@
+/**
+ * Executes weight recipes: reads checkpoint tensors, concatenates what a fusion joined,
+ * evaluates folded constants on the reference backend, and converts to the storage
+ * dtype. The only place weights change form during a build.
+ */
+import type { WeightMap } from "../backends/backend.js";
+import { ReferenceBackend } from "../backends/reference/backend.js";
+import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16, f32ArrayToF16 } from "../checkpoint/fp16.js";
+import type { TensorDType } from "../checkpoint/types.js";
+import type { Graph, WeightDecl, WeightSource } from "../graph/ir.js";
+import type { StepBatch } from "../graph/step-batch.js";
+import type { EngineDType } from "./options.js";
+
+/** Anything weights can be read from by canonical name (a Checkpoint fits). */
+export interface TensorReader {
+  readF32(name: string): Float32Array;
+}
+
+const EMPTY_STEP: StepBatch = {
+  numTokens: 0,
+  tokenIds: new Int32Array(0),
+  positions: new Int32Array(0),
+  seqStarts: new Int32Array(1),
+  contextLens: new Int32Array(0),
+  blockTables: [],
+  slotMapping: new Int32Array(0),
+  logitRows: new Int32Array(0),
+};
+
+/** The float32 values of one recipe. */
+export function materialize(src: WeightSource, reader: TensorReader): Float32Array {
+  switch (src.kind) {
+    case "checkpoint":
+      return reader.readF32(src.name);
+    case "concat": {
+      const parts = src.parts.map((p) => materialize(p, reader));
+      const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+      let at = 0;
+      for (const p of parts) (out.set(p, at), (at += p.length));
+      return out;
+    }
+    case "fold":
+      return evaluateFolded(src.graph, src.out, reader);
+  }
+}
+
+/** Runs a graph of static ops once: its weights from their recipes, no step, no cache. */
+function evaluateFolded(g: Graph, out: string, reader: TensorReader): Float32Array {
+  const weights: WeightMap = new Map();
+  for (const [name, d] of g.tensors) if (d.kind === "weight") weights.set(name, materialize(d.source ?? { kind: "checkpoint", name }, reader));
+  const kv = { numLayers: 0, numBlocks: 0, blockSize: 1, numKvHeads: 1, headDim: 1 };
+  return new ReferenceBackend().bind(g, weights, kv).forward(EMPTY_STEP).get(out)!;
+}
+
+/** The float32 values of a graph's weight. */
+export function materializeWeight(g: Graph, name: string, reader: TensorReader): Float32Array {
+  const d = g.tensors.get(name) as WeightDecl;
+  return materialize(d.source ?? { kind: "checkpoint", name }, reader);
+}
+
+/** How a weight of this shape is stored: matrices in the engine dtype, vectors in f32. */
+export function storageDType(shape: readonly number[], dtype: EngineDType): TensorDType {
+  if (shape.length < 2 || dtype === "fp32") return "f32";
+  return dtype === "fp16" ? "f16" : "bf16";
+}
+
+/** float32 -> stored bytes. */
+export function encodeWeight(values: Float32Array, dtype: TensorDType): Uint8Array {
+  switch (dtype) {
+    case "f32":
+      return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    case "f16":
+      return new Uint8Array(f32ArrayToF16(values).buffer);
+    case "bf16":
+      return new Uint8Array(f32ArrayToBf16(values).buffer);
+    default:
+      throw new Error(`engine weights: no encoder for ${dtype}`);
+  }
+}
+
+/** Stored bytes -> float32 (the reference target computes in fp32: it widens at load). */
+export function decodeWeight(bytes: Uint8Array, dtype: TensorDType): Float32Array {
+  const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+  switch (dtype) {
+    case "f32":
+      return new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4);
+    case "f16":
+      return f16ArrayToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2));
+    case "bf16":
+      return bf16ArrayToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2));
+    default:
+      throw new Error(`engine weights: no decoder for ${dtype}`);
+  }
+}
+
+/** The values a weight has after a round trip through its storage dtype (in-memory engines). */
+export function roundTrip(values: Float32Array, dtype: TensorDType): Float32Array {
+  return dtype === "f32" ? values : decodeWeight(encodeWeight(values, dtype), dtype);
+}
