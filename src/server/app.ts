@@ -39,6 +39,7 @@ export async function buildApp(llm: WorkerLLM, opts: AppOptions): Promise<{ app:
   }
 
   // Clients (curl -d) often send JSON without a JSON content type: parse it anyway.
+  app.removeContentTypeParser("text/plain");
   app.addContentTypeParser("*", { parseAs: "string" }, (_req, body, done) => {
     try {
       done(null, body === "" ? undefined : JSON.parse(body as string));
