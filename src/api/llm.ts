@@ -18,7 +18,7 @@ import { kvBlocksFor, type KvBudgetOptions } from "./kv-budget.js";
 import { DEFAULT_MODEL, loadModel, type LoadModelOptions } from "./load-model.js";
 import type { CompletionOutput, RequestOutput } from "./outputs.js";
 
-export interface LLMOptions extends LoadModelOptions, Omit<EngineOptions, "backend" | "maxSeqs">, Partial<Omit<KvBudgetOptions, "blockSize" | "maxSeqs" | "maxSeqLen">> {
+export interface LLMOptions extends LoadModelOptions, Omit<EngineOptions, "backend" | "maxSeqs" | "maxLogitRows" | "optimize">, Partial<Omit<KvBudgetOptions, "blockSize" | "maxSeqs" | "maxSeqLen">> {
   /** Sequences in flight at once (default 16). */
   maxSeqs?: number;
   /** Tokens per engine step, across sequences (default 512). */
@@ -57,15 +57,19 @@ export class LLM {
   ) {}
 
   static async load(model: string = DEFAULT_MODEL, opts: LLMOptions = {}): Promise<LLM> {
-    const loaded = await loadModel(model, opts);
+    // a checkpoint is built into the engine cache once (an engine dir is used as built), then loaded
+    const build = { dtype: opts.dtype, maxSeqs: opts.maxSeqs, maxBatchTokens: opts.maxBatchTokens, maxSeqLen: opts.maxSeqLen, ...opts.build };
+    const loaded = await loadModel(model, { ...opts, build });
     try {
-      const config = loaded.checkpoint.config;
-      const maxSeqs = opts.maxSeqs ?? 16;
+      const config = loaded.config;
+      const built = loaded.engineBuild;
+      const maxSeqs = opts.maxSeqs ?? Math.min(16, built.maxSeqs);
+      const maxBatchTokens = opts.maxBatchTokens ?? Math.min(512, built.maxBatchTokens);
       const blockSize = opts.blockSize ?? 16;
-      const maxSeqLen = opts.maxSeqLen ?? Math.min(config.maxPositionEmbeddings, 4096);
+      const maxSeqLen = opts.maxSeqLen ?? built.maxSeqLen;
       const numBlocks = opts.numBlocks ?? kvBlocksFor(config, { ...opts, blockSize, maxSeqs, maxSeqLen });
-      const engine = Engine.fromCheckpoint(loaded.checkpoint, { ...opts, blockSize, maxSeqs, maxSeqLen, numBlocks });
-      const core = new EngineCore(engine, loaded.tokenizer, { maxBatchTokens: opts.maxBatchTokens, maxSeqs, enablePrefixCaching: opts.enablePrefixCaching });
+      const engine = Engine.load(loaded.engineDir, { blockSize, maxSeqs, maxSeqLen, numBlocks, maxBatchTokens });
+      const core = new EngineCore(engine, loaded.tokenizer, { maxBatchTokens, maxSeqs, enablePrefixCaching: opts.enablePrefixCaching });
       return new LLM(core, loaded.tokenizer, loaded.randomWeights, model);
     } finally {
       loaded.checkpoint.close(); // weights are in the engine now
