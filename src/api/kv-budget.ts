@@ -3,6 +3,7 @@
  * full-length sequences capped at a fraction of the machine's free memory.
  */
 import { freemem } from "node:os";
+import { KV_DTYPE_BYTES, type KvDType } from "../backends/backend.js";
 import type { ModelConfig } from "../checkpoint/config.js";
 import { OptionError } from "../errors.js";
 
@@ -14,15 +15,17 @@ export interface KvBudgetOptions {
   blockSize: number;
   maxSeqs: number;
   maxSeqLen: number;
+  /** KV storage type (default f32). */
+  kvDtype?: KvDType;
 }
 
-/** Bytes one block of K and V takes across all layers (float32 storage). */
-export function kvBytesPerBlock(c: ModelConfig, blockSize: number): number {
-  return 2 * c.numLayers * blockSize * c.numKvHeads * c.headDim * 4;
+/** Bytes one block of K and V takes across all layers. */
+export function kvBytesPerBlock(c: ModelConfig, blockSize: number, dtype: KvDType = "f32"): number {
+  return 2 * c.numLayers * blockSize * c.numKvHeads * c.headDim * KV_DTYPE_BYTES[dtype];
 }
 
 export function kvBlocksFor(c: ModelConfig, o: KvBudgetOptions): number {
-  const perBlock = kvBytesPerBlock(c, o.blockSize);
+  const perBlock = kvBytesPerBlock(c, o.blockSize, o.kvDtype);
   const oneSeq = Math.ceil(o.maxSeqLen / o.blockSize);
   if (o.kvCacheBytes !== undefined) {
     const n = Math.floor(o.kvCacheBytes / perBlock);

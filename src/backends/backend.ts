@@ -9,6 +9,11 @@ import type { StepBatch } from "../graph/step-batch.js";
 /** Float32 weights by tensor name, row-major in their declared shapes. */
 export type WeightMap = Map<string, Float32Array>;
 
+/** Storage type of the KV cache; attention always computes in float32. */
+export type KvDType = "f32" | "f16" | "bf16";
+
+export const KV_DTYPE_BYTES: Record<KvDType, number> = { f32: 4, f16: 2, bf16: 2 };
+
 export interface KvCacheShape {
   numLayers: number;
   numBlocks: number;
@@ -16,6 +21,8 @@ export interface KvCacheShape {
   blockSize: number;
   numKvHeads: number;
   headDim: number;
+  /** Default f32. */
+  dtype?: KvDType;
 }
 
 export interface BoundGraph {

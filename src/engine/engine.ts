@@ -6,7 +6,7 @@
  *   Engine.load(dir)              a built engine dir: reads tensors by range, no passes
  *   Engine.fromCheckpoint(ckpt)   builds in memory (same passes), for tests and tools
  */
-import type { Backend, BoundGraph, KvCacheShape, WeightMap } from "../backends/backend.js";
+import type { Backend, BoundGraph, KvCacheShape, KvDType, WeightMap } from "../backends/backend.js";
 import type { ModelConfig } from "../checkpoint/config.js";
 import type { Checkpoint } from "../checkpoint/types.js";
 import { EngineError } from "../errors.js";
@@ -39,6 +39,8 @@ export interface EngineOptions {
   dtype?: EngineDType;
   /** Run the optimizing passes (default true); false binds the model's plain graph. */
   optimize?: boolean;
+  /** KV cache storage type (default f32); attention computes in f32 either way. */
+  kvDtype?: KvDType;
 }
 
 /** What the engine was built to handle; a step beyond these is refused. */
@@ -117,6 +119,7 @@ export class Engine {
       blockSize,
       numKvHeads: config.numKvHeads,
       headDim: config.headDim,
+      dtype: opts.kvDtype ?? "f32",
     };
     const backend = opts.backend ?? targetByName(options.target).createBackend();
     const limits = { maxBatchTokens, maxLogitRows: options.maxLogitRows, maxSeqs, origin: `${ckpt.path} (in-memory build)` };

@@ -4,7 +4,7 @@
  * (checksum verified), widen to the target's compute dtype, and bind the stored graph
  * with the stored memory plan. No pass runs here.
  */
-import type { Backend, BoundGraph, KvCacheShape, WeightMap } from "../backends/backend.js";
+import type { Backend, BoundGraph, KvCacheShape, KvDType, WeightMap } from "../backends/backend.js";
 import type { ModelConfig } from "../checkpoint/config.js";
 import { EngineError } from "../errors.js";
 import type { Graph } from "../graph/ir.js";
@@ -26,6 +26,8 @@ export interface LoadEngineOptions {
   maxBatchTokens?: number;
   /** Check every tensor's checksum (default true; ~0.3 ms per MB). */
   verify?: boolean;
+  /** KV cache storage type (default f32). */
+  kvDtype?: KvDType;
 }
 
 export interface LoadedEngine {
@@ -78,6 +80,7 @@ export function loadEngineDir(dir: string, opts: LoadEngineOptions = {}): Loaded
     blockSize,
     numKvHeads: m.model.numKvHeads,
     headDim: m.model.headDim,
+    dtype: opts.kvDtype ?? "f32",
   };
   return {
     manifest: m,

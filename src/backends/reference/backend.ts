@@ -7,6 +7,7 @@ import type { Backend, BoundGraph, KvCacheShape, WeightMap } from "../backend.js
 import type { Graph } from "../../graph/ir.js";
 import { rowsFor, type MemoryPlan } from "../../graph/passes/plan-memory.js";
 import type { StepBatch } from "../../graph/step-batch.js";
+import { KvPlane } from "./kv-plane.js";
 import type { LayerCache } from "./ops.js";
 import { runOp } from "./run-op.js";
 
@@ -39,19 +40,20 @@ class ReferenceBound implements BoundGraph {
   ) {
     const slots = kv.numBlocks * kv.blockSize;
     const kvDim = kv.numKvHeads * kv.headDim;
+    const dtype = kv.dtype ?? "f32";
     this.cache = Array.from({ length: kv.numLayers }, () => ({
-      k: new Float32Array(slots * kvDim), // [slots, kvHeads*headDim]
-      v: new Float32Array(slots * kvDim),
+      k: new KvPlane(dtype, slots, kvDim), // [slots, kvHeads*headDim]
+      v: new KvPlane(dtype, slots, kvDim),
     }));
-    this.kvBytes = 2 * kv.numLayers * slots * kvDim * 4;
+    this.kvBytes = this.cache.reduce((n, c) => n + c.k.bytes + c.v.bytes, 0);
     this.arena = plan ? new Float32Array(plan.arenaBytes / 4) : null;
   }
 
   copyBlock(src: number, dst: number): void {
-    const n = this.kv.blockSize * this.kv.numKvHeads * this.kv.headDim;
+    const bs = this.kv.blockSize;
     for (const layer of this.cache) {
-      layer.k.copyWithin(dst * n, src * n, (src + 1) * n);
-      layer.v.copyWithin(dst * n, src * n, (src + 1) * n);
+      layer.k.copySlots(src * bs, dst * bs, bs);
+      layer.v.copySlots(src * bs, dst * bs, bs);
     }
   }
 

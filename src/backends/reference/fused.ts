@@ -60,6 +60,7 @@ export function attentionQkv(
   const qDim = g.numHeads * g.headDim;
   const kvDim = g.numKvHeads * g.headDim;
   const rowLen = qDim + 2 * kvDim;
+  const k = new Float32Array(kvDim);
   for (let t = 0; t < step.numTokens; t++) {
     const row = t * rowLen;
     const pos = step.positions.subarray(t, t + 1);
@@ -68,13 +69,12 @@ export function attentionQkv(
     if (qNorm) rmsnorm(q, q, qNorm, g.eps, g.headDim);
     rope(q, q, pos, invFreq, g.headDim, g.rotary);
 
-    // k and v go straight into their cache slot; k is normed and rotated there
-    const slot = step.slotMapping[t];
-    const k = cache.k.subarray(slot * kvDim, (slot + 1) * kvDim);
+    // k is normed and rotated, then k and v go into their cache slot
     k.set(qkv.subarray(row + qDim, row + qDim + kvDim));
     if (kNorm) rmsnorm(k, k, kNorm, g.eps, g.headDim);
     rope(k, k, pos, invFreq, g.headDim, g.rotary);
-    cache.v.set(qkv.subarray(row + qDim + kvDim, row + rowLen), slot * kvDim);
+    cache.k.write(step.slotMapping[t], k);
+    cache.v.write(step.slotMapping[t], qkv.subarray(row + qDim + kvDim, row + rowLen));
   }
   attention(out, qRot, cache, step, blockSize, g);
 }

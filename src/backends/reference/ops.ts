@@ -6,6 +6,7 @@
 import type { RopeConfig } from "../../checkpoint/config.js";
 import type { AttentionGeometry, RotaryDims } from "../../graph/ir.js";
 import type { StepBatch } from "../../graph/step-batch.js";
+import type { KvPlane } from "./kv-plane.js";
 import { ropeInvFreq, ropePair } from "./rope.js";
 
 /** out[t, :] = table[ids[t], :]   table [vocab, H], out [T, H] */
@@ -85,19 +86,18 @@ export function rope(
   }
 }
 
-/** The paged KV cache of one layer: K and V are [numSlots, kvHeads*headDim]. */
+/** The paged KV cache of one layer: K and V planes of [numSlots, kvHeads*headDim]. */
 export interface LayerCache {
-  k: Float32Array;
-  v: Float32Array;
+  k: KvPlane;
+  v: KvPlane;
 }
 
 /** Copies k, v [T, kvDim] into the cache rows given by slotMapping. */
 export function kvWrite(cache: LayerCache, k: Float32Array, v: Float32Array, slotMapping: Int32Array): void {
   const kvDim = k.length / slotMapping.length;
   for (let t = 0; t < slotMapping.length; t++) {
-    const slot = slotMapping[t];
-    cache.k.set(k.subarray(t * kvDim, (t + 1) * kvDim), slot * kvDim);
-    cache.v.set(v.subarray(t * kvDim, (t + 1) * kvDim), slot * kvDim);
+    cache.k.write(slotMapping[t], k.subarray(t * kvDim, (t + 1) * kvDim));
+    cache.v.write(slotMapping[t], v.subarray(t * kvDim, (t + 1) * kvDim));
   }
 }
 
@@ -116,9 +116,10 @@ export function attention(
 ): void {
   const { numHeads, numKvHeads, headDim, scale } = g;
   const qDim = numHeads * headDim;
-  const kvDim = numKvHeads * headDim;
   const group = numHeads / numKvHeads;
   const scores = new Float64Array(Math.max(1, ...step.contextLens));
+  const acc = new Float64Array(headDim);
+  const slotOf = (table: Int32Array, j: number) => table[Math.floor(j / blockSize)] * blockSize + (j % blockSize);
   for (let s = 0; s + 1 < step.seqStarts.length; s++) {
     const table = step.blockTables[s];
     for (let t = step.seqStarts[s]; t < step.seqStarts[s + 1]; t++) {
@@ -130,9 +131,9 @@ export function attention(
         // scores over the visible positions, then softmax
         let max = -Infinity;
         for (let j = first; j <= pos; j++) {
-          const slot = table[Math.floor(j / blockSize)] * blockSize + (j % blockSize);
+          const k = cache.k.row(slotOf(table, j));
           let dot = 0;
-          for (let d = 0; d < headDim; d++) dot += q[qo + d] * cache.k[slot * kvDim + ko + d];
+          for (let d = 0; d < headDim; d++) dot += q[qo + d] * k[ko + d];
           scores[j] = dot * scale;
           if (scores[j] > max) max = scores[j];
         }
@@ -142,14 +143,12 @@ export function attention(
           sum += scores[j];
         }
         // weighted sum of values
-        for (let d = 0; d < headDim; d++) {
-          let acc = 0;
-          for (let j = first; j <= pos; j++) {
-            const slot = table[Math.floor(j / blockSize)] * blockSize + (j % blockSize);
-            acc += scores[j] * cache.v[slot * kvDim + ko + d];
-          }
-          out[qo + d] = acc / sum;
+        acc.fill(0);
+        for (let j = first; j <= pos; j++) {
+          const v = cache.v.row(slotOf(table, j));
+          for (let d = 0; d < headDim; d++) acc[d] += scores[j] * v[ko + d];
         }
+        for (let d = 0; d < headDim; d++) out[qo + d] = acc[d] / sum;
       }
     }
   }
