@@ -22,10 +22,8 @@ import {
   type WorkerInit,
 } from "./worker-protocol.js";
 
-export interface WorkerLLMOptions extends Omit<LLMOptions, "backend"> {
-  /** KV cache budget in bytes (overrides numBlocks). */
-  kvCacheBytes?: number;
-}
+/** LLMOptions, which must survive postMessage: plain data, plus onProgress (called on this thread). */
+export type WorkerLLMOptions = LLMOptions;
 
 export interface ServedCompletionOutput extends CompletionOutput {
   logprobs?: TextLogprob[];
@@ -97,8 +95,8 @@ export class WorkerLLM {
 
   /** Starts the engine thread and begins loading; returns at once (await `ready`). */
   static start(model: string, opts: WorkerLLMOptions = {}): WorkerLLM {
-    const { onProgress, kvCacheBytes, ...options } = opts;
-    return new WorkerLLM({ model, options, kvCacheBytes }, onProgress);
+    const { onProgress, ...options } = opts;
+    return new WorkerLLM({ model, options }, onProgress);
   }
 
   get inFlight(): number {

@@ -12,9 +12,7 @@ import type { SamplingParamsInput } from "../runtime/sampling-params.js";
 /** What the worker needs to load the model (LLMOptions without callbacks). */
 export interface WorkerInit {
   model: string;
-  options: Omit<LLMOptions, "onProgress" | "backend">;
-  /** Bytes of KV cache to allocate; turned into a block count once the model's shape is known. */
-  kvCacheBytes?: number;
+  options: Omit<LLMOptions, "onProgress">;
 }
 
 /** Facts about the loaded model, sent once when it is ready. */

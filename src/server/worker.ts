@@ -6,7 +6,6 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { LLM } from "../api/llm.js";
-import { loadModel } from "../api/load-model.js";
 import type { CompletionOutput } from "../api/outputs.js";
 import { OptionError } from "../errors.js";
 import { applyTokenizerChatTemplate, encodeChatPrompt, type ChatMessage } from "../tokenizer/chat-template.js";
@@ -23,7 +22,6 @@ const aborts = new Map<number, AbortController>();
 
 async function load(): Promise<void> {
   const options = { ...init.options, onProgress: (p: { file: string; downloaded: number; total: number }) => post({ type: "progress", ...p }) };
-  if (init.kvCacheBytes !== undefined) options.numBlocks = await blocksForBytes(init.kvCacheBytes);
   llm = await LLM.load(init.model, options);
   texts = new TokenTextCache(llm.tokenizer);
   const s = llm.stats();
@@ -37,20 +35,6 @@ async function load(): Promise<void> {
     blockSize: llm.core.pool.blockSize,
   };
   post({ type: "ready", info });
-}
-
-/**
- * KV blocks that fit in `bytes` (FP32 K and V for every layer). LLMOptions has no byte
- * budget yet, so the model's shape is read first; the checkpoint opens lazily.
- */
-async function blocksForBytes(bytes: number): Promise<number> {
-  const m = await loadModel(init.model, { tokenizer: init.options.tokenizer });
-  const c = m.checkpoint.config;
-  m.checkpoint.close();
-  const perBlock = 2 * c.numLayers * (init.options.blockSize ?? 16) * c.numKvHeads * c.headDim * 4;
-  const n = Math.floor(bytes / perBlock);
-  if (n < 1) throw new OptionError("--kv-cache-bytes", `${bytes} bytes hold no KV block (one block takes ${perBlock} bytes for this model)`, `pass at least ${perBlock}`);
-  return n;
 }
 
 /** Streams one request back as deltas: only what each output gained since the last message. */

@@ -33,14 +33,14 @@ test("/health is 503 while loading, then 200; API calls get a 503 until then", a
 test("HTTP answers within milliseconds while the engine runs a long step", async (t) => {
   const s = await startTestServer();
   try {
-    // Warm up, then a 400-token prompt: its prefill is one long step on the reference backend.
+    // Warm up, then a 250-token prompt: its prefill is one long step on the reference backend.
     await postJson(`${s.url}/v1/completions`, { prompt: "warm up", max_tokens: 2 });
     const t0 = performance.now();
     let firstToken = 0;
     const gen = fetch(`${s.url}/v1/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ prompt: "z".repeat(400), max_tokens: 3, stream: true, ignore_eos: true }),
+      body: JSON.stringify({ prompt: "z".repeat(250), max_tokens: 3, stream: true, ignore_eos: true }),
     }).then(async (r) => {
       const reader = r.body!.getReader();
       for (;;) {
