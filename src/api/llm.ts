@@ -68,7 +68,7 @@ export class LLM {
       const blockSize = opts.blockSize ?? 16;
       const maxSeqLen = opts.maxSeqLen ?? built.maxSeqLen;
       const numBlocks = opts.numBlocks ?? kvBlocksFor(config, { ...opts, blockSize, maxSeqs, maxSeqLen });
-      const engine = Engine.load(loaded.engineDir, { blockSize, maxSeqs, maxSeqLen, numBlocks, maxBatchTokens });
+      const engine = Engine.load(loaded.engineDir, { blockSize, maxSeqs, maxSeqLen, numBlocks, maxBatchTokens, kvDtype: opts.kvDtype });
       const core = new EngineCore(engine, loaded.tokenizer, { maxBatchTokens, maxSeqs, enablePrefixCaching: opts.enablePrefixCaching });
       return new LLM(core, loaded.tokenizer, loaded.randomWeights, model);
     } finally {

@@ -4,7 +4,8 @@
  * single-line JSON object per prompt, in prompt order.
  */
 import { readFileSync } from "node:fs";
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
+import type { KvDType } from "../backends/backend.js";
 import { LLM } from "../api/llm.js";
 import { DEFAULT_MODEL } from "../api/load-model.js";
 import type { RequestOutput } from "../api/outputs.js";
@@ -32,6 +33,8 @@ interface GenerateFlags {
   maxSeqs?: number;
   maxBatchTokens?: number;
   maxSeqLen?: number;
+  kvCacheBytes?: number;
+  kvDtype: KvDType;
 }
 
 export function registerGenerate(program: Command): void {
@@ -57,6 +60,8 @@ export function registerGenerate(program: Command): void {
     .option("--max-seqs <n>", "sequences in flight at once", intOption("--max-seqs", 1))
     .option("--max-batch-tokens <n>", "tokens per engine step", intOption("--max-batch-tokens", 1))
     .option("--max-seq-len <n>", "longest sequence (prompt + output) the engine holds", intOption("--max-seq-len", 2))
+    .option("--kv-cache-bytes <n>", "KV cache budget in bytes (default: enough for --max-seqs full sequences, at most 40% of free memory)", intOption("--kv-cache-bytes", 1))
+    .addOption(new Option("--kv-dtype <type>", "KV cache storage type").choices(["f32", "f16", "bf16"]).default("f32"))
     .action(async (flags: GenerateFlags) => runGenerate(flags));
 }
 
@@ -71,6 +76,8 @@ async function runGenerate(f: GenerateFlags): Promise<void> {
     maxSeqs: f.maxSeqs ?? Math.min(prompts.length, 64),
     maxBatchTokens: f.maxBatchTokens,
     maxSeqLen: f.maxSeqLen,
+    kvCacheBytes: f.kvCacheBytes,
+    kvDtype: f.kvDtype,
     onProgress: cliProgressReporter(),
   });
   const loadMs = performance.now() - t0;
