@@ -2,7 +2,9 @@
 /** The llmrt command line. Each subcommand lives in a file of its own. */
 import { Command } from "commander";
 import { LlmrtError } from "../errors.js";
+import { registerBuild } from "./build.js";
 import { registerGenerate } from "./generate.js";
+import { registerInspect } from "./inspect.js";
 import { registerServe } from "./serve.js";
 
 const program = new Command()
@@ -12,6 +14,8 @@ const program = new Command()
   .showHelpAfterError();
 
 registerGenerate(program);
+registerBuild(program);
+registerInspect(program);
 registerServe(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {

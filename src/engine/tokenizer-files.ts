@@ -3,7 +3,7 @@
  * tokenizer.bin is copied, a GGUF vocabulary is written as a vocab-only GGUF (no
  * tensors), and synthetic models use the built-in ASCII tokenizer.
  */
-import { copyFileSync, existsSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { GgufArray, readGgufMetadata, type GgufMetadata } from "../checkpoint/gguf.js";
 import type { Checkpoint } from "../checkpoint/types.js";
@@ -43,17 +43,23 @@ function writeVocabOnlyGguf(src: string, dest: string): void {
   writeGguf(dest, out, []);
 }
 
+/** Copies a file, writable by its owner whatever the source's mode (model stores are often read-only). */
+function copy(src: string, dest: string): void {
+  copyFileSync(src, dest);
+  chmodSync(dest, 0o644);
+}
+
 /** Puts the checkpoint's tokenizer into `dir`; returns how to load it back. */
 export function writeTokenizerFiles(ckpt: Checkpoint, dir: string): EngineTokenizer {
   const src = ckpt.tokenizer;
   switch (src.kind) {
     case "hf": {
       const files = HF_FILES.filter((f) => existsSync(join(src.dir, f)));
-      for (const f of files) copyFileSync(join(src.dir, f), join(dir, f));
+      for (const f of files) copy(join(src.dir, f), join(dir, f));
       return files.length ? { kind: "hf", files } : { kind: "none", files: [] };
     }
     case "llama2c":
-      copyFileSync(src.file, join(dir, LLAMA2C_FILE));
+      copy(src.file, join(dir, LLAMA2C_FILE));
       return { kind: "llama2c", files: [LLAMA2C_FILE] };
     case "gguf":
       writeVocabOnlyGguf(src.file, join(dir, GGUF_FILE));

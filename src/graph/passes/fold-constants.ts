@@ -35,5 +35,5 @@ export const foldConstantsPass: Pass = {
   name: "fold-constants",
   run: foldConstants,
   count: (b, a) => b.ops.length - a.ops.length,
-  describe: (b, a) => (b.ops.length > a.ops.length ? `folded ${b.ops.length - a.ops.length} constant op(s) into weights` : ""),
+  describe: (b, a) => (b.ops.length > a.ops.length ? `folded ${b.ops.length - a.ops.length} constant` : ""),
 };

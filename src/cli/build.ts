@@ -1,0 +1,78 @@
+/**
+ * llmrt build: checkpoint -> optimized engine dir (engine.json + weights.bin + tokenizer
+ * files). The log says what each pass did and what the engine holds.
+ */
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { Command } from "commander";
+import { openModelSpec } from "../api/load-model.js";
+import { cliProgressReporter } from "../checkpoint/hub.js";
+import { buildEngineDir } from "../engine/build.js";
+import { ENGINE_FILE } from "../engine/format.js";
+import { ENGINE_DTYPES, type EngineDType } from "../engine/options.js";
+import { buildLogLine, formatBytes } from "../engine/report.js";
+import { OptionError } from "../errors.js";
+import { buildProgressBar } from "./build-progress.js";
+import { intOption } from "./options.js";
+
+interface BuildFlags {
+  model: string;
+  output: string;
+  dtype: string;
+  target: string;
+  maxBatchTokens: number;
+  maxSeqs: number;
+  maxSeqLen?: number;
+  maxLogitRows?: number;
+}
+
+export function registerBuild(program: Command): void {
+  program
+    .command("build")
+    .description("build an optimized engine dir from a checkpoint (fused graph, memory plan, packed weights)")
+    .requiredOption("--model <path>", "checkpoint file or directory, Hugging Face id, or synthetic:NAME")
+    .requiredOption("-o, --output <dir>", "engine directory to write")
+    .option("--dtype <dtype>", `weight storage: ${ENGINE_DTYPES.join(", ")} (arithmetic is fp32)`, "fp32")
+    .option("--target <name>", "backend whose layout to pack", "reference")
+    .option("--max-batch-tokens <n>", "most tokens per step", intOption("--max-batch-tokens", 1), 512)
+    .option("--max-seqs <n>", "most sequences in flight", intOption("--max-seqs", 1), 16)
+    .option("--max-seq-len <n>", "longest sequence (default: the model's context, at most 4096)", intOption("--max-seq-len", 2))
+    .option("--max-logit-rows <n>", "most logit rows per step (default --max-seqs; raise for prompt logprobs)", intOption("--max-logit-rows", 1))
+    .action((flags: BuildFlags) => runBuild(flags));
+}
+
+/** Refuses to write into a non-empty dir that is not an engine; clears an old engine's manifest first. */
+function prepareOutput(dir: string): void {
+  if (!existsSync(dir)) return;
+  const names = readdirSync(dir);
+  if (names.length > 0 && !names.includes(ENGINE_FILE)) {
+    throw new OptionError("-o", `${dir} exists and is not an engine dir (it holds ${names.slice(0, 4).join(", ")}${names.length > 4 ? ", ..." : ""})`, "pass a new or empty directory");
+  }
+  rmSync(join(dir, ENGINE_FILE), { force: true }); // a half-rebuilt dir must not look complete
+}
+
+async function runBuild(f: BuildFlags): Promise<void> {
+  if (!ENGINE_DTYPES.includes(f.dtype as EngineDType)) throw new OptionError("--dtype", `unknown dtype "${f.dtype}"`, `choose one of ${ENGINE_DTYPES.join(", ")}`);
+  prepareOutput(f.output);
+  const t0 = performance.now();
+  const { checkpoint } = await openModelSpec(f.model, { onProgress: cliProgressReporter() });
+  const progress = buildProgressBar(`building ${f.output}`);
+  try {
+    const m = buildEngineDir(checkpoint, f.output, {
+      dtype: f.dtype as EngineDType,
+      target: f.target,
+      maxBatchTokens: f.maxBatchTokens,
+      maxSeqs: f.maxSeqs,
+      maxSeqLen: f.maxSeqLen,
+      maxLogitRows: f.maxLogitRows,
+    }, { onProgress: progress });
+    progress.stop();
+    const s = (performance.now() - t0) / 1000;
+    const weights = Object.entries(m.report.weightBytes).map(([dt, n]) => `${dt} ${formatBytes(n)}`).join(", ");
+    console.error(`llmrt: built ${f.output} in ${s.toFixed(2)} s (target ${m.target}, weights ${weights}, ${m.weights.tensors.length} tensors)`);
+    console.error(`llmrt: ${buildLogLine(m.report)}`);
+  } finally {
+    progress.stop();
+    checkpoint.close();
+  }
+}
