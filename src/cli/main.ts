@@ -6,6 +6,7 @@ import { registerBuild } from "./build.js";
 import { registerGenerate } from "./generate.js";
 import { registerInspect } from "./inspect.js";
 import { registerServe } from "./serve.js";
+import { registerChat } from "./chat.js";
 
 const program = new Command()
   .name("llmrt")
@@ -17,6 +18,7 @@ registerGenerate(program);
 registerBuild(program);
 registerInspect(program);
 registerServe(program);
+registerChat(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   // typed errors are the user's to fix: print the message and hint, not a stack
