@@ -29,6 +29,8 @@ export class ServerContext {
     };
     reply.raw.once("close", onClose);
     ac.signal.addEventListener("abort", () => reply.raw.off("close", onClose), { once: true });
+    // the client may have left while the prompt was being tokenized
+    if (reply.raw.destroyed || reply.request.raw.socket?.destroyed) ac.abort();
     return ac;
   }
 
