@@ -171,7 +171,8 @@ for (const name of Object.keys(SEEDS)) {
       const cpp = await llamaCppGreedy(llama, path, prompt, NEW_TOKENS);
       assert.equal(cpp.tokens.length, NEW_TOKENS, "llama.cpp stopped early (generated an end-of-generation token)");
 
-      const llm = await LLM.load(path, { maxSeqs: 1, maxSeqLen: 64 });
+      // engines built from these files go to the temporary dir, not the user's cache
+      const llm = await LLM.load(path, { maxSeqs: 1, maxSeqLen: 64, engineCache: join(dir, "engines") });
       let ours: number[];
       let apiLogprobs: TokenLogprob[];
       try {
