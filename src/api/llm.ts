@@ -14,6 +14,7 @@ import { EngineCore, type CoreStats, type RequestUpdate } from "../runtime/engin
 import type { Request } from "../runtime/request.js";
 import { normalizeSamplingParams, type SamplingParamsInput } from "../runtime/sampling-params.js";
 import type { Tokenizer } from "../tokenizer/types.js";
+import { parseSpeculative, type SpeculativeConfig } from "../runtime/speculative/config.js";
 import { kvBlocksFor, type KvBudgetOptions } from "./kv-budget.js";
 import { DEFAULT_MODEL, loadModel, type LoadModelOptions } from "./load-model.js";
 import type { CompletionOutput, RequestOutput } from "./outputs.js";
@@ -25,6 +26,8 @@ export interface LLMOptions extends LoadModelOptions, Omit<EngineOptions, "backe
   maxBatchTokens?: number;
   /** Reuse the KV blocks of shared prompt prefixes (default true). */
   enablePrefixCaching?: boolean;
+  /** Speculative decoding: "ngram,k=4,n=3" (prompt lookup) or "draft:PATH,k=4" (a draft model), or the parsed form. */
+  speculative?: string | SpeculativeConfig;
 }
 
 /** A prompt as text, or as token ids fed as-is. */
@@ -68,8 +71,18 @@ export class LLM {
       const blockSize = opts.blockSize ?? 16;
       const maxSeqLen = opts.maxSeqLen ?? built.maxSeqLen;
       const numBlocks = opts.numBlocks ?? kvBlocksFor(config, { ...opts, blockSize, maxSeqs, maxSeqLen });
-      const engine = Engine.load(loaded.engineDir, { blockSize, maxSeqs, maxSeqLen, numBlocks, maxBatchTokens, kvDtype: opts.kvDtype });
-      const core = new EngineCore(engine, loaded.tokenizer, { maxBatchTokens, maxSeqs, enablePrefixCaching: opts.enablePrefixCaching });
+      const engineOpts = { blockSize, maxSeqs, maxSeqLen, maxBatchTokens, kvDtype: opts.kvDtype };
+      const engine = Engine.load(loaded.engineDir, { ...engineOpts, numBlocks });
+      const speculative = typeof opts.speculative === "string" ? parseSpeculative(opts.speculative) : opts.speculative;
+      let draftEngine: Engine | undefined;
+      if (speculative?.method === "draft") {
+        const draft = await loadModel(speculative.model, { build });
+        draft.checkpoint.close();
+        // sequences longer than the draft model's context simply get no drafts
+        const draftLen = Math.min(maxSeqLen, draft.engineBuild.maxSeqLen);
+        draftEngine = Engine.load(draft.engineDir, { ...engineOpts, maxSeqLen: draftLen, numBlocks: kvBlocksFor(draft.config, { ...opts, blockSize, maxSeqs, maxSeqLen: draftLen }) });
+      }
+      const core = new EngineCore(engine, loaded.tokenizer, { maxBatchTokens, maxSeqs, enablePrefixCaching: opts.enablePrefixCaching, speculative, draftEngine });
       return new LLM(core, loaded.tokenizer, loaded.randomWeights, model);
     } finally {
       loaded.checkpoint.close(); // weights are in the engine now

@@ -35,6 +35,7 @@ interface GenerateFlags {
   maxSeqLen?: number;
   kvCacheBytes?: number;
   kvDtype: KvDType;
+  speculative?: string;
 }
 
 export function registerGenerate(program: Command): void {
@@ -62,6 +63,7 @@ export function registerGenerate(program: Command): void {
     .option("--max-seq-len <n>", "longest sequence (prompt + output) the engine holds", intOption("--max-seq-len", 2))
     .option("--kv-cache-bytes <n>", "KV cache budget in bytes (default: enough for --max-seqs full sequences, at most 40% of free memory)", intOption("--kv-cache-bytes", 1))
     .addOption(new Option("--kv-dtype <type>", "KV cache storage type").choices(["f32", "f16", "bf16"]).default("f32"))
+    .option("--speculative <spec>", 'speculative decoding: "ngram,k=4,n=3" or "draft:PATH,k=4"')
     .action(async (flags: GenerateFlags) => runGenerate(flags));
 }
 
@@ -78,6 +80,7 @@ async function runGenerate(f: GenerateFlags): Promise<void> {
     maxSeqLen: f.maxSeqLen,
     kvCacheBytes: f.kvCacheBytes,
     kvDtype: f.kvDtype,
+    speculative: f.speculative,
     onProgress: cliProgressReporter(),
   });
   const loadMs = performance.now() - t0;
@@ -111,6 +114,7 @@ async function runGenerate(f: GenerateFlags): Promise<void> {
     results = await llm.generate(prompts, params);
   }
   const wallMs = performance.now() - started;
+  const stats = llm.stats();
   llm.close();
 
   for (const r of results) {
@@ -144,6 +148,9 @@ async function runGenerate(f: GenerateFlags): Promise<void> {
   console.error(
     `llmrt: ${results.length} prompt(s), ${totalOut} tokens in ${round(wallMs)} ms (${round(totalOut / (wallMs / 1000))} tok/s), load ${round(loadMs)} ms`,
   );
+  if (stats.specDraftTokens > 0) {
+    console.error(`llmrt: speculative: ${round(stats.specAcceptanceRate * 100)}% of ${stats.specDraftTokens} draft tokens accepted, ${round(stats.specMeanAcceptedLength)} tokens per verification`);
+  }
 }
 
 function round(x: number): number {

@@ -14,6 +14,10 @@ import { Scheduler } from "./scheduler.js";
 import { buildStep, sliceLogitRows } from "./step-builder.js";
 import { selectTopK } from "./sampler.js";
 import { isStopToken } from "./stop.js";
+import type { SpeculativeConfig } from "./speculative/config.js";
+import { DraftRunner } from "./speculative/draft-runner.js";
+import { proposeNgram } from "./speculative/ngram.js";
+import { verifyDrafts } from "./speculative/verify.js";
 
 export interface EngineCoreOptions {
   /** Tokens per step across all sequences (default 512). */
@@ -22,6 +26,9 @@ export interface EngineCoreOptions {
   maxSeqs?: number;
   /** Reuse cached KV blocks of shared prompt prefixes (default true). */
   enablePrefixCaching?: boolean;
+  /** Speculative decoding; a "draft" method needs `draftEngine` (same vocabulary as the target). */
+  speculative?: SpeculativeConfig;
+  draftEngine?: Engine;
 }
 
 export interface RequestUpdate {
@@ -45,6 +52,11 @@ export interface CoreStats {
   prefixQueries: number;
   prefixHits: number;
   prefixHitRate: number;
+  /** Speculative decoding: drafts proposed and accepted; accepted / proposed; tokens emitted per verification. */
+  specDraftTokens: number;
+  specAcceptedTokens: number;
+  specAcceptanceRate: number;
+  specMeanAcceptedLength: number;
   steps: number;
 }
 
@@ -54,6 +66,10 @@ export class EngineCore {
   private readonly byId = new Map<string, Request>();
   /** Requests waiting for a parent's prompt to be computed, by parent id. */
   private readonly deferred = new Map<string, Request[]>();
+  private readonly speculative?: SpeculativeConfig;
+  private readonly drafter?: DraftRunner;
+  /** Speculative decoding counters: drafts proposed and accepted, verification steps. */
+  private readonly spec = { proposed: 0, accepted: 0, steps: 0 };
   private readonly eos: ReadonlySet<number>;
   private steps = 0;
 
@@ -63,6 +79,15 @@ export class EngineCore {
     opts: EngineCoreOptions = {},
   ) {
     this.pool = new BlockPool(engine.kv.numBlocks, engine.kv.blockSize, opts.enablePrefixCaching ?? true);
+    this.speculative = opts.speculative;
+    if (opts.speculative?.method === "draft") {
+      const d = opts.draftEngine;
+      if (!d) throw new OptionError("--speculative", `draft model ${opts.speculative.model} was not loaded`);
+      if (d.config.vocabSize !== engine.config.vocabSize) {
+        throw new OptionError("--speculative", `the draft model's vocabulary (${d.config.vocabSize}) differs from the target's (${engine.config.vocabSize})`, "pick a draft model with the target's tokenizer");
+      }
+      this.drafter = new DraftRunner(d, opts.speculative.k);
+    }
     this.scheduler = new Scheduler(this.pool, {
       maxBatchTokens: opts.maxBatchTokens ?? 512,
       maxSeqs: opts.maxSeqs ?? 16,
@@ -109,7 +134,7 @@ export class EngineCore {
   abort(id: string): RequestUpdate | null {
     const req = this.byId.get(id);
     if (!req) return null;
-    return this.finish(req, "abort", { id, newTokenIds: [], newText: "", newLogprobs: [], finished: true, finishReason: "abort", request: req });
+    return this.finish(req, "abort", newUpdate(req));
   }
 
   get hasWork(): boolean {
@@ -128,12 +153,17 @@ export class EngineCore {
       prefixQueries: this.pool.prefixStats.queries,
       prefixHits: this.pool.prefixStats.hits,
       prefixHitRate: this.pool.prefixStats.queries === 0 ? 0 : this.pool.prefixStats.hits / this.pool.prefixStats.queries,
+      specDraftTokens: this.spec.proposed,
+      specAcceptedTokens: this.spec.accepted,
+      specAcceptanceRate: this.spec.proposed === 0 ? 0 : this.spec.accepted / this.spec.proposed,
+      specMeanAcceptedLength: this.spec.steps === 0 ? 0 : (this.spec.accepted + this.spec.steps) / this.spec.steps,
       steps: this.steps,
     };
   }
 
   /** Runs one step. Returns an update for every request that produced a token or finished. */
   step(): RequestUpdate[] {
+    this.propose();
     const { slices } = this.scheduler.schedule();
     if (slices.length === 0) return [];
     this.steps++;
@@ -146,23 +176,68 @@ export class EngineCore {
 
     const updates: RequestUpdate[] = [];
     let row = 0;
+    const rowAt = (r: number) => logits.subarray(r * V, (r + 1) * V);
     for (const slice of slices) {
       const { req, numNew } = slice;
-      const { promptRows, sampleRow } = sliceLogitRows(slice);
+      const numDraft = slice.numDraft ?? 0;
+      const { promptRows, sampleRows } = sliceLogitRows(slice);
       for (let r = 0; r < promptRows; r++, row++) {
         const pos = req.seq.numComputed + r; // this row predicts token pos + 1
         if (req.promptLogprobs.length !== pos) continue; // recomputed after a preemption
-        req.promptLogprobs.push(tokenLogprob(logits.subarray(row * V, (row + 1) * V), req.seq.tokens[pos + 1], req.params.promptLogprobs!));
+        req.promptLogprobs.push(tokenLogprob(rowAt(row), req.seq.tokens[pos + 1], req.params.promptLogprobs!));
       }
-      req.seq.numComputed += numNew;
-      this.pool.commitFull(req.seq);
-      if (!sampleRow) continue;
-      const r = req.sampler.sample(logits.subarray(row * V, (row + 1) * V));
-      row++;
-      updates.push(this.emit(req, r.token, r.logprob === undefined ? undefined : { token: r.token, logprob: r.logprob, top: r.topLogprobs }));
-      this.releaseDeferred(req.id);
+      req.seq.numComputed += numNew - numDraft;
+      if (sampleRows > 0) {
+        const rows = Array.from({ length: sampleRows }, (_, i) => rowAt(row + i));
+        row += sampleRows;
+        updates.push(numDraft > 0 ? this.verify(req, rows) : this.sampleOne(req, rows[0]));
+        this.releaseDeferred(req.id);
+      }
+      req.seq.draft = [];
+      if (!req.finished) this.pool.commitFull(req.seq);
     }
     return updates;
+  }
+
+  private sampleOne(req: Request, row: Float32Array): RequestUpdate {
+    const r = req.sampler.sample(row);
+    return this.emit(req, r.token, r.logprob === undefined ? undefined : { token: r.token, logprob: r.logprob, top: r.topLogprobs });
+  }
+
+  /** Keeps the longest accepted run of this step's drafts plus one target token (see speculative/verify.ts). */
+  private verify(req: Request, rows: Float32Array[]): RequestUpdate {
+    const drafts = req.seq.draft;
+    const u = newUpdate(req);
+    const lpN = req.params.logprobs;
+    const { accepted } = verifyDrafts(req.sampler, req.sampler.rng, rows, drafts, req.draftQ ?? drafts.map(() => null), (token, row) => {
+      this.emit(req, token, lpN === null ? undefined : tokenLogprob(row, token, lpN), u);
+      return !req.finished;
+    });
+    // the accepted drafts' K/V were computed in this step
+    req.seq.numComputed += accepted;
+    this.spec.proposed += drafts.length;
+    this.spec.accepted += accepted;
+    this.spec.steps++;
+    req.draftQ = undefined;
+    return u;
+  }
+
+  /** Proposes speculative tokens for every running sequence that is decoding. */
+  private propose(): void {
+    const cfg = this.speculative;
+    if (!cfg) return;
+    const decoding = this.scheduler.running.filter((r) => r.seq.numUncomputed === 1);
+    const room = (r: Request) => Math.max(0, Math.min(r.params.maxTokens - r.seq.numOutput, this.maxSeqLen - r.seq.numTokens) - 1);
+    if (cfg.method === "ngram") {
+      for (const r of decoding) r.seq.draft = proposeNgram(r.seq.tokens, Math.min(cfg.k, room(r)), cfg.n);
+      return;
+    }
+    const props = this.drafter!.propose(decoding.filter((r) => room(r) > 0));
+    for (const [r, p] of props) {
+      const n = Math.min(p.drafts.length, room(r));
+      r.seq.draft = p.drafts.slice(0, n);
+      r.draftQ = p.q.slice(0, n);
+    }
   }
 
   /** Siblings wait until their parent's prompt is computed, then reuse its KV blocks through the prefix cache. */
@@ -173,47 +248,44 @@ export class EngineCore {
     for (const k of kids) this.scheduler.add(k);
   }
 
-  /** Appends a sampled token and applies every stop rule. */
-  private emit(req: Request, token: number, lp: TokenLogprob | undefined): RequestUpdate {
+  /** Appends a sampled token to `u` (a fresh update by default) and applies every stop rule. */
+  private emit(req: Request, token: number, lp: TokenLogprob | undefined, u: RequestUpdate = newUpdate(req)): RequestUpdate {
     req.timings.firstToken ??= performance.now();
     req.seq.tokens.push(token);
-    if (lp) req.logprobs.push(lp);
-    const u: RequestUpdate = {
-      id: req.id,
-      newTokenIds: [token],
-      newText: "",
-      newLogprobs: lp ? [lp] : [],
-      finished: false,
-      finishReason: null,
-      request: req,
-    };
+    u.newTokenIds.push(token);
+    if (lp) {
+      req.logprobs.push(lp);
+      u.newLogprobs.push(lp);
+    }
     if (isStopToken(token, req.params, this.eos)) {
       req.stopReason = token;
-      u.newText = req.stop.flush();
-      return this.finish(req, "stop", u);
+      return this.finish(req, "stop", u, req.stop.flush());
     }
     const st = req.stop.push(req.detok.push(token));
-    u.newText = st.text;
     if (st.stopped) {
       req.stopReason = st.stop ?? null;
-      return this.finish(req, "stop", u);
+      return this.finish(req, "stop", u, st.text);
     }
+    const done = req.constraintFinish(token); // structured output complete (or impossible to continue)
+    if (done !== null) return this.finish(req, done, u, st.text + req.stop.push(req.detok.flush()).text + req.stop.flush());
     if (req.seq.numOutput >= req.params.maxTokens || req.seq.numTokens >= this.maxSeqLen) {
-      u.newText += req.stop.push(req.detok.flush()).text + req.stop.flush();
-      return this.finish(req, "length", u);
+      return this.finish(req, "length", u, st.text + req.stop.push(req.detok.flush()).text + req.stop.flush());
     }
-    req.text += u.newText;
+    req.text += st.text;
+    u.newText += st.text;
     return u;
   }
 
-  private finish(req: Request, reason: FinishReason, u: RequestUpdate): RequestUpdate {
+  private finish(req: Request, reason: FinishReason, u: RequestUpdate, lastText = ""): RequestUpdate {
     this.releaseDeferred(req.id); // a parent aborted before its first token must not strand its siblings
     for (const [parent, kids] of this.deferred) {
       const i = kids.indexOf(req);
       if (i >= 0) kids.splice(i, 1);
       if (kids.length === 0) this.deferred.delete(parent);
     }
-    req.text += u.newText;
+    this.drafter?.release(req);
+    req.text += lastText;
+    u.newText += lastText;
     req.finishReason = reason;
     req.timings.finished = performance.now();
     this.scheduler.remove(req);
@@ -222,6 +294,10 @@ export class EngineCore {
     u.finishReason = reason;
     return u;
   }
+}
+
+function newUpdate(req: Request): RequestUpdate {
+  return { id: req.id, newTokenIds: [], newText: "", newLogprobs: [], finished: false, finishReason: null, request: req };
 }
 
 /** log P(token) under one logits row, with the `top` most likely alternatives. */

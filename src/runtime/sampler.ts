@@ -47,6 +47,13 @@ export interface SamplerOptions {
   stream?: number;
   /** Supply a generator directly (tests, resuming); overrides seed and stream. */
   rng?: Rng;
+  /** Structured output: sets the logits of tokens that may not come next to -Infinity, after bias and penalties. */
+  mask?: LogitsMask;
+}
+
+/** Something that knows, right now, which tokens may come next (a ConstraintState). */
+export interface LogitsMask {
+  applyMask(x: Float32Array): void;
 }
 
 let work = new Float32Array(0); // logits after bias and penalties
@@ -68,6 +75,7 @@ export class Sampler {
   private readonly biasIds: Int32Array;
   private readonly biasVals: Float32Array;
   private checkedVocab = -1;
+  private readonly mask: LogitsMask | undefined;
 
   /** `params` must come from normalizeSamplingParams. */
   constructor(
@@ -75,6 +83,7 @@ export class Sampler {
     opts: SamplerOptions = {},
   ) {
     this.rng = opts.rng ?? new Rng(params.seed, opts.stream ?? 0);
+    this.mask = opts.mask;
     const p = params;
     this.tracksCounts = p.repetitionPenalty !== 1 || p.presencePenalty !== 0 || p.frequencyPenalty !== 0;
     if (p.repetitionPenalty !== 1 && opts.promptTokens) {
@@ -130,16 +139,17 @@ export class Sampler {
     return out;
   }
 
-  /** Logits after logit bias and penalties (a scratch buffer valid until the next call, or `logits` itself when nothing applies). */
+  /** Logits after logit bias, penalties and the mask (a scratch buffer valid until the next call, or `logits` itself when nothing applies). */
   prepare(logits: Float32Array): Float32Array {
     const V = logits.length;
     if (V !== this.checkedVocab) this.checkVocab(V);
     ensureScratch(V);
-    if (this.biasIds.length === 0 && this.counts.size === 0) return logits;
+    if (this.biasIds.length === 0 && this.counts.size === 0 && this.mask === undefined) return logits;
     const x = work.length === V ? work : work.subarray(0, V);
     x.set(logits);
     this.applyBias(x, V);
     this.applyPenalties(x, V);
+    this.mask?.applyMask(x);
     return x;
   }
 

@@ -4,6 +4,7 @@
  * and rejects bad values with an OptionError naming the field, value and range.
  */
 import { OptionError } from "../errors.js";
+import { normalizeConstraint, type ConstraintSpec } from "../structured/spec.js";
 
 export interface SamplingParams {
   /** Most tokens to generate. Default 256 (vLLM's 16 is too short for CLI use). */
@@ -49,10 +50,17 @@ export interface SamplingParams {
    * alternatives. Such a request computes its whole prompt (no prefix-cache reuse).
    */
   promptLogprobs: number | null;
+  /**
+   * Structured output: every token is masked so the text can still become a match, and
+   * generation stops once it is a complete one that nothing may extend. Undefined = free
+   * text (default). A bad schema or pattern is an OptionError at normalization.
+   */
+  constraint?: ConstraintSpec;
 }
 
 /** What callers may pass: any subset, and `stop` may be a single string as in the OpenAI API. */
-export type SamplingParamsInput = Partial<Omit<SamplingParams, "stop" | "seed" | "logprobs" | "promptLogprobs">> & {
+export type SamplingParamsInput = Partial<Omit<SamplingParams, "stop" | "seed" | "logprobs" | "promptLogprobs" | "constraint">> & {
+  constraint?: ConstraintSpec | null;
   promptLogprobs?: number | null;
   stop?: string | string[];
   seed?: number | null;
@@ -78,6 +86,7 @@ export const DEFAULT_SAMPLING_PARAMS: Readonly<SamplingParams> = Object.freeze({
   n: 1,
   logprobs: null,
   promptLogprobs: null,
+  constraint: undefined,
 });
 
 const KNOWN = new Set(Object.keys(DEFAULT_SAMPLING_PARAMS));
@@ -168,8 +177,11 @@ export function normalizeSamplingParams(p: SamplingParamsInput = {}): SamplingPa
   const plpIn = get("promptLogprobs");
   const promptLogprobs = plpIn === null ? null : num("promptLogprobs", plpIn, 0, MAX_LOGPROBS, `null or an integer in [0, ${MAX_LOGPROBS}]`, { int: true });
 
+  const cIn = get("constraint");
+  const constraint = cIn === null || cIn === undefined ? undefined : normalizeConstraint(cIn, "constraint").spec;
+
   return {
     maxTokens, temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty,
-    seed, stop, stopTokenIds, ignoreEos, logitBias, n, logprobs, promptLogprobs,
+    seed, stop, stopTokenIds, ignoreEos, logitBias, n, logprobs, promptLogprobs, constraint,
   };
 }

@@ -71,7 +71,7 @@ export class Scheduler<R extends Schedulable> {
     this.running.sort(before);
     for (let i = 0; i < this.running.length && budget > 0; i++) {
       const req = this.running[i];
-      const n = Math.min(req.seq.numUncomputed, budget);
+      const n = Math.min(req.seq.numUncomputed + req.seq.draft.length, budget);
       if (n === 0) continue;
       let fits = this.pool.reserve(req.seq, req.seq.numComputed + n);
       while (!fits && this.running.length - 1 > i) {
@@ -109,14 +109,20 @@ export class Scheduler<R extends Schedulable> {
   }
 
   private slice(req: R, numNew: number): ScheduledSlice & { req: R } {
-    const promptLogits = req.seq.wantsPromptLogits && req.seq.numComputed < req.seq.promptLen - 1;
-    return { req, seq: req.seq, numNew, wantLogits: req.seq.numComputed + numNew === req.seq.numTokens, promptLogits };
+    const seq = req.seq;
+    const promptLogits = seq.wantsPromptLogits && seq.numComputed < seq.promptLen - 1;
+    // drafts ride along only behind the last real token, as far as the budget allows
+    const numDraft = Math.max(0, numNew - seq.numUncomputed);
+    seq.draft.length = numDraft;
+    const wantLogits = seq.numComputed + numNew - numDraft === seq.numTokens;
+    return { req, seq, numNew, wantLogits, promptLogits, numDraft };
   }
 
   /** Recompute-style preemption: drop the KV, keep the tokens, wait again. */
   private preempt(req: R): R {
     this.pool.release(req.seq);
     req.seq.numComputed = 0;
+    req.seq.draft = [];
     this.numPreemptions++;
     this.add(req);
     return req;

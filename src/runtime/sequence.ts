@@ -15,6 +15,8 @@ export class Sequence {
   blockKeys: string[] = [];
   /** Every prompt position's logits are wanted (prompt logprobs), so no prefix can be skipped. */
   wantsPromptLogits = false;
+  /** Speculative tokens proposed for the next step, fed after `tokens` and verified by it. */
+  draft: number[] = [];
   status: SequenceStatus = "waiting";
 
   constructor(
