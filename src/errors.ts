@@ -63,3 +63,27 @@ export class EngineError extends LlmrtError {
     super("engine", `${where}: ${problem}`, hint);
   }
 }
+
+/** No usable CUDA driver or GPU: says where llmrt looked and which variable points it elsewhere. */
+export class CudaUnavailableError extends LlmrtError {
+  constructor(
+    problem: string,
+    readonly searched: string[] = [],
+    hint = "install the NVIDIA driver (libcuda.so.1), or set LLMRT_CUDA_LIB_DIR to the folder that holds it; the reference and CPU targets need no GPU",
+  ) {
+    super("cuda_unavailable", searched.length ? `${problem} (looked in: ${searched.join(", ")})` : problem, hint);
+  }
+}
+
+/** A CUDA driver, NVRTC or cuBLASLt call failed: which call, its error code and name. */
+export class CudaError extends LlmrtError {
+  constructor(
+    readonly call: string,
+    readonly status: number,
+    readonly statusName: string,
+    detail = "",
+    hint?: string,
+  ) {
+    super("cuda", `${call} failed: ${statusName} (${status})${detail ? `: ${detail}` : ""}`, hint);
+  }
+}

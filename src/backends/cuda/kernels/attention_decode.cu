@@ -1,0 +1,157 @@
+// Paged attention, one query token per block row: flash-decoding, split over KV.
+// Semantics: attention in src/backends/reference/ops.ts: the token at position p sees
+// its sequence's cached positions max(0, p - window + 1) ..= p; query head h reads KV
+// head h / (H / KH) (GQA). Correct for any token (prefill rows too); the host uses it
+// for decode rows and for head sizes the tensor-core prefill kernel does not cover.
+//
+// grid (n, KH * chunks, splits), block 128 = 4 warps.
+//   blockIdx.x  which listed query token: t = tokens[blockIdx.x]
+//   blockIdx.y  KV head and chunk of up to GMAX query heads sharing it (they share K/V loads)
+//   blockIdx.z  split: a contiguous share of the visible positions
+// Warps take keys round-robin; each lane holds DMAX/32 dims of q, k, v and the output
+// (so a q.k dot is a warp sum). Each warp keeps an online softmax; the block merges its
+// 4 warps; with splits > 1, attn_combine merges the splits.
+#include "common.cuh"
+
+constexpr int GMAX = 8;  // query heads per block (GQA group, or a chunk of it)
+
+struct AttnStep {
+  const int* tokens;        // [n] step rows to attend for
+  const int* token_seq;     // [T] sequence of each step row
+  const int* positions;     // [T]
+  const int* block_tables;  // [S, max_blocks]
+  int max_blocks;
+  int block_size;
+};
+
+template <typename T, typename C, int DMAX>
+__device__ void attn_decode(T* out, float* part_o, float* part_ml, const T* q, const C* kc, const C* vc, AttnStep st,
+                            int H, int KH, int D, float scale, int window, int splits, float kv_scale) {
+  constexpr int EPL = DMAX / 32;  // dims per lane
+  __shared__ float s_m[4][GMAX], s_l[4][GMAX];
+  __shared__ float s_o[4][GMAX][DMAX];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int group = H / KH, chunks = div_up(group, GMAX);
+  const int kh = blockIdx.y / chunks, h0 = kh * group + (blockIdx.y % chunks) * GMAX;
+  const int G = min(GMAX, kh * group + group - h0);
+  const int t = st.tokens[blockIdx.x], seq = st.token_seq[t], pos = st.positions[t];
+  const int* table = st.block_tables + (size_t)seq * st.max_blocks;
+  const int kv_dim = KH * D, q_dim = H * D, d0 = lane * EPL;
+
+  // this split's share of the visible positions [first, pos]
+  const int first = window > 0 ? max(0, pos - window + 1) : 0;
+  const int per = div_up(pos - first + 1, splits);
+  const int lo = first + blockIdx.z * per, hi = min(pos + 1, lo + per);
+
+  float qr[GMAX][EPL], acc[GMAX][EPL], m[GMAX], l[GMAX];
+#pragma unroll
+  for (int g = 0; g < GMAX; g++) {
+    m[g] = neg_inf(), l[g] = 0.f;
+#pragma unroll
+    for (int e = 0; e < EPL; e++) {
+      acc[g][e] = 0.f;
+      qr[g][e] = (g < G && d0 + e < D) ? to_f(q[(size_t)t * q_dim + (h0 + g) * D + d0 + e]) * scale : 0.f;
+    }
+  }
+
+  for (int j = lo + warp; j < hi; j += 4) {
+    const size_t row = (size_t)kv_slot(table, j, st.block_size) * kv_dim + kh * D + d0;
+    float k[EPL], v[EPL];
+#pragma unroll
+    for (int e = 0; e < EPL; e++) {
+      k[e] = d0 + e < D ? to_f(kc[row + e]) * kv_scale : 0.f;
+      v[e] = d0 + e < D ? to_f(vc[row + e]) * kv_scale : 0.f;
+    }
+#pragma unroll
+    for (int g = 0; g < GMAX; g++) {
+      if (g >= G) break;
+      float dot = 0.f;
+#pragma unroll
+      for (int e = 0; e < EPL; e++) dot += qr[g][e] * k[e];
+      dot = warp_sum(dot);
+      const float mn = fmaxf(m[g], dot);
+      const float corr = expf(m[g] - mn), p = expf(dot - mn);
+      l[g] = l[g] * corr + p;
+#pragma unroll
+      for (int e = 0; e < EPL; e++) acc[g][e] = acc[g][e] * corr + p * v[e];
+      m[g] = mn;
+    }
+  }
+
+  // merge the 4 warps
+#pragma unroll
+  for (int g = 0; g < GMAX; g++) {
+    if (lane == 0) s_m[warp][g] = m[g], s_l[warp][g] = l[g];
+#pragma unroll
+    for (int e = 0; e < EPL; e++) s_o[warp][g][d0 + e] = acc[g][e];
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < G * D; i += blockDim.x) {
+    const int g = i / D, d = i % D;
+    float M = neg_inf();
+    for (int w = 0; w < 4; w++) M = fmaxf(M, s_m[w][g]);
+    float L = 0.f, O = 0.f;
+    for (int w = 0; w < 4; w++) {
+      const float f = s_m[w][g] == neg_inf() ? 0.f : expf(s_m[w][g] - M);
+      L += s_l[w][g] * f;
+      O += s_o[w][g][d] * f;
+    }
+    const int h = h0 + g;
+    if (splits == 1) {
+      out[(size_t)t * q_dim + h * D + d] = from_f<T>(O / L);
+    } else {  // unnormalized partial: part_o [n, H, splits, D], part_ml [n, H, splits, 2]
+      const size_t p = ((size_t)blockIdx.x * H + h) * splits + blockIdx.z;
+      part_o[p * D + d] = O;
+      if (d == 0) part_ml[p * 2] = M, part_ml[p * 2 + 1] = L;
+    }
+  }
+}
+
+// Merges the splits of attn_decode: out[t, h] = sum_s O_s e^(M_s - M) / sum_s L_s e^(M_s - M).
+// grid (n, H), block 128 over D.
+template <typename T>
+__device__ void attn_combine(T* out, const float* part_o, const float* part_ml, const int* tokens, int H, int D,
+                             int splits) {
+  const int i = blockIdx.x, h = blockIdx.y, t = tokens[i];
+  const size_t p0 = ((size_t)i * H + h) * splits;
+  float M = neg_inf();
+  for (int s = 0; s < splits; s++) M = fmaxf(M, part_ml[(p0 + s) * 2]);
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float L = 0.f, O = 0.f;
+    for (int s = 0; s < splits; s++) {
+      const float ms = part_ml[(p0 + s) * 2];
+      const float f = ms == neg_inf() ? 0.f : expf(ms - M);
+      L += part_ml[(p0 + s) * 2 + 1] * f;
+      O += part_o[(p0 + s) * D + d] * f;
+    }
+    out[(size_t)t * H * D + h * D + d] = from_f<T>(O / L);
+  }
+}
+
+#define DECODE(S, T, C, DM)                                                                                        \
+  extern "C" __global__ void __launch_bounds__(128) attn_decode_##S##_d##DM(                                       \
+      T* out, float* part_o, float* part_ml, const T* q, const C* kc, const C* vc, const int* tokens,              \
+      const int* token_seq, const int* positions, const int* block_tables, int max_blocks, int block_size, int H,  \
+      int KH, int D, float scale, int window, int splits, float kv_scale) {                                        \
+    AttnStep st{tokens, token_seq, positions, block_tables, max_blocks, block_size};                               \
+    attn_decode<T, C, DM>(out, part_o, part_ml, q, kc, vc, st, H, KH, D, scale, window, splits, kv_scale);         \
+  }                                                                                                                \
+  LLMRT_EXPORT(attn_decode_##S##_d##DM)
+
+#define DECODE_ALL_D(S, T, C) DECODE(S, T, C, 64) DECODE(S, T, C, 128) DECODE(S, T, C, 256)
+
+#define COMBINE(S, T)                                                                                              \
+  extern "C" __global__ void attn_combine_##S(T* out, const float* part_o, const float* part_ml, const int* tokens, \
+                                              int H, int D, int splits) {                                          \
+    attn_combine<T>(out, part_o, part_ml, tokens, H, D, splits);                                                   \
+  }                                                                                                                \
+  LLMRT_EXPORT(attn_combine_##S)
+
+DECODE_ALL_D(f32, float, float)
+DECODE_ALL_D(bf16, bf16, bf16)
+DECODE_ALL_D(f16, f16, f16)
+DECODE_ALL_D(bf16_fp8, bf16, fp8)
+DECODE_ALL_D(f16_fp8, f16, fp8)
+COMBINE(f32, float)
+COMBINE(bf16, bf16)
+COMBINE(f16, f16)

@@ -1,0 +1,137 @@
+// Shared by every kernel file: element types and their float conversions, warp and
+// block reductions, and the tensor-core instruction the attention and GEMM kernels use.
+//
+// Conventions: activations are row-major [rows, cols] in the engine's activation type
+// (float, bf16 or f16); all arithmetic is float32; norm weights and biases are float32.
+// Every kernel is `extern "C"` with a type suffix (_f32, _bf16, _f16) so the host finds
+// it by name in the cubin.
+//
+// Built three ways: by nvcc for the GPU, by NVRTC at engine load, and by the host C++
+// compiler with LLMRT_EMU defined (emu/cuda_emu.hpp runs kernels on the CPU in tests).
+#pragma once
+
+#ifdef LLMRT_EMU
+#include "../emu/cuda_emu.hpp"
+#endif
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef __nv_bfloat16 bf16;
+typedef __half f16;
+typedef __nv_fp8_e4m3 fp8;
+
+#ifndef LLMRT_EMU
+#define LLMRT_EXPORT(name)
+#endif
+
+// ---- conversions -------------------------------------------------------------------
+
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(bf16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_f(f16 x) { return __half2float(x); }
+__device__ __forceinline__ float to_f(fp8 x) { return float(x); }
+
+template <typename T> __device__ __forceinline__ T from_f(float x);
+template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
+template <> __device__ __forceinline__ bf16 from_f<bf16>(float x) { return __float2bfloat16(x); }
+template <> __device__ __forceinline__ f16 from_f<f16>(float x) { return __float2half(x); }
+template <> __device__ __forceinline__ fp8 from_f<fp8>(float x) { return fp8(x); }
+
+// Two 16-bit values packed in one 32-bit register, low half first (the mma operand format).
+__device__ __forceinline__ u32 pack2(bf16 lo, bf16 hi) {
+  return (u32)__bfloat16_as_ushort(lo) | ((u32)__bfloat16_as_ushort(hi) << 16);
+}
+__device__ __forceinline__ u32 pack2(f16 lo, f16 hi) {
+  return (u32)__half_as_ushort(lo) | ((u32)__half_as_ushort(hi) << 16);
+}
+template <typename T> __device__ __forceinline__ u32 pack2f(float lo, float hi) {
+  return pack2(from_f<T>(lo), from_f<T>(hi));
+}
+
+// ---- reductions --------------------------------------------------------------------
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Sum over the whole block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
+// `scratch` holds 32 floats of shared memory; the trailing barrier lets callers reuse it.
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_sum(v);
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  float t = lane < warps ? scratch[lane] : 0.f;
+  t = warp_sum(t);
+  __syncthreads();
+  return t;
+}
+
+// Max over the whole block, as block_sum.
+__device__ __forceinline__ float block_max(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_max(v);
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  float t = lane < warps ? scratch[lane] : -3.402823466e38f;
+  t = warp_max(t);
+  __syncthreads();
+  return t;
+}
+
+// ---- tensor cores ------------------------------------------------------------------
+//
+// D[16x8] += A[16x16] * B[16x8], bf16 or f16 inputs, f32 accumulators (sm_80+).
+// Lane L holds, with g = L / 4 and t = L % 4 (pairs are low half first):
+//   a[0] = A[g][2t..2t+1]    a[1] = A[g+8][2t..2t+1]
+//   a[2] = A[g][2t+8..+9]    a[3] = A[g+8][2t+8..+9]
+//   b[0] = B[2t..2t+1][g]    b[1] = B[2t+8..2t+9][g]
+//   c[0..1] = D[g][2t..2t+1] c[2..3] = D[g+8][2t..2t+1]
+
+template <typename T> struct MmaType;
+template <> struct MmaType<bf16> { static constexpr bool is_bf16 = true; };
+template <> struct MmaType<f16> { static constexpr bool is_bf16 = false; };
+
+template <typename T>
+__device__ __forceinline__ void mma_16816(float c[4], const u32 a[4], const u32 b[2]) {
+#ifdef LLMRT_EMU
+  emu::mma_16816(c, a, b, MmaType<T>::is_bf16);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  if constexpr (MmaType<T>::is_bf16) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  }
+#else
+  // Older targets never launch the tensor-core kernels; the host picks the scalar ones.
+  __trap();
+#endif
+}
+
+// ---- small helpers -----------------------------------------------------------------
+
+__device__ __forceinline__ int div_up(int a, int b) { return (a + b - 1) / b; }
+
+__device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
+
+// Flat KV slot of position `pos` of a sequence whose block table is `table`.
+__device__ __forceinline__ int kv_slot(const int* table, int pos, int block_size) {
+  return table[pos / block_size] * block_size + pos % block_size;
+}

@@ -1,0 +1,58 @@
+// RMSNorm and the fused residual add + RMSNorm.
+// Semantics: rmsnorm and addRmsnorm in src/backends/reference/{ops,fused}.ts.
+// One block per row (or per group); 256 threads; float32 sums.
+#include "common.cuh"
+
+// out [groups, group] = weight [group] * x / sqrt(mean(x^2) + eps), for each group of
+// `group` columns (group = cols normalizes whole rows, = headDim is Qwen3's q/k norm).
+// Safe in place: each thread writes only the elements it read.
+template <typename T>
+__device__ void rmsnorm(T* out, const T* x, const float* w, int groups, int group, float eps) {
+  __shared__ float scratch[32];
+  const int r = blockIdx.x;
+  if (r >= groups) return;
+  const T* xr = x + (size_t)r * group;
+  float ss = 0.f;
+  for (int i = threadIdx.x; i < group; i += blockDim.x) {
+    const float v = to_f(xr[i]);
+    ss += v * v;
+  }
+  ss = block_sum(ss, scratch);
+  const float inv = 1.f / sqrtf(ss / group + eps);
+  T* o = out + (size_t)r * group;
+  for (int i = threadIdx.x; i < group; i += blockDim.x) o[i] = from_f<T>(w[i] * (inv * to_f(xr[i])));
+}
+
+// sum [rows, cols] = a + b (stored in T); out = rmsnorm(sum) of the stored values.
+template <typename T>
+__device__ void add_rmsnorm(T* out, T* sum, const T* a, const T* b, const float* w, int rows, int cols, float eps) {
+  __shared__ float scratch[32];
+  const int r = blockIdx.x;
+  if (r >= rows) return;
+  const size_t base = (size_t)r * cols;
+  float ss = 0.f;
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+    const T s = from_f<T>(to_f(a[base + i]) + to_f(b[base + i]));
+    sum[base + i] = s;
+    const float v = to_f(s);
+    ss += v * v;
+  }
+  ss = block_sum(ss, scratch);
+  const float inv = 1.f / sqrtf(ss / cols + eps);
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) out[base + i] = from_f<T>(w[i] * (inv * to_f(sum[base + i])));
+}
+
+#define NORM(S, T)                                                                                                  \
+  extern "C" __global__ void rmsnorm_##S(T* out, const T* x, const float* w, int groups, int group, float eps) {     \
+    rmsnorm<T>(out, x, w, groups, group, eps);                                                                       \
+  }                                                                                                                  \
+  extern "C" __global__ void add_rmsnorm_##S(T* out, T* sum, const T* a, const T* b, const float* w, int rows, int cols, \
+                                             float eps) {                                                            \
+    add_rmsnorm<T>(out, sum, a, b, w, rows, cols, eps);                                                              \
+  }                                                                                                                  \
+  LLMRT_EXPORT(rmsnorm_##S)                                                                                          \
+  LLMRT_EXPORT(add_rmsnorm_##S)
+
+NORM(f32, float)
+NORM(bf16, bf16)
+NORM(f16, f16)

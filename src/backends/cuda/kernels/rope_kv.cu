@@ -1,0 +1,144 @@
+// RoPE and the paged KV write: the plain `rope` and `kv_write` ops, and the front half
+// of the fused `attention_qkv` op (optional q/k RMSNorm, RoPE, K/V into their cache
+// slots) in one pass over the packed qkv rows.
+// Semantics: rope, kvWrite (ops.ts) and attentionQkv (fused.ts).
+//
+// The KV cache of a layer is K [slots, kvHeads*D] and V [slots, kvHeads*D] of type C
+// (the activation type, or fp8 e4m3 with `kv_scale`: stored = value / kv_scale).
+// The rotation angle is computed in double, as the reference does: at position 4096
+// a float angle would be off by ~2e-4 rad.
+#include "common.cuh"
+
+// Which two dims of a head rotate together as pair i (ropePair in reference/rope.ts).
+__device__ __forceinline__ void rope_pair(int i, int rot_dim, int interleaved, int& a, int& b) {
+  if (interleaved) a = 2 * i, b = 2 * i + 1;
+  else a = i, b = i + rot_dim / 2;
+}
+
+// Plain rope: out [T, cols] = x rotated per head of D dims at positions[t]. In place OK.
+// grid (T), block 128: threads over (head, pair).
+template <typename T>
+__device__ void rope(T* out, const T* x, const int* positions, const float* inv_freq, int cols, int D, int rot_dim,
+                     int interleaved) {
+  const int t = blockIdx.x;
+  const int heads = cols / D, half = rot_dim / 2;
+  const T* xr = x + (size_t)t * cols;
+  T* o = out + (size_t)t * cols;
+  if (o != xr)  // dims past rot_dim (partial rotary) pass through
+    for (int i = threadIdx.x; i < cols; i += blockDim.x)
+      if (i % D >= rot_dim) o[i] = xr[i];
+  const double pos = positions[t];
+  for (int w = threadIdx.x; w < heads * half; w += blockDim.x) {
+    const int h = w / half, i = w % half;
+    int a, b;
+    rope_pair(i, rot_dim, interleaved, a, b);
+    double s, c;
+    sincos(pos * (double)inv_freq[i], &s, &c);
+    const float x0 = to_f(xr[h * D + a]), x1 = to_f(xr[h * D + b]);
+    o[h * D + a] = from_f<T>((float)(x0 * c - x1 * s));
+    o[h * D + b] = from_f<T>((float)(x0 * s + x1 * c));
+  }
+}
+
+// Plain kv_write: cache rows slots[t] = k[t], v[t]   k, v [T, kv_dim]
+template <typename T, typename C>
+__device__ void kv_write(C* kc, C* vc, const T* k, const T* v, const int* slots, int kv_dim, float kv_scale) {
+  const int t = blockIdx.x;
+  const size_t dst = (size_t)slots[t] * kv_dim, src = (size_t)t * kv_dim;
+  const float inv = 1.f / kv_scale;
+  for (int i = threadIdx.x; i < kv_dim; i += blockDim.x) {
+    kc[dst + i] = from_f<C>(to_f(k[src + i]) * inv);
+    vc[dst + i] = from_f<C>(to_f(v[src + i]) * inv);
+  }
+}
+
+// Fused front of attention_qkv. qkv [T, qDim + 2*kvDim] = q | k | v; writes
+// q_rot [T, qDim] (normed, rotated) and the K/V cache rows slots[t].
+// grid (T), block 128 = 4 warps; warp w takes heads w, w+4, ... of q then k (one head in
+// shared memory at a time, so the norm's sum and the rotation's pairs see the whole head).
+// D <= 256.
+template <typename T, typename C>
+__device__ void qkv_rope_kv(T* q_rot, C* kc, C* vc, const T* qkv, const int* positions, const int* slots,
+                            const float* inv_freq, const float* q_norm, const float* k_norm, int H, int KH, int D,
+                            int rot_dim, int interleaved, float eps, float kv_scale) {
+  __shared__ float head[4][256];
+  const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int q_dim = H * D, kv_dim = KH * D, half = rot_dim / 2;
+  const T* row = qkv + (size_t)t * (q_dim + 2 * kv_dim);
+  const double pos = positions[t];
+  const size_t slot = (size_t)slots[t];
+  const float inv_kv = 1.f / kv_scale;
+  float* sh = head[warp];
+
+  for (int h = warp; h < H + KH; h += 4) {
+    const bool is_q = h < H;
+    const T* src = is_q ? row + h * D : row + q_dim + (h - H) * D;
+    const float* nw = is_q ? q_norm : k_norm;
+    float ss = 0.f;
+    for (int d = lane; d < D; d += 32) {
+      const float v = to_f(src[d]);
+      sh[d] = v;
+      ss += v * v;
+    }
+    if (nw) {  // per-head RMSNorm (Qwen3)
+      const float inv = 1.f / sqrtf(warp_sum(ss) / D + eps);
+      for (int d = lane; d < D; d += 32) sh[d] = nw[d] * (inv * sh[d]);
+    }
+    __syncwarp();
+    // destination: a q_rot row, or this token's K cache row
+    for (int d = lane; d < D; d += 32) {
+      if (d < rot_dim) continue;
+      if (is_q) q_rot[(size_t)t * q_dim + h * D + d] = from_f<T>(sh[d]);
+      else kc[slot * kv_dim + (h - H) * D + d] = from_f<C>(sh[d] * inv_kv);
+    }
+    for (int i = lane; i < half; i += 32) {
+      int a, b;
+      rope_pair(i, rot_dim, interleaved, a, b);
+      double s, c;
+      sincos(pos * (double)inv_freq[i], &s, &c);
+      const float x0 = sh[a], x1 = sh[b];
+      const float ra = (float)(x0 * c - x1 * s), rb = (float)(x0 * s + x1 * c);
+      if (is_q) {
+        q_rot[(size_t)t * q_dim + h * D + a] = from_f<T>(ra);
+        q_rot[(size_t)t * q_dim + h * D + b] = from_f<T>(rb);
+      } else {
+        kc[slot * kv_dim + (h - H) * D + a] = from_f<C>(ra * inv_kv);
+        kc[slot * kv_dim + (h - H) * D + b] = from_f<C>(rb * inv_kv);
+      }
+    }
+    __syncwarp();  // the next head overwrites sh
+  }
+  const T* v = row + q_dim + kv_dim;
+  for (int i = threadIdx.x; i < kv_dim; i += blockDim.x) vc[slot * kv_dim + i] = from_f<C>(to_f(v[i]) * inv_kv);
+}
+
+#define ROPE(S, T)                                                                                              \
+  extern "C" __global__ void rope_##S(T* out, const T* x, const int* positions, const float* inv_freq, int cols, \
+                                      int D, int rot_dim, int interleaved) {                                     \
+    rope<T>(out, x, positions, inv_freq, cols, D, rot_dim, interleaved);                                         \
+  }                                                                                                              \
+  LLMRT_EXPORT(rope_##S)
+
+#define KV(S, T, C)                                                                                                  \
+  extern "C" __global__ void kv_write_##S(C* kc, C* vc, const T* k, const T* v, const int* slots, int kv_dim,        \
+                                          float kv_scale) {                                                          \
+    kv_write<T, C>(kc, vc, k, v, slots, kv_dim, kv_scale);                                                           \
+  }                                                                                                                  \
+  extern "C" __global__ void qkv_rope_kv_##S(T* q_rot, C* kc, C* vc, const T* qkv, const int* positions,             \
+                                             const int* slots, const float* inv_freq, const float* q_norm,           \
+                                             const float* k_norm, int H, int KH, int D, int rot_dim, int interleaved, \
+                                             float eps, float kv_scale) {                                            \
+    qkv_rope_kv<T, C>(q_rot, kc, vc, qkv, positions, slots, inv_freq, q_norm, k_norm, H, KH, D, rot_dim, interleaved, \
+                      eps, kv_scale);                                                                                \
+  }                                                                                                                  \
+  LLMRT_EXPORT(kv_write_##S)                                                                                         \
+  LLMRT_EXPORT(qkv_rope_kv_##S)
+
+ROPE(f32, float)
+ROPE(bf16, bf16)
+ROPE(f16, f16)
+KV(f32, float, float)
+KV(bf16, bf16, bf16)
+KV(f16, f16, f16)
+KV(bf16_fp8, bf16, fp8)
+KV(f16_fp8, f16, fp8)

@@ -1,0 +1,86 @@
+// Weight formats of linear layers, W [N, K] row-major (out, in), and how to read them
+// as float. Quantized formats dequantize on the fly (weight-only quantization):
+//   WF32/WBF16/WF16  plain
+//   WI8              int8, one float scale per output row:     w = q * scale[n]
+//   WI4              int4, two per byte (even k in the low nibble), one float scale per
+//                    row and group of `group` columns, zero at 8: w = (q - 8) * scale[n, k / group]
+//   WFP8             fp8 e4m3, one float scale per output row:  w = q * scale[n]
+#pragma once
+#include "common.cuh"
+
+struct WeightRef {
+  const void* w;
+  const float* scale;  // WI8, WFP8: [N]; WI4: [N, K / group]
+  int group;           // WI4 group size (a multiple of 32)
+};
+
+struct WF32 {
+  static constexpr int VEC = 4;  // values per 16-byte load
+  __device__ static float at(const WeightRef& r, int K, int n, int k) { return ((const float*)r.w)[(size_t)n * K + k]; }
+  __device__ static void vec(const WeightRef& r, int K, int n, int k, float* out) {
+    const float4 v = *(const float4*)((const float*)r.w + (size_t)n * K + k);
+    out[0] = v.x, out[1] = v.y, out[2] = v.z, out[3] = v.w;
+  }
+};
+
+template <typename H>  // bf16 or f16
+struct WHalf {
+  static constexpr int VEC = 8;
+  __device__ static float at(const WeightRef& r, int K, int n, int k) { return to_f(((const H*)r.w)[(size_t)n * K + k]); }
+  __device__ static void vec(const WeightRef& r, int K, int n, int k, float* out) {
+    const uint4 v = *(const uint4*)((const H*)r.w + (size_t)n * K + k);
+    const H* h = (const H*)&v;
+#pragma unroll
+    for (int e = 0; e < 8; e++) out[e] = to_f(h[e]);
+  }
+};
+typedef WHalf<bf16> WBF16;
+typedef WHalf<f16> WF16;
+
+struct WI8 {
+  static constexpr int VEC = 16;
+  __device__ static float at(const WeightRef& r, int K, int n, int k) {
+    return (float)((const signed char*)r.w)[(size_t)n * K + k] * r.scale[n];
+  }
+  __device__ static void vec(const WeightRef& r, int K, int n, int k, float* out) {
+    const uint4 v = *(const uint4*)((const signed char*)r.w + (size_t)n * K + k);
+    const signed char* q = (const signed char*)&v;
+    const float s = r.scale[n];
+#pragma unroll
+    for (int e = 0; e < 16; e++) out[e] = (float)q[e] * s;
+  }
+};
+
+struct WI4 {
+  static constexpr int VEC = 32;
+  __device__ static float at(const WeightRef& r, int K, int n, int k) {
+    const unsigned char b = ((const unsigned char*)r.w)[((size_t)n * K + k) >> 1];
+    const int q = (k & 1) ? (b >> 4) : (b & 15);
+    return (float)(q - 8) * r.scale[(size_t)n * (K / r.group) + k / r.group];
+  }
+  // 32 values of one group (k a multiple of 32, group a multiple of 32)
+  __device__ static void vec(const WeightRef& r, int K, int n, int k, float* out) {
+    const uint4 v = *(const uint4*)((const unsigned char*)r.w + (((size_t)n * K + k) >> 1));
+    const unsigned char* b = (const unsigned char*)&v;
+    const float s = r.scale[(size_t)n * (K / r.group) + k / r.group];
+#pragma unroll
+    for (int e = 0; e < 16; e++) {
+      out[2 * e] = (float)((b[e] & 15) - 8) * s;
+      out[2 * e + 1] = (float)((b[e] >> 4) - 8) * s;
+    }
+  }
+};
+
+struct WFP8 {
+  static constexpr int VEC = 16;
+  __device__ static float at(const WeightRef& r, int K, int n, int k) {
+    return to_f(((const fp8*)r.w)[(size_t)n * K + k]) * r.scale[n];
+  }
+  __device__ static void vec(const WeightRef& r, int K, int n, int k, float* out) {
+    const uint4 v = *(const uint4*)((const fp8*)r.w + (size_t)n * K + k);
+    const fp8* q = (const fp8*)&v;
+    const float s = r.scale[n];
+#pragma unroll
+    for (int e = 0; e < 16; e++) out[e] = to_f(q[e]) * s;
+  }
+};

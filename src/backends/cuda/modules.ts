@@ -1,0 +1,61 @@
+/**
+ * The loaded kernel modules of one device, and launching kernels by name:
+ *   k.launch("add_bf16", [blocks, 1, 1], [256, 1, 1], [["ptr", out], ["ptr", a], ["ptr", b], ["i32", n]])
+ * Functions are looked up once and cached; a missing kernel names its unit and the arch.
+ */
+import { CudaError } from "../../errors.js";
+import { ArgPacker, type Arg } from "./args.js";
+import type { Cubins } from "./compile.js";
+import type { CudaDriver, Ptr } from "./driver.js";
+
+export type Dim3 = [number, number, number];
+
+export class KernelModules {
+  private readonly modules: Ptr[] = [];
+  private readonly functions = new Map<string, Ptr>();
+  private readonly args = new ArgPacker();
+  /** Launches so far (for tests and the bench's kernels-per-step figure). */
+  launches = 0;
+
+  constructor(
+    readonly driver: CudaDriver,
+    cubins: Cubins,
+    /** The stream every launch goes to (null: the legacy default stream). */
+    public stream: Ptr | null = null,
+  ) {
+    for (const [unit, image] of cubins) this.modules.push(driver.loadModule(image, `${unit}.cu`));
+  }
+
+  fn(name: string): Ptr {
+    const hit = this.functions.get(name);
+    if (hit !== undefined) return hit;
+    for (const m of this.modules) {
+      const f = this.driver.getFunction(m, name);
+      if (f !== null) {
+        this.functions.set(name, f);
+        return f;
+      }
+    }
+    throw new CudaError("cuModuleGetFunction", 500, "CUDA_ERROR_NOT_FOUND", `no kernel "${name}" in the loaded modules`, "the engine's cubins are older than this llmrt: rebuild the engine");
+  }
+
+  has(name: string): boolean {
+    try {
+      this.fn(name);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  launch(name: string, grid: Dim3, block: Dim3, args: readonly Arg[]): void {
+    if (grid[0] === 0 || grid[1] === 0 || grid[2] === 0) return; // nothing to do (empty step part)
+    this.driver.launch(this.fn(name), grid, block, this.args.pack(args), this.stream, name);
+    this.launches++;
+  }
+
+  dispose(): void {
+    for (const m of this.modules.splice(0)) this.driver.unloadModule(m);
+    this.functions.clear();
+  }
+}
