@@ -1,0 +1,92 @@
+// @ts-nocheck AssemblyScript (compiled by asc, not tsc)
+/** Elementwise ops, row copies and the KV write, split over elements or rows. */
+import { activeThreads, dtBytes, shareStart, wAt, wHi, wLo } from "./simd";
+
+/** Elements per thread below which one thread does it all. */
+const MIN_ELEMS: i32 = 16384;
+
+@inline function siluf(g: f32): f32 {
+  return g / (<f32>1 + Mathf.exp(-g));
+}
+
+/** op 0: out = a + b; 1: out = a * b; 2: out = silu(a). n elements. */
+export function elementwise(tid: i32, nth: i32, kind: i32, out: usize, a: usize, b: usize, n: i32): void {
+  const act = activeThreads(n, nth, MIN_ELEMS);
+  let i = shareStart(n, tid, act, 4);
+  const e = shareStart(n, tid + 1, act, 4);
+  if (kind == 0) {
+    for (; i + 4 <= e; i += 4) {
+      const o = <usize>i << 2;
+      v128.store(out + o, f32x4.add(v128.load(a + o), v128.load(b + o)));
+    }
+    for (; i < e; i++) store<f32>(out + (<usize>i << 2), load<f32>(a + (<usize>i << 2)) + load<f32>(b + (<usize>i << 2)));
+  } else if (kind == 1) {
+    for (; i + 4 <= e; i += 4) {
+      const o = <usize>i << 2;
+      v128.store(out + o, f32x4.mul(v128.load(a + o), v128.load(b + o)));
+    }
+    for (; i < e; i++) store<f32>(out + (<usize>i << 2), load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2)));
+  } else {
+    for (; i < e; i++) store<f32>(out + (<usize>i << 2), siluf(load<f32>(a + (<usize>i << 2))));
+  }
+}
+
+/** out [rows, I] = silu(x[:, :I]) * x[:, I:], x [rows, 2I] = gate|up. */
+export function siluMul(tid: i32, nth: i32, out: usize, x: usize, rows: i32, I: i32): void {
+  const act = activeThreads(rows, nth, max(1, MIN_ELEMS / I));
+  const r1 = shareStart(rows, tid + 1, act, 1);
+  for (let r = shareStart(rows, tid, act, 1); r < r1; r++) {
+    const g = x + (<usize>r * <usize>I << 3);
+    const u = g + (<usize>I << 2);
+    const o = out + (<usize>r * <usize>I << 2);
+    for (let i = 0; i < I; i++) {
+      const k = <usize>i << 2;
+      store<f32>(o + k, siluf(load<f32>(g + k)) * load<f32>(u + k));
+    }
+  }
+}
+
+/** out [rows, n] = x [rows, xCols] columns start .. start+n. */
+export function sliceCols(tid: i32, nth: i32, out: usize, x: usize, rows: i32, xCols: i32, start: i32, n: i32): void {
+  const act = activeThreads(rows, nth, max(1, MIN_ELEMS / n));
+  const r1 = shareStart(rows, tid + 1, act, 1);
+  for (let r = shareStart(rows, tid, act, 1); r < r1; r++) {
+    memory.copy(out + (<usize>r * <usize>n << 2), x + ((<usize>r * <usize>xCols + <usize>start) << 2), <usize>n << 2);
+  }
+}
+
+/** out [R, cols] = x rows idx[0..R) (i32 indices). */
+export function gatherRows(tid: i32, nth: i32, out: usize, x: usize, idx: usize, R: i32, cols: i32): void {
+  if (tid != 0) return;
+  const rb = <usize>cols << 2;
+  for (let r = 0; r < R; r++) memory.copy(out + <usize>r * rb, x + <usize>load<i32>(idx + (<usize>r << 2)) * rb, rb);
+}
+
+/** out [T, H] = table [vocab, H] rows ids[0..T), widened from the table's dtype. */
+export function embedding(tid: i32, nth: i32, out: usize, table: usize, dt: i32, ids: usize, T: i32, H: i32): void {
+  const act = activeThreads(T, nth, max(1, MIN_ELEMS / H));
+  const t1 = shareStart(T, tid + 1, act, 1);
+  for (let t = shareStart(T, tid, act, 1); t < t1; t++) {
+    const src = table + <usize>load<i32>(ids + (<usize>t << 2)) * <usize>H * dtBytes(dt);
+    const dst = out + (<usize>t * <usize>H << 2);
+    let i = 0;
+    for (; i + 8 <= H; i += 8) {
+      const so = src + <usize>i * dtBytes(dt);
+      v128.store(dst + (<usize>i << 2), wLo(dt, so));
+      v128.store(dst + (<usize>i << 2), wHi(dt, so), 16);
+    }
+    for (; i < H; i++) store<f32>(dst + (<usize>i << 2), wAt(dt, src + <usize>i * dtBytes(dt)));
+  }
+}
+
+/** Copies k, v [T, kvDim] to cache rows slots[t] of kc, vc [slots, kvDim]. */
+export function kvWrite(tid: i32, nth: i32, kc: usize, vc: usize, k: usize, v: usize, slots: usize, T: i32, kvDim: i32): void {
+  const act = activeThreads(T, nth, max(1, MIN_ELEMS / kvDim));
+  const t1 = shareStart(T, tid + 1, act, 1);
+  const rb = <usize>kvDim << 2;
+  for (let t = shareStart(T, tid, act, 1); t < t1; t++) {
+    const slot = <usize>load<i32>(slots + (<usize>t << 2));
+    memory.copy(kc + slot * rb, k + <usize>t * rb, rb);
+    memory.copy(vc + slot * rb, v + <usize>t * rb, rb);
+  }
+}

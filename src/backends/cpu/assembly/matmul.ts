@@ -1,0 +1,157 @@
+// @ts-nocheck AssemblyScript (compiled by asc, not tsc)
+/**
+ * out [T, N] = x [T, K] @ w [N, K]^T (+ bias [N]), weights row-major in f32, bf16 or fp16.
+ *
+ * Dot-product form over the stored rows: the weight layout needs no repacking and one
+ * kernel serves decode (T = 1: memory-bound, 4 weight rows streamed per pass over x)
+ * and prefill (T >= 4: 4-token x 2-row register tiles, each weight vector widened once
+ * and used 4 times). Threads split the N rows; rows are walked in blocks that stay in L2
+ * while every token group passes over them, so each weight is read from DRAM once per step.
+ */
+import { dtBytes, fma, hsum, shareStart, activeThreads, wAt, wHi, wLo, DT_BF16, DT_F16, DT_F32 } from "./simd";
+
+/** Weight rows per L2 block (the block is reused by every group of 4 tokens). */
+const ROW_BLOCK: i32 = 32;
+
+/** Scalar tail k in [k0, K) of dot(x row, w row). */
+@inline function tail(dt: i32, x: usize, w: usize, k0: i32, K: i32): f32 {
+  let s: f32 = 0;
+  for (let k = k0; k < K; k++) s += load<f32>(x + (<usize>k << 2)) * wAt(dt, w + <usize>k * dtBytes(dt));
+  return s;
+}
+
+/** out[n..n+4) for one token: 4 weight rows against x. */
+@inline function rows4(dt: i32, x: usize, w: usize, out: usize, bias: usize, K: i32, n: i32): void {
+  const rb = <usize>K * dtBytes(dt);
+  const w0 = w + <usize>n * rb;
+  const w1 = w0 + rb;
+  const w2 = w1 + rb;
+  const w3 = w2 + rb;
+  let a0 = f32x4.splat(0), b0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0), b1 = f32x4.splat(0);
+  let a2 = f32x4.splat(0), b2 = f32x4.splat(0);
+  let a3 = f32x4.splat(0), b3 = f32x4.splat(0);
+  const K8 = K & ~7;
+  for (let k = 0; k < K8; k += 8) {
+    const xo = x + (<usize>k << 2);
+    const xl = v128.load(xo);
+    const xh = v128.load(xo, 16);
+    const wo = <usize>k * dtBytes(dt);
+    a0 = fma(xl, wLo(dt, w0 + wo), a0);
+    b0 = fma(xh, wHi(dt, w0 + wo), b0);
+    a1 = fma(xl, wLo(dt, w1 + wo), a1);
+    b1 = fma(xh, wHi(dt, w1 + wo), b1);
+    a2 = fma(xl, wLo(dt, w2 + wo), a2);
+    b2 = fma(xh, wHi(dt, w2 + wo), b2);
+    a3 = fma(xl, wLo(dt, w3 + wo), a3);
+    b3 = fma(xh, wHi(dt, w3 + wo), b3);
+  }
+  const o = out + (<usize>n << 2);
+  const bb = bias + (<usize>n << 2);
+  store<f32>(o, hsum(f32x4.add(a0, b0)) + tail(dt, x, w0, K8, K) + (bias ? load<f32>(bb) : 0));
+  store<f32>(o, hsum(f32x4.add(a1, b1)) + tail(dt, x, w1, K8, K) + (bias ? load<f32>(bb, 4) : 0), 4);
+  store<f32>(o, hsum(f32x4.add(a2, b2)) + tail(dt, x, w2, K8, K) + (bias ? load<f32>(bb, 8) : 0), 8);
+  store<f32>(o, hsum(f32x4.add(a3, b3)) + tail(dt, x, w3, K8, K) + (bias ? load<f32>(bb, 12) : 0), 12);
+}
+
+/** out[n] for one token: one weight row against x. */
+@inline function rows1(dt: i32, x: usize, w: usize, out: usize, bias: usize, K: i32, n: i32): void {
+  const w0 = w + <usize>n * <usize>K * dtBytes(dt);
+  let a0 = f32x4.splat(0), b0 = f32x4.splat(0);
+  const K8 = K & ~7;
+  for (let k = 0; k < K8; k += 8) {
+    const xo = x + (<usize>k << 2);
+    const wo = w0 + <usize>k * dtBytes(dt);
+    a0 = fma(v128.load(xo), wLo(dt, wo), a0);
+    b0 = fma(v128.load(xo, 16), wHi(dt, wo), b0);
+  }
+  store<f32>(out + (<usize>n << 2), hsum(f32x4.add(a0, b0)) + tail(dt, x, w0, K8, K) + (bias ? load<f32>(bias + (<usize>n << 2)) : 0));
+}
+
+/** out[t..t+4, n..n+2): 4 tokens x 2 weight rows; xs = K * 4 bytes between token rows, os = N * 4 between output rows. */
+@inline function tile4x2(dt: i32, x: usize, w: usize, out: usize, bias: usize, K: i32, N: i32, n: i32): void {
+  const rb = <usize>K * dtBytes(dt);
+  const xs = <usize>K << 2;
+  const w0 = w + <usize>n * rb;
+  const w1 = w0 + rb;
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  const K8 = K & ~7;
+  for (let k = 0; k < K8; k += 8) {
+    const wo = <usize>k * dtBytes(dt);
+    const w0l = wLo(dt, w0 + wo), w0h = wHi(dt, w0 + wo);
+    const w1l = wLo(dt, w1 + wo), w1h = wHi(dt, w1 + wo);
+    let xp = x + (<usize>k << 2);
+    let xl = v128.load(xp), xh = v128.load(xp, 16);
+    c00 = fma(xh, w0h, fma(xl, w0l, c00));
+    c01 = fma(xh, w1h, fma(xl, w1l, c01));
+    xp += xs;
+    xl = v128.load(xp); xh = v128.load(xp, 16);
+    c10 = fma(xh, w0h, fma(xl, w0l, c10));
+    c11 = fma(xh, w1h, fma(xl, w1l, c11));
+    xp += xs;
+    xl = v128.load(xp); xh = v128.load(xp, 16);
+    c20 = fma(xh, w0h, fma(xl, w0l, c20));
+    c21 = fma(xh, w1h, fma(xl, w1l, c21));
+    xp += xs;
+    xl = v128.load(xp); xh = v128.load(xp, 16);
+    c30 = fma(xh, w0h, fma(xl, w0l, c30));
+    c31 = fma(xh, w1h, fma(xl, w1l, c31));
+  }
+  const bn0: f32 = bias ? load<f32>(bias + (<usize>n << 2)) : 0;
+  const bn1: f32 = bias ? load<f32>(bias + (<usize>n << 2), 4) : 0;
+  const os = <usize>N << 2;
+  let o = out + (<usize>n << 2);
+  let xr = x;
+  store<f32>(o, hsum(c00) + tail(dt, xr, w0, K8, K) + bn0);
+  store<f32>(o, hsum(c01) + tail(dt, xr, w1, K8, K) + bn1, 4);
+  o += os; xr += xs;
+  store<f32>(o, hsum(c10) + tail(dt, xr, w0, K8, K) + bn0);
+  store<f32>(o, hsum(c11) + tail(dt, xr, w1, K8, K) + bn1, 4);
+  o += os; xr += xs;
+  store<f32>(o, hsum(c20) + tail(dt, xr, w0, K8, K) + bn0);
+  store<f32>(o, hsum(c21) + tail(dt, xr, w1, K8, K) + bn1, 4);
+  o += os; xr += xs;
+  store<f32>(o, hsum(c30) + tail(dt, xr, w0, K8, K) + bn0);
+  store<f32>(o, hsum(c31) + tail(dt, xr, w1, K8, K) + bn1, 4);
+}
+
+/** Rows [n0, n1) of out for every token, weights of one dtype (inlined per dtype). */
+@inline function matmulRange(dt: i32, out: usize, x: usize, w: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  const xs = <usize>K << 2;
+  const os = <usize>N << 2;
+  const T4 = T & ~3;
+  for (let nb = n0; nb < n1; nb += ROW_BLOCK) {
+    const ne = min(nb + ROW_BLOCK, n1);
+    // groups of 4 tokens over the block's rows, 2 rows at a time
+    for (let t = 0; t < T4; t += 4) {
+      const xt = x + <usize>t * xs;
+      const ot = out + <usize>t * os;
+      let n = nb;
+      for (; n + 2 <= ne; n += 2) tile4x2(dt, xt, w, ot, bias, K, N, n);
+      for (; n < ne; n++) for (let u = 0; u < 4; u++) rows1(dt, xt + <usize>u * xs, w, ot + <usize>u * os, bias, K, n);
+    }
+    // leftover tokens (all of them when T < 4) one at a time, 4 rows per pass
+    for (let t = T4; t < T; t++) {
+      const xt = x + <usize>t * xs;
+      const ot = out + <usize>t * os;
+      let n = nb;
+      for (; n + 4 <= ne; n += 4) rows4(dt, xt, w, ot, bias, K, n);
+      for (; n < ne; n++) rows1(dt, xt, w, ot, bias, K, n);
+    }
+  }
+}
+
+/** This thread's share of out [T, N] = x [T, K] @ w [N, K]^T (+ bias; 0 = none). */
+export function matmul(tid: i32, nth: i32, out: usize, x: usize, w: usize, dt: i32, bias: usize, T: i32, K: i32, N: i32): void {
+  // enough rows per thread that waking it pays: about 64K multiply-adds
+  const act = activeThreads(N, nth, max(4, (1 << 16) / max(1, T * K)));
+  const n0 = shareStart(N, tid, act, 4);
+  const n1 = shareStart(N, tid + 1, act, 4);
+  if (n0 >= n1) return;
+  if (dt == DT_F32) matmulRange(DT_F32, out, x, w, bias, T, K, N, n0, n1);
+  else if (dt == DT_BF16) matmulRange(DT_BF16, out, x, w, bias, T, K, N, n0, n1);
+  else matmulRange(DT_F16, out, x, w, bias, T, K, N, n0, n1);
+}

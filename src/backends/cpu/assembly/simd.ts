@@ -1,0 +1,111 @@
+// @ts-nocheck AssemblyScript (compiled by asc, not tsc): v128 builtins map 1:1 to WASM SIMD.
+/**
+ * SIMD helpers shared by the kernels: fused multiply-add (relaxed SIMD where the
+ * build has it), horizontal sums, and widening of bf16 / fp16 weights to f32 lanes.
+ */
+
+/** Weight storage codes (mirror of ../layout.ts WeightDType). */
+export const DT_F32: i32 = 0;
+export const DT_BF16: i32 = 1;
+export const DT_F16: i32 = 2;
+
+/** a * b + c, per lane. The relaxed build fuses (one rounding); the plain one rounds twice. */
+@inline export function fma(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
+}
+
+@inline export function hsum(v: v128): f32 {
+  const s = f32x4.add(v, v128.shuffle<f32>(v, v, 2, 3, 0, 1));
+  return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1);
+}
+
+@inline export function hmax(v: v128): f32 {
+  const s = f32x4.max(v, v128.shuffle<f32>(v, v, 2, 3, 0, 1));
+  return max(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 1));
+}
+
+/** Bytes per stored weight element. */
+@inline export function dtBytes(dt: i32): usize {
+  return dt == DT_F32 ? 4 : 2;
+}
+
+/** fp16 bits (in the low half of each u32 lane) -> f32. Inf/NaN are not preserved (weights have none). */
+@inline function f16LanesToF32(u: v128): v128 {
+  const mag = f32x4.mul(i32x4.shl(v128.and(u, i32x4.splat(0x7fff)), 13), f32x4.splat(5.192296858534828e33)); // 2^112 rebiases the exponent, subnormals included
+  return v128.or(mag, i32x4.shl(v128.and(u, i32x4.splat(0x8000)), 16));
+}
+
+/** Elements 0..3 of the 8 weights at `p` (element index already applied), as f32. */
+@inline export function wLo(dt: i32, p: usize): v128 {
+  if (dt == DT_F32) return v128.load(p);
+  const raw = v128.load(p);
+  if (dt == DT_BF16) return v128.shuffle<i16>(i16x8.splat(0), raw, 0, 8, 1, 9, 2, 10, 3, 11);
+  return f16LanesToF32(i32x4.extend_low_i16x8_u(raw));
+}
+
+/** Elements 4..7 of the 8 weights at `p`, as f32. */
+@inline export function wHi(dt: i32, p: usize): v128 {
+  if (dt == DT_F32) return v128.load(p, 16);
+  const raw = v128.load(p);
+  if (dt == DT_BF16) return v128.shuffle<i16>(i16x8.splat(0), raw, 4, 12, 5, 13, 6, 14, 7, 15);
+  return f16LanesToF32(i32x4.extend_high_i16x8_u(raw));
+}
+
+/** One stored weight at `p` as f32 (scalar tails). */
+@inline export function wAt(dt: i32, p: usize): f32 {
+  if (dt == DT_F32) return load<f32>(p);
+  const h = <u32>load<u16>(p);
+  if (dt == DT_BF16) return reinterpret<f32>(h << 16);
+  const mag = reinterpret<f32>((h & 0x7fff) << 13) * 5.192296858534828e33;
+  return reinterpret<f32>(reinterpret<u32>(mag) | ((h & 0x8000) << 16));
+}
+
+/** sum_i a[i] * b[i] over n f32 values. */
+export function dot(a: usize, b: usize, n: i32): f32 {
+  let acc0 = f32x4.splat(0);
+  let acc1 = f32x4.splat(0);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const o = <usize>i << 2;
+    acc0 = fma(v128.load(a + o), v128.load(b + o), acc0);
+    acc1 = fma(v128.load(a + o, 16), v128.load(b + o, 16), acc1);
+  }
+  let s = hsum(f32x4.add(acc0, acc1));
+  for (; i < n; i++) s += load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2));
+  return s;
+}
+
+/** y[i] += a * x[i] over n f32 values. */
+export function axpy(y: usize, a: f32, x: usize, n: i32): void {
+  const av = f32x4.splat(a);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(y + o, fma(av, v128.load(x + o), v128.load(y + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(y + o, load<f32>(y + o) + a * load<f32>(x + o));
+  }
+}
+
+/** Word i of an argument block. */
+@inline export function arg(p: usize, i: i32): i32 {
+  return load<i32>(p + (<usize>i << 2));
+}
+
+/** First thread index past the active ones: at most nth, enough for `minPer` items each. */
+export function activeThreads(n: i32, nth: i32, minPer: i32): i32 {
+  const a = (n + minPer - 1) / minPer;
+  return a < 1 ? 1 : a < nth ? a : nth;
+}
+
+/** Start of thread tid's contiguous share of n items (shares aligned to `align`); n when idle. */
+export function shareStart(n: i32, tid: i32, act: i32, align: i32): i32 {
+  if (tid >= act) return n;
+  let per = (n + act - 1) / act;
+  per = ((per + align - 1) / align) * align;
+  const s = tid * per;
+  return s < n ? s : n;
+}

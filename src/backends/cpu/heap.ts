@@ -1,0 +1,67 @@
+/**
+ * The CPU backend's memory: one shared WebAssembly.Memory that every thread's kernel
+ * instance imports, carved by a bump allocator (nothing is freed: a bound graph lays
+ * out its weights, cache and buffers once). wasm32 caps it at 4 GiB.
+ */
+import { LlmrtError } from "../../errors.js";
+import { wasm, type WasmMemory } from "./wasm-api.js";
+
+const PAGE = 65536;
+const MAX_PAGES = 65536;
+
+export class WasmHeap {
+  readonly memory: WasmMemory;
+  private top: number;
+
+  /** `base`: first free byte (past the module's static data); `reserve`: bytes expected, to size the memory once. */
+  constructor(base: number, reserve: number) {
+    const pages = Math.min(MAX_PAGES, Math.ceil((base + reserve + PAGE) / PAGE));
+    this.memory = new wasm.Memory({ initial: pages, maximum: MAX_PAGES, shared: true });
+    this.top = align(base, 64);
+  }
+
+  /** Bytes in use. */
+  get used(): number {
+    return this.top;
+  }
+
+  /** A fresh zeroed 64-byte-aligned region of `bytes`; grows the memory if needed. */
+  alloc(bytes: number, what = "buffer"): number {
+    const at = align(this.top, 64);
+    const end = at + Math.max(bytes, 0);
+    if (end > MAX_PAGES * PAGE) {
+      throw new LlmrtError("cpu_backend", `the CPU backend's memory would need ${(end / 2 ** 30).toFixed(2)} GiB for ${what}; WebAssembly memory holds at most 4 GiB`, "store weights in 16 bits (--dtype bf16 or fp16), or lower --max-seqs / --max-seq-len / --max-batch-tokens");
+    }
+    const have = this.memory.buffer.byteLength;
+    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    this.top = end;
+    return at;
+  }
+
+  /** The allocation point, to release() everything allocated after it (temporaries). */
+  mark(): number {
+    return this.top;
+  }
+
+  /** Frees everything allocated since mark `m`, zeroing it (alloc promises zeroed memory). */
+  release(m: number): void {
+    if (m < this.top) new Uint8Array(this.memory.buffer, m, this.top - m).fill(0);
+    this.top = Math.min(this.top, m);
+  }
+
+  f32(ptr: number, n: number): Float32Array {
+    return new Float32Array(this.memory.buffer, ptr, n);
+  }
+
+  i32(ptr: number, n: number): Int32Array {
+    return new Int32Array(this.memory.buffer, ptr, n);
+  }
+
+  u8(ptr: number, n: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, ptr, n);
+  }
+}
+
+export function align(n: number, a: number): number {
+  return Math.ceil(n / a) * a;
+}

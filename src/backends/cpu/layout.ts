@@ -1,0 +1,65 @@
+/**
+ * Weight layouts of the CPU target. Matrices stay row-major [out, in] (the matmul
+ * kernel reads rows with SIMD dot products, so no retiling is needed) and are stored
+ * in f32, bf16 or fp16; vectors stay f32.
+ *
+ * The engine hands backends float32 values that have already been rounded through the
+ * engine dtype, so the dtype can be recovered exactly: a matrix whose values all fit
+ * bf16 (or fp16) is stored that way, losing nothing and halving the bytes each decode
+ * step reads. packWeight() is the hook an engine builder calls for target "cpu".
+ */
+import { f16ToF32, f32ArrayToBf16, f32ArrayToF16, f32ToF16 } from "../../checkpoint/fp16.js";
+
+export type WeightDType = "f32" | "bf16" | "f16";
+
+export const CPU_LAYOUT = "row-major [out, in]; matrices f32, bf16 or fp16 as built, vectors f32";
+
+export interface PackedWeight {
+  dtype: WeightDType;
+  shape: number[];
+  /** The stored bytes, row-major. */
+  bytes: Uint8Array;
+}
+
+export function bytesPer(dt: WeightDType): number {
+  return dt === "f32" ? 4 : 2;
+}
+
+/** True when every value survives a round trip through bf16 (its low 16 bits are zero). */
+function fitsBf16(v: Float32Array): boolean {
+  const u = new Uint32Array(v.buffer, v.byteOffset, v.length);
+  for (let i = 0; i < u.length; i++) if ((u[i] & 0xffff) !== 0) return false;
+  return true;
+}
+
+/** True when every value survives a round trip through fp16. */
+function fitsF16(v: Float32Array): boolean {
+  const u = new Uint32Array(v.buffer, v.byteOffset, v.length);
+  for (let i = 0; i < u.length; i++) {
+    const e = (u[i] >>> 23) & 0xff;
+    if ((u[i] & 0x1fff) === 0 && e >= 113 && e <= 142) continue; // a normal fp16 value: the common case
+    if (v[i] !== 0 && f16ToF32(f32ToF16(v[i])) !== v[i]) return false;
+  }
+  return true;
+}
+
+/** The storage dtype for a weight: as asked, or (auto) the narrowest that holds its values exactly. */
+export function chooseDType(values: Float32Array, shape: readonly number[], want: WeightDType | "auto" = "auto"): WeightDType {
+  if (shape.length < 2) return "f32";
+  if (want !== "auto") return want;
+  if (fitsBf16(values)) return "bf16";
+  if (fitsF16(values)) return "f16";
+  return "f32";
+}
+
+/** Packs one weight for the CPU target (row-major, in `dtype`; auto: exact narrowest). */
+export function packWeight(values: Float32Array, shape: readonly number[], dtype: WeightDType | "auto" = "auto"): PackedWeight {
+  const dt = chooseDType(values, shape, dtype);
+  let bytes: Uint8Array;
+  if (dt === "f32") bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  else {
+    const h = dt === "bf16" ? f32ArrayToBf16(values) : f32ArrayToF16(values);
+    bytes = new Uint8Array(h.buffer, h.byteOffset, h.byteLength);
+  }
+  return { dtype: dt, shape: [...shape], bytes };
+}
