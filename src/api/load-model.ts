@@ -11,6 +11,7 @@ import { openCheckpoint } from "../checkpoint/open.js";
 import { resolveModel } from "../checkpoint/resolve.js";
 import type { Checkpoint } from "../checkpoint/types.js";
 import type { BuildProgress } from "../engine/build.js";
+import { buildProgressBar } from "../engine/build-progress.js";
 import { ensureCachedEngine } from "../engine/cache.js";
 import { engineAsCheckpoint } from "../engine/engine-checkpoint.js";
 import { ENGINE_FILE, readManifest } from "../engine/format.js";
@@ -49,9 +50,9 @@ export interface LoadModelOptions {
   build?: Partial<BuildOptions>;
   /** Where built engines are cached (default $LLMRT_CACHE, else ~/.cache/llmrt/engines). */
   engineCache?: string;
-  /** Weight bytes written while building; defaults to onProgress with the engine as the "file". */
+  /** Weight bytes written while building. Default: a progress bar on stderr when onProgress is set (a command line), else none. */
   onBuildProgress?: (p: BuildProgress) => void;
-  /** The build log line ("fused 5 QKV, ...; arena 1.1 MB (naive 11 MB)") after a build. */
+  /** The build log line ("fused 5 QKV, ...; arena 1.1 MB (naive 11 MB)") after a build. Default: stderr when onProgress is set. */
   onBuildLog?: (line: string) => void;
 }
 
@@ -98,10 +99,16 @@ export async function loadModel(spec: string, opts: LoadModelOptions = {}): Prom
     const tokenizer = opts.tokenizer
       ? await loadTokenizer(opts.tokenizer)
       : randomWeights ? new AsciiTokenizer() : await loadTokenizer(checkpoint.tokenizer);
-    const label = `engine for ${spec}`;
-    const onProgress = opts.onBuildProgress ?? (opts.onProgress && ((p: BuildProgress) => opts.onProgress!({ file: label, downloaded: p.done, total: p.total })));
-    const cached = ensureCachedEngine(checkpoint, cacheBuildOptions(opts.build), { onProgress }, opts.engineCache);
-    if (cached.built) opts.onBuildLog?.(`built ${cached.dir}: ${buildLogLine(cached.manifest.report)}`);
+    const cli = opts.onProgress !== undefined; // a command line: show the build as it shows downloads
+    const bar = !opts.onBuildProgress && cli ? buildProgressBar(`building the engine for ${spec} (cached for next time)`) : undefined;
+    const onBuildLog = opts.onBuildLog ?? (cli ? (line: string) => console.error(`llmrt: ${line}`) : undefined);
+    let cached;
+    try {
+      cached = ensureCachedEngine(checkpoint, cacheBuildOptions(opts.build), { onProgress: opts.onBuildProgress ?? bar }, opts.engineCache);
+    } finally {
+      bar?.stop();
+    }
+    if (cached.built) onBuildLog?.(`built ${cached.dir}: ${buildLogLine(cached.manifest.report)}`);
     return { checkpoint, config: checkpoint.config, engineDir: cached.dir, engineBuild: cached.manifest.build, tokenizer, randomWeights, built: cached.built };
   } catch (e) {
     checkpoint.close();

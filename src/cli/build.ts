@@ -12,7 +12,7 @@ import { ENGINE_FILE } from "../engine/format.js";
 import { ENGINE_DTYPES, type EngineDType } from "../engine/options.js";
 import { buildLogLine, formatBytes } from "../engine/report.js";
 import { OptionError } from "../errors.js";
-import { buildProgressBar } from "./build-progress.js";
+import { buildProgressBar } from "../engine/build-progress.js";
 import { intOption } from "./options.js";
 
 interface BuildFlags {

@@ -1,16 +1,16 @@
 /**
- * Progress of an engine build on stderr: a cli-progress bar on a terminal, otherwise a
- * line at each quarter (logs and CI stay readable).
+ * Progress of an engine build on stderr, for command lines: a cli-progress bar on a
+ * terminal, otherwise a line at each quarter (logs and CI stay readable).
  */
 import cliProgress from "cli-progress";
-import type { BuildProgress } from "../engine/build.js";
-import { formatBytes } from "../engine/report.js";
+import type { BuildProgress } from "./build.js";
+import { formatBytes } from "./report.js";
 
 export type BuildProgressReporter = ((p: BuildProgress) => void) & { stop(): void };
 
 export function buildProgressBar(label: string, stream: NodeJS.WriteStream = process.stderr): BuildProgressReporter {
   let bar: cliProgress.SingleBar | null = null;
-  let quarter = -1;
+  let quarter = 0; // the first line is at 25%
   const report = (p: BuildProgress) => {
     if (stream.isTTY) {
       const payload = { label, done: formatBytes(p.done), size: formatBytes(p.total) };
