@@ -15,6 +15,8 @@ import type { Request } from "../runtime/request.js";
 import { normalizeSamplingParams, type SamplingParamsInput } from "../runtime/sampling-params.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { parseSpeculative, type SpeculativeConfig } from "../runtime/speculative/config.js";
+import { beamSearch, type BeamSearchParams } from "../runtime/beam-search.js";
+import { MAX_LOGPROBS } from "../runtime/sampling-params.js";
 import { kvBlocksFor, type KvBudgetOptions } from "./kv-budget.js";
 import { DEFAULT_MODEL, loadModel, type LoadModelOptions } from "./load-model.js";
 import type { CompletionOutput, RequestOutput } from "./outputs.js";
@@ -29,6 +31,8 @@ export interface LLMOptions extends LoadModelOptions, Omit<EngineOptions, "backe
   /** Speculative decoding: "ngram,k=4,n=3" (prompt lookup) or "draft:PATH,k=4" (a draft model), or the parsed form. */
   speculative?: string | SpeculativeConfig;
 }
+
+export type BeamSearchOptions = Omit<BeamSearchParams, "eosIds">;
 
 /** A prompt as text, or as token ids fed as-is. */
 export type Prompt = string | { promptTokenIds: number[] };
@@ -152,6 +156,37 @@ export class LLM {
       onAbort(); // a consumer that stops iterating early cancels the rest
       ids.forEach((id) => this.listeners.delete(id));
     }
+  }
+
+  /**
+   * Beam search (see runtime/beam-search.ts for the exact semantics): the best `n`
+   * of `beamWidth` beams (at most 10), scored on the raw model distribution. Each step
+   * scores all live beams as one batch; their shared prefixes reuse cached KV blocks.
+   */
+  async beamSearch(prompt: Prompt, params: BeamSearchOptions): Promise<RequestOutput> {
+    const promptIds = this.encode(prompt);
+    const W = params.beamWidth;
+    if (!Number.isInteger(W) || W < 1 || W > MAX_LOGPROBS / 2) throw new OptionError("beamWidth", `got ${W}; expected an integer in [1, ${MAX_LOGPROBS / 2}]`);
+    const n = params.n ?? 1;
+    if (!Number.isInteger(n) || n < 1 || n > W) throw new OptionError("n", `got ${n}; expected an integer in [1, beamWidth = ${W}]`);
+    const started = performance.now();
+    const score = async (beams: number[][], topN: number) => {
+      const outs = await this.generate(beams.map((b) => ({ promptTokenIds: [...promptIds, ...b] })), { temperature: 0, maxTokens: 1, logprobs: topN, ignoreEos: true });
+      return outs.map((o) => o.outputs[0].logprobs![0].top!);
+    };
+    const hyps = await beamSearch(score, { ...params, n, eosIds: [...this.core.engine.config.eosTokenIds, ...this.tokenizer.eosIds] });
+    const elapsed = (performance.now() - started) / 1000;
+    return {
+      requestId: `beam-${nextId++}`,
+      prompt: typeof prompt === "string" ? prompt : null,
+      promptTokenIds: promptIds,
+      outputs: hyps.map((h, index) => {
+        const text = this.tokenizer.decode([...promptIds, ...h.tokenIds]).slice(this.tokenizer.decode(promptIds).length);
+        return { index, text, delta: text, tokenIds: h.tokenIds, cumulativeLogprob: h.cumLogprob, score: h.score, finishReason: h.finishedByEos ? "stop" : "length", stopReason: h.finishedByEos ? h.tokenIds.at(-1)! : null };
+      }),
+      finished: true,
+      metrics: { queueTime: 0, timeToFirstToken: null, e2eLatency: elapsed },
+    };
   }
 
   stats(): CoreStats {

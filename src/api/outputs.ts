@@ -15,6 +15,9 @@ export interface CompletionOutput {
   finishReason: FinishReason | null;
   /** The stop string or token id that ended it, if one did. */
   stopReason: string | number | null;
+  /** Beam search: the hypothesis' summed logprob and its length-penalized score. */
+  cumulativeLogprob?: number;
+  score?: number;
 }
 
 export interface RequestMetrics {

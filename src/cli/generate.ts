@@ -36,6 +36,10 @@ interface GenerateFlags {
   kvCacheBytes?: number;
   kvDtype: KvDType;
   speculative?: string;
+  beamWidth?: number;
+  lengthPenalty: number;
+  earlyStopping: "true" | "false" | "never";
+  n: number;
 }
 
 export function registerGenerate(program: Command): void {
@@ -64,6 +68,10 @@ export function registerGenerate(program: Command): void {
     .option("--kv-cache-bytes <n>", "KV cache budget in bytes (default: enough for --max-seqs full sequences, at most 40% of free memory)", intOption("--kv-cache-bytes", 1))
     .addOption(new Option("--kv-dtype <type>", "KV cache storage type").choices(["f32", "f16", "bf16"]).default("f32"))
     .option("--speculative <spec>", 'speculative decoding: "ngram,k=4,n=3" or "draft:PATH,k=4"')
+    .option("--beam-width <w>", "beam search with this many beams (1-10) instead of sampling", intOption("--beam-width", 1))
+    .option("--length-penalty <x>", "beam search: exponent on the output length in the score", floatOption("--length-penalty"), 1)
+    .addOption(new Option("--early-stopping <when>", "beam search: stop at beam-width finished hypotheses (true), when none can improve (false), or never").choices(["true", "false", "never"]).default("false"))
+    .option("-n <n>", "beam search: hypotheses to return, best first", intOption("-n", 1), 1)
     .action(async (flags: GenerateFlags) => runGenerate(flags));
 }
 
@@ -101,7 +109,13 @@ async function runGenerate(f: GenerateFlags): Promise<void> {
   };
   const started = performance.now();
   let results: RequestOutput[];
-  if (!f.json && prompts.length === 1) {
+  if (f.beamWidth !== undefined) {
+    const early = f.earlyStopping === "never" ? "never" : f.earlyStopping === "true";
+    results = await Promise.all(
+      prompts.map((p) => llm.beamSearch(p, { beamWidth: f.beamWidth!, maxTokens: f.maxTokens, lengthPenalty: f.lengthPenalty, earlyStopping: early, n: f.n, ignoreEos: f.ignoreEos })),
+    );
+    if (!f.json) for (const r of results) process.stdout.write(r.outputs.map((o) => o.text).join("\n") + "\n");
+  } else if (!f.json && prompts.length === 1) {
     // stream the continuation as it is produced
     let last: RequestOutput | undefined;
     for await (const o of llm.generateStream(prompts[0], params)) {
@@ -137,6 +151,9 @@ async function runGenerate(f: GenerateFlags): Promise<void> {
           text: out.text,
           finish_reason: out.finishReason,
           timings,
+          ...(f.beamWidth !== undefined
+            ? { beams: r.outputs.map((o) => ({ output_token_ids: o.tokenIds, text: o.text, cumulative_logprob: o.cumulativeLogprob, score: o.score, finish_reason: o.finishReason })) }
+            : {}),
           ...(llm.randomWeights ? { random_weights: true } : {}),
         }) + "\n",
       );
