@@ -3,6 +3,8 @@
  * weights are packed in; an engine built for one target does not load on another.
  */
 import type { Backend } from "../backends/backend.js";
+import { CpuBackend } from "../backends/cpu/backend.js";
+import { CPU_LAYOUT } from "../backends/cpu/layout.js";
 import { ReferenceBackend } from "../backends/reference/backend.js";
 import { OptionError } from "../errors.js";
 
@@ -20,6 +22,12 @@ export const TARGETS: Record<string, Target> = {
     description: "plain TypeScript, the definition of every op (slow, exact)",
     layout: "row-major [out, in]; fp16/bf16 widened to fp32 at load",
     createBackend: () => new ReferenceBackend(),
+  },
+  cpu: {
+    name: "cpu",
+    description: "WebAssembly SIMD kernels on a pool of threads (--threads, default all cores)",
+    layout: CPU_LAYOUT,
+    createBackend: () => new CpuBackend(),
   },
 };
 

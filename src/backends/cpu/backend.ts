@@ -1,0 +1,142 @@
+/**
+ * The CPU backend: WebAssembly SIMD kernels run by a pool of threads over one shared
+ * memory. bind() packs the weights (row-major, f32 / bf16 / fp16 as built), allocates
+ * the paged KV cache and the activation arena; forward() writes the step into shared
+ * memory, turns the graph into one program of kernel calls and runs it with a single
+ * wake-up of the pool.
+ */
+import type { Backend, BoundGraph, KvCacheShape, WeightMap } from "../backend.js";
+import { LlmrtError } from "../../errors.js";
+import type { Graph } from "../../graph/ir.js";
+import type { MemoryPlan } from "../../graph/passes/plan-memory.js";
+import type { StepBatch } from "../../graph/step-batch.js";
+import { emitOp } from "./emit.js";
+import { CpuRuntime, defaultThreads } from "./runtime.js";
+import { StepData } from "./step-data.js";
+import { TensorTable } from "./tensors.js";
+import type { SimdLevel } from "./wasm-module.js";
+
+export interface CpuBackendOptions {
+  /** Threads, the caller's included (default: $LLMRT_THREADS, else all cores). */
+  threads?: number;
+  /** Force the plain SIMD128 kernels (default: relaxed SIMD where the runtime has it). */
+  simd?: SimdLevel;
+  /** Steps with fewer multiply-adds than this run on one thread (barriers would cost more); default 2^20. */
+  parallelMacs?: number;
+}
+
+let processThreads: number | undefined;
+
+/** Sets the thread count of CPU backends created without one (the CLI's --threads). */
+export function setDefaultCpuThreads(n: number | undefined): void {
+  processThreads = n;
+}
+
+export function resolveThreads(n?: number): number {
+  const env = Number(process.env.LLMRT_THREADS);
+  return Math.max(1, Math.floor(n ?? processThreads ?? (env > 0 ? env : defaultThreads())));
+}
+
+export class CpuBackend implements Backend {
+  readonly name = "cpu";
+  readonly threads: number;
+
+  constructor(private readonly opts: CpuBackendOptions = {}) {
+    this.threads = resolveThreads(opts.threads);
+  }
+
+  bind(graph: Graph, weights: WeightMap, kv: KvCacheShape, plan?: MemoryPlan): CpuBound {
+    if ((kv.dtype ?? "f32") !== "f32") {
+      throw new LlmrtError("cpu_backend", `the CPU backend keeps the KV cache in f32; asked for ${kv.dtype}`, "use --kv-dtype f32 (the default) with --target cpu");
+    }
+    return new CpuBound(graph, weights, kv, plan, this.threads, this.opts);
+  }
+}
+
+const closer = new FinalizationRegistry<CpuRuntime>((rt) => rt.close());
+
+export class CpuBound implements BoundGraph {
+  readonly kvBytes: number;
+  readonly rt: CpuRuntime;
+  private readonly tensors: TensorTable;
+  private readonly cache: { k: number; v: number }[] = [];
+  private step: StepData;
+  /** Multiply-adds per token through the weights (to pick the thread count of a step). */
+  private readonly macsPerToken: number;
+
+  constructor(
+    private readonly graph: Graph,
+    weights: WeightMap,
+    readonly kv: KvCacheShape,
+    plan: MemoryPlan | undefined,
+    threads: number,
+    private readonly opts: CpuBackendOptions = {},
+  ) {
+    const slots = kv.numBlocks * kv.blockSize;
+    const kvDim = kv.numKvHeads * kv.headDim;
+    this.kvBytes = 2 * kv.numLayers * slots * kvDim * 4;
+    let weightBytes = 0;
+    for (const w of weights.values()) weightBytes += w.byteLength;
+    // scratch per thread: rope angles, or the scores of one attention work item [group, context]
+    const group = Math.max(1, ...graph.ops.map((o) => ("numHeads" in o ? o.numHeads / o.numKvHeads : 1)));
+    const scratchBytes = Math.max(4096, (group * (slots + 1) + 64) * 4 + 4096);
+    this.rt = new CpuRuntime({ threads, simd: opts.simd, scratchBytes, reserveBytes: weightBytes + this.kvBytes + (plan?.arenaBytes ?? 0) + (1 << 20) });
+    closer.register(this, this.rt);
+    try {
+      this.tensors = new TensorTable(this.rt.heap, graph, weights, plan);
+      for (let l = 0; l < kv.numLayers; l++) {
+        this.cache.push({ k: this.rt.heap.alloc(slots * kvDim * 4, "KV cache"), v: this.rt.heap.alloc(slots * kvDim * 4, "KV cache") });
+      }
+      const cap = this.tensors.capacity;
+      this.step = StepData.withCapacity(this.rt.heap, { T: cap.T, S: Math.min(cap.T, 64), R: cap.R, blocks: Math.min(kv.numBlocks, 256) });
+    } catch (e) {
+      this.rt.close();
+      throw e;
+    }
+    let macs = 0;
+    for (const w of this.tensors.weights.values()) if (w.shape.length === 2) macs += w.shape[0] * w.shape[1];
+    this.macsPerToken = macs;
+  }
+
+  /** Bytes of packed weights (what one decode step reads). */
+  get weightBytes(): number {
+    return this.tensors.weightBytes();
+  }
+
+  /** How a weight is stored (f32, bf16, f16). */
+  packedDType(name: string): string | undefined {
+    return this.tensors.weights.get(name)?.dtype;
+  }
+
+  get threads(): number {
+    return this.rt.threads;
+  }
+
+  forward(step: StepBatch): Map<string, Float32Array> {
+    const cap = { T: step.numTokens, R: step.logitRows.length };
+    this.tensors.ensure(cap.T, cap.R);
+    if (!this.step.fits(step)) this.step = StepData.forStep(this.rt.heap, step);
+    this.step.write(step);
+    const p = this.rt.program.reset();
+    const ctx = { graph: this.graph, tensors: this.tensors, step: this.step, cap, cache: this.cache, blockSize: this.kv.blockSize };
+    for (const op of this.graph.ops) emitOp(p, op, ctx);
+    this.rt.run(this.macsPerToken * cap.T < (this.opts.parallelMacs ?? 1 << 20) ? 1 : this.rt.threads);
+    // copies: the arena is overwritten by the next step
+    return new Map(this.graph.outputs.map((o) => [o, this.tensors.view(o, cap).slice()]));
+  }
+
+  copyBlock(src: number, dst: number): void {
+    const n = this.kv.blockSize * this.kv.numKvHeads * this.kv.headDim * 4;
+    const mem = this.rt.heap.u8(0, this.rt.heap.used);
+    for (const { k, v } of this.cache) {
+      mem.copyWithin(k + dst * n, k + src * n, k + (src + 1) * n);
+      mem.copyWithin(v + dst * n, v + src * n, v + (src + 1) * n);
+    }
+  }
+
+  /** Stops the worker threads now (they also stop when this object is collected). */
+  close(): void {
+    closer.unregister(this);
+    this.rt.close();
+  }
+}

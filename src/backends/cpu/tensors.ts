@@ -1,0 +1,95 @@
+/**
+ * Where every tensor of a bound graph lives in shared memory: packed weights, the
+ * activation arena (the engine's memory plan, or one made here for the step's size),
+ * and constants the graph computes without a step (rope_inv_freq), made once at bind.
+ */
+import type { WeightMap } from "../backend.js";
+import { ropeInvFreqOp } from "../reference/ops.js";
+import { colsOf, type Graph } from "../../graph/ir.js";
+import { planMemory, rowsFor, type MemoryPlan, type PlanCapacity } from "../../graph/passes/plan-memory.js";
+import type { WasmHeap } from "./heap.js";
+import { packWeight, type WeightDType } from "./layout.js";
+
+export interface WeightSlot {
+  ptr: number;
+  dtype: WeightDType;
+  shape: number[];
+  bytes: number;
+}
+
+export class TensorTable {
+  readonly weights = new Map<string, WeightSlot>();
+  /** Activations with no dynamic input, computed at bind: name -> pointer. */
+  private readonly constants = new Map<string, number>();
+  private plan!: MemoryPlan;
+  private arena = 0;
+
+  constructor(
+    private readonly heap: WasmHeap,
+    private readonly graph: Graph,
+    weights: WeightMap,
+    plan: MemoryPlan | undefined,
+    /** Whether the plan came from the engine (fixed) or is ours (grows with the step). */
+    readonly fixedPlan = plan !== undefined,
+  ) {
+    for (const [name, d] of graph.tensors) {
+      if (d.kind !== "weight") continue;
+      const values = weights.get(name);
+      const want = d.shape.reduce((a, b) => a * b, 1);
+      if (!values || values.length !== want) throw new Error(`cpu backend: weight "${name}" has ${values?.length ?? "no"} values, want ${want}`);
+      const p = packWeight(values, d.shape);
+      const ptr = heap.alloc(p.bytes.byteLength, `weight ${name}`);
+      heap.u8(ptr, p.bytes.byteLength).set(p.bytes);
+      this.weights.set(name, { ptr, dtype: p.dtype, shape: d.shape, bytes: p.bytes.byteLength });
+    }
+    for (const op of graph.ops) {
+      if (op.op !== "rope_inv_freq") continue;
+      const n = colsOf(graph, op.out);
+      const ptr = heap.alloc(n * 4, op.out);
+      ropeInvFreqOp(heap.f32(ptr, n), op.rope);
+      this.constants.set(op.out, ptr);
+    }
+    this.usePlan(plan ?? planMemory(graph, { T: 1, R: 1 }));
+  }
+
+  get capacity(): PlanCapacity {
+    return this.plan.capacity;
+  }
+
+  /** Makes room for a step of T tokens and R logit rows (only without an engine plan). */
+  ensure(T: number, R: number): void {
+    const cap = this.plan.capacity;
+    if (T <= cap.T && R <= cap.R) return;
+    if (this.fixedPlan) throw new RangeError(`cpu backend: step of ${T} tokens / ${R} logit rows exceeds the planned ${cap.T} / ${cap.R}`);
+    this.usePlan(planMemory(this.graph, { T: Math.max(T, cap.T * 2), R: Math.max(R, cap.R * 2) }));
+  }
+
+  private usePlan(plan: MemoryPlan): void {
+    this.plan = plan;
+    this.arena = this.heap.alloc(plan.arenaBytes, "activation arena");
+  }
+
+  /** Pointer of any tensor the graph names. */
+  ptr(name: string): number {
+    const w = this.weights.get(name);
+    if (w) return w.ptr;
+    const c = this.constants.get(name);
+    if (c !== undefined) return c;
+    const off = this.plan.offsets[name];
+    if (off === undefined) throw new Error(`cpu backend: "${name}" has no place in the memory plan`);
+    return this.arena + off;
+  }
+
+  /** The float32 view of an activation for a step with T tokens and R logit rows. */
+  view(name: string, cap: PlanCapacity): Float32Array {
+    const d = this.graph.tensors.get(name);
+    if (!d || d.kind !== "activation") throw new Error(`cpu backend: "${name}" is not an activation`);
+    return this.heap.f32(this.ptr(name), rowsFor(d.rows, cap) * d.cols);
+  }
+
+  weightBytes(): number {
+    let n = 0;
+    for (const w of this.weights.values()) n += w.bytes;
+    return n;
+  }
+}
