@@ -11,6 +11,7 @@ import { DEFAULT_MODEL } from "../api/load-model.js";
 import type { RequestOutput } from "../api/outputs.js";
 import type { SamplingParamsInput } from "../runtime/sampling-params.js";
 import { cliProgressReporter } from "../checkpoint/hub.js";
+import { setDefaultCpuThreads } from "../backends/cpu/backend.js";
 import { collect, floatOption, intOption } from "./options.js";
 
 interface GenerateFlags {
@@ -35,6 +36,8 @@ interface GenerateFlags {
   maxSeqLen?: number;
   kvCacheBytes?: number;
   kvDtype: KvDType;
+  target?: string;
+  threads?: number;
   speculative?: string;
   beamWidth?: number;
   lengthPenalty: number;
@@ -67,6 +70,8 @@ export function registerGenerate(program: Command): void {
     .option("--max-seq-len <n>", "longest sequence (prompt + output) the engine holds", intOption("--max-seq-len", 2))
     .option("--kv-cache-bytes <n>", "KV cache budget in bytes (default: enough for --max-seqs full sequences, at most 40% of free memory)", intOption("--kv-cache-bytes", 1))
     .addOption(new Option("--kv-dtype <type>", "KV cache storage type").choices(["f32", "f16", "bf16"]).default("f32"))
+    .option("--target <name>", "backend to build the engine for and run on: reference or cpu (default reference)")
+    .option("--threads <n>", "threads for --target cpu (default: all cores)", intOption("--threads", 1))
     .option("--speculative <spec>", 'speculative decoding: "ngram,k=4,n=3" or "draft:PATH,k=4"')
     .option("--beam-width <w>", "beam search with this many beams (1-10) instead of sampling", intOption("--beam-width", 1))
     .option("--length-penalty <x>", "beam search: exponent on the output length in the score", floatOption("--length-penalty"), 1)
@@ -81,7 +86,9 @@ async function runGenerate(f: GenerateFlags): Promise<void> {
   if (prompts.length === 0) prompts.push("");
 
   const t0 = performance.now();
+  setDefaultCpuThreads(f.threads);
   const llm = await LLM.load(f.model, {
+    build: f.target ? { target: f.target } : undefined,
     tokenizer: f.tokenizer,
     maxSeqs: f.maxSeqs ?? Math.min(prompts.length, 64),
     maxBatchTokens: f.maxBatchTokens,
