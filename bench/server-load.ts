@@ -3,9 +3,12 @@
  * requests back to back; TTFT / ITL medians, output tokens/s, and /health latency while
  * loaded. The same load through the in-process LLM API gives the baseline the server
  * is compared with. The server runs as a child process (`llmrt serve`), as users run it.
- *   npx tsx bench/server-load.ts [--model synthetic:tiny] [--concurrency 1,4,16,32] [--requests 2] [--tokens 64]
+ * Each level runs `--repeats` times, server and in-process alternating; tokens/s are
+ * medians over the repeats, TTFT / ITL / health medians over every sample.
+ *   npx tsx bench/server-load.ts [--model synthetic:tiny] [--concurrency 1,4,16,32] [--requests 4] [--tokens 64] [--repeats 3]
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { LLM } from "../src/api/llm.js";
 import { machineLine, median } from "./machine.js";
@@ -16,13 +19,15 @@ const arg = (name: string, dflt: string) => {
 };
 const model = arg("--model", "synthetic:tiny");
 const levels = arg("--concurrency", "1,4,16,32").split(",").map(Number);
-const perClient = Number(arg("--requests", "2"));
+const perClient = Number(arg("--requests", "4"));
+const repeats = Number(arg("--repeats", "3"));
 const tokens = Number(arg("--tokens", "64"));
 const maxSeqs = Math.max(...levels);
 const prompt = (i: number) => `Request ${i}: once upon a time there was`;
 
-console.log(`command: npx tsx bench/server-load.ts --model ${model} --concurrency ${levels.join(",")} --requests ${perClient} --tokens ${tokens}`);
+console.log(`command: npx tsx bench/server-load.ts --model ${model} --concurrency ${levels.join(",")} --requests ${perClient} --tokens ${tokens} --repeats ${repeats}`);
 console.log(`machine: ${machineLine()}`);
+const load0 = loadavg()[0];
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -131,16 +136,23 @@ try {
   await load(2, (i) => streamOnce(url, i)); // warm both paths (JIT, first steps)
   await load(2, (i) => inProcessOnce(llm, i));
   for (const c of levels) {
-    const run = load(c, (i) => streamOnce(url, i));
-    const health = await probeHealth(url, run);
-    const srv = await run;
-    const inp = await load(c, (i) => inProcessOnce(llm, i));
+    const srv: Sample[] = [];
+    const health: number[] = [];
+    const srvTps: number[] = [];
+    const inpTps: number[] = [];
     const tps = (r: { samples: Sample[]; wall: number }) => r.samples.reduce((n, s) => n + s.tokens, 0) / r.wall;
-    const ttft = median(srv.samples.map((s) => s.ttft));
-    const itl = median(srv.samples.flatMap((s) => s.itls));
-    rows.push(
-      `| ${c} | ${srv.samples.length} | ${fmt(ttft)} | ${fmt(itl, 2)} | ${fmt(tps(srv), 0)} | ${fmt(tps(inp), 0)} | ${fmt((100 * tps(srv)) / tps(inp), 0)}% | ${fmt(median(health), 1)} / ${fmt(pct(health, 0.99), 1)} |`,
-    );
+    for (let k = 0; k < repeats; k++) {
+      const run = load(c, (i) => streamOnce(url, i));
+      health.push(...(await probeHealth(url, run)));
+      const r = await run;
+      srv.push(...r.samples);
+      srvTps.push(tps(r));
+      inpTps.push(tps(await load(c, (i) => inProcessOnce(llm, i))));
+    }
+    const ttft = median(srv.map((s) => s.ttft));
+    const itl = median(srv.flatMap((s) => s.itls));
+    const [a, b] = [median(srvTps), median(inpTps)];
+    rows.push(`| ${c} | ${srv.length} | ${fmt(ttft)} | ${fmt(itl, 2)} | ${fmt(a, 0)} | ${fmt(b, 0)} | ${fmt((100 * a) / b, 0)}% | ${fmt(median(health), 1)} / ${fmt(pct(health, 0.99), 1)} |`);
     console.error(rows.at(-1));
   }
 } finally {
@@ -148,7 +160,7 @@ try {
   proc.kill("SIGTERM");
 }
 
-console.log(`\nmodel ${model}, ${tokens} output tokens per request (greedy, ignore_eos), ${perClient} requests per client back to back; times in ms\n`);
+console.log(`\nmodel ${model}, ${tokens} output tokens per request (greedy, ignore_eos), ${perClient} requests per client back to back, ${repeats} repeats; times in ms; load average ${load0.toFixed(1)} at start, ${loadavg()[0].toFixed(1)} at end\n`);
 console.log("| clients | requests | TTFT p50 | ITL p50 | server tok/s | in-process tok/s | server / in-process | /health p50 / p99 |");
 console.log("|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const r of rows) console.log(r);

@@ -76,6 +76,16 @@ async function runServe(f: ServeFlags): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  // an engine thread that dies while serving takes the server down, so a supervisor restarts it
+  server.ready.then(
+    () =>
+      server.llm.stopped.then((e) => {
+        if (stopping) return;
+        console.error(`llmrt serve: the engine stopped: ${e.message}`);
+        process.exit(1);
+      }),
+    () => {}, // a failed load is reported below
+  );
 
   try {
     const info = await server.ready;

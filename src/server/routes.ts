@@ -37,6 +37,7 @@ export function registerRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.get("/health", async (_req, reply) => {
     if (ctx.draining) return reply.code(503).send({ status: "shutting_down" });
+    if (ctx.llm.failure) return reply.code(503).send({ status: "failed", error: ctx.llm.failure.message });
     if (ctx.llm.info === null) return reply.code(503).send({ status: "loading" });
     return { status: "ok" };
   });

@@ -68,6 +68,9 @@ export class WorkerLLM {
   private nextId = 0;
   private dead: Error | null = null;
   private onClosed: (() => void) | null = null;
+  private onStopped!: (e: Error) => void;
+  /** Resolves with the reason once the engine thread is gone for good (closed, crashed, failed to load). */
+  readonly stopped = new Promise<Error>((r) => (this.onStopped = r));
 
   private constructor(init: WorkerInit, onProgress?: LLMOptions["onProgress"]) {
     this.worker = spawnWorker(init);
@@ -97,6 +100,11 @@ export class WorkerLLM {
   static start(model: string, opts: WorkerLLMOptions = {}): WorkerLLM {
     const { onProgress, ...options } = opts;
     return new WorkerLLM({ model, options }, onProgress);
+  }
+
+  /** Why the engine thread is gone (crashed, failed to load, closed), or null while it runs. */
+  get failure(): Error | null {
+    return this.dead;
   }
 
   get inFlight(): number {
@@ -168,12 +176,13 @@ export class WorkerLLM {
 
   /** Aborts everything in flight and stops the engine thread. */
   async close(): Promise<void> {
-    if (this.dead) return;
-    const closed = new Promise<void>((r) => (this.onClosed = r));
-    this.send({ type: "close" });
-    await Promise.race([closed, new Promise((r) => setTimeout(r, 2000).unref())]);
-    this.fail(new LlmrtError("closed", "the model server is shut down"));
-    await this.worker.terminate();
+    if (!this.dead) {
+      const closed = new Promise<void>((r) => (this.onClosed = r));
+      this.send({ type: "close" });
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 2000).unref())]);
+      this.fail(new LlmrtError("closed", "the model server is shut down"));
+    }
+    await this.worker.terminate(); // also after a failed load, whose thread would idle on
   }
 
   private async call(c: Call): Promise<unknown> {
@@ -208,6 +217,7 @@ export class WorkerLLM {
   private fail(e: Error): void {
     if (this.dead) return;
     this.dead = e;
+    this.onStopped(e);
     for (const p of this.calls.values()) p.reject(e);
     this.calls.clear();
     for (const [id, s] of this.streams) s({ type: "gen-error", id, error: { name: e.name, message: e.message, code: "worker" } });

@@ -97,3 +97,18 @@ test("graceful close: streams that outlive the grace period are aborted", async 
   const r = await inflight;
   if (r) assert.ok(r.events.every((e) => e === "[DONE]" || e.choices?.[0]?.finish_reason !== "length"), "cut short");
 });
+
+test("a model that fails to load: ready rejects with the reason, /health says failed, close returns", async () => {
+  const s = await startServer({ model: "synthetic:no-such-preset", port: 0 });
+  try {
+    await assert.rejects(s.ready, /unknown synthetic model/);
+    const h = await fetch(`${s.url}/health`);
+    assert.equal(h.status, 503);
+    assert.equal(((await h.json()) as { status: string }).status, "failed");
+    const r = await postJson(`${s.url}/v1/completions`, { prompt: "x" });
+    assert.equal(r.status, 503);
+    assert.match(r.body.error.message, /unavailable: .*unknown synthetic model/);
+  } finally {
+    await s.close(100);
+  }
+});
