@@ -22,6 +22,7 @@ export const OP = {
   ATTENTION: 12,
   ARGMAX: 13,
   TOPK: 14,
+  READ_SUM: 15,
 } as const;
 
 /** No barrier after the call: the next call does not read what this one wrote. */

@@ -43,3 +43,21 @@ export function topk(tid: i32, nth: i32, ids: usize, vals: usize, x: usize, cols
     if (n < k) n++;
   }
 }
+
+/** out[tid] = sum of this thread's share of x [n] (f32): a pure streaming read, to measure memory bandwidth. */
+export function readSum(tid: i32, nth: i32, out: usize, x: usize, n: i32): void {
+  const i0 = shareStart(n, tid, nth, 64);
+  const i1 = shareStart(n, tid + 1, nth, 64);
+  let a = f32x4.splat(0), b = f32x4.splat(0), c = f32x4.splat(0), d = f32x4.splat(0);
+  let i = i0;
+  for (; i + 16 <= i1; i += 16) {
+    const p = x + (<usize>i << 2);
+    a = f32x4.add(a, v128.load(p));
+    b = f32x4.add(b, v128.load(p, 16));
+    c = f32x4.add(c, v128.load(p, 32));
+    d = f32x4.add(d, v128.load(p, 48));
+  }
+  let s = f32x4.extract_lane(f32x4.add(f32x4.add(a, b), f32x4.add(c, d)), 0);
+  for (; i < i1; i++) s += load<f32>(x + (<usize>i << 2));
+  store<f32>(out + (<usize>tid << 2), s);
+}
