@@ -10,7 +10,7 @@ import { loadKoffi } from "./ffi.js";
 import type { Ptr } from "./driver.js";
 
 export type ArgType = "ptr" | "i32" | "u32" | "f32" | "u64";
-export type Arg = [ArgType, number];
+export type Arg = readonly [ArgType, number];
 
 export const MAX_ARGS = 32;
 const SLOT = 8;

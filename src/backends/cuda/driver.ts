@@ -15,7 +15,8 @@ export type Ptr = bigint; // host-side handles (contexts, streams, modules, func
 export type DevPtr = number; // device addresses
 
 export const ATTR = { smCount: 16, l2Bytes: 38, ccMajor: 75, ccMinor: 76, smemOptin: 97 } as const;
-const CU_STREAM_NON_BLOCKING = 1;
+// a blocking stream: ordered with the synchronous copies and memsets of the legacy stream
+const CU_STREAM_DEFAULT = 0;
 const CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1;
 const CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 
@@ -55,6 +56,7 @@ const PROTOS: Record<string, string[]> = {
   dtodAsync: ["int cuMemcpyDtoDAsync_v2(uint64_t dst, uint64_t src, size_t n, void *stream)"],
   memset8: ["int cuMemsetD8_v2(uint64_t dst, uint8_t v, size_t n)"],
   memset32: ["int cuMemsetD32_v2(uint64_t dst, uint32_t v, size_t n)"],
+  memset32Async: ["int cuMemsetD32Async(uint64_t dst, uint32_t v, size_t n, void *stream)"],
   streamCreate: ["int cuStreamCreate(_Out_ void **s, unsigned int flags)"],
   streamDestroy: ["int cuStreamDestroy_v2(void *s)", "int cuStreamDestroy(void *s)"],
   streamSync: ["int cuStreamSynchronize(void *s)"],
@@ -221,12 +223,16 @@ export class CudaDriver {
     this.check("cuMemsetD32_v2", this.fn.memset32(dst, value >>> 0, count));
   }
 
+  memset32Async(dst: DevPtr, value: number, count: number, stream: Ptr | null): void {
+    this.check("cuMemsetD32Async", this.fn.memset32Async(dst, value >>> 0, count, stream));
+  }
+
   synchronize(): void {
     this.check("cuCtxSynchronize", this.fn.ctxSync());
   }
 
   createStream(): Ptr {
-    return this.out<Ptr>("cuStreamCreate", (o) => this.fn.streamCreate(o, CU_STREAM_NON_BLOCKING));
+    return this.out<Ptr>("cuStreamCreate", (o) => this.fn.streamCreate(o, CU_STREAM_DEFAULT));
   }
 
   syncStream(s: Ptr | null): void {

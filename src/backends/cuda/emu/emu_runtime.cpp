@@ -1,10 +1,13 @@
 // The fiber scheduler behind cuda_emu.hpp: runs a kernel launch block by block, each
-// block's threads as ucontext fibers switched at barriers; warp collectives; the
+// block's threads as fibers (stack switches) switched at barriers; warp collectives; the
 // kernel registry. Errors (deadlock, trap) end the launch with a message, not a crash.
 #include "emu_runtime.hpp"
 
+#if !defined(__x86_64__)
 #include <ucontext.h>
+#endif
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -16,6 +19,64 @@ namespace emu {
 
 namespace {
 
+// ---- fibers: a hand-written switch on x86-64 (swapcontext makes two system calls per
+// switch to save the signal mask, which made the emulator 20x slower), ucontext elsewhere.
+#if defined(__x86_64__)
+extern "C" void llmrt_emu_switch(void** save_sp, void* load_sp);
+asm(R"(
+.text
+.globl llmrt_emu_switch
+.type llmrt_emu_switch,@function
+llmrt_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+.size llmrt_emu_switch, .-llmrt_emu_switch
+)");
+
+struct Context {
+  void* sp = nullptr;
+};
+
+// A fresh stack that "returns" into entry() on the first switch to it.
+void make_context(Context& c, char* stack, size_t bytes, void (*entry)()) {
+  uintptr_t top = ((uintptr_t)(stack + bytes)) & ~(uintptr_t)15;
+  void** p = (void**)top;
+  *--p = nullptr;          // entry's return address: entry never returns
+  *--p = (void*)entry;     // popped by ret
+  for (int i = 0; i < 6; i++) *--p = nullptr;  // rbp rbx r12 r13 r14 r15
+  c.sp = p;
+}
+
+void switch_context(Context& from, Context& to) { llmrt_emu_switch(&from.sp, to.sp); }
+#else
+struct Context {
+  ucontext_t uc;
+};
+
+void make_context(Context& c, char* stack, size_t bytes, void (*entry)()) {
+  getcontext(&c.uc);
+  c.uc.uc_stack.ss_sp = stack;
+  c.uc.uc_stack.ss_size = bytes;
+  c.uc.uc_link = nullptr;
+  makecontext(&c.uc, entry, 0);
+}
+
+void switch_context(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+#endif
+
 constexpr size_t STACK_BYTES = 256 * 1024;
 constexpr size_t SLOT_BYTES = 64;
 
@@ -24,7 +85,7 @@ struct Barrier {
 };
 
 struct Fiber {
-  ucontext_t ctx;
+  Context ctx;
   std::unique_ptr<char[]> stack;
   Dim3 tid;
   bool done = false;
@@ -42,7 +103,7 @@ struct Launch {
   std::vector<unsigned char> slots;  // [warps][32][SLOT_BYTES]
   unsigned long long progress = 0;
   std::string error;
-  ucontext_t sched;
+  Context sched;
 };
 
 Launch* L = nullptr;  // the launch in progress (one at a time: launches are synchronous)
@@ -53,7 +114,7 @@ std::map<std::string, KernelInfo>& registry() {
   return r;
 }
 
-void yield() { swapcontext(&L->fibers[L->current].ctx, &L->sched); }
+void yield() { switch_context(L->fibers[L->current].ctx, L->sched); }
 
 int warp_of(int i) { return i / 32; }
 
@@ -88,7 +149,7 @@ void fiber_main() {
   if (l->block_bar.count > 0 && l->block_bar.count >= (unsigned)l->alive) l->block_bar.count = 0, l->block_bar.gen++;
   Barrier& wb = l->warp_bars[w];
   if (wb.count > 0 && wb.count >= (unsigned)l->warp_alive[w]) wb.count = 0, wb.gen++;
-  // returning ends the fiber: uc_link resumes the scheduler
+  for (;;) switch_context(f.ctx, l->sched);  // done: never resumed
 }
 
 bool run_block() {
@@ -103,18 +164,14 @@ bool run_block() {
     Fiber& f = l.fibers[i];
     f.done = false;
     f.tid = Dim3{(unsigned)(i % l.block.x), (unsigned)((i / l.block.x) % l.block.y), (unsigned)(i / (l.block.x * l.block.y))};
-    getcontext(&f.ctx);
-    f.ctx.uc_stack.ss_sp = f.stack.get();
-    f.ctx.uc_stack.ss_size = STACK_BYTES;
-    f.ctx.uc_link = &l.sched;
-    makecontext(&f.ctx, fiber_main, 0);
+    make_context(f.ctx, f.stack.get(), STACK_BYTES, fiber_main);
   }
   while (l.alive > 0) {
     const unsigned long long before = l.progress;
     for (int i = 0; i < l.nthreads && l.error.empty(); i++) {
       if (l.fibers[i].done) continue;
       l.current = i;
-      swapcontext(&l.sched, &l.fibers[i].ctx);
+      switch_context(l.sched, l.fibers[i].ctx);
     }
     if (!l.error.empty()) return false;
     if (l.alive > 0 && l.progress == before) {

@@ -24,6 +24,7 @@ namespace {
 
 struct Node {
   const emu::KernelInfo* kernel;
+  std::string name;
   emu::Dim3 grid, block;
   std::vector<std::vector<unsigned char>> args;  // parameter values copied at capture
 };
@@ -59,7 +60,12 @@ double now_ms() {
 CUresult run(const Node& n) {
   std::vector<void*> ptrs;
   for (auto& a : n.args) ptrs.push_back((void*)a.data());
+  static const bool trace = std::getenv("LLMRT_EMU_TRACE") != nullptr;
+  const double t0 = trace ? now_ms() : 0;
   last_launch_error = emu::launch(*n.kernel, n.grid, n.block, ptrs.data());
+  if (trace)
+    std::fprintf(stderr, "emu %-32s grid %u,%u,%u block %u: %.2f ms\n", n.name.c_str(), n.grid.x, n.grid.y, n.grid.z,
+                 n.block.x * n.block.y * n.block.z, now_ms() - t0);
   if (!last_launch_error.empty()) {
     std::fprintf(stderr, "llmrt cuda emulator: %s\n", last_launch_error.c_str());
     return CUDA_ERROR_LAUNCH_FAILED;
@@ -148,6 +154,10 @@ CUresult cuMemsetD32(CUdeviceptr d, unsigned int v, size_t n) {
   for (size_t i = 0; i < n; i++) ((unsigned*)d)[i] = v;
   return CUDA_SUCCESS;
 }
+CUresult cuMemsetD32Async(CUdeviceptr d, unsigned int v, size_t n, CUstream st) {
+  NO_COPY_IN_CAPTURE(st);
+  return cuMemsetD32(d, v, n);
+}
 CUresult cuMemsetD8Async(CUdeviceptr d, unsigned char v, size_t n, CUstream st) {
   NO_COPY_IN_CAPTURE(st);
   return std::memset((void*)d, v, n), CUDA_SUCCESS;
@@ -186,7 +196,7 @@ CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, uns
   if (extra || smem > 0) return CUDA_ERROR_NOT_SUPPORTED;  // the kernels use static shared memory
   if (gx == 0 || gy == 0 || gz == 0) return CUDA_ERROR_INVALID_VALUE;
   FunctionImpl* fn = (FunctionImpl*)f;
-  Node n{fn->kernel, emu::Dim3{gx, gy, gz}, emu::Dim3{bx, by, bz}, {}};
+  Node n{fn->kernel, fn->name, emu::Dim3{gx, gy, gz}, emu::Dim3{bx, by, bz}, {}};
   for (size_t i = 0; i < fn->kernel->arg_sizes.size(); i++) {
     const unsigned char* p = (const unsigned char*)params[i];
     n.args.emplace_back(p, p + fn->kernel->arg_sizes[i]);

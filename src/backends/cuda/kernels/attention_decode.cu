@@ -147,10 +147,15 @@ __device__ void attn_combine(T* out, const float* part_o, const float* part_ml, 
   }                                                                                                                \
   LLMRT_EXPORT(attn_combine_##S)
 
+// every (activation, cache) pair of dtypes.ts KV_PAIRS
 DECODE_ALL_D(f32, float, float)
+DECODE_ALL_D(f32_bf16, float, bf16)
+DECODE_ALL_D(f32_f16, float, f16)
 DECODE_ALL_D(bf16, bf16, bf16)
-DECODE_ALL_D(f16, f16, f16)
+DECODE_ALL_D(bf16_f32, bf16, float)
 DECODE_ALL_D(bf16_fp8, bf16, fp8)
+DECODE_ALL_D(f16, f16, f16)
+DECODE_ALL_D(f16_f32, f16, float)
 DECODE_ALL_D(f16_fp8, f16, fp8)
 COMBINE(f32, float)
 COMBINE(bf16, bf16)

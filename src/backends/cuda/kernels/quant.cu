@@ -38,19 +38,17 @@ extern "C" __global__ void quant_i4_groups(unsigned char* q, float* scale, const
 }
 LLMRT_EXPORT(quant_i4_groups)
 
-// fp8 e4m3 per output row: scale[n] = max|w[n, :]| / 448. grid (N), block 256.
-extern "C" __global__ void quant_fp8_rows(fp8* q, float* scale, const float* w, int K) {
-  __shared__ float scratch[32];
+// fp8 e4m3 with one scale for the whole tensor (what cuBLASLt's FP8 GEMM takes), copied
+// to every row's scale so the GEMV reads the same format as int8: s = amax / 448 (amax
+// from absmax_f32 over the tensor). grid (N), block 256.
+extern "C" __global__ void quant_fp8_tensor(fp8* q, float* scale, const float* w, const float* amax, int K) {
   const int n = blockIdx.x;
-  const float* row = w + (size_t)n * K;
-  float mx = 0.f;
-  for (int k = threadIdx.x; k < K; k += blockDim.x) mx = fmaxf(mx, fabsf(row[k]));
-  mx = block_max(mx, scratch);
-  const float s = mx > 0.f ? mx / 448.f : 1.f;
+  const float s = amax[0] > 0.f ? amax[0] / 448.f : 1.f;
   if (threadIdx.x == 0) scale[n] = s;
-  for (int k = threadIdx.x; k < K; k += blockDim.x) q[(size_t)n * K + k] = fp8(row[k] / s);
+  const float inv = 1.f / s;
+  for (int k = threadIdx.x; k < K; k += blockDim.x) q[(size_t)n * K + k] = fp8(w[(size_t)n * K + k] * inv);
 }
-LLMRT_EXPORT(quant_fp8_rows)
+LLMRT_EXPORT(quant_fp8_tensor)
 
 // amax[0] = max(amax[0], max |x|) over n values (amax zeroed by the host; floats >= 0
 // order as their bit patterns, so an integer atomicMax works).
@@ -83,6 +81,9 @@ __device__ void quant_fp8_act(fp8* q, float* scale, const T* x, const float* ama
 
 FP8ACT(bf16, bf16)
 FP8ACT(f16, f16)
+
+extern "C" __global__ void absmax_f32(float* amax, const float* x, u64 n) { absmax<float>(amax, x, n); }
+LLMRT_EXPORT(absmax_f32)
 
 // A stateless hash of (seed, i) to [0, 1): every element independent, any launch shape.
 __device__ __forceinline__ float hash01(u64 seed, u64 i) {

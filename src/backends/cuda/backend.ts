@@ -1,0 +1,63 @@
+/**
+ * The CUDA backend: binds a graph to the first GPU. Importing this module touches no
+ * native code; the driver is opened at the first bind(), and a machine without one gets
+ * CudaUnavailableError (where llmrt looked, LLMRT_CUDA_LIB_DIR to point it elsewhere).
+ *
+ * Kernels come as cubins for the GPU's architecture: from the engine dir when it was
+ * built for the cuda target, else compiled here (nvcc, or NVRTC) and cached.
+ */
+import type { Backend, BoundGraph, KvCacheShape, WeightMap } from "../backend.js";
+import type { Graph } from "../../graph/ir.js";
+import { planMemory, type MemoryPlan } from "../../graph/passes/plan-memory.js";
+import { CudaUnavailableError } from "../../errors.js";
+import { CudaBound } from "./bound.js";
+import { compileWithNvccSync, compileWithNvrtc, findNvcc, type Cubins } from "./compile.js";
+import { CublasLt } from "./cublaslt.js";
+import { CudaDriver } from "./driver.js";
+import { KernelModules } from "./modules.js";
+import { Nvrtc } from "./nvrtc.js";
+import { resolveSettings, type CudaBackendOptions } from "./settings.js";
+
+/** Capacity of a bind without a memory plan (tests and tools). */
+const DEFAULT_CAPACITY = { T: 512, R: 512 };
+
+export class CudaBackend implements Backend {
+  readonly name = "cuda";
+  private driver: CudaDriver | null = null;
+  private kernels: KernelModules | null = null;
+
+  constructor(readonly options: CudaBackendOptions = {}) {}
+
+  /** Opens the driver (once); throws CudaUnavailableError where there is no GPU. */
+  device(): CudaDriver {
+    this.driver ??= CudaDriver.open();
+    return this.driver;
+  }
+
+  /** The cubins for this GPU: given, or compiled (nvcc first: it is what the engine build uses). */
+  cubinsFor(arch: string): Cubins {
+    if (this.options.cubins) return this.options.cubins;
+    const nvcc = findNvcc();
+    if (nvcc) return compileWithNvccSync(arch, nvcc);
+    const nvrtc = Nvrtc.tryOpen();
+    if (nvrtc) return compileWithNvrtc(arch, nvrtc);
+    throw new CudaUnavailableError(`no cubins for ${arch}, and neither nvcc nor NVRTC is here to compile them`, [], "build the engine with --target cuda --gpu-arch " + arch + " where nvcc is installed, or install NVRTC");
+  }
+
+  /** The loaded kernels (one set per backend, shared by its bound graphs). */
+  modules(): KernelModules {
+    if (!this.kernels) {
+      const d = this.device();
+      this.kernels = new KernelModules(d, this.cubinsFor(d.arch), d.createStream());
+    }
+    return this.kernels;
+  }
+
+  bind(graph: Graph, weights: WeightMap, kv: KvCacheShape, plan?: MemoryPlan): CudaBound & BoundGraph {
+    const d = this.device();
+    const k = this.modules();
+    const settings = resolveSettings(this.options, graph, weights, kv.dtype, kv.blockSize, d.info.computeCapability);
+    const lt = this.options.cublasLt === false ? null : CublasLt.tryOpen((bytes) => d.alloc(bytes));
+    return new CudaBound(d, k, lt, graph, weights, kv, plan ?? planMemory(graph, DEFAULT_CAPACITY), settings);
+  }
+}

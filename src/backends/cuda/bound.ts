@@ -1,0 +1,245 @@
+/**
+ * A graph bound to one GPU: weights, activation arena, paged KV cache and step metadata
+ * in device memory; forward() uploads the step (one copy), launches every op in order on
+ * one stream (or replays the CUDA graph of the step's decode bucket, captured on first
+ * use) and copies the outputs back.
+ */
+import type { BoundGraph, KvCacheShape, WeightMap } from "../backend.js";
+import { bf16ArrayToF32, f16ArrayToF32 } from "../../checkpoint/fp16.js";
+import { opInputs, type Graph } from "../../graph/ir.js";
+import { rowsFor, type MemoryPlan } from "../../graph/passes/plan-memory.js";
+import type { StepBatch } from "../../graph/step-batch.js";
+import { ropeInvFreq } from "../reference/rope.js";
+import { chooseSplits, decodeBlocksPerRow, MAX_SPLITS, prefillKernelFits, SPLIT_ROWS } from "./attention.js";
+import { graphBucket, padDecodeStep, planBuckets } from "./buckets.js";
+import type { CublasLt } from "./cublaslt.js";
+import { planDeviceMemory } from "./device-memory.js";
+import type { CudaDriver, DevPtr, Ptr } from "./driver.js";
+import { actBytes, cacheBytes } from "./dtypes.js";
+import { launchOp, type OpContext } from "./ops.js";
+import type { KernelModules } from "./modules.js";
+import { layoutStep, maxTableLength, packStep, splitAttention, stepSizes, type StepLayout } from "./step-meta.js";
+import { DeviceWeightStore, planWeights } from "./weight-store.js";
+import type { BoundSettings } from "./settings.js";
+
+export class CudaBound implements BoundGraph {
+  readonly kv: KvCacheShape;
+  readonly kvBytes: number;
+  readonly memorySummary: string;
+  /** Decode buckets whose CUDA graph has been captured, and how often each replayed. */
+  readonly graphReplays = new Map<number, number>();
+  private readonly weights: DeviceWeightStore;
+  private readonly arena: DevPtr;
+  private readonly kvBase: DevPtr;
+  private readonly kvLayerBytes: number;
+  private readonly meta: DevPtr;
+  private readonly staging: { ptr: Ptr; ints: Int32Array };
+  private readonly partO: DevPtr;
+  private readonly partML: DevPtr;
+  private readonly f32 = new Set<string>();
+  private readonly graphs = new Map<number, Ptr>();
+  private readonly buckets: number[];
+  private readonly strideCap: number;
+  private readonly graphStride: number;
+  private readonly attnGeo: { numHeads: number; numKvHeads: number; headDim: number } | null;
+  private readonly vocab: number;
+  private fp8: { xq: DevPtr; amax: DevPtr; scale: DevPtr; bytes: number } | null = null;
+
+  constructor(
+    private readonly driver: CudaDriver,
+    private readonly k: KernelModules,
+    private readonly lt: CublasLt | null,
+    private readonly graph: Graph,
+    host: WeightMap,
+    kvAsked: KvCacheShape,
+    private readonly plan: MemoryPlan,
+    private readonly s: BoundSettings,
+  ) {
+    const { T: capT, R: capR } = plan.capacity;
+    const attn = graph.ops.find((o) => o.op === "attention" || o.op === "attention_qkv") as
+      | { numHeads: number; numKvHeads: number; headDim: number }
+      | undefined;
+    this.attnGeo = attn ? { numHeads: attn.numHeads, numKvHeads: attn.numKvHeads, headDim: attn.headDim } : null;
+    const emb = graph.ops.find((o) => o.op === "embedding");
+    this.vocab = emb && emb.op === "embedding" ? (graph.tensors.get(emb.table) as { shape: number[] }).shape[0] : Infinity;
+    this.markF32();
+
+    // sizes first, then one plan for all of device memory
+    const wplan = planWeights(graph, s.policy);
+    const kvDim = kvAsked.numKvHeads * kvAsked.headDim;
+    const perBlock = 2 * kvAsked.numLayers * kvAsked.blockSize * kvDim * cacheBytes(s.cache);
+    this.strideCap = Math.max(1, Math.min(kvAsked.numBlocks + 1, s.maxBlocksPerSeq));
+    this.graphStride = Math.min(s.graphTableStride, this.strideCap);
+    const metaLayout = layoutStep({ T: capT, S: capT, R: capR, stride: this.strideCap, decodeRows: capT, tiles: capT });
+    const geo = this.attnGeo ?? { numHeads: 1, headDim: 1 };
+    const partFloats = SPLIT_ROWS * geo.numHeads * MAX_SPLITS * (geo.headDim + 2);
+    const biggestUpload = Math.max(0, ...wplan.filter((w) => host.has(w.name)).map((w) => 4 * w.rows * w.cols));
+    const mem = planDeviceMemory({
+      freeBytes: driver.memInfo().free,
+      weightBytes: wplan.reduce((n, w) => n + w.bytes, 0),
+      arenaBytes: plan.arenaBytes,
+      scratchBytes: 4 * metaLayout.ints + 4 * partFloats + biggestUpload + (lt ? lt.workspaceBytes : 0),
+      kvBytesPerBlock: perBlock,
+      requestedBlocks: kvAsked.numBlocks,
+      kvBlocks: s.kvBlocks,
+      utilization: s.utilization,
+    });
+    this.memorySummary = mem.summary;
+    this.kv = { ...kvAsked, numBlocks: mem.numBlocks };
+    this.kvBytes = mem.numBlocks * perBlock;
+    this.kvLayerBytes = (mem.numBlocks + 1) * kvAsked.blockSize * kvDim * cacheBytes(s.cache);
+
+    this.weights = new DeviceWeightStore(driver, k);
+    this.weights.load(wplan, host, s.dummy);
+    for (const op of graph.ops) if (op.op === "rope_inv_freq") this.weights.addVector(op.out, Float32Array.from(ropeInvFreq(op.rope)));
+    this.arena = driver.alloc(Math.max(plan.arenaBytes, 64));
+    this.kvBase = driver.alloc(2 * kvAsked.numLayers * this.kvLayerBytes);
+    this.meta = driver.alloc(4 * metaLayout.ints);
+    const pinned = driver.allocHost(4 * metaLayout.ints);
+    this.staging = { ptr: pinned.ptr, ints: new Int32Array(pinned.buffer) };
+    this.partO = driver.alloc(4 * partFloats);
+    this.partML = driver.alloc(4 * partFloats);
+    this.buckets = planBuckets({ maxBatch: Math.min(capT, capR), maxBucket: s.maxBucket });
+    // the FP8 path's scratch exists before any CUDA graph is captured
+    if (lt && wplan.some((w) => w.fmt === "fp8")) this.fp8Scratch(capT * this.maxLinearK());
+    driver.syncStream(k.stream);
+  }
+
+  /** Float32 activations: RoPE frequencies, and matmul outputs the caller reads and no op does (logits). */
+  private markF32(): void {
+    for (const op of this.graph.ops) {
+      if (op.op === "rope_inv_freq") this.f32.add(op.out);
+      if (op.op === "matmul" && this.graph.outputs.includes(op.out) && !this.graph.ops.some((o) => opInputs(o).includes(op.out))) this.f32.add(op.out);
+    }
+  }
+
+  forward(step: StepBatch): Map<string, Float32Array> {
+    const { T: capT, R: capR } = this.plan.capacity;
+    if (step.numTokens > capT || step.logitRows.length > capR) {
+      throw new RangeError(`cuda backend: step of ${step.numTokens} tokens / ${step.logitRows.length} logit rows exceeds the planned ${capT} / ${capR}`);
+    }
+    for (const id of step.tokenIds) if (id < 0 || id >= this.vocab) throw new RangeError(`token id ${id} outside the vocabulary [0, ${this.vocab})`);
+
+    const bucket = this.s.graphs ? graphBucket(step, this.buckets, this.graphStride) : null;
+    const run = bucket === null ? step : padDecodeStep(step, bucket, this.kv.numBlocks, this.kv.blockSize);
+    const prefillOk = !this.s.decodeOnly && this.attnGeo !== null && prefillKernelFits(this.s.act, this.attnGeo.headDim);
+    const split = splitAttention(run, prefillOk);
+    const stride = bucket === null ? maxTableLength(run) : this.graphStride;
+    if (stride > this.strideCap) throw new RangeError(`cuda backend: a block table of ${stride} blocks exceeds the ${this.strideCap} this engine was bound for`);
+    const layout = layoutStep(stepSizes(run, split, stride));
+    packStep(run, split, layout, this.staging.ints);
+    this.driver.htodAsync(this.meta, this.staging.ptr, 4 * layout.ints, this.k.stream);
+
+    const bpr = this.attnGeo ? decodeBlocksPerRow(this.attnGeo) : 1;
+    const maxCtx = bucket === null ? split.maxDecodeContext : this.graphStride * this.kv.blockSize;
+    const ctx = this.context(run, layout, chooseSplits(split.decodeRows.length, bpr, maxCtx, this.driver.info.smCount));
+    if (bucket === null) {
+      for (const op of this.graph.ops) launchOp(op, ctx);
+    } else {
+      let exec = this.graphs.get(bucket);
+      if (exec === undefined) {
+        this.driver.beginCapture(this.k.stream!);
+        try {
+          for (const op of this.graph.ops) launchOp(op, ctx);
+        } finally {
+          exec = this.driver.endCapture(this.k.stream!);
+        }
+        this.graphs.set(bucket, exec);
+      }
+      this.driver.launchGraph(exec, this.k.stream);
+      this.graphReplays.set(bucket, (this.graphReplays.get(bucket) ?? 0) + 1);
+    }
+    return this.readOutputs(step.numTokens, step.logitRows.length);
+  }
+
+  private readOutputs(T: number, R: number): Map<string, Float32Array> {
+    const out = new Map<string, Float32Array>();
+    for (const name of this.graph.outputs) {
+      const d = this.graph.tensors.get(name)!;
+      if (d.kind !== "activation") continue;
+      const n = rowsFor(d.rows, { T, R }) * d.cols;
+      const src = this.arena + this.plan.offsets[name];
+      if (this.f32.has(name) || this.s.act === "f32") {
+        const f = new Float32Array(n);
+        this.driver.dtohAsync(f, src, 4 * n, this.k.stream);
+        out.set(name, f);
+      } else {
+        const h = new Uint16Array(n);
+        this.driver.dtohAsync(h, src, 2 * n, this.k.stream);
+        out.set(name, this.s.act === "bf16" ? bf16ArrayToF32(h) : f16ArrayToF32(h));
+      }
+    }
+    this.driver.syncStream(this.k.stream);
+    return out;
+  }
+
+  private context(step: StepBatch, layout: StepLayout, splits: number): OpContext {
+    const s = this.s;
+    const kvLayer = this.kvLayerBytes;
+    return {
+      graph: this.graph,
+      k: this.k,
+      act: s.act,
+      cache: s.cache,
+      smCount: this.driver.info.smCount,
+      lt: this.lt,
+      mode: s.linearMode,
+      T: step.numTokens,
+      R: step.logitRows.length,
+      blockSize: this.kv.blockSize,
+      kvScale: 1,
+      meta: this.meta,
+      layout,
+      splits,
+      partO: this.partO,
+      partML: this.partML,
+      decodeOnly: s.decodeOnly,
+      at: (name) => {
+        const off = this.plan.offsets[name];
+        return off !== undefined ? this.arena + off : this.weights.get(name).ptr;
+      },
+      weight: (name) => this.weights.get(name),
+      isF32: (name) => this.f32.has(name),
+      kvPtrs: (layer) => ({ k: this.kvBase + 2 * layer * kvLayer, v: this.kvBase + (2 * layer + 1) * kvLayer }),
+      fp8Scratch: (bytes) => this.fp8Scratch(bytes),
+    };
+  }
+
+  private fp8Scratch(bytes: number): { xq: DevPtr; amax: DevPtr; scale: DevPtr } {
+    if (!this.fp8 || this.fp8.bytes < bytes) {
+      // sized for the largest step up front, so a CUDA graph never sees it move
+      const cap = Math.max(bytes, this.plan.capacity.T * this.maxLinearK());
+      this.fp8 = { xq: this.driver.alloc(cap), amax: this.driver.alloc(4), scale: this.driver.alloc(4), bytes: cap };
+    }
+    return this.fp8;
+  }
+
+  private maxLinearK(): number {
+    let k = 1;
+    for (const op of this.graph.ops) if (op.op === "matmul") k = Math.max(k, this.weights.get(op.w).cols);
+    return k;
+  }
+
+  copyBlock(src: number, dst: number): void {
+    const n = this.kv.blockSize * this.kv.numKvHeads * this.kv.headDim * cacheBytes(this.s.cache);
+    for (let l = 0; l < 2 * this.kv.numLayers; l++) {
+      const base = this.kvBase + l * this.kvLayerBytes;
+      this.driver.dtodAsync(base + dst * n, base + src * n, n, this.k.stream);
+    }
+    this.driver.syncStream(this.k.stream);
+  }
+
+  /** Bytes per activation element (for reports). */
+  get actBytes(): number {
+    return actBytes(this.s.act);
+  }
+
+  dispose(): void {
+    for (const g of this.graphs.values()) this.driver.destroyGraph(g);
+    this.graphs.clear();
+    this.weights.dispose();
+    for (const p of [this.arena, this.kvBase, this.meta, this.partO, this.partML]) this.driver.free(p);
+    if (this.fp8) for (const p of [this.fp8.xq, this.fp8.amax, this.fp8.scale]) this.driver.free(p);
+    this.driver.freeHost(this.staging.ptr);
+  }
+}

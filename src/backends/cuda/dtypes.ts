@@ -1,0 +1,64 @@
+/**
+ * Element types on the device and the kernel-name suffixes they select. Activations are
+ * f32, bf16 or f16; the KV cache may also be fp8 (e4m3, Hopper/Ada); linear-layer weights
+ * may be int8, int4 or fp8 (weight-only quantization, dequantized inside the kernels).
+ */
+import { OptionError } from "../../errors.js";
+
+export type ActDType = "f32" | "bf16" | "f16";
+export type CacheDType = ActDType | "fp8";
+export type WeightFormat = ActDType | "i8" | "i4" | "fp8";
+
+export const ACT_DTYPES: readonly ActDType[] = ["f32", "bf16", "f16"];
+
+export function actBytes(t: ActDType): number {
+  return t === "f32" ? 4 : 2;
+}
+
+export function cacheBytes(t: CacheDType): number {
+  return t === "fp8" ? 1 : actBytes(t);
+}
+
+/** Bytes of an [N, K] weight in `fmt` (int4: two per byte), without scales. */
+export function weightBytes(fmt: WeightFormat, N: number, K: number): number {
+  if (fmt === "i4") return Math.ceil((N * K) / 2);
+  if (fmt === "i8" || fmt === "fp8") return N * K;
+  return N * K * actBytes(fmt);
+}
+
+/** Floats of scale an [N, K] weight carries: one per row (i8, fp8), per row and group (i4). */
+export function scaleCount(fmt: WeightFormat, N: number, K: number, group: number): number {
+  if (fmt === "i8" || fmt === "fp8") return N;
+  if (fmt === "i4") return N * (K / group);
+  return 0;
+}
+
+/** Suffix of kernels over activations T with a KV cache C: "bf16", or "f32_bf16" where they differ. */
+export function kvSuffix(act: ActDType, cache: CacheDType): string {
+  return act === cache ? act : `${act}_${cache}`;
+}
+
+/** The (activation, cache) pairs the attention kernels are built for. */
+export const KV_PAIRS: readonly [ActDType, CacheDType][] = [
+  ["f32", "f32"],
+  ["f32", "bf16"],
+  ["f32", "f16"],
+  ["bf16", "bf16"],
+  ["bf16", "f32"],
+  ["bf16", "fp8"],
+  ["f16", "f16"],
+  ["f16", "f32"],
+  ["f16", "fp8"],
+];
+
+export function checkKvPair(act: ActDType, cache: CacheDType): void {
+  if (!KV_PAIRS.some(([a, c]) => a === act && c === cache)) {
+    throw new OptionError("--kv-dtype", `a ${cache} KV cache with ${act} activations is not built for the cuda target`, `use ${act} or ${KV_PAIRS.filter(([a]) => a === act).map(([, c]) => c).join(", ")}`);
+  }
+}
+
+/** Weight formats each activation type's linear kernels read. */
+export function checkWeightFormat(act: ActDType, w: WeightFormat): void {
+  const ok = act === "f32" ? w === "f32" : w === act || w === "i8" || w === "i4" || w === "fp8";
+  if (!ok) throw new OptionError("--weight-format", `${w} weights with ${act} activations are not built for the cuda target`, act === "f32" ? "f32 engines keep f32 weights; build with --dtype bf16 to quantize" : `use ${act}, i8, i4 or fp8`);
+}

@@ -1,0 +1,105 @@
+/**
+ * The CUDA backend's options, with their documented defaults, and the settings a bound
+ * graph runs with once the activation type is known.
+ */
+import type { KvDType, WeightMap } from "../backend.js";
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../../checkpoint/fp16.js";
+import { OptionError } from "../../errors.js";
+import type { Graph } from "../../graph/ir.js";
+import type { Cubins } from "./compile.js";
+import { checkKvPair, checkWeightFormat, type ActDType, type CacheDType } from "./dtypes.js";
+import type { LinearMode } from "./linear.js";
+import type { WeightPolicy } from "./weights.js";
+
+export interface CudaBackendOptions {
+  /** Activation type: default the engine's weight storage type (bf16 for dummy loading). */
+  dtype?: ActDType;
+  /** Linear-layer weights: "same" (the activation type, default), int8, int4 or fp8 (weight-only). */
+  weightFormat?: "same" | "i8" | "i4" | "fp8";
+  /** int4 scale group along K (default 128). */
+  int4GroupSize?: number;
+  /** KV cache storage (default: the KvCacheShape's dtype, else the activation type); fp8 needs sm_89+. */
+  kvDtype?: CacheDType;
+  /** "dummy": weights missing from the map are random, generated on the device (default "auto": all must be given). */
+  loadFormat?: "auto" | "dummy";
+  /** Seed of dummy weights (default 0). */
+  seed?: number;
+  /** Cubins for this GPU (an engine dir's); default: compiled for the GPU with nvcc or NVRTC, cached. */
+  cubins?: Cubins;
+  /** Capture CUDA graphs for decode steps (default true). */
+  cudaGraphs?: boolean;
+  /** Largest decode batch captured as a graph (default 256). */
+  maxGraphBatch?: number;
+  /** Block-table length the graphs are captured for (default: 4096 tokens' worth). */
+  graphTableStride?: number;
+  /** Longest block table any step may have (default: 32768 tokens' worth). */
+  maxBlocksPerSeq?: number;
+  /** Use cuBLASLt where found (default true). */
+  cublasLt?: boolean;
+  /** Force a matmul path (tests, the device check). */
+  linear?: LinearMode;
+  /** Run every attention row through the decode kernel (tests). */
+  decodeAttentionOnly?: boolean;
+  /** KV blocks: the requested number (default), or "fill" a share of free GPU memory. */
+  kvBlocks?: "requested" | "fill";
+  /** Share of free GPU memory to use (default 0.9). */
+  gpuMemoryUtilization?: number;
+}
+
+export interface BoundSettings {
+  act: ActDType;
+  cache: CacheDType;
+  policy: WeightPolicy;
+  linearMode: LinearMode;
+  decodeOnly: boolean;
+  graphs: boolean;
+  maxBucket: number;
+  graphTableStride: number;
+  maxBlocksPerSeq: number;
+  dummy: { seed: number } | null;
+  kvBlocks: "requested" | "fill";
+  utilization: number;
+}
+
+/**
+ * The activation type an engine's weights were stored in: all values of its first
+ * matrix exact in bf16 -> bf16, else exact in f16 -> f16, else f32.
+ */
+export function inferActDType(g: Graph, w: WeightMap): ActDType {
+  const first = g.ops.find((o) => o.op === "matmul");
+  const values = first && first.op === "matmul" ? w.get(first.w) : undefined;
+  if (!values) return "bf16";
+  const n = Math.min(values.length, 4096);
+  const exact = (enc: (x: number) => number, dec: (h: number) => number) => {
+    for (let i = 0; i < n; i++) if (dec(enc(values[i])) !== values[i]) return false;
+    return true;
+  };
+  if (exact(f32ToBf16, bf16ToF32)) return "bf16";
+  if (exact(f32ToF16, f16ToF32)) return "f16";
+  return "f32";
+}
+
+export function resolveSettings(o: CudaBackendOptions, g: Graph, w: WeightMap, kvDtype: KvDType | undefined, blockSize: number, smArch: [number, number]): BoundSettings {
+  const act = o.dtype ?? (o.loadFormat === "dummy" && w.size === 0 ? "bf16" : inferActDType(g, w));
+  const cache: CacheDType = o.kvDtype ?? kvDtype ?? act;
+  checkKvPair(act, cache);
+  if (cache === "fp8" && smArch[0] * 10 + smArch[1] < 89) throw new OptionError("--kv-dtype", "an fp8 KV cache needs an Ada or Hopper GPU (sm_89+)");
+  const linear = o.weightFormat ?? "same";
+  if (linear !== "same") checkWeightFormat(act, linear);
+  const int4Group = o.int4GroupSize ?? 128;
+  if (int4Group % 32 !== 0) throw new OptionError("int4GroupSize", `must be a multiple of 32, got ${int4Group}`);
+  return {
+    act,
+    cache,
+    policy: { act, linear, int4Group },
+    linearMode: o.linear ?? "auto",
+    decodeOnly: o.decodeAttentionOnly ?? false,
+    graphs: o.cudaGraphs ?? true,
+    maxBucket: o.maxGraphBatch ?? 256,
+    graphTableStride: o.graphTableStride ?? Math.ceil(4096 / blockSize),
+    maxBlocksPerSeq: o.maxBlocksPerSeq ?? Math.ceil(32768 / blockSize),
+    dummy: o.loadFormat === "dummy" ? { seed: o.seed ?? 0 } : null,
+    kvBlocks: o.kvBlocks ?? "requested",
+    utilization: o.gpuMemoryUtilization ?? 0.9,
+  };
+}

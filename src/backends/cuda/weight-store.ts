@@ -1,0 +1,100 @@
+/**
+ * Every weight of a graph on the device: planned (formats and bytes, for the memory
+ * plan), then uploaded through one float32 scratch buffer and converted or quantized in
+ * place, or filled with random values (dummy loading). Also holds float32 vectors the
+ * backend adds itself (RoPE frequencies of an unfolded rope_inv_freq op).
+ */
+import type { WeightMap } from "../backend.js";
+import { EngineError } from "../../errors.js";
+import type { Graph } from "../../graph/ir.js";
+import type { CudaDriver, DevPtr } from "./driver.js";
+import type { KernelModules } from "./modules.js";
+import { convertWeight, describeWeight, fillDummyWeight, weightFormat, weightRoles, type DeviceWeight, type WeightPolicy } from "./weights.js";
+
+export type WeightPlan = Omit<DeviceWeight, "ptr" | "scale">[];
+
+export function planWeights(g: Graph, p: WeightPolicy): WeightPlan {
+  const roles = weightRoles(g);
+  const out: WeightPlan = [];
+  for (const [name, d] of g.tensors) {
+    if (d.kind !== "weight") continue;
+    const role = roles.get(name)!;
+    out.push(describeWeight(name, d.shape, role, weightFormat(role, d.shape, p), p.int4Group));
+  }
+  return out;
+}
+
+export class DeviceWeightStore {
+  private readonly byName = new Map<string, DeviceWeight>();
+  private readonly allocations: DevPtr[] = [];
+  bytes = 0;
+
+  constructor(
+    private readonly driver: CudaDriver,
+    private readonly k: KernelModules,
+  ) {}
+
+  /**
+   * Allocates and fills every planned weight: from `host` where present, else (with
+   * `dummy`) random; a weight in neither is an error naming it.
+   */
+  load(plan: WeightPlan, host: WeightMap, dummy: { seed: number } | null): void {
+    const smCount = this.driver.info.smCount;
+    const biggest = Math.max(0, ...plan.filter((w) => host.has(w.name)).map((w) => w.rows * w.cols));
+    const scratch = biggest > 0 ? this.driver.alloc(4 * biggest) : 0;
+    const amax = this.driver.alloc(4);
+    try {
+      for (const d of plan) {
+        const values = host.get(d.name);
+        if (!values && !dummy) throw new EngineError(d.name, "weight is missing", "load the engine's weights, or use dummy loading (--load-format dummy) for random ones");
+        if (values && values.length !== d.rows * d.cols) throw new EngineError(d.name, `has ${values.length} values, the graph wants ${d.rows * d.cols}`);
+        const w = this.allocate(d);
+        if (values) {
+          this.driver.htodAsync(scratch, values, 4 * values.length, this.k.stream);
+          convertWeight(this.k, w, scratch, amax, smCount);
+        } else {
+          fillDummyWeight(this.k, w, dummy!.seed, smCount);
+        }
+        // the scratch is reused by the next weight: wait for this one's kernels
+        this.driver.syncStream(this.k.stream);
+      }
+    } finally {
+      if (scratch) this.driver.free(scratch);
+      this.driver.free(amax);
+    }
+  }
+
+  /** Adds a float32 vector (e.g. RoPE frequencies) under `name`. */
+  addVector(name: string, values: Float32Array): DeviceWeight {
+    const w = this.allocate(describeWeight(name, [values.length], "vector", "f32", 0));
+    this.driver.htod(w.ptr, values);
+    return w;
+  }
+
+  private allocate(d: Omit<DeviceWeight, "ptr" | "scale">): DeviceWeight {
+    const scaleBytes = d.fmt === "i8" || d.fmt === "fp8" ? 4 * d.rows : d.fmt === "i4" ? (4 * d.rows * d.cols) / d.group : 0;
+    const ptr = this.driver.alloc(d.bytes - scaleBytes);
+    this.allocations.push(ptr);
+    const scale = scaleBytes ? this.driver.alloc(scaleBytes) : 0;
+    if (scale) this.allocations.push(scale);
+    const w: DeviceWeight = { ...d, ptr, scale };
+    this.byName.set(d.name, w);
+    this.bytes += d.bytes;
+    return w;
+  }
+
+  get(name: string): DeviceWeight {
+    const w = this.byName.get(name);
+    if (!w) throw new EngineError(name, "is not a weight on the device");
+    return w;
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  dispose(): void {
+    for (const p of this.allocations.splice(0)) this.driver.free(p);
+    this.byName.clear();
+  }
+}
