@@ -2,6 +2,7 @@
 /** The llmrt command line. Each subcommand lives in a file of its own. */
 import { Command } from "commander";
 import { LlmrtError } from "../errors.js";
+import { registerBench } from "./bench.js";
 import { registerBuild } from "./build.js";
 import { registerGenerate } from "./generate.js";
 import { registerInspect } from "./inspect.js";
@@ -19,6 +20,7 @@ registerBuild(program);
 registerInspect(program);
 registerServe(program);
 registerChat(program);
+registerBench(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   // typed errors are the user's to fix: print the message and hint, not a stack

@@ -1,0 +1,284 @@
+/**
+ * llmrt bench: engine benchmarks shaped after llama-bench and trtllm-bench.
+ *
+ *   llmrt bench latency --model M [--prompt-tokens 512] [--gen-tokens 128] [--threads T] [--json]
+ *     one sequence: prefill tok/s, decode tok/s, ms/token, effective GB/s (weight bytes
+ *     read per token x tok/s), peak RSS. Medians over --runs.
+ *   llmrt bench throughput --model M --requests N --input-len A[,stdev] --output-len B[,stdev] [--concurrency C]
+ *     the in-flight batching runtime on random-token requests: output tok/s, request/s,
+ *     TTFT / TPOT / ITL p50, p90, p99.
+ *
+ * --model also takes synthetic:NAME (tiny, llama-110m, tinyllama-1.1b) or synthetic:{JSON
+ * shape}: random weights, nothing to download. With --json the last stdout line is one
+ * JSON object.
+ */
+import { Option, type Command } from "commander";
+import cliProgress from "cli-progress";
+import { openModelSpec } from "../api/load-model.js";
+import type { Backend } from "../backends/backend.js";
+import { CpuBackend, resolveThreads } from "../backends/cpu/backend.js";
+import type { ModelConfig } from "../checkpoint/config.js";
+import type { Checkpoint } from "../checkpoint/types.js";
+import { Engine } from "../engine/engine.js";
+import type { EngineDType } from "../engine/options.js";
+import { targetByName } from "../engine/targets.js";
+import { storageDType } from "../engine/weights.js";
+import { OptionError } from "../errors.js";
+import { SYNTHETIC_PRESETS, syntheticCheckpoint, syntheticConfig } from "../models/synthetic.js";
+import { EngineCore } from "../runtime/engine-core.js";
+import { BlockPool } from "../runtime/kv-cache.js";
+import { normalizeSamplingParams } from "../runtime/sampling-params.js";
+import { Sequence } from "../runtime/sequence.js";
+import { buildStep } from "../runtime/step-builder.js";
+import type { Tokenizer } from "../tokenizer/types.js";
+import { intOption } from "./options.js";
+
+/** Benchmark shapes beyond the built-in synthetic presets. */
+const BENCH_SHAPES: Record<string, Partial<ModelConfig>> = {
+  "tinyllama-1.1b": { hiddenSize: 2048, intermediateSize: 5632, numLayers: 22, numHeads: 32, numKvHeads: 4, vocabSize: 32000, maxPositionEmbeddings: 2048, rmsNormEps: 1e-5 },
+};
+
+interface CommonFlags {
+  model: string;
+  target: string;
+  threads?: number;
+  dtype: EngineDType;
+  json?: boolean;
+}
+
+async function openBenchModel(spec: string): Promise<Checkpoint> {
+  if (spec.startsWith("synthetic:")) {
+    const name = spec.slice("synthetic:".length);
+    const shape = name.startsWith("{") ? (JSON.parse(name) as Partial<ModelConfig>) : (BENCH_SHAPES[name] ?? SYNTHETIC_PRESETS[name]);
+    if (shape) return syntheticCheckpoint(syntheticConfig(shape), 0);
+  }
+  return (await openModelSpec(spec)).checkpoint;
+}
+
+function backendFor(f: CommonFlags): Backend {
+  return f.target === "cpu" ? new CpuBackend({ threads: f.threads }) : targetByName(f.target).createBackend();
+}
+
+/** Bytes of weights one decode step reads: every matrix a matmul reads, plus one embedding row and the vectors. */
+function weightBytesPerToken(engine: Engine, dtype: EngineDType): number {
+  const g = engine.graph;
+  const matmulWeights = new Set(g.ops.flatMap((o) => (o.op === "matmul" ? [o.w] : [])));
+  let bytes = 0;
+  for (const [name, d] of g.tensors) {
+    if (d.kind !== "weight") continue;
+    const per = storageDType(d.shape, dtype) === "f32" ? 4 : 2;
+    const n = d.shape.reduce((a, b) => a * b, 1);
+    bytes += per * (d.shape.length < 2 || matmulWeights.has(name) ? n : d.shape[d.shape.length - 1]);
+  }
+  return bytes;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.floor(s.length / 2)];
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+
+const r2 = (x: number) => Math.round(x * 100) / 100;
+
+function bar(label: string, total: number, quiet: boolean) {
+  if (quiet || !process.stderr.isTTY) return { update: (_: number) => {}, stop: () => {} };
+  const b = new cliProgress.SingleBar({ format: `${label} [{bar}] {value}/{total}`, stream: process.stderr }, cliProgress.Presets.shades_classic);
+  b.start(total, 0);
+  return { update: (v: number) => b.update(v), stop: () => b.stop() };
+}
+
+/** Seeded uniform integers in [0, n) (mulberry32). */
+function rng(seed: number): (n: number) => number {
+  let s = seed >>> 0;
+  return (n) => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), s | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
+  };
+}
+
+interface LatencyFlags extends CommonFlags {
+  promptTokens: number;
+  genTokens: number;
+  runs: number;
+}
+
+async function runLatency(f: LatencyFlags): Promise<void> {
+  const ckpt = await openBenchModel(f.model);
+  const P = f.promptTokens;
+  const G = f.genTokens;
+  const engine = Engine.fromCheckpoint(ckpt, { backend: backendFor(f), dtype: f.dtype, maxSeqLen: P + G + 1, maxSeqs: 1, maxBatchTokens: Math.max(P, 1), maxLogitRows: 1, blockSize: 16 });
+  ckpt.close();
+  const vocab = engine.config.vocabSize;
+  const next = rng(1);
+  const prefill: number[] = [];
+  const decode: number[] = [];
+  const progress = bar("bench latency", f.runs * (G + 1), !!f.json);
+  for (let run = 0; run < f.runs + 1; run++) {
+    // run 0 warms up (JIT, page faults) and is not counted
+    const seq = new Sequence(0, Array.from({ length: P + G }, () => next(vocab)));
+    new BlockPool(engine.kv.numBlocks, engine.kv.blockSize, false).reserve(seq, P + G);
+    const step = (n: number) => {
+      const s = buildStep([{ seq, numNew: n, wantLogits: true }], engine.kv.blockSize);
+      const t = performance.now();
+      engine.forward(s);
+      seq.numComputed += n;
+      return (performance.now() - t) / 1000;
+    };
+    const p = P > 0 ? step(P) : 0;
+    let d = 0;
+    for (let i = 0; i < G; i++) {
+      d += step(1);
+      if (run > 0) progress.update((run - 1) * (G + 1) + i + 2);
+    }
+    if (run > 0) (prefill.push(p), decode.push(d));
+  }
+  progress.stop();
+  const bytes = weightBytesPerToken(engine, f.dtype);
+  const decodeTps = G / median(decode);
+  const result = {
+    model: f.model,
+    target: f.target,
+    dtype: f.dtype,
+    threads: f.target === "cpu" ? resolveThreads(f.threads) : 1,
+    prompt_tokens: P,
+    gen_tokens: G,
+    prefill_tok_per_s: r2(P / median(prefill)),
+    decode_tok_per_s: r2(decodeTps),
+    ms_per_token: r2((1000 * median(decode)) / G),
+    weight_bytes_per_token: bytes,
+    effective_gb_per_s: r2((bytes * decodeTps) / 1e9),
+    peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+    runs: f.runs,
+  };
+  printResult(result, f.json);
+}
+
+function printResult(result: Record<string, unknown>, json?: boolean): void {
+  if (json) process.stdout.write(JSON.stringify(result) + "\n");
+  else for (const [k, v] of Object.entries(result)) console.log(`${k.padEnd(24)} ${typeof v === "object" ? JSON.stringify(v) : v}`);
+}
+
+/** A tokenizer that prints nothing: benchmark requests are random token ids. */
+function silentTokenizer(vocabSize: number): Tokenizer {
+  return { vocabSize, bosId: null, eosIds: [], addBos: false, chatTemplate: null, encode: () => [], decode: () => "", idToPiece: () => "", isSpecial: () => false };
+}
+
+/** "A" or "A,stdev" -> a sampler of lengths >= 1 around A. */
+function lengths(spec: string, flag: string, draw: (n: number) => number): () => number {
+  const [mean, sd = 0] = spec.split(",").map(Number);
+  if (!(mean >= 1) || !(sd >= 0)) throw new OptionError(flag, `wants LEN or LEN,STDEV with LEN >= 1, got "${spec}"`);
+  return () => {
+    // Box-Muller from two uniform draws
+    const u = (draw(1 << 30) + 1) / (1 << 30);
+    const v = draw(1 << 30) / (1 << 30);
+    return Math.max(1, Math.round(mean + sd * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v)));
+  };
+}
+
+interface ThroughputFlags extends CommonFlags {
+  requests: number;
+  inputLen: string;
+  outputLen: string;
+  concurrency: number;
+  maxBatchTokens: number;
+}
+
+async function runThroughput(f: ThroughputFlags): Promise<void> {
+  const draw = rng(7);
+  const inLen = lengths(f.inputLen, "--input-len", draw);
+  const outLen = lengths(f.outputLen, "--output-len", draw);
+  const reqs = Array.from({ length: f.requests }, () => ({ input: inLen(), output: outLen() }));
+  const ckpt = await openBenchModel(f.model);
+  const maxSeqLen = Math.max(...reqs.map((r) => r.input + r.output)) + 1;
+  const C = f.concurrency;
+  const engine = Engine.fromCheckpoint(ckpt, { backend: backendFor(f), dtype: f.dtype, maxSeqLen, maxSeqs: C, maxBatchTokens: f.maxBatchTokens, maxLogitRows: C, blockSize: 16 });
+  ckpt.close();
+  const vocab = engine.config.vocabSize;
+  const core = new EngineCore(engine, silentTokenizer(vocab), { maxSeqs: C, maxBatchTokens: f.maxBatchTokens, enablePrefixCaching: false });
+  const recs = reqs.map(() => ({ added: 0, first: NaN, last: NaN, tokens: 0, itl: [] as number[], done: NaN }));
+  const progress = bar("bench throughput", f.requests, !!f.json);
+  let next = 0;
+  let done = 0;
+  let active = 0;
+  const t0 = performance.now();
+  while (done < reqs.length) {
+    while (active < C && next < reqs.length) {
+      const r = reqs[next];
+      core.addRequest(String(next), Array.from({ length: r.input }, () => draw(vocab)), normalizeSamplingParams({ temperature: 0, maxTokens: r.output, ignoreEos: true }));
+      recs[next++].added = performance.now();
+      active++;
+    }
+    const updates = core.step();
+    const now = performance.now();
+    for (const u of updates) {
+      const rec = recs[Number(u.id)];
+      if (u.newTokenIds.length > 0) {
+        if (Number.isNaN(rec.first)) rec.first = now;
+        else rec.itl.push(now - rec.last);
+        rec.last = now;
+        rec.tokens += u.newTokenIds.length;
+      }
+      if (u.finished) {
+        rec.done = now;
+        active--;
+        progress.update(++done);
+      }
+    }
+  }
+  progress.stop();
+  const wall = (performance.now() - t0) / 1000;
+  const outTokens = recs.reduce((n, r) => n + r.tokens, 0);
+  const stats = (xs: number[]) => ({ p50: r2(percentile(xs, 50)), p90: r2(percentile(xs, 90)), p99: r2(percentile(xs, 99)) });
+  printResult(
+    {
+      model: f.model,
+      target: f.target,
+      dtype: f.dtype,
+      threads: f.target === "cpu" ? resolveThreads(f.threads) : 1,
+      requests: f.requests,
+      concurrency: C,
+      input_tokens: reqs.reduce((n, r) => n + r.input, 0),
+      output_tokens: outTokens,
+      duration_s: r2(wall),
+      output_tok_per_s: r2(outTokens / wall),
+      requests_per_s: r2(f.requests / wall),
+      ttft_ms: stats(recs.map((r) => r.first - r.added)),
+      tpot_ms: stats(recs.filter((r) => r.tokens > 1).map((r) => (r.done - r.first) / (r.tokens - 1))),
+      itl_ms: stats(recs.flatMap((r) => r.itl)),
+      peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+    },
+    f.json,
+  );
+}
+
+function common(c: Command): Command {
+  return c
+    .requiredOption("--model <spec>", "checkpoint path, Hub id, or synthetic:NAME / synthetic:{JSON shape} (random weights)")
+    .option("--target <name>", "backend: cpu or reference", "cpu")
+    .option("--threads <n>", "threads for --target cpu (default: all cores)", intOption("--threads", 1))
+    .addOption(new Option("--dtype <type>", "weight storage").choices(["fp32", "fp16", "bf16"]).default("fp32"))
+    .option("--json", "print one JSON object as the last stdout line");
+}
+
+export function registerBench(program: Command): void {
+  const bench = program.command("bench").description("benchmark the engine: latency (one sequence) or throughput (in-flight batching)");
+  common(bench.command("latency").description("prefill and decode speed of one sequence"))
+    .option("--prompt-tokens <n>", "prompt length", intOption("--prompt-tokens", 0), 512)
+    .option("--gen-tokens <n>", "tokens to decode", intOption("--gen-tokens", 1), 128)
+    .option("--runs <n>", "timed runs after one warm-up (medians are reported)", intOption("--runs", 1), 3)
+    .action(async (f: LatencyFlags) => runLatency(f));
+  common(bench.command("throughput").description("output tokens/s and TTFT/TPOT/ITL percentiles of many requests in flight"))
+    .option("--requests <n>", "number of requests", intOption("--requests", 1), 32)
+    .option("--input-len <len[,stdev]>", "prompt tokens per request", "128")
+    .option("--output-len <len[,stdev]>", "output tokens per request", "128")
+    .option("--concurrency <n>", "requests in flight at once", intOption("--concurrency", 1), 16)
+    .option("--max-batch-tokens <n>", "tokens per engine step", intOption("--max-batch-tokens", 1), 512)
+    .action(async (f: ThroughputFlags) => runThroughput(f));
+}
