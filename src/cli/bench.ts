@@ -46,7 +46,7 @@ interface CommonFlags {
   json?: boolean;
 }
 
-async function openBenchModel(spec: string): Promise<Checkpoint> {
+export async function openBenchModel(spec: string): Promise<Checkpoint> {
   if (spec.startsWith("synthetic:")) {
     const name = spec.slice("synthetic:".length);
     const shape = name.startsWith("{") ? (JSON.parse(name) as Partial<ModelConfig>) : (BENCH_SHAPES[name] ?? SYNTHETIC_PRESETS[name]);
@@ -60,7 +60,7 @@ function backendFor(f: CommonFlags): Backend {
 }
 
 /** Bytes of weights one decode step reads: every matrix a matmul reads, plus one embedding row and the vectors. */
-function weightBytesPerToken(engine: Engine, dtype: EngineDType): number {
+export function weightBytesPerToken(engine: Engine, dtype: EngineDType): number {
   const g = engine.graph;
   const matmulWeights = new Set(g.ops.flatMap((o) => (o.op === "matmul" ? [o.w] : [])));
   let bytes = 0;
@@ -73,7 +73,7 @@ function weightBytesPerToken(engine: Engine, dtype: EngineDType): number {
   return bytes;
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s[Math.floor(s.length / 2)];
 }
@@ -109,18 +109,18 @@ interface LatencyFlags extends CommonFlags {
   runs: number;
 }
 
-async function runLatency(f: LatencyFlags): Promise<void> {
-  const ckpt = await openBenchModel(f.model);
-  const P = f.promptTokens;
-  const G = f.genTokens;
-  const engine = Engine.fromCheckpoint(ckpt, { backend: backendFor(f), dtype: f.dtype, maxSeqLen: P + G + 1, maxSeqs: 1, maxBatchTokens: Math.max(P, 1), maxLogitRows: 1, blockSize: 16 });
-  ckpt.close();
+export interface LatencyTimes {
+  /** Seconds per run: the P-token prefill step, and all G decode steps together. */
+  prefill: number[];
+  decode: number[];
+}
+
+/** Times `runs` sequences (after one warm-up): a P-token prefill step, then G one-token decode steps. */
+export function measureLatency(engine: Engine, P: number, G: number, runs: number, onStep: (done: number, total: number) => void = () => {}): LatencyTimes {
   const vocab = engine.config.vocabSize;
   const next = rng(1);
-  const prefill: number[] = [];
-  const decode: number[] = [];
-  const progress = bar("bench latency", f.runs * (G + 1), !!f.json);
-  for (let run = 0; run < f.runs + 1; run++) {
+  const times: LatencyTimes = { prefill: [], decode: [] };
+  for (let run = 0; run < runs + 1; run++) {
     // run 0 warms up (JIT, page faults) and is not counted
     const seq = new Sequence(0, Array.from({ length: P + G }, () => next(vocab)));
     new BlockPool(engine.kv.numBlocks, engine.kv.blockSize, false).reserve(seq, P + G);
@@ -135,10 +135,21 @@ async function runLatency(f: LatencyFlags): Promise<void> {
     let d = 0;
     for (let i = 0; i < G; i++) {
       d += step(1);
-      if (run > 0) progress.update((run - 1) * (G + 1) + i + 2);
+      if (run > 0) onStep((run - 1) * G + i + 1, runs * G);
     }
-    if (run > 0) (prefill.push(p), decode.push(d));
+    if (run > 0) (times.prefill.push(p), times.decode.push(d));
   }
+  return times;
+}
+
+async function runLatency(f: LatencyFlags): Promise<void> {
+  const ckpt = await openBenchModel(f.model);
+  const P = f.promptTokens;
+  const G = f.genTokens;
+  const engine = Engine.fromCheckpoint(ckpt, { backend: backendFor(f), dtype: f.dtype, maxSeqLen: P + G + 1, maxSeqs: 1, maxBatchTokens: Math.max(P, 1), maxLogitRows: 1, blockSize: 16 });
+  ckpt.close();
+  const progress = bar("bench latency", f.runs * G, !!f.json);
+  const { prefill, decode } = measureLatency(engine, P, G, f.runs, (d) => progress.update(d));
   progress.stop();
   const bytes = weightBytesPerToken(engine, f.dtype);
   const decodeTps = G / median(decode);
@@ -190,20 +201,24 @@ interface ThroughputFlags extends CommonFlags {
   maxBatchTokens: number;
 }
 
-async function runThroughput(f: ThroughputFlags): Promise<void> {
-  const draw = rng(7);
-  const inLen = lengths(f.inputLen, "--input-len", draw);
-  const outLen = lengths(f.outputLen, "--output-len", draw);
-  const reqs = Array.from({ length: f.requests }, () => ({ input: inLen(), output: outLen() }));
-  const ckpt = await openBenchModel(f.model);
-  const maxSeqLen = Math.max(...reqs.map((r) => r.input + r.output)) + 1;
-  const C = f.concurrency;
-  const engine = Engine.fromCheckpoint(ckpt, { backend: backendFor(f), dtype: f.dtype, maxSeqLen, maxSeqs: C, maxBatchTokens: f.maxBatchTokens, maxLogitRows: C, blockSize: 16 });
-  ckpt.close();
+export interface RequestRecord {
+  added: number;
+  first: number;
+  last: number;
+  tokens: number;
+  itl: number[];
+  done: number;
+}
+
+/** Runs every request through the in-flight batching runtime, at most C at once; per-request timings (ms). */
+export function measureThroughput(engine: Engine, reqs: { input: number; output: number }[], C: number, maxBatchTokens: number, onDone: (n: number) => void = () => {}): { wallS: number; recs: RequestRecord[] } {
+  const draw = rng(11);
   const vocab = engine.config.vocabSize;
-  const core = new EngineCore(engine, silentTokenizer(vocab), { maxSeqs: C, maxBatchTokens: f.maxBatchTokens, enablePrefixCaching: false });
-  const recs = reqs.map(() => ({ added: 0, first: NaN, last: NaN, tokens: 0, itl: [] as number[], done: NaN }));
-  const progress = bar("bench throughput", f.requests, !!f.json);
+  const core = new EngineCore(engine, silentTokenizer(vocab), { maxSeqs: C, maxBatchTokens, enablePrefixCaching: false });
+  const recs: RequestRecord[] = reqs.map(() => ({ added: 0, first: NaN, last: NaN, tokens: 0, itl: [], done: NaN }));
+  // warm-up request, not timed: first-call JIT and page faults
+  core.addRequest("warmup", [1, 2, 3, 4], normalizeSamplingParams({ temperature: 0, maxTokens: 2, ignoreEos: true }));
+  while (core.hasWork) core.step();
   let next = 0;
   let done = 0;
   let active = 0;
@@ -228,12 +243,26 @@ async function runThroughput(f: ThroughputFlags): Promise<void> {
       if (u.finished) {
         rec.done = now;
         active--;
-        progress.update(++done);
+        onDone(++done);
       }
     }
   }
+  return { wallS: (performance.now() - t0) / 1000, recs };
+}
+
+async function runThroughput(f: ThroughputFlags): Promise<void> {
+  const draw = rng(7);
+  const inLen = lengths(f.inputLen, "--input-len", draw);
+  const outLen = lengths(f.outputLen, "--output-len", draw);
+  const reqs = Array.from({ length: f.requests }, () => ({ input: inLen(), output: outLen() }));
+  const ckpt = await openBenchModel(f.model);
+  const maxSeqLen = Math.max(...reqs.map((r) => r.input + r.output)) + 1;
+  const C = f.concurrency;
+  const engine = Engine.fromCheckpoint(ckpt, { backend: backendFor(f), dtype: f.dtype, maxSeqLen, maxSeqs: C, maxBatchTokens: f.maxBatchTokens, maxLogitRows: C, blockSize: 16 });
+  ckpt.close();
+  const progress = bar("bench throughput", f.requests, !!f.json);
+  const { wallS: wall, recs } = measureThroughput(engine, reqs, C, f.maxBatchTokens, (n) => progress.update(n));
   progress.stop();
-  const wall = (performance.now() - t0) / 1000;
   const outTokens = recs.reduce((n, r) => n + r.tokens, 0);
   const stats = (xs: number[]) => ({ p50: r2(percentile(xs, 50)), p90: r2(percentile(xs, 90)), p99: r2(percentile(xs, 99)) });
   printResult(
