@@ -9,6 +9,8 @@ import { dfaHasRange, dfaStep, type CharDfa } from "./char-dfa.js";
 import type { ByteMachine } from "./machine.js";
 
 const K = 1 << 25; // partial-character field: len << 23 | need << 21 | cp
+/** A state is dfaState * STATE_SCALE + the character in progress (0 = none). */
+export const STATE_SCALE = K;
 const MIN_CP = [0, 0, 0x80, 0x800, 0x10000]; // by UTF-8 length, to refuse overlong forms
 
 export class DfaMachine implements ByteMachine<number> {
