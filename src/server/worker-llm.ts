@@ -17,6 +17,7 @@ import {
   type ChatRenderOptions,
   type FromWorker,
   type ModelInfo,
+  type PromptTokenLogprob,
   type TextLogprob,
   type ToWorker,
   type WorkerInit,
@@ -35,6 +36,8 @@ export interface ServedCompletionOutput extends CompletionOutput {
  */
 export interface ServedRequestOutput extends RequestOutput {
   outputs: ServedCompletionOutput[];
+  /** When requested: every prompt token with its logprob (null for the first). */
+  promptTokenLogprobs?: PromptTokenLogprob[];
 }
 
 type Message = Extract<FromWorker, { type: "output" | "gen-error" }>;
@@ -134,6 +137,10 @@ export class WorkerLLM {
           throw new WorkerError(m.error);
         }
         out ??= { requestId: `req-${id}`, prompt: typeof prompt === "string" ? prompt : null, promptTokenIds: m.promptTokenIds ?? [], outputs: [], finished: false, metrics: m.metrics };
+        if (m.promptLogprobs) {
+          out.promptTokenLogprobs = m.promptLogprobs;
+          out.promptLogprobs = m.promptLogprobs.map((e) => (e.logprob === null ? null : { ...e, logprob: e.logprob }));
+        }
         for (const o of out.outputs) o.delta = "";
         for (const d of m.outputs) {
           const o = (out.outputs[d.index] ??= { index: d.index, text: "", delta: "", tokenIds: [], finishReason: null, stopReason: null, ...(d.logprobs ? { logprobs: [] } : {}) });

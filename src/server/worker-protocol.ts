@@ -38,6 +38,15 @@ export interface TextLogprob extends TextTopLogprob {
   top?: TextTopLogprob[];
 }
 
+/** A prompt token's logprob; null for the first token, which nothing predicts. */
+export interface PromptTokenLogprob {
+  token: number;
+  text: string;
+  bytes: number[];
+  logprob: number | null;
+  top?: TextTopLogprob[];
+}
+
 /** What one output index gained since the previous message. */
 export interface OutputDelta {
   index: number;
@@ -75,7 +84,17 @@ export type FromWorker =
   | { type: "progress"; file: string; downloaded: number; total: number }
   | { type: "ready"; info: ModelInfo }
   | { type: "load-error"; error: WireError }
-  | { type: "output"; id: number; promptTokenIds?: number[]; outputs: OutputDelta[]; finished: boolean; metrics: RequestMetrics }
+  | {
+      type: "output";
+      id: number;
+      /** Sent with the first output only. */
+      promptTokenIds?: number[];
+      /** Sent with the first output only, when requested (the prompt is computed by then). */
+      promptLogprobs?: PromptTokenLogprob[];
+      outputs: OutputDelta[];
+      finished: boolean;
+      metrics: RequestMetrics;
+    }
   | { type: "gen-error"; id: number; error: WireError }
   | { type: "result"; callId: number; value?: unknown; error?: WireError }
   | { type: "closed" };

@@ -8,6 +8,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { LLM } from "../api/llm.js";
 import type { CompletionOutput } from "../api/outputs.js";
 import { OptionError } from "../errors.js";
+import type { TokenLogprob } from "../runtime/request.js";
 import { applyTokenizerChatTemplate, encodeChatPrompt, type ChatMessage } from "../tokenizer/chat-template.js";
 import { TokenTextCache } from "./token-text.js";
 import { toWire, type Call, type FromWorker, type ModelInfo, type OutputDelta, type TextLogprob, type ToWorker, type WorkerInit } from "./worker-protocol.js";
@@ -55,7 +56,8 @@ async function generate(m: Extract<ToWorker, { type: "generate" }>): Promise<voi
         sentTokens[c.index] = c.tokenIds.length;
         sentFinished[c.index] = done;
       }
-      post({ type: "output", id: m.id, promptTokenIds: first ? o.promptTokenIds : undefined, outputs, finished: o.finished, metrics: o.metrics });
+      const promptLogprobs = first ? o.promptLogprobs?.map((lp, i) => (lp ? withText(lp) : { token: o.promptTokenIds[i], ...texts.get(o.promptTokenIds[i]), logprob: null })) : undefined;
+      post({ type: "output", id: m.id, promptTokenIds: first ? o.promptTokenIds : undefined, promptLogprobs, outputs, finished: o.finished, metrics: o.metrics });
       first = false;
     }
   } catch (e) {
@@ -67,14 +69,12 @@ async function generate(m: Extract<ToWorker, { type: "generate" }>): Promise<voi
 
 function delta(c: CompletionOutput, prev: number): OutputDelta {
   const d: OutputDelta = { index: c.index, delta: c.delta, tokenIds: c.tokenIds.slice(prev), finishReason: c.finishReason, stopReason: c.stopReason };
-  if (c.logprobs) {
-    d.logprobs = c.logprobs.slice(prev).map((lp): TextLogprob => ({
-      ...lp,
-      ...texts.get(lp.token),
-      top: lp.top?.map((t) => ({ ...t, ...texts.get(t.token) })),
-    }));
-  }
+  if (c.logprobs) d.logprobs = c.logprobs.slice(prev).map(withText);
   return d;
+}
+
+function withText(lp: TokenLogprob): TextLogprob {
+  return { ...lp, ...texts.get(lp.token), top: lp.top?.map((t) => ({ ...t, ...texts.get(t.token) })) };
 }
 
 function call(c: Call): unknown {

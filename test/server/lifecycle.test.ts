@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { startServer } from "../../src/server/server.js";
-import { postJson, postSse, startTestServer, streamedTexts } from "./helpers.js";
+import { postJson, postSse, startTestServer, streamedTexts, waitFor } from "./helpers.js";
 
 test("/health is 503 while loading, then 200; API calls get a 503 until then", async () => {
   const s = await startServer({ model: "synthetic:tiny", port: 0 });
@@ -76,7 +76,7 @@ test("graceful close: in-flight streams finish, new requests are refused", async
   const s = await startTestServer();
   const url = s.url;
   const inflight = postSse(`${url}/v1/completions`, { prompt: "x", max_tokens: 30, temperature: 0, ignore_eos: true, stream: true });
-  await new Promise((r) => setTimeout(r, 50));
+  assert.ok(await waitFor(async () => (await s.llm.stats()).running > 0), "the request is in flight");
   const closed = s.close(20_000);
   const refused = await postJson(`${url}/v1/completions`, { prompt: "x", max_tokens: 1 }).catch(() => ({ status: 0, body: null }));
   assert.ok(refused.status === 503 || refused.status === 0, `new work is refused (got ${refused.status})`);
@@ -90,7 +90,7 @@ test("graceful close: in-flight streams finish, new requests are refused", async
 test("graceful close: streams that outlive the grace period are aborted", async () => {
   const s = await startTestServer();
   const inflight = postSse(`${s.url}/v1/completions`, { prompt: "x", max_tokens: 500, ignore_eos: true, stream: true, temperature: 0 }).catch(() => null);
-  await new Promise((r) => setTimeout(r, 100));
+  assert.ok(await waitFor(async () => (await s.llm.stats()).running > 0), "the request is in flight");
   const t = performance.now();
   await s.close(200);
   assert.ok(performance.now() - t < 5000, "close did not wait for the whole generation");

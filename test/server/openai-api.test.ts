@@ -148,10 +148,31 @@ describe("/v1/completions", () => {
     assert.equal(ext.body.choices[0].text.length > 0, true);
   });
 
-  test("echo prepends the prompt", async () => {
+  test("echo prepends the prompt; with logprobs it scores the prompt too; max_tokens 0 scores only", async () => {
     const r = await postJson(`${s.url}/v1/completions`, { prompt: "Echo", echo: true, max_tokens: 3, ...greedy });
     assert.ok(r.body.choices[0].text.startsWith("Echo"));
     assert.equal(r.body.choices[0].text.length, 7);
+
+    const lp = await postJson(`${s.url}/v1/completions`, { prompt: "Echo", echo: true, max_tokens: 3, logprobs: 1, ...greedy });
+    const c = lp.body.choices[0];
+    assert.equal(c.text, r.body.choices[0].text);
+    assert.deepEqual(c.logprobs.tokens.slice(0, 5), ["<s>", "E", "c", "h", "o"]);
+    assert.equal(c.logprobs.token_logprobs[0], null, "nothing predicts the first token");
+    assert.equal(c.logprobs.top_logprobs[0], null);
+    assert.equal(c.logprobs.tokens.length, 8);
+    assert.ok(c.logprobs.token_logprobs.slice(1).every((x: number) => x <= 0));
+
+    const score = await postJson(`${s.url}/v1/completions`, { prompt: "Echo", echo: true, max_tokens: 0, logprobs: 0, temperature: 0 });
+    assert.equal(score.status, 200);
+    const sc = score.body.choices[0];
+    assert.equal(sc.text, "Echo");
+    assert.deepEqual(sc.logprobs.token_logprobs, c.logprobs.token_logprobs.slice(0, 5), "the same prompt scores");
+    assert.equal(score.body.usage.completion_tokens, 0);
+
+    const st = await postSse(`${s.url}/v1/completions`, { prompt: "Echo", echo: true, max_tokens: 3, logprobs: 1, stream: true, ...greedy });
+    assert.deepEqual(streamedTexts(st.events), [c.text]);
+    const streamed = st.events.filter((e) => e !== "[DONE]" && e.choices[0]?.logprobs).flatMap((e) => e.choices[0].logprobs.token_logprobs);
+    assert.deepEqual(streamed, c.logprobs.token_logprobs);
   });
 });
 

@@ -39,6 +39,7 @@ export async function chatCompletions(ctx: ServerContext, req: FastifyRequest, r
   checkModel(r.model, ctx.servedModelName);
   refuseUnsupported(r);
   if (r.tools && r.tools.length > 0) throw badRequest("tools are not supported yet: tool calls arrive with the decoding work; leave `tools` out", "tools", "unsupported");
+  if (r.max_tokens === 0) throw badRequest("max_tokens: expected at least 1", "max_tokens", "invalid_value");
   if (r.top_logprobs !== undefined && r.top_logprobs !== null && !r.logprobs) throw badRequest("top_logprobs needs logprobs: true", "top_logprobs", "invalid_value");
   const info = ctx.info();
   const lp = r.logprobs ? (r.top_logprobs ?? 0) : null;

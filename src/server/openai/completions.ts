@@ -4,8 +4,7 @@ import { SseStream } from "../sse.js";
 import type { ServerContext } from "../context.js";
 import { badRequest } from "./errors.js";
 import { GenerationRun, type ChoiceEvent, type PromptJob } from "./generation.js";
-import type { TextLogprob } from "../worker-protocol.js";
-import { completionLogprobs, textLength, type CompletionLogprobs } from "./logprobs.js";
+import { completionLogprobs, textLength, type CompletionLogprobs, type LogprobEntry } from "./logprobs.js";
 import { checkModel, maxTokensFor, refuseUnsupported, samplingParams } from "./params.js";
 import { parseBody, requestId, unixNow } from "./request-utils.js";
 import { CompletionRequest } from "./schemas.js";
@@ -27,14 +26,18 @@ export async function completions(ctx: ServerContext, req: FastifyRequest, reply
   checkModel(r.model, ctx.servedModelName);
   refuseUnsupported(r);
   if (r.suffix) throw badRequest("suffix is not supported (no fill-in-the-middle models yet)", "suffix", "unsupported");
-  if (r.echo && r.logprobs !== undefined && r.logprobs !== null) throw badRequest("echo with logprobs needs prompt logprobs, which are not supported yet", "echo", "unsupported");
+  // max_tokens 0 with echo scores the prompt only (as evaluation harnesses ask): one token is generated and dropped
+  const scoreOnly = r.max_tokens === 0;
+  if (scoreOnly && !r.echo) throw badRequest("max_tokens: 0 is only meaningful with echo: true (to score the prompt); otherwise ask for at least 1", "max_tokens", "invalid_value");
   const info = ctx.info();
   const n = r.n ?? 1;
+  const wantLogprobs = r.logprobs !== undefined && r.logprobs !== null;
   const base = samplingParams(r, info, r.logprobs ?? null);
+  if (r.echo && wantLogprobs) base.promptLogprobs = r.logprobs;
   const { ids, texts } = await promptIds(ctx, r.prompt);
   const vocabBad = ids.flat().find((t) => t >= info.vocabSize);
   if (vocabBad !== undefined) throw badRequest(`prompt: token id ${vocabBad} is outside the vocabulary [0, ${info.vocabSize})`, "prompt", "invalid_value");
-  const jobs: PromptJob[] = ids.map((p) => ({ promptTokenIds: p, params: { ...base, maxTokens: maxTokensFor(p.length, r.max_tokens, 16, info, "prompt") } }));
+  const jobs: PromptJob[] = ids.map((p) => ({ promptTokenIds: p, params: { ...base, maxTokens: maxTokensFor(p.length, scoreOnly ? 1 : r.max_tokens, 16, info, "prompt") } }));
   const echoes = r.echo ? await Promise.all(ids.map((p, i) => texts[i] ?? ctx.llm.decode(p))) : null;
 
   const ac = ctx.abortOnDisconnect(reply);
@@ -42,30 +45,49 @@ export async function completions(ctx: ServerContext, req: FastifyRequest, reply
   const id = requestId("cmpl");
   const created = unixNow();
   const model = ctx.servedModelName;
-  const wantLogprobs = r.logprobs !== undefined && r.logprobs !== null;
   const withTop = (r.logprobs ?? 0) > 0;
-  // text_offset counts the token texts of each choice so far (after any echoed prompt)
+  const usage = () => (scoreOnly ? { ...run.usage, completion_tokens: 0, total_tokens: run.usage.prompt_tokens } : run.usage);
+
+  // Per choice: whether the echo went out yet, and the token text so far (for text_offset).
+  const started: boolean[] = [];
   const offsets: number[] = [];
-  const logprobsOf = (e: ChoiceEvent): CompletionLogprobs | null => {
-    if (!wantLogprobs) return null;
-    const at = offsets[e.choice] ?? (echoes ? echoes[Math.floor(e.choice / n)].length : 0);
-    offsets[e.choice] = at + textLength(e.newLogprobs);
-    return completionLogprobs(e.newLogprobs, at, withTop);
+  /** What an event adds to its choice: the echoed prompt first, then the generated text (none when only scoring). */
+  const take = (e: ChoiceEvent): { text: string; entries: LogprobEntry[] } => {
+    let text = "";
+    const entries: LogprobEntry[] = [];
+    if (!started[e.choice]) {
+      started[e.choice] = true;
+      if (echoes) {
+        text += echoes[Math.floor(e.choice / n)];
+        if (wantLogprobs) entries.push(...(e.promptLogprobs ?? []));
+      }
+    }
+    if (!scoreOnly) {
+      text += e.delta;
+      entries.push(...e.newLogprobs);
+    }
+    return { text, entries };
   };
+  const logprobsOf = (choice: number, entries: LogprobEntry[]): CompletionLogprobs | null => {
+    if (!wantLogprobs) return null;
+    const at = offsets[choice] ?? 0;
+    offsets[choice] = at + textLength(entries);
+    return completionLogprobs(entries, at, withTop);
+  };
+  const finishOf = (e: ChoiceEvent) => (scoreOnly && e.finishReason !== null ? "length" : e.finishReason);
 
   if (r.stream) {
     const sse = new SseStream(reply);
     sse.start();
     try {
-      if (echoes) {
-        for (let c = 0; c < jobs.length * n; c++) sse.send({ id, object: "text_completion", created, model, choices: [{ index: c, text: echoes[Math.floor(c / n)], logprobs: null, finish_reason: null }] });
-      }
       for await (const events of run.events()) {
         for (const e of events) {
-          sse.send({ id, object: "text_completion", created, model, choices: [{ index: e.choice, text: e.delta, logprobs: logprobsOf(e), finish_reason: e.finishReason, stop_reason: e.stopReason }] });
+          const { text, entries } = take(e);
+          if (text === "" && entries.length === 0 && e.finishReason === null) continue;
+          sse.send({ id, object: "text_completion", created, model, choices: [{ index: e.choice, text, logprobs: logprobsOf(e.choice, entries), finish_reason: finishOf(e), stop_reason: e.stopReason }] });
         }
       }
-      if (r.stream_options?.include_usage) sse.send({ id, object: "text_completion", created, model, choices: [], usage: run.usage });
+      if (r.stream_options?.include_usage) sse.send({ id, object: "text_completion", created, model, choices: [], usage: usage() });
     } catch (e) {
       sse.send(ctx.errorBody(e));
     } finally {
@@ -77,8 +99,8 @@ export async function completions(ctx: ServerContext, req: FastifyRequest, reply
 
   const choices = Array.from({ length: jobs.length * n }, (_, c) => ({
     index: c,
-    text: echoes ? echoes[Math.floor(c / n)] : "",
-    logprobs: [] as TextLogprob[],
+    text: "",
+    entries: [] as LogprobEntry[],
     finish_reason: null as string | null,
     stop_reason: null as string | number | null,
   }));
@@ -86,22 +108,22 @@ export async function completions(ctx: ServerContext, req: FastifyRequest, reply
     for await (const events of run.events()) {
       for (const e of events) {
         const ch = choices[e.choice];
-        ch.text += e.delta;
-        for (const lp of e.newLogprobs) ch.logprobs.push(lp);
-        ch.finish_reason = e.finishReason;
+        const { text, entries } = take(e);
+        ch.text += text;
+        for (const x of entries) ch.entries.push(x);
+        ch.finish_reason = finishOf(e);
         ch.stop_reason = e.stopReason;
       }
     }
   } finally {
     ac.abort();
   }
-  const start = (c: number) => (echoes ? echoes[Math.floor(c / n)].length : 0);
   reply.send({
     id,
     object: "text_completion",
     created,
     model,
-    choices: choices.map((ch) => ({ ...ch, logprobs: wantLogprobs ? completionLogprobs(ch.logprobs, start(ch.index), withTop) : null })),
-    usage: run.usage,
+    choices: choices.map(({ entries, ...ch }) => ({ ...ch, logprobs: logprobsOf(ch.index, entries) })),
+    usage: usage(),
   });
 }

@@ -7,7 +7,7 @@ import type { SamplingParamsInput } from "../../runtime/sampling-params.js";
 import type { FinishReason } from "../../runtime/request.js";
 import type { ServerMetrics } from "../metrics.js";
 import type { ServedRequestOutput, WorkerLLM } from "../worker-llm.js";
-import type { TextLogprob } from "../worker-protocol.js";
+import type { PromptTokenLogprob, TextLogprob } from "../worker-protocol.js";
 
 export interface ChoiceEvent {
   /** prompt index x n + sample index, as OpenAI numbers choices. */
@@ -17,6 +17,8 @@ export interface ChoiceEvent {
   newLogprobs: TextLogprob[];
   finishReason: FinishReason | null;
   stopReason: string | number | null;
+  /** On a choice's first event, when prompt logprobs were requested. */
+  promptLogprobs?: PromptTokenLogprob[];
 }
 
 export interface Usage {
@@ -72,6 +74,7 @@ export class GenerationRun {
           newLogprobs: o.logprobs?.slice(prev) ?? [],
           finishReason: o.finishReason,
           stopReason: o.stopReason,
+          ...(seen[o.index] === undefined && out.promptTokenLogprobs ? { promptLogprobs: out.promptTokenLogprobs } : {}),
         });
         added += o.tokenIds.length - prev;
         seen[o.index] = o.tokenIds.length;

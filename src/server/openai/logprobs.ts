@@ -9,9 +9,17 @@ const finite = (x: number) => (Number.isFinite(x) ? x : -9999);
 
 export interface CompletionLogprobs {
   tokens: string[];
-  token_logprobs: number[];
-  top_logprobs: Record<string, number>[] | null;
+  /** null for an echoed prompt's first token, which nothing predicts */
+  token_logprobs: (number | null)[];
+  top_logprobs: (Record<string, number> | null)[] | null;
   text_offset: number[];
+}
+
+/** A generated token (TextLogprob) or an echoed prompt token (PromptTokenLogprob). */
+export interface LogprobEntry {
+  text: string;
+  logprob: number | null;
+  top?: { text: string; logprob: number }[];
 }
 
 /**
@@ -19,14 +27,18 @@ export interface CompletionLogprobs {
  * the choice's text. top_logprobs maps token text -> logprob and, as vLLM's, also
  * holds the sampled token.
  */
-export function completionLogprobs(entries: readonly TextLogprob[], offset: number, withTop: boolean): CompletionLogprobs {
+export function completionLogprobs(entries: readonly LogprobEntry[], offset: number, withTop: boolean): CompletionLogprobs {
   const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: withTop ? [] : null, text_offset: [] };
   for (const e of entries) {
     out.tokens.push(e.text);
-    out.token_logprobs.push(finite(e.logprob));
+    out.token_logprobs.push(e.logprob === null ? null : finite(e.logprob));
     out.text_offset.push(offset);
     offset += e.text.length;
     if (out.top_logprobs) {
+      if (e.logprob === null) {
+        out.top_logprobs.push(null);
+        continue;
+      }
       const top: Record<string, number> = {};
       for (const t of e.top ?? []) top[t.text] ??= finite(t.logprob);
       top[e.text] ??= finite(e.logprob);
@@ -37,7 +49,7 @@ export function completionLogprobs(entries: readonly TextLogprob[], offset: numb
 }
 
 /** Characters the entries' token texts add up to (for the next chunk's text_offset). */
-export function textLength(entries: readonly TextLogprob[]): number {
+export function textLength(entries: readonly LogprobEntry[]): number {
   return entries.reduce((n, e) => n + e.text.length, 0);
 }
 

@@ -11,7 +11,7 @@ const tokenIds = z.array(int().min(0)).min(1);
 /** Sampling fields common to both endpoints, with vLLM's extensions. */
 const sampling = {
   model: z.string().nullish(),
-  max_tokens: int().min(1).nullish(),
+  max_tokens: int().min(0).nullish(), // 0 only with echo (prompt scoring); checked per endpoint
   temperature: z.number().min(0).max(100).nullish(),
   top_p: z.number().gt(0).max(1).nullish(),
   n: int().min(1).max(128).nullish(),
