@@ -1,0 +1,175 @@
+/**
+ * llmrt's CPU backend against llama.cpp (node-llama-cpp 3.21.1) on the same GGUF files,
+ * in one run, alternating engine by engine, with the same thread counts; prints each
+ * figure, the ratio llmrt / llama.cpp, and the decode roofline (weight bytes per token /
+ * measured memory read bandwidth) beside it, as a Markdown table for bench/RESULTS.md.
+ *
+ *   node --import tsx bench/compare-llamacpp.ts [--shape llama-110m] [--dtypes f32,f16]
+ *     [--threads 1,2] [--rounds 3] [--prompt 512] [--gen 128] [--parallel 16] [--parallel-gen 32]
+ *
+ * The GGUFs are random-weight models of the shape (src/checkpoint/write-gguf-model.ts),
+ * written to a temp dir and removed at the end.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import type { Token } from "node-llama-cpp";
+import { CpuBackend, type CpuBound } from "../src/backends/cpu/backend.js";
+import { OP } from "../src/backends/cpu/program.js";
+import { CpuRuntime } from "../src/backends/cpu/runtime.js";
+import { openCheckpoint } from "../src/checkpoint/open.js";
+import type { TensorDType } from "../src/checkpoint/types.js";
+import { writeModelGguf } from "../src/checkpoint/write-gguf-model.js";
+import { measureLatency, measureThroughput, median, openBenchModel, weightBytesPerToken } from "../src/cli/bench.js";
+import { Engine } from "../src/engine/engine.js";
+import { machineLine } from "./machine.js";
+
+const { values: a } = parseArgs({
+  options: {
+    shape: { type: "string", default: "llama-110m" },
+    dtypes: { type: "string", default: "f32,f16" },
+    threads: { type: "string", default: "1,2" },
+    rounds: { type: "string", default: "3" },
+    prompt: { type: "string", default: "512" },
+    gen: { type: "string", default: "128" },
+    parallel: { type: "string", default: "16" },
+    "parallel-gen": { type: "string", default: "32" },
+  },
+});
+const P = Number(a.prompt);
+const G = Number(a.gen);
+const rounds = Number(a.rounds);
+const N = Number(a.parallel);
+const NG = Number(a["parallel-gen"]);
+const threadList = a.threads.split(",").map(Number);
+const log = (s: string) => console.error(`compare: ${s}`);
+
+/** Memory read bandwidth (GB/s) with `threads` threads: a streaming sum over 512 MB. */
+function readBandwidth(threads: number): number {
+  const rt = new CpuRuntime({ threads, reserveBytes: 520 << 20 });
+  try {
+    const n = (512 << 20) / 4;
+    const buf = rt.heap.alloc(n * 4);
+    const out = rt.heap.alloc(64);
+    rt.heap.f32(buf, n).fill(1);
+    const ts: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const t = performance.now();
+      rt.program.reset().emit(OP.READ_SUM, out, buf, n);
+      rt.run();
+      if (i > 0) ts.push((performance.now() - t) / 1000);
+    }
+    return (n * 4) / median(ts) / 1e9;
+  } finally {
+    rt.close();
+  }
+}
+
+const { getLlama } = await import("node-llama-cpp");
+const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
+type LlamaModel = Awaited<ReturnType<typeof llama.loadModel>>;
+
+function randomTokens(n: number, vocab: number, seed: number): number[] {
+  let s = seed;
+  return Array.from({ length: n }, () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0), 3 + (s % (vocab - 3))));
+}
+
+/** llama.cpp: prefill tok/s (prompt to first token) and decode tok/s of one sequence. */
+async function cppLatency(model: LlamaModel, threads: number): Promise<{ prefill: number; decode: number }> {
+  const ctx = await model.createContext({ contextSize: P + G + 16, batchSize: Math.max(P, 1), threads, sequences: 1 });
+  try {
+    const seq = ctx.getSequence();
+    const t0 = performance.now();
+    let first = 0;
+    let n = 0;
+    for await (const _ of seq.evaluate(randomTokens(P, vocab, 1) as Token[], { temperature: 0 })) {
+      if (n === 0) first = performance.now();
+      if (++n >= G) break;
+    }
+    return { prefill: P / ((first - t0) / 1000), decode: (n - 1) / ((performance.now() - first) / 1000) };
+  } finally {
+    await ctx.dispose();
+  }
+}
+
+/** llama.cpp: aggregate decode tok/s of N sequences generating NG tokens each, in parallel (16-token prompts). */
+async function cppParallel(model: LlamaModel, threads: number): Promise<number> {
+  const ctx = await model.createContext({ contextSize: N * (16 + NG + 8), batchSize: 512, threads, sequences: N });
+  try {
+    const t0 = performance.now();
+    const counts = await Promise.all(
+      Array.from({ length: N }, async (_, i) => {
+        let n = 0;
+        for await (const _t of ctx.getSequence().evaluate(randomTokens(16, vocab, i + 7) as Token[], { temperature: 0 })) if (++n >= NG) break;
+        return n;
+      }),
+    );
+    return counts.reduce((x, y) => x + y, 0) / ((performance.now() - t0) / 1000);
+  } finally {
+    await ctx.dispose();
+  }
+}
+
+function llmrtParallel(engine: Engine): number {
+  const { wallS, recs } = measureThroughput(engine, Array.from({ length: N }, () => ({ input: 16, output: NG })), N, 512);
+  return recs.reduce((n, r) => n + r.tokens, 0) / wallS;
+}
+
+let vocab = 32000;
+const dir = mkdtempSync(join(tmpdir(), "llmrt-compare-"));
+const rows: string[] = [];
+try {
+  const bw = Object.fromEntries(threadList.map((t) => [t, readBandwidth(t)]));
+  log(`read bandwidth ${threadList.map((t) => `${t} thread(s) ${bw[t].toFixed(1)} GB/s`).join(", ")}`);
+  const src = await openBenchModel(`synthetic:${a.shape}`);
+  vocab = src.config.vocabSize;
+  for (const dt of a.dtypes.split(",") as TensorDType[]) {
+    const file = join(dir, `${a.shape}-${dt}.gguf`);
+    log(`writing ${file}`);
+    writeModelGguf(file, src.config, src, { dtype: dt });
+    const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
+    const ckpt = openCheckpoint(file);
+    for (const threads of threadList) {
+      // keep the bound graph to stop its threads when done
+      const cpu = new CpuBackend({ threads });
+      let bound: CpuBound | undefined;
+      const backend = { name: cpu.name, bind: (...args: Parameters<CpuBackend["bind"]>) => (bound = cpu.bind(...args)) };
+      const engine = Engine.fromCheckpoint(ckpt, { backend, dtype: dt === "f32" ? "fp32" : dt === "f16" ? "fp16" : "bf16", maxSeqLen: Math.max(P + G, 16 + NG) + 1, maxSeqs: N, maxBatchTokens: Math.max(P, 512), maxLogitRows: N, blockSize: 16 });
+      const bytes = weightBytesPerToken(engine, dt === "f32" ? "fp32" : "fp16");
+      const m = { cppPre: [] as number[], cppDec: [] as number[], ourPre: [] as number[], ourDec: [] as number[], cppPar: [] as number[], ourPar: [] as number[] };
+      for (let r = 0; r < rounds; r++) {
+        // alternate: llama.cpp, then llmrt, each round
+        const c = await cppLatency(model, threads);
+        m.cppPre.push(c.prefill);
+        m.cppDec.push(c.decode);
+        const o = measureLatency(engine, P, G, 1);
+        m.ourPre.push(P / o.prefill[0]);
+        m.ourDec.push(G / o.decode[0]);
+        if (N > 1) {
+          m.cppPar.push(await cppParallel(model, threads));
+          m.ourPar.push(llmrtParallel(engine));
+        }
+        log(`${dt} ${threads}t round ${r + 1}: llama.cpp pp ${c.prefill.toFixed(1)} tg ${c.decode.toFixed(1)}; llmrt pp ${m.ourPre.at(-1)!.toFixed(1)} tg ${m.ourDec.at(-1)!.toFixed(1)}${N > 1 ? `; x${N}: ${m.cppPar.at(-1)!.toFixed(1)} vs ${m.ourPar.at(-1)!.toFixed(1)}` : ""}`);
+      }
+      bound?.close();
+      const roof = (bw[threads] * 1e9) / bytes;
+      const f = (x: number) => x.toFixed(1);
+      const [cp, cd, op, od] = [median(m.cppPre), median(m.cppDec), median(m.ourPre), median(m.ourDec)];
+      const par = N > 1 ? ` ${f(median(m.cppPar))} | ${f(median(m.ourPar))} | ${(median(m.ourPar) / median(m.cppPar)).toFixed(2)} |` : "";
+      rows.push(`| ${a.shape} ${dt.toUpperCase()} | ${threads} | ${f(cp)} | ${f(op)} | ${(op / cp).toFixed(2)} | ${f(cd)} | ${f(od)} | ${(od / cd).toFixed(2)} | ${f(roof)} (${f((100 * cd) / roof)}% / ${f((100 * od) / roof)}%) |${par}`);
+    }
+    ckpt.close();
+    await model.dispose();
+  }
+  src.close();
+  console.log(`command: node --import tsx bench/compare-llamacpp.ts ${process.argv.slice(2).join(" ")}`.trim());
+  console.log(`machine: ${machineLine()}; read bandwidth ${threadList.map((t) => `${bw[t].toFixed(1)} GB/s on ${t} thread(s)`).join(", ")}`);
+  console.log(`medians of ${rounds} alternating rounds; pp${P} = prefill of ${P} tokens, tg${G} = decode of ${G} tokens (tok/s); x${N} = aggregate decode tok/s of ${N} sequences generating ${NG} tokens each`);
+  console.log("");
+  console.log(`| model | threads | pp${P} llama.cpp | pp${P} llmrt | ratio | tg${G} llama.cpp | tg${G} llmrt | ratio | decode roofline tok/s (llama.cpp / llmrt) |${N > 1 ? ` x${N} llama.cpp | x${N} llmrt | ratio |` : ""}`);
+  console.log(`|---|---|---|---|---|---|---|---|---|${N > 1 ? "---|---|---|" : ""}`);
+  for (const r of rows) console.log(r);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
