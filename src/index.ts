@@ -9,3 +9,8 @@ export { openCheckpoint } from "./checkpoint/open.js";
 export { loadTokenizer } from "./tokenizer/load.js";
 export type { Tokenizer } from "./tokenizer/types.js";
 export * from "./errors.js";
+export type { BeamSearchOptions } from "./api/llm.js";
+export { parseSpeculative, type SpeculativeConfig } from "./runtime/speculative/config.js";
+export { compileConstraint, type ConstraintSpec } from "./structured/index.js";
+export { parseToolCalls, ToolCallStreamParser, resolveToolCallFormat, type ToolCall, type ToolCallFormat, type ToolDefinition } from "./tools/index.js";
+export { applyChatTemplate } from "./tokenizer/chat-template.js";
