@@ -41,6 +41,18 @@ void warp_allgather(const void* mine, void* all, size_t bytes);
 void mma_16816(float c[4], const unsigned a[4], const unsigned b[2], bool bf16);
 [[noreturn]] void trap();
 
+// The xor-butterfly sum (or max) over the warp, as five __shfl_xor_sync steps compute it.
+inline float warp_butterfly(float v, bool take_max) {
+  float x[32];
+  warp_allgather(&v, x, sizeof v);
+  for (int o = 16; o > 0; o >>= 1) {
+    float y[32];
+    for (int i = 0; i < 32; i++) y[i] = take_max ? std::fmax(x[i], x[i ^ o]) : x[i] + x[i ^ o];
+    std::memcpy(x, y, sizeof x);
+  }
+  return x[thread_idx().x & 31];
+}
+
 template <typename T>
 T shfl_xor(T v, int mask) {
   T all[32];

@@ -77,7 +77,7 @@ void make_context(Context& c, char* stack, size_t bytes, void (*entry)()) {
 void switch_context(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
 #endif
 
-constexpr size_t STACK_BYTES = 256 * 1024;
+constexpr size_t STACK_BYTES = 64 * 1024;  // kernels keep small frames; small stacks keep the TLB warm
 constexpr size_t SLOT_BYTES = 64;
 
 struct Barrier {
@@ -222,26 +222,23 @@ void mma_16816(float c[4], const unsigned a[4], const unsigned b[2], bool bf16) 
   unsigned mine[6] = {a[0], a[1], a[2], a[3], b[0], b[1]};
   unsigned all[32][6];
   warp_allgather(mine, all, sizeof mine);
-  // rebuild A [16][16] and B [16][8] from every lane's fragments (layout in common.cuh)
-  float A[16][16], B[16][8];
-  for (int lane = 0; lane < 32; lane++) {
-    const int g = lane / 4, t = lane % 4;
-    const unsigned* f = all[lane];
-    const int rows[4] = {g, g + 8, g, g + 8}, cols[4] = {2 * t, 2 * t, 2 * t + 8, 2 * t + 8};
-    for (int r = 0; r < 4; r++) {
-      A[rows[r]][cols[r]] = half_bits(f[r] & 0xffff, bf16);
-      A[rows[r]][cols[r] + 1] = half_bits(f[r] >> 16, bf16);
-    }
-    for (int r = 0; r < 2; r++) {
-      B[2 * t + 8 * r][g] = half_bits(f[4 + r] & 0xffff, bf16);
-      B[2 * t + 8 * r + 1][g] = half_bits(f[4 + r] >> 16, bf16);
-    }
-  }
+  // element (row, col) of A and (k, n) of B, read from the lane that holds it (layout in
+  // common.cuh); this lane needs rows g, g+8 of A and columns 2t, 2t+1 of B
+  auto half = [&](int lane, int reg, int hi) {
+    const unsigned v = all[lane][reg];
+    return half_bits(hi ? v >> 16 : v & 0xffff, bf16);
+  };
+  auto A = [&](int row, int col) { return half((row % 8) * 4 + (col % 8) / 2, (row >= 8) + 2 * (col >= 8), col % 2); };
+  auto B = [&](int k, int n) { return half(n * 4 + (k % 8) / 2, 4 + (k >= 8), k % 2); };
   const int lane = L->current % 32, g = lane / 4, t = lane % 4;
+  float ra[2][16], rb[2][16];
+  for (int k = 0; k < 16; k++) {
+    ra[0][k] = A(g, k), ra[1][k] = A(g + 8, k);
+    rb[0][k] = B(k, 2 * t), rb[1][k] = B(k, 2 * t + 1);
+  }
   for (int e = 0; e < 4; e++) {
-    const int row = g + (e >= 2 ? 8 : 0), col = 2 * t + (e & 1);
     float s = 0.f;
-    for (int k = 0; k < 16; k++) s += A[row][k] * B[k][col];
+    for (int k = 0; k < 16; k++) s += ra[e >= 2][k] * rb[e & 1][k];
     c[e] += s;
   }
 }

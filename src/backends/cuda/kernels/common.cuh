@@ -53,6 +53,12 @@ template <typename T> __device__ __forceinline__ u32 pack2f(float lo, float hi) 
 
 // ---- reductions --------------------------------------------------------------------
 
+#ifdef LLMRT_EMU
+// one warp exchange instead of five (same butterfly arithmetic): the emulator's cost is
+// its barriers
+__device__ __forceinline__ float warp_sum(float v) { return emu::warp_butterfly(v, false); }
+__device__ __forceinline__ float warp_max(float v) { return emu::warp_butterfly(v, true); }
+#else
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -64,6 +70,7 @@ __device__ __forceinline__ float warp_max(float v) {
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
+#endif
 
 // Sum over the whole block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
 // `scratch` holds 32 floats of shared memory; the trailing barrier lets callers reuse it.
