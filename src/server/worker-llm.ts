@@ -122,6 +122,7 @@ export class WorkerLLM {
     let wake: (() => void) | null = null;
     this.streams.set(id, (m) => (inbox.push(m), wake?.()));
     let finished = false;
+    const withLogprobs = params.logprobs !== undefined && params.logprobs !== null;
     const onAbort = () => this.send({ type: "abort", id });
     this.send({ type: "generate", id, prompt, params, priority: opts.priority ?? 0 });
     if (opts.signal?.aborted) onAbort();
@@ -136,18 +137,26 @@ export class WorkerLLM {
           finished = true;
           throw new WorkerError(m.error);
         }
-        out ??= { requestId: `req-${id}`, prompt: typeof prompt === "string" ? prompt : null, promptTokenIds: m.promptTokenIds ?? [], outputs: [], finished: false, metrics: m.metrics };
+        out ??= {
+          requestId: `req-${id}`,
+          prompt: typeof prompt === "string" ? prompt : null,
+          promptTokenIds: m.promptTokenIds ?? [],
+          // every sample up front: the first message may carry any of them
+          outputs: Array.from({ length: params.n ?? 1 }, (_, index) => ({ index, text: "", delta: "", tokenIds: [], finishReason: null, stopReason: null, ...(withLogprobs ? { logprobs: [] } : {}) })),
+          finished: false,
+          metrics: m.metrics,
+        };
         if (m.promptLogprobs) {
           out.promptTokenLogprobs = m.promptLogprobs;
           out.promptLogprobs = m.promptLogprobs.map((e) => (e.logprob === null ? null : { ...e, logprob: e.logprob }));
         }
         for (const o of out.outputs) o.delta = "";
         for (const d of m.outputs) {
-          const o = (out.outputs[d.index] ??= { index: d.index, text: "", delta: "", tokenIds: [], finishReason: null, stopReason: null, ...(d.logprobs ? { logprobs: [] } : {}) });
+          const o = out.outputs[d.index];
           o.delta = d.delta;
           o.text += d.delta;
           for (const t of d.tokenIds) o.tokenIds.push(t);
-          if (d.logprobs) for (const lp of d.logprobs) o.logprobs!.push(lp);
+          if (d.logprobs) for (const lp of d.logprobs) (o.logprobs ??= []).push(lp);
           o.finishReason = d.finishReason;
           o.stopReason = d.stopReason;
         }
