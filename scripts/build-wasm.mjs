@@ -2,7 +2,7 @@
 // Compiles the CPU backend's AssemblyScript kernels (src/backends/cpu/assembly) to
 // dist/src/backends/cpu/wasm/: a plain-SIMD128 build and a relaxed-SIMD build.
 // Skips the work when both are newer than every source (pass --force to rebuild).
-import { mkdirSync, readdirSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -34,12 +34,14 @@ if (stale.length > 0) {
       // one shared memory, made by the host and imported by every thread's instance
       "--importMemory", "--sharedMemory", "--initialMemory", "1", "--maximumMemory", "65536",
       "--enable", v.features,
-      "-o", join(outDir, v.file),
+      "-o", join(outDir, `${v.file}.${process.pid}.tmp`),
     ]);
     if (error) {
       console.error(stderr.toString());
       throw error;
     }
+    // atomic replace: test processes running in parallel may be loading the old file
+    renameSync(join(outDir, `${v.file}.${process.pid}.tmp`), join(outDir, v.file));
   }
   console.error(`build-wasm: built ${stale.map((v) => v.file).join(", ")}`);
 }

@@ -10,8 +10,8 @@
  */
 import { dtBytes, fma, hsum, shareStart, activeThreads, wAt, wHi, wLo, DT_BF16, DT_F16, DT_F32 } from "./simd";
 
-/** Weight rows per L2 block (the block is reused by every group of 4 tokens). */
-const ROW_BLOCK: i32 = 32;
+/** Bytes of weight rows per block: the block stays in L2 while every group of 4 tokens passes over it. */
+const BLOCK_BYTES: i32 = 256 << 10;
 
 /** Scalar tail k in [k0, K) of dot(x row, w row). */
 @inline function tail(dt: i32, x: usize, w: usize, k0: i32, K: i32): f32 {
@@ -123,8 +123,10 @@ const ROW_BLOCK: i32 = 32;
   const xs = <usize>K << 2;
   const os = <usize>N << 2;
   const T4 = T & ~3;
-  for (let nb = n0; nb < n1; nb += ROW_BLOCK) {
-    const ne = min(nb + ROW_BLOCK, n1);
+  // bigger blocks mean fewer passes over x (each block re-reads all of it)
+  const rowBlock = max(4, min(256, (BLOCK_BYTES / (K * <i32>dtBytes(dt))) & ~3));
+  for (let nb = n0; nb < n1; nb += rowBlock) {
+    const ne = min(nb + rowBlock, n1);
     // groups of 4 tokens over the block's rows, 2 rows at a time
     for (let t = 0; t < T4; t += 4) {
       const xt = x + <usize>t * xs;

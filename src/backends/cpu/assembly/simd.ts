@@ -62,7 +62,7 @@ export const DT_F16: i32 = 2;
 }
 
 /** sum_i a[i] * b[i] over n f32 values. */
-export function dot(a: usize, b: usize, n: i32): f32 {
+@inline export function dot(a: usize, b: usize, n: i32): f32 {
   let acc0 = f32x4.splat(0);
   let acc1 = f32x4.splat(0);
   let i = 0;
@@ -77,7 +77,7 @@ export function dot(a: usize, b: usize, n: i32): f32 {
 }
 
 /** y[i] += a * x[i] over n f32 values. */
-export function axpy(y: usize, a: f32, x: usize, n: i32): void {
+@inline export function axpy(y: usize, a: f32, x: usize, n: i32): void {
   const av = f32x4.splat(a);
   let i = 0;
   for (; i + 4 <= n; i += 4) {
