@@ -1,6 +1,6 @@
 /**
  * llmrt bench latency / throughput on the tiny synthetic model: --json puts one object
- * with the documented fields on the last stdout line; bad options are typed errors.
+ * with the documented fields on the last stdout line.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -27,10 +27,4 @@ test("bench throughput --json: output tok/s and TTFT/TPOT/ITL percentiles", () =
   assert.equal(j.output_tokens, 30);
   assert.ok((j.output_tok_per_s as number) > 0 && (j.requests_per_s as number) > 0);
   for (const k of ["ttft_ms", "tpot_ms", "itl_ms"]) for (const p of ["p50", "p90", "p99"]) assert.ok(typeof (j[k] as Record<string, number>)[p] === "number", `${k}.${p}`);
-});
-
-test("bench refuses a bad length spec with a message naming the flag", () => {
-  const r = runCli(["bench", "throughput", "--model", "synthetic:tiny", "--input-len", "x"]);
-  assert.notEqual(r.status, 0);
-  assert.match(r.stderr, /--input-len/);
 });
