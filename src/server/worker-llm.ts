@@ -78,7 +78,7 @@ export class WorkerLLM {
   private constructor(init: WorkerInit, onProgress?: LLMOptions["onProgress"]) {
     this.worker = spawnWorker(init);
     this.ready = new Promise<ModelInfo>((resolve, reject) => {
-      this.worker.on("message", (m: FromWorker) => {
+      const handle = (m: FromWorker) => {
         if (m.type === "ready") {
           this.info = m.info;
           resolve(m.info);
@@ -88,7 +88,8 @@ export class WorkerLLM {
           reject(e);
         } else if (m.type === "progress") onProgress?.(m);
         else this.dispatch(m);
-      });
+      };
+      this.worker.on("message", (batch: FromWorker[]) => batch.forEach(handle)); // see worker.ts: messages come in batches
       this.worker.on("error", (e) => (this.fail(e), reject(e)));
       this.worker.on("exit", (code) => {
         const e = new LlmrtError("worker", `the engine thread exited (code ${code})`);

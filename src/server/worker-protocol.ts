@@ -1,6 +1,7 @@
 /**
  * Messages between the HTTP thread (WorkerLLM) and the engine thread (worker.ts).
- * Plain objects only: they cross postMessage by structured clone.
+ * Plain objects only: they cross postMessage by structured clone. The engine thread
+ * posts arrays of FromWorker (one array per engine step's worth of updates).
  */
 import type { LLMOptions, Prompt } from "../api/llm.js";
 import type { RequestMetrics } from "../api/outputs.js";

@@ -15,7 +15,23 @@ import { toWire, type Call, type FromWorker, type ModelInfo, type OutputDelta, t
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
-const post = (m: FromWorker) => port.postMessage(m);
+
+/**
+ * Messages go out in batches: everything posted while one engine step's updates are
+ * handed out (all in microtasks) leaves in one postMessage, which costs the engine
+ * thread far less than one per request. process.nextTick runs only once the
+ * microtask queue has drained, so a batch never waits for the next step.
+ */
+let outbox: FromWorker[] = [];
+function post(m: FromWorker): void {
+  outbox.push(m);
+  if (outbox.length === 1) process.nextTick(flush);
+}
+function flush(): void {
+  const batch = outbox;
+  outbox = [];
+  port.postMessage(batch);
+}
 
 let llm: LLM | null = null;
 let texts: TokenTextCache;
