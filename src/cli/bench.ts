@@ -16,7 +16,7 @@ import { Option, type Command } from "commander";
 import cliProgress from "cli-progress";
 import { openModelSpec } from "../api/load-model.js";
 import type { Backend } from "../backends/backend.js";
-import { CpuBackend, resolveThreads } from "../backends/cpu/backend.js";
+import { CpuBackend, resolveThreads, type CpuBound } from "../backends/cpu/backend.js";
 import type { ModelConfig } from "../checkpoint/config.js";
 import type { Checkpoint } from "../checkpoint/types.js";
 import { Engine } from "../engine/engine.js";
@@ -55,8 +55,11 @@ export async function openBenchModel(spec: string): Promise<Checkpoint> {
   return (await openModelSpec(spec)).checkpoint;
 }
 
-function backendFor(f: CommonFlags): Backend {
-  return f.target === "cpu" ? new CpuBackend({ threads: f.threads }) : targetByName(f.target).createBackend();
+/** The backend to bench; `onBound` sees the CPU backend's bound graph (for its op profile). */
+function backendFor(f: CommonFlags & { profile?: boolean }, onBound: (b: CpuBound) => void = () => {}): Backend {
+  if (f.target !== "cpu") return targetByName(f.target).createBackend();
+  const cpu = new CpuBackend({ threads: f.threads, profile: f.profile });
+  return { name: cpu.name, bind: (...args: Parameters<CpuBackend["bind"]>) => { const b = cpu.bind(...args); onBound(b); return b; } };
 }
 
 /** Bytes of weights one decode step reads: every matrix a matmul reads, plus one embedding row and the vectors. */
@@ -104,6 +107,7 @@ function rng(seed: number): (n: number) => number {
 }
 
 interface LatencyFlags extends CommonFlags {
+  profile?: boolean;
   promptTokens: number;
   genTokens: number;
   runs: number;
@@ -146,7 +150,8 @@ async function runLatency(f: LatencyFlags): Promise<void> {
   const ckpt = await openBenchModel(f.model);
   const P = f.promptTokens;
   const G = f.genTokens;
-  const engine = Engine.fromCheckpoint(ckpt, { backend: backendFor(f), dtype: f.dtype, maxSeqLen: P + G + 1, maxSeqs: 1, maxBatchTokens: Math.max(P, 1), maxLogitRows: 1, blockSize: 16 });
+  let bound: CpuBound | undefined;
+  const engine = Engine.fromCheckpoint(ckpt, { backend: backendFor(f, (b) => (bound = b)), dtype: f.dtype, maxSeqLen: P + G + 1, maxSeqs: 1, maxBatchTokens: Math.max(P, 1), maxLogitRows: 1, blockSize: 16 });
   ckpt.close();
   const progress = bar("bench latency", f.runs * G, !!f.json);
   const { prefill, decode } = measureLatency(engine, P, G, f.runs, (d) => progress.update(d));
@@ -167,8 +172,14 @@ async function runLatency(f: LatencyFlags): Promise<void> {
     effective_gb_per_s: r2((bytes * decodeTps) / 1e9),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
     runs: f.runs,
+    ...(bound && f.profile ? { op_ms: opShares(bound) } : {}),
   };
   printResult(result, f.json);
+}
+
+/** Milliseconds per op kind over all timed and warm-up steps, largest first. */
+function opShares(b: CpuBound): Record<string, number> {
+  return Object.fromEntries([...b.opTimes].sort((x, y) => y[1] - x[1]).map(([k, v]) => [k, r2(v)]));
 }
 
 function printResult(result: Record<string, unknown>, json?: boolean): void {
@@ -302,6 +313,7 @@ export function registerBench(program: Command): void {
     .option("--prompt-tokens <n>", "prompt length", intOption("--prompt-tokens", 0), 512)
     .option("--gen-tokens <n>", "tokens to decode", intOption("--gen-tokens", 1), 128)
     .option("--runs <n>", "timed runs after one warm-up (medians are reported)", intOption("--runs", 1), 3)
+    .option("--profile", "time each op kind separately (CPU target; one wake-up per op, so slower overall)")
     .action(async (f: LatencyFlags) => runLatency(f));
   common(bench.command("throughput").description("output tokens/s and TTFT/TPOT/ITL percentiles of many requests in flight"))
     .option("--requests <n>", "number of requests", intOption("--requests", 1), 32)

@@ -23,6 +23,8 @@ export interface CpuBackendOptions {
   simd?: SimdLevel;
   /** Steps with fewer multiply-adds than this run on one thread (barriers would cost more); default 2^20. */
   parallelMacs?: number;
+  /** Time every op separately (one wake-up per op: slower), for CpuBound.opTimes. */
+  profile?: boolean;
 }
 
 let processThreads: number | undefined;
@@ -63,6 +65,8 @@ export class CpuBound implements BoundGraph {
   private step: StepData;
   /** Multiply-adds per token through the weights (to pick the thread count of a step). */
   private readonly macsPerToken: number;
+  /** With `profile`: milliseconds spent in each op kind, summed over steps. */
+  readonly opTimes = new Map<string, number>();
 
   constructor(
     private readonly graph: Graph,
@@ -119,8 +123,18 @@ export class CpuBound implements BoundGraph {
     this.step.write(step);
     const p = this.rt.program.reset();
     const ctx = { graph: this.graph, tensors: this.tensors, step: this.step, cap, cache: this.cache, blockSize: this.kv.blockSize };
-    for (const op of this.graph.ops) emitOp(p, op, ctx);
-    this.rt.run(this.macsPerToken * cap.T < (this.opts.parallelMacs ?? 1 << 20) ? 1 : this.rt.threads);
+    const nth = this.macsPerToken * cap.T < (this.opts.parallelMacs ?? 1 << 20) ? 1 : this.rt.threads;
+    if (this.opts.profile) {
+      for (const op of this.graph.ops) {
+        emitOp(p.reset(), op, ctx);
+        const t = performance.now();
+        this.rt.run(nth);
+        this.opTimes.set(op.op, (this.opTimes.get(op.op) ?? 0) + performance.now() - t);
+      }
+    } else {
+      for (const op of this.graph.ops) emitOp(p, op, ctx);
+      this.rt.run(nth);
+    }
     // copies: the arena is overwritten by the next step
     return new Map(this.graph.outputs.map((o) => [o, this.tensors.view(o, cap).slice()]));
   }
