@@ -45,7 +45,7 @@ const NG = Number(a["parallel-gen"]);
 const threadList = a.threads.split(",").map(Number);
 const log = (s: string) => console.error(`compare: ${s}`);
 
-/** Memory read bandwidth (GB/s) with `threads` threads: a streaming sum over 512 MB. */
+/** Memory read bandwidth (GB/s) with `threads` threads: the best of several streaming sums over 512 MB (other load only lowers it). */
 function readBandwidth(threads: number): number {
   const rt = new CpuRuntime({ threads, reserveBytes: 520 << 20 });
   try {
@@ -54,13 +54,13 @@ function readBandwidth(threads: number): number {
     const out = rt.heap.alloc(64);
     rt.heap.f32(buf, n).fill(1);
     const ts: number[] = [];
-    for (let i = 0; i < 6; i++) {
+    for (let i = 0; i < 10; i++) {
       const t = performance.now();
       rt.program.reset().emit(OP.READ_SUM, out, buf, n);
       rt.run();
       if (i > 0) ts.push((performance.now() - t) / 1000);
     }
-    return (n * 4) / median(ts) / 1e9;
+    return (n * 4) / Math.min(...ts) / 1e9;
   } finally {
     rt.close();
   }
