@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs every test/**/*.test.ts with Node's test runner (through tsx), so CI reads
 // Node's own summary. Extra arguments filter test files by substring.
-import { readdirSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { spawnSync } from "node:child_process";
 
@@ -21,9 +22,12 @@ if (files.length === 0) {
   console.error("no test files matched", filters);
   process.exit(1);
 }
+// engines the tests build go to a cache of this run's own, never the user's
+const cache = mkdtempSync(join(tmpdir(), "llmrt-test-engines-"));
 const res = spawnSync(
   process.execPath,
   ["--import", "tsx", "--test", "--test-concurrency=2", "--test-reporter=spec", ...files],
-  { stdio: "inherit" },
+  { stdio: "inherit", env: { LLMRT_CACHE: cache, ...process.env } },
 );
+rmSync(cache, { recursive: true, force: true });
 process.exit(res.status ?? 1);
