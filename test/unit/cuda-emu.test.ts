@@ -50,7 +50,7 @@ describe("cuda backend on the CPU emulator", { skip: missing ?? false }, () => {
     assert.ok(mma.argmaxAgree > 0.9 && plain.argmaxAgree > 0.9);
   });
 
-  test("bf16 with a sliding window and an f32 KV cache", () => {
+  test("bf16 with a sliding window (an f32 KV request is stored as bf16)", () => {
     check({ name: "mistral_window", config: MODEL_VARIANTS.mistral_window, dtype: "bf16", kvDtype: "f32", tol: 3e-2 });
   });
 

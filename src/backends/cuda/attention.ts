@@ -16,12 +16,12 @@ export const SPLIT_ROWS = 64;
 /** Query heads one decode block serves (kernels/attention_decode.cu GMAX). */
 export const HEADS_PER_BLOCK = 8;
 
-/** The decode kernel's head-size bucket (its per-lane register arrays). */
-export function decodeHeadBucket(D: number): 64 | 128 | 256 {
+/** The decode kernel's head-size bucket (its per-lane register arrays); 256 only with the KV cache in the activation type. */
+export function decodeHeadBucket(D: number, sameCache = true): 64 | 128 | 256 {
   if (D <= 64) return 64;
   if (D <= 128) return 128;
-  if (D <= 256) return 256;
-  throw new OptionError("headDim", `${D} is more than the cuda attention kernels take (256)`);
+  if (D <= 256 && sameCache) return 256;
+  throw new OptionError("headDim", `${D} is more than the cuda attention kernels take (${sameCache ? 256 : "128 with this KV cache type"})`);
 }
 
 /** Whether the tensor-core prefill kernel covers this activation type and head size. */
@@ -72,7 +72,7 @@ export function launchAttention(c: AttentionContext, g: AttentionGeometry, q: De
   const window = g.slidingWindow ?? 0;
   if (z.decodeRows > 0) {
     const splits = c.splits;
-    c.k.launch(`attn_decode_${kvs}_d${decodeHeadBucket(D)}`, [z.decodeRows, decodeBlocksPerRow(g), splits], [128, 1, 1], [
+    c.k.launch(`attn_decode_${kvs}_d${decodeHeadBucket(D, c.act === c.cache)}`, [z.decodeRows, decodeBlocksPerRow(g), splits], [128, 1, 1], [
       ["ptr", out], ["ptr", c.partO], ["ptr", c.partML], ["ptr", q], ["ptr", kc], ["ptr", vc],
       ["ptr", m("decodeRows")], ["ptr", m("tokenSeq")], ["ptr", m("positions")], ["ptr", m("tables")],
       ["i32", z.stride], ["i32", c.blockSize], ["i32", H], ["i32", KH], ["i32", D], ["f32", g.scale], ["i32", window], ["i32", splits], ["f32", c.kvScale],

@@ -44,10 +44,8 @@ export const KV_PAIRS: readonly [ActDType, CacheDType][] = [
   ["f32", "bf16"],
   ["f32", "f16"],
   ["bf16", "bf16"],
-  ["bf16", "f32"],
   ["bf16", "fp8"],
   ["f16", "f16"],
-  ["f16", "f32"],
   ["f16", "fp8"],
 ];
 
@@ -57,8 +55,16 @@ export function checkKvPair(act: ActDType, cache: CacheDType): void {
   }
 }
 
-/** Weight formats each activation type's linear kernels read. */
+/**
+ * The KV cache type a requested one becomes: 16-bit activations never widen their cache
+ * to f32 (twice the bytes for no gain over the values written), so f32 -> the activation type.
+ */
+export function effectiveCache(act: ActDType, requested: CacheDType): CacheDType {
+  return act !== "f32" && requested === "f32" ? act : requested;
+}
+
+/** Weight formats each activation type's linear kernels read (quantized ones with bf16 only). */
 export function checkWeightFormat(act: ActDType, w: WeightFormat): void {
-  const ok = act === "f32" ? w === "f32" : w === act || w === "i8" || w === "i4" || w === "fp8";
-  if (!ok) throw new OptionError("--weight-format", `${w} weights with ${act} activations are not built for the cuda target`, act === "f32" ? "f32 engines keep f32 weights; build with --dtype bf16 to quantize" : `use ${act}, i8, i4 or fp8`);
+  const ok = w === act || (act === "bf16" && (w === "i8" || w === "i4" || w === "fp8"));
+  if (!ok) throw new OptionError("--weight-format", `${w} weights with ${act} activations are not built for the cuda target`, act === "bf16" ? "use bf16, i8, i4 or fp8" : "quantized weights need a bf16 engine (--dtype bf16)");
 }

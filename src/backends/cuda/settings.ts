@@ -7,7 +7,7 @@ import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../../checkpoint/fp16.
 import { OptionError } from "../../errors.js";
 import type { Graph } from "../../graph/ir.js";
 import type { Cubins } from "./compile.js";
-import { checkKvPair, checkWeightFormat, type ActDType, type CacheDType } from "./dtypes.js";
+import { checkKvPair, checkWeightFormat, effectiveCache, type ActDType, type CacheDType } from "./dtypes.js";
 import type { LinearMode } from "./linear.js";
 import type { WeightPolicy } from "./weights.js";
 
@@ -81,7 +81,7 @@ export function inferActDType(g: Graph, w: WeightMap): ActDType {
 
 export function resolveSettings(o: CudaBackendOptions, g: Graph, w: WeightMap, kvDtype: KvDType | undefined, blockSize: number, smArch: [number, number]): BoundSettings {
   const act = o.dtype ?? (o.loadFormat === "dummy" && w.size === 0 ? "bf16" : inferActDType(g, w));
-  const cache: CacheDType = o.kvDtype ?? kvDtype ?? act;
+  const cache = effectiveCache(act, o.kvDtype ?? kvDtype ?? act);
   checkKvPair(act, cache);
   if (cache === "fp8" && smArch[0] * 10 + smArch[1] < 89) throw new OptionError("--kv-dtype", "an fp8 KV cache needs an Ada or Hopper GPU (sm_89+)");
   const linear = o.weightFormat ?? "same";
