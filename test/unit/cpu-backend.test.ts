@@ -2,7 +2,7 @@
  * The CPU backend against the reference backend on whole graphs: every model variant
  * (GQA/MQA, tied head, qkv bias, q/k norm, sliding window, partial rotary), plain and
  * fused, with and without a memory plan, f32 / bf16 / fp16 weights, three ragged steps
- * sharing a paged cache; copy-on-write block copies; and the typed errors.
+ * sharing a paged cache (f32, f16, bf16); copy-on-write block copies; plan limits.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -85,10 +85,22 @@ test("cpu backend copyBlock copies K and V of every layer", () => {
   }
 });
 
-test("cpu backend refuses a 16-bit KV cache and steps beyond the plan, with typed errors", () => {
+test("cpu backend = reference with f16 and bf16 KV caches (plain kv_write and fused attention_qkv)", () => {
+  for (const [name, over] of [["GQA", VARIANTS["llama GQA, interleaved rope"]], ["q/k norm", VARIANTS["qwen3 q/k norm, headDim 16"]]] as const) {
+    const ckpt = variantCheckpoint(over);
+    const plain = buildLlamaGraph(ckpt.config);
+    for (const g of [plain, runPasses(plain).graph]) {
+      for (const dtype of ["f16", "bf16"] as const) {
+        const [want, got] = both(g, weightsFor(g, ckpt), { ...kvFor(ckpt.config), dtype }, true);
+        want.forEach((w, i) => assert.ok(maxRelErr(got[i], w) < 1e-5, `${name} ${dtype} step ${i}: error ${maxRelErr(got[i], w)}`));
+      }
+    }
+  }
+});
+
+test("cpu backend refuses steps beyond the engine's plan", () => {
   const ckpt = variantCheckpoint({});
   const g = runPasses(buildLlamaGraph(ckpt.config)).graph;
-  assert.throws(() => new CpuBackend().bind(g, weightsFor(g, ckpt), { ...kvFor(ckpt.config), dtype: "bf16" }), /KV cache in f32/);
   const cpu = new CpuBackend({ threads: 1 }).bind(g, weightsFor(g, ckpt), kvFor(ckpt.config), planMemory(g, { T: 2, R: 2 }));
   try {
     assert.throws(() => cpu.forward(scenario()[0]), /exceeds the planned 2/);

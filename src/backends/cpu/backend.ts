@@ -1,16 +1,16 @@
 /**
  * The CPU backend: WebAssembly SIMD kernels run by a pool of threads over one shared
  * memory. bind() packs the weights (row-major, f32 / bf16 / fp16 as built), allocates
- * the paged KV cache and the activation arena; forward() writes the step into shared
+ * the paged KV cache (f32, or f16 / bf16 rounded on write) and the activation arena; forward() writes the step into shared
  * memory, turns the graph into one program of kernel calls and runs it with a single
  * wake-up of the pool.
  */
-import type { Backend, BoundGraph, KvCacheShape, WeightMap } from "../backend.js";
-import { LlmrtError } from "../../errors.js";
+import { KV_DTYPE_BYTES, type Backend, type BoundGraph, type KvCacheShape, type WeightMap } from "../backend.js";
 import type { Graph } from "../../graph/ir.js";
 import type { MemoryPlan } from "../../graph/passes/plan-memory.js";
 import type { StepBatch } from "../../graph/step-batch.js";
 import { emitOp } from "./emit.js";
+import { DTYPE_CODE } from "./program.js";
 import { CpuRuntime, defaultThreads } from "./runtime.js";
 import { StepData } from "./step-data.js";
 import { TensorTable } from "./tensors.js";
@@ -48,9 +48,6 @@ export class CpuBackend implements Backend {
   }
 
   bind(graph: Graph, weights: WeightMap, kv: KvCacheShape, plan?: MemoryPlan): CpuBound {
-    if ((kv.dtype ?? "f32") !== "f32") {
-      throw new LlmrtError("cpu_backend", `the CPU backend keeps the KV cache in f32; asked for ${kv.dtype}`, "use --kv-dtype f32 (the default) with --target cpu");
-    }
     return new CpuBound(graph, weights, kv, plan, this.threads, this.opts);
   }
 }
@@ -60,6 +57,8 @@ const closer = new FinalizationRegistry<CpuRuntime>((rt) => rt.close());
 export class CpuBound implements BoundGraph {
   readonly kvBytes: number;
   readonly rt: CpuRuntime;
+  /** Bytes per cached K/V value (f32 4, f16/bf16 2). */
+  private readonly kvElem: number;
   private readonly tensors: TensorTable;
   private readonly cache: { k: number; v: number }[] = [];
   private step: StepData;
@@ -78,18 +77,19 @@ export class CpuBound implements BoundGraph {
   ) {
     const slots = kv.numBlocks * kv.blockSize;
     const kvDim = kv.numKvHeads * kv.headDim;
-    this.kvBytes = 2 * kv.numLayers * slots * kvDim * 4;
+    this.kvElem = KV_DTYPE_BYTES[kv.dtype ?? "f32"];
+    this.kvBytes = 2 * kv.numLayers * slots * kvDim * this.kvElem;
     let weightBytes = 0;
     for (const w of weights.values()) weightBytes += w.byteLength;
     // scratch per thread: rope angles, or the scores of one attention work item [group, context]
     const group = Math.max(1, ...graph.ops.map((o) => ("numHeads" in o ? o.numHeads / o.numKvHeads : 1)));
-    const scratchBytes = Math.max(4096, (group * (slots + 1) + 64) * 4 + 4096);
+    const scratchBytes = 4096 + Math.max((group * (slots + 1) + 64) * 4, kvDim * 4);
     this.rt = new CpuRuntime({ threads, simd: opts.simd, scratchBytes, reserveBytes: weightBytes + this.kvBytes + (plan?.arenaBytes ?? 0) + (1 << 20) });
     closer.register(this, this.rt);
     try {
       this.tensors = new TensorTable(this.rt.heap, graph, weights, plan);
       for (let l = 0; l < kv.numLayers; l++) {
-        this.cache.push({ k: this.rt.heap.alloc(slots * kvDim * 4, "KV cache"), v: this.rt.heap.alloc(slots * kvDim * 4, "KV cache") });
+        this.cache.push({ k: this.rt.heap.alloc(slots * kvDim * this.kvElem, "KV cache"), v: this.rt.heap.alloc(slots * kvDim * this.kvElem, "KV cache") });
       }
       const cap = this.tensors.capacity;
       this.step = StepData.withCapacity(this.rt.heap, { T: cap.T, S: Math.min(cap.T, 64), R: cap.R, blocks: Math.min(kv.numBlocks, 256) });
@@ -122,7 +122,7 @@ export class CpuBound implements BoundGraph {
     if (!this.step.fits(step)) this.step = StepData.forStep(this.rt.heap, step);
     this.step.write(step);
     const p = this.rt.program.reset();
-    const ctx = { graph: this.graph, tensors: this.tensors, step: this.step, cap, cache: this.cache, blockSize: this.kv.blockSize };
+    const ctx = { graph: this.graph, tensors: this.tensors, step: this.step, cap, cache: this.cache, kvDtype: DTYPE_CODE[this.kv.dtype ?? "f32"], blockSize: this.kv.blockSize };
     const nth = this.macsPerToken * cap.T < (this.opts.parallelMacs ?? 1 << 20) ? 1 : this.rt.threads;
     if (this.opts.profile) {
       for (const op of this.graph.ops) {
@@ -140,7 +140,7 @@ export class CpuBound implements BoundGraph {
   }
 
   copyBlock(src: number, dst: number): void {
-    const n = this.kv.blockSize * this.kv.numKvHeads * this.kv.headDim * 4;
+    const n = this.kv.blockSize * this.kv.numKvHeads * this.kv.headDim * this.kvElem;
     const mem = this.rt.heap.u8(0, this.rt.heap.used);
     for (const { k, v } of this.cache) {
       mem.copyWithin(k + dst * n, k + src * n, k + (src + 1) * n);

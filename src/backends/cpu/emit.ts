@@ -15,8 +15,9 @@ export interface EmitContext {
   tensors: TensorTable;
   step: StepData;
   cap: PlanCapacity;
-  /** K and V planes of each layer: [slots, kvDim] f32. */
+  /** K and V planes of each layer: [slots, kvDim] in kvDtype. */
   cache: { k: number; v: number }[];
+  kvDtype: number;
   blockSize: number;
 }
 
@@ -27,7 +28,7 @@ function rows(c: EmitContext, name: string): number {
 
 function attentionArgs(c: EmitContext, out: number, q: number, g: AttentionGeometry): number[] {
   const kv = c.cache[g.layer];
-  return [out, q, kv.k, kv.v, c.step.ptr, g.numHeads, g.numKvHeads, g.headDim, fbits(g.scale), g.slidingWindow ?? 0, c.blockSize];
+  return [out, q, kv.k, kv.v, c.step.ptr, g.numHeads, g.numKvHeads, g.headDim, fbits(g.scale), g.slidingWindow ?? 0, c.blockSize, c.kvDtype];
 }
 
 export function emitOp(p: ProgramWriter, op: Op, c: EmitContext): void {
@@ -65,7 +66,7 @@ export function emitOp(p: ProgramWriter, op: Op, c: EmitContext): void {
       return;
     case "kv_write": {
       const kv = c.cache[op.layer];
-      p.emit(OP.KV_WRITE, kv.k, kv.v, at(op.k), at(op.v), c.step.field("slots"), T, cols(op.k));
+      p.emit(OP.KV_WRITE, kv.k, kv.v, at(op.k), at(op.v), c.step.field("slots"), T, cols(op.k), c.kvDtype);
       return;
     }
     case "attention":
@@ -73,7 +74,7 @@ export function emitOp(p: ProgramWriter, op: Op, c: EmitContext): void {
       return;
     case "attention_qkv": {
       const kv = c.cache[op.layer];
-      p.emit(OP.QKV_PREP, at(op.q), at(op.qkv), kv.k, kv.v, c.step.field("positions"), c.step.field("slots"), at(op.invFreq), op.qNorm ? at(op.qNorm) : 0, op.kNorm ? at(op.kNorm) : 0, T, op.numHeads, op.numKvHeads, op.headDim, op.rotary.dim, ROPE_STYLE[op.rotary.style], fbits(op.eps));
+      p.emit(OP.QKV_PREP, at(op.q), at(op.qkv), kv.k, kv.v, c.step.field("positions"), c.step.field("slots"), at(op.invFreq), op.qNorm ? at(op.qNorm) : 0, op.kNorm ? at(op.kNorm) : 0, T, op.numHeads, op.numKvHeads, op.headDim, op.rotary.dim, ROPE_STYLE[op.rotary.style], fbits(op.eps), c.kvDtype);
       p.emit(OP.ATTENTION, ...attentionArgs(c, at(op.out), at(op.q), op));
       return;
     }

@@ -107,7 +107,7 @@ export function rope(rt: CpuRuntime, x: Float32Array, positions: Int32Array, inv
 export function attention(rt: CpuRuntime, q: Float32Array, cache: AttentionIO, step: StepBatch, blockSize: number, g: AttentionGeometry): Float32Array {
   return withStep(rt, step, (stepPtr, put, make) => {
     const out = make(q.byteLength);
-    runOne(rt, OP.ATTENTION, out, put(q), put(cache.k), put(cache.v), stepPtr, g.numHeads, g.numKvHeads, g.headDim, fbits(g.scale), g.slidingWindow ?? 0, blockSize);
+    runOne(rt, OP.ATTENTION, out, put(q), put(cache.k), put(cache.v), stepPtr, g.numHeads, g.numKvHeads, g.headDim, fbits(g.scale), g.slidingWindow ?? 0, blockSize, DTYPE_CODE.f32);
     return rt.heap.f32(out, q.length).slice();
   });
 }
@@ -128,8 +128,8 @@ export function attentionQkv(rt: CpuRuntime, qkv: Float32Array, invFreq: Float32
     const vc = put(cache.v);
     const sd = rt.heap.i32(stepPtr, 16);
     rt.program.reset();
-    rt.program.emit(OP.QKV_PREP, qRot, put(qkv), kc, vc, sd[3], sd[8], put(invFreq), qNorm ? put(qNorm) : 0, kNorm ? put(kNorm) : 0, T, g.numHeads, g.numKvHeads, g.headDim, g.rotary.dim, ROPE_STYLE[g.rotary.style], fbits(g.eps));
-    rt.program.emit(OP.ATTENTION, out, qRot, kc, vc, stepPtr, g.numHeads, g.numKvHeads, g.headDim, fbits(g.scale), g.slidingWindow ?? 0, blockSize);
+    rt.program.emit(OP.QKV_PREP, qRot, put(qkv), kc, vc, sd[3], sd[8], put(invFreq), qNorm ? put(qNorm) : 0, kNorm ? put(kNorm) : 0, T, g.numHeads, g.numKvHeads, g.headDim, g.rotary.dim, ROPE_STYLE[g.rotary.style], fbits(g.eps), DTYPE_CODE.f32);
+    rt.program.emit(OP.ATTENTION, out, qRot, kc, vc, stepPtr, g.numHeads, g.numKvHeads, g.headDim, fbits(g.scale), g.slidingWindow ?? 0, blockSize, DTYPE_CODE.f32);
     rt.run();
     cache.k.set(rt.heap.f32(kc, cache.k.length));
     cache.v.set(rt.heap.f32(vc, cache.v.length));

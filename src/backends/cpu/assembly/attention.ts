@@ -5,15 +5,23 @@
  * item serves the KV head's whole query group, so every cached K/V row is read once
  * per group (GQA). Scores live in the thread's scratch: [group, visible keys].
  */
-import { activeThreads, arg, axpy, dot } from "./simd";
+import { activeThreads, arg, axpyAs, dotAs, dtBytes, DT_BF16, DT_F16, DT_F32 } from "./simd";
 
 /** Step header words (written by ../step-data.ts). */
 export const ST_T = 0, ST_S = 1, ST_IDS = 2, ST_POS = 3, ST_SEQSTARTS = 4, ST_CTX = 5, ST_TABLES = 6, ST_MAXBLOCKS = 7, ST_SLOTS = 8, ST_LOGITROWS = 9, ST_R = 10, ST_TOKSEQ = 11;
 
 /** Argument block of attention (i32 words). */
-export const AT_OUT = 0, AT_Q = 1, AT_KC = 2, AT_VC = 3, AT_STEP = 4, AT_HEADS = 5, AT_KVHEADS = 6, AT_HEADDIM = 7, AT_SCALE = 8, AT_WINDOW = 9, AT_BLOCK = 10;
+export const AT_OUT = 0, AT_Q = 1, AT_KC = 2, AT_VC = 3, AT_STEP = 4, AT_HEADS = 5, AT_KVHEADS = 6, AT_HEADDIM = 7, AT_SCALE = 8, AT_WINDOW = 9, AT_BLOCK = 10, AT_KVDT = 11;
 
 export function attention(tid: i32, nth: i32, scratch: usize, args: usize): void {
+  const dt = arg(args, AT_KVDT);
+  if (dt == DT_F32) attentionAs(DT_F32, tid, nth, scratch, args);
+  else if (dt == DT_BF16) attentionAs(DT_BF16, tid, nth, scratch, args);
+  else attentionAs(DT_F16, tid, nth, scratch, args);
+}
+
+/** The kernel for a cache stored in dt (inlined once per dtype). */
+@inline function attentionAs(dt: i32, tid: i32, nth: i32, scratch: usize, args: usize): void {
   const out = <usize>arg(args, AT_OUT), q = <usize>arg(args, AT_Q), kc = <usize>arg(args, AT_KC), vc = <usize>arg(args, AT_VC);
   const step = <usize>arg(args, AT_STEP);
   const heads = arg(args, AT_HEADS), kvHeads = arg(args, AT_KVHEADS), headDim = arg(args, AT_HEADDIM);
@@ -34,13 +42,14 @@ export function attention(tid: i32, nth: i32, scratch: usize, args: usize): void
     const table = tables + (<usize>(load<i32>(tokSeq + (<usize>t << 2)) * maxBlocks) << 2);
     const q0 = q + (<usize>(t * qDim + kvh * group * headDim) << 2);
     const o0 = out + (<usize>(t * qDim + kvh * group * headDim) << 2);
-    const kvOff = <usize>(kvh * headDim) << 2;
+    const eb = dtBytes(dt);
+    const kvOff = <usize>(kvh * headDim) * eb;
     // scores[g, j] = q_g . k_j * scale
     for (let j = first; j <= pos; j++) {
       const slot = load<i32>(table + (<usize>(j / bs) << 2)) * bs + j % bs;
-      const kp = kc + (<usize>slot * <usize>kvDim << 2) + kvOff;
+      const kp = kc + <usize>slot * <usize>kvDim * eb + kvOff;
       for (let g = 0; g < group; g++) {
-        store<f32>(scratch + (<usize>(g * n + j - first) << 2), dot(q0 + (<usize>(g * headDim) << 2), kp, headDim) * scale);
+        store<f32>(scratch + (<usize>(g * n + j - first) << 2), dotAs(dt, q0 + (<usize>(g * headDim) << 2), kp, headDim) * scale);
       }
     }
     // softmax per query head; the sum divides at the end
@@ -60,9 +69,9 @@ export function attention(tid: i32, nth: i32, scratch: usize, args: usize): void
     // out_g = sum_j p[g, j] v_j / sum_g
     for (let j = first; j <= pos; j++) {
       const slot = load<i32>(table + (<usize>(j / bs) << 2)) * bs + j % bs;
-      const vp = vc + (<usize>slot * <usize>kvDim << 2) + kvOff;
+      const vp = vc + <usize>slot * <usize>kvDim * eb + kvOff;
       for (let g = 0; g < group; g++) {
-        axpy(o0 + (<usize>(g * headDim) << 2), load<f32>(scratch + (<usize>(g * n + j - first) << 2)), vp, headDim);
+        axpyAs(dt, o0 + (<usize>(g * headDim) << 2), load<f32>(scratch + (<usize>(g * n + j - first) << 2)), vp, headDim);
       }
     }
     for (let g = 0; g < group; g++) {

@@ -4,7 +4,7 @@
  * attention_qkv op: split packed q|k|v, optional per-head RMSNorm of q and k, RoPE,
  * and the K/V write into the paged cache. Split over tokens.
  */
-import { activeThreads, arg, shareStart } from "./simd";
+import { activeThreads, arg, shareStart, storeAs, DT_F32 } from "./simd";
 import { rmsnorm } from "./norm";
 
 export const STYLE_NEOX: i32 = 0;
@@ -51,7 +51,7 @@ export function rope(tid: i32, nth: i32, scratch: usize, out: usize, x: usize, p
 
 /** Argument block of qkvPrep (i32 words; pointers are byte offsets). */
 export const QP_QROT = 0, QP_QKV = 1, QP_KC = 2, QP_VC = 3, QP_POS = 4, QP_SLOTS = 5, QP_INVFREQ = 6, QP_QNORM = 7, QP_KNORM = 8;
-export const QP_T = 9, QP_HEADS = 10, QP_KVHEADS = 11, QP_HEADDIM = 12, QP_ROT = 13, QP_STYLE = 14, QP_EPS = 15;
+export const QP_T = 9, QP_HEADS = 10, QP_KVHEADS = 11, QP_HEADDIM = 12, QP_ROT = 13, QP_STYLE = 14, QP_EPS = 15, QP_KVDT = 16;
 
 /** For each token: qRot <- rope(norm(q)); cache K <- rope(norm(k)); cache V <- v. */
 export function qkvPrep(tid: i32, nth: i32, scratch: usize, args: usize): void {
@@ -61,6 +61,8 @@ export function qkvPrep(tid: i32, nth: i32, scratch: usize, args: usize): void {
   const T = arg(args, QP_T), heads = arg(args, QP_HEADS), kvHeads = arg(args, QP_KVHEADS), headDim = arg(args, QP_HEADDIM);
   const half = arg(args, QP_ROT) >> 1, style = arg(args, QP_STYLE);
   const eps = reinterpret<f32>(arg(args, QP_EPS));
+  const dt = arg(args, QP_KVDT);
+  const eb: usize = dt == DT_F32 ? 4 : 2;
   const qDim = heads * headDim, kvDim = kvHeads * headDim;
   const rowBytes = <usize>(qDim + 2 * kvDim) << 2;
   const act = activeThreads(T, nth, 4);
@@ -69,14 +71,16 @@ export function qkvPrep(tid: i32, nth: i32, scratch: usize, args: usize): void {
     const src = qkv + <usize>t * rowBytes;
     const q = qRot + (<usize>(t * qDim) << 2);
     const slot = <usize>load<i32>(slots + (<usize>t << 2));
-    const k = kc + (slot * <usize>kvDim << 2);
+    // an f32 cache row is worked on in place; a 16-bit one in scratch, rounded when stored
+    const k = dt == DT_F32 ? kc + (slot * <usize>kvDim << 2) : scratch + 4096;
     memory.copy(q, src, <usize>qDim << 2);
     memory.copy(k, src + (<usize>qDim << 2), <usize>kvDim << 2);
-    memory.copy(vc + (slot * <usize>kvDim << 2), src + (<usize>(qDim + kvDim) << 2), <usize>kvDim << 2);
+    storeAs(dt, vc + slot * <usize>kvDim * eb, src + (<usize>(qDim + kvDim) << 2), kvDim);
     if (qNorm) rmsnorm(0, 1, q, q, qNorm, heads, headDim, eps);
     if (kNorm) rmsnorm(0, 1, k, k, kNorm, kvHeads, headDim, eps);
     angles(scratch, load<i32>(positions + (<usize>t << 2)), invFreq, half);
     rotateHeads(q, heads, headDim, half, style, scratch);
     rotateHeads(k, kvHeads, headDim, half, style, scratch);
+    if (dt != DT_F32) storeAs(dt, kc + slot * <usize>kvDim * eb, k, kvDim);
   }
 }

@@ -61,6 +61,75 @@ export const DT_F16: i32 = 2;
   return reinterpret<f32>(reinterpret<u32>(mag) | ((h & 0x8000) << 16));
 }
 
+/** f32 -> the bits of `dt` (bf16 or fp16), rounding to nearest even, as checkpoint/fp16.ts does. */
+export function halfBits(dt: i32, x: f32): u32 {
+  const bits = reinterpret<u32>(x);
+  if (dt == DT_BF16) {
+    if ((bits & 0x7f800000) == 0x7f800000 && (bits & 0x7fffff) != 0) return ((bits >> 16) | 0x40) & 0xffff;
+    return ((bits + 0x7fff + ((bits >> 16) & 1)) >> 16) & 0xffff;
+  }
+  const sign = (bits >> 16) & 0x8000;
+  const exp = <i32>((bits >> 23) & 0xff);
+  const mant = bits & 0x7fffff;
+  if (exp == 0xff) return sign | 0x7c00 | (mant != 0 ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    const m = mant | 0x800000;
+    const shift = <u32>(14 - e);
+    const rem = m & ((<u32>1 << shift) - 1);
+    const half = <u32>1 << (shift - 1);
+    let h = m >> shift;
+    if (rem > half || (rem == half && (h & 1) != 0)) h++;
+    return sign | h;
+  }
+  let h = sign | (<u32>e << 10) | (mant >> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (h & 1) != 0)) h++;
+  return h;
+}
+
+/** Stores n f32 values from src at dst in dtype dt (f32: a copy). */
+export function storeAs(dt: i32, dst: usize, src: usize, n: i32): void {
+  if (dt == DT_F32) {
+    memory.copy(dst, src, <usize>n << 2);
+    return;
+  }
+  for (let i = 0; i < n; i++) store<u16>(dst + (<usize>i << 1), <u16>halfBits(dt, load<f32>(src + (<usize>i << 2))));
+}
+
+/** sum_i a[i] * w[i]: a f32, w stored in dt (attention over a 16-bit cache). */
+@inline export function dotAs(dt: i32, a: usize, w: usize, n: i32): f32 {
+  let acc0 = f32x4.splat(0);
+  let acc1 = f32x4.splat(0);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const wo = w + <usize>i * dtBytes(dt);
+    acc0 = fma(v128.load(a + (<usize>i << 2)), wLo(dt, wo), acc0);
+    acc1 = fma(v128.load(a + (<usize>i << 2), 16), wHi(dt, wo), acc1);
+  }
+  let s = hsum(f32x4.add(acc0, acc1));
+  for (; i < n; i++) s += load<f32>(a + (<usize>i << 2)) * wAt(dt, w + <usize>i * dtBytes(dt));
+  return s;
+}
+
+/** y[i] += a * w[i]: y f32, w stored in dt. */
+@inline export function axpyAs(dt: i32, y: usize, a: f32, w: usize, n: i32): void {
+  const av = f32x4.splat(a);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const o = <usize>i << 2;
+    const wo = w + <usize>i * dtBytes(dt);
+    v128.store(y + o, fma(av, wLo(dt, wo), v128.load(y + o)));
+    v128.store(y + o, fma(av, wHi(dt, wo), v128.load(y + o, 16)), 16);
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(y + o, load<f32>(y + o) + a * wAt(dt, w + <usize>i * dtBytes(dt)));
+  }
+}
+
 /** sum_i a[i] * b[i] over n f32 values. */
 @inline export function dot(a: usize, b: usize, n: i32): f32 {
   let acc0 = f32x4.splat(0);
