@@ -11,6 +11,9 @@ import { CudaBackend } from "../../src/backends/cuda/backend.js";
 import type { CudaBackendOptions } from "../../src/backends/cuda/settings.js";
 import { buildEmulator, emulatorUnavailable } from "../../src/backends/cuda/emu/build-emu.js";
 import { KERNEL_UNITS } from "../../src/backends/cuda/kernel-sources.js";
+import { allKernelNames } from "../../src/backends/cuda/kernel-names.js";
+import { caseModel, makeStep } from "../../bench/device/compare.js";
+import { ReferenceBackend } from "../../src/backends/reference/backend.js";
 
 const missing = emulatorUnavailable();
 if (missing && process.env.CI === "true") throw new Error(`cuda emulator tests: ${missing}`);
@@ -31,6 +34,28 @@ function check(c: CompareCase, o: CudaBackendOptions = {}) {
 describe("cuda backend on the CPU emulator", { skip: missing ?? false }, () => {
   before(async () => {
     process.env.LLMRT_CUDA_LIB_DIR = await buildEmulator();
+  });
+
+  test("every kernel name the dispatch can build exists in the kernel units", () => {
+    const k = backend().modules();
+    const missing = allKernelNames().filter((n) => !k.has(n));
+    assert.deepEqual(missing, []);
+  });
+
+  test("greedy and top-k on the device pick the reference logits' best tokens", () => {
+    const { config, plan, weights } = caseModel({ name: "g", config: MODEL_VARIANTS.llama_gqa, dtype: "fp32", tol: 0 }, 64);
+    const kv = { numLayers: config.numLayers, numBlocks: 8, blockSize: 16, numKvHeads: config.numKvHeads, headDim: config.headDim };
+    const seqs = [{ tokens: [1, 5, 9, 3, 7], table: [2], done: 0 }, { tokens: [4, 4, 8], table: [5], done: 0 }];
+    const step = makeStep(seqs, [5, 3], 16);
+    const ref = new ReferenceBackend().bind(plan.graph, weights, kv, plan.memory).forward(step).get("logits")!;
+    const dev = backend().bind(plan.graph, weights, kv, plan.memory);
+    const V = config.vocabSize;
+    const order = (r: number) => [...ref.subarray(r * V, (r + 1) * V)].map((v, i) => [v, i]).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+    const greedy = dev.forwardTopK(makeStep(seqs.map((s) => ({ ...s, done: 0 })), [5, 3], 16), 1);
+    assert.deepEqual([...greedy.ids], [0, 1].map((r) => order(r)[0][1]));
+    const top = dev.forwardTopK(makeStep(seqs.map((s) => ({ ...s, done: 0 })), [5, 3], 16), 4);
+    assert.deepEqual([...top.ids], [0, 1].flatMap((r) => order(r).slice(0, 4).map((x) => x[1])));
+    top.values.forEach((v, i) => assert.ok(Math.abs(v - order(Math.floor(i / 4))[i % 4][0]) < 1e-4));
   });
 
   for (const [name, config] of Object.entries(MODEL_VARIANTS)) {

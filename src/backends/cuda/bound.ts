@@ -114,6 +114,44 @@ export class CudaBound implements BoundGraph {
   }
 
   forward(step: StepBatch): Map<string, Float32Array> {
+    this.run(step);
+    return this.readOutputs(step.numTokens, step.logitRows.length);
+  }
+
+  /**
+   * Runs the step and returns, per logit row, the ids (and logits) of its k largest logits
+   * (k = 1: greedy), chosen on the device: R*k numbers cross to the host instead of R*vocab.
+   */
+  forwardTopK(step: StepBatch, k = 1, output = this.graph.outputs[0]): { ids: Int32Array; values: Float32Array } {
+    if (!this.f32.has(output)) throw new RangeError(`cuda backend: top-k needs float32 logits; "${output}" is not`);
+    this.run(step);
+    const R = step.logitRows.length;
+    const V = (this.graph.tensors.get(output) as { cols: number }).cols;
+    const logits = this.arena + this.plan.offsets[output];
+    const ids = new Int32Array(R * k);
+    const values = new Float32Array(R * k);
+    if (R === 0) return { ids, values };
+    const out = this.topkScratch(R * k);
+    if (k === 1) this.k.launch("argmax_rows", [R, 1, 1], [256, 1, 1], [["ptr", out.ids], ["ptr", logits], ["i32", V]]);
+    else this.k.launch("topk_rows", [R, 1, 1], [256, 1, 1], [["ptr", out.ids], ["ptr", out.values], ["ptr", logits], ["i32", V], ["i32", k]]);
+    this.driver.dtohAsync(ids, out.ids, 4 * R * k, this.k.stream);
+    if (k > 1) this.driver.dtohAsync(values, out.values, 4 * R * k, this.k.stream);
+    this.driver.syncStream(this.k.stream);
+    return { ids, values };
+  }
+
+  private topk: { ids: DevPtr; values: DevPtr; n: number } | null = null;
+
+  private topkScratch(n: number): { ids: DevPtr; values: DevPtr } {
+    if (!this.topk || this.topk.n < n) {
+      if (this.topk) (this.driver.free(this.topk.ids), this.driver.free(this.topk.values));
+      this.topk = { ids: this.driver.alloc(4 * n), values: this.driver.alloc(4 * n), n };
+    }
+    return this.topk;
+  }
+
+  /** Uploads the step and launches (or replays) its kernels; outputs stay on the device. */
+  private run(step: StepBatch): void {
     const { T: capT, R: capR } = this.plan.capacity;
     if (step.numTokens > capT || step.logitRows.length > capR) {
       throw new RangeError(`cuda backend: step of ${step.numTokens} tokens / ${step.logitRows.length} logit rows exceeds the planned ${capT} / ${capR}`);
@@ -149,7 +187,6 @@ export class CudaBound implements BoundGraph {
       this.driver.launchGraph(exec, this.k.stream);
       this.graphReplays.set(bucket, (this.graphReplays.get(bucket) ?? 0) + 1);
     }
-    return this.readOutputs(step.numTokens, step.logitRows.length);
   }
 
   private readOutputs(T: number, R: number): Map<string, Float32Array> {
@@ -240,6 +277,7 @@ export class CudaBound implements BoundGraph {
     this.weights.dispose();
     for (const p of [this.arena, this.kvBase, this.meta, this.partO, this.partML]) this.driver.free(p);
     if (this.fp8) for (const p of [this.fp8.xq, this.fp8.amax, this.fp8.scale]) this.driver.free(p);
+    if (this.topk) (this.driver.free(this.topk.ids), this.driver.free(this.topk.values));
     this.driver.freeHost(this.staging.ptr);
   }
 }
