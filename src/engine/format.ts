@@ -3,6 +3,11 @@
  * the optimized graph, the memory plan, the build report, and each tensor's dtype, shape,
  * offset, length and checksum) + weights.bin (tensors at 64-byte aligned offsets, in the
  * target's layout) + tokenizer files. Any change to this layout bumps ENGINE_FORMAT_VERSION.
+ *
+ * A sharded engine (llmrt build --tp N --pp M) is version SHARDED_ENGINE_FORMAT_VERSION:
+ * one weights.rank<R>.bin per rank, and a `parallel` section with each rank's graph,
+ * memory plan, report and tensors; the top-level graph, memoryPlan, report and weights
+ * are rank 0's. An llmrt that reads only version 1 refuses it instead of misreading it.
  */
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -17,6 +22,8 @@ import type { BuildReport } from "./report.js";
 
 export const ENGINE_FORMAT = "llmrt-engine";
 export const ENGINE_FORMAT_VERSION = 1;
+/** Engines with a `parallel` section (one weights file per rank). */
+export const SHARDED_ENGINE_FORMAT_VERSION = 2;
 export const ENGINE_FILE = "engine.json";
 export const WEIGHTS_FILE = "weights.bin";
 export const WEIGHT_ALIGNMENT = 64;
@@ -46,6 +53,34 @@ export interface SerializedGraph {
   outputs: string[];
 }
 
+export interface WeightsSection {
+  file: string;
+  bytes: number;
+  alignment: number;
+  tensors: TensorEntry[];
+}
+
+/** One rank of a sharded engine: rank = stage * tp + tpRank. */
+export interface RankManifest {
+  rank: number;
+  stage: number;
+  tpRank: number;
+  /** Model layers [first, end) this rank's stage holds (its graph keeps the model's layer numbers). */
+  layers: [number, number];
+  /** KV heads this rank caches per layer. */
+  kvHeads: number;
+  graph: SerializedGraph;
+  memoryPlan: MemoryPlan;
+  report: BuildReport;
+  weights: WeightsSection;
+}
+
+export interface ParallelManifest {
+  tp: number;
+  pp: number;
+  ranks: RankManifest[];
+}
+
 export interface EngineManifest {
   format: typeof ENGINE_FORMAT;
   version: number;
@@ -59,7 +94,9 @@ export interface EngineManifest {
   memoryPlan: MemoryPlan;
   report: BuildReport;
   tokenizer: EngineTokenizer;
-  weights: { file: string; bytes: number; alignment: number; tensors: TensorEntry[] };
+  weights: WeightsSection;
+  /** Sharded engines only (version 2). */
+  parallel?: ParallelManifest;
 }
 
 /** The graph as JSON: weights lose their recipes (weights.bin holds their values). */
@@ -86,8 +123,11 @@ export function readManifest(dir: string): EngineManifest {
     throw new EngineError(file, `unreadable: ${(e as Error).message}`, rebuildHint(undefined));
   }
   if (m.format !== ENGINE_FORMAT) throw new EngineError(file, `format is ${JSON.stringify(m.format)}, not "${ENGINE_FORMAT}"`, rebuildHint(m));
-  if (m.version !== ENGINE_FORMAT_VERSION) {
-    throw new EngineError(file, `engine format version ${m.version}; this llmrt reads version ${ENGINE_FORMAT_VERSION}`, rebuildHint(m));
+  if (m.version !== ENGINE_FORMAT_VERSION && m.version !== SHARDED_ENGINE_FORMAT_VERSION) {
+    throw new EngineError(file, `engine format version ${m.version}; this llmrt reads version ${ENGINE_FORMAT_VERSION} (and ${SHARDED_ENGINE_FORMAT_VERSION} for sharded engines)`, rebuildHint(m));
+  }
+  if ((m.version === SHARDED_ENGINE_FORMAT_VERSION) !== (m.parallel !== undefined)) {
+    throw new EngineError(file, `version ${m.version} ${m.parallel ? "has" : "lacks"} a "parallel" section`, rebuildHint(m));
   }
   for (const k of ["target", "model", "build", "graph", "memoryPlan", "weights", "tokenizer"] as const) {
     if (m[k] === undefined) throw new EngineError(file, `field "${k}" is missing`, rebuildHint(m));

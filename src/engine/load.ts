@@ -51,6 +51,10 @@ function checkWithin(dir: string, m: EngineManifest, asked: number | undefined, 
 
 export function loadEngineDir(dir: string, opts: LoadEngineOptions = {}): LoadedEngine {
   const m = readManifest(dir);
+  if (m.parallel) {
+    const { tp, pp } = m.parallel;
+    throw new EngineError(dir, `a sharded engine (tp ${tp} x pp ${pp} = ${tp * pp} ranks) does not load as one engine`, "load it with LLM.load (or ShardedEngine.start from src/parallel), which starts the ranks");
+  }
   const target = TARGETS[m.target];
   const backend = opts.backend ?? target?.createBackend();
   if (!backend || backend.name !== m.target) {

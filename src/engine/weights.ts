@@ -41,7 +41,21 @@ export function materialize(src: WeightSource, reader: TensorReader): Float32Arr
     }
     case "fold":
       return evaluateFolded(src.graph, src.out, reader);
+    case "slice":
+      return sliceWeight(materialize(src.of, reader), src);
   }
+}
+
+/** One rank's shard: rows or columns [start, start + count) of a [rows, cols] matrix, or a range of a vector. */
+function sliceWeight(all: Float32Array, s: Extract<WeightSource, { kind: "slice" }>): Float32Array {
+  if (s.shape.length === 1 || s.axis === 0) {
+    const row = s.shape.length === 1 ? 1 : s.shape[1];
+    return all.slice(s.start * row, (s.start + s.count) * row);
+  }
+  const [rows, cols] = s.shape;
+  const out = new Float32Array(rows * s.count); // [rows, count]
+  for (let r = 0; r < rows; r++) out.set(all.subarray(r * cols + s.start, r * cols + s.start + s.count), r * s.count);
+  return out;
 }
 
 /** Runs a graph of static ops once: its weights from their recipes, no step, no cache. */

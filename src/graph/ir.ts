@@ -39,7 +39,12 @@ export type WeightSource =
   /** The parts concatenated along their first axis (rows of [out, in] matrices, or vectors). */
   | { kind: "concat"; parts: WeightSource[] }
   /** Output `out` of a graph with only weight inputs, evaluated once at build time. */
-  | { kind: "fold"; graph: Graph; out: string };
+  | { kind: "fold"; graph: Graph; out: string }
+  /**
+   * Rows (axis 0) or columns (axis 1) [start, start + count) of a 2-D part of `shape`, or
+   * elements of a vector: one rank's shard of a weight (passes/shard.ts).
+   */
+  | { kind: "slice"; of: WeightSource; shape: number[]; axis: 0 | 1; start: number; count: number };
 
 /** Rotary pairing within a head: which dims rotate together, and how many rotate. */
 export interface RotaryDims {
@@ -104,7 +109,19 @@ export type Op =
   /** Fused: sum = a + b; out = rmsnorm(sum) over whole rows. */
   | { op: "add_rmsnorm"; out: string; sum: string; a: string; b: string; weight: string; eps: number }
   /** out[r] = x[logitRows[r]] */
-  | { op: "gather_rows"; out: string; x: string };
+  | { op: "gather_rows"; out: string; x: string }
+  // Collectives (parallel/): every rank of the group runs the same collective in the same
+  // order; the backend performs it through the communicator it was given.
+  /** Vocabulary-parallel embedding: out[t] = table[tokenIds[t] - vocabStart], zeros for ids outside this shard. */
+  | { op: "embedding_part"; out: string; table: string; vocabStart: number }
+  /** out = the sum of x over the tensor-parallel group (identical bits on every rank). */
+  | { op: "all_reduce"; out: string; x: string }
+  /** out[rows, sum(parts)] = the x [rows, parts[r]] of each rank r of the tensor-parallel group, side by side. */
+  | { op: "all_gather"; out: string; x: string; parts: number[] }
+  /** Hands x to rank `peer` (the next pipeline stage). */
+  | { op: "send"; x: string; peer: number }
+  /** out = what rank `peer` (the previous pipeline stage) sent. */
+  | { op: "recv"; out: string; peer: number };
 
 export type OpKind = Op["op"];
 
@@ -119,6 +136,7 @@ export interface Graph {
 export function opInputs(op: Op): string[] {
   switch (op.op) {
     case "embedding":
+    case "embedding_part":
       return [op.table];
     case "rmsnorm":
       return [op.x, op.weight];
@@ -128,8 +146,12 @@ export function opInputs(op: Op): string[] {
     case "silu":
     case "silu_mul":
     case "gather_rows":
+    case "all_reduce":
+    case "all_gather":
+    case "send":
       return [op.x];
     case "rope_inv_freq":
+    case "recv":
       return [];
     case "rope":
       return [op.x, op.invFreq];
@@ -151,6 +173,7 @@ export function opInputs(op: Op): string[] {
 export function opOutputs(op: Op): string[] {
   switch (op.op) {
     case "kv_write":
+    case "send":
       return [];
     case "attention_qkv":
       return [op.out, op.q];
@@ -164,15 +187,23 @@ export function opOutputs(op: Op): string[] {
 /**
  * Ops with effects beyond their outputs (they write the KV cache). An attention op reads
  * state a kv_write left, so every pass keeps the order of a layer's cache writes and reads.
+ * Collectives count too: every rank must run each one, so no pass may drop or fold one.
  */
 export function hasSideEffects(op: Op): boolean {
-  return op.op === "kv_write" || op.op === "attention_qkv";
+  return op.op === "kv_write" || op.op === "attention_qkv" || isCollective(op);
+}
+
+/** Ops that talk to other ranks. */
+export function isCollective(op: Op): op is Extract<Op, { op: "all_reduce" | "all_gather" | "send" | "recv" }> {
+  return op.op === "all_reduce" || op.op === "all_gather" || op.op === "send" || op.op === "recv";
 }
 
 /** Ops that read the StepBatch (token ids, positions, block tables, logit rows) or the cache. */
 export function readsStep(op: Op): boolean {
   switch (op.op) {
     case "embedding":
+    case "embedding_part":
+    case "recv":
     case "rope":
     case "kv_write":
     case "attention":

@@ -31,6 +31,13 @@ function attrs(op: Op): string {
       const win = op.slidingWindow === null ? "" : ` window=${op.slidingWindow}`;
       return `layer=${op.layer} heads=${op.numHeads}/${op.numKvHeads}x${op.headDim}${win}${extra}`;
     }
+    case "embedding_part":
+      return `vocab from ${op.vocabStart}`;
+    case "all_gather":
+      return `parts=${op.parts.join("+")}`;
+    case "send":
+    case "recv":
+      return `peer=rank ${op.peer}`;
     default:
       return "";
   }

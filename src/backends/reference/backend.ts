@@ -4,6 +4,7 @@
  * With a memory plan, every activation is a view into one arena at its planned offset.
  */
 import type { Backend, BoundGraph, KvCacheShape, WeightMap } from "../backend.js";
+import type { Collectives } from "../collectives.js";
 import type { Graph } from "../../graph/ir.js";
 import { rowsFor, type MemoryPlan } from "../../graph/passes/plan-memory.js";
 import type { StepBatch } from "../../graph/step-batch.js";
@@ -11,8 +12,15 @@ import { KvPlane } from "./kv-plane.js";
 import type { LayerCache } from "./ops.js";
 import { runOp } from "./run-op.js";
 
+export interface ReferenceBackendOptions {
+  /** The other ranks, for a sharded graph's collective ops (parallel/); absent for one rank. */
+  comm?: Collectives;
+}
+
 export class ReferenceBackend implements Backend {
   readonly name = "reference";
+
+  constructor(private readonly opts: ReferenceBackendOptions = {}) {}
 
   bind(graph: Graph, weights: WeightMap, kv: KvCacheShape, plan?: MemoryPlan): BoundGraph {
     for (const [name, decl] of graph.tensors) {
@@ -22,7 +30,7 @@ export class ReferenceBackend implements Backend {
       if (!w) throw new Error(`reference backend: weight "${name}" missing`);
       if (w.length !== want) throw new Error(`reference backend: weight "${name}" has ${w.length} values, want ${want}`);
     }
-    return new ReferenceBound(graph, weights, kv, plan);
+    return new ReferenceBound(graph, weights, kv, plan, this.opts.comm);
   }
 }
 
@@ -37,6 +45,7 @@ class ReferenceBound implements BoundGraph {
     private readonly weights: WeightMap,
     readonly kv: KvCacheShape,
     private readonly plan?: MemoryPlan,
+    private readonly comm?: Collectives,
   ) {
     const slots = kv.numBlocks * kv.blockSize;
     const kvDim = kv.numKvHeads * kv.headDim;
@@ -83,7 +92,7 @@ class ReferenceBound implements BoundGraph {
       acts.set(name, buf);
       return buf;
     };
-    const ctx = { graph: this.graph, step, cache: this.cache, blockSize: this.kv.blockSize, get, out };
+    const ctx = { graph: this.graph, step, cache: this.cache, blockSize: this.kv.blockSize, comm: this.comm, get, out };
     for (const op of this.graph.ops) runOp(op, ctx);
     // copies: the arena is overwritten by the next step
     return new Map(this.graph.outputs.map((o) => [o, get(o).slice()]));

@@ -2,8 +2,10 @@
  * Dispatches one graph op to its reference definition (ops.ts, fused.ts): reads inputs
  * with `get`, takes output buffers from `out` (sized for the step), and runs the loop.
  */
+import type { Collectives } from "../collectives.js";
 import { colsOf, type Graph, type Op } from "../../graph/ir.js";
 import type { StepBatch } from "../../graph/step-batch.js";
+import * as coll from "./collectives.js";
 import { addRmsnorm, attentionQkv, siluMulPacked } from "./fused.js";
 import * as ops from "./ops.js";
 
@@ -12,6 +14,8 @@ export interface OpContext {
   step: StepBatch;
   cache: ops.LayerCache[];
   blockSize: number;
+  /** The other ranks, for the collective ops of a sharded graph. */
+  comm?: Collectives;
   get(name: string): Float32Array;
   out(name: string): Float32Array;
 }
@@ -55,5 +59,15 @@ export function runOp(op: Op, c: OpContext): void {
       return ops.add(out(op.out), get(op.a), get(op.b));
     case "gather_rows":
       return ops.gatherRows(out(op.out), get(op.x), step.logitRows, cols(op.x));
+    case "embedding_part":
+      return coll.embeddingPart(out(op.out), get(op.table), step.tokenIds, cols(op.table), op.vocabStart);
+    case "all_reduce":
+      return coll.allReduce(c.comm, out(op.out), get(op.x));
+    case "all_gather":
+      return coll.allGather(c.comm, out(op.out), get(op.x), op.parts);
+    case "send":
+      return coll.send(c.comm, get(op.x), op.peer);
+    case "recv":
+      return coll.recv(c.comm, out(op.out), op.peer);
   }
 }

@@ -1,0 +1,123 @@
+/**
+ * One rank: loads its weights file, binds its graph to a reference backend that runs the
+ * collectives through shared memory, then serves commands until told to quit. For each
+ * step it runs the micro-batches in order (a pipeline stage receives each from the stage
+ * before, sends it on to the next); the last stage's first tensor-parallel rank writes
+ * the logits rows where the main thread reads them.
+ */
+import type { BoundGraph, KvDType, WeightMap } from "../backends/backend.js";
+import { ReferenceBackend } from "../backends/reference/backend.js";
+import { deserializeGraph, readManifest, WeightsReader, type EngineManifest, type RankManifest } from "../engine/format.js";
+import { decodeWeight } from "../engine/weights.js";
+import { rebaseLayers } from "../graph/passes/pipeline-stage.js";
+import { LOGITS } from "../models/llama.js";
+import { splitStep } from "./micro-batch.js";
+import { ShmCollectives } from "./shm-collectives.js";
+import { decodeStep } from "./step-codec.js";
+import { CMD_QUIT, failWorld, PeerFailed, STAT_FIELDS, STATS_AT, W, waitChange, WorldMap, type WorldBuffers, type WorldLayout } from "./world.js";
+
+export interface RankInit {
+  dir: string;
+  rank: number;
+  buffers: WorldBuffers;
+  layout: WorldLayout;
+  blockSize: number;
+  numBlocks: number;
+  kvDtype: KvDType;
+  verify: boolean;
+  /** Micro-batches per step (pipeline stages > 1). */
+  microBatches: number;
+  spin?: number;
+  /** Test hook: "RANK:STEP:throw|exit" makes that rank fail at that step (1-based). */
+  fault?: string;
+}
+
+function loadWeights(dir: string, m: EngineManifest, r: RankManifest, verify: boolean): WeightMap {
+  const reader = new WeightsReader(dir, { ...m, weights: r.weights });
+  const weights: WeightMap = new Map();
+  try {
+    for (const e of r.weights.tensors) weights.set(e.name, decodeWeight(reader.read(e, verify), e.dtype));
+  } finally {
+    reader.close();
+  }
+  return weights;
+}
+
+export class Rank {
+  private readonly ctrl: Int32Array;
+  private readonly logits: Float32Array;
+  private readonly comm: ShmCollectives;
+  readonly bound: BoundGraph;
+  private readonly r: RankManifest;
+  private readonly last: boolean;
+  private readonly vocab: number;
+  private steps = 0;
+  private stepUs = 0;
+  /** [STAT_FIELDS] this rank's totals, read by the main thread (rank-group.ts stats()). */
+  private readonly stats: Float64Array;
+
+  constructor(private readonly init: RankInit) {
+    const map = new WorldMap(init.layout);
+    this.ctrl = new Int32Array(init.buffers.ctrl);
+    this.logits = new Float32Array(init.buffers.data, map.logitsAt * 4, init.layout.logitFloats);
+    const m = readManifest(init.dir);
+    const r = m.parallel?.ranks[init.rank];
+    if (!r) throw new Error(`${init.dir}: no rank ${init.rank} in engine.json`);
+    this.r = r;
+    this.last = r.stage === m.parallel!.pp - 1;
+    this.vocab = m.model.vocabSize;
+    this.comm = new ShmCollectives(map, init.buffers, r, init.spin);
+    this.stats = new Float64Array(init.buffers.ctrl, STATS_AT + init.rank * STAT_FIELDS * 8, STAT_FIELDS);
+    const kv = { numLayers: r.layers[1] - r.layers[0], numBlocks: init.numBlocks, blockSize: init.blockSize, numKvHeads: r.kvHeads, headDim: m.model.headDim, dtype: init.kvDtype };
+    const graph = rebaseLayers(deserializeGraph(r.graph), r.layers[0]); // its cache holds only its layers
+    this.bound = new ReferenceBackend({ comm: this.comm }).bind(graph, loadWeights(init.dir, m, r, init.verify), kv, r.memoryPlan);
+    this.stats[7] = this.bound.kvBytes;
+  }
+
+  /** Serves commands until CMD_QUIT or a failure; never throws. */
+  serve(): void {
+    let seq = 0;
+    for (;;) {
+      try {
+        waitChange(this.ctrl, W.CMD_SEQ, seq, this.init.spin);
+      } catch {
+        return; // a peer failed while this rank was idle: nothing to clean up
+      }
+      seq = Atomics.load(this.ctrl, W.CMD_SEQ);
+      if (Atomics.load(this.ctrl, W.CMD) === CMD_QUIT) return;
+      try {
+        const t0 = performance.now();
+        this.step();
+        this.stepUs += (performance.now() - t0) * 1000;
+        const t = this.comm.times;
+        this.stats.set([t.allReduceUs, t.allGatherUs, t.sendUs, t.recvUs, t.calls, this.steps, this.stepUs], 0);
+      } catch (e) {
+        if (!(e instanceof PeerFailed)) failWorld(this.ctrl, this.init.rank, `rank ${this.init.rank} (stage ${this.r.stage}, tp rank ${this.r.tpRank}) failed: ${(e as Error)?.stack ?? e}`);
+        return;
+      }
+      Atomics.add(this.ctrl, W.DONE, 1);
+      Atomics.notify(this.ctrl, W.DONE);
+    }
+  }
+
+  private step(): void {
+    this.steps++;
+    this.injectFault();
+    const { step, copies } = decodeStep(new Int32Array(this.init.buffers.step));
+    for (const [src, dst] of copies) this.bound.copyBlock(src, dst);
+    const V = this.vocab;
+    for (const mb of splitStep(step, this.init.microBatches)) {
+      const out = this.bound.forward(mb.step);
+      if (!this.last || this.r.tpRank !== 0) continue;
+      const logits = out.get(LOGITS)!; // [R_mb, V]
+      mb.rows.forEach((row, i) => this.logits.set(logits.subarray(i * V, (i + 1) * V), row * V));
+    }
+  }
+
+  private injectFault(): void {
+    const [rank, step, how] = (this.init.fault ?? "").split(":");
+    if (Number(rank) !== this.init.rank || Number(step) !== this.steps) return;
+    if (how === "exit") process.exit(3);
+    throw new Error(`injected fault at step ${step}`);
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * A sharded engine dir run as one Engine: ShardedEngine.start starts tp x pp ranks as
+ * worker threads (each loads its own weights file and KV cache) and returns an Engine
+ * whose forward() drives them, so EngineCore and everything above run it unchanged.
+ *
+ *   const engine = await ShardedEngine.start("stories-tp2-pp2");   // 4 rank threads
+ *   engine.forward(step);   // blocks until the last stage has the logits
+ *   engine.close();
+ */
+import { Engine, type LoadEngineOptions } from "../engine/engine.js";
+import { deserializeGraph, readManifest, type EngineManifest } from "../engine/format.js";
+import { EngineError } from "../errors.js";
+import { rowsFor } from "../graph/passes/plan-memory.js";
+import { commOf } from "./plan.js";
+import { RankGroupBound, RankError, type RankStats } from "./rank-group.js";
+import type { RankInit } from "./rank.js";
+import { spawnRanks } from "./spawn.js";
+import { stepWords } from "./step-codec.js";
+import { allocWorld, ERR_AT, ERR_BYTES, failureOf, W, WorldMap, type WorldLayout } from "./world.js";
+
+export interface ShardedLoadOptions extends Omit<LoadEngineOptions, "backend"> {
+  /** Micro-batches each step is cut into when there are pipeline stages (default: the stage count). */
+  microBatches?: number;
+  /** Spin iterations before a waiting thread sleeps (default world.ts DEFAULT_SPIN). */
+  spin?: number;
+}
+
+/** Whether an engine dir holds a sharded engine (without loading it). */
+export function isShardedManifest(m: EngineManifest): boolean {
+  return m.parallel !== undefined;
+}
+
+function within(dir: string, m: EngineManifest, asked: number | undefined, built: number, flag: string): number {
+  if (asked === undefined) return built;
+  if (asked > built) throw new EngineError(dir, `asked for ${flag} ${asked}, but the engine was built for ${built}`, `rebuild with --${flag} ${asked}`);
+  return asked;
+}
+
+/** Sizes of the shared areas, from every rank's collectives at the engine's capacity. */
+function worldLayout(m: EngineManifest, T: number, S: number, maxSeqLen: number, blockSize: number, numBlocks: number): WorldLayout {
+  const p = m.parallel!;
+  const cap = { T, R: m.build.maxLogitRows };
+  let maxCollective = 1;
+  let maxMessage = 1;
+  for (const r of p.ranks) {
+    for (const c of commOf(deserializeGraph(r.graph))) {
+      const floats = (rowsFor(c.rows, cap) * c.bytesPerRow) / 4;
+      if (c.op === "send" || c.op === "recv") maxMessage = Math.max(maxMessage, floats);
+      else maxCollective = Math.max(maxCollective, c.op === "all_gather" ? cap.R * m.model.vocabSize : floats);
+    }
+  }
+  const blocks = S * (Math.ceil(maxSeqLen / blockSize) + 1);
+  return { tp: p.tp, pp: p.pp, maxCollective, maxMessage, logitFloats: cap.R * m.model.vocabSize, stepWords: stepWords(T, S, cap.R, blocks, numBlocks) };
+}
+
+const closer = new FinalizationRegistry<RankGroupBound>((g) => g.close());
+
+export class ShardedEngine extends Engine {
+  private constructor(
+    m: EngineManifest,
+    private readonly group: RankGroupBound,
+    maxSeqLen: number,
+    limits: Engine["limits"],
+  ) {
+    super(m.model, deserializeGraph(m.graph), group, maxSeqLen, limits, m.report);
+    closer.register(this, group, this);
+  }
+
+  /** Starts the ranks of a sharded engine dir and waits until each has loaded. */
+  static async start(dir: string, opts: ShardedLoadOptions = {}): Promise<ShardedEngine> {
+    const m = readManifest(dir);
+    const p = m.parallel;
+    if (!p) throw new EngineError(dir, "not a sharded engine (built without --tp/--pp)", "load it with Engine.load");
+    if (m.target !== "reference") throw new EngineError(dir, `sharded engines run on the reference backend; this one is built for "${m.target}"`, "rebuild with --target reference");
+    const maxSeqs = within(dir, m, opts.maxSeqs, m.build.maxSeqs, "max-seqs");
+    const maxSeqLen = within(dir, m, opts.maxSeqLen, m.build.maxSeqLen, "max-seq-len");
+    const maxBatchTokens = within(dir, m, opts.maxBatchTokens, m.build.maxBatchTokens, "max-batch-tokens");
+    const blockSize = opts.blockSize ?? 16;
+    const numBlocks = opts.numBlocks ?? maxSeqs * Math.ceil(maxSeqLen / blockSize);
+    const layout = worldLayout(m, maxBatchTokens, maxSeqs, maxSeqLen, blockSize, numBlocks);
+    const map = new WorldMap(layout);
+    const buffers = allocWorld(map);
+    const ctrl = new Int32Array(buffers.ctrl);
+    const microBatches = p.pp > 1 ? Math.max(1, opts.microBatches ?? p.pp) : 1;
+    const fault = process.env.LLMRT_RANK_FAULT; // test hook, see rank.ts
+    const inits: RankInit[] = p.ranks.map((r) => ({ dir, rank: r.rank, buffers, layout, blockSize, numBlocks, kvDtype: opts.kvDtype ?? "f32", verify: opts.verify ?? true, microBatches, spin: opts.spin, fault }));
+    const sup = spawnRanks(inits, ERR_AT, ERR_BYTES);
+    const kv = { numLayers: m.model.numLayers, numBlocks, blockSize, numKvHeads: m.model.numKvHeads, headDim: m.model.headDim, dtype: opts.kvDtype ?? "f32" };
+    const world = p.tp * p.pp;
+    // ranks report through shared memory (a rank that fails to load cannot post a message)
+    while (Atomics.load(ctrl, W.READY) < world) {
+      const f = failureOf(ctrl);
+      if (f) {
+        sup.postMessage("quit");
+        throw new RankError(f.who, `${dir}: ${f.message}`);
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    sup.unref(); // idle ranks must not keep the process alive
+    const group = new RankGroupBound(map, buffers, kv, m.model.vocabSize, sup, opts.spin);
+    return new ShardedEngine(m, group, maxSeqLen, { maxBatchTokens, maxLogitRows: m.build.maxLogitRows, maxSeqs, origin: dir });
+  }
+
+  /** Tensor-parallel ranks per stage, and pipeline stages. */
+  get parallel(): { tp: number; pp: number } {
+    return { tp: this.group.layout.tp, pp: this.group.layout.pp };
+  }
+
+  /** Each rank's time in collectives and steps since load. */
+  rankStats(): RankStats[] {
+    return this.group.stats();
+  }
+
+  /** The first rank failure, if any (a failed engine throws it from every forward). */
+  failure(): RankError | null {
+    return this.group.failure();
+  }
+
+  /** Stops the rank threads; the engine cannot run afterwards. */
+  close(): void {
+    closer.unregister(this);
+    this.group.close();
+  }
+}
+
