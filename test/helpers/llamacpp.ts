@@ -34,7 +34,7 @@ export async function llamaCpp(t: TestContext): Promise<Llama | null> {
     t.skip(msg);
     return null;
   }
-  // warn: keep llama.cpp's per-load info chatter out of the test report
+  // errors only: keep llama.cpp's per-load chatter out of the test report
   llamaPromise ??= mod.getLlama({ gpu: false, build: "never", logLevel: mod.LlamaLogLevel.error });
   return llamaPromise;
 }
