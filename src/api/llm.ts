@@ -17,6 +17,7 @@ import type { Tokenizer } from "../tokenizer/types.js";
 import { parseSpeculative, type SpeculativeConfig } from "../runtime/speculative/config.js";
 import { beamSearch, type BeamSearchParams } from "../runtime/beam-search.js";
 import { MAX_LOGPROBS } from "../runtime/sampling-params.js";
+import { loadAnyEngine } from "../parallel/load-engine.js";
 import { kvBlocksFor, type KvBudgetOptions } from "./kv-budget.js";
 import { DEFAULT_MODEL, loadModel, type LoadModelOptions } from "./load-model.js";
 import type { CompletionOutput, RequestOutput } from "./outputs.js";
@@ -46,6 +47,8 @@ export interface GenerateOptions {
 
 interface Listener {
   onUpdate(u: RequestUpdate): void;
+  /** The engine step failed: the request ends with this error. */
+  onError(e: Error): void;
 }
 
 let nextId = 0;
@@ -76,7 +79,7 @@ export class LLM {
       const maxSeqLen = opts.maxSeqLen ?? built.maxSeqLen;
       const numBlocks = opts.numBlocks ?? kvBlocksFor(config, { ...opts, blockSize, maxSeqs, maxSeqLen });
       const engineOpts = { blockSize, maxSeqs, maxSeqLen, maxBatchTokens, kvDtype: opts.kvDtype };
-      const engine = Engine.load(loaded.engineDir, { ...engineOpts, numBlocks });
+      const engine = await loadAnyEngine(loaded.engineDir, { ...engineOpts, numBlocks }); // a sharded engine starts its ranks
       const speculative = typeof opts.speculative === "string" ? parseSpeculative(opts.speculative) : opts.speculative;
       let draftEngine: Engine | undefined;
       if (speculative?.method === "draft") {
@@ -118,12 +121,13 @@ export class LLM {
     const requestId = `req-${nextId++}`;
     const queue: RequestUpdate[] = [];
     let wake: (() => void) | null = null;
+    let failed: Error | null = null;
     const reqs: Request[] = [];
     const ids = Array.from({ length: sp.n }, (_, i) => (sp.n === 1 ? requestId : `${requestId}/${i}`));
     const onAbort = () => ids.forEach((id) => this.abortOne(id));
     try {
       for (const [i, id] of ids.entries()) {
-        this.listeners.set(id, { onUpdate: (u) => (queue.push(u), wake?.()) });
+        this.listeners.set(id, { onUpdate: (u) => (queue.push(u), wake?.()), onError: (e) => ((failed ??= e), wake?.()) });
         // samples after the first wait for its prompt KV and share it
         reqs.push(this.core.addRequest(id, promptIds, sp, opts.priority ?? 0, i, i === 0 ? undefined : ids[0]));
       }
@@ -133,8 +137,9 @@ export class LLM {
       const outs: CompletionOutput[] = reqs.map((_, index) => ({ index, text: "", delta: "", tokenIds: [], finishReason: null, stopReason: null, ...(sp.logprobs !== null ? { logprobs: [] } : {}) }));
       let open = reqs.length;
       while (open > 0) {
-        if (queue.length === 0) await new Promise<void>((r) => (wake = r));
+        if (queue.length === 0 && !failed) await new Promise<void>((r) => (wake = r));
         wake = null;
+        if (failed) throw failed;
         for (const o of outs) o.delta = "";
         while (queue.length > 0) {
           const u = queue.shift()!;
@@ -232,7 +237,8 @@ export class LLM {
       } catch (e) {
         // a failing step must not strand callers: finish everything with the error logged
         console.error("llmrt: engine step failed:", e);
-        for (const id of [...this.listeners.keys()]) this.abortOne(id);
+        const err = e instanceof Error ? e : new Error(String(e));
+        for (const [id, l] of [...this.listeners]) (l.onError(err), this.abortOne(id));
       }
       if (this.core.hasWork) setImmediate(tick);
       else this.pumping = false;

@@ -14,6 +14,9 @@ import { OptionError } from "../errors.js";
 import { opLayer, type Graph } from "../graph/ir.js";
 import { printGraph } from "../graph/printer.js";
 import { intOption } from "./options.js";
+import { describeParallel, planView, rankView } from "../parallel/describe.js";
+import { checkParallel } from "../parallel/layout.js";
+import { planRanks } from "../parallel/plan.js";
 
 interface InspectFlags {
   graph?: boolean;
@@ -22,6 +25,8 @@ interface InspectFlags {
   dtype: string;
   maxBatchTokens?: number;
   maxSeqs?: number;
+  tp?: number;
+  pp?: number;
 }
 
 export function registerInspect(program: Command): void {
@@ -35,6 +40,8 @@ export function registerInspect(program: Command): void {
     .option("--dtype <dtype>", "for a checkpoint: the dtype to plan for", "fp32")
     .option("--max-batch-tokens <n>", "for a checkpoint: plan for this many tokens per step", intOption("--max-batch-tokens", 1))
     .option("--max-seqs <n>", "for a checkpoint: plan for this many sequences", intOption("--max-seqs", 1))
+    .option("--tp <n>", "for a checkpoint: show the split over this many tensor-parallel ranks", intOption("--tp", 1))
+    .option("--pp <n>", "for a checkpoint: show the split over this many pipeline stages", intOption("--pp", 1))
     .action(async (path: string, flags: InspectFlags) => {
       process.stdout.write(await inspect(path, flags));
     });
@@ -72,6 +79,14 @@ function graphs(f: InspectFlags, plain: Graph | null, optimized: Graph): string[
   return out;
 }
 
+/** What --tp/--pp would make of a checkpoint. */
+function sharded(c: ModelConfig, options: BuildOptions, f: InspectFlags): string[] {
+  const p = { tp: f.tp ?? 1, pp: f.pp ?? 1 };
+  if (p.tp * p.pp === 1) return [];
+  checkParallel(c, p, options.target);
+  return describeParallel(c, p.tp, p.pp, planRanks(c, options, p).map(planView));
+}
+
 export async function inspect(path: string, f: InspectFlags): Promise<string> {
   if (!ENGINE_DTYPES.includes(f.dtype as EngineDType)) throw new OptionError("--dtype", `unknown dtype "${f.dtype}"`, `choose one of ${ENGINE_DTYPES.join(", ")}`);
   let lines: string[];
@@ -87,6 +102,7 @@ export async function inspect(path: string, f: InspectFlags): Promise<string> {
       `tensors   ${m.weights.tensors.length} in ${m.weights.file} (${formatBytes(m.weights.bytes)}; ${[...dtypes].map(([d, n]) => `${n} ${d}`).join(", ")}), ${m.weights.alignment}-byte aligned, crc32 each`,
       `layout    ${m.layout}`,
       `tokenizer ${m.tokenizer.kind}${m.tokenizer.files.length ? ` (${m.tokenizer.files.join(", ")})` : ""}`,
+      ...(m.parallel ? describeParallel(m.model, m.parallel.tp, m.parallel.pp, m.parallel.ranks.map(rankView)) : []),
       ...graphs(f, null, deserializeGraph(m.graph)),
     ];
   } else {
@@ -98,6 +114,7 @@ export async function inspect(path: string, f: InspectFlags): Promise<string> {
         `checkpoint ${checkpoint.format} ${checkpoint.path} (not built: what \`llmrt build\` would make)`,
         `model     ${describeModel(checkpoint.config)}`,
         ...describeReport(plan.report, options),
+        ...sharded(checkpoint.config, options, f),
         ...graphs(f, plan.plainGraph, plan.graph),
       ];
     } finally {

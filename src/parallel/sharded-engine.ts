@@ -84,7 +84,7 @@ export class ShardedEngine extends Engine {
     const microBatches = p.pp > 1 ? Math.max(1, opts.microBatches ?? p.pp) : 1;
     const fault = process.env.LLMRT_RANK_FAULT; // test hook, see rank.ts
     const inits: RankInit[] = p.ranks.map((r) => ({ dir, rank: r.rank, buffers, layout, blockSize, numBlocks, kvDtype: opts.kvDtype ?? "f32", verify: opts.verify ?? true, microBatches, spin: opts.spin, fault }));
-    const sup = spawnRanks(inits, ERR_AT, ERR_BYTES);
+    const sup = await spawnRanks(inits, ERR_AT, ERR_BYTES);
     const kv = { numLayers: m.model.numLayers, numBlocks, blockSize, numKvHeads: m.model.numKvHeads, headDim: m.model.headDim, dtype: opts.kvDtype ?? "f32" };
     const world = p.tp * p.pp;
     // ranks report through shared memory (a rank that fails to load cannot post a message)

@@ -3,9 +3,13 @@
  * hear a rank thread exit; a small supervisor thread, whose event loop never blocks,
  * starts the ranks, watches them, and turns an exit or an uncaught error into the shared
  * failure word (waking every waiter). The supervisor is plain JavaScript; ranks are
- * TypeScript modules, loaded through tsx when llmrt runs from source (Node 20 does not
- * pass `--import tsx` on to worker threads).
+ * TypeScript modules (Node 20 does not pass `--import tsx` on to worker threads: see rankBoot).
  */
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { RankInit } from "./rank.js";
 
@@ -35,16 +39,45 @@ parentPort.on("message", (m) => {
 });
 `;
 
-/** Code that loads rank-worker in a fresh thread, through tsx when running from source. */
-function rankBoot(): string {
+/**
+ * Code that loads rank-worker in a fresh thread. From dist: the compiled module. From
+ * source: registering tsx costs each thread over a second, so the worker is bundled once
+ * per process with esbuild (tsx's own transformer) under node_modules/.cache, and each
+ * rank starts in plain Node; tsx in every thread is the fallback.
+ */
+async function rankBoot(): Promise<string> {
   const here = import.meta.url;
-  const entry = new URL(here.endsWith(".ts") ? "./rank-worker.ts" : "./rank-worker.js", here).href;
-  if (!here.endsWith(".ts")) return `import(${JSON.stringify(entry)});`;
-  const tsx = import.meta.resolve("tsx/esm/api");
-  return `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
+  if (!here.endsWith(".ts")) return `import(${JSON.stringify(new URL("./rank-worker.js", here).href)});`;
+  const entry = fileURLToPath(new URL("./rank-worker.ts", here));
+  try {
+    return `import(${JSON.stringify(pathToFileURL(await bundled(entry)).href)});`;
+  } catch {
+    const tsx = import.meta.resolve("tsx/esm/api");
+    return `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(pathToFileURL(entry).href)}); });`;
+  }
+}
+
+let bundle: Promise<string> | null = null;
+
+function bundled(entry: string): Promise<string> {
+  bundle ??= (async () => {
+    const req = createRequire(fileURLToPath(import.meta.resolve("tsx/esm/api")));
+    const esbuild = (await import(pathToFileURL(req.resolve("esbuild")).href)) as typeof import("esbuild");
+    const out = await esbuild.build({ entryPoints: [entry], bundle: true, platform: "node", format: "esm", write: false, packages: "external", logLevel: "silent" });
+    const code = out.outputFiles[0].text;
+    const dir = join(dirname(req.resolve("esbuild/package.json")), "..", ".cache", "llmrt"); // node_modules/.cache: bare imports resolve
+    const file = join(dir, `rank-worker-${createHash("sha256").update(code).digest("hex").slice(0, 16)}.mjs`);
+    if (!existsSync(file)) {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(`${file}.${process.pid}`, code);
+      renameSync(`${file}.${process.pid}`, file); // atomic: concurrent test processes may race here
+    }
+    return file;
+  })();
+  return bundle;
 }
 
 /** Starts the supervisor, which starts every rank; post it "quit" to stop them all. */
-export function spawnRanks(ranks: RankInit[], errAt: number, errBytes: number): Worker {
-  return new Worker(SUPERVISOR_SOURCE, { eval: true, workerData: { boot: rankBoot(), ranks, ctrlBuffer: ranks[0].buffers.ctrl, errAt, errBytes } });
+export async function spawnRanks(ranks: RankInit[], errAt: number, errBytes: number): Promise<Worker> {
+  return new Worker(SUPERVISOR_SOURCE, { eval: true, workerData: { boot: await rankBoot(), ranks, ctrlBuffer: ranks[0].buffers.ctrl, errAt, errBytes } });
 }
