@@ -23,6 +23,8 @@ export interface CpuBackendOptions {
   simd?: SimdLevel;
   /** Steps with fewer multiply-adds than this run on one thread (barriers would cost more); default 2^20. */
   parallelMacs?: number;
+  /** Spin iterations before a waiting thread sleeps (default: the pool's). */
+  spin?: number;
   /** Time every op separately (one wake-up per op: slower), for CpuBound.opTimes. */
   profile?: boolean;
 }
@@ -84,7 +86,7 @@ export class CpuBound implements BoundGraph {
     // scratch per thread: rope angles, or the scores of one attention work item [group, context]
     const group = Math.max(1, ...graph.ops.map((o) => ("numHeads" in o ? o.numHeads / o.numKvHeads : 1)));
     const scratchBytes = 4096 + Math.max((group * (slots + 1) + 64) * 4, kvDim * 4);
-    this.rt = new CpuRuntime({ threads, simd: opts.simd, scratchBytes, reserveBytes: weightBytes + this.kvBytes + (plan?.arenaBytes ?? 0) + (1 << 20) });
+    this.rt = new CpuRuntime({ threads, simd: opts.simd, spin: opts.spin, scratchBytes, reserveBytes: weightBytes + this.kvBytes + (plan?.arenaBytes ?? 0) + (1 << 20) });
     closer.register(this, this.rt);
     try {
       this.tensors = new TensorTable(this.rt.heap, graph, weights, plan);

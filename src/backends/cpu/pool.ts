@@ -13,8 +13,8 @@ import { wasm, type WasmModule } from "./wasm-api.js";
 export const C_GEN = 0, C_ERROR = 3, C_QUIT = 4, C_SCRATCH = 5, C_SCRATCH_STRIDE = 6, C_NWORKERS = 7, C_SPIN = 9, C_PENDING = 32;
 const CTRL_BYTES = 256;
 
-/** Spin iterations before a thread sleeps (idle workers, barriers, completion). */
-export const DEFAULT_SPIN = 200_000;
+/** Spin iterations before a thread sleeps (idle workers, barriers, completion): tens of microseconds, so an oversubscribed machine does not burn whole time slices spinning. */
+export const DEFAULT_SPIN = 20_000;
 
 export interface KernelExports {
   heapBase(): number;
