@@ -117,6 +117,9 @@ export class EngineCore {
     const V = this.engine.config.vocabSize;
     const bad = promptIds.find((t) => !Number.isInteger(t) || t < 0 || t >= V);
     if (bad !== undefined) throw new OptionError("prompt", `token id ${bad} is outside the vocabulary [0, ${V})`);
+    // checked here, not inside a step, where one bad request would fail the whole batch
+    const badBias = Object.keys(params.logitBias).map(Number).find((t) => t >= V);
+    if (badBias !== undefined) throw new OptionError("logitBias", `token id ${badBias} is outside the vocabulary [0, ${V})`);
     const req = new Request(id, promptIds, params, this.tokenizer, priority, stream);
     this.byId.set(id, req);
     const parent = after === undefined ? undefined : this.byId.get(after);

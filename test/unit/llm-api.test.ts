@@ -98,3 +98,11 @@ test("bad sampling options are refused before anything runs", async () => {
   await assert.rejects(llm.generate("x", { temperature: -1 }), OptionError);
   llm.close();
 });
+
+test("a logit bias on a token outside the vocabulary is refused up front, not inside a shared step", async () => {
+  const llm = await load();
+  const other = llm.generate("ok", { maxTokens: 4, temperature: 0 });
+  await assert.rejects(llm.generate("x", { logitBias: { 99999: 5 } }), (e: unknown) => e instanceof OptionError && /logitBias/.test((e as Error).message));
+  assert.equal((await other)[0].outputs[0].finishReason, "length", "the request beside it is unharmed");
+  llm.close();
+});
