@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { RankInit } from "./rank.js";
@@ -40,33 +40,38 @@ parentPort.on("message", (m) => {
 `;
 
 /**
- * Code that loads rank-worker in a fresh thread. From dist: the compiled module. From
- * source: registering tsx costs each thread over a second, so the worker is bundled once
- * per process with esbuild (tsx's own transformer) under node_modules/.cache, and each
- * rank starts in plain Node; tsx in every thread is the fallback.
+ * Code that loads a worker module (rank-worker, or a test's) in a fresh thread. From dist:
+ * the compiled module. From source: registering tsx costs each thread over a second, so
+ * the module is bundled once per process with esbuild (tsx's own transformer) under
+ * node_modules/.cache, and each thread starts in plain Node; tsx in every thread is the fallback.
  */
-async function rankBoot(): Promise<string> {
-  const here = import.meta.url;
-  if (!here.endsWith(".ts")) return `import(${JSON.stringify(new URL("./rank-worker.js", here).href)});`;
-  const entry = fileURLToPath(new URL("./rank-worker.ts", here));
+export async function workerBoot(sibling: URL): Promise<string> {
+  if (!sibling.href.endsWith(".ts")) return `import(${JSON.stringify(sibling.href)});`;
+  const entry = fileURLToPath(sibling);
   try {
     return `import(${JSON.stringify(pathToFileURL(await bundled(entry)).href)});`;
   } catch {
     const tsx = import.meta.resolve("tsx/esm/api");
-    return `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(pathToFileURL(entry).href)}); });`;
+    return `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(sibling.href)}); });`;
   }
 }
 
-let bundle: Promise<string> | null = null;
+function rankBoot(): Promise<string> {
+  const here = import.meta.url;
+  return workerBoot(new URL(here.endsWith(".ts") ? "./rank-worker.ts" : "./rank-worker.js", here));
+}
+
+const bundles = new Map<string, Promise<string>>();
 
 function bundled(entry: string): Promise<string> {
+  let bundle = bundles.get(entry);
   bundle ??= (async () => {
     const req = createRequire(fileURLToPath(import.meta.resolve("tsx/esm/api")));
     const esbuild = (await import(pathToFileURL(req.resolve("esbuild")).href)) as typeof import("esbuild");
     const out = await esbuild.build({ entryPoints: [entry], bundle: true, platform: "node", format: "esm", write: false, packages: "external", logLevel: "silent" });
     const code = out.outputFiles[0].text;
     const dir = join(dirname(req.resolve("esbuild/package.json")), "..", ".cache", "llmrt"); // node_modules/.cache: bare imports resolve
-    const file = join(dir, `rank-worker-${createHash("sha256").update(code).digest("hex").slice(0, 16)}.mjs`);
+    const file = join(dir, `${basename(entry, ".ts")}-${createHash("sha256").update(code).digest("hex").slice(0, 16)}.mjs`);
     if (!existsSync(file)) {
       mkdirSync(dir, { recursive: true });
       writeFileSync(`${file}.${process.pid}`, code);
@@ -74,6 +79,7 @@ function bundled(entry: string): Promise<string> {
     }
     return file;
   })();
+  bundles.set(entry, bundle);
   return bundle;
 }
 
