@@ -9,7 +9,8 @@ import { openModelSpec } from "../api/load-model.js";
 import { cliProgressReporter } from "../checkpoint/hub.js";
 import { buildEngineDir } from "../engine/build.js";
 import { ENGINE_FILE } from "../engine/format.js";
-import { ENGINE_DTYPES, type EngineDType } from "../engine/options.js";
+import { ENGINE_DTYPES, resolveBuildOptions, type EngineDType } from "../engine/options.js";
+import { targetByName } from "../engine/targets.js";
 import { buildLogLine, formatBytes } from "../engine/report.js";
 import { OptionError } from "../errors.js";
 import { buildProgressBar } from "../engine/build-progress.js";
@@ -24,6 +25,7 @@ interface BuildFlags {
   maxSeqs: number;
   maxSeqLen?: number;
   maxLogitRows?: number;
+  gpuArch?: string;
 }
 
 export function registerBuild(program: Command): void {
@@ -38,6 +40,7 @@ export function registerBuild(program: Command): void {
     .option("--max-seqs <n>", "most sequences in flight", intOption("--max-seqs", 1), 16)
     .option("--max-seq-len <n>", "longest sequence (default: the model's context, at most 4096)", intOption("--max-seq-len", 2))
     .option("--max-logit-rows <n>", "most logit rows per step (default --max-seqs; raise for prompt logprobs)", intOption("--max-logit-rows", 1))
+    .option("--gpu-arch <arch>", "--target cuda: GPU architecture to compile the kernels for (sm_80, sm_89, sm_90, ...; default sm_90), no GPU needed")
     .action((flags: BuildFlags) => runBuild(flags));
 }
 
@@ -56,16 +59,20 @@ async function runBuild(f: BuildFlags): Promise<void> {
   prepareOutput(f.output);
   const t0 = performance.now();
   const { checkpoint } = await openModelSpec(f.model, { onProgress: cliProgressReporter() });
+  const options = {
+    dtype: f.dtype as EngineDType,
+    target: f.target,
+    maxBatchTokens: f.maxBatchTokens,
+    maxSeqs: f.maxSeqs,
+    maxSeqLen: f.maxSeqLen,
+    maxLogitRows: f.maxLogitRows,
+    gpuArch: f.gpuArch,
+  };
+  // target files first (the cuda target compiles its kernels): a failure leaves no half-built engine
+  const files = await targetByName(f.target).buildFiles?.(resolveBuildOptions(checkpoint.config, options));
   const progress = buildProgressBar(`building ${f.output}`);
   try {
-    const m = buildEngineDir(checkpoint, f.output, {
-      dtype: f.dtype as EngineDType,
-      target: f.target,
-      maxBatchTokens: f.maxBatchTokens,
-      maxSeqs: f.maxSeqs,
-      maxSeqLen: f.maxSeqLen,
-      maxLogitRows: f.maxLogitRows,
-    }, { onProgress: progress });
+    const m = buildEngineDir(checkpoint, f.output, options, { onProgress: progress, files });
     progress.stop();
     const s = (performance.now() - t0) / 1000;
     const weights = Object.entries(m.report.weightBytes).map(([dt, n]) => `${dt} ${formatBytes(n)}`).join(", ");

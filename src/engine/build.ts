@@ -3,8 +3,8 @@
  * the weights: each recipe executed, converted to the storage dtype, packed for the
  * target and written to weights.bin with its checksum (buildEngineDir).
  */
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { ModelConfig } from "../checkpoint/config.js";
 import type { Checkpoint } from "../checkpoint/types.js";
 import type { Graph } from "../graph/ir.js";
@@ -56,6 +56,8 @@ export interface BuildProgress {
 
 export interface BuildHooks {
   onProgress?: (p: BuildProgress) => void;
+  /** Files the target adds to the engine dir (e.g. the cuda target's cubins), by relative path. */
+  files?: Map<string, Uint8Array>;
 }
 
 /** Builds the engine for `ckpt` into `dir` (created if needed); returns its manifest. */
@@ -97,6 +99,10 @@ export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<Buil
     tokenizer: writeTokenizerFiles(ckpt, dir),
     weights: { file: WEIGHTS_FILE, bytes, alignment: WEIGHT_ALIGNMENT, tensors: writer.entries },
   };
+  for (const [rel, data] of hooks.files ?? []) {
+    mkdirSync(dirname(join(dir, rel)), { recursive: true });
+    writeFileSync(join(dir, rel), data);
+  }
   writeManifest(dir, manifest); // last: a dir without engine.json is an unfinished build
   return manifest;
 }

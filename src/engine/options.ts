@@ -21,6 +21,8 @@ export interface BuildOptions {
   maxSeqLen: number;
   /** Most logit rows one step may return (rows R of the arena): maxSeqs, or more for prompt logprobs. */
   maxLogitRows: number;
+  /** cuda target: the GPU architecture its kernels are compiled for (default sm_90: H100, H200). */
+  gpuArch?: string;
 }
 
 export const DEFAULT_TARGET = "reference";
@@ -37,6 +39,7 @@ export function resolveBuildOptions(config: ModelConfig, o: Partial<BuildOptions
     maxSeqs,
     maxSeqLen,
     maxLogitRows: o.maxLogitRows ?? maxSeqs,
+    ...(o.target === "cuda" ? { gpuArch: o.gpuArch ?? "sm_90" } : {}),
   };
   for (const k of ["maxBatchTokens", "maxSeqs", "maxSeqLen", "maxLogitRows"] as const) {
     if (!Number.isInteger(out[k]) || out[k] < 1) throw new OptionError(k, `must be a positive integer, got ${out[k]}`);

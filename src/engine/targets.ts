@@ -4,16 +4,22 @@
  */
 import type { Backend } from "../backends/backend.js";
 import { CpuBackend } from "../backends/cpu/backend.js";
+import { CudaBackend } from "../backends/cuda/backend.js";
+import { compileEngineKernels, DEFAULT_GPU_ARCH } from "../backends/cuda/engine-files.js";
 import { CPU_LAYOUT } from "../backends/cpu/layout.js";
 import { ReferenceBackend } from "../backends/reference/backend.js";
 import { OptionError } from "../errors.js";
+import type { BuildOptions } from "./options.js";
 
 export interface Target {
   name: string;
   description: string;
   /** How weights.bin lays out each tensor for this target. */
   layout: string;
-  createBackend(): Backend;
+  /** The backend; `engineDir` is the engine being loaded (a target may keep files there). */
+  createBackend(engineDir?: string): Backend;
+  /** Files to add to an engine dir at build time, by relative path (the cuda target's cubins). */
+  buildFiles?(options: BuildOptions): Promise<Map<string, Uint8Array>>;
 }
 
 export const TARGETS: Record<string, Target> = {
@@ -28,6 +34,13 @@ export const TARGETS: Record<string, Target> = {
     description: "WebAssembly SIMD kernels on a pool of threads (--threads, default all cores)",
     layout: CPU_LAYOUT,
     createBackend: () => new CpuBackend(),
+  },
+  cuda: {
+    name: "cuda",
+    description: "NVIDIA GPUs through the CUDA driver API (kernels compiled for --gpu-arch, default sm_90; cuBLASLt where found)",
+    layout: "row-major [out, in] as built; bf16/fp16 engines compute in that type, fp32 engines in fp32",
+    createBackend: (engineDir?: string) => new CudaBackend({ engineDir }),
+    buildFiles: (o) => compileEngineKernels(o.gpuArch ?? DEFAULT_GPU_ARCH),
   },
 };
 

@@ -18,6 +18,7 @@ export const HEADS_PER_BLOCK = 8;
 
 /** The decode kernel's head-size bucket (its per-lane register arrays); 256 only with the KV cache in the activation type. */
 export function decodeHeadBucket(D: number, sameCache = true): 64 | 128 | 256 {
+  if (D % 8 !== 0) throw new OptionError("headDim", `${D} is not a multiple of 8, which the cuda attention kernels need`);
   if (D <= 64) return 64;
   if (D <= 128) return 128;
   if (D <= 256 && sameCache) return 256;

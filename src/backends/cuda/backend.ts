@@ -9,11 +9,12 @@
 import type { Backend, BoundGraph, KvCacheShape, WeightMap } from "../backend.js";
 import type { Graph } from "../../graph/ir.js";
 import { planMemory, type MemoryPlan } from "../../graph/passes/plan-memory.js";
-import { CudaUnavailableError } from "../../errors.js";
+import { CudaError, CudaUnavailableError } from "../../errors.js";
 import { CudaBound } from "./bound.js";
 import { compileWithNvccSync, compileWithNvrtc, findNvcc, type Cubins } from "./compile.js";
 import { CublasLt } from "./cublaslt.js";
 import { CudaDriver } from "./driver.js";
+import { engineArchs, readEngineCubins } from "./engine-files.js";
 import { KernelModules } from "./modules.js";
 import { Nvrtc } from "./nvrtc.js";
 import { resolveSettings, type CudaBackendOptions } from "./settings.js";
@@ -34,9 +35,16 @@ export class CudaBackend implements Backend {
     return this.driver;
   }
 
-  /** The cubins for this GPU: given, or compiled (nvcc first: it is what the engine build uses). */
-  cubinsFor(arch: string): Cubins {
-    if (this.options.cubins) return this.options.cubins;
+  /** The cubins for this GPU: given, the engine dir's, or compiled here (nvcc first, then NVRTC), cached. */
+  cubinsFor(arch: string, compileOnly = false): Cubins {
+    if (this.options.cubins && !compileOnly) return this.options.cubins;
+    const dir = this.options.engineDir;
+    const stored = dir && !compileOnly ? readEngineCubins(dir, arch) : null;
+    if (stored) return stored;
+    if (dir && !compileOnly) {
+      const have = engineArchs(dir);
+      if (have.length) console.error(`llmrt: the engine has kernels for ${have.join(", ")}, this GPU is ${arch}: compiling them (rebuild with --gpu-arch ${arch} to skip this)`);
+    }
     const nvcc = findNvcc();
     if (nvcc) return compileWithNvccSync(arch, nvcc);
     const nvrtc = Nvrtc.tryOpen();
@@ -44,11 +52,21 @@ export class CudaBackend implements Backend {
     throw new CudaUnavailableError(`no cubins for ${arch}, and neither nvcc nor NVRTC is here to compile them`, [], "build the engine with --target cuda --gpu-arch " + arch + " where nvcc is installed, or install NVRTC");
   }
 
-  /** The loaded kernels (one set per backend, shared by its bound graphs). */
+  /**
+   * The loaded kernels (one set per backend, shared by its bound graphs). Cubins a driver
+   * refuses (built by a newer nvcc than the driver knows) are recompiled here once.
+   */
   modules(): KernelModules {
     if (!this.kernels) {
       const d = this.device();
-      this.kernels = new KernelModules(d, this.cubinsFor(d.arch), d.createStream());
+      const stream = d.createStream();
+      try {
+        this.kernels = new KernelModules(d, this.cubinsFor(d.arch), stream);
+      } catch (e) {
+        if (!(e instanceof CudaError) || e.call !== "cuModuleLoadData" || this.options.cubins) throw e;
+        console.error(`llmrt: the driver refused the engine's kernels (${e.statusName}); compiling them for ${d.arch} here`);
+        this.kernels = new KernelModules(d, this.cubinsFor(d.arch, true), stream);
+      }
     }
     return this.kernels;
   }

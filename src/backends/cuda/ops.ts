@@ -30,6 +30,11 @@ type Grid = [number, number, number];
 const B128: Grid = [128, 1, 1];
 const B256: Grid = [256, 1, 1];
 
+/** Threads for a row kernel over `cols` values: ~8 values each, whole warps, 32..256. */
+export function rowThreads(cols: number): Grid {
+  return [Math.min(256, Math.max(32, Math.ceil(cols / 8 / 32) * 32)), 1, 1];
+}
+
 function strided(c: OpContext, n: number): Grid {
   return [Math.max(1, Math.min(Math.ceil(n / 256), c.smCount * 16)), 1, 1];
 }
@@ -49,11 +54,11 @@ export function launchOp(op: Op, c: OpContext): void {
     }
     case "rmsnorm": {
       const n = rows(op.x) * cols(op.x);
-      return c.k.launch(`rmsnorm_${a}`, [n / op.groupSize, 1, 1], B256, [["ptr", c.at(op.out)], ["ptr", c.at(op.x)], ["ptr", c.at(op.weight)], ["i32", n / op.groupSize], ["i32", op.groupSize], ["f32", op.eps]]);
+      return c.k.launch(`rmsnorm_${a}`, [n / op.groupSize, 1, 1], rowThreads(op.groupSize), [["ptr", c.at(op.out)], ["ptr", c.at(op.x)], ["ptr", c.at(op.weight)], ["i32", n / op.groupSize], ["i32", op.groupSize], ["f32", op.eps]]);
     }
     case "add_rmsnorm": {
       const r = rows(op.a);
-      return c.k.launch(`add_rmsnorm_${a}`, [r, 1, 1], B256, [["ptr", c.at(op.out)], ["ptr", c.at(op.sum)], ["ptr", c.at(op.a)], ["ptr", c.at(op.b)], ["ptr", c.at(op.weight)], ["i32", r], ["i32", cols(op.a)], ["f32", op.eps]]);
+      return c.k.launch(`add_rmsnorm_${a}`, [r, 1, 1], rowThreads(cols(op.a)), [["ptr", c.at(op.out)], ["ptr", c.at(op.sum)], ["ptr", c.at(op.a)], ["ptr", c.at(op.b)], ["ptr", c.at(op.weight)], ["i32", r], ["i32", cols(op.a)], ["f32", op.eps]]);
     }
     case "matmul": {
       const bias = op.bias ? c.at(op.bias) : 0;

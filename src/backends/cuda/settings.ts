@@ -24,8 +24,10 @@ export interface CudaBackendOptions {
   loadFormat?: "auto" | "dummy";
   /** Seed of dummy weights (default 0). */
   seed?: number;
-  /** Cubins for this GPU (an engine dir's); default: compiled for the GPU with nvcc or NVRTC, cached. */
+  /** Cubins for this GPU; default: the engine dir's (engineDir), else compiled here with nvcc or NVRTC, cached. */
   cubins?: Cubins;
+  /** The engine dir whose kernels/ to load. */
+  engineDir?: string;
   /** Capture CUDA graphs for decode steps (default true). */
   cudaGraphs?: boolean;
   /** Largest decode batch captured as a graph (default 256). */

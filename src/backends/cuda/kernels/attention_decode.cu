@@ -8,9 +8,11 @@
 //   blockIdx.x  which listed query token: t = tokens[blockIdx.x]
 //   blockIdx.y  KV head and chunk of up to GMAX query heads sharing it (they share K/V loads)
 //   blockIdx.z  split: a contiguous share of the visible positions
-// Warps take keys round-robin; each lane holds DMAX/32 dims of q, k, v and the output
-// (so a q.k dot is a warp sum). Each warp keeps an online softmax; the block merges its
-// 4 warps; with splits > 1, attn_combine merges the splits.
+// Each warp takes 32 keys at a time, one per lane: a lane computes its key's scores
+// against the block's query heads (held in shared memory) with no cross-lane sums; the
+// warp then updates an online softmax once per 32 keys and accumulates P V with each
+// lane owning DMAX/32 output dims. The block merges its 4 warps; with splits > 1,
+// attn_combine merges the splits. Head size D must be a multiple of 8 (<= DMAX).
 #include "common.cuh"
 
 constexpr int GMAX = 8;  // query heads per block (GQA group, or a chunk of it)
@@ -27,7 +29,9 @@ struct AttnStep {
 template <typename T, typename C, int DMAX>
 __device__ void attn_decode(T* out, float* part_o, float* part_ml, const T* q, const C* kc, const C* vc, AttnStep st,
                             int H, int KH, int D, float scale, int window, int splits, float kv_scale) {
-  constexpr int EPL = DMAX / 32;  // dims per lane
+  constexpr int EPL = DMAX / 32;  // output dims per lane
+  __shared__ __align__(16) float s_q[GMAX][DMAX];  // this block's query heads, pre-scaled
+  __shared__ float s_p[4][GMAX][32];             // each warp's probabilities of its 32 keys
   __shared__ float s_m[4][GMAX], s_l[4][GMAX];
   __shared__ float s_o[4][GMAX][DMAX];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -43,39 +47,69 @@ __device__ void attn_decode(T* out, float* part_o, float* part_ml, const T* q, c
   const int per = div_up(pos - first + 1, splits);
   const int lo = first + blockIdx.z * per, hi = min(pos + 1, lo + per);
 
-  float qr[GMAX][EPL], acc[GMAX][EPL], m[GMAX], l[GMAX];
+  for (int i = threadIdx.x; i < GMAX * DMAX; i += blockDim.x) {
+    const int g = i / DMAX, d = i % DMAX;
+    s_q[g][d] = (g < G && d < D) ? to_f(q[(size_t)t * q_dim + (h0 + g) * D + d]) * scale : 0.f;
+  }
+  __syncthreads();
+
+  float acc[GMAX][EPL], m[GMAX], l[GMAX];
 #pragma unroll
   for (int g = 0; g < GMAX; g++) {
     m[g] = neg_inf(), l[g] = 0.f;
 #pragma unroll
-    for (int e = 0; e < EPL; e++) {
-      acc[g][e] = 0.f;
-      qr[g][e] = (g < G && d0 + e < D) ? to_f(q[(size_t)t * q_dim + (h0 + g) * D + d0 + e]) * scale : 0.f;
-    }
+    for (int e = 0; e < EPL; e++) acc[g][e] = 0.f;
   }
 
-  for (int j = lo + warp; j < hi; j += 4) {
-    const size_t row = (size_t)kv_slot(table, j, st.block_size) * kv_dim + kh * D + d0;
-    float k[EPL], v[EPL];
+  for (int base = lo + warp * 32; base < hi; base += 4 * 32) {
+    // scores of this lane's key against every head
+    const int j = base + lane;
+    const bool valid = j < hi;
+    float s[GMAX];
 #pragma unroll
-    for (int e = 0; e < EPL; e++) {
-      k[e] = d0 + e < D ? to_f(kc[row + e]) * kv_scale : 0.f;
-      v[e] = d0 + e < D ? to_f(vc[row + e]) * kv_scale : 0.f;
+    for (int g = 0; g < GMAX; g++) s[g] = 0.f;
+    if (valid) {
+      const C* kp = kc + (size_t)kv_slot(table, j, st.block_size) * kv_dim + kh * D;
+      for (int d = 0; d < D; d += 8) {
+        float k8[8];
+        load8(kp + d, kv_scale, k8);
+#pragma unroll
+        for (int g = 0; g < GMAX; g++) {
+          if (g >= G) break;
+#pragma unroll
+          for (int e = 0; e < 8; e++) s[g] += s_q[g][d + e] * k8[e];
+        }
+      }
     }
+    // online softmax over the 32 keys (lane 0's key is always visible: the max is finite)
 #pragma unroll
     for (int g = 0; g < GMAX; g++) {
       if (g >= G) break;
-      float dot = 0.f;
+      const float mn = fmaxf(m[g], warp_max(valid ? s[g] : neg_inf()));
+      const float corr = expf(m[g] - mn), p = valid ? expf(s[g] - mn) : 0.f;
+      l[g] = l[g] * corr + warp_sum(p);
 #pragma unroll
-      for (int e = 0; e < EPL; e++) dot += qr[g][e] * k[e];
-      dot = warp_sum(dot);
-      const float mn = fmaxf(m[g], dot);
-      const float corr = expf(m[g] - mn), p = expf(dot - mn);
-      l[g] = l[g] * corr + p;
-#pragma unroll
-      for (int e = 0; e < EPL; e++) acc[g][e] = acc[g][e] * corr + p * v[e];
+      for (int e = 0; e < EPL; e++) acc[g][e] *= corr;
       m[g] = mn;
+      s_p[warp][g][lane] = p;
     }
+    __syncwarp();
+    // P V: each lane its output dims, over the chunk's keys
+    const int nk = min(32, hi - base);
+    for (int jj = 0; jj < nk; jj++) {
+      const size_t row = (size_t)kv_slot(table, base + jj, st.block_size) * kv_dim + kh * D + d0;
+      float v[EPL];
+#pragma unroll
+      for (int e = 0; e < EPL; e++) v[e] = d0 + e < D ? to_f(vc[row + e]) * kv_scale : 0.f;
+#pragma unroll
+      for (int g = 0; g < GMAX; g++) {
+        if (g >= G) break;
+        const float p = s_p[warp][g][jj];
+#pragma unroll
+        for (int e = 0; e < EPL; e++) acc[g][e] += p * v[e];
+      }
+    }
+    __syncwarp();  // the next chunk overwrites s_p
   }
 
   // merge the 4 warps

@@ -9,13 +9,6 @@
 // cores, and an online softmax keeps each row's max and sum in registers.
 #include "common.cuh"
 
-// 8 consecutive cache values as float (16 bytes of bf16/f16, 8 of fp8).
-template <typename C>
-__device__ __forceinline__ void load8(const C* p, float scale, float out[8]) {
-#pragma unroll
-  for (int e = 0; e < 8; e++) out[e] = to_f(p[e]) * scale;
-}
-
 template <typename T, typename C, int D>
 __device__ void attn_prefill(T* out, const T* q, const C* kc, const C* vc, const int* tiles, const int* seq_starts,
                              const int* positions, const int* block_tables, int max_blocks, int block_size, int H,

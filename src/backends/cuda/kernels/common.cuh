@@ -134,6 +134,27 @@ __device__ __forceinline__ void mma_16816(float c[4], const u32 a[4], const u32 
 
 // ---- small helpers -----------------------------------------------------------------
 
+// 8 consecutive values as float, times `scale`, in one 16-byte load for 16-bit types
+// (8 bytes for fp8, two for float). `p` must be aligned to 8 elements.
+template <typename C>
+__device__ __forceinline__ void load8(const C* p, float scale, float out[8]) {
+  if constexpr (sizeof(C) == 2) {
+    const uint4 v = *(const uint4*)p;
+    const C* h = (const C*)&v;
+#pragma unroll
+    for (int e = 0; e < 8; e++) out[e] = to_f(h[e]) * scale;
+  } else if constexpr (sizeof(C) == 1) {
+    const uint2 v = *(const uint2*)p;
+    const C* h = (const C*)&v;
+#pragma unroll
+    for (int e = 0; e < 8; e++) out[e] = to_f(h[e]) * scale;
+  } else {
+    const float4 a = *(const float4*)p, b = *(const float4*)(p + 4);
+    out[0] = to_f(a.x) * scale, out[1] = to_f(a.y) * scale, out[2] = to_f(a.z) * scale, out[3] = to_f(a.w) * scale;
+    out[4] = to_f(b.x) * scale, out[5] = to_f(b.y) * scale, out[6] = to_f(b.z) * scale, out[7] = to_f(b.w) * scale;
+  }
+}
+
 __device__ __forceinline__ int div_up(int a, int b) { return (a + b - 1) / b; }
 
 __device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
