@@ -43,6 +43,13 @@ function loadWeights(dir: string, m: EngineManifest, r: RankManifest, verify: bo
   return weights;
 }
 
+/** "Error: message (at where)": the first stack frame is enough to find it. */
+function describe(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const at = e.stack?.split("\n").find((l) => l.trim().startsWith("at "))?.trim();
+  return `${e.name}: ${e.message}${at ? ` (${at})` : ""}`;
+}
+
 export class Rank {
   private readonly ctrl: Int32Array;
   private readonly logits: Float32Array;
@@ -92,7 +99,7 @@ export class Rank {
         const t = this.comm.times;
         this.stats.set([t.allReduceUs, t.allGatherUs, t.sendUs, t.recvUs, t.calls, this.steps, this.stepUs], 0);
       } catch (e) {
-        if (!(e instanceof PeerFailed)) failWorld(this.ctrl, this.init.rank, `rank ${this.init.rank} (stage ${this.r.stage}, tp rank ${this.r.tpRank}) failed: ${(e as Error)?.stack ?? e}`);
+        if (!(e instanceof PeerFailed)) failWorld(this.ctrl, this.init.rank, `rank ${this.init.rank} (stage ${this.r.stage}, tp rank ${this.r.tpRank}) failed: ${describe(e)}`);
         return;
       }
       Atomics.add(this.ctrl, W.DONE, 1);

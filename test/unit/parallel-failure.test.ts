@@ -1,0 +1,75 @@
+/**
+ * A rank that throws or dies mid-generation fails the requests in flight with an error
+ * naming the rank, fails later requests at once with the same error, and hangs nothing;
+ * through a server, the HTTP request fails with that message and the server stays up.
+ * Faults are injected with LLMRT_RANK_FAULT=RANK:STEP:throw|exit (read when ranks start).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LLM } from "../../src/api/llm.js";
+import { SYNTHETIC_PRESETS, syntheticCheckpoint, syntheticConfig } from "../../src/models/synthetic.js";
+import { buildShardedEngineDir } from "../../src/parallel/build.js";
+import { RankError } from "../../src/parallel/rank-group.js";
+import { ShardedEngine } from "../../src/parallel/sharded-engine.js";
+import { postJson, startTestServer } from "../server/helpers.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "llmrt-parallel-failure-"));
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+
+function engineDir(tp: number, pp: number): string {
+  const dir = join(tmp, `tp${tp}pp${pp}`);
+  buildShardedEngineDir(syntheticCheckpoint(syntheticConfig(SYNTHETIC_PRESETS.tiny)), dir, { tp, pp }, { maxSeqs: 4, maxBatchTokens: 32, maxLogitRows: 32, maxSeqLen: 128 });
+  return dir;
+}
+
+async function withFault<T>(fault: string, run: () => Promise<T>): Promise<T> {
+  process.env.LLMRT_RANK_FAULT = fault;
+  try {
+    return await run();
+  } finally {
+    delete process.env.LLMRT_RANK_FAULT;
+  }
+}
+
+const CASES: [string, number, number, string, RegExp][] = [
+  ["tp 2, rank 1 throws in its 3rd step", 2, 1, "1:3:throw", /rank 1 \(stage 0, tp rank 1\) failed: Error: injected fault at step 3/],
+  ["tp 2, rank 0 exits in its 2nd step", 2, 1, "0:2:exit", /rank 0 exited \(code 3\)/],
+  ["pp 2, the last stage exits while the first sends", 1, 2, "1:2:exit", /rank 1 exited \(code 3\)/],
+];
+
+for (const [name, tp, pp, fault, message] of CASES) {
+  test(`LLM API: ${name}: the requests fail with the rank's error, later ones at once, nothing hangs`, async () => {
+    const dir = engineDir(tp, pp);
+    const llm = await withFault(fault, () => LLM.load(dir, { maxSeqs: 4 }));
+    const engine = llm.core.engine as ShardedEngine;
+    try {
+      const t0 = performance.now();
+      await assert.rejects(llm.generate(["Once upon a time", "The cat"], { temperature: 0, maxTokens: 20, ignoreEos: true }), (e: unknown) => e instanceof RankError && message.test(e.message));
+      await assert.rejects(llm.generate("again", { maxTokens: 4 }), (e: unknown) => e instanceof RankError && message.test(e.message));
+      assert.ok(performance.now() - t0 < 10_000, "failed promptly");
+      assert.ok(engine.failure() instanceof RankError);
+      assert.equal(llm.stats().running + llm.stats().waiting, 0); // nothing left scheduled
+    } finally {
+      engine.close();
+    }
+  });
+}
+
+test("server: a rank that throws fails the HTTP request with its message; the server stays up and answers", async () => {
+  const dir = engineDir(2, 1);
+  const server = await withFault("1:2:throw", () => startTestServer({ model: dir, maxSeqs: 4 }));
+  try {
+    const r = await postJson(`${server.url}/v1/completions`, { model: dir, prompt: "Once upon a time", max_tokens: 16, temperature: 0 });
+    assert.ok(r.status >= 500, `status ${r.status}`);
+    assert.match(JSON.stringify(r.body), /rank 1 \(stage 0, tp rank 1\) failed/);
+    const again = await postJson(`${server.url}/v1/completions`, { model: dir, prompt: "x", max_tokens: 4 });
+    assert.match(JSON.stringify(again.body), /rank 1/);
+    const models = await fetch(`${server.url}/v1/models`);
+    assert.equal(models.status, 200); // still serving
+  } finally {
+    await server.close(1000);
+  }
+});
