@@ -3,7 +3,8 @@
  * SIGTERM / SIGINT stop accepting, let in-flight requests finish within
  * --shutdown-timeout, abort the rest, and exit 0.
  */
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
+import type { KvDType } from "../backends/backend.js";
 import { DEFAULT_MODEL } from "../api/load-model.js";
 import { cliProgressReporter } from "../checkpoint/hub.js";
 import { startServer } from "../server/server.js";
@@ -23,6 +24,9 @@ interface ServeFlags {
   cors?: string;
   bodyLimit?: number;
   shutdownTimeout: number;
+  speculative?: string;
+  kvDtype: KvDType;
+  toolCallParser?: string;
 }
 
 export function registerServe(program: Command): void {
@@ -39,6 +43,9 @@ export function registerServe(program: Command): void {
     .option("--max-batch-tokens <n>", "tokens per engine step", intOption("--max-batch-tokens", 1))
     .option("--max-seq-len <n>", "longest sequence (prompt + output) the engine holds", intOption("--max-seq-len", 2))
     .option("--kv-cache-bytes <n>", "KV cache budget in bytes", intOption("--kv-cache-bytes", 1))
+    .option("--speculative <spec>", 'speculative decoding: "ngram,k=4,n=3" (prompt lookup) or "draft:PATH,k=4" (a draft model)')
+    .addOption(new Option("--kv-dtype <type>", "KV cache storage type").choices(["f32", "f16", "bf16"]).default("f32"))
+    .addOption(new Option("--tool-call-parser <format>", "how the model writes tool calls, when its chat template does not show it").choices(["hermes", "llama3_json", "mistral"]))
     .option("--cors <origins>", "allow cross-origin requests from these origins (comma-separated, or *)")
     .option("--body-limit <bytes>", "largest request body", intOption("--body-limit", 1))
     .option("--shutdown-timeout <ms>", "on SIGTERM, how long in-flight requests may take before they are aborted", intOption("--shutdown-timeout", 0), 30_000)
@@ -58,6 +65,9 @@ async function runServe(f: ServeFlags): Promise<void> {
     maxBatchTokens: f.maxBatchTokens,
     maxSeqLen: f.maxSeqLen,
     kvCacheBytes: f.kvCacheBytes,
+    speculative: f.speculative,
+    kvDtype: f.kvDtype,
+    toolCallParser: f.toolCallParser,
     cors: f.cors,
     bodyLimit: f.bodyLimit,
     onProgress: cliProgressReporter(),

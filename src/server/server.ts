@@ -4,6 +4,8 @@
  * within a grace period before aborting them.
  */
 import type { FastifyInstance } from "fastify";
+import { parseSpeculative } from "../runtime/speculative/config.js";
+import { resolveToolCallFormat } from "../tools/index.js";
 import { buildApp, type AppOptions } from "./app.js";
 import type { ServerContext } from "./context.js";
 import { WorkerLLM, type WorkerLLMOptions } from "./worker-llm.js";
@@ -16,6 +18,8 @@ export interface ServeOptions extends Omit<AppOptions, "servedModelName">, Worke
   host?: string;
   /** 0 picks a free port. Default 8000. */
   port?: number;
+  /** Tool-call format, when the chat template does not show one: hermes, llama3_json or mistral. */
+  toolCallParser?: string;
 }
 
 export interface RunningServer {
@@ -31,8 +35,11 @@ export interface RunningServer {
 }
 
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
-  const { model, servedModelName, host = "127.0.0.1", port = 8000, apiKey, cors, bodyLimit, ...llmOpts } = opts;
-  const llm = WorkerLLM.start(model, llmOpts);
+  const { model, servedModelName, host = "127.0.0.1", port = 8000, apiKey, cors, bodyLimit, toolCallParser, ...llmOpts } = opts;
+  // bad names fail here, before the engine thread starts loading
+  if (toolCallParser !== undefined) resolveToolCallFormat(null, toolCallParser);
+  if (typeof llmOpts.speculative === "string") parseSpeculative(llmOpts.speculative);
+  const llm = WorkerLLM.start(model, llmOpts, toolCallParser);
   const { app, ctx } = await buildApp(llm, { servedModelName: servedModelName ?? model, apiKey, cors, bodyLimit });
   try {
     await app.listen({ host, port });

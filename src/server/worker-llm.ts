@@ -101,9 +101,9 @@ export class WorkerLLM {
   }
 
   /** Starts the engine thread and begins loading; returns at once (await `ready`). */
-  static start(model: string, opts: WorkerLLMOptions = {}): WorkerLLM {
+  static start(model: string, opts: WorkerLLMOptions = {}, toolCallParser?: string): WorkerLLM {
     const { onProgress, ...options } = opts;
-    return new WorkerLLM({ model, options }, onProgress);
+    return new WorkerLLM({ model, options, toolCallParser }, onProgress);
   }
 
   /** Why the engine thread is gone (crashed, failed to load, closed), or null while it runs. */

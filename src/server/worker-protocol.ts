@@ -9,11 +9,14 @@ import { LlmrtError } from "../errors.js";
 import type { CoreStats } from "../runtime/engine-core.js";
 import type { FinishReason } from "../runtime/request.js";
 import type { SamplingParamsInput } from "../runtime/sampling-params.js";
+import type { ToolCallFormat } from "../tools/index.js";
 
 /** What the worker needs to load the model (LLMOptions without callbacks). */
 export interface WorkerInit {
   model: string;
   options: Omit<LLMOptions, "onProgress">;
+  /** Overrides the tool-call format the chat template implies (vLLM's --tool-call-parser). */
+  toolCallParser?: string;
 }
 
 /** Facts about the loaded model, sent once when it is ready. */
@@ -24,6 +27,8 @@ export interface ModelInfo {
   maxSeqLen: number;
   vocabSize: number;
   hasChatTemplate: boolean;
+  /** How the model writes tool calls (--tool-call-parser, else the template's markers); null when unknown. */
+  toolCallFormat: ToolCallFormat | null;
   kvBlocksTotal: number;
   blockSize: number;
 }
@@ -68,6 +73,8 @@ export interface ChatRenderOptions {
   addGenerationPrompt?: boolean;
   /** Extra template variables (vLLM's chat_template_kwargs). */
   extra?: Record<string, unknown>;
+  /** Tool definitions, passed to the template as `tools`. */
+  tools?: unknown[];
 }
 
 export interface ChatRender {

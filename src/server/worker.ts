@@ -10,6 +10,7 @@ import type { CompletionOutput } from "../api/outputs.js";
 import { OptionError } from "../errors.js";
 import type { TokenLogprob } from "../runtime/request.js";
 import { applyTokenizerChatTemplate, encodeChatPrompt, type ChatMessage } from "../tokenizer/chat-template.js";
+import { resolveToolCallFormat } from "../tools/index.js";
 import { TokenTextCache } from "./token-text.js";
 import { toWire, type Call, type FromWorker, type ModelInfo, type OutputDelta, type TextLogprob, type ToWorker, type WorkerInit } from "./worker-protocol.js";
 
@@ -48,6 +49,7 @@ async function load(): Promise<void> {
     maxSeqLen: llm.core.maxSeqLen,
     vocabSize: llm.core.engine.config.vocabSize,
     hasChatTemplate: llm.tokenizer.chatTemplate !== null,
+    toolCallFormat: resolveToolCallFormat(llm.tokenizer.chatTemplate, init.toolCallParser),
     kvBlocksTotal: s.kvBlocksTotal,
     blockSize: llm.core.pool.blockSize,
   };
@@ -108,7 +110,7 @@ function call(c: Call): unknown {
     }
     case "renderChat": {
       const [messages, opts] = c.args;
-      const prompt = applyTokenizerChatTemplate(l.tokenizer, messages as ChatMessage[], { addGenerationPrompt: opts.addGenerationPrompt, extra: opts.extra });
+      const prompt = applyTokenizerChatTemplate(l.tokenizer, messages as ChatMessage[], { addGenerationPrompt: opts.addGenerationPrompt, extra: opts.extra, tools: opts.tools });
       return { prompt, promptTokenIds: encodeChatPrompt(l.tokenizer, prompt) };
     }
   }

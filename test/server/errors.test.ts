@@ -94,12 +94,16 @@ describe("bad requests", () => {
     assert.match(long.body.error.message, /512/);
   });
 
-  test("response_format and tools are refused until structured output exists", async () => {
-    const rf = await postJson(`${s.url}/v1/chat/completions`, chat({ response_format: { type: "json_object" } }), auth);
-    assertOpenAIError(rf, 400, "response_format");
-    assert.match(rf.body.error.message, /structured output/);
+  test("bad response_format and tools -> 400 naming the field; tools without a known call format -> 400 that says so", async () => {
+    const rf = await postJson(`${s.url}/v1/chat/completions`, chat({ response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: 5 } } } }), auth);
+    assertOpenAIError(rf, 400, "response_format.json_schema.schema");
+    assert.match(rf.body.error.message, /invalid JSON schema/);
     assert.equal((await postJson(`${s.url}/v1/chat/completions`, chat({ response_format: { type: "text" } }), auth)).status, 200);
-    assertOpenAIError(await postJson(`${s.url}/v1/chat/completions`, chat({ tools: [{ type: "function", function: { name: "f" } }] }), auth), 400, "tools");
+    const auto = await postJson(`${s.url}/v1/chat/completions`, chat({ tools: [{ type: "function", function: { name: "f" } }] }), auth);
+    assertOpenAIError(auto, 400, "tools");
+    assert.match(auto.body.error.message, /--tool-call-parser/);
+    assertOpenAIError(await postJson(`${s.url}/v1/chat/completions`, chat({ tools: [{ type: "function", function: { name: "a b" } }] }), auth), 400, "tools[0].function.name");
+    assertOpenAIError(await postJson(`${s.url}/v1/chat/completions`, chat({ tools: [{ type: "function", function: { name: "f" } }], tool_choice: { type: "function", function: { name: "g" } } }), auth), 400, "tool_choice");
   });
 
   test("a model without a chat template -> 400 that says so", async () => {

@@ -5,7 +5,7 @@ import type { ServerContext } from "../context.js";
 import { badRequest } from "./errors.js";
 import { GenerationRun, type ChoiceEvent, type PromptJob } from "./generation.js";
 import { completionLogprobs, textLength, type CompletionLogprobs, type LogprobEntry } from "./logprobs.js";
-import { checkModel, maxTokensFor, refuseUnsupported, samplingParams } from "./params.js";
+import { checkModel, maxTokensFor, refuseUnsupported, responseFormatConstraint, samplingParams } from "./params.js";
 import { parseBody, requestId, unixNow } from "./request-utils.js";
 import { CompletionRequest } from "./schemas.js";
 
@@ -34,6 +34,8 @@ export async function completions(ctx: ServerContext, req: FastifyRequest, reply
   const wantLogprobs = r.logprobs !== undefined && r.logprobs !== null;
   const base = samplingParams(r, info, r.logprobs ?? null);
   if (r.echo && wantLogprobs) base.promptLogprobs = r.logprobs;
+  const constraint = responseFormatConstraint(r);
+  if (constraint !== null) base.constraint = constraint;
   const { ids, texts } = await promptIds(ctx, r.prompt);
   const vocabBad = ids.flat().find((t) => t >= info.vocabSize);
   if (vocabBad !== undefined) throw badRequest(`prompt: token id ${vocabBad} is outside the vocabulary [0, ${info.vocabSize})`, "prompt", "invalid_value");
@@ -41,7 +43,7 @@ export async function completions(ctx: ServerContext, req: FastifyRequest, reply
   const echoes = r.echo ? await Promise.all(ids.map((p, i) => texts[i] ?? ctx.llm.decode(p))) : null;
 
   const ac = ctx.abortOnDisconnect(reply);
-  const run = new GenerationRun(ctx.llm, ctx.metrics, jobs, n, ac.signal, r.priority ?? 0);
+  const run = new GenerationRun(ctx.llm, ctx.metrics, jobs, n, ac.signal, r.priority ?? 0, "response_format");
   const id = requestId("cmpl");
   const created = unixNow();
   const model = ctx.servedModelName;
@@ -77,10 +79,12 @@ export async function completions(ctx: ServerContext, req: FastifyRequest, reply
   const finishOf = (e: ChoiceEvent) => (scoreOnly && e.finishReason !== null ? "length" : e.finishReason);
 
   if (r.stream) {
+    // with a constraint, wait for the engine to accept it, so a bad one is a 400 rather than an error event
+    const events0 = constraint !== null ? await run.opened().catch((e: unknown) => (ac.abort(), Promise.reject(e))) : run.events();
     const sse = new SseStream(reply);
     sse.start();
     try {
-      for await (const events of run.events()) {
+      for await (const events of events0) {
         for (const e of events) {
           const { text, entries } = take(e);
           if (text === "" && entries.length === 0 && e.finishReason === null) continue;

@@ -7,7 +7,8 @@ import type { SamplingParamsInput } from "../../runtime/sampling-params.js";
 import type { FinishReason } from "../../runtime/request.js";
 import type { ServerMetrics } from "../metrics.js";
 import type { ServedRequestOutput, WorkerLLM } from "../worker-llm.js";
-import type { PromptTokenLogprob, TextLogprob } from "../worker-protocol.js";
+import { WorkerError, type PromptTokenLogprob, type TextLogprob } from "../worker-protocol.js";
+import { badRequest } from "./errors.js";
 
 export interface ChoiceEvent {
   /** prompt index x n + sample index, as OpenAI numbers choices. */
@@ -42,6 +43,8 @@ export class GenerationRun {
     private readonly n: number,
     private readonly signal: AbortSignal,
     private readonly priority = 0,
+    /** The request field a `constraint` came from, so an engine-side error names it (e.g. "response_format"). */
+    private readonly constraintField: string | null = null,
   ) {
     for (const j of jobs) this.usage.prompt_tokens += j.promptTokenIds.length;
     this.usage.total_tokens = this.usage.prompt_tokens;
@@ -50,7 +53,33 @@ export class GenerationRun {
   /** Batches of events, one batch per engine update of any prompt; ends when every choice finished. */
   async *events(): AsyncGenerator<ChoiceEvent[]> {
     const streams = this.jobs.map((j, p) => this.track(p, this.llm.generateStream({ promptTokenIds: j.promptTokenIds }, j.params, { signal: this.signal, priority: this.priority })));
-    yield* merge(streams);
+    try {
+      yield* merge(streams);
+    } catch (e) {
+      throw this.renameConstraintError(e);
+    }
+  }
+
+  /**
+   * The events, after the first batch arrived: a request the engine refuses (a
+   * constraint it cannot compile) then fails before a stream sends its 200.
+   */
+  async opened(): Promise<AsyncGenerator<ChoiceEvent[]>> {
+    const it = this.events();
+    const first = await it.next();
+    return (async function* () {
+      if (first.done) return;
+      yield first.value;
+      yield* it;
+    })();
+  }
+
+  /** The engine compiles constraints as `constraint`: name the request field instead. */
+  private renameConstraintError(e: unknown): unknown {
+    if (this.constraintField === null || !(e instanceof WorkerError) || e.code !== "option" || !e.option?.startsWith("constraint")) return e;
+    const param = this.constraintField + e.option.slice("constraint".length);
+    const message = e.message.startsWith(e.option) ? param + e.message.slice(e.option.length) : `${param}: ${e.message}`;
+    return badRequest(message.replace(/\n\s*hint: /, " (hint: ") + (/\n\s*hint: /.test(message) ? ")" : ""), param, "invalid_value");
   }
 
   /** Turns one prompt's outputs into choice events, recording usage and metrics on the way. */

@@ -4,6 +4,7 @@
  * are refused with a 400 that says so, never silently ignored.
  */
 import { normalizeSamplingParams, type SamplingParamsInput } from "../../runtime/sampling-params.js";
+import { normalizeConstraint, responseFormatToConstraint, type ConstraintSpec } from "../../structured/index.js";
 import type { ModelInfo } from "../worker-protocol.js";
 import { ApiError, badRequest, fromRuntime } from "./errors.js";
 import type { ChatRequest, CompletionRequest } from "./schemas.js";
@@ -19,17 +20,23 @@ export function checkModel(model: string | null | undefined, servedName: string)
 }
 
 export function refuseUnsupported(r: Common): void {
-  const rf = r.response_format as { type?: unknown } | null | undefined;
-  if (rf !== undefined && rf !== null && rf.type !== "text") {
-    throw badRequest(
-      "response_format is not supported yet: JSON-schema and json_object output arrive with structured output (constrained decoding); leave it out or use {\"type\": \"text\"}",
-      "response_format",
-      "unsupported",
-    );
-  }
   if (r.min_tokens) throw badRequest("min_tokens is not supported yet; leave it out or pass 0", "min_tokens", "unsupported");
   if (r.best_of !== undefined && r.best_of !== null && r.best_of !== (r.n ?? 1)) {
     throw badRequest(`best_of (${r.best_of}) must equal n (${r.n ?? 1}): best-of ranking is not supported`, "best_of", "unsupported");
+  }
+}
+
+/**
+ * `response_format` as a structured-output constraint (null for text or none),
+ * checked here so a bad schema is a 400 naming the field before anything is queued.
+ */
+export function responseFormatConstraint(r: Common): ConstraintSpec | null {
+  try {
+    const spec = responseFormatToConstraint(r.response_format);
+    if (spec !== null) normalizeConstraint(spec, spec.type === "json_schema" ? "response_format.json_schema" : "response_format");
+    return spec;
+  } catch (e) {
+    throw fromRuntime(e);
   }
 }
 

@@ -63,6 +63,7 @@ export const ChatRequest = z.object({
   top_logprobs: int().min(0).max(20).nullish(),
   tools: z.array(z.unknown()).nullish(),
   tool_choice: z.unknown().optional(),
+  parallel_tool_calls: z.boolean().nullish(),
   // vLLM extensions
   add_generation_prompt: z.boolean().nullish(),
   chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
