@@ -15,6 +15,8 @@ import { buildLogLine, formatBytes } from "../engine/report.js";
 import { OptionError } from "../errors.js";
 import { buildProgressBar } from "../engine/build-progress.js";
 import { intOption } from "./options.js";
+import { buildShardedEngineDir } from "../parallel/build.js";
+import { checkParallel } from "../parallel/layout.js";
 
 interface BuildFlags {
   model: string;
@@ -26,6 +28,8 @@ interface BuildFlags {
   maxSeqLen?: number;
   maxLogitRows?: number;
   gpuArch?: string;
+  tp: number;
+  pp: number;
 }
 
 export function registerBuild(program: Command): void {
@@ -40,6 +44,8 @@ export function registerBuild(program: Command): void {
     .option("--max-seqs <n>", "most sequences in flight", intOption("--max-seqs", 1), 16)
     .option("--max-seq-len <n>", "longest sequence (default: the model's context, at most 4096)", intOption("--max-seq-len", 2))
     .option("--max-logit-rows <n>", "most logit rows per step (default --max-seqs; raise for prompt logprobs)", intOption("--max-logit-rows", 1))
+    .option("--tp <n>", "tensor-parallel ranks: each layer's heads, MLP and vocabulary split over them (one weights file per rank)", intOption("--tp", 1), 1)
+    .option("--pp <n>", "pipeline stages: the layers split over them", intOption("--pp", 1), 1)
     .option("--gpu-arch <arch>", "--target cuda: GPU architecture to compile the kernels for (sm_80, sm_89, sm_90, ...; default sm_90), no GPU needed")
     .action((flags: BuildFlags) => runBuild(flags));
 }
@@ -59,6 +65,9 @@ async function runBuild(f: BuildFlags): Promise<void> {
   prepareOutput(f.output);
   const t0 = performance.now();
   const { checkpoint } = await openModelSpec(f.model, { onProgress: cliProgressReporter() });
+  const parallel = { tp: f.tp, pp: f.pp };
+  const sharded = f.tp * f.pp > 1;
+  if (sharded) checkParallel(checkpoint.config, parallel, f.target);
   const options = {
     dtype: f.dtype as EngineDType,
     target: f.target,
@@ -72,12 +81,13 @@ async function runBuild(f: BuildFlags): Promise<void> {
   const files = await targetByName(f.target).buildFiles?.(resolveBuildOptions(checkpoint.config, options));
   const progress = buildProgressBar(`building ${f.output}`);
   try {
-    const m = buildEngineDir(checkpoint, f.output, options, { onProgress: progress, files });
+    const m = sharded ? buildShardedEngineDir(checkpoint, f.output, parallel, options, { onProgress: progress }) : buildEngineDir(checkpoint, f.output, options, { onProgress: progress, files });
     progress.stop();
     const s = (performance.now() - t0) / 1000;
     const weights = Object.entries(m.report.weightBytes).map(([dt, n]) => `${dt} ${formatBytes(n)}`).join(", ");
     console.error(`llmrt: built ${f.output} in ${s.toFixed(2)} s (target ${m.target}, weights ${weights}, ${m.weights.tensors.length} tensors)`);
     console.error(`llmrt: ${buildLogLine(m.report)}`);
+    if (sharded) console.error(`llmrt: sharded tp ${f.tp} x pp ${f.pp} = ${f.tp * f.pp} ranks (weights.rank0.bin .. weights.rank${f.tp * f.pp - 1}.bin; the line above is rank 0's); see llmrt inspect ${f.output}`);
   } finally {
     progress.stop();
     checkpoint.close();
