@@ -244,13 +244,19 @@ try {
       "",
       ...lines,
       "",
+      "Reading: llmrt's reference backend is a scalar single-threaded loop, compute-bound even for one sequence, so in-flight" +
+        " batching only amortizes per-step costs and throughput grows little with concurrency (scaling column); TTFT grows with" +
+        " concurrency because the prompts of all waiting requests are prefilled in the same steps before any first token." +
+        " On a busy 2-core machine (see the load average) llama.cpp's 2 threads spend their time spinning at barriers, so its" +
+        " 1-thread column is the fair peer.",
+      "",
     ].join("\n");
     const old = existsSync(results) ? readFileSync(results, "utf8") : "# Benchmark results\n\nEach section: command, machine, date, and llmrt side by side with its peer in the same run.\n";
     const start = old.indexOf(heading);
     let next;
     if (start >= 0) {
       const after = old.indexOf("\n## ", start + heading.length);
-      next = old.slice(0, start) + section + (after >= 0 ? old.slice(after + 1) : "");
+      next = old.slice(0, start) + section + (after >= 0 ? "\n" + old.slice(after + 1) : "");
     } else {
       next = old.replace(/\n*$/, "\n\n") + section;
     }
