@@ -5,9 +5,13 @@
 import type { Graph } from "../graph/ir.js";
 import type { MemoryPlan } from "../graph/passes/plan-memory.js";
 import type { StepBatch } from "../graph/step-batch.js";
+import type { PackedDType, PackedMatrix } from "../quant/packed.js";
 
 /** Float32 weights by tensor name, row-major in their declared shapes. */
 export type WeightMap = Map<string, Float32Array>;
+
+/** Weights kept packed (int8 / int4, src/quant/packed.ts) by tensor name: absent from the WeightMap. */
+export type PackedWeightMap = Map<string, PackedMatrix>;
 
 /** Storage type of the KV cache; attention always computes in float32. */
 export type KvDType = "f32" | "f16" | "bf16";
@@ -42,5 +46,7 @@ export interface Backend {
    * in one arena at the plan's offsets and steps may not exceed its capacity; without
    * one, each activation gets its own buffer every step (for tests and tools).
    */
-  bind(graph: Graph, weights: WeightMap, kv: KvCacheShape, plan?: MemoryPlan): BoundGraph;
+  bind(graph: Graph, weights: WeightMap, kv: KvCacheShape, plan?: MemoryPlan, packed?: PackedWeightMap): BoundGraph;
+  /** Packed weight formats this backend's matmul reads as they are; loaders dequantize the others. */
+  readonly packedDTypes?: readonly PackedDType[];
 }

@@ -8,7 +8,7 @@ import { ModelFile } from "./file-io.js";
 import { ROPE_FREQS, ggufArchitecture, ggufConfig } from "./gguf-config.js";
 import { readGgufHeader, type GgufTensorInfo } from "./gguf-file.js";
 import { LazyCheckpoint, type LazyTensor } from "./lazy-checkpoint.js";
-import { readTensorF32 } from "./tensor-data.js";
+import { readTensorF32, readTensorRaw } from "./tensor-data.js";
 import type { Checkpoint, TensorInfo, TokenizerSource } from "./types.js";
 
 export { readGgufMetadata } from "./gguf-file.js";
@@ -41,7 +41,8 @@ export function openGguf(path: string): Checkpoint {
       }
       const loc = { file, offset: t.offset, dtype: t.dtype, shape: [...t.dims].reverse(), name: t.name };
       const info: TensorInfo = { name: t.name, dtype: t.dtype, shape: loc.shape };
-      table.set(t.name, { info, read: () => readTensorF32(loc) });
+      const quantized = t.dtype === "q8_0" || t.dtype === "q4_0";
+      table.set(t.name, { info, read: () => readTensorF32(loc), ...(quantized ? { raw: () => readTensorRaw(loc) } : {}) });
     }
     const view = {
       info: (n: string) => table.get(n)?.info ?? (byName.has(n) ? unreadableInfo(byName.get(n)!) : undefined),

@@ -9,6 +9,8 @@ import type { Checkpoint, CheckpointFormat, TensorInfo, TokenizerSource } from "
 export interface LazyTensor {
   info: TensorInfo;
   read(): Float32Array;
+  /** Stored bytes, for block-quantized tensors kept packed. */
+  raw?: () => Uint8Array;
 }
 
 export class LazyCheckpoint implements Checkpoint {
@@ -39,6 +41,11 @@ export class LazyCheckpoint implements Checkpoint {
   readF32(name: string): Float32Array {
     if (this.closed) throw new CheckpointError(this.path, `readF32("${name}") after close()`, "open the checkpoint again");
     return this.get(name).read();
+  }
+
+  readRaw(name: string): Uint8Array | undefined {
+    if (this.closed) throw new CheckpointError(this.path, `readRaw("${name}") after close()`, "open the checkpoint again");
+    return this.get(name).raw?.();
   }
 
   close(): void {

@@ -77,3 +77,10 @@ export function readTensorF32(loc: TensorLocation): Float32Array {
     }
   }
 }
+
+/** The tensor's stored bytes as they lie in the file (block-quantized tensors kept packed). */
+export function readTensorRaw(loc: TensorLocation): Uint8Array {
+  const raw = new Uint8Array(checkLocation(loc));
+  loc.file.readInto(loc.offset, raw, `tensor ${loc.name}`);
+  return raw;
+}

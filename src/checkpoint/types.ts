@@ -36,6 +36,8 @@ export interface Checkpoint {
   info(name: string): TensorInfo;
   /** The tensor converted to float32 (dequantized if needed), row-major. */
   readF32(name: string): Float32Array;
+  /** The stored bytes of a GGML block-quantized tensor (Q8_0, Q4_0), for builders that keep them packed; undefined for other tensors. */
+  readRaw?(name: string): Uint8Array | undefined;
   /** Release file handles. */
   close(): void;
 }

@@ -17,6 +17,7 @@ import { buildProgressBar } from "../engine/build-progress.js";
 import { intOption } from "./options.js";
 import { buildShardedEngineDir } from "../parallel/build.js";
 import { checkParallel } from "../parallel/layout.js";
+import { DEFAULT_INT4_GROUP, INT4_GROUP_SIZES, QUANT_SCHEMES, resolveQuant, type QuantScheme } from "../quant/options.js";
 
 interface BuildFlags {
   model: string;
@@ -30,6 +31,9 @@ interface BuildFlags {
   gpuArch?: string;
   tp: number;
   pp: number;
+  quant?: string;
+  groupSize?: number;
+  int4Asym?: boolean;
 }
 
 export function registerBuild(program: Command): void {
@@ -47,6 +51,9 @@ export function registerBuild(program: Command): void {
     .option("--tp <n>", "tensor-parallel ranks: each layer's heads, MLP and vocabulary split over them (one weights file per rank)", intOption("--tp", 1), 1)
     .option("--pp <n>", "pipeline stages: the layers split over them", intOption("--pp", 1), 1)
     .option("--gpu-arch <arch>", "--target cuda: GPU architecture to compile the kernels for (sm_80, sm_89, sm_90, ...; default sm_90), no GPU needed")
+    .option("--quant <scheme>", `weight-only quantization of linear layers: ${QUANT_SCHEMES.join(", ")} (packed in the engine)`)
+    .option("--group-size <n>", `--quant int4-wo: columns per scale, ${INT4_GROUP_SIZES.join(" / ")} (default ${DEFAULT_INT4_GROUP})`, intOption("--group-size", 1))
+    .option("--int4-asym", "--quant int4-wo: a zero point per group (asymmetric)")
     .action((flags: BuildFlags) => runBuild(flags));
 }
 
@@ -68,6 +75,7 @@ async function runBuild(f: BuildFlags): Promise<void> {
   const parallel = { tp: f.tp, pp: f.pp };
   const sharded = f.tp * f.pp > 1;
   if (sharded) checkParallel(checkpoint.config, parallel, f.target);
+  if (sharded && f.quant) throw new OptionError("--quant", "sharded engines (--tp / --pp) do not pack weights yet", "build without --quant, or with --tp 1 --pp 1");
   const options = {
     dtype: f.dtype as EngineDType,
     target: f.target,
@@ -76,6 +84,7 @@ async function runBuild(f: BuildFlags): Promise<void> {
     maxSeqLen: f.maxSeqLen,
     maxLogitRows: f.maxLogitRows,
     gpuArch: f.gpuArch,
+    quant: resolveQuant({ scheme: f.quant as QuantScheme | undefined, groupSize: f.groupSize, asym: f.int4Asym }),
   };
   // target files first (the cuda target compiles its kernels): a failure leaves no half-built engine
   const files = await targetByName(f.target).buildFiles?.(resolveBuildOptions(checkpoint.config, options));

@@ -12,12 +12,14 @@ import { DEFAULT_PASSES, runPasses } from "../graph/passes/pipeline.js";
 import type { Pass } from "../graph/passes/pass.js";
 import { planMemory, type MemoryPlan } from "../graph/passes/plan-memory.js";
 import { buildLlamaGraph } from "../models/llama.js";
-import { ENGINE_FORMAT, ENGINE_FORMAT_VERSION, WEIGHTS_FILE, WeightsWriter, WEIGHT_ALIGNMENT, serializeGraph, writeManifest, type EngineManifest } from "./format.js";
+import { ENGINE_FORMAT, ENGINE_FORMAT_VERSION, PACKED_ENGINE_FORMAT_VERSION, WEIGHTS_FILE, WeightsWriter, WEIGHT_ALIGNMENT, serializeGraph, writeManifest, type EngineManifest } from "./format.js";
 import { resolveBuildOptions, type BuildOptions } from "./options.js";
 import { makeReport, type BuildReport } from "./report.js";
 import { targetByName } from "./targets.js";
 import { writeTokenizerFiles } from "./tokenizer-files.js";
 import { encodeWeight, materializeWeight, storageDType } from "./weights.js";
+import { matmulOnlyWeights, packedSummary, packWeight, type PackedBuild } from "./packed-weights.js";
+import { encodePacked } from "../quant/packed.js";
 
 export interface EnginePlan {
   config: ModelConfig;
@@ -70,23 +72,40 @@ export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<Buil
   const weights = [...plan.graph.tensors].filter(([, d]) => d.kind === "weight") as [string, { kind: "weight"; shape: number[] }][];
   const total = Object.values(plan.report.weightBytes).reduce((a, b) => a + b, 0);
   const writer = new WeightsWriter(join(dir, WEIGHTS_FILE));
+  const matmulOnly = matmulOnlyWeights(plan.graph);
+  const packed: { name: string; p: PackedBuild }[] = [];
   let bytes: number;
   try {
     let done = 0;
     for (const [name, d] of weights) {
-      const dtype = storageDType(d.shape, options.dtype);
-      const data = encodeWeight(materializeWeight(plan.graph, name, ckpt), dtype); // the reference layout is row-major as declared
-      writer.add(name, dtype, d.shape, data);
+      // a GGUF's Q8_0 / Q4_0 blocks stay packed where the backend reads them so (the reference) or --quant asks for packing
+      const p = packWeight(plan.graph, name, ckpt, options.quant, options.target === "reference" || options.quant !== undefined, matmulOnly);
+      let data: Uint8Array;
+      if (p) {
+        data = encodePacked(p.packed);
+        writer.add(name, p.packed.dtype, d.shape, data, p.packed.layout);
+        packed.push({ name, p });
+      } else {
+        const dtype = storageDType(d.shape, options.dtype);
+        data = encodeWeight(materializeWeight(plan.graph, name, ckpt), dtype); // the reference layout is row-major as declared
+        writer.add(name, dtype, d.shape, data);
+      }
       done += data.length;
       hooks.onProgress?.({ done, total, tensor: name });
     }
   } finally {
     bytes = writer.close();
   }
+  if (packed.length) {
+    const weightBytes: Record<string, number> = {};
+    for (const e of writer.entries) weightBytes[e.dtype] = (weightBytes[e.dtype] ?? 0) + e.length;
+    plan.report.weightBytes = weightBytes;
+    plan.report.packed = packedSummary(packed);
+  }
 
   const manifest: EngineManifest = {
     format: ENGINE_FORMAT,
-    version: ENGINE_FORMAT_VERSION,
+    version: packed.length ? PACKED_ENGINE_FORMAT_VERSION : ENGINE_FORMAT_VERSION,
     target: target.name,
     layout: target.layout,
     builtAt: new Date().toISOString(),

@@ -8,6 +8,10 @@
  * one weights.rank<R>.bin per rank, and a `parallel` section with each rank's graph,
  * memory plan, report and tensors; the top-level graph, memoryPlan, report and weights
  * are rank 0's. An llmrt that reads only version 1 refuses it instead of misreading it.
+ *
+ * An engine holding packed (quantized) weights (llmrt build --quant, or a GGUF's Q8_0 /
+ * Q4_0 tensors) is version PACKED_ENGINE_FORMAT_VERSION: tensors of dtype int8 / int4
+ * carry their `quant` layout (src/quant/packed.ts); every other tensor is as in version 1.
  */
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -16,6 +20,7 @@ import type { CheckpointFormat, TensorDType } from "../checkpoint/types.js";
 import { EngineError } from "../errors.js";
 import type { Graph, Op, TensorDecl } from "../graph/ir.js";
 import type { MemoryPlan } from "../graph/passes/plan-memory.js";
+import type { PackedDType, PackedLayout } from "../quant/packed.js";
 import { crc32Hex } from "./checksum.js";
 import type { BuildOptions } from "./options.js";
 import type { BuildReport } from "./report.js";
@@ -24,13 +29,20 @@ export const ENGINE_FORMAT = "llmrt-engine";
 export const ENGINE_FORMAT_VERSION = 1;
 /** Engines with a `parallel` section (one weights file per rank). */
 export const SHARDED_ENGINE_FORMAT_VERSION = 2;
+/** Engines with int8 / int4 packed weights. */
+export const PACKED_ENGINE_FORMAT_VERSION = 3;
 export const ENGINE_FILE = "engine.json";
 export const WEIGHTS_FILE = "weights.bin";
 export const WEIGHT_ALIGNMENT = 64;
 
+/** Storage of an engine tensor: a checkpoint dtype, or a packed weight-only format. */
+export type EngineTensorDType = TensorDType | PackedDType;
+
 export interface TensorEntry {
   name: string;
-  dtype: TensorDType;
+  dtype: EngineTensorDType;
+  /** Packed dtypes only: groups, zero points, scale storage. */
+  quant?: PackedLayout;
   shape: number[];
   /** Byte offset in weights.bin (a multiple of WEIGHT_ALIGNMENT). */
   offset: number;
@@ -123,8 +135,8 @@ export function readManifest(dir: string): EngineManifest {
     throw new EngineError(file, `unreadable: ${(e as Error).message}`, rebuildHint(undefined));
   }
   if (m.format !== ENGINE_FORMAT) throw new EngineError(file, `format is ${JSON.stringify(m.format)}, not "${ENGINE_FORMAT}"`, rebuildHint(m));
-  if (m.version !== ENGINE_FORMAT_VERSION && m.version !== SHARDED_ENGINE_FORMAT_VERSION) {
-    throw new EngineError(file, `engine format version ${m.version}; this llmrt reads version ${ENGINE_FORMAT_VERSION} (and ${SHARDED_ENGINE_FORMAT_VERSION} for sharded engines)`, rebuildHint(m));
+  if (m.version !== ENGINE_FORMAT_VERSION && m.version !== SHARDED_ENGINE_FORMAT_VERSION && m.version !== PACKED_ENGINE_FORMAT_VERSION) {
+    throw new EngineError(file, `engine format version ${m.version}; this llmrt reads version ${ENGINE_FORMAT_VERSION} (and ${SHARDED_ENGINE_FORMAT_VERSION} for sharded, ${PACKED_ENGINE_FORMAT_VERSION} for quantized engines)`, rebuildHint(m));
   }
   if ((m.version === SHARDED_ENGINE_FORMAT_VERSION) !== (m.parallel !== undefined)) {
     throw new EngineError(file, `version ${m.version} ${m.parallel ? "has" : "lacks"} a "parallel" section`, rebuildHint(m));
@@ -149,10 +161,10 @@ export class WeightsWriter {
     this.fd = openSync(path, "w");
   }
 
-  add(name: string, dtype: TensorDType, shape: number[], bytes: Uint8Array): TensorEntry {
+  add(name: string, dtype: EngineTensorDType, shape: number[], bytes: Uint8Array, quant?: PackedLayout): TensorEntry {
     const pad = (WEIGHT_ALIGNMENT - (this.at % WEIGHT_ALIGNMENT)) % WEIGHT_ALIGNMENT;
     if (pad) writeSync(this.fd, new Uint8Array(pad));
-    const entry = { name, dtype, shape, offset: this.at + pad, length: bytes.length, checksum: crc32Hex(bytes) };
+    const entry: TensorEntry = { name, dtype, ...(quant ? { quant } : {}), shape, offset: this.at + pad, length: bytes.length, checksum: crc32Hex(bytes) };
     writeSync(this.fd, bytes);
     this.at = entry.offset + bytes.length;
     this.entries.push(entry);

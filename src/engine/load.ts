@@ -4,14 +4,14 @@
  * (checksum verified), widen to the target's compute dtype, and bind the stored graph
  * with the stored memory plan. No pass runs here.
  */
-import type { Backend, BoundGraph, KvCacheShape, KvDType, WeightMap } from "../backends/backend.js";
+import type { Backend, BoundGraph, KvCacheShape, KvDType, PackedWeightMap, WeightMap } from "../backends/backend.js";
 import type { ModelConfig } from "../checkpoint/config.js";
 import { EngineError } from "../errors.js";
 import type { Graph } from "../graph/ir.js";
 import { deserializeGraph, readManifest, WeightsReader, type EngineManifest } from "./format.js";
 import type { BuildReport } from "./report.js";
 import { TARGETS } from "./targets.js";
-import { decodeWeight } from "./weights.js";
+import { decodeEntry } from "./packed-weights.js";
 
 export interface LoadEngineOptions {
   /** Defaults to the engine's target's backend; another backend is refused. */
@@ -68,13 +68,19 @@ export function loadEngineDir(dir: string, opts: LoadEngineOptions = {}): Loaded
   const graph = deserializeGraph(m.graph);
   const reader = new WeightsReader(dir, m);
   const weights: WeightMap = new Map();
+  const packed: PackedWeightMap = new Map();
   try {
-    for (const e of m.weights.tensors) weights.set(e.name, decodeWeight(reader.read(e, opts.verify ?? true), e.dtype));
+    for (const e of m.weights.tensors) {
+      // packed int8 / int4 weights stay packed for a backend that runs them, else widen here
+      const w = decodeEntry(reader.read(e, opts.verify ?? true), e, backend.packedDTypes?.includes(e.dtype as never) ?? false);
+      if (w instanceof Float32Array) weights.set(e.name, w);
+      else packed.set(e.name, w);
+    }
   } finally {
     reader.close();
   }
   for (const [name, d] of graph.tensors) {
-    if (d.kind === "weight" && !weights.has(name)) throw new EngineError(dir, `weight "${name}" of the graph is not in ${m.weights.file}`, `rebuild it: llmrt build --model ${m.source.path} -o ${dir}`);
+    if (d.kind === "weight" && !weights.has(name) && !packed.has(name)) throw new EngineError(dir, `weight "${name}" of the graph is not in ${m.weights.file}`, `rebuild it: llmrt build --model ${m.source.path} -o ${dir}`);
   }
 
   const blockSize = opts.blockSize ?? 16;
@@ -90,7 +96,7 @@ export function loadEngineDir(dir: string, opts: LoadEngineOptions = {}): Loaded
     manifest: m,
     config: m.model,
     graph,
-    bound: backend.bind(graph, weights, kv, m.memoryPlan),
+    bound: packed.size ? backend.bind(graph, weights, kv, m.memoryPlan, packed) : backend.bind(graph, weights, kv, m.memoryPlan),
     maxSeqLen,
     limits: { maxBatchTokens, maxLogitRows: m.build.maxLogitRows, maxSeqs, origin: dir },
     report: m.report,

@@ -4,6 +4,7 @@
  */
 import type { ModelConfig } from "../checkpoint/config.js";
 import { OptionError } from "../errors.js";
+import { resolveQuant, type QuantOptions } from "../quant/options.js";
 
 export type EngineDType = "fp32" | "fp16" | "bf16";
 export const ENGINE_DTYPES: readonly EngineDType[] = ["fp32", "fp16", "bf16"];
@@ -21,6 +22,8 @@ export interface BuildOptions {
   maxSeqLen: number;
   /** Most logit rows one step may return (rows R of the arena): maxSeqs, or more for prompt logprobs. */
   maxLogitRows: number;
+  /** Linear-layer weights stored packed (int8-wo / int4-wo); absent = the engine dtype. */
+  quant?: QuantOptions;
   /** cuda target: the GPU architecture its kernels are compiled for (default sm_90: H100, H200). */
   gpuArch?: string;
 }
@@ -39,6 +42,7 @@ export function resolveBuildOptions(config: ModelConfig, o: Partial<BuildOptions
     maxSeqs,
     maxSeqLen,
     maxLogitRows: o.maxLogitRows ?? maxSeqs,
+    ...(o.quant ? { quant: resolveQuant(o.quant) } : {}),
     ...(o.target === "cuda" ? { gpuArch: o.gpuArch ?? "sm_90" } : {}),
   };
   for (const k of ["maxBatchTokens", "maxSeqs", "maxSeqLen", "maxLogitRows"] as const) {

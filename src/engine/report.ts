@@ -20,6 +20,8 @@ export interface BuildReport {
   arena: { bytes: number; naiveBytes: number; unfusedNaiveBytes: number };
   /** Bytes of stored weights by storage dtype. */
   weightBytes: Record<string, number>;
+  /** Packed weights: what was packed and the ragged last groups (engine/packed-weights.ts). */
+  packed?: string;
 }
 
 export function makeReport(plain: Graph, optimized: Graph, passes: PassRecord[], plan: MemoryPlan, unfusedNaiveBytes: number, weightBytes: Record<string, number>): BuildReport {
@@ -53,6 +55,7 @@ export function buildLogLine(r: BuildReport): string {
     ...other,
     `kernels per layer ${r.kernelsPerLayer.before} -> ${r.kernelsPerLayer.after} (per step ${r.kernelsPerStep.before} -> ${r.kernelsPerStep.after})`,
     `arena ${formatBytes(r.arena.bytes)} (naive ${formatBytes(r.arena.naiveBytes)}; unfused ${formatBytes(r.arena.unfusedNaiveBytes)})`,
+    ...(r.packed ? [r.packed] : []),
   ];
   return parts.join("; ");
 }

@@ -8,6 +8,7 @@ import { ReferenceBackend } from "../backends/reference/backend.js";
 import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16, f32ArrayToF16 } from "../checkpoint/fp16.js";
 import type { TensorDType } from "../checkpoint/types.js";
 import type { Graph, WeightDecl, WeightSource } from "../graph/ir.js";
+import type { PackedDType } from "../quant/packed.js";
 import type { StepBatch } from "../graph/step-batch.js";
 import type { EngineDType } from "./options.js";
 
@@ -92,8 +93,8 @@ export function encodeWeight(values: Float32Array, dtype: TensorDType): Uint8Arr
   }
 }
 
-/** Stored bytes -> float32 (the reference target computes in fp32: it widens at load). */
-export function decodeWeight(bytes: Uint8Array, dtype: TensorDType): Float32Array {
+/** Stored bytes -> float32 (the reference target computes in fp32: it widens at load). Packed dtypes: see engine/packed-weights.ts decodeEntry. */
+export function decodeWeight(bytes: Uint8Array, dtype: TensorDType | PackedDType): Float32Array {
   const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
   switch (dtype) {
     case "f32":
@@ -103,7 +104,7 @@ export function decodeWeight(bytes: Uint8Array, dtype: TensorDType): Float32Arra
     case "bf16":
       return bf16ArrayToF32(new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2));
     default:
-      throw new Error(`engine weights: no decoder for ${dtype}`);
+      throw new Error(`engine weights: no decoder for ${dtype}${dtype === "int8" || dtype === "int4" ? " here (a quantized engine: read it with decodeEntry)" : ""}`);
   }
 }
 

@@ -3,7 +3,8 @@
  * ops.ts and fused.ts. Slow and obviously right; every other backend is tested against it.
  * With a memory plan, every activation is a view into one arena at its planned offset.
  */
-import type { Backend, BoundGraph, KvCacheShape, WeightMap } from "../backend.js";
+import type { Backend, BoundGraph, KvCacheShape, PackedWeightMap, WeightMap } from "../backend.js";
+import type { PackedDType } from "../../quant/packed.js";
 import type { Collectives } from "../collectives.js";
 import type { Graph } from "../../graph/ir.js";
 import { rowsFor, type MemoryPlan } from "../../graph/passes/plan-memory.js";
@@ -19,18 +20,24 @@ export interface ReferenceBackendOptions {
 
 export class ReferenceBackend implements Backend {
   readonly name = "reference";
+  readonly packedDTypes: readonly PackedDType[] = ["int8", "int4"];
 
   constructor(private readonly opts: ReferenceBackendOptions = {}) {}
 
-  bind(graph: Graph, weights: WeightMap, kv: KvCacheShape, plan?: MemoryPlan): BoundGraph {
+  bind(graph: Graph, weights: WeightMap, kv: KvCacheShape, plan?: MemoryPlan, packed: PackedWeightMap = new Map()): BoundGraph {
     for (const [name, decl] of graph.tensors) {
       if (decl.kind !== "weight") continue;
+      const p = packed.get(name);
+      if (p) {
+        if (p.rows !== decl.shape[0] || p.cols !== decl.shape[1]) throw new Error(`reference backend: packed weight "${name}" is [${p.rows}, ${p.cols}], want [${decl.shape.join(", ")}]`);
+        continue;
+      }
       const w = weights.get(name);
       const want = decl.shape.reduce((a, b) => a * b, 1);
       if (!w) throw new Error(`reference backend: weight "${name}" missing`);
       if (w.length !== want) throw new Error(`reference backend: weight "${name}" has ${w.length} values, want ${want}`);
     }
-    return new ReferenceBound(graph, weights, kv, plan, this.opts.comm);
+    return new ReferenceBound(graph, weights, kv, plan, this.opts.comm, packed);
   }
 }
 
@@ -46,6 +53,7 @@ class ReferenceBound implements BoundGraph {
     readonly kv: KvCacheShape,
     private readonly plan?: MemoryPlan,
     private readonly comm?: Collectives,
+    private readonly packed: PackedWeightMap = new Map(),
   ) {
     const slots = kv.numBlocks * kv.blockSize;
     const kvDim = kv.numKvHeads * kv.headDim;
@@ -92,7 +100,7 @@ class ReferenceBound implements BoundGraph {
       acts.set(name, buf);
       return buf;
     };
-    const ctx = { graph: this.graph, step, cache: this.cache, blockSize: this.kv.blockSize, comm: this.comm, get, out };
+    const ctx = { graph: this.graph, step, cache: this.cache, blockSize: this.kv.blockSize, comm: this.comm, get, out, packed: (name: string) => this.packed.get(name) };
     for (const op of this.graph.ops) runOp(op, ctx);
     // copies: the arena is overwritten by the next step
     return new Map(this.graph.outputs.map((o) => [o, get(o).slice()]));

@@ -8,6 +8,8 @@ import type { StepBatch } from "../../graph/step-batch.js";
 import * as coll from "./collectives.js";
 import { addRmsnorm, attentionQkv, siluMulPacked } from "./fused.js";
 import * as ops from "./ops.js";
+import { matmulPacked } from "../../quant/matmul.js";
+import type { PackedMatrix } from "../../quant/packed.js";
 
 export interface OpContext {
   graph: Graph;
@@ -18,6 +20,8 @@ export interface OpContext {
   comm?: Collectives;
   get(name: string): Float32Array;
   out(name: string): Float32Array;
+  /** A weight kept packed (int8 / int4), if `name` is one. */
+  packed?(name: string): PackedMatrix | undefined;
 }
 
 export function runOp(op: Op, c: OpContext): void {
@@ -33,6 +37,8 @@ export function runOp(op: Op, c: OpContext): void {
     case "matmul": {
       const x = get(op.x);
       const K = cols(op.x);
+      const pw = c.packed?.(op.w);
+      if (pw) return matmulPacked(out(op.out), x, pw, op.bias ? get(op.bias) : undefined, x.length / K, K, cols(op.out));
       return ops.matmul(out(op.out), x, get(op.w), op.bias ? get(op.bias) : undefined, x.length / K, K, cols(op.out));
     }
     case "slice_cols":

@@ -1,0 +1,113 @@
+/**
+ * Packed weight-only formats: a [rows, cols] matrix stored as small integers with one
+ * scale (and, for asymmetric int4, one zero point) per group of `groupSize` columns of a
+ * row. The last group of a row is ragged when groupSize does not divide cols.
+ *
+ *   int8: w[n, k] = scale[n, g] * q[n, k]                 q int8 in [-127, 127]
+ *   int4: w[n, k] = scale[n, g] * (u[n, k] - zero[n, g])  u in [0, 15]; zero = 8 unless asym
+ *
+ * with g = floor(k / groupSize). GGUF Q8_0 is int8 with groups of 32 and f16 scales;
+ * Q4_0 is symmetric int4 with groups of 32 and f16 scales (zero 8).
+ */
+import { f16ArrayToF32, f32ArrayToF16 } from "../checkpoint/fp16.js";
+
+export type PackedDType = "int8" | "int4";
+export const PACKED_DTYPES: readonly PackedDType[] = ["int8", "int4"];
+
+export interface PackedLayout {
+  /** Columns per group; = cols for per-output-channel scales. */
+  groupSize: number;
+  /** int4 only: a zero point per group (else zero is 8). */
+  asym: boolean;
+  /** How scales are stored (f16 for GGUF blocks); in memory they are float32 either way. */
+  scale: "f32" | "f16";
+}
+
+export interface PackedMatrix {
+  dtype: PackedDType;
+  layout: PackedLayout;
+  rows: number;
+  cols: number;
+  /** int8: [rows, cols] bytes of int8; int4: [rows, ceil(cols / 2)], column k in the low nibble of byte k >> 1 when k is even. */
+  q: Uint8Array;
+  /** [rows, groups] */
+  scales: Float32Array;
+  /** [rows, groups], asymmetric int4 only. */
+  zeros: Uint8Array | null;
+}
+
+export const isPackedDType = (d: string): d is PackedDType => (PACKED_DTYPES as readonly string[]).includes(d);
+
+export const groupsPerRow = (cols: number, groupSize: number) => Math.ceil(cols / groupSize);
+
+/** Bytes of one row of q. */
+export const rowBytes = (dtype: PackedDType, cols: number) => (dtype === "int8" ? cols : Math.ceil(cols / 2));
+
+/** Columns in the last group of a row (= groupSize unless ragged). */
+export const lastGroupSize = (cols: number, groupSize: number) => cols - (groupsPerRow(cols, groupSize) - 1) * groupSize;
+
+const align4 = (n: number) => (n + 3) & ~3;
+
+/** Section offsets of the stored form: q, then scales (4-byte aligned), then zero points. */
+function sections(dtype: PackedDType, layout: PackedLayout, rows: number, cols: number) {
+  const G = groupsPerRow(cols, layout.groupSize);
+  const qBytes = rows * rowBytes(dtype, cols);
+  const scaleAt = align4(qBytes);
+  const zeroAt = scaleAt + rows * G * (layout.scale === "f32" ? 4 : 2);
+  const end = zeroAt + (dtype === "int4" && layout.asym ? rows * G : 0);
+  return { G, qBytes, scaleAt, zeroAt, end };
+}
+
+export function packedBytes(dtype: PackedDType, layout: PackedLayout, rows: number, cols: number): number {
+  return sections(dtype, layout, rows, cols).end;
+}
+
+/** The stored form: q | pad to 4 | scales [rows, G] f32 or f16 | zeros [rows, G] u8 (asym int4). */
+export function encodePacked(p: PackedMatrix): Uint8Array {
+  const s = sections(p.dtype, p.layout, p.rows, p.cols);
+  const out = new Uint8Array(s.end);
+  out.set(p.q, 0);
+  const sc = p.layout.scale === "f32" ? new Uint8Array(p.scales.buffer, p.scales.byteOffset, p.scales.byteLength) : new Uint8Array(f32ArrayToF16(p.scales).buffer);
+  out.set(sc, s.scaleAt);
+  if (p.zeros) out.set(p.zeros, s.zeroAt);
+  return out;
+}
+
+export function decodePacked(bytes: Uint8Array, dtype: PackedDType, layout: PackedLayout, shape: readonly number[]): PackedMatrix {
+  const [rows, cols] = shape;
+  const s = sections(dtype, layout, rows, cols);
+  if (bytes.length !== s.end) throw new Error(`packed ${dtype} [${rows}, ${cols}] group ${layout.groupSize}: ${bytes.length} bytes, want ${s.end}`);
+  const n = rows * s.G;
+  const raw = bytes.slice(s.scaleAt, s.zeroAt); // a copy: aligned for the typed view
+  const scales = layout.scale === "f32" ? new Float32Array(raw.buffer, 0, n) : f16ArrayToF32(new Uint16Array(raw.buffer, 0, n));
+  const zeros = dtype === "int4" && layout.asym ? bytes.slice(s.zeroAt, s.end) : null;
+  return { dtype, layout, rows, cols, q: bytes.slice(0, s.qBytes), scales, zeros };
+}
+
+/** Row n of w as float32 [cols] into `out`: the one definition of every packed format's values. */
+export function dequantizeRow(w: PackedMatrix, n: number, out: Float32Array): Float32Array {
+  const { cols, layout } = w;
+  const G = groupsPerRow(cols, layout.groupSize);
+  const sBase = n * G;
+  if (w.dtype === "int8") {
+    const base = n * cols;
+    for (let k = 0; k < cols; k++) out[k] = w.scales[sBase + Math.floor(k / layout.groupSize)] * ((w.q[base + k] << 24) >> 24); // sign-extend
+    return out;
+  }
+  const base = n * rowBytes("int4", cols);
+  for (let k = 0; k < cols; k++) {
+    const g = Math.floor(k / layout.groupSize);
+    const byte = w.q[base + (k >> 1)];
+    const u = k & 1 ? byte >> 4 : byte & 0xf;
+    const zero = w.zeros ? w.zeros[sBase + g] : 8;
+    out[k] = w.scales[sBase + g] * (u - zero);
+  }
+  return out;
+}
+
+/** The whole matrix as float32 [rows, cols]. */
+export function dequantize(w: PackedMatrix): Float32Array {
+  const out = new Float32Array(w.rows * w.cols);
+  for (let n = 0; n < w.rows; n++) dequantizeRow(w, n, out.subarray(n * w.cols, (n + 1) * w.cols));
+  return out;
+}
