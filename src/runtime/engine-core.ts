@@ -55,6 +55,8 @@ export interface CoreStats {
   /** Speculative decoding: drafts proposed and accepted; accepted / proposed; tokens emitted per verification. */
   specDraftTokens: number;
   specAcceptedTokens: number;
+  /** Verification steps of one sequence (vLLM's "drafts"). */
+  specVerifications: number;
   specAcceptanceRate: number;
   specMeanAcceptedLength: number;
   steps: number;
@@ -158,6 +160,7 @@ export class EngineCore {
       prefixHitRate: this.pool.prefixStats.queries === 0 ? 0 : this.pool.prefixStats.hits / this.pool.prefixStats.queries,
       specDraftTokens: this.spec.proposed,
       specAcceptedTokens: this.spec.accepted,
+      specVerifications: this.spec.steps,
       specAcceptanceRate: this.spec.proposed === 0 ? 0 : this.spec.accepted / this.spec.proposed,
       specMeanAcceptedLength: this.spec.steps === 0 ? 0 : (this.spec.accepted + this.spec.steps) / this.spec.steps,
       steps: this.steps,

@@ -18,6 +18,7 @@ const LATENCY_BUCKETS = [0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 5
  * and the counter waits rather than guess.
  */
 export function verificationSteps(s: Partial<CoreStats>): number | null {
+  if (s.specVerifications !== undefined) return s.specVerifications; // counted by the engine
   const accepted = s.specAcceptedTokens ?? 0;
   const mean = s.specMeanAcceptedLength ?? 0;
   if (accepted <= 0 || mean <= 1) return null;
