@@ -19,6 +19,9 @@ import { KernelModules } from "./modules.js";
 import { Nvrtc } from "./nvrtc.js";
 import { resolveSettings, type CudaBackendOptions } from "./settings.js";
 
+/** A folder with kernels/<unit>.<arch>.cubin to use when the engine has none (bench/device-prep.sh makes one). */
+export const CUBINS_ENV = "LLMRT_CUDA_CUBINS";
+
 /** Capacity of a bind without a memory plan (tests and tools). */
 const DEFAULT_CAPACITY = { T: 512, R: 512 };
 
@@ -41,6 +44,8 @@ export class CudaBackend implements Backend {
     const dir = this.options.engineDir;
     const stored = dir && !compileOnly ? readEngineCubins(dir, arch) : null;
     if (stored) return stored;
+    const prepared = process.env[CUBINS_ENV] && !compileOnly ? readEngineCubins(process.env[CUBINS_ENV]!, arch) : null;
+    if (prepared) return prepared;
     if (dir && !compileOnly) {
       const have = engineArchs(dir);
       if (have.length) console.error(`llmrt: the engine has kernels for ${have.join(", ")}, this GPU is ${arch}: compiling them (rebuild with --gpu-arch ${arch} to skip this)`);

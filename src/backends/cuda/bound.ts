@@ -150,6 +150,27 @@ export class CudaBound implements BoundGraph {
     return this.topk;
   }
 
+  /**
+   * Captures the CUDA graph of every decode bucket up to `maxBatch` now (benchmarks warm
+   * up with this), with pad-only steps that write the sink block. Returns the buckets.
+   */
+  warmDecodeGraphs(maxBatch: number): number[] {
+    if (!this.s.graphs) return [];
+    const out = this.buckets.filter((b) => b <= maxBatch);
+    for (const b of out) {
+      const one = Int32Array.of(0);
+      const seed: StepBatch = { numTokens: 1, tokenIds: one, positions: one, seqStarts: Int32Array.of(0, 1), contextLens: Int32Array.of(1), blockTables: [Int32Array.of(this.kv.numBlocks)], slotMapping: Int32Array.of(this.kv.numBlocks * this.kv.blockSize), logitRows: one };
+      this.run(padDecodeStep(seed, b, this.kv.numBlocks, this.kv.blockSize));
+    }
+    this.driver.syncStream(this.k.stream);
+    return out;
+  }
+
+  /** The weights on the device (formats and bytes, for reports). */
+  get deviceWeights(): DeviceWeightStore {
+    return this.weights;
+  }
+
   /** Uploads the step and launches (or replays) its kernels; outputs stay on the device. */
   private run(step: StepBatch): void {
     const { T: capT, R: capR } = this.plan.capacity;

@@ -94,26 +94,27 @@ export async function compileWithNvcc(arch: string, nvcc = findNvcc(), parallel 
   return new Map(KERNEL_UNITS.map((u) => [u, out.get(u)!]));
 }
 
-/** Synchronous nvcc compile (for a load that finds no stored cubins). */
+/**
+ * Synchronous nvcc compile (for a load that finds no stored cubins): the missing units
+ * compile in parallel in one shell, each to its own file.
+ */
 export function compileWithNvccSync(arch: string, nvcc: string): Cubins {
   arch = normalizeArch(arch);
   const key = hashSources(readKernelSources(), nvccVersion(nvcc), ...NVCC_FLAGS);
-  const out: Cubins = new Map();
-  for (const unit of KERNEL_UNITS) {
-    const path = cachePath(key, unit, arch);
-    if (!existsSync(path)) {
-      mkdirSync(cacheDir(), { recursive: true });
-      const tmp = `${path}.${process.pid}.build`;
-      try {
-        execFileSync(nvcc, nvccArgs(unit, arch, tmp), { stdio: ["ignore", "ignore", "pipe"] });
-      } catch (e) {
-        throw new CudaError("nvcc", 1, "compile error", `${unit}.cu for ${arch}:\n${(e as { stderr?: Buffer }).stderr?.toString() ?? ""}`);
-      }
-      renameSync(tmp, path);
+  const todo = KERNEL_UNITS.filter((u) => !existsSync(cachePath(key, u, arch)));
+  if (todo.length) {
+    mkdirSync(cacheDir(), { recursive: true });
+    const q = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+    const jobs = todo.map((u) => `${[nvcc, ...nvccArgs(u, arch, `${cachePath(key, u, arch)}.${process.pid}.build`)].map(q).join(" ")} & pids="$pids $!"`);
+    const script = `pids=""\n${jobs.join("\n")}\nfail=0; for p in $pids; do wait $p || fail=1; done; exit $fail`;
+    try {
+      execFileSync("bash", ["-c", script], { stdio: ["ignore", "ignore", "pipe"], maxBuffer: 16 << 20 });
+    } catch (e) {
+      throw new CudaError("nvcc", 1, "compile error", `kernels for ${arch}:\n${(e as { stderr?: Buffer }).stderr?.toString() ?? ""}`);
     }
-    out.set(unit, new Uint8Array(readFileSync(path)));
+    for (const u of todo) renameSync(`${cachePath(key, u, arch)}.${process.pid}.build`, cachePath(key, u, arch));
   }
-  return out;
+  return new Map(KERNEL_UNITS.map((u) => [u, new Uint8Array(readFileSync(cachePath(key, u, arch)))]));
 }
 
 /** Include folders holding cuda_bf16.h and friends, for NVRTC. */

@@ -89,6 +89,10 @@ export class DeviceWeightStore {
     return w;
   }
 
+  all(): DeviceWeight[] {
+    return [...this.byName.values()];
+  }
+
   has(name: string): boolean {
     return this.byName.has(name);
   }

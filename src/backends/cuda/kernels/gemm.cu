@@ -20,17 +20,24 @@ __device__ void gemv(OUT* out, const T* x, WeightRef wr, const float* bias, int 
   float acc[GEMV_MAXM];
 #pragma unroll
   for (int m = 0; m < GEMV_MAXM; m++) acc[m] = 0.f;
-#pragma unroll 2
+  // several 16-byte weight loads in flight per lane: decode is bound by how many bytes
+  // are on their way from HBM at once
+#pragma unroll 4
   for (int k = lane * W::VEC; k < K; k += 32 * W::VEC) {
     float w[W::VEC];
     W::vec(wr, K, n, k, w);
 #pragma unroll
     for (int m = 0; m < GEMV_MAXM; m++) {
       if (m >= M) break;
-      const T* xr = x + (size_t)m * K + k;
+      const T* xr = x + (size_t)m * K + k;  // x is small and shared by every warp: L1 hits
       float a = 0.f;
 #pragma unroll
-      for (int e = 0; e < W::VEC; e++) a += to_f(xr[e]) * w[e];
+      for (int e0 = 0; e0 < W::VEC; e0 += 8) {
+        float xv[8];
+        load8(xr + e0, 1.f, xv);
+#pragma unroll
+        for (int e = 0; e < 8 && e0 + e < W::VEC; e++) a += xv[e] * w[e0 + e];
+      }
       acc[m] += a;
     }
   }

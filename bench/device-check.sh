@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# One prepared run of the CUDA backend on a GPU machine (issue 9): correctness first,
+# then speed against PyTorch + transformers on the same GPU, logs and JSON under $OUT
+# (default bench/out), a short table last. Prepare .device/ here first:
+#
+#   bash bench/device-prep.sh
+#   device run:  bash bench/device-check.sh --quick      (carry [".device"], timeout_s 600)
+#   second run:  bash bench/device-check.sh --big        (Llama-3-8B shape, BF16 and FP8)
+#
+# --quick (~8 min): libraries and device, backend vs reference on every model variant
+#   and kernel path, stories260K vs the goldens, random-weight Llama/Qwen2 vs
+#   transformers logits, then HBM bandwidth, decode batch 1 and throughput at 1/8/64
+#   concurrent requests on Llama-110M and TinyLlama-1.1B shapes (BF16, dummy weights)
+#   with transformers `generate` (static cache) on the same shapes.
+# --big (~8 min): the same speed runs on the Llama-3-8B shape, BF16 and FP8 weights.
+# Each stage has its own time limit and the next runs whatever happened before it.
+set -uo pipefail
+MODE=${1:---quick}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+OUT=${OUT:-bench/out}
+mkdir -p "$OUT"
+LOG="$OUT/device-check${MODE#-}.log"
+exec > >(tee -a "$LOG") 2>&1
+stage() { echo; echo "=== $1 ($(date +%T))"; }
+export PYTHONUNBUFFERED=1
+export LLMRT_CUDA_KERNELS_DIR="$root/src/backends/cuda/kernels" # sources, if cubins must be rebuilt here
+export LLMRT_CUDA_CACHE=${LLMRT_CUDA_CACHE:-/tmp/llmrt-cuda}
+export LLMRT_SHARED="$root/.device/fixtures"
+export LLMRT_CACHE=/tmp/llmrt-engines
+export LLMRT_CUDA_CUBINS="$root/.device/cubins" # prepared kernels for sm_90 (else compiled here)
+
+stage "node"
+if [ ! -x .device/node ]; then xz -dc .device/node.xz > .device/node && chmod +x .device/node; fi
+export PATH="$root/.device:$PATH"
+node --version || { echo "no node: run bench/device-prep.sh where Node is, and carry .device"; exit 1; }
+APP=(node "$root/.device/app/device.mjs")
+CUBINS=(--cubins "$root/.device/cubins")
+
+stage "GPU and CUDA libraries"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv 2>&1 | head -3
+ldconfig -p 2>/dev/null | grep -E "libcuda\.so|libnvrtc\.so|libcublasLt\.so" | head
+ls /usr/local/cuda*/lib64/libnvrtc.so* /usr/local/cuda*/lib64/libcublasLt.so* 2>/dev/null | head -4
+python3 -c "import nvidia, os; [print(os.path.join(p, d, 'lib')) for p in nvidia.__path__ for d in sorted(os.listdir(p)) if os.path.isdir(os.path.join(p, d, 'lib'))]" 2>/dev/null | head -20
+which nvcc && nvcc --version | tail -1
+timeout 60 "${APP[@]}" env --out "$OUT"
+
+if [ "$MODE" = "--quick" ]; then
+  stage "correctness: CUDA backend vs reference, stories260K goldens"
+  timeout 200 "${APP[@]}" correctness --out "$OUT" --shared "$LLMRT_SHARED" "${CUBINS[@]}"
+
+  stage "correctness: vs transformers (random-weight Llama / Qwen2)"
+  timeout 120 python3 bench/device/hf_models.py /tmp/llmrt-hf-models &&
+    timeout 120 "${APP[@]}" hf --out "$OUT" --hf-dir /tmp/llmrt-hf-models "${CUBINS[@]}"
+
+  stage "llmrt generate --target cuda (stories260K, CLI end to end)"
+  timeout 60 node .device/app/llmrt.mjs generate --model "$LLMRT_SHARED/models/stories260K/stories260K.bin" \
+    --target cuda --prompt "Once upon a time" --max-tokens 40 --temperature 0 2>&1 | tail -3
+
+  stage "speed: llmrt (Llama-110M, TinyLlama-1.1B shapes, BF16, dummy weights)"
+  timeout 200 "${APP[@]}" speed --quick --out "$OUT" "${CUBINS[@]}"
+
+  stage "speed: transformers generate, static cache, same shapes"
+  timeout 150 python3 bench/device/hf_bench.py --shapes llama-110m,tinyllama-1.1b --out "$OUT/hf-bench-quick.json"
+else
+  stage "speed: llmrt (Llama-3-8B shape, BF16 and FP8 weights, dummy)"
+  timeout 330 "${APP[@]}" speed --big --out "$OUT" "${CUBINS[@]}"
+
+  stage "speed: transformers generate, static cache, Llama-3-8B shape"
+  timeout 200 python3 bench/device/hf_bench.py --shapes llama-3-8b --runs 1 --out "$OUT/hf-bench-big.json"
+fi
+
+stage "summary"
+"${APP[@]}" table --out "$OUT"

@@ -1,0 +1,116 @@
+/**
+ * The GPU side of bench/device-check.sh (bundled into .device/app/device.mjs by
+ * bench/device-prep.sh; also runs from source with tsx):
+ *
+ *   device env          --out DIR            device, driver and the CUDA libraries found
+ *   device correctness  --out DIR --shared DIR  backend vs reference, goldens
+ *   device hf           --out DIR --hf-dir DIR  logits vs transformers (hf_models.py output)
+ *   device speed        --out DIR --quick|--big HBM, decode b1, throughput 1/8/64
+ *   device table        --out DIR            the summary table
+ *
+ * --cubins DIR: a folder with kernels/<unit>.sm_90.cubin (prepared here without a GPU);
+ * without it, or on another architecture, the kernels compile on the GPU machine.
+ * Every stage writes its JSON as it goes, so a stage cut short still leaves its rows.
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { CudaDriver } from "../../src/backends/cuda/driver.js";
+import { describeLibraries } from "../../src/backends/cuda/libs.js";
+import type { CudaBackendOptions } from "../../src/backends/cuda/settings.js";
+import { runBackendCases, runGoldens, type CheckRow } from "./correctness.js";
+import { runHfComparison } from "./hf.js";
+import { BIG_SHAPES, QUICK_SHAPES, shapeConfig } from "./shapes.js";
+import { dummyEngine, measureConcurrency, measureDecode, measureHbm } from "./speed.js";
+import { summaryTable } from "./table.js";
+
+const args = process.argv.slice(2);
+const cmd = args[0];
+const opt = (name: string, dflt = ""): string => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const out = opt("out", "bench/out");
+const base: CudaBackendOptions = opt("cubins") ? { engineDir: opt("cubins") } : {};
+
+function save(file: string, data: unknown): void {
+  writeFileSync(join(out, file), JSON.stringify(data, null, 1) + "\n");
+}
+
+function logRow(r: CheckRow): void {
+  console.log(`${r.ok ? "PASS" : "FAIL"} ${r.check}: ${r.detail} (${(r.ms / 1000).toFixed(1)} s)`);
+}
+
+async function main(): Promise<void> {
+  switch (cmd) {
+    case "env": {
+      const libraries = describeLibraries();
+      let device: unknown = null;
+      let error: string | undefined;
+      try {
+        const d = CudaDriver.open();
+        device = { ...d.info, arch: d.arch, memory: d.memInfo() };
+      } catch (e) {
+        error = (e as Error).message;
+      }
+      save("env.json", { node: process.version, libraries, device, error });
+      console.log(JSON.stringify({ libraries, device, error }, null, 1));
+      return;
+    }
+    case "correctness": {
+      const rows: CheckRow[] = [];
+      const log = (r: CheckRow) => (logRow(r), rows.push(r), save("correctness.json", { rows }));
+      runBackendCases(base, log);
+      await runGoldens(opt("shared", ".device/fixtures"), base, log);
+      return;
+    }
+    case "hf": {
+      const rows: CheckRow[] = [];
+      runHfComparison(opt("hf-dir"), base, (r) => (logRow(r), rows.push(r), save("hf.json", { rows })));
+      save("hf.json", { rows });
+      return;
+    }
+    case "speed": {
+      const mode = args.includes("--big") ? "big" : "quick";
+      const d = CudaDriver.open();
+      const hbm = measureHbm(d);
+      console.log(`HBM: ${hbm.toFixed(0)} GB/s (device-to-device copy, read + write)`);
+      const runs: unknown[] = [];
+      const file = `speed-${mode}.json`;
+      const variants: [string, CudaBackendOptions][] = mode === "big" ? [["bf16", {}], ["fp8", { weightFormat: "fp8" }]] : [["bf16", {}]];
+      for (const shape of mode === "big" ? BIG_SHAPES : QUICK_SHAPES) {
+        for (const [variant, o] of variants) {
+          const run: Record<string, unknown> = { shape, variant };
+          runs.push(run);
+          try {
+            const e = dummyEngine(shapeConfig(shape), 64, 512, 2048, { ...base, ...o });
+            run.memory = e.bound.memorySummary;
+            run.decode = measureDecode(e, 128, mode === "big" ? 64 : 128, mode === "big" ? 2 : 3, hbm);
+            console.log(`${shape} ${variant} decode: ${JSON.stringify(run.decode)}`);
+            run.throughput = [1, 8, 64].map((c) => {
+              const t = measureConcurrency(e, c, 128, 128, 2048);
+              console.log(`${shape} ${variant} c${c}: ${JSON.stringify(t)}`);
+              return t;
+            });
+            e.bound.dispose();
+          } catch (err) {
+            run.error = (err as Error).message.split("\n")[0];
+            console.log(`${shape} ${variant}: ERROR ${run.error}`);
+          }
+          save(file, { hbm_gbps: hbm, runs });
+        }
+      }
+      return;
+    }
+    case "table":
+      console.log(summaryTable(out));
+      return;
+    default:
+      console.error("usage: device env|correctness|hf|speed|table --out DIR [--shared DIR] [--hf-dir DIR] [--cubins DIR] [--quick|--big]");
+      process.exitCode = 2;
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
