@@ -8,6 +8,7 @@ import { registerGenerate } from "./generate.js";
 import { registerInspect } from "./inspect.js";
 import { registerServe } from "./serve.js";
 import { registerChat } from "./chat.js";
+import { registerEval } from "./eval.js";
 
 const program = new Command()
   .name("llmrt")
@@ -21,6 +22,7 @@ registerInspect(program);
 registerServe(program);
 registerChat(program);
 registerBench(program);
+registerEval(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   // typed errors are the user's to fix: print the message and hint, not a stack
