@@ -111,6 +111,7 @@ export class ShmCollectives implements Collectives {
     Atomics.add(this.ctrl, w, 1);
     Atomics.notify(this.ctrl, w);
     this.times.sendUs += (performance.now() - t0) * 1000;
+    this.times.calls++;
   }
 
   recv(buf: Float32Array, count: number, peer: number): void {
@@ -127,5 +128,6 @@ export class ShmCollectives implements Collectives {
     Atomics.add(this.ctrl, w + 1, 1);
     Atomics.notify(this.ctrl, w + 1);
     this.times.recvUs += (performance.now() - t0) * 1000;
+    this.times.calls++;
   }
 }

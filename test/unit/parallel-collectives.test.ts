@@ -31,6 +31,6 @@ for (const [tp, pp] of [[2, 1], [3, 1], [2, 2]]) {
     for (const r of results) assert.deepEqual(r.failures, [], `rank ${r.rank}`);
     // every rank of a tensor-parallel group holds the identical reduced buffer
     for (const r of results) assert.deepEqual(r.digests, results[Math.floor(r.rank / tp) * tp].digests);
-    if (tp > 1) assert.ok(results.every((r) => r.calls === 3 * SIZES.length));
+    assert.ok(results.every((r) => r.calls === (tp > 1 ? 3 : 0) * SIZES.length + (pp > 1 ? 3 : 0) * SIZES.length)); // 2 all-reduce + 1 all-gather (+ 3 send or recv) per size
   });
 }
