@@ -13,6 +13,13 @@ import { test } from "node:test";
 import { chromium, type Browser } from "playwright-core";
 import { startTestServer } from "../server/helpers.js";
 
+// The callbacks below run in the page; the project's tsconfig has no DOM library, so its names are declared loosely here.
+declare const document: any;
+declare const window: any;
+declare const MutationObserver: any;
+declare const Event: any;
+type HTMLInputElement = { value: string };
+
 const CHROMIUM = process.env.LLMRT_CHROMIUM ?? "/usr/bin/chromium";
 const ARTIFACTS = join(process.cwd(), "test-artifacts");
 
