@@ -83,9 +83,10 @@ export class CpuBound implements BoundGraph {
     this.kvBytes = 2 * kv.numLayers * slots * kvDim * this.kvElem;
     let weightBytes = 0;
     for (const w of weights.values()) weightBytes += w.byteLength;
-    // scratch per thread: rope angles, or the scores of one attention work item [group, context]
+    // scratch per thread: rope angles, the scores of one attention work item [group, context],
     const group = Math.max(1, ...graph.ops.map((o) => ("numHeads" in o ? o.numHeads / o.numKvHeads : 1)));
-    const scratchBytes = 4096 + Math.max((group * (slots + 1) + 64) * 4, kvDim * 4);
+    // ...or the fp16 weight rows a prefill matmul widens once per block (256 KB)
+    const scratchBytes = 4096 + Math.max((group * (slots + 1) + 64) * 4, kvDim * 4, 256 << 10);
     this.rt = new CpuRuntime({ threads, simd: opts.simd, spin: opts.spin, scratchBytes, reserveBytes: weightBytes + this.kvBytes + (plan?.arenaBytes ?? 0) + (1 << 20) });
     closer.register(this, this.rt);
     try {

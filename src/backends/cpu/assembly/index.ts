@@ -59,13 +59,14 @@ function barrier(ctrl: usize, nth: i32): bool {
 
 /** Runs every instruction of the program as thread tid of nth. */
 export function runProgram(ctrl: usize, prog: usize, tid: i32, nth: i32): bool {
-  const scratch = <usize>load<i32>(c(ctrl, C_SCRATCH)) + <usize>tid * <usize>load<i32>(c(ctrl, C_SCRATCH_STRIDE));
+  const scratchBytes = load<i32>(c(ctrl, C_SCRATCH_STRIDE));
+  const scratch = <usize>load<i32>(c(ctrl, C_SCRATCH)) + <usize>tid * <usize>scratchBytes;
   for (let p = prog; ; p += INSTR_BYTES) {
     const word = load<i32>(p);
     const op = word & 0xff;
     const a = p + 4;
     if (op == OP_END) return true;
-    else if (op == OP_MATMUL) matmul(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7));
+    else if (op == OP_MATMUL) matmul(tid, nth, scratch, scratchBytes, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7));
     else if (op == OP_RMSNORM) rmsnorm(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), reinterpret<f32>(arg(a, 5)));
     else if (op == OP_ADD_RMSNORM) addRmsnorm(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), reinterpret<f32>(arg(a, 7)));
     else if (op == OP_ELEMENTWISE) elementwise(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4));

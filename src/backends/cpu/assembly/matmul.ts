@@ -146,8 +146,35 @@ const BLOCK_BYTES: i32 = 256 << 10;
   }
 }
 
+/** Widens rows [n0, n1) of w (fp16) into f32 at dst: [n1 - n0, K]. */
+function widenRows(dst: usize, w: usize, K: i32, n0: i32, n1: i32): void {
+  const src = w + <usize>n0 * <usize>K * 2;
+  const n = (n1 - n0) * K;
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    v128.store(dst + (<usize>i << 2), wLo(DT_F16, src + (<usize>i << 1)));
+    v128.store(dst + (<usize>i << 2), wHi(DT_F16, src + (<usize>i << 1)), 16);
+  }
+  for (; i < n; i++) store<f32>(dst + (<usize>i << 2), wAt(DT_F16, src + (<usize>i << 1)));
+}
+
+/**
+ * fp16 weights with many tokens: widening in the register tile costs more than the
+ * multiply-adds (and fp16 subnormals make the float multiply slow), so each row block
+ * is widened once into scratch and the f32 tiles run over it.
+ */
+function matmulF16Blocked(scratch: usize, scratchBytes: i32, out: usize, x: usize, w: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  const rows = max(1, min(256, scratchBytes / (K * 4)));
+  for (let nb = n0; nb < n1; nb += rows) {
+    const ne = min(nb + rows, n1);
+    widenRows(scratch, w, K, nb, ne);
+    // row n of the f32 view lives at scratch + (n - nb) * K * 4
+    matmulRange(DT_F32, out, x, scratch - <usize>nb * <usize>K * 4, bias, T, K, N, nb, ne);
+  }
+}
+
 /** This thread's share of out [T, N] = x [T, K] @ w [N, K]^T (+ bias; 0 = none). */
-export function matmul(tid: i32, nth: i32, out: usize, x: usize, w: usize, dt: i32, bias: usize, T: i32, K: i32, N: i32): void {
+export function matmul(tid: i32, nth: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, w: usize, dt: i32, bias: usize, T: i32, K: i32, N: i32): void {
   // enough rows per thread that waking it pays: about 64K multiply-adds
   const act = activeThreads(N, nth, max(4, (1 << 16) / max(1, T * K)));
   const n0 = shareStart(N, tid, act, 4);
@@ -155,5 +182,6 @@ export function matmul(tid: i32, nth: i32, out: usize, x: usize, w: usize, dt: i
   if (n0 >= n1) return;
   if (dt == DT_F32) matmulRange(DT_F32, out, x, w, bias, T, K, N, n0, n1);
   else if (dt == DT_BF16) matmulRange(DT_BF16, out, x, w, bias, T, K, N, n0, n1);
+  else if (T >= 8 && scratchBytes >= K * 16) matmulF16Blocked(scratch, scratchBytes, out, x, w, bias, T, K, N, n0, n1);
   else matmulRange(DT_F16, out, x, w, bias, T, K, N, n0, n1);
 }
