@@ -77,17 +77,21 @@ async function main(): Promise<void> {
       const runs: unknown[] = [];
       const file = `speed-${mode}.json`;
       const variants: [string, CudaBackendOptions][] = mode === "big" ? [["bf16", {}], ["fp8", { weightFormat: "fp8" }]] : [["bf16", {}]];
-      for (const shape of mode === "big" ? BIG_SHAPES : QUICK_SHAPES) {
+      // --shapes / --concurrency / --tokens shrink a dry run (bench/device-check.sh on the CPU emulator)
+      const shapes = opt("shapes") ? opt("shapes").split(",") : mode === "big" ? BIG_SHAPES : QUICK_SHAPES;
+      const conc = opt("concurrency", "1,8,64").split(",").map(Number);
+      const N = Number(opt("tokens", "128"));
+      for (const shape of shapes) {
         for (const [variant, o] of variants) {
           const run: Record<string, unknown> = { shape, variant };
           runs.push(run);
           try {
             const e = dummyEngine(shapeConfig(shape), 64, 512, 2048, { ...base, ...o });
             run.memory = e.bound.memorySummary;
-            run.decode = measureDecode(e, 128, mode === "big" ? 64 : 128, mode === "big" ? 2 : 3, hbm);
+            run.decode = measureDecode(e, N, mode === "big" ? N / 2 : N, mode === "big" ? 2 : 3, hbm);
             console.log(`${shape} ${variant} decode: ${JSON.stringify(run.decode)}`);
-            run.throughput = [1, 8, 64].map((c) => {
-              const t = measureConcurrency(e, c, 128, 128, 2048);
+            run.throughput = conc.map((c) => {
+              const t = measureConcurrency(e, c, N, N, 2048);
               console.log(`${shape} ${variant} c${c}: ${JSON.stringify(t)}`);
               return t;
             });
@@ -105,7 +109,7 @@ async function main(): Promise<void> {
       console.log(summaryTable(out));
       return;
     default:
-      console.error("usage: device env|correctness|hf|speed|table --out DIR [--shared DIR] [--hf-dir DIR] [--cubins DIR] [--quick|--big]");
+      console.error("usage: device env|correctness|hf|speed|table --out DIR [--shared DIR] [--hf-dir DIR] [--cubins DIR] [--quick|--big] [--shapes a,b --concurrency 1,8 --tokens N]");
       process.exitCode = 2;
   }
 }

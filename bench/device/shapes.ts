@@ -6,6 +6,8 @@ import type { ModelConfig } from "../../src/checkpoint/config.js";
 import { syntheticConfig } from "../../src/models/synthetic.js";
 
 const SHAPES: Record<string, Partial<ModelConfig>> = {
+  // for dry runs of the script on the CPU emulator
+  tiny: { hiddenSize: 128, intermediateSize: 256, numLayers: 2, numHeads: 2, numKvHeads: 1, vocabSize: 256, maxPositionEmbeddings: 1024 },
   // stories110M's shape (llama2.c)
   "llama-110m": { hiddenSize: 768, intermediateSize: 2048, numLayers: 12, numHeads: 12, numKvHeads: 12, vocabSize: 32000, maxPositionEmbeddings: 2048 },
   "tinyllama-1.1b": { hiddenSize: 2048, intermediateSize: 5632, numLayers: 22, numHeads: 32, numKvHeads: 4, vocabSize: 32000, maxPositionEmbeddings: 2048 },
