@@ -14,6 +14,9 @@
 #   with transformers `generate` (static cache) on the same shapes.
 # --big (~8 min): the same speed runs on the Llama-3-8B shape, BF16 and FP8 weights.
 # Each stage has its own time limit and the next runs whatever happened before it.
+# A dry run on the CPU emulator (no GPU; slow, so shrunk):
+#   LLMRT_CUDA_LIB_DIR=<emulator dir> CORRECTNESS_S=60 SPEED_ARGS="--shapes tiny --concurrency 1,2 --tokens 8" \
+#     OUT=/tmp/dry bash bench/device-check.sh --quick
 set -uo pipefail
 MODE=${1:---quick}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,7 +50,7 @@ timeout 60 "${APP[@]}" env --out "$OUT"
 
 if [ "$MODE" = "--quick" ]; then
   stage "correctness: CUDA backend vs reference, stories260K goldens"
-  timeout 200 "${APP[@]}" correctness --out "$OUT" --shared "$LLMRT_SHARED" "${CUBINS[@]}"
+  timeout ${CORRECTNESS_S:-200} "${APP[@]}" correctness --out "$OUT" --shared "$LLMRT_SHARED" "${CUBINS[@]}"
 
   stage "correctness: vs transformers (random-weight Llama / Qwen2)"
   timeout 120 python3 bench/device/hf_models.py /tmp/llmrt-hf-models &&
@@ -58,7 +61,7 @@ if [ "$MODE" = "--quick" ]; then
     --target cuda --prompt "Once upon a time" --max-tokens 40 --temperature 0 2>&1 | tail -3
 
   stage "speed: llmrt (Llama-110M, TinyLlama-1.1B shapes, BF16, dummy weights)"
-  timeout 200 "${APP[@]}" speed --quick --out "$OUT" "${CUBINS[@]}"
+  timeout 200 "${APP[@]}" speed --quick --out "$OUT" "${CUBINS[@]}" ${SPEED_ARGS:-}
 
   stage "speed: transformers generate, static cache, same shapes"
   timeout 150 python3 bench/device/hf_bench.py --shapes llama-110m,tinyllama-1.1b --out "$OUT/hf-bench-quick.json"
