@@ -4,8 +4,8 @@
  * ranks (payload per token row T, per logit row R), and the total for one decode token.
  */
 import type { RankManifest } from "../engine/format.js";
-import { formatBytes } from "../engine/report.js";
 import { deserializeGraph } from "../engine/format.js";
+import { formatBytes } from "../engine/report.js";
 import type { ModelConfig } from "../checkpoint/config.js";
 import type { Graph } from "../graph/ir.js";
 import { commOf, type CommEntry, type RankPlan } from "./plan.js";
@@ -31,14 +31,15 @@ function heads(g: Graph): string {
   return att && "numHeads" in att ? `${att.numHeads}/${att.numKvHeads}` : "-";
 }
 
-/** "all_reduce 7 x 256 B/T" grouped by op and size. */
+/** "all_reduce 7 x 256 B/T, send 1 x 256 B/T": counted by op and payload, in order of first use. */
 function grouped(entries: CommEntry[]): string {
-  const m = new Map<string, number>();
+  const m = new Map<string, { op: string; size: string; n: number }>();
   for (const e of entries) {
-    const k = `${e.op} ${formatBytes(e.bytesPerRow)}/${e.rows}`;
-    m.set(k, (m.get(k) ?? 0) + 1);
+    const size = `${formatBytes(e.bytesPerRow)}/${e.rows}`;
+    const g = m.get(`${e.op} ${size}`) ?? m.set(`${e.op} ${size}`, { op: e.op, size, n: 0 }).get(`${e.op} ${size}`)!;
+    g.n++;
   }
-  return [...m].map(([k, n]) => `${k.split(" ")[0]} ${n} x ${k.split(" ").slice(1).join(" ")}`).join(", ") || "none";
+  return [...m.values()].map((g) => `${g.op} ${g.n} x ${g.size}`).join(", ") || "none";
 }
 
 export function describeParallel(c: ModelConfig, tp: number, pp: number, ranks: RankView[]): string[] {

@@ -22,6 +22,7 @@ import { headsOf, shardTensorParallel, splitRange } from "../../src/graph/passes
 import { validateGraph } from "../../src/graph/validate.js";
 import { buildLlamaGraph } from "../../src/models/llama.js";
 import { buildShardedEngineDir } from "../../src/parallel/build.js";
+import { describeParallel, rankView } from "../../src/parallel/describe.js";
 import { checkParallel, stageLayers, stageSpec } from "../../src/parallel/layout.js";
 import { splitStep } from "../../src/parallel/micro-batch.js";
 import { planRanks } from "../../src/parallel/plan.js";
@@ -153,6 +154,11 @@ test("refusals: heads that do not split, KV heads that neither split nor divide,
     assert.equal(m.version, SHARDED_ENGINE_FORMAT_VERSION);
     assert.deepEqual(m.parallel!.ranks.map((r) => [r.stage, r.tpRank, r.weights.file]), [[0, 0, "weights.rank0.bin"], [0, 1, "weights.rank1.bin"], [1, 0, "weights.rank2.bin"], [1, 1, "weights.rank3.bin"]]);
     assert.equal(readManifest(dir).parallel!.tp, 2);
+    // what inspect prints: the split and the communication per step
+    const view = describeParallel(ckpt.config, 2, 2, m.parallel!.ranks.map(rankView)).join("\n");
+    assert.match(view, /tp 2 x pp 2 = 4 ranks/);
+    assert.match(view, /stage 0: all_reduce 3 x 128 B\/T, send 1 x 128 B\/T/); // embedding + 2 in its one layer
+    assert.match(view, /stage 1: recv 1 x 128 B\/T, all_reduce 2 x 128 B\/T, all_gather 1 x 128 B\/R/);
     assert.throws(() => Engine.load(dir), (e: unknown) => e instanceof EngineError && /sharded engine \(tp 2 x pp 2 = 4 ranks\)/.test(e.message) && /LLM\.load/.test(e.message));
     // the plans are the same whether inspected or built
     const plans = planRanks(ckpt.config, resolveBuildOptions(ckpt.config, { maxSeqs: 2, maxBatchTokens: 16, maxLogitRows: 16 }), { tp: 2, pp: 2 });
