@@ -40,7 +40,10 @@ def hbm_gbps(nbytes=1 << 30, reps=20):
 def make_model(shape):
     cfg = LlamaConfig(rms_norm_eps=1e-5, tie_word_embeddings=False, **SHAPES[shape])
     with torch.device("cuda"):
-        model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.bfloat16)
+        try:  # transformers 5 names it dtype; 4.x torch_dtype
+            model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+        except TypeError:
+            model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.bfloat16)
     return model.eval()
 
 

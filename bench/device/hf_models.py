@@ -34,6 +34,13 @@ CASES = {
 PROMPT_LENGTHS = [7, 64, 150]
 
 
+def from_config(cfg, dtype):
+    try:  # transformers 5 names it dtype; 4.x torch_dtype
+        return AutoModelForCausalLM.from_config(cfg, dtype=dtype)
+    except TypeError:
+        return AutoModelForCausalLM.from_config(cfg, torch_dtype=dtype)
+
+
 def init_weights(model, seed):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -52,7 +59,7 @@ def main(out):
     for i, (name, cfg) in enumerate(CASES.items()):
         d = os.path.join(out, name)
         os.makedirs(d, exist_ok=True)
-        model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float32)
+        model = from_config(cfg, torch.float32)
         init_weights(model, 1234 + i)
         model.save_pretrained(d, safe_serialization=True)
         g = torch.Generator().manual_seed(99 + i)

@@ -109,7 +109,7 @@ export class CublasLt {
 
   /** The plan for a shape, or null where cuBLASLt offers no algorithm (callers fall back). */
   plan(s: LtShape, fp8Scales?: { a: DevPtr; b: DevPtr }): Plan | null {
-    const key = `${s.M}x${s.N}x${s.K}:${s.inType}:${s.outType}:${fp8Scales ? `${fp8Scales.a},${fp8Scales.b}` : ""}`;
+    const key = this.key(s, fp8Scales);
     if (this.plans.has(key)) return this.plans.get(key)!;
     let plan: Plan | null = null;
     try {
@@ -137,14 +137,23 @@ export class CublasLt {
     return plan;
   }
 
-  /** D = W x^T on `stream`; false if no plan exists for the shape (nothing was launched). */
+  /**
+   * D = W x^T on `stream`; false if no plan exists for the shape or cuBLASLt refused it
+   * (nothing was launched; the shape is then never offered again, callers fall back).
+   */
   matmul(s: LtShape, w: DevPtr, x: DevPtr, out: DevPtr, stream: Ptr | null, fp8Scales?: { a: DevPtr; b: DevPtr }): boolean {
     const p = this.plan(s, fp8Scales);
     if (!p) return false;
-    this.check(
-      "cublasLtMatmul",
-      this.fn.matmul(this.handle, p.desc, this.one, w, p.a, x, p.b, this.zero, out, p.d, out, p.d, p.algo, this.workspace, this.workspaceBytes, stream),
-    );
+    const r = this.fn.matmul(this.handle, p.desc, this.one, w, p.a, x, p.b, this.zero, out, p.d, out, p.d, p.algo, this.workspace, this.workspaceBytes, stream) as number;
+    if (r !== 0) {
+      console.error(`llmrt: cuBLASLt refused ${s.M}x${s.N}x${s.K} ${s.inType}->${s.outType} (status ${r}); using llmrt's GEMM for it`);
+      this.plans.set(this.key(s, fp8Scales), null);
+      return false;
+    }
     return true;
+  }
+
+  private key(s: LtShape, fp8Scales?: { a: DevPtr; b: DevPtr }): string {
+    return `${s.M}x${s.N}x${s.K}:${s.inType}:${s.outType}:${fp8Scales ? `${fp8Scales.a},${fp8Scales.b}` : ""}`;
   }
 }

@@ -15,8 +15,9 @@ export type Ptr = bigint; // host-side handles (contexts, streams, modules, func
 export type DevPtr = number; // device addresses
 
 export const ATTR = { smCount: 16, l2Bytes: 38, ccMajor: 75, ccMinor: 76, smemOptin: 97 } as const;
-// a blocking stream: ordered with the synchronous copies and memsets of the legacy stream
-const CU_STREAM_DEFAULT = 0;
+// a non-blocking stream, as CUDA-graph capture prefers: every copy and memset llmrt issues
+// is on it (the async calls) or complete when it returns (synchronous copies)
+const CU_STREAM_NON_BLOCKING = 1;
 const CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1;
 const CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 
@@ -232,7 +233,7 @@ export class CudaDriver {
   }
 
   createStream(): Ptr {
-    return this.out<Ptr>("cuStreamCreate", (o) => this.fn.streamCreate(o, CU_STREAM_DEFAULT));
+    return this.out<Ptr>("cuStreamCreate", (o) => this.fn.streamCreate(o, CU_STREAM_NON_BLOCKING));
   }
 
   syncStream(s: Ptr | null): void {

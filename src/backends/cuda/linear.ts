@@ -66,9 +66,10 @@ export function launchLinear(c: LinearContext, out: DevPtr, outF32: boolean, x: 
       const grid: [number, number, number] = [Math.max(1, Math.min(Math.ceil((M * K) / 256), c.smCount * 16)), 1, 1];
       c.k.launch(`absmax_${c.act}`, grid, [256, 1, 1], [["ptr", s.amax], ["ptr", x], ["u64", M * K]]);
       c.k.launch(`quant_fp8_act_${c.act}`, grid, [256, 1, 1], [["ptr", s.xq], ["ptr", s.scale], ["ptr", x], ["ptr", s.amax], ["u64", M * K]]);
-      c.lt!.matmul({ M, N, K, inType: "fp8", outType }, w.ptr, s.xq, out, c.k.stream, { a: w.scale, b: s.scale });
-      if (bias) addBias(c, out, outF32, bias, M, N);
-      return path;
+      if (c.lt!.matmul({ M, N, K, inType: "fp8", outType }, w.ptr, s.xq, out, c.k.stream, { a: w.scale, b: s.scale })) {
+        if (bias) addBias(c, out, outF32, bias, M, N);
+        return path;
+      }
     }
   }
   if (path === "cublas" || path === "cublas_fp8") path = "gemm_tc"; // no cuBLASLt plan for this shape

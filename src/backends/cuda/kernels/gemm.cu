@@ -31,12 +31,17 @@ __device__ void gemv(OUT* out, const T* x, WeightRef wr, const float* bias, int 
       if (m >= M) break;
       const T* xr = x + (size_t)m * K + k;  // x is small and shared by every warp: L1 hits
       float a = 0.f;
+      if constexpr (W::VEC % 8 == 0) {
 #pragma unroll
-      for (int e0 = 0; e0 < W::VEC; e0 += 8) {
-        float xv[8];
-        load8(xr + e0, 1.f, xv);
+        for (int e0 = 0; e0 < W::VEC; e0 += 8) {
+          float xv[8];
+          load8(xr + e0, 1.f, xv);
 #pragma unroll
-        for (int e = 0; e < 8 && e0 + e < W::VEC; e++) a += xv[e] * w[e0 + e];
+          for (int e = 0; e < 8; e++) a += xv[e] * w[e0 + e];
+        }
+      } else {  // f32 weights: 4 per load; read x one by one rather than past the row
+#pragma unroll
+        for (int e = 0; e < W::VEC; e++) a += to_f(xr[e]) * w[e];
       }
       acc[m] += a;
     }
