@@ -68,6 +68,29 @@ const BLOCK_BYTES: i32 = 256 << 10;
   store<f32>(out + (<usize>n << 2), hsum(f32x4.add(a0, b0)) + tail(dt, x, w0, K8, K) + (bias ? load<f32>(bias + (<usize>n << 2)) : 0));
 }
 
+/**
+ * out[n0..n1) for one token, one row at a time: the weights are read as one sequential
+ * stream (4 rows side by side are 4 short streams, which DRAM prefetchers follow worse).
+ */
+@inline function rowsSeq(dt: i32, x: usize, w: usize, out: usize, bias: usize, K: i32, n0: i32, n1: i32): void {
+  const rb = <usize>K * dtBytes(dt);
+  const K16 = K & ~15;
+  for (let n = n0; n < n1; n++) {
+    const wr = w + <usize>n * rb;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let k = 0; k < K16; k += 16) {
+      const xo = x + (<usize>k << 2);
+      const wo = wr + <usize>k * dtBytes(dt);
+      a0 = fma(v128.load(xo), wLo(dt, wo), a0);
+      a1 = fma(v128.load(xo, 16), wHi(dt, wo), a1);
+      a2 = fma(v128.load(xo, 32), wLo(dt, wo + 8 * dtBytes(dt)), a2);
+      a3 = fma(v128.load(xo, 48), wHi(dt, wo + 8 * dtBytes(dt)), a3);
+    }
+    const s = hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3))) + tail(dt, x, wr, K16, K);
+    store<f32>(out + (<usize>n << 2), s + (bias ? load<f32>(bias + (<usize>n << 2)) : 0));
+  }
+}
+
 /** out[t..t+4, n..n+2): 4 tokens x 2 weight rows; xs = K * 4 bytes between token rows, os = N * 4 between output rows. */
 @inline function tile4x2(dt: i32, x: usize, w: usize, out: usize, bias: usize, K: i32, N: i32, n: i32): void {
   const rb = <usize>K * dtBytes(dt);
@@ -123,6 +146,10 @@ const BLOCK_BYTES: i32 = 256 << 10;
   const xs = <usize>K << 2;
   const os = <usize>N << 2;
   const T4 = T & ~3;
+  if (T == 1 && SEQ_T1) {
+    rowsSeq(dt, x, w, out, bias, K, n0, n1);
+    return;
+  }
   // bigger blocks mean fewer passes over x (each block re-reads all of it)
   const rowBlock = max(4, min(256, (BLOCK_BYTES / (K * <i32>dtBytes(dt))) & ~3));
   for (let nb = n0; nb < n1; nb += rowBlock) {
@@ -171,6 +198,12 @@ function matmulF16Blocked(scratch: usize, scratchBytes: i32, out: usize, x: usiz
     // row n of the f32 view lives at scratch + (n - nb) * K * 4
     matmulRange(DT_F32, out, x, scratch - <usize>nb * <usize>K * 4, bias, T, K, N, nb, ne);
   }
+}
+
+let SEQ_T1 = true;
+/** Selects the one-token kernel (1: one sequential row stream, 0: four rows side by side); for benchmarks. */
+export function matvecSequential(on: i32): void {
+  SEQ_T1 = on != 0;
 }
 
 /** This thread's share of out [T, N] = x [T, K] @ w [N, K]^T (+ bias; 0 = none). */
