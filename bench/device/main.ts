@@ -59,8 +59,9 @@ async function main(): Promise<void> {
     case "correctness": {
       const rows: CheckRow[] = [];
       const log = (r: CheckRow) => (logRow(r), rows.push(r), save("correctness.json", { rows }));
-      runBackendCases(base, log);
+      // goldens first: the most telling check if the stage runs out of time
       await runGoldens(opt("shared", ".device/fixtures"), base, log);
+      runBackendCases(base, log);
       return;
     }
     case "hf": {
