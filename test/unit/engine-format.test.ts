@@ -120,7 +120,8 @@ const editManifest = (edit: (m: Record<string, unknown>) => void) => (dir: strin
 
 test("bad input: another format version, another target, not an engine", () => {
   expectEngineError(editManifest((m) => (m.version = 999)), /engine format version 999; this llmrt reads version 1/);
-  expectEngineError(editManifest((m) => (m.target = "cuda")), /built for target "cuda"/);
+  // an engine packed for another target, opened with this backend (a cuda engine without a GPU is CudaUnavailableError, tested with the cuda backend)
+  expectEngineError(editManifest((m) => (m.target = "cpu")), /built for target "cpu"/, (d) => Engine.load(d, { backend: new ReferenceBackend() }));
   expectEngineError(editManifest((m) => (m.format = "something-else")), /format is "something-else"/);
   expectEngineError((d) => rmSync(join(d, "engine.json")), /no engine.json/);
   expectEngineError(() => {}, /built for target "reference".*have: other/, (d) => Engine.load(d, { backend: Object.assign(new ReferenceBackend(), { name: "other" }) }));
