@@ -31,6 +31,7 @@ import { normalizeSamplingParams } from "../runtime/sampling-params.js";
 import { Sequence } from "../runtime/sequence.js";
 import { buildStep } from "../runtime/step-builder.js";
 import type { Tokenizer } from "../tokenizer/types.js";
+import { dummyEngine } from "./bench-dummy.js";
 import { intOption } from "./options.js";
 
 /** Benchmark shapes beyond the built-in synthetic presets. */
@@ -41,6 +42,7 @@ const BENCH_SHAPES: Record<string, Partial<ModelConfig>> = {
 interface CommonFlags {
   model: string;
   target: string;
+  loadFormat: "auto" | "dummy";
   threads?: number;
   dtype: EngineDType;
   json?: boolean;
@@ -151,7 +153,8 @@ async function runLatency(f: LatencyFlags): Promise<void> {
   const P = f.promptTokens;
   const G = f.genTokens;
   let bound: CpuBound | undefined;
-  const engine = Engine.fromCheckpoint(ckpt, { backend: backendFor(f, (b) => (bound = b)), dtype: f.dtype, maxSeqLen: P + G + 1, maxSeqs: 1, maxBatchTokens: Math.max(P, 1), maxLogitRows: 1, blockSize: 16 });
+  const sizes = { dtype: f.dtype, maxSeqLen: P + G + 1, maxSeqs: 1, maxBatchTokens: Math.max(P, 1), maxLogitRows: 1, blockSize: 16 };
+  const engine = f.loadFormat === "dummy" ? dummyEngine(ckpt.config, { target: f.target, ...sizes }) : Engine.fromCheckpoint(ckpt, { backend: backendFor(f, (b) => (bound = b)), ...sizes });
   ckpt.close();
   const progress = bar("bench latency", f.runs * G, !!f.json);
   const { prefill, decode } = measureLatency(engine, P, G, f.runs, (d) => progress.update(d));
@@ -269,7 +272,8 @@ async function runThroughput(f: ThroughputFlags): Promise<void> {
   const ckpt = await openBenchModel(f.model);
   const maxSeqLen = Math.max(...reqs.map((r) => r.input + r.output)) + 1;
   const C = f.concurrency;
-  const engine = Engine.fromCheckpoint(ckpt, { backend: backendFor(f), dtype: f.dtype, maxSeqLen, maxSeqs: C, maxBatchTokens: f.maxBatchTokens, maxLogitRows: C, blockSize: 16 });
+  const sizes = { dtype: f.dtype, maxSeqLen, maxSeqs: C, maxBatchTokens: f.maxBatchTokens, maxLogitRows: C, blockSize: 16 };
+  const engine = f.loadFormat === "dummy" ? dummyEngine(ckpt.config, { target: f.target, ...sizes }) : Engine.fromCheckpoint(ckpt, { backend: backendFor(f), ...sizes });
   ckpt.close();
   const progress = bar("bench throughput", f.requests, !!f.json);
   const { wallS: wall, recs } = measureThroughput(engine, reqs, C, f.maxBatchTokens, (n) => progress.update(n));
@@ -301,7 +305,8 @@ async function runThroughput(f: ThroughputFlags): Promise<void> {
 function common(c: Command): Command {
   return c
     .requiredOption("--model <spec>", "checkpoint path, Hub id, or synthetic:NAME / synthetic:{JSON shape} (random weights)")
-    .option("--target <name>", "backend: cpu or reference", "cpu")
+    .option("--target <name>", "backend: cpu, reference or cuda", "cpu")
+    .addOption(new Option("--load-format <how>", "dummy: random weights generated on the GPU (--target cuda), nothing read").choices(["auto", "dummy"]).default("auto"))
     .option("--threads <n>", "threads for --target cpu (default: all cores)", intOption("--threads", 1))
     .addOption(new Option("--dtype <type>", "weight storage").choices(["fp32", "fp16", "bf16"]).default("fp32"))
     .option("--json", "print one JSON object as the last stdout line");
