@@ -58,6 +58,23 @@ describe("cuda backend on the CPU emulator", { skip: missing ?? false }, () => {
     top.values.forEach((v, i) => assert.ok(Math.abs(v - order(Math.floor(i / 4))[i % 4][0]) < 1e-4));
   });
 
+  test("copyBlock copies a block's K and V in every layer (copy-on-write), as the reference does", () => {
+    const { config, plan, weights } = caseModel({ name: "c", config: MODEL_VARIANTS.llama_gqa, dtype: "fp32", tol: 0 }, 64);
+    const kv = { numLayers: config.numLayers, numBlocks: 8, blockSize: 16, numKvHeads: config.numKvHeads, headDim: config.headDim };
+    const ref = new ReferenceBackend().bind(plan.graph, weights, kv, plan.memory);
+    const dev = backend().bind(plan.graph, weights, kv, plan.memory);
+    const prompt = Array.from({ length: 20 }, (_, i) => (i * 13) % config.vocabSize);
+    for (const b of [ref, dev]) {
+      b.forward(makeStep([{ tokens: prompt, table: [1, 2], done: 0 }], [20], 16));
+      b.copyBlock(1, 6);
+    }
+    // a fork that shares block 1's copy (6) and continues in its own block 3
+    const fork = () => makeStep([{ tokens: [...prompt.slice(0, 16), 7, 8, 9], table: [6, 3], done: 16 }], [3], 16);
+    const r = ref.forward(fork()).get("logits")!;
+    const d = dev.forward(fork()).get("logits")!;
+    assert.ok(r.every((v, i) => Math.abs(v - d[i]) <= 1e-4 * Math.max(1, Math.abs(v))));
+  });
+
   for (const [name, config] of Object.entries(MODEL_VARIANTS)) {
     test(`${name}, f32: logits equal the reference's (CUDA graphs on)`, () => {
       check({ name, config, dtype: "fp32", tol: 2e-5 });
