@@ -7,7 +7,7 @@
  * wake-up serves a whole forward pass. Word layouts are mirrored in ../program.ts.
  */
 import { matmul } from "./matmul";
-export { matvecSequential } from "./matmul";
+export { matmulStaged, matvecSequential } from "./matmul";
 import { addRmsnorm, rmsnorm } from "./norm";
 import { elementwise, embedding, gatherRows, kvWrite, siluMul, sliceCols } from "./elementwise";
 import { qkvPrep, rope } from "./rope";

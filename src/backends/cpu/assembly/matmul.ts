@@ -173,34 +173,47 @@ const BLOCK_BYTES: i32 = 256 << 10;
   }
 }
 
-/** Widens rows [n0, n1) of w (fp16) into f32 at dst: [n1 - n0, K]. */
-function widenRows(dst: usize, w: usize, K: i32, n0: i32, n1: i32): void {
-  const src = w + <usize>n0 * <usize>K * 2;
+/** Widens rows [n0, n1) of w (stored in dt) into f32 at dst: [n1 - n0, K], reading w as one stream. */
+@inline function widenRows(dt: i32, dst: usize, w: usize, K: i32, n0: i32, n1: i32): void {
+  const src = w + <usize>n0 * <usize>K * dtBytes(dt);
   const n = (n1 - n0) * K;
+  if (dt == DT_F32) {
+    memory.copy(dst, src, <usize>n << 2);
+    return;
+  }
   let i = 0;
   for (; i + 8 <= n; i += 8) {
-    v128.store(dst + (<usize>i << 2), wLo(DT_F16, src + (<usize>i << 1)));
-    v128.store(dst + (<usize>i << 2), wHi(DT_F16, src + (<usize>i << 1)), 16);
+    v128.store(dst + (<usize>i << 2), wLo(dt, src + <usize>i * dtBytes(dt)));
+    v128.store(dst + (<usize>i << 2), wHi(dt, src + <usize>i * dtBytes(dt)), 16);
   }
-  for (; i < n; i++) store<f32>(dst + (<usize>i << 2), wAt(DT_F16, src + (<usize>i << 1)));
+  for (; i < n; i++) store<f32>(dst + (<usize>i << 2), wAt(dt, src + <usize>i * dtBytes(dt)));
 }
 
 /**
- * fp16 weights with many tokens: widening in the register tile costs more than the
- * multiply-adds (and fp16 subnormals make the float multiply slow), so each row block
- * is widened once into scratch and the f32 tiles run over it.
+ * Many tokens: each row block is first brought into scratch as f32 with one sequential
+ * pass (DRAM prefetchers follow one stream well, the tiles' two-row pattern badly; fp16
+ * is widened once, not once per tile, and its subnormals stay out of the float multiply),
+ * then the f32 tiles run over it from L2.
  */
-function matmulF16Blocked(scratch: usize, scratchBytes: i32, out: usize, x: usize, w: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+function matmulBlocked(dt: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, w: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
   const rows = max(1, min(256, scratchBytes / (K * 4)));
   for (let nb = n0; nb < n1; nb += rows) {
     const ne = min(nb + rows, n1);
-    widenRows(scratch, w, K, nb, ne);
+    if (dt == DT_F32) widenRows(DT_F32, scratch, w, K, nb, ne);
+    else if (dt == DT_BF16) widenRows(DT_BF16, scratch, w, K, nb, ne);
+    else widenRows(DT_F16, scratch, w, K, nb, ne);
     // row n of the f32 view lives at scratch + (n - nb) * K * 4
     matmulRange(DT_F32, out, x, scratch - <usize>nb * <usize>K * 4, bias, T, K, N, nb, ne);
   }
 }
 
 let SEQ_T1 = true;
+let BLOCKED_ALL = true;
+/** Selects whether f32/bf16 matmuls of 8+ tokens stage row blocks in scratch (fp16 always does); for benchmarks. */
+export function matmulStaged(on: i32): void {
+  BLOCKED_ALL = on != 0;
+}
+
 /** Selects the one-token kernel (1: one sequential row stream, 0: four rows side by side); for benchmarks. */
 export function matvecSequential(on: i32): void {
   SEQ_T1 = on != 0;
@@ -213,8 +226,11 @@ export function matmul(tid: i32, nth: i32, scratch: usize, scratchBytes: i32, ou
   const n0 = shareStart(N, tid, act, 4);
   const n1 = shareStart(N, tid + 1, act, 4);
   if (n0 >= n1) return;
+  if (T >= 8 && scratchBytes >= K * 16 && (BLOCKED_ALL || dt == DT_F16)) {
+    matmulBlocked(dt, scratch, scratchBytes, out, x, w, bias, T, K, N, n0, n1);
+    return;
+  }
   if (dt == DT_F32) matmulRange(DT_F32, out, x, w, bias, T, K, N, n0, n1);
   else if (dt == DT_BF16) matmulRange(DT_BF16, out, x, w, bias, T, K, N, n0, n1);
-  else if (T >= 8 && scratchBytes >= K * 16) matmulF16Blocked(scratch, scratchBytes, out, x, w, bias, T, K, N, n0, n1);
   else matmulRange(DT_F16, out, x, w, bias, T, K, N, n0, n1);
 }
