@@ -47,6 +47,7 @@ cp "$shared"/golden/stories260K.llama2c.*.json "$shared"/golden/stories260K.llam
 echo "== dry run of the bundle here (no GPU: env must report the missing driver, not crash)"
 node "$DEV/app/device.mjs" env --out "$(mktemp -d)" | grep -E '"error"|cuda_unavailable|no CUDA' | head -2 || true
 
+rm -f "$DEV/node" # an unpacked Node (left by a dry run here) would travel too: the GPU side unpacks node.xz
 size=$(du -sm "$DEV" | cut -f1)
 du -sh "$DEV"/* | sort -h
 echo "== .device is ${size} MiB"
