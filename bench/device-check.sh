@@ -24,7 +24,6 @@ cd "$root"
 OUT=${OUT:-bench/out}
 mkdir -p "$OUT"
 LOG="$OUT/device-check${MODE#-}.log"
-exec > >(tee -a "$LOG") 2>&1
 stage() { echo; echo "=== $1 ($(date +%T))"; }
 export PYTHONUNBUFFERED=1
 export LLMRT_CUDA_KERNELS_DIR="$root/src/backends/cuda/kernels" # sources, if cubins must be rebuilt here
@@ -33,6 +32,7 @@ export LLMRT_SHARED="$root/.device/fixtures"
 export LLMRT_CACHE=/tmp/llmrt-engines
 export LLMRT_CUDA_CUBINS="$root/.device/cubins" # prepared kernels for sm_90 (else compiled here)
 
+run() {
 stage "node"
 if [ ! -x .device/node ]; then xz -dc .device/node.xz > .device/node && chmod +x .device/node; fi
 export PATH="$root/.device:$PATH"
@@ -75,3 +75,7 @@ fi
 
 stage "summary"
 "${APP[@]}" table --out "$OUT"
+}
+
+# a pipe, not exec > >(tee): the table, printed last, must be out before the command ends
+run 2>&1 | tee -a "$LOG"
