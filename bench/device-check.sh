@@ -15,7 +15,7 @@
 # --big (~8 min): the same speed runs on the Llama-3-8B shape, BF16 and FP8 weights.
 # Each stage has its own time limit and the next runs whatever happened before it.
 # A dry run on the CPU emulator (no GPU; slow, so shrunk):
-#   LLMRT_CUDA_LIB_DIR=<emulator dir> CORRECTNESS_S=60 SPEED_ARGS="--shapes tiny --concurrency 1,2 --tokens 8" \
+#   LLMRT_CUDA_LIB_DIR=$(npx tsx bench/device/emu-dir.ts) CORRECTNESS_S=60 SPEED_ARGS="--shapes tiny --concurrency 1,2 --tokens 8" \
 #     OUT=/tmp/dry bash bench/device-check.sh --quick
 set -uo pipefail
 MODE=${1:---quick}
