@@ -13,7 +13,8 @@
 #   concurrent requests on Llama-110M and TinyLlama-1.1B shapes (BF16, dummy weights)
 #   with transformers `generate` (static cache) on the same shapes.
 # --big (~8 min): the same speed runs on the Llama-3-8B shape, BF16 and FP8 weights.
-# Each stage has its own time limit and the next runs whatever happened before it.
+# Each stage has its own time limit (together under 9 minutes, so the table always
+# prints inside a 600 s call) and the next runs whatever happened before it.
 # A dry run on the CPU emulator (no GPU; slow, so shrunk):
 #   LLMRT_CUDA_LIB_DIR=$(npx tsx bench/device/emu-dir.ts) CORRECTNESS_S=60 SPEED_ARGS="--shapes tiny --concurrency 1,2 --tokens 8" \
 #     OUT=/tmp/dry bash bench/device-check.sh --quick
@@ -46,31 +47,31 @@ ldconfig -p 2>/dev/null | grep -E "libcuda\.so|libnvrtc\.so|libcublasLt\.so" | h
 ls /usr/local/cuda*/lib64/libnvrtc.so* /usr/local/cuda*/lib64/libcublasLt.so* 2>/dev/null | head -4
 python3 -c "import nvidia, os; [print(os.path.join(p, d, 'lib')) for p in nvidia.__path__ for d in sorted(os.listdir(p)) if os.path.isdir(os.path.join(p, d, 'lib'))]" 2>/dev/null | head -20
 which nvcc && nvcc --version | tail -1
-timeout 60 "${APP[@]}" env --out "$OUT"
+timeout 30 "${APP[@]}" env --out "$OUT"
 
 if [ "$MODE" = "--quick" ]; then
   stage "correctness: CUDA backend vs reference, stories260K goldens"
-  timeout ${CORRECTNESS_S:-200} "${APP[@]}" correctness --out "$OUT" --shared "$LLMRT_SHARED" "${CUBINS[@]}"
+  timeout ${CORRECTNESS_S:-140} "${APP[@]}" correctness --out "$OUT" --shared "$LLMRT_SHARED" "${CUBINS[@]}"
 
   stage "correctness: vs transformers (random-weight Llama / Qwen2)"
-  timeout 120 python3 bench/device/hf_models.py /tmp/llmrt-hf-models &&
-    timeout 120 "${APP[@]}" hf --out "$OUT" --hf-dir /tmp/llmrt-hf-models "${CUBINS[@]}"
+  timeout 60 python3 bench/device/hf_models.py /tmp/llmrt-hf-models &&
+    timeout 50 "${APP[@]}" hf --out "$OUT" --hf-dir /tmp/llmrt-hf-models "${CUBINS[@]}"
 
   stage "llmrt generate --target cuda (stories260K, CLI end to end)"
-  timeout 60 node .device/app/llmrt.mjs generate --model "$LLMRT_SHARED/models/stories260K/stories260K.bin" \
+  timeout 40 node .device/app/llmrt.mjs generate --model "$LLMRT_SHARED/models/stories260K/stories260K.bin" \
     --target cuda --prompt "Once upon a time" --max-tokens 40 --temperature 0 2>&1 | tail -3
 
   stage "speed: llmrt (Llama-110M, TinyLlama-1.1B shapes, BF16, dummy weights)"
-  timeout 200 "${APP[@]}" speed --quick --out "$OUT" "${CUBINS[@]}" ${SPEED_ARGS:-}
+  timeout 110 "${APP[@]}" speed --quick --out "$OUT" "${CUBINS[@]}" ${SPEED_ARGS:-}
 
   stage "speed: transformers generate, static cache, same shapes"
-  timeout 150 python3 bench/device/hf_bench.py --shapes llama-110m,tinyllama-1.1b --out "$OUT/hf-bench-quick.json"
+  timeout 100 python3 bench/device/hf_bench.py --shapes llama-110m,tinyllama-1.1b --out "$OUT/hf-bench-quick.json"
 else
   stage "speed: llmrt (Llama-3-8B shape, BF16 and FP8 weights, dummy)"
-  timeout 330 "${APP[@]}" speed --big --out "$OUT" "${CUBINS[@]}"
+  timeout 300 "${APP[@]}" speed --big --out "$OUT" "${CUBINS[@]}"
 
   stage "speed: transformers generate, static cache, Llama-3-8B shape"
-  timeout 200 python3 bench/device/hf_bench.py --shapes llama-3-8b --runs 1 --out "$OUT/hf-bench-big.json"
+  timeout 220 python3 bench/device/hf_bench.py --shapes llama-3-8b --runs 1 --out "$OUT/hf-bench-big.json"
 fi
 
 stage "summary"
