@@ -4,7 +4,8 @@
  * downloading anything. Weights are a deterministic function of (seed, tensor name).
  */
 import type { ModelConfig } from "../checkpoint/config.js";
-import { OUTPUT, OUTPUT_NORM, TOKEN_EMBD, layerTensor, type LayerTensor } from "../checkpoint/names.js";
+import { expectedTensors as canonicalTensors } from "../checkpoint/expected-tensors.js";
+import { TOKEN_EMBD } from "../checkpoint/names.js";
 import type { Checkpoint, TensorInfo, TokenizerSource } from "../checkpoint/types.js";
 import { ASCII_VOCAB_SIZE } from "../tokenizer/ascii.js";
 
@@ -40,37 +41,9 @@ export function syntheticConfig(over: Partial<ModelConfig> = {}): ModelConfig {
   };
 }
 
-/** The canonical tensors a config needs, with shapes. */
+/** The canonical tensors a config needs, with shapes (as the checkpoint readers expect them), stored f32. */
 export function expectedTensors(c: ModelConfig): TensorInfo[] {
-  const H = c.hiddenSize;
-  const q = c.numHeads * c.headDim;
-  const kv = c.numKvHeads * c.headDim;
-  const I = c.intermediateSize;
-  const out: TensorInfo[] = [{ name: TOKEN_EMBD, dtype: "f32", shape: [c.vocabSize, H] }];
-  const add = (l: number, t: LayerTensor, shape: number[]) => out.push({ name: layerTensor(l, t), dtype: "f32", shape });
-  for (let l = 0; l < c.numLayers; l++) {
-    add(l, "attn_norm.weight", [H]);
-    add(l, "attn_q.weight", [q, H]);
-    add(l, "attn_k.weight", [kv, H]);
-    add(l, "attn_v.weight", [kv, H]);
-    if (c.attentionBias) {
-      add(l, "attn_q.bias", [q]);
-      add(l, "attn_k.bias", [kv]);
-      add(l, "attn_v.bias", [kv]);
-    }
-    if (c.qkNorm) {
-      add(l, "attn_q_norm.weight", [c.headDim]);
-      add(l, "attn_k_norm.weight", [c.headDim]);
-    }
-    add(l, "attn_output.weight", [H, q]);
-    add(l, "ffn_norm.weight", [H]);
-    add(l, "ffn_gate.weight", [I, H]);
-    add(l, "ffn_up.weight", [I, H]);
-    add(l, "ffn_down.weight", [H, I]);
-  }
-  out.push({ name: OUTPUT_NORM, dtype: "f32", shape: [H] });
-  if (!c.tieWordEmbeddings) out.push({ name: OUTPUT, dtype: "f32", shape: [c.vocabSize, H] });
-  return out;
+  return [...canonicalTensors(c)].map(([name, shape]) => ({ name, dtype: "f32", shape }));
 }
 
 /** FNV-1a of a string: a stable per-tensor seed. */
