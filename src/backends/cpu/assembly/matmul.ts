@@ -8,7 +8,7 @@
  * and used 4 times). Threads split the N rows; rows are walked in blocks that stay in L2
  * while every token group passes over them, so each weight is read from DRAM once per step.
  */
-import { dtBytes, fma, hsum, shareStart, activeThreads, wAt, wHi, wLo, DT_BF16, DT_F16, DT_F32 } from "./simd";
+import { dtBytes, fma, hsum, shareStart, activeThreads, rawHi, rawLo, wAt, wHi, wLo, DT_BF16, DT_F16, DT_F32 } from "./simd";
 
 /** Bytes of weight rows per block: the block stays in L2 while every group of 4 tokens passes over it. */
 const BLOCK_BYTES: i32 = 256 << 10;
@@ -81,10 +81,19 @@ const BLOCK_BYTES: i32 = 256 << 10;
     for (let k = 0; k < K16; k += 16) {
       const xo = x + (<usize>k << 2);
       const wo = wr + <usize>k * dtBytes(dt);
-      a0 = fma(v128.load(xo), wLo(dt, wo), a0);
-      a1 = fma(v128.load(xo, 16), wHi(dt, wo), a1);
-      a2 = fma(v128.load(xo, 32), wLo(dt, wo + 8 * dtBytes(dt)), a2);
-      a3 = fma(v128.load(xo, 48), wHi(dt, wo + 8 * dtBytes(dt)), a3);
+      if (dt == DT_F32) {
+        a0 = fma(v128.load(xo), v128.load(wo), a0);
+        a1 = fma(v128.load(xo, 16), v128.load(wo, 16), a1);
+        a2 = fma(v128.load(xo, 32), v128.load(wo, 32), a2);
+        a3 = fma(v128.load(xo, 48), v128.load(wo, 48), a3);
+      } else {
+        const r0 = v128.load(wo);
+        const r1 = v128.load(wo, 16);
+        a0 = fma(v128.load(xo), rawLo(dt, r0), a0);
+        a1 = fma(v128.load(xo, 16), rawHi(dt, r0), a1);
+        a2 = fma(v128.load(xo, 32), rawLo(dt, r1), a2);
+        a3 = fma(v128.load(xo, 48), rawHi(dt, r1), a3);
+      }
     }
     const s = hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3))) + tail(dt, x, wr, K16, K);
     store<f32>(out + (<usize>n << 2), s + (bias ? load<f32>(bias + (<usize>n << 2)) : 0));

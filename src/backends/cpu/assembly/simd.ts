@@ -52,6 +52,21 @@ export const DT_F16: i32 = 2;
   return f16LanesToF32(i32x4.extend_high_i16x8_u(raw));
 }
 
+/** Lanes 0..3 of 8 16-bit weights already loaded (one load serves both halves). */
+@inline export function rawLo(dt: i32, raw: v128): v128 {
+  if (dt == DT_BF16) return v128.shuffle<i16>(i16x8.splat(0), raw, 0, 8, 1, 9, 2, 10, 3, 11);
+  // fp16: magnitude rebiased by the multiply, sign moved to bit 31 by interleaving with zero
+  const mag = f32x4.mul(i32x4.shl(i32x4.extend_low_i16x8_u(v128.and(raw, i16x8.splat(0x7fff))), 13), f32x4.splat(5.192296858534828e33));
+  return v128.or(mag, v128.shuffle<i16>(i16x8.splat(0), v128.and(raw, i16x8.splat(-0x8000)), 0, 8, 1, 9, 2, 10, 3, 11));
+}
+
+/** Lanes 4..7 of 8 16-bit weights already loaded. */
+@inline export function rawHi(dt: i32, raw: v128): v128 {
+  if (dt == DT_BF16) return v128.shuffle<i16>(i16x8.splat(0), raw, 4, 12, 5, 13, 6, 14, 7, 15);
+  const mag = f32x4.mul(i32x4.shl(i32x4.extend_high_i16x8_u(v128.and(raw, i16x8.splat(0x7fff))), 13), f32x4.splat(5.192296858534828e33));
+  return v128.or(mag, v128.shuffle<i16>(i16x8.splat(0), v128.and(raw, i16x8.splat(-0x8000)), 4, 12, 5, 13, 6, 14, 7, 15));
+}
+
 /** One stored weight at `p` as f32 (scalar tails). */
 @inline export function wAt(dt: i32, p: usize): f32 {
   if (dt == DT_F32) return load<f32>(p);
