@@ -18,12 +18,5 @@ export function readGolden(path: string): GoldenGeneration {
 
 export const STORIES_PROMPTS = ["once_upon_a_time", "lily_and_ben", "the_cat", "empty_prompt", "empty_prompt_256"];
 
-/** Log-softmax of one logits row, in float64. */
-export function logSoftmax(row: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const v of row) max = Math.max(max, v);
-  let sum = 0;
-  for (const v of row) sum += Math.exp(v - max);
-  const lse = max + Math.log(sum);
-  return Float64Array.from(row, (v) => v - lse);
-}
+/** Log-softmax of one logits row: the one the eval tools use. */
+export { logSoftmax } from "../../src/eval/windows.js";
