@@ -37,6 +37,12 @@ export interface BoundGraph {
   readonly kvBytes: number;
   /** Copies every slot of block `src` into block `dst` in every layer (copy-on-write). */
   copyBlock(src: number, dst: number): void;
+  /**
+   * Optional: runs the step and returns, per logit row, the ids of its k largest logits
+   * (k = 1: greedy; id -1 where a row holds NaN or only -Infinity), chosen where the
+   * logits are, so R*k numbers cross to the host instead of R*vocab.
+   */
+  forwardTopK?(step: StepBatch, k: number): { ids: Int32Array; values: Float32Array };
 }
 
 export interface Backend {

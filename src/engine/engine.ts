@@ -80,6 +80,23 @@ export class Engine {
 
   /** Runs one step; returns logits [R, vocab] for step.logitRows. */
   forward(step: StepBatch): Float32Array {
+    this.checkStep(step);
+    return this.bound.forward(step).get(LOGITS)!;
+  }
+
+  /** Whether forwardGreedy picks tokens where the logits are (a GPU) instead of copying them out. */
+  get hasDeviceGreedy(): boolean {
+    return this.bound.forwardTopK !== undefined;
+  }
+
+  /** Runs one step; returns the argmax token of each logit row [R] (-1: NaN or no finite logit). Needs hasDeviceGreedy. */
+  forwardGreedy(step: StepBatch): Int32Array {
+    this.checkStep(step);
+    if (!this.bound.forwardTopK) throw new EngineError(this.limits.origin, "this backend cannot pick tokens on the device", "use forward() and sample on the host");
+    return this.bound.forwardTopK(step, 1).ids;
+  }
+
+  private checkStep(step: StepBatch): void {
     const { maxBatchTokens, maxLogitRows, origin } = this.limits;
     if (step.numTokens > maxBatchTokens) {
       throw new EngineError(origin, `a step of ${step.numTokens} tokens exceeds the engine's maxBatchTokens ${maxBatchTokens}`, `schedule at most ${maxBatchTokens} tokens per step, or rebuild with --max-batch-tokens ${step.numTokens}`);
@@ -87,7 +104,6 @@ export class Engine {
     if (step.logitRows.length > maxLogitRows) {
       throw new EngineError(origin, `a step wants ${step.logitRows.length} logit rows; the engine was built for ${maxLogitRows}`, `rebuild with --max-logit-rows ${step.logitRows.length} (prompt logprobs need a row per prompt token)`);
     }
-    return this.bound.forward(step).get(LOGITS)!;
   }
 
   copyBlock(src: number, dst: number): void {

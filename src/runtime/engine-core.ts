@@ -11,8 +11,8 @@ import { BlockPool } from "./kv-cache.js";
 import { Request, type FinishReason, type TokenLogprob } from "./request.js";
 import type { SamplingParams } from "./sampling-params.js";
 import { Scheduler } from "./scheduler.js";
-import { buildStep, sliceLogitRows } from "./step-builder.js";
-import { selectTopK } from "./sampler.js";
+import { buildStep, sliceLogitRows, type ScheduledSlice } from "./step-builder.js";
+import { noFinite, selectTopK } from "./sampler.js";
 import { isStopToken } from "./stop.js";
 import type { SpeculativeConfig } from "./speculative/config.js";
 import { DraftRunner } from "./speculative/draft-runner.js";
@@ -177,6 +177,7 @@ export class EngineCore {
     for (const s of slices) s.req.timings.firstScheduled ??= now;
 
     const batch = buildStep(slices, this.pool.blockSize);
+    if (this.engine.hasDeviceGreedy && slices.every(deviceGreedyFits)) return this.stepGreedy(slices, this.engine.forwardGreedy(batch));
     const logits = this.engine.forward(batch); // [R, vocab]
     const V = this.engine.config.vocabSize;
 
@@ -197,6 +198,25 @@ export class EngineCore {
         const rows = Array.from({ length: sampleRows }, (_, i) => rowAt(row + i));
         row += sampleRows;
         updates.push(numDraft > 0 ? this.verify(req, rows) : this.sampleOne(req, rows[0]));
+        this.releaseDeferred(req.id);
+      }
+      req.seq.draft = [];
+      if (!req.finished) this.pool.commitFull(req.seq);
+    }
+    return updates;
+  }
+
+  /** The rest of step() when the backend picked every sampled token itself (ids [R], one per slice that samples). */
+  private stepGreedy(slices: readonly (ScheduledSlice & { req: Request })[], ids: Int32Array): RequestUpdate[] {
+    const updates: RequestUpdate[] = [];
+    let row = 0;
+    for (const { req, numNew, wantLogits } of slices) {
+      req.seq.numComputed += numNew;
+      if (wantLogits) {
+        const token = ids[row++];
+        if (token < 0) throw noFinite();
+        req.sampler.accept(token);
+        updates.push(this.emit(req, token, undefined));
         this.releaseDeferred(req.id);
       }
       req.seq.draft = [];
@@ -320,4 +340,9 @@ function tokenLogprob(row: Float32Array, token: number, top: number): TokenLogpr
     out.top = Array.from(ids, (t) => ({ token: t, logprob: row[t] - lse }));
   }
   return out;
+}
+
+/** A slice whose token (if it samples one) is the plain argmax: no prompt logprobs, drafts, or anything that reads the row. */
+function deviceGreedyFits(s: ScheduledSlice & { req: Request }): boolean {
+  return !s.promptLogits && !s.numDraft && (!s.wantLogits || s.req.sampler.plainGreedy);
 }

@@ -94,6 +94,16 @@ export class Sampler {
     this.biasVals = Float32Array.from(bias, ([, v]) => v);
   }
 
+  /**
+   * True when the next token is the plain argmax of the raw logits: temperature 0 and
+   * nothing that reads or changes the row (bias, penalties, mask, logprobs). A backend
+   * may then pick it on the device, so only one id per row crosses to the host.
+   */
+  get plainGreedy(): boolean {
+    const p = this.params;
+    return p.temperature === 0 && p.logprobs === null && this.biasIds.length === 0 && !this.tracksCounts && this.mask === undefined;
+  }
+
   /** Records a token as generated (for presence/frequency/repetition penalties). */
   accept(token: number): void {
     if (!this.tracksCounts) return;
@@ -276,7 +286,7 @@ interface Candidates {
   total: number;
 }
 
-function noFinite(): LlmrtError {
+export function noFinite(): LlmrtError {
   return new LlmrtError("sampler", "logits contain NaN or are all -Infinity", "check the model output (NaN usually means overflow in the forward pass)");
 }
 

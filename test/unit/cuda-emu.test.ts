@@ -56,6 +56,15 @@ describe("cuda backend on the CPU emulator", { skip: missing ?? false }, () => {
     const top = dev.forwardTopK(makeStep(seqs.map((s) => ({ ...s, done: 0 })), [5, 3], 16), 4);
     assert.deepEqual([...top.ids], [0, 1].flatMap((r) => order(r).slice(0, 4).map((x) => x[1])));
     top.values.forEach((v, i) => assert.ok(Math.abs(v - order(Math.floor(i / 4))[i % 4][0]) < 1e-4));
+    // a NaN in the head's weights makes every logits row hold a NaN: greedy reports -1, not a token
+    const head = plan.graph.ops.find((o) => o.op === "matmul" && o.out === "logits");
+    assert.ok(head && head.op === "matmul");
+    const poisoned = new Map(weights);
+    const w = Float32Array.from(weights.get(head.w)!);
+    w[3] = NaN;
+    poisoned.set(head.w, w);
+    const bad = backend().bind(plan.graph, poisoned, kv, plan.memory).forwardTopK(makeStep(seqs.map((s) => ({ ...s, done: 0 })), [5, 3], 16), 1);
+    assert.deepEqual([...bad.ids], [-1, -1]);
   });
 
   test("copyBlock copies a block's K and V in every layer (copy-on-write), as the reference does", () => {

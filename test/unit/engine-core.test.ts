@@ -6,6 +6,8 @@ import { EngineCore } from "../../src/runtime/engine-core.js";
 import { normalizeSamplingParams } from "../../src/runtime/sampling-params.js";
 import { AsciiTokenizer, ASCII_VOCAB_SIZE } from "../../src/tokenizer/ascii.js";
 import { Rng } from "../../src/runtime/rng.js";
+import { argmax } from "../../src/runtime/sampler.js";
+import type { BoundGraph } from "../../src/backends/backend.js";
 
 const config = syntheticConfig({ numLayers: 2, hiddenSize: 32, numHeads: 4, numKvHeads: 2, intermediateSize: 48, vocabSize: ASCII_VOCAB_SIZE, maxPositionEmbeddings: 128 });
 const ckpt = syntheticCheckpoint(config, 11);
@@ -129,4 +131,61 @@ test("shared-prefix workload: prefix hits > 0 and outputs identical to caching o
   assert.ok(on.stats.prefixHits > 0, "prefix hits");
   assert.equal(off.stats.prefixHits, 0);
   assert.deepEqual([...on.out], [...off.out]);
+});
+
+/** The engine's own bound graph with forwardTopK(k = 1) added, picking argmax as a GPU backend would. */
+function deviceGreedyCore(nanRows = false) {
+  const plain = Engine.fromCheckpoint(ckpt, { blockSize: 4, maxSeqLen: 128, maxSeqs: 8 });
+  const bound = (plain as unknown as { bound: BoundGraph }).bound;
+  const calls = { topk: 0, full: 0 };
+  const V = config.vocabSize;
+  const wrapped: BoundGraph = {
+    kv: bound.kv,
+    kvBytes: bound.kvBytes,
+    copyBlock: (s, d) => bound.copyBlock(s, d),
+    forward: (step) => (calls.full++, bound.forward(step)),
+    forwardTopK: (step, k) => {
+      assert.equal(k, 1);
+      calls.topk++;
+      const logits = bound.forward(step).get("logits")!;
+      const R = step.logitRows.length;
+      const ids = Int32Array.from({ length: R }, (_, r) => (nanRows ? -1 : argmax(logits.subarray(r * V, (r + 1) * V))));
+      return { ids, values: new Float32Array(R) };
+    },
+  };
+  const engine = new Engine(plain.config, plain.graph, wrapped, plain.maxSeqLen, plain.limits);
+  return { c: new EngineCore(engine, tok, { maxSeqs: 8, maxBatchTokens: 24 }), calls };
+}
+
+test("device greedy: tokens picked by the backend equal host sampling; requests that read the logits fall back to them", () => {
+  const rng = new Rng(21);
+  const prompts = Array.from({ length: 12 }, () => randomPrompt(rng, 1 + Math.floor(rng.nextFloat() * 30)));
+  // plain greedy, greedy with logprobs, greedy with a penalty, seeded sampling: only the first kind may use the device path
+  const kinds = [{}, { logprobs: 2 }, { repetitionPenalty: 1.3 }, { temperature: 0.8, seed: 3 }];
+  const params = (i: number) => normalizeSamplingParams({ temperature: 0, maxTokens: 10, ignoreEos: true, ...kinds[i % kinds.length] });
+  const run = (c: EngineCore, only?: (i: number) => boolean) => {
+    const out = new Map<string, number[]>();
+    prompts.forEach((p, i) => {
+      if (only && !only(i)) return;
+      out.set(`r${i}`, []);
+      c.addRequest(`r${i}`, p, params(i));
+    });
+    drain(c, out);
+    return out;
+  };
+  const host = run(core({ maxSeqs: 8, maxBatchTokens: 24 }));
+  const mixed = deviceGreedyCore();
+  assert.deepEqual([...run(mixed.c)], [...host]);
+  assert.ok(mixed.calls.full > 0, "non-greedy requests read the full logits");
+  const greedyOnly = deviceGreedyCore();
+  const plainGreedy = run(greedyOnly.c, (i) => i % kinds.length === 0);
+  for (const [id, toks] of plainGreedy) assert.deepEqual(toks, host.get(id));
+  assert.ok(greedyOnly.calls.topk > 0);
+  assert.equal(greedyOnly.calls.full, 0, "plain greedy requests never copy logits out");
+});
+
+test("device greedy: a row with NaN logits fails the step with the sampler's error", () => {
+  const { c } = deviceGreedyCore(true);
+  c.addRequest("a", [1, 5, 6], normalizeSamplingParams({ temperature: 0, maxTokens: 4 }));
+  assert.throws(() => c.step(), /NaN or are all -Infinity/);
 });

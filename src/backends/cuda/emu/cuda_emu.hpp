@@ -111,6 +111,17 @@ struct Unpack<void (*)(A...)> {
 
 inline void __syncthreads() { emu::syncthreads(); }
 inline void __syncwarp(unsigned = 0xffffffffu) { emu::syncwarp(); }
+// Barrier that also ORs a predicate over the block: zeroed after the first barrier, set
+// between the second and third, read before anyone can reach the next call's zeroing.
+inline int __syncthreads_or(int p) {
+  static int acc;
+  emu::syncthreads();
+  if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) acc = 0;
+  emu::syncthreads();
+  if (p) acc = 1;
+  emu::syncthreads();
+  return acc;
+}
 template <typename T>
 inline T __shfl_xor_sync(unsigned, T v, int mask) {
   return emu::shfl_xor(v, mask);

@@ -16,14 +16,16 @@ __device__ __forceinline__ void warp_best(float& v, int& i) {
 }
 
 // The best (value, id) of the row strictly after (after_v, after_i) in that order:
-// round r of top-k passes round r-1's winner. Every thread gets the result.
-__device__ void block_best(const float* row, int V, float after_v, int after_i, float& best_v, int& best_i) {
+// round r of top-k passes round r-1's winner. Every thread gets the result, and whether
+// the row holds a NaN (which no comparison selects).
+__device__ bool block_best(const float* row, int V, float after_v, int after_i, float& best_v, int& best_i) {
   __shared__ float sv[32];
   __shared__ int si[32];
   float v = neg_inf();
-  int i = 0x7fffffff;
+  int i = 0x7fffffff, nan = 0;
   for (int j = threadIdx.x; j < V; j += blockDim.x) {
     const float x = row[j];
+    nan |= x != x;
     if (better(after_v, after_i, x, j) && better(x, j, v, i)) v = x, i = j;
   }
   warp_best(v, i);
@@ -33,16 +35,17 @@ __device__ void block_best(const float* row, int V, float after_v, int after_i, 
   v = lane < (int)(blockDim.x >> 5) ? sv[lane] : neg_inf();
   i = lane < (int)(blockDim.x >> 5) ? si[lane] : 0x7fffffff;
   warp_best(v, i);
-  __syncthreads();
   best_v = v, best_i = i;
+  return __syncthreads_or(nan);
 }
 
-// ids [R] = argmax of each row
+// ids [R] = argmax of each row; -1 where the row holds a NaN or nothing above -Infinity
+// (the host sampler's error, raised by the caller)
 extern "C" __global__ void argmax_rows(int* ids, const float* logits, int V) {
   float v;
   int i;
-  block_best(logits + (size_t)blockIdx.x * V, V, __int_as_float(0x7f800000), -1, v, i);
-  if (threadIdx.x == 0) ids[blockIdx.x] = i;
+  const bool nan = block_best(logits + (size_t)blockIdx.x * V, V, __int_as_float(0x7f800000), -1, v, i);
+  if (threadIdx.x == 0) ids[blockIdx.x] = nan || !(v > neg_inf()) ? -1 : i;
 }
 LLMRT_EXPORT(argmax_rows)
 
