@@ -109,8 +109,23 @@ describe("cuda backend on the CPU emulator", { skip: missing ?? false }, () => {
     test(`weight-only ${fmt}: GEMV and tensor-core GEMM read the same weights`, () => {
       const c: CompareCase = { name: "llama_gqa", config: MODEL_VARIANTS.llama_gqa, dtype: "bf16", tol };
       const gemv = compareCase(c, backend({ weightFormat: fmt, linear: "gemv" }));
+      const gemv4 = compareCase(c, backend({ weightFormat: fmt, linear: "gemv4" }));
       const gemm = compareCase(c, backend({ weightFormat: fmt, linear: "gemm" }));
-      assert.ok(gemv.ok && gemm.ok, `${fmt}: ${gemv.maxRel} / ${gemm.maxRel} > ${tol}`);
+      assert.ok(gemv.ok && gemv4.ok && gemm.ok, `${fmt}: ${gemv.maxRel} / ${gemv4.maxRel} / ${gemm.maxRel} > ${tol}`);
     });
   }
+
+  test("bf16: split-K GEMV, and the tactics timed at bind, give the reference's logits", () => {
+    const c: CompareCase = { name: "qwen2_bias", config: MODEL_VARIANTS.qwen2_bias, dtype: "bf16", tol: 3e-2 };
+    check(c, { linear: "gemv4" });
+    check(c, { autotune: true, autotuneReps: 1 });
+    const { config, plan, weights } = caseModel(c, 64);
+    const kv = { numLayers: config.numLayers, numBlocks: 8, blockSize: 16, numKvHeads: config.numKvHeads, headDim: config.headDim };
+    const bound = backend({ autotune: true, autotuneReps: 1 }).bind(plan.graph, weights, kv, plan.memory);
+    // one row per distinct linear shape, each with a pick per row-count bucket
+    const shapes = new Set(plan.graph.ops.flatMap((o) => (o.op === "matmul" ? [o.w] : [])).map((w) => bound.deviceWeights.get(w)).map((w) => `${w.rows}x${w.cols}`));
+    assert.equal(new Set(bound.tactics.rows.map((r) => r.shape.split(" ")[0])).size, shapes.size);
+    for (const r of bound.tactics.rows) assert.equal(r.chosen.length, 4, r.shape);
+    bound.dispose();
+  });
 });

@@ -79,7 +79,7 @@ export class CudaBackend implements Backend {
   bind(graph: Graph, weights: WeightMap, kv: KvCacheShape, plan?: MemoryPlan): CudaBound & BoundGraph {
     const d = this.device();
     const k = this.modules();
-    const settings = resolveSettings(this.options, graph, weights, kv.dtype, kv.blockSize, d.info.computeCapability);
+    const settings = resolveSettings(this.options, graph, weights, kv.dtype, kv.blockSize, d.info.computeCapability, /emulator/i.test(d.info.name));
     const lt = this.options.cublasLt === false ? null : CublasLt.tryOpen((bytes) => d.alloc(bytes));
     return new CudaBound(d, k, lt, graph, weights, kv, plan ?? planMemory(graph, DEFAULT_CAPACITY), settings);
   }

@@ -21,6 +21,7 @@ import type { KernelModules } from "./modules.js";
 import { layoutStep, maxTableLength, packStep, splitAttention, stepSizes, type StepLayout } from "./step-meta.js";
 import { DeviceWeightStore, planWeights } from "./weight-store.js";
 import type { BoundSettings } from "./settings.js";
+import { Tactics, timeTactics } from "./tactics.js";
 
 export class CudaBound implements BoundGraph {
   readonly kv: KvCacheShape;
@@ -44,6 +45,8 @@ export class CudaBound implements BoundGraph {
   private readonly attnGeo: { numHeads: number; numKvHeads: number; headDim: number } | null;
   private readonly vocab: number;
   private fp8: { xq: DevPtr; amax: DevPtr; scale: DevPtr; bytes: number } | null = null;
+  /** The decode matmul paths timed fastest at bind (empty when autotuning is off). */
+  readonly tactics: Tactics;
 
   constructor(
     private readonly driver: CudaDriver,
@@ -103,6 +106,8 @@ export class CudaBound implements BoundGraph {
     // the FP8 path's scratch exists before any CUDA graph is captured
     if (lt && wplan.some((w) => w.fmt === "fp8")) this.fp8Scratch(capT * this.maxLinearK());
     driver.syncStream(k.stream);
+    const linears = graph.ops.flatMap((op) => (op.op === "matmul" ? [{ w: this.weights.get(op.w), outF32: this.f32.has(op.out) }] : []));
+    this.tactics = s.autotune && s.linearMode === "auto" ? timeTactics({ driver, k, lt, act: s.act, smCount: driver.info.smCount, linears, maxRows: capT, reps: s.autotuneReps }) : new Tactics();
   }
 
   /** Float32 activations: RoPE frequencies, and matmul outputs the caller reads and no op does (logits). */
@@ -242,6 +247,7 @@ export class CudaBound implements BoundGraph {
       smCount: this.driver.info.smCount,
       lt: this.lt,
       mode: s.linearMode,
+      tactic: (w, outF32, M) => this.tactics.get(w, outF32, M),
       T: step.numTokens,
       R: step.logitRows.length,
       blockSize: this.kv.blockSize,

@@ -1,6 +1,8 @@
 /**
  * Which kernel computes a matmul, out [M, N] = x [M, K] @ W [N, K]^T (+ bias):
- *   M <= 8 and rows 16-byte tileable   gemv (bandwidth-bound decode; every weight format)
+ *   M <= 8 and rows 16-byte tileable   gemv (bandwidth-bound decode; every weight format),
+ *                                      or gemv4 / cuBLASLt where the bind-time tactics
+ *                                      (tactics.ts) timed them faster for this shape
  *   f32 activations                    gemm_f32
  *   bf16/f16 weights, cuBLASLt found   cuBLASLt (bias added after)
  *   fp8 weights, cuBLASLt found        activations quantized per tensor, cuBLASLt FP8
@@ -14,7 +16,7 @@ import type { ActDType } from "./dtypes.js";
 import type { KernelModules } from "./modules.js";
 import type { DeviceWeight } from "./weights.js";
 
-export type LinearMode = "auto" | "gemv" | "gemm" | "cublas";
+export type LinearMode = "auto" | "gemv" | "gemv4" | "gemm" | "cublas";
 
 export const GEMV_MAX_M = 8;
 /** Values per 16-byte weight load in gemv, by format. */
@@ -26,16 +28,19 @@ export interface LinearContext {
   smCount: number;
   lt: CublasLt | null;
   mode: LinearMode;
+  /** The path timed fastest at bind for this weight at M rows, if any (tactics.ts). */
+  tactic?(w: DeviceWeight, outF32: boolean, M: number): LinearPath | undefined;
   /** Scratch for the FP8 path: x quantized [M, K] bytes, and two floats (amax, scale). */
   fp8Scratch(bytes: number): { xq: DevPtr; amax: DevPtr; scale: DevPtr };
 }
 
-export type LinearPath = "gemv" | "gemm_f32" | "gemm_tc" | "cublas" | "cublas_fp8";
+export type LinearPath = "gemv" | "gemv4" | "gemm_f32" | "gemm_tc" | "cublas" | "cublas_fp8";
 
 /** The path a matmul takes (before cuBLASLt is asked whether it has a plan). */
 export function linearPath(c: Pick<LinearContext, "act" | "mode"> & { lt: unknown }, w: Pick<DeviceWeight, "fmt" | "cols">, M: number): LinearPath {
   const gemvOk = M <= GEMV_MAX_M && w.cols % GEMV_VEC[w.fmt] === 0;
   if (c.mode === "gemv" && gemvOk) return "gemv";
+  if (c.mode === "gemv4" && gemvOk && c.act !== "f32") return "gemv4";
   if (c.mode === "auto" && gemvOk) return "gemv";
   if (c.act === "f32") return "gemm_f32";
   if (c.lt && c.mode !== "gemm" && w.fmt === c.act) return "cublas";
@@ -52,7 +57,7 @@ export function launchLinear(c: LinearContext, out: DevPtr, outF32: boolean, x: 
   const N = w.rows,
     K = w.cols;
   const outSuffix = outF32 && c.act !== "f32" ? "_f32out" : "";
-  let path = linearPath(c, w, M);
+  let path = (c.mode === "auto" ? c.tactic?.(w, outF32, M) : undefined) ?? linearPath(c, w, M);
   const outType = outF32 ? "f32" : c.act;
   if (path === "cublas" && c.lt!.matmul({ M, N, K, inType: c.act as "bf16" | "f16", outType }, w.ptr, x, out, c.k.stream)) {
     if (bias) addBias(c, out, outF32, bias, M, N);
@@ -76,6 +81,7 @@ export function launchLinear(c: LinearContext, out: DevPtr, outF32: boolean, x: 
   const args: Arg[] = [["ptr", out], ["ptr", x], ["ptr", w.ptr], ["ptr", w.scale], ["i32", w.group], ["ptr", bias], ["i32", M], ["i32", N], ["i32", K]];
   const ws = weightSuffix(c.act, w);
   if (path === "gemv") c.k.launch(`gemv_${c.act}_${ws}${outSuffix}`, [Math.ceil(N / 8), 1, 1], [256, 1, 1], args);
+  else if (path === "gemv4") c.k.launch(`gemv4_${c.act}_${ws}${outSuffix}`, [Math.ceil(N / 2), 1, 1], [256, 1, 1], args);
   else if (path === "gemm_f32") c.k.launch("gemm_f32_f32", [Math.ceil(N / 64), Math.ceil(M / 64), 1], [256, 1, 1], args);
   else c.k.launch(`gemm_tc_${c.act}_${ws}${outSuffix}`, [Math.ceil(N / 64), Math.ceil(M / 64), 1], [128, 1, 1], args);
   return path;

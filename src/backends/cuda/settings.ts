@@ -40,6 +40,10 @@ export interface CudaBackendOptions {
   cublasLt?: boolean;
   /** Force a matmul path (tests, the device check). */
   linear?: LinearMode;
+  /** Time gemv / gemv4 / cuBLASLt per decode matmul shape at bind and keep the fastest (default: on a real GPU; off on the CPU emulator, whose timings mean nothing). */
+  autotune?: boolean;
+  /** Timed calls per tactic candidate (default 10). */
+  autotuneReps?: number;
   /** Run every attention row through the decode kernel (tests). */
   decodeAttentionOnly?: boolean;
   /** KV blocks: the requested number (default), or "fill" a share of free GPU memory. */
@@ -53,6 +57,8 @@ export interface BoundSettings {
   cache: CacheDType;
   policy: WeightPolicy;
   linearMode: LinearMode;
+  autotune: boolean;
+  autotuneReps: number;
   decodeOnly: boolean;
   graphs: boolean;
   maxBucket: number;
@@ -81,7 +87,7 @@ export function inferActDType(g: Graph, w: WeightMap): ActDType {
   return "f32";
 }
 
-export function resolveSettings(o: CudaBackendOptions, g: Graph, w: WeightMap, kvDtype: KvDType | undefined, blockSize: number, smArch: [number, number]): BoundSettings {
+export function resolveSettings(o: CudaBackendOptions, g: Graph, w: WeightMap, kvDtype: KvDType | undefined, blockSize: number, smArch: [number, number], emulated = false): BoundSettings {
   const act = o.dtype ?? (o.loadFormat === "dummy" && w.size === 0 ? "bf16" : inferActDType(g, w));
   const cache = effectiveCache(act, o.kvDtype ?? kvDtype ?? act);
   checkKvPair(act, cache);
@@ -95,6 +101,8 @@ export function resolveSettings(o: CudaBackendOptions, g: Graph, w: WeightMap, k
     cache,
     policy: { act, linear, int4Group },
     linearMode: o.linear ?? "auto",
+    autotune: o.autotune ?? !emulated,
+    autotuneReps: Math.max(1, o.autotuneReps ?? 10),
     decodeOnly: o.decodeAttentionOnly ?? false,
     graphs: o.cudaGraphs ?? true,
     maxBucket: o.maxGraphBatch ?? 256,

@@ -2,6 +2,8 @@
 // Semantics: matmul in src/backends/reference/ops.ts.
 //   gemv     M <= 8 (decode): one warp per output row streams W with 16-byte loads; the
 //            bandwidth-bound case, and the one weight-only int8/int4/fp8 exists for.
+//   gemv4    the same with four warps splitting each row's K (long rows, few of them);
+//            which of the two (or cuBLASLt) runs each shape is timed at bind (tactics.ts).
 //   gemm_tc  any M, bf16/f16 activations: 64x64 tiles on tensor cores, W dequantized
 //            into shared memory (the fallback where cuBLASLt is absent or W is int8/int4).
 //   gemm_f32 any M, float activations and weights: plain FMA tiles (exact-ish engines,
@@ -11,47 +13,76 @@
 
 constexpr int GEMV_MAXM = 8;
 
-// grid (ceil(N / 8)), block 256 = 8 warps, warp w -> row n = 8 * blockIdx.x + w.
+// grid (ceil(N / (8 / WPR))), block 256 = 8 warps; WPR warps share one output row, each
+// taking every WPR-th 16-byte column chunk (split K: more loads in flight for long rows
+// and few rows), summed through shared memory. WPR = 1: warp w -> row 8 * blockIdx.x + w.
 // Needs K a multiple of W::VEC and 16-byte aligned rows (the host checks).
-template <typename T, typename W, typename OUT>
-__device__ void gemv(OUT* out, const T* x, WeightRef wr, const float* bias, int M, int N, int K) {
-  const int lane = threadIdx.x & 31, n = blockIdx.x * 8 + (threadIdx.x >> 5);
-  if (n >= N) return;
+template <typename T, typename W, typename OUT, int WPR>
+__device__ void gemv_split(OUT* out, const T* x, WeightRef wr, const float* bias, int M, int N, int K) {
+  constexpr int ROWS = 8 / WPR;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int n = blockIdx.x * ROWS + warp / WPR, part = warp % WPR;
   float acc[GEMV_MAXM];
 #pragma unroll
   for (int m = 0; m < GEMV_MAXM; m++) acc[m] = 0.f;
-  // several 16-byte weight loads in flight per lane: decode is bound by how many bytes
-  // are on their way from HBM at once
+  if (n < N) {
+    // several 16-byte weight loads in flight per lane: decode is bound by how many bytes
+    // are on their way from HBM at once
 #pragma unroll 4
-  for (int k = lane * W::VEC; k < K; k += 32 * W::VEC) {
-    float w[W::VEC];
-    W::vec(wr, K, n, k, w);
+    for (int k = (part * 32 + lane) * W::VEC; k < K; k += WPR * 32 * W::VEC) {
+      float w[W::VEC];
+      W::vec(wr, K, n, k, w);
 #pragma unroll
-    for (int m = 0; m < GEMV_MAXM; m++) {
-      if (m >= M) break;
-      const T* xr = x + (size_t)m * K + k;  // x is small and shared by every warp: L1 hits
-      float a = 0.f;
-      if constexpr (W::VEC % 8 == 0) {
+      for (int m = 0; m < GEMV_MAXM; m++) {
+        if (m >= M) break;
+        const T* xr = x + (size_t)m * K + k;  // x is small and shared by every warp: L1 hits
+        float a = 0.f;
+        if constexpr (W::VEC % 8 == 0) {
 #pragma unroll
-        for (int e0 = 0; e0 < W::VEC; e0 += 8) {
-          float xv[8];
-          load8(xr + e0, 1.f, xv);
+          for (int e0 = 0; e0 < W::VEC; e0 += 8) {
+            float xv[8];
+            load8(xr + e0, 1.f, xv);
 #pragma unroll
-          for (int e = 0; e < 8; e++) a += xv[e] * w[e0 + e];
+            for (int e = 0; e < 8; e++) a += xv[e] * w[e0 + e];
+          }
+        } else {  // f32 weights: 4 per load; read x one by one rather than past the row
+#pragma unroll
+          for (int e = 0; e < W::VEC; e++) a += to_f(xr[e]) * w[e];
         }
-      } else {  // f32 weights: 4 per load; read x one by one rather than past the row
-#pragma unroll
-        for (int e = 0; e < W::VEC; e++) a += to_f(xr[e]) * w[e];
+        acc[m] += a;
       }
-      acc[m] += a;
     }
   }
 #pragma unroll
+  for (int m = 0; m < GEMV_MAXM; m++) acc[m] = m < M ? warp_sum(acc[m]) : 0.f;
+  if constexpr (WPR > 1) {
+    __shared__ float part_sums[8][GEMV_MAXM];
+    if (lane == 0)
+#pragma unroll
+      for (int m = 0; m < GEMV_MAXM; m++) part_sums[warp][m] = acc[m];
+    __syncthreads();
+    if (part != 0) return;
+#pragma unroll
+    for (int m = 0; m < GEMV_MAXM; m++)
+#pragma unroll
+      for (int p = 1; p < WPR; p++) acc[m] += part_sums[warp + p][m];
+  }
+  if (n >= N || lane != 0) return;
+#pragma unroll
   for (int m = 0; m < GEMV_MAXM; m++) {
     if (m >= M) break;
-    const float s = warp_sum(acc[m]);
-    if (lane == 0) out[(size_t)m * N + n] = from_f<OUT>(bias ? s + bias[n] : s);
+    out[(size_t)m * N + n] = from_f<OUT>(bias ? acc[m] + bias[n] : acc[m]);
   }
+}
+
+template <typename T, typename W, typename OUT>
+__device__ void gemv(OUT* out, const T* x, WeightRef wr, const float* bias, int M, int N, int K) {
+  gemv_split<T, W, OUT, 1>(out, x, wr, bias, M, N, K);
+}
+
+template <typename T, typename W, typename OUT>
+__device__ void gemv4(OUT* out, const T* x, WeightRef wr, const float* bias, int M, int N, int K) {
+  gemv_split<T, W, OUT, 4>(out, x, wr, bias, M, N, K);
 }
 
 // grid (ceil(N / 64), ceil(M / 64)), block 128 = 4 warps in 2 x 2, each a 32 x 32 tile
@@ -160,6 +191,8 @@ __device__ void gemm_f32(OUT* out, const T* x, WeightRef wr, const float* bias, 
 #define LINEAR_HALF(S, T, WS, W)                          \
   LINEAR(gemv, gemv_##S##_##WS, T, W, T)                  \
   LINEAR(gemv, gemv_##S##_##WS##_f32out, T, W, float)     \
+  LINEAR(gemv4, gemv4_##S##_##WS, T, W, T)                \
+  LINEAR(gemv4, gemv4_##S##_##WS##_f32out, T, W, float)   \
   LINEAR(gemm_tc, gemm_tc_##S##_##WS, T, W, T)            \
   LINEAR(gemm_tc, gemm_tc_##S##_##WS##_f32out, T, W, float)
 
