@@ -13,6 +13,9 @@
 #   concurrent requests on Llama-110M and TinyLlama-1.1B shapes (BF16, dummy weights)
 #   with transformers `generate` (static cache) on the same shapes.
 # --big (~8 min): the same speed runs on the Llama-3-8B shape, BF16 and FP8 weights.
+# --profile (~5 min): correctness, then where each decode step's time goes (bench/device/
+#   profile.ts: graph replay, per-op GPU time, host copies, the bind-time tactics), then
+#   the llmrt speed runs of --quick and --big without transformers.
 # Each stage has its own time limit (together under 9 minutes, so the table always
 # prints inside a 600 s call) and the next runs whatever happened before it.
 # A dry run on the CPU emulator (no GPU; slow, so shrunk):
@@ -66,6 +69,16 @@ if [ "$MODE" = "--quick" ]; then
 
   stage "speed: transformers generate, static cache, same shapes"
   timeout 100 python3 bench/device/hf_bench.py --shapes llama-110m,tinyllama-1.1b --out "$OUT/hf-bench-quick.json"
+elif [ "$MODE" = "--profile" ]; then
+  stage "correctness: CUDA backend vs reference, stories260K goldens"
+  timeout ${CORRECTNESS_S:-140} "${APP[@]}" correctness --out "$OUT" --shared "$LLMRT_SHARED" "${CUBINS[@]}"
+
+  stage "profile: where a decode step's time goes (batch 1 / 8 / 64, context 256)"
+  timeout 150 "${APP[@]}" profile --out "$OUT" "${CUBINS[@]}" ${PROFILE_ARGS:-}
+
+  stage "speed: llmrt only, quick shapes then the 8B shape"
+  timeout 80 "${APP[@]}" speed --quick --out "$OUT" "${CUBINS[@]}" ${SPEED_ARGS:-}
+  timeout 150 "${APP[@]}" speed --big --out "$OUT" "${CUBINS[@]}" ${SPEED_ARGS:-}
 else
   stage "speed: llmrt (Llama-3-8B shape, BF16 and FP8 weights, dummy)"
   timeout 300 "${APP[@]}" speed --big --out "$OUT" "${CUBINS[@]}"

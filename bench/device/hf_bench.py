@@ -87,10 +87,10 @@ def main():
             r[f"c{c}_output_tok_s"] = c * a.new_tokens / t
         result["shapes"][shape] = r
         print(f"hf_bench: {shape}: {json.dumps(r)}", flush=True)
+        with open(a.out, "w") as f:  # after each shape: a stage cut short keeps what finished
+            json.dump(result, f, indent=1)
         del model
         torch.cuda.empty_cache()
-    with open(a.out, "w") as f:
-        json.dump(result, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@
  *   device correctness  --out DIR --shared DIR  backend vs reference, goldens
  *   device hf           --out DIR --hf-dir DIR  logits vs transformers (hf_models.py output)
  *   device speed        --out DIR --quick|--big HBM, decode b1, throughput 1/8/64
+ *   device profile      --out DIR [--shapes a,b] [--batches 1,8,64] [--context N]
+ *                                            where a decode step's GPU and host time goes
  *   device table        --out DIR            the summary table
  *
  * --cubins DIR: a folder with kernels/<unit>.sm_90.cubin (prepared here without a GPU);
@@ -20,6 +22,7 @@ import type { CudaBackendOptions } from "../../src/backends/cuda/settings.js";
 import { runBackendCases, runGoldens, type CheckRow } from "./correctness.js";
 import { runHfComparison } from "./hf.js";
 import { BIG_SHAPES, QUICK_SHAPES, shapeConfig } from "./shapes.js";
+import { formatProfile, profileBatch } from "./profile.js";
 import { dummyEngine, measureConcurrency, measureDecode, measureHbm } from "./speed.js";
 import { summaryTable } from "./table.js";
 
@@ -103,6 +106,35 @@ async function main(): Promise<void> {
           }
           save(file, { hbm_gbps: hbm, runs });
         }
+      }
+      return;
+    }
+    case "profile": {
+      const shapes = opt("shapes", "llama-110m,tinyllama-1.1b,llama-3-8b").split(",");
+      const batches = opt("batches", "1,8,64").split(",").map(Number);
+      const context = Number(opt("context", "256"));
+      const runs: unknown[] = [];
+      for (const shape of shapes) {
+        const run: Record<string, unknown> = { shape };
+        runs.push(run);
+        try {
+          const t0 = performance.now();
+          const e = dummyEngine(shapeConfig(shape), Math.max(...batches), context + 64, 2048, base);
+          run.bind_ms = performance.now() - t0;
+          run.tactics = e.bound.tactics.summary();
+          console.log(`${shape}: bound in ${(run.bind_ms as number).toFixed(0)} ms; tactics (us at M = 1/2/4/8):\n  ${(run.tactics as string[]).join("\n  ")}`);
+          run.batches = batches.map((b) => {
+            const p = profileBatch(e, b, context);
+            console.log(formatProfile(shape, p));
+            save("profile.json", { runs });
+            return p;
+          });
+          e.bound.dispose();
+        } catch (err) {
+          run.error = (err as Error).message.split("\n")[0];
+          console.log(`${shape}: ERROR ${run.error}`);
+        }
+        save("profile.json", { runs });
       }
       return;
     }

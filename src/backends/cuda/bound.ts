@@ -6,7 +6,7 @@
  */
 import type { BoundGraph, KvCacheShape, WeightMap } from "../backend.js";
 import { bf16ArrayToF32, f16ArrayToF32 } from "../../checkpoint/fp16.js";
-import { opInputs, type Graph } from "../../graph/ir.js";
+import { opInputs, type Graph, type Op } from "../../graph/ir.js";
 import { rowsFor, type MemoryPlan } from "../../graph/passes/plan-memory.js";
 import type { StepBatch } from "../../graph/step-batch.js";
 import { ropeInvFreq } from "../reference/rope.js";
@@ -16,12 +16,30 @@ import type { CublasLt } from "./cublaslt.js";
 import { planDeviceMemory } from "./device-memory.js";
 import type { CudaDriver, DevPtr, Ptr } from "./driver.js";
 import { actBytes, cacheBytes } from "./dtypes.js";
+import { chosenPath } from "./linear.js";
 import { launchOp, type OpContext } from "./ops.js";
 import type { KernelModules } from "./modules.js";
 import { layoutStep, maxTableLength, packStep, splitAttention, stepSizes, type StepLayout } from "./step-meta.js";
 import { DeviceWeightStore, planWeights } from "./weight-store.js";
 import type { BoundSettings } from "./settings.js";
 import { Tactics, timeTactics } from "./tactics.js";
+
+export interface StepProfile {
+  /** The decode bucket's CUDA graph replayed (null: the step runs launch by launch). */
+  graphUs: number | null;
+  /** Launch by launch. */
+  stepUs: number;
+  ops: { label: string; us: number }[];
+}
+
+/** An op's kind, and for a matmul its path and shape, to group profiles by. */
+function opLabel(op: Op, c: OpContext): string {
+  if (op.op !== "matmul") return op.op;
+  const w = c.weight(op.w);
+  const x = c.graph.tensors.get(op.x)!;
+  const M = x.kind === "activation" ? rowsFor(x.rows, { T: c.T, R: c.R }) : 1;
+  return `matmul ${chosenPath(c, w, c.isF32(op.out), M)} ${w.rows}x${w.cols} ${w.fmt} M=${M}`;
+}
 
 export class CudaBound implements BoundGraph {
   readonly kv: KvCacheShape;
@@ -97,6 +115,7 @@ export class CudaBound implements BoundGraph {
     for (const op of graph.ops) if (op.op === "rope_inv_freq") this.weights.addVector(op.out, Float32Array.from(ropeInvFreq(op.rope)));
     this.arena = driver.alloc(Math.max(plan.arenaBytes, 64));
     this.kvBase = driver.alloc(2 * kvAsked.numLayers * this.kvLayerBytes);
+    driver.memset8(this.kvBase, 0, 2 * kvAsked.numLayers * this.kvLayerBytes); // slots never written read as zeros, not NaN bits
     this.meta = driver.alloc(4 * metaLayout.ints);
     const pinned = driver.allocHost(4 * metaLayout.ints);
     this.staging = { ptr: pinned.ptr, ints: new Int32Array(pinned.buffer) };
@@ -178,13 +197,24 @@ export class CudaBound implements BoundGraph {
 
   /** Uploads the step and launches (or replays) its kernels; outputs stay on the device. */
   private run(step: StepBatch): void {
+    const { bucket, ctx } = this.prepare(step, this.s.graphs);
+    if (bucket === null) {
+      for (const op of this.graph.ops) launchOp(op, ctx);
+      return;
+    }
+    this.driver.launchGraph(this.graphFor(bucket, ctx), this.k.stream);
+    this.graphReplays.set(bucket, (this.graphReplays.get(bucket) ?? 0) + 1);
+  }
+
+  /** Checks the step, pads it to its decode bucket (when graphs may be used), uploads its metadata; returns the launch context. */
+  private prepare(step: StepBatch, graphs: boolean): { bucket: number | null; ctx: OpContext } {
     const { T: capT, R: capR } = this.plan.capacity;
     if (step.numTokens > capT || step.logitRows.length > capR) {
       throw new RangeError(`cuda backend: step of ${step.numTokens} tokens / ${step.logitRows.length} logit rows exceeds the planned ${capT} / ${capR}`);
     }
     for (const id of step.tokenIds) if (id < 0 || id >= this.vocab) throw new RangeError(`token id ${id} outside the vocabulary [0, ${this.vocab})`);
 
-    const bucket = this.s.graphs ? graphBucket(step, this.buckets, this.graphStride) : null;
+    const bucket = graphs ? graphBucket(step, this.buckets, this.graphStride) : null;
     const run = bucket === null ? step : padDecodeStep(step, bucket, this.kv.numBlocks, this.kv.blockSize);
     const prefillOk = !this.s.decodeOnly && this.attnGeo !== null && prefillKernelFits(this.s.act, this.attnGeo.headDim);
     const split = splitAttention(run, prefillOk);
@@ -196,22 +226,58 @@ export class CudaBound implements BoundGraph {
 
     const bpr = this.attnGeo ? decodeBlocksPerRow(this.attnGeo) : 1;
     const maxCtx = bucket === null ? split.maxDecodeContext : this.graphStride * this.kv.blockSize;
-    const ctx = this.context(run, layout, chooseSplits(split.decodeRows.length, bpr, maxCtx, this.driver.info.smCount));
-    if (bucket === null) {
-      for (const op of this.graph.ops) launchOp(op, ctx);
-    } else {
-      let exec = this.graphs.get(bucket);
-      if (exec === undefined) {
-        this.driver.beginCapture(this.k.stream!);
-        try {
-          for (const op of this.graph.ops) launchOp(op, ctx);
-        } finally {
-          exec = this.driver.endCapture(this.k.stream!);
-        }
-        this.graphs.set(bucket, exec);
+    return { bucket, ctx: this.context(run, layout, chooseSplits(split.decodeRows.length, bpr, maxCtx, this.driver.info.smCount)) };
+  }
+
+  /** The CUDA graph of a decode bucket, captured from `ctx`'s launches on first use. */
+  private graphFor(bucket: number, ctx: OpContext): Ptr {
+    let exec = this.graphs.get(bucket);
+    if (exec === undefined) {
+      this.driver.beginCapture(this.k.stream!);
+      try {
+        for (const op of this.graph.ops) launchOp(op, ctx);
+      } finally {
+        exec = this.driver.endCapture(this.k.stream!);
       }
-      this.driver.launchGraph(exec, this.k.stream);
-      this.graphReplays.set(bucket, (this.graphReplays.get(bucket) ?? 0) + 1);
+      this.graphs.set(bucket, exec);
+    }
+    return exec;
+  }
+
+  /**
+   * GPU time of one step, for the device check: the CUDA-graph replay (decode buckets),
+   * the same step launch by launch, and each op's share (events between ops, so small
+   * kernels read a little long). Microseconds, means of `reps`.
+   */
+  profile(step: StepBatch, reps = 20): StepProfile {
+    const d = this.driver;
+    const ev = Array.from({ length: this.graph.ops.length + 1 }, () => d.createEvent());
+    try {
+      let graphUs: number | null = null;
+      const g = this.prepare(step, this.s.graphs);
+      if (g.bucket !== null) {
+        const exec = this.graphFor(g.bucket, g.ctx);
+        d.launchGraph(exec, this.k.stream);
+        d.recordEvent(ev[0], this.k.stream);
+        for (let i = 0; i < reps; i++) d.launchGraph(exec, this.k.stream);
+        d.recordEvent(ev[1], this.k.stream);
+        graphUs = (1000 * d.elapsedMs(ev[0], ev[1])) / reps;
+      }
+      const { ctx } = this.prepare(step, false);
+      const n = this.graph.ops.length;
+      const opUs = new Float64Array(n);
+      let stepUs = 0;
+      for (let r = 0; r < reps + 1; r++) {
+        d.recordEvent(ev[0], this.k.stream);
+        this.graph.ops.forEach((op, i) => (launchOp(op, ctx), d.recordEvent(ev[i + 1], this.k.stream)));
+        d.syncStream(this.k.stream);
+        if (r === 0) continue; // warm-up
+        for (let i = 0; i < n; i++) opUs[i] += (1000 * d.elapsedMs(ev[i], ev[i + 1])) / reps;
+        stepUs += (1000 * d.elapsedMs(ev[0], ev[n])) / reps;
+      }
+      return { graphUs, stepUs, ops: this.graph.ops.map((op, i) => ({ label: opLabel(op, ctx), us: opUs[i] })) };
+    } finally {
+      for (const e of ev) d.destroyEvent(e);
     }
   }
 

@@ -48,6 +48,11 @@ export function linearPath(c: Pick<LinearContext, "act" | "mode"> & { lt: unknow
   return "gemm_tc";
 }
 
+/** The path launchLinear tries first: the bind-time tactic where one was timed, else the rule above. */
+export function chosenPath(c: Pick<LinearContext, "act" | "mode" | "lt" | "tactic">, w: DeviceWeight, outF32: boolean, M: number): LinearPath {
+  return (c.mode === "auto" ? c.tactic?.(w, outF32, M) : undefined) ?? linearPath(c, w, M);
+}
+
 function weightSuffix(act: ActDType, w: DeviceWeight): string {
   return w.fmt === act ? act : w.fmt;
 }
@@ -57,7 +62,7 @@ export function launchLinear(c: LinearContext, out: DevPtr, outF32: boolean, x: 
   const N = w.rows,
     K = w.cols;
   const outSuffix = outF32 && c.act !== "f32" ? "_f32out" : "";
-  let path = (c.mode === "auto" ? c.tactic?.(w, outF32, M) : undefined) ?? linearPath(c, w, M);
+  let path = chosenPath(c, w, outF32, M);
   const outType = outF32 ? "f32" : c.act;
   if (path === "cublas" && c.lt!.matmul({ M, N, K, inType: c.act as "bf16" | "f16", outType }, w.ptr, x, out, c.k.stream)) {
     if (bias) addBias(c, out, outF32, bias, M, N);
