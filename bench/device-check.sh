@@ -38,8 +38,10 @@ export LLMRT_CUDA_CUBINS="$root/.device/cubins" # prepared kernels for sm_90 (el
 
 run() {
 stage "node"
-if [ ! -x .device/node ]; then xz -dc .device/node.xz > .device/node && chmod +x .device/node; fi
-export PATH="$root/.device:$PATH"
+# unpacked outside the tree: a dry run here must not leave 95 MB in what the next device call carries
+NODE_DIR=${TMPDIR:-/tmp}/llmrt-device-node
+if [ ! -x "$NODE_DIR/node" ]; then mkdir -p "$NODE_DIR" && xz -dc .device/node.xz > "$NODE_DIR/node" && chmod +x "$NODE_DIR/node"; fi
+export PATH="$NODE_DIR:$PATH"
 node --version || { echo "no node: run bench/device-prep.sh where Node is, and carry .device"; exit 1; }
 APP=(node "$root/.device/app/device.mjs")
 CUBINS=(--cubins "$root/.device/cubins")
