@@ -89,7 +89,7 @@ export function launchOp(op: Op, c: OpContext): void {
     }
     case "attention_qkv": {
       const kv = c.kvPtrs(op.layer);
-      c.k.launch(`qkv_rope_kv_${kvSuffix(a, c.cache)}`, [c.T, 1, 1], B128, [
+      c.k.launch(`qkv_rope_kv_${kvSuffix(a, c.cache)}`, [c.T, Math.ceil((op.numHeads + 2 * op.numKvHeads) / 4), 1], B128, [
         ["ptr", c.at(op.q)], ["ptr", kv.k], ["ptr", kv.v], ["ptr", c.at(op.qkv)], ["ptr", meta("positions")], ["ptr", meta("slots")], ["ptr", c.at(op.invFreq)],
         ["ptr", op.qNorm ? c.at(op.qNorm) : 0], ["ptr", op.kNorm ? c.at(op.kNorm) : 0],
         ["i32", op.numHeads], ["i32", op.numKvHeads], ["i32", op.headDim], ["i32", op.rotary.dim], ["i32", op.rotary.style === "interleaved" ? 1 : 0], ["f32", op.eps], ["f32", c.kvScale],
@@ -103,7 +103,8 @@ export function launchOp(op: Op, c: OpContext): void {
     case "silu_mul": {
       const r = rows(op.x),
         I = cols(op.out);
-      return c.k.launch(`silu_mul_${a}`, strided(c, r * I), B256, [["ptr", c.at(op.out)], ["ptr", c.at(op.x)], ["i32", r], ["i32", I]]);
+      // a 16-byte vector per thread
+      return c.k.launch(`silu_mul_${a}`, strided(c, Math.ceil((r * I) / 8)), B256, [["ptr", c.at(op.out)], ["ptr", c.at(op.x)], ["i32", r], ["i32", I]]);
     }
     case "mul":
     case "add": {

@@ -70,7 +70,11 @@ __device__ void attn_decode(T* out, float* part_o, float* part_ml, const T* q, c
     for (int g = 0; g < GMAX; g++) s[g] = 0.f;
     if (valid) {
       const C* kp = kc + (size_t)kv_slot(table, j, st.block_size) * kv_dim + kh * D;
-      for (int d = 0; d < D; d += 8) {
+      // unrolled to the compile-time bound so every 16-byte load of the key row is in
+      // flight at once (a loop to the runtime D waits on each in turn)
+#pragma unroll
+      for (int d = 0; d < DMAX; d += 8) {
+        if (d >= D) break;
         float k8[8];
         load8(kp + d, kv_scale, k8);
 #pragma unroll
@@ -94,19 +98,28 @@ __device__ void attn_decode(T* out, float* part_o, float* part_ml, const T* q, c
       s_p[warp][g][lane] = p;
     }
     __syncwarp();
-    // P V: each lane its output dims, over the chunk's keys
+    // P V: each lane its output dims, over the chunk's keys, VU keys' rows loaded
+    // before any is used (independent loads in flight instead of one round trip per key)
+    constexpr int VU = 8;
     const int nk = min(32, hi - base);
-    for (int jj = 0; jj < nk; jj++) {
-      const size_t row = (size_t)kv_slot(table, base + jj, st.block_size) * kv_dim + kh * D + d0;
-      float v[EPL];
+    for (int jj0 = 0; jj0 < nk; jj0 += VU) {
+      float v[VU][EPL];
 #pragma unroll
-      for (int e = 0; e < EPL; e++) v[e] = d0 + e < D ? to_f(vc[row + e]) * kv_scale : 0.f;
+      for (int u = 0; u < VU; u++) {
+        const bool in = jj0 + u < nk;
+        const size_t row = in ? (size_t)kv_slot(table, base + jj0 + u, st.block_size) * kv_dim + kh * D + d0 : 0;
 #pragma unroll
-      for (int g = 0; g < GMAX; g++) {
-        if (g >= G) break;
-        const float p = s_p[warp][g][jj];
+        for (int e = 0; e < EPL; e++) v[u][e] = in && d0 + e < D ? to_f(vc[row + e]) * kv_scale : 0.f;
+      }
 #pragma unroll
-        for (int e = 0; e < EPL; e++) acc[g][e] += p * v[e];
+      for (int u = 0; u < VU; u++) {
+#pragma unroll
+        for (int g = 0; g < GMAX; g++) {
+          if (g >= G) break;
+          const float p = jj0 + u < nk ? s_p[warp][g][jj0 + u] : 0.f;
+#pragma unroll
+          for (int e = 0; e < EPL; e++) acc[g][e] += p * v[u][e];
+        }
       }
     }
     __syncwarp();  // the next chunk overwrites s_p

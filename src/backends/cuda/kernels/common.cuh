@@ -51,6 +51,32 @@ template <typename T> __device__ __forceinline__ u32 pack2f(float lo, float hi) 
   return pack2(from_f<T>(lo), from_f<T>(hi));
 }
 
+// ---- 16-byte vectors ---------------------------------------------------------------
+
+// Values of T in one 16-byte load (4 floats, 8 bf16/f16).
+template <typename T> struct Vec16 {
+  static constexpr int N = 16 / sizeof(T);
+};
+
+// o = p[0 .. N) as floats; p 16-byte aligned.
+template <typename T>
+__device__ __forceinline__ void load_vec(const T* p, float (&o)[Vec16<T>::N]) {
+  const uint4 raw = *(const uint4*)p;
+  const T* h = (const T*)&raw;
+#pragma unroll
+  for (int e = 0; e < Vec16<T>::N; e++) o[e] = to_f(h[e]);
+}
+
+// p[0 .. N) = x rounded to T; p 16-byte aligned.
+template <typename T>
+__device__ __forceinline__ void store_vec(T* p, const float (&x)[Vec16<T>::N]) {
+  uint4 raw;
+  T* h = (T*)&raw;
+#pragma unroll
+  for (int e = 0; e < Vec16<T>::N; e++) h[e] = from_f<T>(x[e]);
+  *(uint4*)p = raw;
+}
+
 // ---- reductions --------------------------------------------------------------------
 
 #ifdef LLMRT_EMU

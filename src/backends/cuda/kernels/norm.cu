@@ -1,7 +1,17 @@
 // RMSNorm and the fused residual add + RMSNorm.
 // Semantics: rmsnorm and addRmsnorm in src/backends/reference/{ops,fused}.ts.
-// One block per row (or per group); 256 threads; float32 sums.
+// One block per row (or per group); up to 256 threads; float32 sums.
+// Rows whose length is a multiple of a 16-byte vector and fit NORM_CHUNKS vectors per
+// thread are read once, with every load in flight before the first is used, and kept in
+// registers (decode steps are one row: latency, not bandwidth); others take the plain loop.
 #include "common.cuh"
+
+constexpr int NORM_CHUNKS = 4;
+
+template <typename T>
+__device__ __forceinline__ bool norm_vectorized(int cols) {
+  return cols % Vec16<T>::N == 0 && cols <= NORM_CHUNKS * Vec16<T>::N * (int)blockDim.x;
+}
 
 // out [groups, group] = weight [group] * x / sqrt(mean(x^2) + eps), for each group of
 // `group` columns (group = cols normalizes whole rows, = headDim is Qwen3's q/k norm).
@@ -12,6 +22,34 @@ __device__ void rmsnorm(T* out, const T* x, const float* w, int groups, int grou
   const int r = blockIdx.x;
   if (r >= groups) return;
   const T* xr = x + (size_t)r * group;
+  T* o = out + (size_t)r * group;
+  if (norm_vectorized<T>(group)) {
+    constexpr int V = Vec16<T>::N;
+    const int nc = group / V;
+    float v[NORM_CHUNKS][V];
+    float ss = 0.f;
+#pragma unroll
+    for (int c = 0; c < NORM_CHUNKS; c++) {
+      const int ci = threadIdx.x + c * blockDim.x;
+      if (ci < nc) load_vec(xr + ci * V, v[c]);
+    }
+#pragma unroll
+    for (int c = 0; c < NORM_CHUNKS; c++)
+      if (threadIdx.x + c * blockDim.x < nc)
+#pragma unroll
+        for (int e = 0; e < V; e++) ss += v[c][e] * v[c][e];
+    ss = block_sum(ss, scratch);
+    const float inv = 1.f / sqrtf(ss / group + eps);
+#pragma unroll
+    for (int c = 0; c < NORM_CHUNKS; c++) {
+      const int ci = threadIdx.x + c * blockDim.x;
+      if (ci >= nc) continue;
+#pragma unroll
+      for (int e = 0; e < V; e++) v[c][e] = w[ci * V + e] * (inv * v[c][e]);
+      store_vec(o + ci * V, v[c]);
+    }
+    return;
+  }
   float ss = 0.f;
   for (int i = threadIdx.x; i < group; i += blockDim.x) {
     const float v = to_f(xr[i]);
@@ -19,7 +57,6 @@ __device__ void rmsnorm(T* out, const T* x, const float* w, int groups, int grou
   }
   ss = block_sum(ss, scratch);
   const float inv = 1.f / sqrtf(ss / group + eps);
-  T* o = out + (size_t)r * group;
   for (int i = threadIdx.x; i < group; i += blockDim.x) o[i] = from_f<T>(w[i] * (inv * to_f(xr[i])));
 }
 
@@ -30,6 +67,41 @@ __device__ void add_rmsnorm(T* out, T* sum, const T* a, const T* b, const float*
   const int r = blockIdx.x;
   if (r >= rows) return;
   const size_t base = (size_t)r * cols;
+  if (norm_vectorized<T>(cols)) {
+    constexpr int V = Vec16<T>::N;
+    const int nc = cols / V;
+    float v[NORM_CHUNKS][V];
+    float ss = 0.f;
+#pragma unroll
+    for (int c = 0; c < NORM_CHUNKS; c++) {
+      const int ci = threadIdx.x + c * blockDim.x;
+      if (ci >= nc) continue;
+      float bv[V];
+      load_vec(a + base + ci * V, v[c]);
+      load_vec(b + base + ci * V, bv);
+#pragma unroll
+      for (int e = 0; e < V; e++) v[c][e] = to_f(from_f<T>(v[c][e] + bv[e]));  // the sum as stored
+    }
+#pragma unroll
+    for (int c = 0; c < NORM_CHUNKS; c++) {
+      const int ci = threadIdx.x + c * blockDim.x;
+      if (ci >= nc) continue;
+      store_vec(sum + base + ci * V, v[c]);
+#pragma unroll
+      for (int e = 0; e < V; e++) ss += v[c][e] * v[c][e];
+    }
+    ss = block_sum(ss, scratch);
+    const float inv = 1.f / sqrtf(ss / cols + eps);
+#pragma unroll
+    for (int c = 0; c < NORM_CHUNKS; c++) {
+      const int ci = threadIdx.x + c * blockDim.x;
+      if (ci >= nc) continue;
+#pragma unroll
+      for (int e = 0; e < V; e++) v[c][e] = w[ci * V + e] * (inv * v[c][e]);
+      store_vec(out + base + ci * V, v[c]);
+    }
+    return;
+  }
   float ss = 0.f;
   for (int i = threadIdx.x; i < cols; i += blockDim.x) {
     const T s = from_f<T>(to_f(a[base + i]) + to_f(b[base + i]));

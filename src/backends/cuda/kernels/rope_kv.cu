@@ -54,62 +54,74 @@ __device__ void kv_write(C* kc, C* vc, const T* k, const T* v, const int* slots,
 
 // Fused front of attention_qkv. qkv [T, qDim + 2*kvDim] = q | k | v; writes
 // q_rot [T, qDim] (normed, rotated) and the K/V cache rows slots[t].
-// grid (T), block 128 = 4 warps; warp w takes heads w, w+4, ... of q then k (one head in
-// shared memory at a time, so the norm's sum and the rotation's pairs see the whole head).
-// D <= 256.
+// grid (T, ceil((H + 2*KH) / 4)), block 128 = 4 warps; warp w of block y takes unit
+// u = 4y + w: q heads, then k heads, then v heads (copied). A whole head sits in one
+// warp's shared memory, so the norm's sum and the rotation's pairs see all of it; the
+// block first fills a cos/sin table for the token's position (rot_dim/2 angles, in
+// double) that its warps share. Decode steps are one token: units in separate blocks
+// keep every head's loads in flight at once. D <= 256.
 template <typename T, typename C>
 __device__ void qkv_rope_kv(T* q_rot, C* kc, C* vc, const T* qkv, const int* positions, const int* slots,
                             const float* inv_freq, const float* q_norm, const float* k_norm, int H, int KH, int D,
                             int rot_dim, int interleaved, float eps, float kv_scale) {
   __shared__ float head[4][256];
+  __shared__ double cos_t[128], sin_t[128];
   const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int q_dim = H * D, kv_dim = KH * D, half = rot_dim / 2;
   const T* row = qkv + (size_t)t * (q_dim + 2 * kv_dim);
-  const double pos = positions[t];
   const size_t slot = (size_t)slots[t];
   const float inv_kv = 1.f / kv_scale;
-  float* sh = head[warp];
-
-  for (int h = warp; h < H + KH; h += 4) {
-    const bool is_q = h < H;
-    const T* src = is_q ? row + h * D : row + q_dim + (h - H) * D;
-    const float* nw = is_q ? q_norm : k_norm;
-    float ss = 0.f;
-    for (int d = lane; d < D; d += 32) {
-      const float v = to_f(src[d]);
-      sh[d] = v;
-      ss += v * v;
+  const int u = blockIdx.y * 4 + warp;
+  const bool is_v = u >= H + KH;
+  if (blockIdx.y * 4 < H + KH) {  // some warp of this block rotates: fill the table
+    const double pos = positions[t];
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+      double sn, cs;
+      sincos(pos * (double)inv_freq[i], &sn, &cs);
+      cos_t[i] = cs, sin_t[i] = sn;
     }
-    if (nw) {  // per-head RMSNorm (Qwen3)
-      const float inv = 1.f / sqrtf(warp_sum(ss) / D + eps);
-      for (int d = lane; d < D; d += 32) sh[d] = nw[d] * (inv * sh[d]);
-    }
-    __syncwarp();
-    // destination: a q_rot row, or this token's K cache row
-    for (int d = lane; d < D; d += 32) {
-      if (d < rot_dim) continue;
-      if (is_q) q_rot[(size_t)t * q_dim + h * D + d] = from_f<T>(sh[d]);
-      else kc[slot * kv_dim + (h - H) * D + d] = from_f<C>(sh[d] * inv_kv);
-    }
-    for (int i = lane; i < half; i += 32) {
-      int a, b;
-      rope_pair(i, rot_dim, interleaved, a, b);
-      double s, c;
-      sincos(pos * (double)inv_freq[i], &s, &c);
-      const float x0 = sh[a], x1 = sh[b];
-      const float ra = (float)(x0 * c - x1 * s), rb = (float)(x0 * s + x1 * c);
-      if (is_q) {
-        q_rot[(size_t)t * q_dim + h * D + a] = from_f<T>(ra);
-        q_rot[(size_t)t * q_dim + h * D + b] = from_f<T>(rb);
-      } else {
-        kc[slot * kv_dim + (h - H) * D + a] = from_f<C>(ra * inv_kv);
-        kc[slot * kv_dim + (h - H) * D + b] = from_f<C>(rb * inv_kv);
-      }
-    }
-    __syncwarp();  // the next head overwrites sh
   }
-  const T* v = row + q_dim + kv_dim;
-  for (int i = threadIdx.x; i < kv_dim; i += blockDim.x) vc[slot * kv_dim + i] = from_f<C>(to_f(v[i]) * inv_kv);
+  __syncthreads();
+  if (u >= H + 2 * KH) return;
+  if (is_v) {
+    const int h = u - H - KH;
+    const T* src = row + q_dim + kv_dim + h * D;
+    for (int d = lane; d < D; d += 32) vc[slot * kv_dim + h * D + d] = from_f<C>(to_f(src[d]) * inv_kv);
+    return;
+  }
+  const bool is_q = u < H;
+  const int h = is_q ? u : u - H;
+  const T* src = is_q ? row + h * D : row + q_dim + h * D;
+  const float* nw = is_q ? q_norm : k_norm;
+  float* sh = head[warp];
+  float ss = 0.f;
+  for (int d = lane; d < D; d += 32) {
+    const float v = to_f(src[d]);
+    sh[d] = v;
+    ss += v * v;
+  }
+  if (nw) {  // per-head RMSNorm (Qwen3)
+    const float inv = 1.f / sqrtf(warp_sum(ss) / D + eps);
+    for (int d = lane; d < D; d += 32) sh[d] = nw[d] * (inv * sh[d]);
+  }
+  __syncwarp();
+  // destination: a q_rot row, or this token's K cache row
+  T* qo = q_rot + (size_t)t * q_dim + h * D;
+  C* ko = kc + slot * kv_dim + h * D;
+  for (int d = lane; d < D; d += 32) {
+    if (d < rot_dim) continue;
+    if (is_q) qo[d] = from_f<T>(sh[d]);
+    else ko[d] = from_f<C>(sh[d] * inv_kv);
+  }
+  for (int i = lane; i < half; i += 32) {
+    int a, b;
+    rope_pair(i, rot_dim, interleaved, a, b);
+    const double c = cos_t[i], sn = sin_t[i];
+    const float x0 = sh[a], x1 = sh[b];
+    const float ra = (float)(x0 * c - x1 * sn), rb = (float)(x0 * sn + x1 * c);
+    if (is_q) qo[a] = from_f<T>(ra), qo[b] = from_f<T>(rb);
+    else ko[a] = from_f<C>(ra * inv_kv), ko[b] = from_f<C>(rb * inv_kv);
+  }
 }
 
 #define ROPE(S, T)                                                                                              \
