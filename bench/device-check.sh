@@ -13,6 +13,8 @@
 #   concurrent requests on Llama-110M and TinyLlama-1.1B shapes (BF16, dummy weights)
 #   with transformers `generate` (static cache) on the same shapes.
 # --big (~8 min): the same speed runs on the Llama-3-8B shape, BF16 and FP8 weights.
+# --final (~6 min): correctness (both), the profile at batch 1 / 64, llmrt speed on all
+#   shapes, then transformers on $HF_SHAPES (default the TinyLlama shape) with one timed run.
 # --profile (~5 min): correctness, then where each decode step's time goes (bench/device/
 #   profile.ts: graph replay, per-op GPU time, host copies, the bind-time tactics), then
 #   the llmrt speed runs of --quick and --big without transformers.
@@ -71,6 +73,23 @@ if [ "$MODE" = "--quick" ]; then
 
   stage "speed: transformers generate, static cache, same shapes"
   timeout 100 python3 bench/device/hf_bench.py --shapes llama-110m,tinyllama-1.1b --out "$OUT/hf-bench-quick.json"
+elif [ "$MODE" = "--final" ]; then
+  stage "correctness: CUDA backend vs reference, stories260K goldens"
+  timeout ${CORRECTNESS_S:-100} "${APP[@]}" correctness --out "$OUT" --shared "$LLMRT_SHARED" "${CUBINS[@]}"
+
+  stage "correctness: vs transformers (random-weight Llama / Qwen2)"
+  timeout 60 python3 bench/device/hf_models.py /tmp/llmrt-hf-models &&
+    timeout 50 "${APP[@]}" hf --out "$OUT" --hf-dir /tmp/llmrt-hf-models "${CUBINS[@]}"
+
+  stage "profile: per op and per kernel (batch 1 / 64, context 256)"
+  timeout 60 "${APP[@]}" profile --out "$OUT" --batches 1,64 "${CUBINS[@]}"
+
+  stage "speed: llmrt, quick shapes then the 8B shape"
+  timeout 60 "${APP[@]}" speed --quick --out "$OUT" "${CUBINS[@]}"
+  timeout 80 "${APP[@]}" speed --big --out "$OUT" "${CUBINS[@]}"
+
+  stage "speed: transformers generate, static cache, ${HF_SHAPES:=tinyllama-1.1b} (one timed run)"
+  timeout ${HF_S:-170} python3 bench/device/hf_bench.py --shapes "$HF_SHAPES" --runs 1 --out "$OUT/hf-bench-quick.json"
 elif [ "$MODE" = "--profile" ]; then
   stage "correctness: CUDA backend vs reference, stories260K goldens"
   timeout ${CORRECTNESS_S:-140} "${APP[@]}" correctness --out "$OUT" --shared "$LLMRT_SHARED" "${CUBINS[@]}"

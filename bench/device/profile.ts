@@ -19,6 +19,8 @@ export interface BatchProfile {
   step_us: number;
   /** Label -> microseconds per step (summed over layers), largest first. */
   ops: [string, number][];
+  /** Kernel -> microseconds per step, largest first. */
+  kernels: [string, number][];
   /** forward() wall time (step + logits to the host), and a JS argmax over them. */
   host_forward_ms: number;
   host_argmax_ms: number;
@@ -65,6 +67,7 @@ export function profileBatch(e: DummyEngine, batch: number, context: number, rep
     graph_us: p.graphUs,
     step_us: p.stepUs,
     ops,
+    kernels: p.kernels.map((k) => [k.kernel, k.us]),
     host_forward_ms,
     host_argmax_ms,
     device_greedy_ms,
@@ -83,5 +86,6 @@ export function formatProfile(shape: string, b: BatchProfile): string {
     acc += us;
     lines.push(`    ${f(us).padStart(8)} us  ${label}`);
   }
+  lines.push(`  kernels: ${b.kernels.slice(0, 8).map(([k, us]) => `${k} ${f(us)}`).join(", ")}`);
   return lines.join("\n");
 }

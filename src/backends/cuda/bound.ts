@@ -30,6 +30,8 @@ export interface StepProfile {
   /** Launch by launch. */
   stepUs: number;
   ops: { label: string; us: number }[];
+  /** Launch by launch with an event after each kernel, summed by kernel name, largest first. */
+  kernels: { kernel: string; us: number }[];
 }
 
 /** An op's kind, and for a matmul its path and shape, to group profiles by. */
@@ -275,10 +277,39 @@ export class CudaBound implements BoundGraph {
         for (let i = 0; i < n; i++) opUs[i] += (1000 * d.elapsedMs(ev[i], ev[i + 1])) / reps;
         stepUs += (1000 * d.elapsedMs(ev[0], ev[n])) / reps;
       }
-      return { graphUs, stepUs, ops: this.graph.ops.map((op, i) => ({ label: opLabel(op, ctx), us: opUs[i] })) };
+      return { graphUs, stepUs, ops: this.graph.ops.map((op, i) => ({ label: opLabel(op, ctx), us: opUs[i] })), kernels: this.profileKernels(ctx, reps) };
     } finally {
       for (const e of ev) d.destroyEvent(e);
     }
+  }
+
+  /** Per kernel (by name; cuBLASLt calls by shape): microseconds per step, an event after each launch. */
+  private profileKernels(ctx: OpContext, reps: number): { kernel: string; us: number }[] {
+    const d = this.driver;
+    const pool: Ptr[] = [d.createEvent()];
+    const names: string[] = [];
+    const total = new Map<string, number>();
+    try {
+      for (let r = 0; r < reps + 1; r++) {
+        let j = 0;
+        names.length = 0;
+        this.k.trace = (name) => {
+          if (pool.length <= ++j) pool.push(d.createEvent());
+          d.recordEvent(pool[j], this.k.stream);
+          names.push(name);
+        };
+        d.recordEvent(pool[0], this.k.stream);
+        for (const op of this.graph.ops) launchOp(op, ctx);
+        this.k.trace = null;
+        d.syncStream(this.k.stream);
+        if (r === 0) continue;
+        names.forEach((name, i) => total.set(name, (total.get(name) ?? 0) + (1000 * d.elapsedMs(pool[i], pool[i + 1])) / reps));
+      }
+    } finally {
+      this.k.trace = null;
+      for (const e of pool) d.destroyEvent(e);
+    }
+    return [...total].map(([kernel, us]) => ({ kernel, us })).sort((a, b) => b.us - a.us);
   }
 
   private readOutputs(T: number, R: number): Map<string, Float32Array> {

@@ -65,6 +65,7 @@ export function launchLinear(c: LinearContext, out: DevPtr, outF32: boolean, x: 
   let path = chosenPath(c, w, outF32, M);
   const outType = outF32 ? "f32" : c.act;
   if (path === "cublas" && c.lt!.matmul({ M, N, K, inType: c.act as "bf16" | "f16", outType }, w.ptr, x, out, c.k.stream)) {
+    c.k.trace?.(`cublasLt ${N}x${K}`);
     if (bias) addBias(c, out, outF32, bias, M, N);
     return path;
   }
@@ -77,6 +78,7 @@ export function launchLinear(c: LinearContext, out: DevPtr, outF32: boolean, x: 
       c.k.launch(`absmax_${c.act}`, grid, [256, 1, 1], [["ptr", s.amax], ["ptr", x], ["u64", M * K]]);
       c.k.launch(`quant_fp8_act_${c.act}`, grid, [256, 1, 1], [["ptr", s.xq], ["ptr", s.scale], ["ptr", x], ["ptr", s.amax], ["u64", M * K]]);
       if (c.lt!.matmul({ M, N, K, inType: "fp8", outType }, w.ptr, s.xq, out, c.k.stream, { a: w.scale, b: s.scale })) {
+        c.k.trace?.(`cublasLt fp8 ${N}x${K}`);
         if (bias) addBias(c, out, outF32, bias, M, N);
         return path;
       }

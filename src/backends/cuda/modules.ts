@@ -16,6 +16,8 @@ export class KernelModules {
   private readonly args = new ArgPacker();
   /** Launches so far (for tests and the bench's kernels-per-step figure). */
   launches = 0;
+  /** Called after every launch on the stream (the profiler records an event there); null: off. */
+  trace: ((kernel: string) => void) | null = null;
 
   constructor(
     readonly driver: CudaDriver,
@@ -52,6 +54,7 @@ export class KernelModules {
     if (grid[0] === 0 || grid[1] === 0 || grid[2] === 0) return; // nothing to do (empty step part)
     this.driver.launch(this.fn(name), grid, block, this.args.pack(args), this.stream, name);
     this.launches++;
+    this.trace?.(name);
   }
 
   dispose(): void {

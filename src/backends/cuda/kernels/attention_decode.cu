@@ -16,6 +16,7 @@
 #include "common.cuh"
 
 constexpr int GMAX = 8;  // query heads per block (GQA group, or a chunk of it)
+constexpr int SPLITS_MAX = 8;  // attention.ts MAX_SPLITS
 
 struct AttnStep {
   const int* tokens;        // [n] step rows to attend for
@@ -47,8 +48,10 @@ __device__ void attn_decode(T* out, float* part_o, float* part_ml, const T* q, c
   const int per = div_up(pos - first + 1, splits);
   const int lo = first + blockIdx.z * per, hi = min(pos + 1, lo + per);
 
-  for (int i = threadIdx.x; i < GMAX * DMAX; i += blockDim.x) {
-    const int g = i / DMAX, d = i % DMAX;
+  // unrolled to the block's 128 threads: every query load in flight before the first store
+#pragma unroll
+  for (int i0 = 0; i0 < GMAX * DMAX; i0 += 128) {
+    const int i = i0 + threadIdx.x, g = i / DMAX, d = i % DMAX;
     s_q[g][d] = (g < G && d < D) ? to_f(q[(size_t)t * q_dim + (h0 + g) * D + d]) * scale : 0.f;
   }
   __syncthreads();
@@ -161,16 +164,27 @@ __device__ void attn_combine(T* out, const float* part_o, const float* part_ml, 
                              int splits) {
   const int i = blockIdx.x, h = blockIdx.y, t = tokens[i];
   const size_t p0 = ((size_t)i * H + h) * splits;
+  // each split's (max, sum) and weight read once, all loads in flight (splits <= SPLITS_MAX)
+  float ms[SPLITS_MAX], ls[SPLITS_MAX];
+#pragma unroll
+  for (int s = 0; s < SPLITS_MAX; s++) {
+    ms[s] = s < splits ? part_ml[(p0 + s) * 2] : neg_inf();
+    ls[s] = s < splits ? part_ml[(p0 + s) * 2 + 1] : 0.f;
+  }
   float M = neg_inf();
-  for (int s = 0; s < splits; s++) M = fmaxf(M, part_ml[(p0 + s) * 2]);
+#pragma unroll
+  for (int s = 0; s < SPLITS_MAX; s++) M = fmaxf(M, ms[s]);
+  float L = 0.f;
+#pragma unroll
+  for (int s = 0; s < SPLITS_MAX; s++) {
+    ms[s] = ms[s] == neg_inf() ? 0.f : expf(ms[s] - M);  // now the split's weight
+    L += ls[s] * ms[s];
+  }
   for (int d = threadIdx.x; d < D; d += blockDim.x) {
-    float L = 0.f, O = 0.f;
-    for (int s = 0; s < splits; s++) {
-      const float ms = part_ml[(p0 + s) * 2];
-      const float f = ms == neg_inf() ? 0.f : expf(ms - M);
-      L += part_ml[(p0 + s) * 2 + 1] * f;
-      O += part_o[(p0 + s) * D + d] * f;
-    }
+    float O = 0.f;
+#pragma unroll
+    for (int s = 0; s < SPLITS_MAX; s++)
+      if (s < splits) O += part_o[(p0 + s) * D + d] * ms[s];
     out[(size_t)t * H * D + h * D + d] = from_f<T>(O / L);
   }
 }

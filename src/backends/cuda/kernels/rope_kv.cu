@@ -86,7 +86,9 @@ __device__ void qkv_rope_kv(T* q_rot, C* kc, C* vc, const T* qkv, const int* pos
   if (is_v) {
     const int h = u - H - KH;
     const T* src = row + q_dim + kv_dim + h * D;
-    for (int d = lane; d < D; d += 32) vc[slot * kv_dim + h * D + d] = from_f<C>(to_f(src[d]) * inv_kv);
+#pragma unroll
+    for (int d0 = 0; d0 < 256; d0 += 32)
+      if (d0 + lane < D) vc[slot * kv_dim + h * D + d0 + lane] = from_f<C>(to_f(src[d0 + lane]) * inv_kv);
     return;
   }
   const bool is_q = u < H;
@@ -95,9 +97,12 @@ __device__ void qkv_rope_kv(T* q_rot, C* kc, C* vc, const T* qkv, const int* pos
   const float* nw = is_q ? q_norm : k_norm;
   float* sh = head[warp];
   float ss = 0.f;
-  for (int d = lane; d < D; d += 32) {
-    const float v = to_f(src[d]);
-    sh[d] = v;
+  // unrolled to D's bound (256): the head's loads in flight together
+#pragma unroll
+  for (int d0 = 0; d0 < 256; d0 += 32) {
+    if (d0 + lane >= D) break;
+    const float v = to_f(src[d0 + lane]);
+    sh[d0 + lane] = v;
     ss += v * v;
   }
   if (nw) {  // per-head RMSNorm (Qwen3)
