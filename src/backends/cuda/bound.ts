@@ -128,7 +128,7 @@ export class CudaBound implements BoundGraph {
     if (lt && wplan.some((w) => w.fmt === "fp8")) this.fp8Scratch(capT * this.maxLinearK());
     driver.syncStream(k.stream);
     const linears = graph.ops.flatMap((op) => (op.op === "matmul" ? [{ w: this.weights.get(op.w), outF32: this.f32.has(op.out) }] : []));
-    this.tactics = s.autotune && s.linearMode === "auto" ? timeTactics({ driver, k, lt, act: s.act, smCount: driver.info.smCount, linears, maxRows: capT, reps: s.autotuneReps }) : new Tactics();
+    this.tactics = s.autotune && s.linearMode === "auto" ? timeTactics({ driver, k, lt, act: s.act, smCount: driver.info.smCount, linears, maxRows: capT, reps: s.autotuneReps, flushL2: !s.emulated }) : new Tactics();
   }
 
   /** Float32 activations: RoPE frequencies, and matmul outputs the caller reads and no op does (logits). */

@@ -59,6 +59,8 @@ export interface BoundSettings {
   linearMode: LinearMode;
   autotune: boolean;
   autotuneReps: number;
+  /** The device is the CPU emulator (tests): timings mean nothing there. */
+  emulated: boolean;
   decodeOnly: boolean;
   graphs: boolean;
   maxBucket: number;
@@ -103,6 +105,7 @@ export function resolveSettings(o: CudaBackendOptions, g: Graph, w: WeightMap, k
     linearMode: o.linear ?? "auto",
     autotune: o.autotune ?? !emulated,
     autotuneReps: Math.max(1, o.autotuneReps ?? 10),
+    emulated,
     decodeOnly: o.decodeAttentionOnly ?? false,
     graphs: o.cudaGraphs ?? true,
     maxBucket: o.maxGraphBatch ?? 256,

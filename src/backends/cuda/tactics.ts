@@ -66,6 +66,8 @@ export interface TacticInput {
   /** Most rows a step's matmul can have (no bucket above it is timed). */
   maxRows: number;
   reps?: number;
+  /** Overwrite L2 before each timed call (default true; the emulator skips it). */
+  flushL2?: boolean;
 }
 
 /** Times every candidate for every distinct shape; allocates (and frees) its own input and output scratch. */
@@ -82,8 +84,12 @@ export function timeTactics(o: TacticInput): Tactics {
   const d = o.driver;
   const x = d.alloc(4 * maxM * maxK);
   const out = d.alloc(4 * maxM * maxN);
-  const [e0, e1] = [d.createEvent(), d.createEvent()];
   const reps = o.reps ?? 10;
+  const events = Array.from({ length: 2 * reps }, () => d.createEvent());
+  // a step reads each weight once, from HBM: L2 is overwritten between timed calls (a matrix
+  // smaller than L2 would otherwise be timed warm, as if read at L2 bandwidth)
+  const flushBytes = o.flushL2 === false ? 256 : Math.max(2 * d.info.l2Bytes, 1 << 20);
+  const flush = d.alloc(flushBytes);
   try {
     d.memset8(x, 0, 4 * maxM * maxK);
     for (const [shape, { w, outF32 }] of shapes) {
@@ -105,10 +111,15 @@ export function timeTactics(o: TacticInput): Tactics {
             row.us[mode].push(NaN); // this path does not take the shape (e.g. cuBLASLt has no plan)
             continue;
           }
-          d.recordEvent(e0, o.k.stream);
-          time(reps);
-          d.recordEvent(e1, o.k.stream);
-          const us = (1000 * d.elapsedMs(e0, e1)) / reps;
+          for (let r = 0; r < reps; r++) {
+            o.k.launch("fill_bytes", [Math.min(Math.ceil(flushBytes / 256), o.smCount * 16), 1, 1], [256, 1, 1], [["ptr", flush], ["u64", flushBytes], ["u64", r]]);
+            d.recordEvent(events[2 * r], o.k.stream);
+            time(1);
+            d.recordEvent(events[2 * r + 1], o.k.stream);
+          }
+          let ms = 0;
+          for (let r = 0; r < reps; r++) ms += d.elapsedMs(events[2 * r], events[2 * r + 1]);
+          const us = (1000 * ms) / reps;
           row.us[mode].push(us);
           if (!best || us < best[1]) best = [path, us];
         }
@@ -120,7 +131,8 @@ export function timeTactics(o: TacticInput): Tactics {
     }
   } finally {
     d.syncStream(o.k.stream);
-    d.free(x), d.free(out), d.destroyEvent(e0), d.destroyEvent(e1);
+    d.free(x), d.free(out), d.free(flush);
+    for (const e of events) d.destroyEvent(e);
   }
   return t;
 }
