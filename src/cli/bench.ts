@@ -13,7 +13,6 @@
  * JSON object.
  */
 import { Option, type Command } from "commander";
-import cliProgress from "cli-progress";
 import { openModelSpec } from "../api/load-model.js";
 import type { Backend } from "../backends/backend.js";
 import { CpuBackend, resolveThreads, type CpuBound } from "../backends/cpu/backend.js";
@@ -23,7 +22,6 @@ import { Engine } from "../engine/engine.js";
 import type { EngineDType } from "../engine/options.js";
 import { targetByName } from "../engine/targets.js";
 import { storageDType } from "../engine/weights.js";
-import { OptionError } from "../errors.js";
 import { SYNTHETIC_PRESETS, syntheticCheckpoint, syntheticConfig } from "../models/synthetic.js";
 import { EngineCore } from "../runtime/engine-core.js";
 import { BlockPool } from "../runtime/kv-cache.js";
@@ -32,6 +30,7 @@ import { Sequence } from "../runtime/sequence.js";
 import { buildStep } from "../runtime/step-builder.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { dummyEngine } from "./bench-dummy.js";
+import { bar, lengths, printResult, r2, rng, stats } from "./bench-stats.js";
 import { intOption } from "./options.js";
 
 /** Benchmark shapes beyond the built-in synthetic presets. */
@@ -81,31 +80,6 @@ export function weightBytesPerToken(engine: Engine, dtype: EngineDType): number 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s[Math.floor(s.length / 2)];
-}
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-}
-
-const r2 = (x: number) => Math.round(x * 100) / 100;
-
-function bar(label: string, total: number, quiet: boolean) {
-  if (quiet || !process.stderr.isTTY) return { update: (_: number) => {}, stop: () => {} };
-  const b = new cliProgress.SingleBar({ format: `${label} [{bar}] {value}/{total}`, stream: process.stderr }, cliProgress.Presets.shades_classic);
-  b.start(total, 0);
-  return { update: (v: number) => b.update(v), stop: () => b.stop() };
-}
-
-/** Seeded uniform integers in [0, n) (mulberry32). */
-function rng(seed: number): (n: number) => number {
-  let s = seed >>> 0;
-  return (n) => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
-  };
 }
 
 interface LatencyFlags extends CommonFlags {
@@ -187,26 +161,9 @@ function opShares(b: CpuBound): Record<string, number> {
   return Object.fromEntries([...b.opTimes].sort((x, y) => y[1] - x[1]).map(([k, v]) => [k, r2(v)]));
 }
 
-function printResult(result: Record<string, unknown>, json?: boolean): void {
-  if (json) process.stdout.write(JSON.stringify(result) + "\n");
-  else for (const [k, v] of Object.entries(result)) console.log(`${k.padEnd(24)} ${typeof v === "object" ? JSON.stringify(v) : v}`);
-}
-
 /** A tokenizer that prints nothing: benchmark requests are random token ids. */
 function silentTokenizer(vocabSize: number): Tokenizer {
   return { vocabSize, bosId: null, eosIds: [], addBos: false, chatTemplate: null, encode: () => [], decode: () => "", idToPiece: () => "", isSpecial: () => false };
-}
-
-/** "A" or "A,stdev" -> a sampler of lengths >= 1 around A. */
-function lengths(spec: string, flag: string, draw: (n: number) => number): () => number {
-  const [mean, sd = 0] = spec.split(",").map(Number);
-  if (!(mean >= 1) || !(sd >= 0)) throw new OptionError(flag, `wants LEN or LEN,STDEV with LEN >= 1, got "${spec}"`);
-  return () => {
-    // Box-Muller from two uniform draws
-    const u = (draw(1 << 30) + 1) / (1 << 30);
-    const v = draw(1 << 30) / (1 << 30);
-    return Math.max(1, Math.round(mean + sd * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v)));
-  };
 }
 
 interface ThroughputFlags extends CommonFlags {
@@ -281,7 +238,6 @@ async function runThroughput(f: ThroughputFlags): Promise<void> {
   const { wallS: wall, recs } = measureThroughput(engine, reqs, C, f.maxBatchTokens, (n) => progress.update(n));
   progress.stop();
   const outTokens = recs.reduce((n, r) => n + r.tokens, 0);
-  const stats = (xs: number[]) => ({ p50: r2(percentile(xs, 50)), p90: r2(percentile(xs, 90)), p99: r2(percentile(xs, 99)) });
   printResult(
     {
       model: f.model,
