@@ -20,13 +20,13 @@ export const GGUF_DEFAULT_ALIGNMENT = 32;
 export const GGML_TYPES: Record<number, { name: string; dtype?: TensorDType }> = {
   0: { name: "F32", dtype: "f32" }, 1: { name: "F16", dtype: "f16" }, 2: { name: "Q4_0", dtype: "q4_0" },
   3: { name: "Q4_1" }, 6: { name: "Q5_0" }, 7: { name: "Q5_1" }, 8: { name: "Q8_0", dtype: "q8_0" },
-  9: { name: "Q8_1" }, 10: { name: "Q2_K" }, 11: { name: "Q3_K" }, 12: { name: "Q4_K" }, 13: { name: "Q5_K" },
-  14: { name: "Q6_K" }, 15: { name: "Q8_K" }, 16: { name: "IQ2_XXS" }, 17: { name: "IQ2_XS" }, 18: { name: "IQ3_XXS" },
+  9: { name: "Q8_1" }, 10: { name: "Q2_K" }, 11: { name: "Q3_K" }, 12: { name: "Q4_K", dtype: "q4_k" }, 13: { name: "Q5_K", dtype: "q5_k" },
+  14: { name: "Q6_K", dtype: "q6_k" }, 15: { name: "Q8_K" }, 16: { name: "IQ2_XXS" }, 17: { name: "IQ2_XS" }, 18: { name: "IQ3_XXS" },
   19: { name: "IQ1_S" }, 20: { name: "IQ4_NL" }, 21: { name: "IQ3_S" }, 22: { name: "IQ2_S" }, 23: { name: "IQ4_XS" },
   24: { name: "I8" }, 25: { name: "I16" }, 26: { name: "I32" }, 27: { name: "I64" }, 28: { name: "F64" },
   29: { name: "IQ1_M" }, 30: { name: "BF16", dtype: "bf16" }, 34: { name: "TQ1_0" }, 35: { name: "TQ2_0" }, 39: { name: "MXFP4" },
 };
-export const GGML_TYPE_ID: Record<TensorDType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 8, bf16: 30 };
+export const GGML_TYPE_ID: Record<TensorDType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 8, q4_k: 12, q5_k: 13, q6_k: 14, bf16: 30 };
 
 const MAX_DIMS = 4;
 /** Smallest possible encodings, to reject counts no file of this size could hold. */

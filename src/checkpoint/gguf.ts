@@ -14,7 +14,7 @@ import type { Checkpoint, TensorInfo, TokenizerSource } from "./types.js";
 export { readGgufMetadata } from "./gguf-file.js";
 export { GgufArray, GgufMetadata, type GgufValue, type GgufValueType } from "./gguf-metadata.js";
 
-const READABLE = "F32, F16, BF16, Q8_0 and Q4_0";
+const READABLE = "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K";
 
 export function openGguf(path: string): Checkpoint {
   const file = new ModelFile(path);
@@ -41,7 +41,7 @@ export function openGguf(path: string): Checkpoint {
       }
       const loc = { file, offset: t.offset, dtype: t.dtype, shape: [...t.dims].reverse(), name: t.name };
       const info: TensorInfo = { name: t.name, dtype: t.dtype, shape: loc.shape };
-      const quantized = t.dtype === "q8_0" || t.dtype === "q4_0";
+      const quantized = t.dtype !== "f32" && t.dtype !== "f16" && t.dtype !== "bf16"; // GGML blocks: kept packed where a builder wants them
       table.set(t.name, { info, read: () => readTensorF32(loc), ...(quantized ? { raw: () => readTensorRaw(loc) } : {}) });
     }
     const view = {
@@ -74,7 +74,7 @@ function readOrExplain(path: string, table: Map<string, LazyTensor>, unreadable:
   if (type) {
     throw new UnsupportedModelError(
       `${path}: tensor ${name} is ${type}; llmrt reads ${READABLE} GGUF tensors`,
-      "pick the model's Q8_0, Q4_0 or F16 file, or requantize: llama-quantize --allow-requantize in.gguf out.gguf Q8_0",
+      "pick the model's Q4_K_M, Q8_0 or F16 file, or requantize: llama-quantize --allow-requantize in.gguf out.gguf Q4_K_M",
     );
   }
   throw new CheckpointError(path, `no tensor named ${name}`);

@@ -4,6 +4,7 @@
  */
 import { CheckpointError } from "../errors.js";
 import { bf16ArrayToF32, f16ArrayToF32 } from "./fp16.js";
+import { KQUANTS, QK_K, dequantizeKQuant } from "./ggml-kquants.js";
 import { Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, QK, dequantizeQ4_0, dequantizeQ8_0 } from "./ggml-quants.js";
 import type { ModelFile } from "./file-io.js";
 import type { TensorDType } from "./types.js";
@@ -12,9 +13,21 @@ export function numel(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** Values and bytes per block of GGML's block formats. */
+const BLOCKS: Partial<Record<TensorDType, { values: number; bytes: number }>> = {
+  q8_0: { values: QK, bytes: Q8_0_BLOCK_BYTES },
+  q4_0: { values: QK, bytes: Q4_0_BLOCK_BYTES },
+  q4_k: { values: QK_K, bytes: KQUANTS.q4_k.blockBytes },
+  q5_k: { values: QK_K, bytes: KQUANTS.q5_k.blockBytes },
+  q6_k: { values: QK_K, bytes: KQUANTS.q6_k.blockBytes },
+};
+
+/** Values per block of a block format (32 or 256), or 1 for plain types. */
+export const blockValues = (dtype: TensorDType): number => BLOCKS[dtype]?.values ?? 1;
+
 /**
  * Bytes a tensor of this dtype and shape occupies, or a reason it cannot exist
- * (block formats need the innermost dimension to be a multiple of 32).
+ * (block formats need the innermost dimension to be a multiple of their block: 32, or 256 for K-quants).
  */
 export function tensorBytes(dtype: TensorDType, shape: readonly number[]): number | string {
   const n = numel(shape);
@@ -25,11 +38,11 @@ export function tensorBytes(dtype: TensorDType, shape: readonly number[]): numbe
     case "f16":
     case "bf16":
       return n * 2;
-    case "q8_0":
-    case "q4_0": {
+    default: {
+      const block = BLOCKS[dtype]!;
       const inner = shape.length ? shape[shape.length - 1] : 1;
-      if (inner % QK !== 0) return `${dtype} needs the innermost dimension to be a multiple of ${QK}, got ${inner}`;
-      return (n / QK) * (dtype === "q8_0" ? Q8_0_BLOCK_BYTES : Q4_0_BLOCK_BYTES);
+      if (inner % block.values !== 0) return `${dtype} needs the innermost dimension to be a multiple of ${block.values}, got ${inner}`;
+      return (n / block.values) * block.bytes;
     }
   }
 }
@@ -74,6 +87,13 @@ export function readTensorF32(loc: TensorLocation): Float32Array {
       loc.file.readInto(loc.offset, raw, what);
       const out = new Float32Array(n);
       return loc.dtype === "q8_0" ? dequantizeQ8_0(raw, out) : dequantizeQ4_0(raw, out);
+    }
+    case "q4_k":
+    case "q5_k":
+    case "q6_k": {
+      const raw = new Uint8Array(checkLocation(loc));
+      loc.file.readInto(loc.offset, raw, what);
+      return dequantizeKQuant(loc.dtype, raw, new Float32Array(n));
     }
   }
 }

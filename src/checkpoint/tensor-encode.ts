@@ -6,7 +6,7 @@ import { f32ArrayToBf16, f32ArrayToF16 } from "./fp16.js";
 import { quantizeQ4_0, quantizeQ8_0 } from "./ggml-quants.js";
 import type { TensorDType } from "./types.js";
 
-/** data: [numel] -> bytes laid out as `dtype` (block formats need numel % 32 == 0, row-aligned). */
+/** data: [numel] -> bytes laid out as `dtype` (block formats need numel % 32 == 0, K-quants % 256, row-aligned). */
 export function encodeTensor(dtype: TensorDType, data: Float32Array): Uint8Array {
   switch (dtype) {
     case "f32": {
@@ -21,6 +21,10 @@ export function encodeTensor(dtype: TensorDType, data: Float32Array): Uint8Array
       return quantizeQ8_0(data);
     case "q4_0":
       return quantizeQ4_0(data);
+    case "q4_k":
+    case "q5_k":
+    case "q6_k":
+      throw new RangeError(`encodeTensor: no ${dtype} writer yet`);
   }
 }
 

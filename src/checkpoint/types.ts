@@ -1,7 +1,7 @@
 import type { ModelConfig } from "./config.js";
 
-/** Storage types a checkpoint tensor may have. Quantized ones are block formats of GGML. */
-export type TensorDType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0";
+/** Storage types a checkpoint tensor may have. Quantized ones are block formats of GGML (q*_k: K-quants, ggml-kquants.ts). */
+export type TensorDType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0" | "q4_k" | "q5_k" | "q6_k";
 
 export interface TensorInfo {
   /** Canonical name (see names.ts), e.g. "blk.0.attn_q.weight". */
@@ -36,7 +36,7 @@ export interface Checkpoint {
   info(name: string): TensorInfo;
   /** The tensor converted to float32 (dequantized if needed), row-major. */
   readF32(name: string): Float32Array;
-  /** The stored bytes of a GGML block-quantized tensor (Q8_0, Q4_0), for builders that keep them packed; undefined for other tensors. */
+  /** The stored bytes of a GGML block-quantized tensor (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K), for builders that keep them packed; undefined for other tensors. */
   readRaw?(name: string): Uint8Array | undefined;
   /** Release file handles. */
   close(): void;

@@ -13,7 +13,7 @@ import { ROPE_FREQS } from "./gguf-config.js";
 import { llama3FreqFactors } from "./rope-freqs.js";
 import { toRopeLayout } from "./rope-permute.js";
 import { getTensor, hasTensor, type CanonicalTensors } from "./tensor-encode.js";
-import { numel } from "./tensor-data.js";
+import { blockValues, numel } from "./tensor-data.js";
 import type { TensorDType } from "./types.js";
 import { gguf, writeGguf, type GgufWriteTensor, type GgufWriteValue } from "./write-gguf.js";
 
@@ -32,7 +32,7 @@ export interface GgufVocab {
 }
 
 export interface ModelGgufOptions {
-  /** Storage of 2-D weights (default f32). 1-D tensors are always F32; Q8_0/Q4_0 fall back to F16 for rows not a multiple of 32. */
+  /** Storage of 2-D weights (default f32). 1-D tensors are always F32; block formats fall back to F16 for rows not a multiple of their block (32; K-quants 256). */
   dtype?: TensorDType;
   version?: 2 | 3;
   /** Default: byteLevelSpmVocab(config.vocabSize). */
@@ -62,8 +62,8 @@ export function byteLevelSpmVocab(size: number): GgufVocab {
 }
 
 const GGUF_ARCH: Record<ModelConfig["architecture"], string> = { llama: "llama", mistral: "llama", qwen2: "qwen2", qwen3: "qwen3" };
-/** llama_ftype of a file whose matrices are `dtype`. */
-const FILE_TYPE: Record<TensorDType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, bf16: 32 };
+/** llama_ftype of a file whose matrices are `dtype` (K-quants: the _S variants, which are mostly that type). */
+const FILE_TYPE: Record<TensorDType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, q4_k: 14, q5_k: 16, q6_k: 18, bf16: 32 };
 
 function checkExpressible(c: ModelConfig, arch: string): void {
   const bad = (what: string) => {
@@ -137,8 +137,7 @@ export function writeModelGguf(file: string, config: ModelConfig, src: Canonical
   }
   for (const [name, shape] of expectedTensors(config)) {
     if (!hasTensor(src, name)) throw new RangeError(`writeModelGguf: tensor ${name} [${shape.join(", ")}] is missing`);
-    const blocked = dtype === "q8_0" || dtype === "q4_0";
-    const t = shape.length < 2 ? "f32" : blocked && shape[1] % 32 !== 0 ? "f16" : dtype;
+    const t = shape.length < 2 ? "f32" : shape[1] % blockValues(dtype) !== 0 ? "f16" : dtype;
     const data = () => {
       const w = getTensor(src, name)!;
       if (w.length !== numel(shape)) throw new RangeError(`writeModelGguf: ${name} has ${w.length} values, config implies [${shape.join(", ")}]`);

@@ -70,7 +70,7 @@ const MIN_PATH = 12;
  *   whole gap is that rounding; dequantization itself is checked at the F32 tolerance by
  *   the token-embedding tests at the end.
  */
-const TOLERANCE: Record<TensorDType, number> = { f32: 1e-4, f16: 2e-2, q8_0: 0.4, q4_0: 0.4, bf16: NaN };
+const TOLERANCE: Record<TensorDType, number> = { f32: 1e-4, f16: 2e-2, q8_0: 0.4, q4_0: 0.4, q4_k: NaN, q5_k: NaN, q6_k: NaN, bf16: NaN };
 const DTYPES: TensorDType[] = ["f32", "f16", "q8_0", "q4_0"];
 
 let dir = "";

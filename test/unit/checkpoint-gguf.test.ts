@@ -180,16 +180,16 @@ test("unsupported GGUF architectures and tensor types are UnsupportedModelErrors
   const split = join(dir, "split-00001-of-00002.gguf");
   writeGguf(split, { "general.architecture": "llama", "split.no": gguf.u16(0), "split.count": gguf.u16(2) }, [{ name: "token_embd.weight", shape: [4, 32], dtype: "f32", data: seeded(128, 1) }]);
   assert.throws(() => openGguf(split), (e: unknown) => e instanceof UnsupportedModelError && /part 1 of a 2-file split GGUF/.test(e.message));
-  // A model whose attn_q is Q4_K (ggml type 12): patch the type id of a written Q4_0 tensor.
+  // A model whose attn_q is Q3_K (ggml type 11): patch the type id of a written Q4_0 tensor.
   const file = join(dir, "k.gguf");
   const config = smallConfig();
   writeModelGguf(file, config, randomTensors(config), { dtype: "q4_0" });
   const b = readFileSync(file);
   const at = b.indexOf("blk.0.attn_q.weight") + "blk.0.attn_q.weight".length + 4 + 16; // after n_dims and 2 dims
   assert.equal(b.readUInt32LE(at), 2);
-  b.writeUInt32LE(12, at);
+  b.writeUInt32LE(11, at);
   writeFileSync(file, b);
-  assert.throws(() => openGguf(file), (e: unknown) => e instanceof UnsupportedModelError && /blk\.0\.attn_q\.weight is Q4_K/.test(e.message));
+  assert.throws(() => openGguf(file), (e: unknown) => e instanceof UnsupportedModelError && /blk\.0\.attn_q\.weight is Q3_K/.test(e.message));
 });
 
 /** A tiny valid GGUF to corrupt: 1 metadata key, 1 tensor. */
