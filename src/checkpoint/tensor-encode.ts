@@ -3,6 +3,7 @@
  * Also the one type writers accept for "a set of canonical tensors".
  */
 import { f32ArrayToBf16, f32ArrayToF16 } from "./fp16.js";
+import { quantizeKQuant } from "./ggml-kquants-write.js";
 import { quantizeQ4_0, quantizeQ8_0 } from "./ggml-quants.js";
 import type { TensorDType } from "./types.js";
 
@@ -24,7 +25,7 @@ export function encodeTensor(dtype: TensorDType, data: Float32Array): Uint8Array
     case "q4_k":
     case "q5_k":
     case "q6_k":
-      throw new RangeError(`encodeTensor: no ${dtype} writer yet`);
+      return quantizeKQuant(dtype, data);
   }
 }
 

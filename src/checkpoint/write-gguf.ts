@@ -1,6 +1,7 @@
 /**
  * Writes GGUF v3 (or v2) files: metadata of any GGUF value type, tensors stored as F32,
- * F16, BF16, Q8_0 or Q4_0 (quantized here, as ggml's reference quantizer does).
+ * F16, BF16, Q8_0 or Q4_0 (quantized here, as ggml's reference quantizer does), or
+ * Q4_K, Q5_K, Q6_K (a simpler round-to-nearest quantizer: ggml-kquants-write.ts).
  * Numbers carry an explicit type, because llama.cpp checks metadata types strictly
  * (block_count must be u32, rope.freq_base f32, ...).
  */
