@@ -198,10 +198,17 @@ export class LLM {
     return this.core.stats();
   }
 
-  /** Cancels everything in flight and refuses new work. */
+  /** Cancels everything in flight, refuses new work, and frees the engine (rank threads, worker pool, GPU memory). */
   close(): void {
+    if (this.closed) return;
     this.closed = true;
     for (const id of [...this.listeners.keys()]) this.abortOne(id);
+    this.core.closeEngines();
+  }
+
+  /** Why the engine can no longer run (a rank of a sharded engine died), or null while it can. */
+  get failure(): Error | null {
+    return this.core.engine.failure();
   }
 
   private abortOne(id: string): void {

@@ -13,10 +13,21 @@ export type WeightMap = Map<string, Float32Array>;
 /** Weights kept packed (int8 / int4, src/quant/packed.ts) by tensor name: absent from the WeightMap. */
 export type PackedWeightMap = Map<string, PackedMatrix>;
 
-/** Storage type of the KV cache; attention always computes in float32. */
-export type KvDType = "f32" | "f16" | "bf16";
+/**
+ * Storage type of the KV cache; attention always computes in float32. int8 is symmetric
+ * with one float32 scale per (slot, KV head): see reference/kv-plane.ts for why per slot.
+ */
+export type KvDType = "f32" | "f16" | "bf16" | "int8";
 
-export const KV_DTYPE_BYTES: Record<KvDType, number> = { f32: 4, f16: 2, bf16: 2 };
+export const KV_DTYPES: readonly KvDType[] = ["f32", "f16", "bf16", "int8"];
+
+/** Bytes per stored K or V value (int8: its scales come on top, see kvRowBytes). */
+export const KV_DTYPE_BYTES: Record<KvDType, number> = { f32: 4, f16: 2, bf16: 2, int8: 1 };
+
+/** Bytes one slot (token) of one K or V plane of one layer takes, int8 scales included. */
+export function kvRowBytes(dtype: KvDType, numKvHeads: number, headDim: number): number {
+  return numKvHeads * headDim * KV_DTYPE_BYTES[dtype] + (dtype === "int8" ? 4 * numKvHeads : 0);
+}
 
 export interface KvCacheShape {
   numLayers: number;
@@ -43,6 +54,10 @@ export interface BoundGraph {
    * logits are, so R*k numbers cross to the host instead of R*vocab.
    */
   forwardTopK?(step: StepBatch, k: number): { ids: Int32Array; values: Float32Array };
+  /** Optional: frees what the binding holds (threads, device memory); it cannot run afterwards. Idempotent. */
+  close?(): void;
+  /** Optional: a permanent failure (a rank died): every later step throws it. Null while healthy. */
+  failure?(): Error | null;
 }
 
 export interface Backend {

@@ -110,6 +110,16 @@ export class Engine {
     this.bound.copyBlock(src, dst);
   }
 
+  /** Frees the backend's threads and memory (rank threads, CPU worker pool, GPU memory); the engine cannot run afterwards. */
+  close(): void {
+    this.bound.close?.();
+  }
+
+  /** Why the engine can no longer run (a rank died), or null while it can. */
+  failure(): Error | null {
+    return this.bound.failure?.() ?? null;
+  }
+
   /** Loads a built engine dir (see load.ts): typed errors for wrong version, target, damage or options. */
   static load(dir: string, opts: LoadEngineOptions = {}): Engine {
     const e = loadEngineDir(dir, opts);

@@ -39,6 +39,8 @@ export class RankGroupBound implements BoundGraph {
   private copies: [number, number][] = [];
   private error: RankError | null = null;
   private closed = false;
+  /** Resolves when the supervisor thread has exited (it ends the ranks first). */
+  readonly stopped: Promise<void>;
 
   constructor(
     private readonly map: WorldMap,
@@ -51,6 +53,7 @@ export class RankGroupBound implements BoundGraph {
     this.ctrl = new Int32Array(buffers.ctrl);
     this.stepArea = new Int32Array(buffers.step);
     this.logits = new Float32Array(buffers.data, map.logitsAt * 4, map.l.logitFloats);
+    this.stopped = new Promise((r) => supervisor.once("exit", () => r()));
   }
 
   get world(): number {
@@ -112,6 +115,7 @@ export class RankGroupBound implements BoundGraph {
     Atomics.store(this.ctrl, W.CMD, CMD_QUIT);
     Atomics.add(this.ctrl, W.CMD_SEQ, 1);
     Atomics.notify(this.ctrl, W.CMD_SEQ);
+    this.supervisor.ref(); // idle ranks were unref'd; while they shut down, `stopped` must be able to settle
     this.supervisor.postMessage("quit");
   }
 }

@@ -112,14 +112,19 @@ export class ShardedEngine extends Engine {
   }
 
   /** The first rank failure, if any (a failed engine throws it from every forward). */
-  failure(): RankError | null {
+  override failure(): RankError | null {
     return this.group.failure();
   }
 
   /** Stops the rank threads; the engine cannot run afterwards. */
-  close(): void {
+  override close(): void {
     closer.unregister(this);
     this.group.close();
+  }
+
+  /** Resolves once every rank thread (and their supervisor) has exited after close(). */
+  get stopped(): Promise<void> {
+    return this.group.stopped;
   }
 }
 

@@ -142,6 +142,12 @@ export class EngineCore {
     return this.finish(req, "abort", newUpdate(req));
   }
 
+  /** Frees the engines (and a draft model's) that this core runs; nothing can run afterwards. */
+  closeEngines(): void {
+    this.engine.close();
+    this.drafter?.engine.close();
+  }
+
   get hasWork(): boolean {
     return this.scheduler.hasWork || this.deferred.size > 0;
   }

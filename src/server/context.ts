@@ -17,7 +17,7 @@ export class ServerContext {
 
   /** The loaded model's facts; a 503 while it is still loading. */
   info(): ModelInfo {
-    const failure = this.llm.failure;
+    const failure = this.llm.failure ?? this.llm.engineFailure;
     if (failure && !this.draining) throw new ApiError(503, `the model is unavailable: ${failure.message}`, null, "model_unavailable");
     if (this.llm.info === null) throw new ApiError(503, "the model is still loading; retry shortly (GET /health says 200 when ready)", null, "model_loading");
     return this.llm.info;

@@ -37,7 +37,8 @@ export function registerRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.get("/health", async (_req, reply) => {
     if (ctx.draining) return reply.code(503).send({ status: "shutting_down" });
-    if (ctx.llm.failure) return reply.code(503).send({ status: "failed", error: ctx.llm.failure.message });
+    const failed = ctx.llm.failure ?? ctx.llm.engineFailure;
+    if (failed) return reply.code(503).send({ status: "failed", error: failed.message });
     if (ctx.llm.info === null) return reply.code(503).send({ status: "loading" });
     return { status: "ok" };
   });

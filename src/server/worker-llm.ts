@@ -70,6 +70,7 @@ export class WorkerLLM {
   private readonly calls = new Map<number, Pending>();
   private nextId = 0;
   private dead: Error | null = null;
+  private broken: Error | null = null;
   private onClosed: (() => void) | null = null;
   private onStopped!: (e: Error) => void;
   /** Resolves with the reason once the engine thread is gone for good (closed, crashed, failed to load). */
@@ -109,6 +110,11 @@ export class WorkerLLM {
   /** Why the engine thread is gone (crashed, failed to load, closed), or null while it runs. */
   get failure(): Error | null {
     return this.dead;
+  }
+
+  /** Why the engine can no longer run while its thread is up (a rank died), or null. */
+  get engineFailure(): Error | null {
+    return this.broken;
   }
 
   get inFlight(): number {
@@ -219,7 +225,8 @@ export class WorkerLLM {
       this.calls.delete(m.callId);
       if (m.error) p?.reject(new WorkerError(m.error));
       else p?.resolve(m.value);
-    } else if (m.type === "closed") this.onClosed?.();
+    } else if (m.type === "engine-failed") this.broken ??= new WorkerError(m.error);
+    else if (m.type === "closed") this.onClosed?.();
   }
 
   private send(m: ToWorker): void {

@@ -104,6 +104,8 @@ export type FromWorker =
       metrics: RequestMetrics;
     }
   | { type: "gen-error"; id: number; error: WireError }
+  /** The engine can no longer run (a rank of a sharded engine died); the thread stays up to answer. */
+  | { type: "engine-failed"; error: WireError }
   | { type: "result"; callId: number; value?: unknown; error?: WireError }
   | { type: "closed" };
 

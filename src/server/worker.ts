@@ -79,6 +79,8 @@ async function generate(m: Extract<ToWorker, { type: "generate" }>): Promise<voi
       first = false;
     }
   } catch (e) {
+    const failed = llm?.failure;
+    if (failed) post({ type: "engine-failed", error: toWire(failed) }); // before the request's error: /health agrees with it
     post({ type: "gen-error", id: m.id, error: toWire(e) });
   } finally {
     aborts.delete(m.id);

@@ -51,12 +51,26 @@ for (const [name, tp, pp, fault, message] of CASES) {
       await assert.rejects(llm.generate("again", { maxTokens: 4 }), (e: unknown) => e instanceof RankError && message.test(e.message));
       assert.ok(performance.now() - t0 < 10_000, "failed promptly");
       assert.ok(engine.failure() instanceof RankError);
+      assert.ok(llm.failure instanceof RankError && message.test(llm.failure.message), "LLM.failure names the rank");
       assert.equal(llm.stats().running + llm.stats().waiting, 0); // nothing left scheduled
     } finally {
-      engine.close();
+      llm.close();
     }
   });
 }
+
+test("LLM.close() stops the rank threads", async () => {
+  const llm = await LLM.load(engineDir(2, 2), { maxSeqs: 4 });
+  const engine = llm.core.engine as ShardedEngine;
+  const out = await llm.generate("Once upon a time", { temperature: 0, maxTokens: 4, ignoreEos: true });
+  assert.equal(out[0].outputs[0].tokenIds.length, 4);
+  assert.equal(llm.failure, null);
+  llm.close();
+  // every rank thread and the supervisor exit (the supervisor ends them first); never hangs
+  const exited = await Promise.race([engine.stopped.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000).unref())]);
+  assert.ok(exited, "rank threads still running 10 s after close()");
+  await assert.rejects(llm.generate("again", { maxTokens: 2 }), /closed/);
+});
 
 test("server: a rank that throws fails the HTTP request with its message; the server stays up and answers", async () => {
   const dir = engineDir(2, 1);
@@ -69,6 +83,12 @@ test("server: a rank that throws fails the HTTP request with its message; the se
     assert.match(JSON.stringify(again.body), /rank 1/);
     const models = await fetch(`${server.url}/v1/models`);
     assert.equal(models.status, 200); // still serving
+    // and says it is broken, naming the rank, so an orchestrator's liveness probe restarts it
+    const health = await fetch(`${server.url}/health`);
+    assert.equal(health.status, 503);
+    const body = (await health.json()) as { status: string; error: string };
+    assert.equal(body.status, "failed");
+    assert.match(body.error, /rank 1 \(stage 0, tp rank 1\) failed/);
   } finally {
     await server.close(1000);
   }

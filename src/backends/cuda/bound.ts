@@ -395,7 +395,16 @@ export class CudaBound implements BoundGraph {
     return actBytes(this.s.act);
   }
 
+  close(): void {
+    this.dispose();
+  }
+
+  private disposed = false;
+
+  /** Frees the device memory and graphs (idempotent); the bound cannot run afterwards. */
   dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
     for (const g of this.graphs.values()) this.driver.destroyGraph(g);
     this.graphs.clear();
     this.weights.dispose();
