@@ -3,7 +3,7 @@
  * full-length sequences capped at a fraction of the machine's free memory.
  */
 import { freemem } from "node:os";
-import { KV_DTYPE_BYTES, type KvDType } from "../backends/backend.js";
+import { kvRowBytes, type KvDType } from "../backends/backend.js";
 import type { ModelConfig } from "../checkpoint/config.js";
 import { OptionError } from "../errors.js";
 
@@ -19,9 +19,9 @@ export interface KvBudgetOptions {
   kvDtype?: KvDType;
 }
 
-/** Bytes one block of K and V takes across all layers. */
+/** Bytes one block of K and V takes across all layers (int8: its per-slot, per-head scales included). */
 export function kvBytesPerBlock(c: ModelConfig, blockSize: number, dtype: KvDType = "f32"): number {
-  return 2 * c.numLayers * blockSize * c.numKvHeads * c.headDim * KV_DTYPE_BYTES[dtype];
+  return 2 * c.numLayers * blockSize * kvRowBytes(dtype, c.numKvHeads, c.headDim);
 }
 
 export function kvBlocksFor(c: ModelConfig, o: KvBudgetOptions): number {

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Option, type Command } from "commander";
-import type { KvDType } from "../backends/backend.js";
+import { KV_DTYPES, type KvDType } from "../backends/backend.js";
 import { LLM } from "../api/llm.js";
 import { DEFAULT_MODEL } from "../api/load-model.js";
 import type { RequestOutput } from "../api/outputs.js";
@@ -69,7 +69,7 @@ export function registerGenerate(program: Command): void {
     .option("--max-batch-tokens <n>", "tokens per engine step", intOption("--max-batch-tokens", 1))
     .option("--max-seq-len <n>", "longest sequence (prompt + output) the engine holds", intOption("--max-seq-len", 2))
     .option("--kv-cache-bytes <n>", "KV cache budget in bytes (default: enough for --max-seqs full sequences, at most 40% of free memory)", intOption("--kv-cache-bytes", 1))
-    .addOption(new Option("--kv-dtype <type>", "KV cache storage type").choices(["f32", "f16", "bf16"]).default("f32"))
+    .addOption(new Option("--kv-dtype <type>", "KV cache storage type (int8: a scale per head and slot; cpu and reference targets)").choices(KV_DTYPES).default("f32"))
     .option("--target <name>", "backend to build the engine for and run on: reference or cpu (default reference)")
     .option("--threads <n>", "threads for --target cpu (default: all cores)", intOption("--threads", 1))
     .option("--speculative <spec>", 'speculative decoding: "ngram,k=4,n=3" or "draft:PATH,k=4"')

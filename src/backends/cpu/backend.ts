@@ -1,16 +1,17 @@
 /**
  * The CPU backend: WebAssembly SIMD kernels run by a pool of threads over one shared
  * memory. bind() packs the weights (row-major, f32 / bf16 / fp16 as built), allocates
- * the paged KV cache (f32, or f16 / bf16 rounded on write) and the activation arena; forward() writes the step into shared
+ * the paged KV cache (f32, f16 / bf16 rounded on write, or int8 with a scale per head and
+ * slot: assembly/kv.ts) and the activation arena; forward() writes the step into shared
  * memory, turns the graph into one program of kernel calls and runs it with a single
  * wake-up of the pool.
  */
-import { KV_DTYPE_BYTES, type Backend, type BoundGraph, type KvCacheShape, type WeightMap } from "../backend.js";
+import { kvRowBytes, type Backend, type BoundGraph, type KvCacheShape, type WeightMap } from "../backend.js";
 import type { Graph } from "../../graph/ir.js";
 import type { MemoryPlan } from "../../graph/passes/plan-memory.js";
 import type { StepBatch } from "../../graph/step-batch.js";
 import { emitOp } from "./emit.js";
-import { DTYPE_CODE } from "./program.js";
+import { KV_DTYPE_CODE } from "./program.js";
 import { CpuRuntime, defaultThreads } from "./runtime.js";
 import { StepData } from "./step-data.js";
 import { TensorTable } from "./tensors.js";
@@ -59,8 +60,8 @@ const closer = new FinalizationRegistry<CpuRuntime>((rt) => rt.close());
 export class CpuBound implements BoundGraph {
   readonly kvBytes: number;
   readonly rt: CpuRuntime;
-  /** Bytes per cached K/V value (f32 4, f16/bf16 2). */
-  private readonly kvElem: number;
+  /** Bytes of one slot's row of one K or V plane (int8: its head scales included). */
+  private readonly kvRow: number;
   private readonly tensors: TensorTable;
   private readonly cache: { k: number; v: number }[] = [];
   private step: StepData;
@@ -79,8 +80,8 @@ export class CpuBound implements BoundGraph {
   ) {
     const slots = kv.numBlocks * kv.blockSize;
     const kvDim = kv.numKvHeads * kv.headDim;
-    this.kvElem = KV_DTYPE_BYTES[kv.dtype ?? "f32"];
-    this.kvBytes = 2 * kv.numLayers * slots * kvDim * this.kvElem;
+    this.kvRow = kvRowBytes(kv.dtype ?? "f32", kv.numKvHeads, kv.headDim);
+    this.kvBytes = 2 * kv.numLayers * slots * this.kvRow;
     let weightBytes = 0;
     for (const w of weights.values()) weightBytes += w.byteLength;
     // scratch per thread: rope angles, the scores of one attention work item [group, context],
@@ -92,7 +93,7 @@ export class CpuBound implements BoundGraph {
     try {
       this.tensors = new TensorTable(this.rt.heap, graph, weights, plan);
       for (let l = 0; l < kv.numLayers; l++) {
-        this.cache.push({ k: this.rt.heap.alloc(slots * kvDim * this.kvElem, "KV cache"), v: this.rt.heap.alloc(slots * kvDim * this.kvElem, "KV cache") });
+        this.cache.push({ k: this.rt.heap.alloc(slots * this.kvRow, "KV cache"), v: this.rt.heap.alloc(slots * this.kvRow, "KV cache") });
       }
       const cap = this.tensors.capacity;
       this.step = StepData.withCapacity(this.rt.heap, { T: cap.T, S: Math.min(cap.T, 64), R: cap.R, blocks: Math.min(kv.numBlocks, 256) });
@@ -125,7 +126,7 @@ export class CpuBound implements BoundGraph {
     if (!this.step.fits(step)) this.step = StepData.forStep(this.rt.heap, step);
     this.step.write(step);
     const p = this.rt.program.reset();
-    const ctx = { graph: this.graph, tensors: this.tensors, step: this.step, cap, cache: this.cache, kvDtype: DTYPE_CODE[this.kv.dtype ?? "f32"], blockSize: this.kv.blockSize };
+    const ctx = { graph: this.graph, tensors: this.tensors, step: this.step, cap, cache: this.cache, kvDtype: KV_DTYPE_CODE[this.kv.dtype ?? "f32"], kvHeadDim: this.kv.headDim, blockSize: this.kv.blockSize };
     const nth = this.macsPerToken * cap.T < (this.opts.parallelMacs ?? 1 << 20) ? 1 : this.rt.threads;
     if (this.opts.profile) {
       for (const op of this.graph.ops) {
@@ -143,7 +144,7 @@ export class CpuBound implements BoundGraph {
   }
 
   copyBlock(src: number, dst: number): void {
-    const n = this.kv.blockSize * this.kv.numKvHeads * this.kv.headDim * this.kvElem;
+    const n = this.kv.blockSize * this.kvRow; // a block's rows, int8 scales included
     const mem = this.rt.heap.u8(0, this.rt.heap.used);
     for (const { k, v } of this.cache) {
       mem.copyWithin(k + dst * n, k + src * n, k + (src + 1) * n);

@@ -15,9 +15,12 @@ export interface EmitContext {
   tensors: TensorTable;
   step: StepData;
   cap: PlanCapacity;
-  /** K and V planes of each layer: [slots, kvDim] in kvDtype. */
+  /** K and V planes of each layer: [slots, row] in kvDtype (row layout: assembly/kv.ts). */
   cache: { k: number; v: number }[];
+  /** KV_DTYPE_CODE of the cache. */
   kvDtype: number;
+  /** The model's head dimension (int8 rows hold one scale per head). */
+  kvHeadDim: number;
   blockSize: number;
 }
 
@@ -66,7 +69,7 @@ export function emitOp(p: ProgramWriter, op: Op, c: EmitContext): void {
       return;
     case "kv_write": {
       const kv = c.cache[op.layer];
-      p.emit(OP.KV_WRITE, kv.k, kv.v, at(op.k), at(op.v), c.step.field("slots"), T, cols(op.k), c.kvDtype);
+      p.emit(OP.KV_WRITE, kv.k, kv.v, at(op.k), at(op.v), c.step.field("slots"), T, cols(op.k), c.kvDtype, c.kvHeadDim);
       return;
     }
     case "attention":

@@ -4,10 +4,11 @@
  * against the reference ops) and micro-benchmarks; the backend calls kernels in
  * programs over buffers that live in shared memory instead.
  */
+import type { KvDType } from "../backend.js";
 import type { AttentionGeometry, RotaryDims } from "../../graph/ir.js";
 import type { StepBatch } from "../../graph/step-batch.js";
 import type { PackedWeight } from "./layout.js";
-import { DTYPE_CODE, ELEMENTWISE, OP, ROPE_STYLE, fbits } from "./program.js";
+import { DTYPE_CODE, ELEMENTWISE, KV_DTYPE_CODE, OP, ROPE_STYLE, fbits } from "./program.js";
 import type { CpuRuntime } from "./runtime.js";
 import { StepData } from "./step-data.js";
 
@@ -80,11 +81,16 @@ export function siluMul(rt: CpuRuntime, x: Float32Array, I: number): Float32Arra
   });
 }
 
-/** The paged-attention kernels over a step, with the cache given and returned (they write it). */
+/**
+ * The paged-attention kernels over a step, with the cache given and returned (they write it):
+ * f32 rows [slots, kvDim], or the bytes of another dtype's rows (layout: assembly/kv.ts).
+ */
 export interface AttentionIO {
-  k: Float32Array;
-  v: Float32Array;
+  k: Float32Array | Uint8Array;
+  v: Float32Array | Uint8Array;
 }
+
+const bytesOf = (a: Float32Array | Uint8Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 function withStep<R>(rt: CpuRuntime, step: StepBatch, body: (stepPtr: number, put: (a: Input) => number, make: (b: number) => number) => R): R {
   return session(rt, (put, make) => {
@@ -103,11 +109,11 @@ export function rope(rt: CpuRuntime, x: Float32Array, positions: Int32Array, inv
   });
 }
 
-/** The plain attention op: out for q [T, heads*headDim] over the cache (k, v [slots, kvDim]). */
-export function attention(rt: CpuRuntime, q: Float32Array, cache: AttentionIO, step: StepBatch, blockSize: number, g: AttentionGeometry): Float32Array {
+/** The plain attention op: out for q [T, heads*headDim] over the cache (k, v [slots, kvDim] in kvDtype). */
+export function attention(rt: CpuRuntime, q: Float32Array, cache: AttentionIO, step: StepBatch, blockSize: number, g: AttentionGeometry, kvDtype: KvDType = "f32"): Float32Array {
   return withStep(rt, step, (stepPtr, put, make) => {
     const out = make(q.byteLength);
-    runOne(rt, OP.ATTENTION, out, put(q), put(cache.k), put(cache.v), stepPtr, g.numHeads, g.numKvHeads, g.headDim, fbits(g.scale), g.slidingWindow ?? 0, blockSize, DTYPE_CODE.f32);
+    runOne(rt, OP.ATTENTION, out, put(q), put(cache.k), put(cache.v), stepPtr, g.numHeads, g.numKvHeads, g.headDim, fbits(g.scale), g.slidingWindow ?? 0, blockSize, KV_DTYPE_CODE[kvDtype]);
     return rt.heap.f32(out, q.length).slice();
   });
 }
@@ -118,7 +124,8 @@ export interface QkvAttentionArgs extends AttentionGeometry {
 }
 
 /** The fused attention_qkv op: returns out and qRot, and updates cache.k / cache.v in place. */
-export function attentionQkv(rt: CpuRuntime, qkv: Float32Array, invFreq: Float32Array, qNorm: Float32Array | undefined, kNorm: Float32Array | undefined, cache: AttentionIO, step: StepBatch, blockSize: number, g: QkvAttentionArgs): [Float32Array, Float32Array] {
+export function attentionQkv(rt: CpuRuntime, qkv: Float32Array, invFreq: Float32Array, qNorm: Float32Array | undefined, kNorm: Float32Array | undefined, cache: AttentionIO, step: StepBatch, blockSize: number, g: QkvAttentionArgs, kvDtype: KvDType = "f32"): [Float32Array, Float32Array] {
+  const dt = KV_DTYPE_CODE[kvDtype];
   const qDim = g.numHeads * g.headDim;
   const T = step.numTokens;
   return withStep(rt, step, (stepPtr, put, make) => {
@@ -128,11 +135,11 @@ export function attentionQkv(rt: CpuRuntime, qkv: Float32Array, invFreq: Float32
     const vc = put(cache.v);
     const sd = rt.heap.i32(stepPtr, 16);
     rt.program.reset();
-    rt.program.emit(OP.QKV_PREP, qRot, put(qkv), kc, vc, sd[3], sd[8], put(invFreq), qNorm ? put(qNorm) : 0, kNorm ? put(kNorm) : 0, T, g.numHeads, g.numKvHeads, g.headDim, g.rotary.dim, ROPE_STYLE[g.rotary.style], fbits(g.eps), DTYPE_CODE.f32);
-    rt.program.emit(OP.ATTENTION, out, qRot, kc, vc, stepPtr, g.numHeads, g.numKvHeads, g.headDim, fbits(g.scale), g.slidingWindow ?? 0, blockSize, DTYPE_CODE.f32);
+    rt.program.emit(OP.QKV_PREP, qRot, put(qkv), kc, vc, sd[3], sd[8], put(invFreq), qNorm ? put(qNorm) : 0, kNorm ? put(kNorm) : 0, T, g.numHeads, g.numKvHeads, g.headDim, g.rotary.dim, ROPE_STYLE[g.rotary.style], fbits(g.eps), dt);
+    rt.program.emit(OP.ATTENTION, out, qRot, kc, vc, stepPtr, g.numHeads, g.numKvHeads, g.headDim, fbits(g.scale), g.slidingWindow ?? 0, blockSize, dt);
     rt.run();
-    cache.k.set(rt.heap.f32(kc, cache.k.length));
-    cache.v.set(rt.heap.f32(vc, cache.v.length));
+    bytesOf(cache.k).set(rt.heap.u8(kc, cache.k.byteLength));
+    bytesOf(cache.v).set(rt.heap.u8(vc, cache.v.byteLength));
     return [rt.heap.f32(out, T * qDim).slice(), rt.heap.f32(qRot, T * qDim).slice()];
   });
 }

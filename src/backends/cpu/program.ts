@@ -4,6 +4,7 @@
  * offsets in the shared memory, floats travel as their bits). Opcodes mirror the
  * assembly side.
  */
+import type { KvDType } from "../backend.js";
 import type { WeightDType } from "./layout.js";
 
 export const OP = {
@@ -31,6 +32,8 @@ export const INSTR_WORDS = 32;
 
 export const ELEMENTWISE = { add: 0, mul: 1, silu: 2 } as const;
 export const DTYPE_CODE: Record<WeightDType, number> = { f32: 0, bf16: 1, f16: 2 };
+/** KV cache storage codes: the weight codes plus int8 (assembly/kv-int8.ts). */
+export const KV_DTYPE_CODE: Record<KvDType, number> = { ...DTYPE_CODE, int8: 3 };
 export const ROPE_STYLE = { neox: 0, interleaved: 1 } as const;
 
 const f32bits = new Float32Array(1);

@@ -91,7 +91,9 @@ export function inferActDType(g: Graph, w: WeightMap): ActDType {
 
 export function resolveSettings(o: CudaBackendOptions, g: Graph, w: WeightMap, kvDtype: KvDType | undefined, blockSize: number, smArch: [number, number], emulated = false): BoundSettings {
   const act = o.dtype ?? (o.loadFormat === "dummy" && w.size === 0 ? "bf16" : inferActDType(g, w));
-  const cache = effectiveCache(act, o.kvDtype ?? kvDtype ?? act);
+  // the int8 KV cache (scales per head and slot) has reference and cpu kernels only
+  if (kvDtype === "int8" && o.kvDtype === undefined) throw new OptionError("--kv-dtype", "an int8 KV cache is not built for the cuda target (it runs on --target cpu and reference)", "use --kv-dtype bf16 or f16, or fp8 on sm_89+ GPUs");
+  const cache = effectiveCache(act, o.kvDtype ?? (kvDtype as Exclude<KvDType, "int8"> | undefined) ?? act);
   checkKvPair(act, cache);
   if (cache === "fp8" && smArch[0] * 10 + smArch[1] < 89) throw new OptionError("--kv-dtype", "an fp8 KV cache needs an Ada or Hopper GPU (sm_89+)");
   const linear = o.weightFormat ?? "same";

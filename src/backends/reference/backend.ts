@@ -59,8 +59,8 @@ class ReferenceBound implements BoundGraph {
     const kvDim = kv.numKvHeads * kv.headDim;
     const dtype = kv.dtype ?? "f32";
     this.cache = Array.from({ length: kv.numLayers }, () => ({
-      k: new KvPlane(dtype, slots, kvDim), // [slots, kvHeads*headDim]
-      v: new KvPlane(dtype, slots, kvDim),
+      k: new KvPlane(dtype, slots, kvDim, kv.headDim), // [slots, kvHeads*headDim] (+ int8 scales [slots, kvHeads])
+      v: new KvPlane(dtype, slots, kvDim, kv.headDim),
     }));
     this.kvBytes = this.cache.reduce((n, c) => n + c.k.bytes + c.v.bytes, 0);
     this.arena = plan ? new Float32Array(plan.arenaBytes / 4) : null;

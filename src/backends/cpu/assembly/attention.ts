@@ -5,7 +5,8 @@
  * item serves the KV head's whole query group, so every cached K/V row is read once
  * per group (GQA). Scores live in the thread's scratch: [group, visible keys].
  */
-import { activeThreads, arg, axpyAs, dotAs, dtBytes, DT_BF16, DT_F16, DT_F32 } from "./simd";
+import { activeThreads, arg, DT_BF16, DT_F16, DT_F32, DT_I8 } from "./simd";
+import { kvAxpy, kvDot, kvHeadBytes, kvRowBytes } from "./kv";
 
 /** Step header words (written by ../step-data.ts). */
 export const ST_T = 0, ST_S = 1, ST_IDS = 2, ST_POS = 3, ST_SEQSTARTS = 4, ST_CTX = 5, ST_TABLES = 6, ST_MAXBLOCKS = 7, ST_SLOTS = 8, ST_LOGITROWS = 9, ST_R = 10, ST_TOKSEQ = 11;
@@ -17,6 +18,7 @@ export function attention(tid: i32, nth: i32, scratch: usize, args: usize): void
   const dt = arg(args, AT_KVDT);
   if (dt == DT_F32) attentionAs(DT_F32, tid, nth, scratch, args);
   else if (dt == DT_BF16) attentionAs(DT_BF16, tid, nth, scratch, args);
+  else if (dt == DT_I8) attentionAs(DT_I8, tid, nth, scratch, args);
   else attentionAs(DT_F16, tid, nth, scratch, args);
 }
 
@@ -31,7 +33,7 @@ export function attention(tid: i32, nth: i32, scratch: usize, args: usize): void
   const positions = <usize>arg(step, ST_POS), tables = <usize>arg(step, ST_TABLES), tokSeq = <usize>arg(step, ST_TOKSEQ);
   const maxBlocks = arg(step, ST_MAXBLOCKS);
   const group = heads / kvHeads;
-  const qDim = heads * headDim, kvDim = kvHeads * headDim;
+  const qDim = heads * headDim;
   const items = T * kvHeads;
   const act = activeThreads(items, nth, 1);
   for (let it = tid; it < items; it += act) {
@@ -42,14 +44,14 @@ export function attention(tid: i32, nth: i32, scratch: usize, args: usize): void
     const table = tables + (<usize>(load<i32>(tokSeq + (<usize>t << 2)) * maxBlocks) << 2);
     const q0 = q + (<usize>(t * qDim + kvh * group * headDim) << 2);
     const o0 = out + (<usize>(t * qDim + kvh * group * headDim) << 2);
-    const eb = dtBytes(dt);
-    const kvOff = <usize>(kvh * headDim) * eb;
+    const rowB = kvRowBytes(dt, kvHeads, headDim);
+    const kvOff = <usize>kvh * kvHeadBytes(dt, headDim);
     // scores[g, j] = q_g . k_j * scale
     for (let j = first; j <= pos; j++) {
       const slot = load<i32>(table + (<usize>(j / bs) << 2)) * bs + j % bs;
-      const kp = kc + <usize>slot * <usize>kvDim * eb + kvOff;
+      const kp = kc + <usize>slot * rowB + kvOff;
       for (let g = 0; g < group; g++) {
-        store<f32>(scratch + (<usize>(g * n + j - first) << 2), dotAs(dt, q0 + (<usize>(g * headDim) << 2), kp, headDim) * scale);
+        store<f32>(scratch + (<usize>(g * n + j - first) << 2), kvDot(dt, q0 + (<usize>(g * headDim) << 2), kp, headDim) * scale);
       }
     }
     // softmax per query head; the sum divides at the end
@@ -69,9 +71,9 @@ export function attention(tid: i32, nth: i32, scratch: usize, args: usize): void
     // out_g = sum_j p[g, j] v_j / sum_g
     for (let j = first; j <= pos; j++) {
       const slot = load<i32>(table + (<usize>(j / bs) << 2)) * bs + j % bs;
-      const vp = vc + <usize>slot * <usize>kvDim * eb + kvOff;
+      const vp = vc + <usize>slot * rowB + kvOff;
       for (let g = 0; g < group; g++) {
-        axpyAs(dt, o0 + (<usize>(g * headDim) << 2), load<f32>(scratch + (<usize>(g * n + j - first) << 2)), vp, headDim);
+        kvAxpy(dt, o0 + (<usize>(g * headDim) << 2), load<f32>(scratch + (<usize>(g * n + j - first) << 2)), vp, headDim);
       }
     }
     for (let g = 0; g < group; g++) {

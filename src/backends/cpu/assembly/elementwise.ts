@@ -1,6 +1,7 @@
 // @ts-nocheck AssemblyScript (compiled by asc, not tsc)
 /** Elementwise ops, row copies and the KV write, split over elements or rows. */
-import { activeThreads, dtBytes, shareStart, storeAs, wAt, wHi, wLo } from "./simd";
+import { activeThreads, dtBytes, shareStart, wAt, wHi, wLo } from "./simd";
+import { kvRowBytes, storeKv } from "./kv";
 
 /** Elements per thread below which one thread does it all. */
 const MIN_ELEMS: i32 = 16384;
@@ -79,15 +80,16 @@ export function embedding(tid: i32, nth: i32, out: usize, table: usize, dt: i32,
   }
 }
 
-/** Copies k, v [T, kvDim] to cache rows slots[t] of kc, vc [slots, kvDim], stored in dt. */
-export function kvWrite(tid: i32, nth: i32, kc: usize, vc: usize, k: usize, v: usize, slots: usize, T: i32, kvDim: i32, dt: i32): void {
+/** Copies k, v [T, kvDim] to cache rows slots[t] of kc, vc [slots, row] (kv.ts layout of dt). */
+export function kvWrite(tid: i32, nth: i32, kc: usize, vc: usize, k: usize, v: usize, slots: usize, T: i32, kvDim: i32, dt: i32, headDim: i32): void {
   const act = activeThreads(T, nth, max(1, MIN_ELEMS / kvDim));
   const t1 = shareStart(T, tid + 1, act, 1);
+  const kvHeads = kvDim / headDim;
   const rb = <usize>kvDim << 2;
-  const cb = <usize>kvDim * dtBytes(dt);
+  const cb = kvRowBytes(dt, kvHeads, headDim);
   for (let t = shareStart(T, tid, act, 1); t < t1; t++) {
     const slot = <usize>load<i32>(slots + (<usize>t << 2));
-    storeAs(dt, kc + slot * cb, k + <usize>t * rb, kvDim);
-    storeAs(dt, vc + slot * cb, v + <usize>t * rb, kvDim);
+    storeKv(dt, kc + slot * cb, k + <usize>t * rb, kvHeads, headDim);
+    storeKv(dt, vc + slot * cb, v + <usize>t * rb, kvHeads, headDim);
   }
 }

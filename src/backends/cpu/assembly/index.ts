@@ -75,7 +75,7 @@ export function runProgram(ctrl: usize, prog: usize, tid: i32, nth: i32): bool {
     else if (op == OP_SLICE_COLS) sliceCols(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5));
     else if (op == OP_GATHER_ROWS) gatherRows(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4));
     else if (op == OP_EMBEDDING) embedding(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5));
-    else if (op == OP_KV_WRITE) kvWrite(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7));
+    else if (op == OP_KV_WRITE) kvWrite(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7), arg(a, 8));
     else if (op == OP_ROPE) rope(tid, nth, scratch, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7), arg(a, 8));
     else if (op == OP_QKV_PREP) qkvPrep(tid, nth, scratch, a);
     else if (op == OP_ATTENTION) attention(tid, nth, scratch, a);

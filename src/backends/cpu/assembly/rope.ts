@@ -2,9 +2,10 @@
 /**
  * Rotary embedding (plain `rope` op) and the per-token front half of the fused
  * attention_qkv op: split packed q|k|v, optional per-head RMSNorm of q and k, RoPE,
- * and the K/V write into the paged cache. Split over tokens.
+ * and the K/V write into the paged cache (kv.ts layout). Split over tokens.
  */
-import { activeThreads, arg, shareStart, storeAs, DT_F32 } from "./simd";
+import { activeThreads, arg, shareStart, DT_F32 } from "./simd";
+import { kvRowBytes, storeKv } from "./kv";
 import { rmsnorm } from "./norm";
 
 export const STYLE_NEOX: i32 = 0;
@@ -62,8 +63,8 @@ export function qkvPrep(tid: i32, nth: i32, scratch: usize, args: usize): void {
   const half = arg(args, QP_ROT) >> 1, style = arg(args, QP_STYLE);
   const eps = reinterpret<f32>(arg(args, QP_EPS));
   const dt = arg(args, QP_KVDT);
-  const eb: usize = dt == DT_F32 ? 4 : 2;
   const qDim = heads * headDim, kvDim = kvHeads * headDim;
+  const rowB = kvRowBytes(dt, kvHeads, headDim);
   const rowBytes = <usize>(qDim + 2 * kvDim) << 2;
   const act = activeThreads(T, nth, 4);
   const t1 = shareStart(T, tid + 1, act, 1);
@@ -71,16 +72,16 @@ export function qkvPrep(tid: i32, nth: i32, scratch: usize, args: usize): void {
     const src = qkv + <usize>t * rowBytes;
     const q = qRot + (<usize>(t * qDim) << 2);
     const slot = <usize>load<i32>(slots + (<usize>t << 2));
-    // an f32 cache row is worked on in place; a 16-bit one in scratch, rounded when stored
-    const k = dt == DT_F32 ? kc + (slot * <usize>kvDim << 2) : scratch + 4096;
+    // an f32 cache row is worked on in place; a 16-bit or int8 one in scratch, rounded when stored
+    const k = dt == DT_F32 ? kc + slot * rowB : scratch + 4096;
     memory.copy(q, src, <usize>qDim << 2);
     memory.copy(k, src + (<usize>qDim << 2), <usize>kvDim << 2);
-    storeAs(dt, vc + slot * <usize>kvDim * eb, src + (<usize>(qDim + kvDim) << 2), kvDim);
+    storeKv(dt, vc + slot * rowB, src + (<usize>(qDim + kvDim) << 2), kvHeads, headDim);
     if (qNorm) rmsnorm(0, 1, q, q, qNorm, heads, headDim, eps);
     if (kNorm) rmsnorm(0, 1, k, k, kNorm, kvHeads, headDim, eps);
     angles(scratch, load<i32>(positions + (<usize>t << 2)), invFreq, half);
     rotateHeads(q, heads, headDim, half, style, scratch);
     rotateHeads(k, kvHeads, headDim, half, style, scratch);
-    if (dt != DT_F32) storeAs(dt, kc + slot * <usize>kvDim * eb, k, kvDim);
+    if (dt != DT_F32) storeKv(dt, kc + slot * rowB, k, kvHeads, headDim);
   }
 }

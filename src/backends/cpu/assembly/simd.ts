@@ -8,6 +8,8 @@
 export const DT_F32: i32 = 0;
 export const DT_BF16: i32 = 1;
 export const DT_F16: i32 = 2;
+/** int8 KV cache rows with per-head scales (kv.ts); never a weight code. */
+export const DT_I8: i32 = 3;
 
 /** a * b + c, per lane. The relaxed build fuses (one rounding); the plain one rounds twice. */
 @inline export function fma(a: v128, b: v128, c: v128): v128 {
