@@ -1,0 +1,89 @@
+/**
+ * The accuracy gate of an int8 KV cache (issue 7): perplexity with KV int8 at most 1%
+ * above FP32, over a text sampled from the FP32 model itself (so the text is one the
+ * model finds likely, and the gate measures the cache, not the text). On stories260K
+ * (headDim 8: a scale per 8 values) and on a random-weight model whose dims all divide
+ * by 128 (headDim 128); stories260K also on the cpu backend, which must agree with the
+ * reference's int8 perplexity.
+ */
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import type { KvDType } from "../../src/backends/backend.js";
+import { CpuBackend } from "../../src/backends/cpu/backend.js";
+import { openCheckpoint } from "../../src/checkpoint/open.js";
+import type { Checkpoint } from "../../src/checkpoint/types.js";
+import { Engine } from "../../src/engine/engine.js";
+import { perplexity } from "../../src/eval/metrics.js";
+import { logSoftmax } from "../../src/eval/windows.js";
+import { syntheticCheckpoint, syntheticConfig } from "../../src/models/synthetic.js";
+import { BlockPool } from "../../src/runtime/kv-cache.js";
+import { Sequence } from "../../src/runtime/sequence.js";
+import { buildStep } from "../../src/runtime/step-builder.js";
+import { fixture } from "../helpers/fixtures.js";
+
+const WINDOWS = { ctx: 128, stride: 64 };
+const engines: Engine[] = [];
+after(() => engines.forEach((e) => e.close()));
+
+function engine(ckpt: Checkpoint, kvDtype: KvDType, cpu = false): Engine {
+  const e = Engine.fromCheckpoint(ckpt, { kvDtype, blockSize: 16, maxSeqLen: 320, maxBatchTokens: 320, ...(cpu ? { backend: new CpuBackend({ threads: 2 }) } : {}) });
+  engines.push(e);
+  return e;
+}
+
+/** n tokens sampled at temperature 1 (seeded) from e, decoding one token per step after the prompt. */
+function sample(e: Engine, prompt: number[], n: number, seed: number): number[] {
+  let s = seed >>> 0;
+  const rand = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), s | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const seq = new Sequence(0, prompt);
+  new BlockPool(e.kv.numBlocks, e.kv.blockSize).reserve(seq, prompt.length + n);
+  while (seq.numTokens < prompt.length + n) {
+    const numNew = seq.numUncomputed;
+    const logits = e.forward(buildStep([{ seq, numNew, wantLogits: true }], e.kv.blockSize));
+    seq.numComputed += numNew;
+    const lp = logSoftmax(logits.subarray(0, e.config.vocabSize));
+    let u = rand();
+    let next = lp.length - 1;
+    for (let v = 0; v < lp.length; v++) if ((u -= Math.exp(lp[v])) <= 0) {
+      next = v;
+      break;
+    }
+    seq.tokens.push(next);
+  }
+  return seq.tokens;
+}
+
+function gate(t: { diagnostic(m: string): void }, name: string, ckpt: Checkpoint, prompt: number[]): { f32: number; int8: number; text: number[] } {
+  const text = sample(engine(ckpt, "f32"), prompt, 300 - prompt.length, 7);
+  const f32 = perplexity(engine(ckpt, "f32"), text, WINDOWS).perplexity;
+  const int8 = perplexity(engine(ckpt, "int8"), text, WINDOWS).perplexity;
+  const rise = int8 / f32 - 1;
+  t.diagnostic(`${name}: perplexity over ${text.length} sampled tokens: f32 ${f32.toFixed(4)}, KV int8 ${int8.toFixed(4)} (${(100 * rise).toFixed(3)}%)`);
+  assert.ok(rise <= 0.01, `${name}: KV int8 perplexity ${int8} is ${(100 * rise).toFixed(2)}% above f32 ${f32}`);
+  assert.notEqual(int8, f32, "an int8 cache that changes nothing is not storing int8");
+  return { f32, int8, text };
+}
+
+test("KV int8 gate on stories260K: perplexity within 1% of f32 (reference), cpu backend agrees", (t) => {
+  const dir = fixture(t, "models/stories260K");
+  if (!dir) return;
+  const ckpt = openCheckpoint(dir);
+  try {
+    const r = gate(t, "stories260K", ckpt, [1, 403, 407, 261, 378]); // "Once upon a time"
+    const cpu = perplexity(engine(ckpt, "int8", true), r.text, WINDOWS).perplexity;
+    t.diagnostic(`stories260K: KV int8 perplexity on the cpu backend ${cpu.toFixed(4)}`);
+    assert.ok(Math.abs(cpu / r.int8 - 1) < 1e-3, `cpu ${cpu} vs reference ${r.int8}`);
+  } finally {
+    ckpt.close();
+  }
+});
+
+test("KV int8 gate on a random-weight model with every dim a multiple of 128: within 1% of f32", (t) => {
+  const config = syntheticConfig({ numLayers: 2, hiddenSize: 256, numHeads: 2, numKvHeads: 1, intermediateSize: 384, vocabSize: 512 }); // headDim 128
+  gate(t, "random 256/128", syntheticCheckpoint(config, 11), [1, 100, 200, 300]);
+});
