@@ -2,7 +2,9 @@
  * llmrt against llama.cpp (node-llama-cpp 3.21.1) on random-weight checkpoints this test
  * writes itself: Llama, Qwen2 (qkv bias; untied and tied head), Qwen3 (q/k norm, head
  * dim != hidden / heads) and Mistral (sliding window), each as an F32 HF directory and as
- * GGUFs with F32, F16, Q8_0 and Q4_0 matrices. Token ids go in directly on both sides.
+ * GGUFs with F32, F16, Q8_0 and Q4_0 matrices; and a Llama of hidden size 256 (K-quant
+ * rows are whole 256-value super-blocks) as GGUFs with Q4_K, Q5_K and Q6_K matrices.
+ * Token ids go in directly on both sides.
  *
  * Per architecture x GGUF dtype: llmrt's greedy tokens (LLM API, temperature 0) equal
  * llama.cpp's, and llmrt's probabilities (teacher-forced engine forward on llama.cpp's
@@ -10,15 +12,16 @@
  * directory gives the same llmrt logits as the F32 GGUF (q/k in the other RoPE layout),
  * which proves the permutation in the writers and readers. A GGUF whose only quantized
  * tensor is the token embedding (read by row lookup: no quantized arithmetic on
- * llama.cpp's side) checks llmrt's Q8_0 / Q4_0 dequantization tightly.
+ * llama.cpp's side) checks llmrt's Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K dequantization tightly.
  */
-import { after, before, test } from "node:test";
+import { after, before, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LLM } from "../../src/api/llm.js";
 import { TOKEN_EMBD } from "../../src/checkpoint/names.js";
+import { syntheticConfig } from "../../src/models/synthetic.js";
 import { openCheckpoint } from "../../src/checkpoint/open.js";
 import type { TensorDType } from "../../src/checkpoint/types.js";
 import { Engine } from "../../src/engine/engine.js";
@@ -52,6 +55,14 @@ const SEEDS: Record<string, { weights: number; prompt: number }> = {
   qwen3: { weights: 14, prompt: 2 },
   mistral: { weights: 15, prompt: 4 },
 };
+/** K-quants need rows of whole 256-value super-blocks: every matrix of this Llama has 256 or 512 columns. */
+const KQ_MODEL = "llama256";
+const KQ_SEEDS = { weights: 16, prompt: 1 };
+/** The bigram term grows with the hidden size (a dot product of embeddings): scaled to keep logits as peaked as the 64-wide models'. */
+const BIGRAM_256 = 0.25;
+const kqConfig = () =>
+  syntheticConfig({ architecture: "llama", vocabSize: 320, hiddenSize: 256, intermediateSize: 512, numLayers: 2, maxPositionEmbeddings: 256, numHeads: 8, numKvHeads: 4, headDim: 32 });
+const KDTYPES: TensorDType[] = ["q4_k", "q5_k", "q6_k"];
 /** The greedy path must be compared over at least this many tokens (all 16 here; slack for other CPUs' rounding). */
 const MIN_PATH = 12;
 
@@ -69,8 +80,11 @@ const MIN_PATH = 12;
  *   probabilities to 5e-6 in all ten quantized cases (a one-off experiment), so the
  *   whole gap is that rounding; dequantization itself is checked at the F32 tolerance by
  *   the token-embedding tests at the end.
+ * - q4_k / q5_k / q6_k (the 256-wide Llama): ggml quantizes activations to Q8_K (8 bits,
+ *   one float scale per 256 values) for these matmuls: the same kind of noise [0.19]; the
+ *   K-quant token-embedding tests give 5e-6, so the dequantization is exact.
  */
-const TOLERANCE: Record<TensorDType, number> = { f32: 1e-4, f16: 2e-2, q8_0: 0.4, q4_0: 0.4, q4_k: NaN, q5_k: NaN, q6_k: NaN, bf16: NaN };
+const TOLERANCE: Record<TensorDType, number> = { f32: 1e-4, f16: 2e-2, q8_0: 0.4, q4_0: 0.4, q4_k: 0.4, q5_k: 0.4, q6_k: 0.4, bf16: NaN };
 const DTYPES: TensorDType[] = ["f32", "f16", "q8_0", "q4_0"];
 
 let dir = "";
@@ -85,13 +99,16 @@ before(() => {
     paths.set(`${name}/hf`, writeCompatHf(dir, m));
     for (const d of DTYPES) paths.set(`${name}/${d}`, writeCompatGguf(dir, m, d));
   }
+  const kq = compatModel(KQ_MODEL, kqConfig(), KQ_SEEDS.weights, { bigram: BIGRAM_256 });
+  models.set(KQ_MODEL, kq);
+  for (const d of KDTYPES) paths.set(`${KQ_MODEL}/${d}`, writeCompatGguf(dir, kq, d));
 });
 
 after(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const promptFor = (name: string) => promptTokens(models.get(name)!.config.vocabSize, SEEDS[name].prompt);
+const promptFor = (name: string) => promptTokens(models.get(name)!.config.vocabSize, (SEEDS[name] ?? KQ_SEEDS).prompt);
 
 /** Teacher-forced llmrt logits: rows for positions first..tokens.length-1 of `tokens`. */
 function engineLogits(path: string, tokens: number[], first: number): Float32Array[] {
@@ -144,6 +161,52 @@ async function compareProbabilities(path: string, prompt: number[], cpp: Awaited
   return { rows, worst, decided, summary };
 }
 
+/** Per model x GGUF dtype: greedy tokens and top-5 probabilities against llama.cpp's. */
+async function agreesWithLlamaCpp(t: TestContext, name: string, dtype: TensorDType): Promise<void> {
+  const llama = await llamaCpp(t);
+  if (!llama) return;
+  const m = models.get(name)!;
+  const path = paths.get(`${name}/${dtype}`)!;
+  const prompt = promptFor(name);
+  if (m.config.slidingWindow !== null) {
+    // llama.cpp ignores the window: only sequences within it are comparable
+    assert.ok(prompt.length + NEW_TOKENS <= m.config.slidingWindow);
+  }
+  const cpp = await llamaCppGreedy(llama, path, prompt, NEW_TOKENS);
+  assert.equal(cpp.tokens.length, NEW_TOKENS, "llama.cpp stopped early (generated an end-of-generation token)");
+
+  // engines built from these files go to the temporary dir, not the user's cache
+  const llm = await LLM.load(path, { maxSeqs: 1, maxSeqLen: 64, engineCache: join(dir, "engines") });
+  let ours: number[];
+  let apiLogprobs: TokenLogprob[];
+  try {
+    const [r] = await llm.generate({ promptTokenIds: prompt }, { temperature: 0, maxTokens: NEW_TOKENS, ignoreEos: true, logprobs: 5 });
+    ours = r.outputs[0].tokenIds;
+    apiLogprobs = r.outputs[0].logprobs ?? [];
+  } finally {
+    llm.close();
+  }
+
+  const { rows, worst, decided, summary } = await compareProbabilities(path, prompt, cpp);
+  // greedy generation follows llama.cpp's path through the first undecided position
+  const undecided = decided.indexOf(false);
+  const n = undecided === -1 ? NEW_TOKENS : undecided + 1;
+  t.diagnostic(`${name} ${dtype}: ${summary}; greedy path compared over ${n} tokens`);
+  assert.ok(worst.err < TOLERANCE[dtype], `worst relative probability error ${worst.err} > ${TOLERANCE[dtype]}`);
+  assert.deepEqual(ours.slice(0, n), cpp.tokens.slice(0, n), "greedy tokens");
+  assert.ok(n >= MIN_PATH, `greedy path compared over only ${n} tokens`);
+
+  // the API's logprobs (incremental decode) are the engine's (one prefill) where the paths agree
+  assert.equal(apiLogprobs.length, NEW_TOKENS);
+  for (let k = 0; k < n; k++) {
+    const lp = logSoftmax(rows[k]);
+    const api = apiLogprobs[k];
+    assert.equal(api.token, cpp.tokens[k]);
+    assert.ok(Math.abs(api.logprob - lp[api.token]) < 1e-4, `position ${k}: API logprob ${api.logprob} vs engine ${lp[api.token]}`);
+    assert.deepEqual(api.top?.map((x) => x.token), [...lp.keys()].sort((a, b) => lp[b] - lp[a]).slice(0, 5), `position ${k}: API top-5`);
+  }
+}
+
 for (const name of Object.keys(SEEDS)) {
   test(`${name}: HF safetensors and F32 GGUF of the same weights give the same llmrt logits`, (t) => {
     const tokens = [...promptFor(name), 3, 200, 17, 90, 44, 8];
@@ -158,65 +221,26 @@ for (const name of Object.keys(SEEDS)) {
   });
 
   for (const dtype of DTYPES) {
-    test(`${name} ${dtype.toUpperCase()} GGUF: greedy tokens and top-5 probabilities agree with llama.cpp`, async (t) => {
-      const llama = await llamaCpp(t);
-      if (!llama) return;
-      const m = models.get(name)!;
-      const path = paths.get(`${name}/${dtype}`)!;
-      const prompt = promptFor(name);
-      if (m.config.slidingWindow !== null) {
-        // llama.cpp ignores the window: only sequences within it are comparable
-        assert.ok(prompt.length + NEW_TOKENS <= m.config.slidingWindow);
-      }
-      const cpp = await llamaCppGreedy(llama, path, prompt, NEW_TOKENS);
-      assert.equal(cpp.tokens.length, NEW_TOKENS, "llama.cpp stopped early (generated an end-of-generation token)");
-
-      // engines built from these files go to the temporary dir, not the user's cache
-      const llm = await LLM.load(path, { maxSeqs: 1, maxSeqLen: 64, engineCache: join(dir, "engines") });
-      let ours: number[];
-      let apiLogprobs: TokenLogprob[];
-      try {
-        const [r] = await llm.generate({ promptTokenIds: prompt }, { temperature: 0, maxTokens: NEW_TOKENS, ignoreEos: true, logprobs: 5 });
-        ours = r.outputs[0].tokenIds;
-        apiLogprobs = r.outputs[0].logprobs ?? [];
-      } finally {
-        llm.close();
-      }
-
-      const { rows, worst, decided, summary } = await compareProbabilities(path, prompt, cpp);
-      // greedy generation follows llama.cpp's path through the first undecided position
-      const undecided = decided.indexOf(false);
-      const n = undecided === -1 ? NEW_TOKENS : undecided + 1;
-      t.diagnostic(`${name} ${dtype}: ${summary}; greedy path compared over ${n} tokens`);
-      assert.ok(worst.err < TOLERANCE[dtype], `worst relative probability error ${worst.err} > ${TOLERANCE[dtype]}`);
-      assert.deepEqual(ours.slice(0, n), cpp.tokens.slice(0, n), "greedy tokens");
-      assert.ok(n >= MIN_PATH, `greedy path compared over only ${n} tokens`);
-
-      // the API's logprobs (incremental decode) are the engine's (one prefill) where the paths agree
-      assert.equal(apiLogprobs.length, NEW_TOKENS);
-      for (let k = 0; k < n; k++) {
-        const lp = logSoftmax(rows[k]);
-        const api = apiLogprobs[k];
-        assert.equal(api.token, cpp.tokens[k]);
-        assert.ok(Math.abs(api.logprob - lp[api.token]) < 1e-4, `position ${k}: API logprob ${api.logprob} vs engine ${lp[api.token]}`);
-        assert.deepEqual(api.top?.map((x) => x.token), [...lp.keys()].sort((a, b) => lp[b] - lp[a]).slice(0, 5), `position ${k}: API top-5`);
-      }
-    });
+    test(`${name} ${dtype.toUpperCase()} GGUF: greedy tokens and top-5 probabilities agree with llama.cpp`, (t) => agreesWithLlamaCpp(t, name, dtype));
   }
 }
 
-for (const dtype of ["q8_0", "q4_0"] as const) {
-  test(`llama GGUF with a ${dtype.toUpperCase()} token embedding (rest F32): llmrt dequantizes exactly as llama.cpp`, async (t) => {
+for (const dtype of KDTYPES) {
+  test(`${KQ_MODEL} ${dtype.toUpperCase()} GGUF: greedy tokens and top-5 probabilities agree with llama.cpp`, (t) => agreesWithLlamaCpp(t, KQ_MODEL, dtype));
+}
+
+for (const [model, dtype] of [["llama", "q8_0"], ["llama", "q4_0"], [KQ_MODEL, "q4_k"], [KQ_MODEL, "q5_k"], [KQ_MODEL, "q6_k"]] as const) {
+  test(`${model} GGUF with a ${dtype.toUpperCase()} token embedding (rest F32): llmrt dequantizes exactly as llama.cpp`, async (t) => {
     const llama = await llamaCpp(t);
     if (!llama) return;
-    const m = models.get("llama")!;
+    const m = models.get(model)!;
     // llama.cpp reads the embedding by row lookup (dequantize, no quantized matmul), so
     // the rest of the model runs in float32 on both sides and the F32 tolerance applies
     const path = writeMixedGguf(dir, m, `embd-${dtype}`, (n) => (n === TOKEN_EMBD ? dtype : "f32"));
-    const prompt = promptFor("llama");
+    const prompt = promptFor(model);
     const cpp = await llamaCppGreedy(llama, path, prompt, NEW_TOKENS);
     const { worst, summary } = await compareProbabilities(path, prompt, cpp);
-    t.diagnostic(`llama embd ${dtype}: ${summary}`);
+    t.diagnostic(`${model} embd ${dtype}: ${summary}`);
     assert.ok(worst.err < TOLERANCE.f32, `worst relative probability error ${worst.err} > ${TOLERANCE.f32}`);
   });
 }
