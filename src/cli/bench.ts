@@ -30,6 +30,8 @@ import { Sequence } from "../runtime/sequence.js";
 import { buildStep } from "../runtime/step-builder.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { dummyEngine } from "./bench-dummy.js";
+import { latencyCharts, commandLine, requestCharts, writeReport } from "./bench-report.js";
+import { registerBenchServe } from "./bench-serve.js";
 import { bar, lengths, printResult, r2, rng, stats } from "./bench-stats.js";
 import { intOption } from "./options.js";
 
@@ -45,6 +47,7 @@ interface CommonFlags {
   threads?: number;
   dtype: EngineDType;
   json?: boolean;
+  report?: string;
 }
 
 export async function openBenchModel(spec: string): Promise<Checkpoint> {
@@ -153,6 +156,7 @@ async function runLatency(f: LatencyFlags): Promise<void> {
     runs: f.runs,
     ...(bound && f.profile ? { op_ms: opShares(bound) } : {}),
   };
+  if (f.report) writeReport(f.report, { title: "llmrt bench latency", command: commandLine(), summary: result, charts: latencyCharts(prefill, decode) });
   printResult(result, f.json);
 }
 
@@ -238,26 +242,36 @@ async function runThroughput(f: ThroughputFlags): Promise<void> {
   const { wallS: wall, recs } = measureThroughput(engine, reqs, C, f.maxBatchTokens, (n) => progress.update(n));
   progress.stop();
   const outTokens = recs.reduce((n, r) => n + r.tokens, 0);
-  printResult(
-    {
-      model: f.model,
-      target: f.target,
-      dtype: f.dtype,
-      threads: f.target === "cpu" ? resolveThreads(f.threads) : 1,
-      requests: f.requests,
-      concurrency: C,
-      input_tokens: reqs.reduce((n, r) => n + r.input, 0),
-      output_tokens: outTokens,
-      duration_s: r2(wall),
-      output_tok_per_s: r2(outTokens / wall),
-      requests_per_s: r2(f.requests / wall),
-      ttft_ms: stats(recs.map((r) => r.first - r.added)),
-      tpot_ms: stats(recs.filter((r) => r.tokens > 1).map((r) => (r.done - r.first) / (r.tokens - 1))),
-      itl_ms: stats(recs.flatMap((r) => r.itl)),
-      peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
-    },
-    f.json,
-  );
+  const summary = {
+    model: f.model,
+    target: f.target,
+    dtype: f.dtype,
+    threads: f.target === "cpu" ? resolveThreads(f.threads) : 1,
+    requests: f.requests,
+    concurrency: C,
+    input_tokens: reqs.reduce((n, r) => n + r.input, 0),
+    output_tokens: outTokens,
+    duration_s: r2(wall),
+    output_tok_per_s: r2(outTokens / wall),
+    requests_per_s: r2(f.requests / wall),
+    ttft_ms: stats(recs.map((r) => r.first - r.added)),
+    tpot_ms: stats(recs.filter((r) => r.tokens > 1).map((r) => (r.done - r.first) / (r.tokens - 1))),
+    itl_ms: stats(recs.flatMap((r) => r.itl)),
+    peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+  };
+  if (f.report) writeReport(f.report, { title: "llmrt bench throughput", command: commandLine(), summary, charts: requestCharts(throughputTimings(recs, wall)) });
+  printResult(summary, f.json);
+}
+
+/** Chart data of a throughput run: each step's tokens spread evenly over a request's token steps. */
+function throughputTimings(recs: RequestRecord[], wallS: number) {
+  const t0 = Math.min(...recs.map((r) => r.added));
+  const tokens = recs.flatMap((r) => {
+    let t = r.first;
+    const times = [t, ...r.itl.map((d) => (t += d))];
+    return times.map((x) => ({ t: (x - t0) / 1000, n: r.tokens / times.length }));
+  });
+  return { ttftMs: recs.map((r) => r.first - r.added), itlMs: recs.flatMap((r) => r.itl), tokens, wallS };
 }
 
 function common(c: Command): Command {
@@ -267,11 +281,12 @@ function common(c: Command): Command {
     .addOption(new Option("--load-format <how>", "dummy: random weights generated on the GPU (--target cuda), nothing read").choices(["auto", "dummy"]).default("auto"))
     .option("--threads <n>", "threads for --target cpu (default: all cores)", intOption("--threads", 1))
     .addOption(new Option("--dtype <type>", "weight storage").choices(["fp32", "fp16", "bf16"]).default("fp32"))
-    .option("--json", "print one JSON object as the last stdout line");
+    .option("--json", "print one JSON object as the last stdout line")
+    .option("--report <file.html>", "also write a self-contained HTML report with charts");
 }
 
 export function registerBench(program: Command): void {
-  const bench = program.command("bench").description("benchmark the engine: latency (one sequence) or throughput (in-flight batching)");
+  const bench = program.command("bench").description("benchmark the engine: latency (one sequence), throughput (in-flight batching), or a running server (serve)");
   common(bench.command("latency").description("prefill and decode speed of one sequence"))
     .option("--prompt-tokens <n>", "prompt length", intOption("--prompt-tokens", 0), 512)
     .option("--gen-tokens <n>", "tokens to decode", intOption("--gen-tokens", 1), 128)
@@ -285,4 +300,5 @@ export function registerBench(program: Command): void {
     .option("--concurrency <n>", "requests in flight at once", intOption("--concurrency", 1), 16)
     .option("--max-batch-tokens <n>", "tokens per engine step", intOption("--max-batch-tokens", 1), 512)
     .action(async (f: ThroughputFlags) => runThroughput(f));
+  registerBenchServe(bench);
 }
