@@ -10,8 +10,10 @@
  * are rank 0's. An llmrt that reads only version 1 refuses it instead of misreading it.
  *
  * An engine holding packed (quantized) weights (llmrt build --quant, or a GGUF's Q8_0 /
- * Q4_0 tensors) is version PACKED_ENGINE_FORMAT_VERSION: tensors of dtype int8 / int4
- * carry their `quant` layout (src/quant/packed.ts); every other tensor is as in version 1.
+ * Q4_0 / Q4_K / Q5_K / Q6_K tensors) is version PACKED_ENGINE_FORMAT_VERSION: tensors of
+ * dtype int8 / int4 carry their `quant` layout (src/quant/packed.ts); q4_k / q5_k / q6_k
+ * hold GGUF's super-blocks as they are, row after row, with the fixed layout
+ * KQUANT_LAYOUT; every other tensor is as in version 1.
  */
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";

@@ -1,12 +1,14 @@
 /**
  * Packed weights in the build and the load: which weights a build packs (those read
- * only as a matmul's `w`), how (a GGUF's Q8_0 / Q4_0 blocks are moved as they are;
+ * only as a matmul's `w`), how (a GGUF's Q8_0 / Q4_0 / K-quant blocks are moved as they are;
  * other weights are quantized under --quant), and how a loader reads them back: packed
  * for a backend that runs the format, dequantized for one that does not yet.
  */
 import type { Checkpoint } from "../checkpoint/types.js";
 import type { Graph, WeightSource } from "../graph/ir.js";
+import { isKQuant } from "../checkpoint/ggml-kquants.js";
 import { packedFromQ4_0, packedFromQ8_0 } from "../quant/ggml.js";
+import { packedFromKQuant } from "../quant/kquant.js";
 import { packedFormatFor, type QuantOptions } from "../quant/options.js";
 import { decodePacked, dequantize, isPackedDType, lastGroupSize, type PackedMatrix } from "../quant/packed.js";
 import { quantize } from "../quant/quantize.js";
@@ -31,10 +33,11 @@ export function packedFromCheckpoint(src: WeightSource, ckpt: Checkpoint): Packe
   if (src.kind === "checkpoint") {
     if (!ckpt.readRaw || !ckpt.has(src.name)) return null;
     const info = ckpt.info(src.name);
-    if (info.shape.length !== 2 || (info.dtype !== "q8_0" && info.dtype !== "q4_0")) return null;
+    if (info.shape.length !== 2 || (info.dtype !== "q8_0" && info.dtype !== "q4_0" && !isKQuant(info.dtype))) return null;
     const raw = ckpt.readRaw(src.name);
     if (!raw) return null;
     const [rows, cols] = info.shape;
+    if (isKQuant(info.dtype)) return packedFromKQuant(raw, info.dtype, rows, cols); // super-blocks kept whole
     return info.dtype === "q8_0" ? packedFromQ8_0(raw, rows, cols) : packedFromQ4_0(raw, rows, cols);
   }
   if (src.kind !== "concat") return null;

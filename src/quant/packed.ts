@@ -8,11 +8,18 @@
  *
  * with g = floor(k / groupSize). GGUF Q8_0 is int8 with groups of 32 and f16 scales;
  * Q4_0 is symmetric int4 with groups of 32 and f16 scales (zero 8).
+ *
+ * q4_k / q5_k / q6_k are GGUF's K-quant super-blocks kept as they are (checkpoint/ggml-kquants.ts):
+ * q holds each row's blocks, which carry their own scales, so `scales` is empty and the
+ * layout is fixed (KQUANT_LAYOUT: groups of 256); cols is a multiple of 256.
  */
 import { f16ArrayToF32, f32ArrayToF16 } from "../checkpoint/fp16.js";
+import { KQUANTS, KQUANT_DTYPES, QK_K, dequantizeKBlocks, isKQuant, type KQuantDType } from "../checkpoint/ggml-kquants.js";
 
-export type PackedDType = "int8" | "int4";
-export const PACKED_DTYPES: readonly PackedDType[] = ["int8", "int4"];
+export type PackedDType = "int8" | "int4" | KQuantDType;
+export const PACKED_DTYPES: readonly PackedDType[] = ["int8", "int4", ...KQUANT_DTYPES];
+/** The only layout of the K-quant dtypes (scales live inside the blocks). */
+export const KQUANT_LAYOUT: PackedLayout = { groupSize: QK_K, asym: false, scale: "f16" };
 
 export interface PackedLayout {
   /** Columns per group; = cols for per-output-channel scales. */
@@ -28,9 +35,12 @@ export interface PackedMatrix {
   layout: PackedLayout;
   rows: number;
   cols: number;
-  /** int8: [rows, cols] bytes of int8; int4: [rows, ceil(cols / 2)], column k in the low nibble of byte k >> 1 when k is even. */
+  /**
+   * int8: [rows, cols] bytes of int8; int4: [rows, ceil(cols / 2)], column k in the low nibble of byte k >> 1 when k is even;
+   * K-quants: [rows, cols / 256 * blockBytes], each row's super-blocks as GGUF stores them.
+   */
   q: Uint8Array;
-  /** [rows, groups] */
+  /** [rows, groups]; [0] for K-quants. */
   scales: Float32Array;
   /** [rows, groups], asymmetric int4 only. */
   zeros: Uint8Array | null;
@@ -41,15 +51,20 @@ export const isPackedDType = (d: string): d is PackedDType => (PACKED_DTYPES as 
 export const groupsPerRow = (cols: number, groupSize: number) => Math.ceil(cols / groupSize);
 
 /** Bytes of one row of q. */
-export const rowBytes = (dtype: PackedDType, cols: number) => (dtype === "int8" ? cols : Math.ceil(cols / 2));
+export const rowBytes = (dtype: PackedDType, cols: number) =>
+  dtype === "int8" ? cols : dtype === "int4" ? Math.ceil(cols / 2) : (cols / QK_K) * KQUANTS[dtype].blockBytes;
 
 /** Columns in the last group of a row (= groupSize unless ragged). */
 export const lastGroupSize = (cols: number, groupSize: number) => cols - (groupsPerRow(cols, groupSize) - 1) * groupSize;
 
 const align4 = (n: number) => (n + 3) & ~3;
 
-/** Section offsets of the stored form: q, then scales (4-byte aligned), then zero points. */
+/** Section offsets of the stored form: q, then scales (4-byte aligned), then zero points; K-quants are q alone. */
 function sections(dtype: PackedDType, layout: PackedLayout, rows: number, cols: number) {
+  if (isKQuant(dtype)) {
+    const qBytes = rows * rowBytes(dtype, cols);
+    return { G: 0, qBytes, scaleAt: qBytes, zeroAt: qBytes, end: qBytes };
+  }
   const G = groupsPerRow(cols, layout.groupSize);
   const qBytes = rows * rowBytes(dtype, cols);
   const scaleAt = align4(qBytes);
@@ -75,6 +90,7 @@ export function encodePacked(p: PackedMatrix): Uint8Array {
 
 export function decodePacked(bytes: Uint8Array, dtype: PackedDType, layout: PackedLayout, shape: readonly number[]): PackedMatrix {
   const [rows, cols] = shape;
+  if (isKQuant(dtype) && cols % QK_K !== 0) throw new Error(`packed ${dtype} [${rows}, ${cols}]: columns must be whole super-blocks of ${QK_K}`);
   const s = sections(dtype, layout, rows, cols);
   if (bytes.length !== s.end) throw new Error(`packed ${dtype} [${rows}, ${cols}] group ${layout.groupSize}: ${bytes.length} bytes, want ${s.end}`);
   const n = rows * s.G;
@@ -87,6 +103,10 @@ export function decodePacked(bytes: Uint8Array, dtype: PackedDType, layout: Pack
 /** Row n of w as float32 [cols] into `out`: the one definition of every packed format's values. */
 export function dequantizeRow(w: PackedMatrix, n: number, out: Float32Array): Float32Array {
   const { cols, layout } = w;
+  if (isKQuant(w.dtype)) {
+    dequantizeKBlocks(w.dtype, w.q, n * rowBytes(w.dtype, cols), cols / QK_K, out, 0);
+    return out;
+  }
   const G = groupsPerRow(cols, layout.groupSize);
   const sBase = n * G;
   if (w.dtype === "int8") {

@@ -4,6 +4,9 @@
  * stored scale is the one the integers were fitted to.
  */
 import { f16ToF32, f32ToF16 } from "../checkpoint/fp16.js";
+import { isKQuant } from "../checkpoint/ggml-kquants.js";
+import { quantizeKQuant } from "../checkpoint/ggml-kquants-write.js";
+import { packedFromKQuant } from "./kquant.js";
 import { groupsPerRow, rowBytes, type PackedDType, type PackedLayout, type PackedMatrix } from "./packed.js";
 
 const fr = Math.fround;
@@ -12,6 +15,7 @@ const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v
 
 export function quantize(values: Float32Array, rows: number, cols: number, dtype: PackedDType, layout: PackedLayout): PackedMatrix {
   if (values.length !== rows * cols) throw new Error(`quantize: ${values.length} values for [${rows}, ${cols}]`);
+  if (isKQuant(dtype)) return packedFromKQuant(quantizeKQuant(dtype, values), dtype, rows, cols); // the GGUF writer's blocks (cols % 256 == 0)
   if (!(layout.groupSize >= 1)) throw new Error(`quantize: group size ${layout.groupSize}`);
   const G = groupsPerRow(cols, layout.groupSize);
   const q = new Uint8Array(rows * rowBytes(dtype, cols));

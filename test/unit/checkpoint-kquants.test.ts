@@ -2,7 +2,9 @@
  * GGUF K-quants (Q4_K, Q5_K, Q6_K): hand-built super-blocks dequantize to values worked
  * out by hand from ggml's layout, the test writer's blocks round-trip within bounds that
  * follow from its rounding, GGUF files with these tensors (odd row counts) read back as
- * written, and truncated or impossible tensors are CheckpointErrors naming the tensor.
+ * written, truncated or impossible tensors are CheckpointErrors naming the tensor, and a
+ * reference engine built from such a GGUF keeps the blocks packed and runs as the
+ * dequantized reading does.
  * Agreement with llama.cpp itself is in test/compat/llamacpp.test.ts.
  */
 import { test } from "node:test";
@@ -20,6 +22,10 @@ import { openCheckpoint } from "../../src/checkpoint/open.js";
 import { permuteQkInterleavedToNeox } from "../../src/checkpoint/rope-permute.js";
 import { writeGguf } from "../../src/checkpoint/write-gguf.js";
 import { writeModelGguf } from "../../src/checkpoint/write-gguf-model.js";
+import { buildEngineDir } from "../../src/engine/build.js";
+import { Engine } from "../../src/engine/engine.js";
+import { decodeEntry } from "../../src/engine/packed-weights.js";
+import { compareModels } from "../../src/eval/metrics.js";
 import { assertClose, randomTensors, seeded, smallConfig, tempDir } from "./checkpoint-util.js";
 
 const F16_ONE = 0x3c00;
@@ -191,4 +197,37 @@ test("truncated K-quant tensors and rows that are not whole super-blocks are Che
   const bad = join(dir, "bad.gguf");
   writeFileSync(bad, lying);
   expectTensorError(() => openGguf(bad), /tensor a\.weight: q4_k needs the innermost dimension to be a multiple of 256, got 32/);
+});
+
+test("GGUF Q4_K / Q5_K / Q6_K stay packed in a reference engine and run as their dequantized reading", (t) => {
+  const dir = tempDir(t);
+  const config = smallConfig({ hiddenSize: 256, numHeads: 4, numKvHeads: 2, headDim: 64, intermediateSize: 512, rope: { theta: 10000, style: "neox", dim: 64, scaling: { type: "none" } } });
+  for (const dtype of KQUANT_DTYPES) {
+    const file = join(dir, `m-${dtype}.gguf`);
+    writeModelGguf(file, config, randomTensors(config), { dtype });
+    const ckpt = openCheckpoint(file);
+    try {
+      const m = buildEngineDir(ckpt, join(dir, `e-${dtype}`), { maxSeqs: 1, maxSeqLen: 64, maxBatchTokens: 64, maxLogitRows: 64 });
+      const packed = m.weights.tensors.filter((e) => e.dtype === dtype);
+      t.diagnostic(`${dtype}: ${m.report.packed}`);
+      assert.ok(packed.length >= 4 * config.numLayers, `${packed.length} tensors packed as ${dtype}`);
+      assert.match(m.report.packed!, new RegExp(`gguf ${dtype}`));
+      // a backend that does not run the format gets float32 at load, the GGUF reading's values
+      const e = packed.find((p) => p.name.endsWith("ffn_down.weight"))!;
+      const bytes = new Uint8Array(readFileSync(join(dir, `e-${dtype}`, m.weights.file)).subarray(e.offset, e.offset + e.length));
+      assert.deepEqual(decodeEntry(bytes, e, false), ckpt.readF32(e.name));
+      const kept = decodeEntry(bytes, e, true);
+      assert.ok(!(kept instanceof Float32Array) && kept.dtype === dtype);
+
+      const packedEngine = Engine.load(join(dir, `e-${dtype}`));
+      const dense = Engine.fromCheckpoint(ckpt, { maxSeqLen: 64, maxBatchTokens: 64 }); // readF32 dequantizes
+      const tokens = Array.from({ length: 24 }, (_, i) => (i * 37 + 5) % config.vocabSize);
+      const r = compareModels(dense, packedEngine, tokens, { ctx: 24, stride: 24 });
+      t.diagnostic(`${dtype}: max |logit diff| packed engine vs dequantized reading ${r.maxLogitDiff.toExponential(2)}`);
+      assert.ok(r.maxLogitDiff < 1e-4, `${r.maxLogitDiff}`);
+      assert.equal(r.top1Agreement, 1);
+    } finally {
+      ckpt.close();
+    }
+  }
 });

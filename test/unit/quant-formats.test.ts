@@ -1,8 +1,9 @@
 /**
  * Packed weight formats (src/quant): quantize/dequantize error bounds on random data with
  * odd sizes and ragged last groups, the stored form round trip, the reference packed
- * matmul against ops.matmul over the dequantized weights, and GGUF Q8_0 / Q4_0 blocks
- * mapped onto the same formats without dequantizing.
+ * matmul against ops.matmul over the dequantized weights, GGUF Q8_0 / Q4_0 blocks
+ * mapped onto the same formats without dequantizing, and GGUF K-quant blocks kept whole
+ * with their own block-reading matmul.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,7 +11,10 @@ import { matmul } from "../../src/backends/reference/ops.js";
 import { dequantizeQ4_0, dequantizeQ8_0, quantizeQ4_0, quantizeQ8_0 } from "../../src/checkpoint/ggml-quants.js";
 import { packedFromQ4_0, packedFromQ8_0 } from "../../src/quant/ggml.js";
 import { matmulPacked } from "../../src/quant/matmul.js";
-import { decodePacked, dequantize, encodePacked, groupsPerRow, type PackedDType, type PackedLayout } from "../../src/quant/packed.js";
+import { KQUANT_DTYPES, dequantizeKQuant } from "../../src/checkpoint/ggml-kquants.js";
+import { quantizeKQuant } from "../../src/checkpoint/ggml-kquants-write.js";
+import { packedFromKQuant } from "../../src/quant/kquant.js";
+import { KQUANT_LAYOUT, decodePacked, dequantize, encodePacked, groupsPerRow, type PackedDType, type PackedLayout } from "../../src/quant/packed.js";
 import { quantize } from "../../src/quant/quantize.js";
 
 function rand(n: number, seed: number): Float32Array {
@@ -89,4 +93,42 @@ test("GGUF Q8_0 / Q4_0 blocks map onto int8 / int4 g32 (f16 scales) with the val
   const ours = quantize(x, rows, cols, "int4", { groupSize: 32, asym: false, scale: "f16" });
   const diff = dequantize(ours).reduce((m, v, i) => Math.max(m, Math.abs(v - dequantize(p4)[i])), 0);
   assert.ok(diff <= 0.05, `int4 g32 vs Q4_0: ${diff}`);
+});
+
+for (const dtype of KQUANT_DTYPES) {
+  test(`GGUF ${dtype.toUpperCase()} kept packed: stored form exact, values as the GGUF reading, block matmul = matmul over dequantized (odd T, N)`, () => {
+    for (const [T, K, N] of [[5, 768, 7], [1, 256, 3], [3, 512, 1]]) {
+      const values = rand(N * K, K + N);
+      const blocks = quantizeKQuant(dtype, values);
+      const w = packedFromKQuant(blocks, dtype, N, K);
+      assert.deepEqual(dequantize(w), dequantizeKQuant(dtype, blocks, new Float32Array(N * K)));
+      assert.deepEqual(quantize(values, N, K, dtype, KQUANT_LAYOUT), w, "quantize() makes the writer's blocks");
+      const stored = encodePacked(w);
+      assert.equal(stored.length, blocks.length, "the stored form is the blocks alone");
+      assert.deepEqual(decodePacked(stored, dtype, w.layout, [N, K]), w);
+
+      const x = rand(T * K, 7 + T);
+      const bias = rand(N, 13);
+      const got = new Float32Array(T * N);
+      const want = new Float32Array(T * N);
+      matmulPacked(got, x, w, bias, T, K, N);
+      matmul(want, x, dequantize(w), bias, T, K, N);
+      const deq = dequantize(w);
+      for (let t = 0; t < T; t++) {
+        for (let n = 0; n < N; n++) {
+          // the block kernel sums q * x per sub-block before scaling: only rounding differs
+          let mag = Math.abs(bias[n]);
+          for (let k = 0; k < K; k++) mag += Math.abs(x[t * K + k] * deq[n * K + k]);
+          const i = t * N + n;
+          assert.ok(Math.abs(got[i] - want[i]) <= 1e-5 * mag, `[${T}, ${K}, ${N}] (${t}, ${n}): ${got[i]} vs ${want[i]}`);
+        }
+      }
+    }
+  });
+}
+
+test("K-quant packed matrices reject columns that are not whole super-blocks and blocks of the wrong size", () => {
+  assert.throws(() => packedFromKQuant(new Uint8Array(144), "q4_k", 1, 128), /columns a multiple of 256/);
+  assert.throws(() => packedFromKQuant(new Uint8Array(143), "q4_k", 1, 256), /143 bytes, want 144/);
+  assert.throws(() => decodePacked(new Uint8Array(210), "q6_k", KQUANT_LAYOUT, [2, 256]), /210 bytes, want 420/);
 });

@@ -20,7 +20,7 @@ export interface ReferenceBackendOptions {
 
 export class ReferenceBackend implements Backend {
   readonly name = "reference";
-  readonly packedDTypes: readonly PackedDType[] = ["int8", "int4"];
+  readonly packedDTypes: readonly PackedDType[] = ["int8", "int4", "q4_k", "q5_k", "q6_k"];
 
   constructor(private readonly opts: ReferenceBackendOptions = {}) {}
 
