@@ -3,6 +3,7 @@
  * tensor at a time, only when asked.
  */
 import { CheckpointError } from "../errors.js";
+import type { PackedMatrix } from "../quant/packed.js";
 import type { ModelConfig } from "./config.js";
 import type { Checkpoint, CheckpointFormat, TensorInfo, TokenizerSource } from "./types.js";
 
@@ -11,6 +12,8 @@ export interface LazyTensor {
   read(): Float32Array;
   /** Stored bytes, for block-quantized tensors kept packed. */
   raw?: () => Uint8Array;
+  /** The weight in a packed format, when its stored form maps onto one exactly (AWQ / GPTQ). */
+  packed?: () => PackedMatrix | undefined;
 }
 
 export class LazyCheckpoint implements Checkpoint {
@@ -46,6 +49,11 @@ export class LazyCheckpoint implements Checkpoint {
   readRaw(name: string): Uint8Array | undefined {
     if (this.closed) throw new CheckpointError(this.path, `readRaw("${name}") after close()`, "open the checkpoint again");
     return this.get(name).raw?.();
+  }
+
+  readPacked(name: string): PackedMatrix | undefined {
+    if (this.closed) throw new CheckpointError(this.path, `readPacked("${name}") after close()`, "open the checkpoint again");
+    return this.get(name).packed?.();
   }
 
   close(): void {

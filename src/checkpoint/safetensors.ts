@@ -1,6 +1,7 @@
 /**
  * A Hugging Face model directory: config.json (+ generation_config.json) and weights in
  * model.safetensors, or sharded model-*.safetensors listed by model.safetensors.index.json.
+ * AWQ / GPTQ linears (quantization_config) are read by hf-quantized.ts.
  */
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -9,6 +10,8 @@ import type { ModelConfig } from "./config.js";
 import { checkTensors } from "./expected-tensors.js";
 import { parseHfConfig } from "./hf-config.js";
 import { hfToCanonical } from "./hf-names.js";
+import { hfQuantConfig } from "./hf-quant-config.js";
+import { quantizedLinears } from "./hf-quantized.js";
 import { LazyCheckpoint, type LazyTensor } from "./lazy-checkpoint.js";
 import { OUTPUT, layerTensor } from "./names.js";
 import { SafetensorsFile } from "./safetensors-file.js";
@@ -58,7 +61,9 @@ export function openSafetensorsDir(dir: string): Checkpoint {
   }
   const genFile = join(dir, "generation_config.json");
   const gen = existsSync(genFile) ? readJson(genFile) : null;
-  const config: ModelConfig = parseHfConfig(readJson(configFile), configFile, gen, genFile);
+  const raw = readJson(configFile);
+  const config: ModelConfig = parseHfConfig(raw, configFile, gen, genFile);
+  const quant = hfQuantConfig(raw, configFile, dir); // AWQ / GPTQ, or null
 
   const { files, weightMap } = shardsOf(dir);
   const shards: SafetensorsFile[] = [];
@@ -75,6 +80,10 @@ export function openSafetensorsDir(dir: string): Checkpoint {
         const info = { name, dtype: shard.tensorDType(e), shape: [...e.shape] };
         table.set(name, { info, read: () => shard.readF32(e.name, name) });
       }
+    }
+    for (const [name, t] of quantizedLinears(dir, quant, config, shards, weightMap)) {
+      if (table.has(name)) throw new CheckpointError(dir, `${t.info.name} is stored both as a float weight and as a quantized qweight`);
+      table.set(name, t);
     }
     if (weightMap) {
       for (const [hf, f] of weightMap) {

@@ -18,6 +18,15 @@ export interface SafetensorsTensor {
   data: Float32Array | (() => Float32Array);
 }
 
+/** An int32 tensor written as it is (the packed words of AWQ / GPTQ qweight, qzeros, g_idx). */
+export interface SafetensorsI32Tensor {
+  name: string;
+  dtype: "i32";
+  shape: number[];
+  /** [numel(shape)] */
+  data: Int32Array;
+}
+
 /** The tensor's values, checked against its shape. */
 function valuesOf(t: SafetensorsTensor): Float32Array {
   const data = typeof t.data === "function" ? t.data() : t.data;
@@ -27,10 +36,16 @@ function valuesOf(t: SafetensorsTensor): Float32Array {
   return data;
 }
 
-const HEADER_DTYPE: Record<SafetensorsDType, string> = { f32: "F32", f16: "F16", bf16: "BF16" };
-const ITEM: Record<SafetensorsDType, number> = { f32: 4, f16: 2, bf16: 2 };
+const HEADER_DTYPE: Record<SafetensorsDType | "i32", string> = { f32: "F32", f16: "F16", bf16: "BF16", i32: "I32" };
+const ITEM: Record<SafetensorsDType | "i32", number> = { f32: 4, f16: 2, bf16: 2, i32: 4 };
 
-export function writeSafetensors(file: string, tensors: SafetensorsTensor[], metadata?: Record<string, string>): void {
+function bytesOf(t: SafetensorsTensor | SafetensorsI32Tensor): Uint8Array {
+  if (t.dtype !== "i32") return encodeTensor(t.dtype, valuesOf(t));
+  if (t.data.length !== numel(t.shape)) throw new RangeError(`writeSafetensors: ${t.name} has ${t.data.length} values but shape [${t.shape.join(", ")}]`);
+  return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+}
+
+export function writeSafetensors(file: string, tensors: (SafetensorsTensor | SafetensorsI32Tensor)[], metadata?: Record<string, string>): void {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let offset = 0;
@@ -48,7 +63,7 @@ export function writeSafetensors(file: string, tensors: SafetensorsTensor[], met
   try {
     writeSync(fd, head);
     writeSync(fd, Buffer.from(json, "utf8"));
-    for (const t of tensors) writeSync(fd, encodeTensor(t.dtype, valuesOf(t)));
+    for (const t of tensors) writeSync(fd, bytesOf(t));
   } finally {
     closeSync(fd);
   }

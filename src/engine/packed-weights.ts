@@ -28,10 +28,13 @@ export function matmulOnlyWeights(g: Graph): Set<string> {
   return new Set([...asW].filter((n) => !other.has(n)));
 }
 
-/** A recipe's weight kept in the checkpoint's own packed blocks, or null when any part is not Q8_0 / Q4_0. */
+/** A recipe's weight kept in the checkpoint's own packed blocks, or null when any part is not Q8_0 / Q4_0 / an exact AWQ-GPTQ packing. */
 export function packedFromCheckpoint(src: WeightSource, ckpt: Checkpoint): PackedMatrix | null {
   if (src.kind === "checkpoint") {
-    if (!ckpt.readRaw || !ckpt.has(src.name)) return null;
+    if (!ckpt.has(src.name)) return null;
+    const kept = ckpt.readPacked?.(src.name); // AWQ / GPTQ weights whose layout maps exactly
+    if (kept) return kept;
+    if (!ckpt.readRaw) return null;
     const info = ckpt.info(src.name);
     if (info.shape.length !== 2 || (info.dtype !== "q8_0" && info.dtype !== "q4_0" && !isKQuant(info.dtype))) return null;
     const raw = ckpt.readRaw(src.name);
@@ -42,7 +45,8 @@ export function packedFromCheckpoint(src: WeightSource, ckpt: Checkpoint): Packe
   }
   if (src.kind !== "concat") return null;
   const parts = src.parts.map((p) => packedFromCheckpoint(p, ckpt));
-  if (parts.some((p) => !p || p.dtype !== parts[0]!.dtype || p.cols !== parts[0]!.cols)) return null;
+  const same = (p: PackedMatrix | null) => p && p.dtype === parts[0]!.dtype && p.cols === parts[0]!.cols && JSON.stringify(p.layout) === JSON.stringify(parts[0]!.layout);
+  if (!parts.every(same)) return null;
   return concatRows(parts as PackedMatrix[]);
 }
 
