@@ -15,11 +15,11 @@ const PW = W - M.l - M.r;
 const PH = H - M.t - M.b;
 const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea"];
 
-/** A round axis end at or above x: 1, 2, 2.5 or 5 times a power of ten. */
+/** A round axis end at or above x: 1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten. */
 function niceMax(x: number): number {
   if (!(x > 0) || !Number.isFinite(x)) return 1;
   const p = 10 ** Math.floor(Math.log10(x));
-  return [1, 2, 2.5, 5, 10].find((m) => m * p >= x * (1 - 1e-12))! * p;
+  return [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10].find((m) => m * p >= x * (1 - 1e-12))! * p;
 }
 
 function fmt(x: number): string {
