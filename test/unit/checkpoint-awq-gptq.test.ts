@@ -178,7 +178,7 @@ interface QuantDir {
 }
 
 /** Quantizes every linear of random weights for `config` and writes the directory; `tamper` edits the tensor list first. */
-function writeQuantDir(dir: string, config: ModelConfig, v: Variant, tamper: (t: Tensor[]) => Tensor[] = (t) => t, qc = quantizationConfig(v)): QuantDir {
+function writeQuantDir(dir: string, config: ModelConfig, v: Variant, tamper: (t: Tensor[]) => Tensor[] = (t) => t, qc = quantizationConfig(v), split = false): QuantDir {
   const src = randomTensors(config, 7);
   const weights = new Map<string, Float32Array>();
   const tensors: Tensor[] = [];
@@ -197,7 +197,19 @@ function writeQuantDir(dir: string, config: ModelConfig, v: Variant, tamper: (t:
   }
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "config.json"), JSON.stringify({ ...hfConfigJson(config), torch_dtype: "float16", quantization_config: qc }));
-  writeSafetensors(join(dir, "model.safetensors"), tamper(tensors), { format: "pt" });
+  if (!split) {
+    writeSafetensors(join(dir, "model.safetensors"), tamper(tensors), { format: "pt" });
+    return { dir, weights };
+  }
+  // two shards, every other tensor in each: a linear's parts end up in different files
+  const names = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
+  const weightMap: Record<string, string> = {};
+  names.forEach((f, i) => {
+    const mine = tamper(tensors).filter((_, j) => j % 2 === i);
+    writeSafetensors(join(dir, f), mine, { format: "pt" });
+    for (const x of mine) weightMap[x.name] = f;
+  });
+  writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }));
   return { dir, weights };
 }
 
@@ -250,6 +262,15 @@ for (const c of READ_CASES) {
     }
   });
 }
+
+test("sharded: a linear's qweight, qzeros, scales and g_idx may lie in different shards", (t) => {
+  for (const v of [{ method: "awq", bits: 4, groupSize: 16 }, { method: "gptq", bits: 4, groupSize: 8, descAct: true }] as Variant[]) {
+    const { dir, weights } = writeQuantDir(join(tempDir(t), v.method), smallConfig(), v, undefined, undefined, true);
+    const ckpt = openCheckpoint(dir);
+    for (const [name, want] of weights) assert.deepEqual(ckpt.readF32(name), want, `${v.method} ${name}`);
+    ckpt.close();
+  }
+});
 
 test("GPTQ v1 with a zero point of 0 cannot stay packed as int4 (it reads as 16), and reads exactly as float32", (t) => {
   const v: Variant = { method: "gptq", bits: 4, groupSize: 8 };
