@@ -122,7 +122,8 @@ async function main(): Promise<void> {
           const e = dummyEngine(shapeConfig(shape), Math.max(...batches), context + 64, 2048, base);
           run.bind_ms = performance.now() - t0;
           run.tactics = e.bound.tactics.summary();
-          console.log(`${shape}: bound in ${(run.bind_ms as number).toFixed(0)} ms; tactics (us at M = 1/2/4/8):\n  ${(run.tactics as string[]).join("\n  ")}`);
+          run.attention = e.bound.attnPick;
+          console.log(`${shape}: bound in ${(run.bind_ms as number).toFixed(0)} ms; tactics (us at M = 1/2/4/8):\n  ${(run.tactics as string[]).join("\n  ")}\n  decode attention: ${JSON.stringify(e.bound.attnPick)}`);
           run.batches = batches.map((b) => {
             const p = profileBatch(e, b, context);
             console.log(formatProfile(shape, p));

@@ -115,17 +115,30 @@ describe("cuda backend on the CPU emulator", { skip: missing ?? false }, () => {
     });
   }
 
+  test("staged-V decode attention (bf16, fp8 KV, f32 with a bf16 KV) equals the reference, prefill rows included", () => {
+    // [activations, KV cache asked of the reference, of the cuda backend, tolerance]
+    const cases = [["bf16", undefined, undefined, 3e-2], ["bf16", undefined, "fp8", 8e-2], ["fp32", "bf16", undefined, 1e-2]] as const;
+    for (const [dtype, refKv, cudaKv, tol] of cases) {
+      const c: CompareCase = { name: "llama_gqa", config: MODEL_VARIANTS.llama_gqa, dtype, kvDtype: refKv, tol };
+      const staged = check(c, { decodeAttention: "staged", decodeAttentionOnly: true, kvDtype: cudaKv });
+      const direct = check(c, { decodeAttention: "direct", decodeAttentionOnly: true, kvDtype: cudaKv });
+      assert.ok(Math.abs(staged.maxRel - direct.maxRel) < tol / 4, `${dtype}/${cudaKv ?? refKv}: staged ${staged.maxRel} vs direct ${direct.maxRel}`);
+    }
+  });
+
   test("bf16: split-K GEMV, and the tactics timed at bind, give the reference's logits", () => {
     const c: CompareCase = { name: "qwen2_bias", config: MODEL_VARIANTS.qwen2_bias, dtype: "bf16", tol: 3e-2 };
     check(c, { linear: "gemv4" });
     check(c, { autotune: true, autotuneReps: 1 });
     const { config, plan, weights } = caseModel(c, 64);
-    const kv = { numLayers: config.numLayers, numBlocks: 8, blockSize: 16, numKvHeads: config.numKvHeads, headDim: config.headDim };
+    const kv = { numLayers: config.numLayers, numBlocks: 72, blockSize: 16, numKvHeads: config.numKvHeads, headDim: config.headDim };
     const bound = backend({ autotune: true, autotuneReps: 1 }).bind(plan.graph, weights, kv, plan.memory);
     // one row per distinct linear shape, each with a pick per row-count bucket
     const shapes = new Set(plan.graph.ops.flatMap((o) => (o.op === "matmul" ? [o.w] : [])).map((w) => bound.deviceWeights.get(w)).map((w) => `${w.rows}x${w.cols}`));
     assert.equal(new Set(bound.tactics.rows.map((r) => r.shape.split(" ")[0])).size, shapes.size);
     for (const r of bound.tactics.rows) assert.equal(r.chosen.length, 4, r.shape);
+    // both decode-attention forms were timed at 1 row and at the larger size
+    assert.deepEqual(Object.keys(bound.attnPick.us).sort(), ["direct@1", `direct@${Math.min(64, plan.memory.capacity.T, plan.memory.capacity.R)}`, "staged@1", `staged@${Math.min(64, plan.memory.capacity.T, plan.memory.capacity.R)}`].sort());
     bound.dispose();
   });
 });

@@ -25,6 +25,17 @@ export function decodeHeadBucket(D: number, sameCache = true): 64 | 128 | 256 {
   throw new OptionError("headDim", `${D} is more than the cuda attention kernels take (${sameCache ? 256 : "128 with this KV cache type"})`);
 }
 
+/**
+ * The decode kernel's two forms: "direct" reads each V row from HBM as P V needs it;
+ * "staged" loads a key's V row with its K row into shared memory (fewer dependent
+ * round trips at small batch). Staged exists for 16-bit and fp8 caches, head size <= 128.
+ */
+export type DecodeVariant = "direct" | "staged";
+
+export function stagedDecodeFits(cache: CacheDType, D: number): boolean {
+  return cache !== "f32" && D <= 128;
+}
+
 /** Whether the tensor-core prefill kernel covers this activation type and head size. */
 export function prefillKernelFits(act: ActDType, D: number): boolean {
   return act !== "f32" && (D === 64 || D === 128);
@@ -62,6 +73,8 @@ export interface AttentionContext {
   partML: DevPtr;
   /** Force the decode kernel for every row (tests). */
   decodeOnly: boolean;
+  /** The decode kernel's form for this step (bind-time tactic, or forced). */
+  decodeVariant: DecodeVariant;
 }
 
 /** out [T, H*D] = attention of q [T, H*D] over the layer's cache (kc, vc). */
@@ -73,7 +86,8 @@ export function launchAttention(c: AttentionContext, g: AttentionGeometry, q: De
   const window = g.slidingWindow ?? 0;
   if (z.decodeRows > 0) {
     const splits = c.splits;
-    c.k.launch(`attn_decode_${kvs}_d${decodeHeadBucket(D, c.act === c.cache)}`, [z.decodeRows, decodeBlocksPerRow(g), splits], [128, 1, 1], [
+    const staged = c.decodeVariant === "staged" && stagedDecodeFits(c.cache, D);
+    c.k.launch(`attn_decode_${staged ? "sv_" : ""}${kvs}_d${decodeHeadBucket(D, c.act === c.cache)}`, [z.decodeRows, decodeBlocksPerRow(g), splits], [128, 1, 1], [
       ["ptr", out], ["ptr", c.partO], ["ptr", c.partML], ["ptr", q], ["ptr", kc], ["ptr", vc],
       ["ptr", m("decodeRows")], ["ptr", m("tokenSeq")], ["ptr", m("positions")], ["ptr", m("tables")],
       ["i32", z.stride], ["i32", c.blockSize], ["i32", H], ["i32", KH], ["i32", D], ["f32", g.scale], ["i32", window], ["i32", splits], ["f32", c.kvScale],

@@ -10,7 +10,7 @@ import { opInputs, type Graph, type Op } from "../../graph/ir.js";
 import { rowsFor, type MemoryPlan } from "../../graph/passes/plan-memory.js";
 import type { StepBatch } from "../../graph/step-batch.js";
 import { ropeInvFreq } from "../reference/rope.js";
-import { chooseSplits, decodeBlocksPerRow, MAX_SPLITS, prefillKernelFits, SPLIT_ROWS } from "./attention.js";
+import { chooseSplits, decodeBlocksPerRow, launchAttention, MAX_SPLITS, prefillKernelFits, SPLIT_ROWS, stagedDecodeFits, type DecodeVariant } from "./attention.js";
 import { graphBucket, padDecodeStep, planBuckets } from "./buckets.js";
 import type { CublasLt } from "./cublaslt.js";
 import { planDeviceMemory } from "./device-memory.js";
@@ -23,6 +23,9 @@ import { layoutStep, maxTableLength, packStep, splitAttention, stepSizes, type S
 import { DeviceWeightStore, planWeights } from "./weight-store.js";
 import type { BoundSettings } from "./settings.js";
 import { Tactics, timeTactics } from "./tactics.js";
+
+/** Decode steps of at most this many rows use the attention form timed at 1 row; larger ones the one timed at 64. */
+export const ATTN_SMALL_ROWS = 8;
 
 export interface StepProfile {
   /** The decode bucket's CUDA graph replayed (null: the step runs launch by launch). */
@@ -67,6 +70,8 @@ export class CudaBound implements BoundGraph {
   private fp8: { xq: DevPtr; amax: DevPtr; scale: DevPtr; bytes: number } | null = null;
   /** The decode matmul paths timed fastest at bind (empty when autotuning is off). */
   readonly tactics: Tactics;
+  /** The decode-attention form timed fastest at bind for small (<= ATTN_SMALL_ROWS rows) and large steps; "direct" when not timed. */
+  attnPick: { small: DecodeVariant; large: DecodeVariant; us: Record<string, number> } = { small: "direct", large: "direct", us: {} };
 
   constructor(
     private readonly driver: CudaDriver,
@@ -129,6 +134,60 @@ export class CudaBound implements BoundGraph {
     driver.syncStream(k.stream);
     const linears = graph.ops.flatMap((op) => (op.op === "matmul" ? [{ w: this.weights.get(op.w), outF32: this.f32.has(op.out) }] : []));
     this.tactics = s.autotune && s.linearMode === "auto" ? timeTactics({ driver, k, lt, act: s.act, smCount: driver.info.smCount, linears, maxRows: capT, reps: s.autotuneReps, flushL2: !s.emulated }) : new Tactics();
+    if (s.autotune && s.decodeAttention === "auto" && this.attnGeo && stagedDecodeFits(s.cache, this.attnGeo.headDim)) this.attnPick = this.timeDecodeAttention();
+  }
+
+  /**
+   * Times both decode-attention forms on a synthetic decode step of one layer (every row
+   * with up to 512 cached positions over distinct blocks), at 1 row and at up to 64 rows,
+   * and keeps the faster of each. The cache's contents do not matter to the time.
+   */
+  private timeDecodeAttention(): CudaBound["attnPick"] {
+    const op = this.graph.ops.find((o) => o.op === "attention" || o.op === "attention_qkv");
+    const pick: CudaBound["attnPick"] = { small: "direct", large: "direct", us: {} };
+    if (!op || (op.op !== "attention" && op.op !== "attention_qkv")) return pick;
+    const bs = this.kv.blockSize;
+    const d = this.driver;
+    const [e0, e1] = [d.createEvent(), d.createEvent()];
+    const reps = this.s.autotuneReps;
+    try {
+      for (const rows of [1, Math.min(64, this.plan.capacity.T, this.plan.capacity.R)]) {
+        const perSeq = Math.min(Math.floor(this.kv.numBlocks / rows), Math.ceil(512 / bs), this.graphStride);
+        if (perSeq < 1) continue;
+        const len = perSeq * bs;
+        const ints = (n: number, f: (i: number) => number) => Int32Array.from({ length: n }, (_, i) => f(i));
+        const step: StepBatch = {
+          numTokens: rows,
+          tokenIds: new Int32Array(rows),
+          positions: ints(rows, () => len - 1),
+          seqStarts: ints(rows + 1, (i) => i),
+          contextLens: ints(rows, () => len),
+          blockTables: Array.from({ length: rows }, (_, r) => ints(perSeq, (b) => r * perSeq + b)),
+          slotMapping: ints(rows, (r) => (r * perSeq + perSeq - 1) * bs + bs - 1),
+          logitRows: ints(rows, (i) => i),
+        };
+        const times: [DecodeVariant, number][] = [];
+        for (const v of ["direct", "staged"] as const) {
+          const { ctx } = this.prepare(step, false);
+          ctx.decodeVariant = v;
+          const kv = ctx.kvPtrs(0);
+          const run = () => launchAttention(ctx, op, ctx.at(op.q), ctx.at(op.out), kv.k, kv.v);
+          run();
+          d.recordEvent(e0, this.k.stream);
+          for (let i = 0; i < reps; i++) run();
+          d.recordEvent(e1, this.k.stream);
+          const us = (1000 * d.elapsedMs(e0, e1)) / reps;
+          pick.us[`${v}@${rows}`] = us;
+          times.push([v, us]);
+        }
+        const best = times[0][1] <= times[1][1] ? times[0][0] : times[1][0];
+        if (rows === 1) pick.small = best;
+        else pick.large = best;
+      }
+    } finally {
+      d.destroyEvent(e0), d.destroyEvent(e1);
+    }
+    return pick;
   }
 
   /** Float32 activations: RoPE frequencies, and matmul outputs the caller reads and no op does (logits). */
@@ -228,7 +287,8 @@ export class CudaBound implements BoundGraph {
 
     const bpr = this.attnGeo ? decodeBlocksPerRow(this.attnGeo) : 1;
     const maxCtx = bucket === null ? split.maxDecodeContext : this.graphStride * this.kv.blockSize;
-    return { bucket, ctx: this.context(run, layout, chooseSplits(split.decodeRows.length, bpr, maxCtx, this.driver.info.smCount)) };
+    const rows = split.decodeRows.length;
+    return { bucket, ctx: this.context(run, layout, chooseSplits(rows, bpr, maxCtx, this.driver.info.smCount), this.decodeVariant(rows)) };
   }
 
   /** The CUDA graph of a decode bucket, captured from `ctx`'s launches on first use. */
@@ -333,7 +393,14 @@ export class CudaBound implements BoundGraph {
     return out;
   }
 
-  private context(step: StepBatch, layout: StepLayout, splits: number): OpContext {
+  /** The decode-attention form for a step of `rows` decode rows: forced, or the bind-time pick for its size class. */
+  private decodeVariant(rows: number): DecodeVariant {
+    const s = this.s.decodeAttention;
+    if (s !== "auto") return s;
+    return rows <= ATTN_SMALL_ROWS ? this.attnPick.small : this.attnPick.large;
+  }
+
+  private context(step: StepBatch, layout: StepLayout, splits: number, decodeVariant: DecodeVariant = "direct"): OpContext {
     const s = this.s;
     const kvLayer = this.kvLayerBytes;
     return {
@@ -355,6 +422,7 @@ export class CudaBound implements BoundGraph {
       partO: this.partO,
       partML: this.partML,
       decodeOnly: s.decodeOnly,
+      decodeVariant,
       at: (name) => {
         const off = this.plan.offsets[name];
         return off !== undefined ? this.arena + off : this.weights.get(name).ptr;

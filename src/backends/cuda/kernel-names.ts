@@ -15,6 +15,7 @@ export function allKernelNames(): string[] {
     const s = kvSuffix(a, c);
     names.push(`kv_write_${s}`, `qkv_rope_kv_${s}`, `attn_decode_${s}_d64`, `attn_decode_${s}_d128`);
     if (a === c) names.push(`attn_decode_${s}_d256`);
+    if (c !== "f32") names.push(`attn_decode_sv_${s}_d64`, `attn_decode_sv_${s}_d128`);
     if (a !== "f32") names.push(`attn_prefill_${s}_d64`, `attn_prefill_${s}_d128`);
   }
   names.push("gemv_f32_f32", "gemm_f32_f32");

@@ -44,6 +44,8 @@ export interface CudaBackendOptions {
   autotune?: boolean;
   /** Timed calls per tactic candidate (default 10). */
   autotuneReps?: number;
+  /** Decode attention kernel: "auto" (timed at bind with the tactics; "direct" where not timed), or forced. */
+  decodeAttention?: "auto" | "direct" | "staged";
   /** Run every attention row through the decode kernel (tests). */
   decodeAttentionOnly?: boolean;
   /** KV blocks: the requested number (default), or "fill" a share of free GPU memory. */
@@ -62,6 +64,7 @@ export interface BoundSettings {
   /** The device is the CPU emulator (tests): timings mean nothing there. */
   emulated: boolean;
   decodeOnly: boolean;
+  decodeAttention: "auto" | "direct" | "staged";
   graphs: boolean;
   maxBucket: number;
   graphTableStride: number;
@@ -109,6 +112,7 @@ export function resolveSettings(o: CudaBackendOptions, g: Graph, w: WeightMap, k
     autotuneReps: Math.max(1, o.autotuneReps ?? 10),
     emulated,
     decodeOnly: o.decodeAttentionOnly ?? false,
+    decodeAttention: o.decodeAttention ?? "auto",
     graphs: o.cudaGraphs ?? true,
     maxBucket: o.maxGraphBatch ?? 256,
     graphTableStride: o.graphTableStride ?? Math.ceil(4096 / blockSize),

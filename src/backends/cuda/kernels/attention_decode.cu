@@ -18,6 +18,11 @@
 constexpr int GMAX = 8;  // query heads per block (GQA group, or a chunk of it)
 constexpr int SPLITS_MAX = 8;  // attention.ts MAX_SPLITS
 
+// The vector type holding 8 cache values (fp8: 8 bytes; 16-bit: 16 bytes).
+template <int BYTES> struct Copy8;
+template <> struct Copy8<1> { typedef uint2 type; };
+template <> struct Copy8<2> { typedef uint4 type; };
+
 struct AttnStep {
   const int* tokens;        // [n] step rows to attend for
   const int* token_seq;     // [T] sequence of each step row
@@ -27,14 +32,23 @@ struct AttnStep {
   int block_size;
 };
 
-template <typename T, typename C, int DMAX>
+// STAGE_V: each lane loads its key's V row together with its K row and parks it in
+// shared memory, so P V reads shared memory instead of waiting on HBM once per few keys
+// (decode at small batch is a chain of dependent loads: table -> slot -> row). The V
+// rows share their shared memory with the warps' merge buffer, which is used after.
+template <typename T, typename C, int DMAX, bool STAGE_V>
 __device__ void attn_decode(T* out, float* part_o, float* part_ml, const T* q, const C* kc, const C* vc, AttnStep st,
                             int H, int KH, int D, float scale, int window, int splits, float kv_scale) {
   constexpr int EPL = DMAX / 32;  // output dims per lane
+  constexpr int VROW = DMAX + 16 / (int)sizeof(C);  // a staged V row, padded 16 bytes: rows start on distinct banks
+  constexpr int O_BYTES = 4 * GMAX * DMAX * 4;
+  constexpr int V_BYTES = STAGE_V ? 4 * 32 * VROW * (int)sizeof(C) : 0;
   __shared__ __align__(16) float s_q[GMAX][DMAX];  // this block's query heads, pre-scaled
   __shared__ float s_p[4][GMAX][32];             // each warp's probabilities of its 32 keys
   __shared__ float s_m[4][GMAX], s_l[4][GMAX];
-  __shared__ float s_o[4][GMAX][DMAX];
+  __shared__ __align__(16) unsigned char s_big[O_BYTES > V_BYTES ? O_BYTES : V_BYTES];
+  float(*s_o)[GMAX][DMAX] = reinterpret_cast<float(*)[GMAX][DMAX]>(s_big);  // [4][GMAX][DMAX], after the loop
+  C(*s_v)[32][VROW] = reinterpret_cast<C(*)[32][VROW]>(s_big);              // [4][32][VROW], in the loop
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int group = H / KH, chunks = div_up(group, GMAX);
   const int kh = blockIdx.y / chunks, h0 = kh * group + (blockIdx.y % chunks) * GMAX;
@@ -72,7 +86,16 @@ __device__ void attn_decode(T* out, float* part_o, float* part_ml, const T* q, c
 #pragma unroll
     for (int g = 0; g < GMAX; g++) s[g] = 0.f;
     if (valid) {
-      const C* kp = kc + (size_t)kv_slot(table, j, st.block_size) * kv_dim + kh * D;
+      const size_t row = (size_t)kv_slot(table, j, st.block_size) * kv_dim + kh * D;
+      const C* kp = kc + row;
+      if constexpr (STAGE_V) {  // this key's V row into shared memory, 8 values a copy (D is a multiple of 8)
+        using Copy = typename Copy8<sizeof(C)>::type;
+#pragma unroll
+        for (int d = 0; d < DMAX; d += 8) {
+          if (d >= D) break;
+          *(Copy*)&s_v[warp][lane][d] = *(const Copy*)(vc + row + d);
+        }
+      }
       // unrolled to the compile-time bound so every 16-byte load of the key row is in
       // flight at once (a loop to the runtime D waits on each in turn)
 #pragma unroll
@@ -101,10 +124,26 @@ __device__ void attn_decode(T* out, float* part_o, float* part_ml, const T* q, c
       s_p[warp][g][lane] = p;
     }
     __syncwarp();
+    const int nk = min(32, hi - base);
+    if constexpr (STAGE_V) {  // P V from the staged rows
+      for (int jj = 0; jj < nk; jj++) {
+        float v[EPL];
+#pragma unroll
+        for (int e = 0; e < EPL; e++) v[e] = d0 + e < D ? to_f(s_v[warp][jj][d0 + e]) * kv_scale : 0.f;
+#pragma unroll
+        for (int g = 0; g < GMAX; g++) {
+          if (g >= G) break;
+          const float p = s_p[warp][g][jj];
+#pragma unroll
+          for (int e = 0; e < EPL; e++) acc[g][e] += p * v[e];
+        }
+      }
+      __syncwarp();  // the next chunk overwrites s_v and s_p
+      continue;
+    }
     // P V: each lane its output dims, over the chunk's keys, VU keys' rows loaded
     // before any is used (independent loads in flight instead of one round trip per key)
     constexpr int VU = 8;
-    const int nk = min(32, hi - base);
     for (int jj0 = 0; jj0 < nk; jj0 += VU) {
       float v[VU][EPL];
 #pragma unroll
@@ -128,7 +167,8 @@ __device__ void attn_decode(T* out, float* part_o, float* part_ml, const T* q, c
     __syncwarp();  // the next chunk overwrites s_p
   }
 
-  // merge the 4 warps
+  // merge the 4 warps (s_o shares memory with the staged V rows other warps may still read)
+  if constexpr (STAGE_V) __syncthreads();
 #pragma unroll
   for (int g = 0; g < GMAX; g++) {
     if (lane == 0) s_m[warp][g] = m[g], s_l[warp][g] = l[g];
@@ -189,15 +229,18 @@ __device__ void attn_combine(T* out, const float* part_o, const float* part_ml, 
   }
 }
 
-#define DECODE(S, T, C, DM)                                                                                        \
-  extern "C" __global__ void __launch_bounds__(128) attn_decode_##S##_d##DM(                                       \
+#define DECODE_KERNEL(NAME, T, C, DM, STAGE)                                                                       \
+  extern "C" __global__ void __launch_bounds__(128) NAME(                                                          \
       T* out, float* part_o, float* part_ml, const T* q, const C* kc, const C* vc, const int* tokens,              \
       const int* token_seq, const int* positions, const int* block_tables, int max_blocks, int block_size, int H,  \
       int KH, int D, float scale, int window, int splits, float kv_scale) {                                        \
     AttnStep st{tokens, token_seq, positions, block_tables, max_blocks, block_size};                               \
-    attn_decode<T, C, DM>(out, part_o, part_ml, q, kc, vc, st, H, KH, D, scale, window, splits, kv_scale);         \
+    attn_decode<T, C, DM, STAGE>(out, part_o, part_ml, q, kc, vc, st, H, KH, D, scale, window, splits, kv_scale);  \
   }                                                                                                                \
-  LLMRT_EXPORT(attn_decode_##S##_d##DM)
+  LLMRT_EXPORT(NAME)
+#define DECODE(S, T, C, DM) DECODE_KERNEL(attn_decode_##S##_d##DM, T, C, DM, false)
+// staged V: 16-bit and fp8 caches, head sizes up to 128 (its rows must fit shared memory)
+#define DECODE_SV(S, T, C) DECODE_KERNEL(attn_decode_sv_##S##_d64, T, C, 64, true) DECODE_KERNEL(attn_decode_sv_##S##_d128, T, C, 128, true)
 
 // head sizes up to 128 for every pair; 256 (rare in the Llama family) for the plain types
 #define DECODE_ALL_D(S, T, C) DECODE(S, T, C, 64) DECODE(S, T, C, 128)
@@ -217,6 +260,12 @@ DECODE_ALL_D(bf16, bf16, bf16)
 DECODE_ALL_D(bf16_fp8, bf16, fp8)
 DECODE_ALL_D(f16, f16, f16)
 DECODE_ALL_D(f16_fp8, f16, fp8)
+DECODE_SV(f32_bf16, float, bf16)
+DECODE_SV(f32_f16, float, f16)
+DECODE_SV(bf16, bf16, bf16)
+DECODE_SV(bf16_fp8, bf16, fp8)
+DECODE_SV(f16, f16, f16)
+DECODE_SV(f16_fp8, f16, fp8)
 DECODE(f32, float, float, 256)
 DECODE(bf16, bf16, bf16, 256)
 DECODE(f16, f16, f16, 256)
