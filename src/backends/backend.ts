@@ -2,6 +2,7 @@
  * What a backend offers the engine: bind a graph and its weights, own the paged KV
  * cache, and run one StepBatch at a time. A backend knows nothing of requests.
  */
+import { OptionError } from "../errors.js";
 import type { Graph } from "../graph/ir.js";
 import type { MemoryPlan } from "../graph/passes/plan-memory.js";
 import type { StepBatch } from "../graph/step-batch.js";
@@ -16,13 +17,19 @@ export type PackedWeightMap = Map<string, PackedMatrix>;
 /**
  * Storage type of the KV cache; attention always computes in float32. int8 is symmetric
  * with one float32 scale per (slot, KV head): see reference/kv-plane.ts for why per slot.
+ * fp8 (e4m3) is the cuda target's, on Ada and Hopper GPUs; other backends refuse it.
  */
-export type KvDType = "f32" | "f16" | "bf16" | "int8";
+export type KvDType = "f32" | "f16" | "bf16" | "int8" | "fp8";
 
-export const KV_DTYPES: readonly KvDType[] = ["f32", "f16", "bf16", "int8"];
+export const KV_DTYPES: readonly KvDType[] = ["f32", "f16", "bf16", "int8", "fp8"];
 
 /** Bytes per stored K or V value (int8: its scales come on top, see kvRowBytes). */
-export const KV_DTYPE_BYTES: Record<KvDType, number> = { f32: 4, f16: 2, bf16: 2, int8: 1 };
+export const KV_DTYPE_BYTES: Record<KvDType, number> = { f32: 4, f16: 2, bf16: 2, int8: 1, fp8: 1 };
+
+/** For backends without an fp8 KV cache: the typed refusal. */
+export function refuseFp8Kv(kv: { dtype?: KvDType }, backend: string): void {
+  if (kv.dtype === "fp8") throw new OptionError("--kv-dtype", `an fp8 KV cache runs on the cuda target only; the ${backend} backend has none`, "use int8 (a scale per head and slot), bf16 or f16 here, or --target cuda");
+}
 
 /** Bytes one slot (token) of one K or V plane of one layer takes, int8 scales included. */
 export function kvRowBytes(dtype: KvDType, numKvHeads: number, headDim: number): number {

@@ -69,7 +69,7 @@ export function registerGenerate(program: Command): void {
     .option("--max-batch-tokens <n>", "tokens per engine step", intOption("--max-batch-tokens", 1))
     .option("--max-seq-len <n>", "longest sequence (prompt + output) the engine holds", intOption("--max-seq-len", 2))
     .option("--kv-cache-bytes <n>", "KV cache budget in bytes (default: enough for --max-seqs full sequences, at most 40% of free memory)", intOption("--kv-cache-bytes", 1))
-    .addOption(new Option("--kv-dtype <type>", "KV cache storage type (int8: a scale per head and slot; cpu and reference targets)").choices(KV_DTYPES).default("f32"))
+    .addOption(new Option("--kv-dtype <type>", "KV cache storage type (int8: a scale per head and slot, cpu and reference targets; fp8: cuda target, sm_89+)").choices(KV_DTYPES).default("f32"))
     .option("--target <name>", "backend to build the engine for and run on: reference or cpu (default reference)")
     .option("--threads <n>", "threads for --target cpu (default: all cores)", intOption("--threads", 1))
     .option("--speculative <spec>", 'speculative decoding: "ngram,k=4,n=3" or "draft:PATH,k=4"')

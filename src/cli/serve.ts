@@ -44,7 +44,7 @@ export function registerServe(program: Command): void {
     .option("--max-seq-len <n>", "longest sequence (prompt + output) the engine holds", intOption("--max-seq-len", 2))
     .option("--kv-cache-bytes <n>", "KV cache budget in bytes", intOption("--kv-cache-bytes", 1))
     .option("--speculative <spec>", 'speculative decoding: "ngram,k=4,n=3" (prompt lookup) or "draft:PATH,k=4" (a draft model)')
-    .addOption(new Option("--kv-dtype <type>", "KV cache storage type (int8: a scale per head and slot; cpu and reference targets)").choices(KV_DTYPES).default("f32"))
+    .addOption(new Option("--kv-dtype <type>", "KV cache storage type (int8: a scale per head and slot, cpu and reference targets; fp8: cuda target, sm_89+)").choices(KV_DTYPES).default("f32"))
     .addOption(new Option("--tool-call-parser <format>", "how the model writes tool calls, when its chat template does not show it").choices(["hermes", "llama3_json", "mistral"]))
     .option("--cors <origins>", "allow cross-origin requests from these origins (comma-separated, or *)")
     .option("--body-limit <bytes>", "largest request body", intOption("--body-limit", 1))

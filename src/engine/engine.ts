@@ -147,7 +147,7 @@ export class Engine {
       headDim: config.headDim,
       dtype: opts.kvDtype ?? "f32",
     };
-    const backend = opts.backend ?? targetByName(options.target).createBackend();
+    const backend = opts.backend ?? targetByName(options.target).createBackend(undefined, options);
     const limits = { maxBatchTokens, maxLogitRows: options.maxLogitRows, maxSeqs, origin: `${ckpt.path} (in-memory build)` };
     return new Engine(config, plan.graph, backend.bind(plan.graph, weights, kv, plan.memory), maxSeqLen, limits, plan.report);
   }

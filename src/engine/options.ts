@@ -4,10 +4,11 @@
  */
 import type { ModelConfig } from "../checkpoint/config.js";
 import { OptionError } from "../errors.js";
-import { resolveQuant, type QuantOptions } from "../quant/options.js";
+import { W8A8_TARGETS, resolveQuant, type QuantOptions } from "../quant/options.js";
 
-export type EngineDType = "fp32" | "fp16" | "bf16";
-export const ENGINE_DTYPES: readonly EngineDType[] = ["fp32", "fp16", "bf16"];
+/** fp8: the cuda target's FP8 (e4m3) linear weights, one scale per tensor, stored bf16 in the engine and quantized on the GPU at load. */
+export type EngineDType = "fp32" | "fp16" | "bf16" | "fp8";
+export const ENGINE_DTYPES: readonly EngineDType[] = ["fp32", "fp16", "bf16", "fp8"];
 
 export interface BuildOptions {
   /** Storage of the weight matrices; vectors (norms, biases) stay fp32. Arithmetic is fp32 throughout. */
@@ -33,6 +34,11 @@ export const DEFAULT_TARGET = "reference";
 export function resolveBuildOptions(config: ModelConfig, o: Partial<BuildOptions> = {}): BuildOptions {
   const dtype = o.dtype ?? "fp32";
   if (!ENGINE_DTYPES.includes(dtype)) throw new OptionError("--dtype", `unknown dtype "${dtype}"`, `choose one of ${ENGINE_DTYPES.join(", ")}`);
+  if (dtype === "fp8" && o.target !== "cuda") throw new OptionError("--dtype", `fp8 weights run on the cuda target only, not "${o.target ?? DEFAULT_TARGET}"`, "use --target cuda (Ada or Hopper GPUs), or --quant int8-wo for the cpu and reference targets");
+  if (dtype === "fp8" && o.quant) throw new OptionError("--dtype", "fp8 weights and --quant are two weight formats; pick one");
+  if (o.quant?.scheme === "w8a8" && !W8A8_TARGETS.includes(o.target ?? DEFAULT_TARGET)) {
+    throw new OptionError("--quant", `w8a8 (int8 activations and weights) runs on the ${W8A8_TARGETS.join(", ")} target only, not "${o.target}"`, `build with --target ${W8A8_TARGETS[0]}, or use --quant int8-wo (weight-only) for this target`);
+  }
   const maxSeqs = o.maxSeqs ?? 16;
   const maxSeqLen = o.maxSeqLen ?? Math.min(config.maxPositionEmbeddings, 4096);
   const out: BuildOptions = {

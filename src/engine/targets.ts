@@ -16,8 +16,8 @@ export interface Target {
   description: string;
   /** How weights.bin lays out each tensor for this target. */
   layout: string;
-  /** The backend; `engineDir` is the engine being loaded (a target may keep files there). */
-  createBackend(engineDir?: string): Backend;
+  /** The backend; `engineDir` is the engine being loaded (a target may keep files there), `build` its build options. */
+  createBackend(engineDir?: string, build?: Pick<BuildOptions, "dtype">): Backend;
   /** Files to add to an engine dir at build time, by relative path (the cuda target's cubins). */
   buildFiles?(options: BuildOptions): Promise<Map<string, Uint8Array>>;
 }
@@ -39,7 +39,8 @@ export const TARGETS: Record<string, Target> = {
     name: "cuda",
     description: "NVIDIA GPUs through the CUDA driver API (kernels compiled for --gpu-arch, default sm_90; cuBLASLt where found)",
     layout: "row-major [out, in] as built; bf16/fp16 engines compute in that type, fp32 engines in fp32",
-    createBackend: (engineDir?: string) => new CudaBackend({ engineDir }),
+    // fp8 engines: bf16 activations, linear weights quantized to e4m3 on the GPU at load
+    createBackend: (engineDir, build) => new CudaBackend({ engineDir, ...(build?.dtype === "fp8" ? { dtype: "bf16", weightFormat: "fp8" } : {}) }),
     buildFiles: (o) => compileEngineKernels(o.gpuArch ?? DEFAULT_GPU_ARCH),
   },
 };

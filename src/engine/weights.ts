@@ -76,7 +76,7 @@ export function materializeWeight(g: Graph, name: string, reader: TensorReader):
 /** How a weight of this shape is stored: matrices in the engine dtype, vectors in f32. */
 export function storageDType(shape: readonly number[], dtype: EngineDType): TensorDType {
   if (shape.length < 2 || dtype === "fp32") return "f32";
-  return dtype === "fp16" ? "f16" : "bf16";
+  return dtype === "fp16" ? "f16" : "bf16"; // fp8 engines keep bf16 here; the GPU quantizes at load
 }
 
 /** float32 -> stored bytes. */

@@ -17,6 +17,7 @@ import { openCheckpoint } from "../../src/checkpoint/open.js";
 import { buildEngineDir } from "../../src/engine/build.js";
 import { Engine } from "../../src/engine/engine.js";
 import { readManifest } from "../../src/engine/format.js";
+import { ReferenceBackend } from "../../src/backends/reference/backend.js";
 import { SHARED_DIR, fixture } from "../helpers/fixtures.js";
 
 const ELF = Uint8Array.from([0x7f, 0x45, 0x4c, 0x46]);
@@ -61,6 +62,40 @@ describe("engines for the cuda target", () => {
       t.diagnostic(`${r.positions} positions, worst relative top-5 logit error ${r.worstLogit.toExponential(2)}`);
       assert.deepEqual(r.mismatches, []);
       assert.ok(r.worstLogit < 1e-4);
+    });
+
+    test("--dtype fp8 (cuda only): bf16 on disk, e4m3 linear weights on the GPU, close to the goldens; --kv-dtype fp8 too", (t) => {
+      const model = fixture(t, "models/stories260K/stories260K.bin");
+      if (!model || !fixture(t, "golden/stories260K.llama2c.once_upon_a_time.json")) return;
+      const fp8Dir = join(dir, "..", `${dir.split("/").pop()}-fp8`);
+      const ckpt = openCheckpoint(model);
+      const files = new Map(KERNEL_UNITS.map((u) => [cubinFile(u, "sm_90"), ELF]));
+      try {
+        assert.throws(() => buildEngineDir(ckpt, join(fp8Dir, "x"), { target: "reference", dtype: "fp8", maxSeqs: 1 }), /fp8 weights run on the cuda target only/);
+        buildEngineDir(ckpt, fp8Dir, { target: "cuda", dtype: "fp8", maxBatchTokens: 512, maxLogitRows: 512, maxSeqs: 4, maxSeqLen: 512 }, { files });
+      } finally {
+        ckpt.close();
+      }
+      try {
+        assert.equal(readManifest(fp8Dir).build.dtype, "fp8");
+        for (const kvDtype of [undefined, "fp8"] as const) {
+          const engine = Engine.load(fp8Dir, { blockSize: 16, kvDtype });
+          const bound = (engine as unknown as { bound: { deviceWeights: { all(): { role: string; fmt: string }[] } } }).bound;
+          assert.ok(bound.deviceWeights.all().filter((w) => w.role === "linear").every((w) => w.fmt === "fp8"), "linear weights are fp8 on the device");
+          const r = teacherForcedGoldens(engine, readStoriesGoldens(SHARED_DIR));
+          t.diagnostic(`kv ${kvDtype ?? "bf16"}: ${r.mismatches.length} of ${r.positions} argmax differ from the golden, worst top-5 logit error ${r.worstLogit.toFixed(3)}`);
+          assert.ok(r.mismatches.length <= 0.1 * r.positions, `${r.mismatches.length} of ${r.positions} positions differ`);
+          engine.close();
+        }
+        const again = openCheckpoint(model);
+        try {
+          assert.throws(() => Engine.fromCheckpoint(again, { maxSeqLen: 64, kvDtype: "fp8", backend: new ReferenceBackend() }), /fp8 KV cache runs on the cuda target only/);
+        } finally {
+          again.close();
+        }
+      } finally {
+        rmSync(fp8Dir, { recursive: true, force: true });
+      }
     });
 
     test("stories260K through LLM (in-flight batching, CUDA-graph decode): greedy tokens equal the golden's", async (t) => {

@@ -4,18 +4,22 @@
  * the paged KV cache (f32, f16 / bf16 rounded on write, or int8 with a scale per head and
  * slot: assembly/kv.ts) and the activation arena; forward() writes the step into shared
  * memory, turns the graph into one program of kernel calls and runs it with a single
- * wake-up of the pool.
+ * wake-up of the pool. A sharded rank's graph has collective ops: its program is split
+ * at each (host-ops.ts), which runs on the calling thread between the pool's segments.
  */
-import { kvRowBytes, type Backend, type BoundGraph, type KvCacheShape, type WeightMap } from "../backend.js";
+import { kvRowBytes, refuseFp8Kv, type Backend, type BoundGraph, type KvCacheShape, type PackedWeightMap, type WeightMap } from "../backend.js";
 import type { Graph } from "../../graph/ir.js";
 import type { MemoryPlan } from "../../graph/passes/plan-memory.js";
 import type { StepBatch } from "../../graph/step-batch.js";
+import type { Collectives } from "../collectives.js";
 import { emitOp } from "./emit.js";
+import { isHostOp, runHostOp } from "./host-ops.js";
+import { CPU_PACKED_DTYPES, packedSlotBytes } from "./packed.js";
 import { KV_DTYPE_CODE } from "./program.js";
 import { CpuRuntime, defaultThreads } from "./runtime.js";
 import { StepData } from "./step-data.js";
 import { TensorTable } from "./tensors.js";
-import type { SimdLevel } from "./wasm-module.js";
+import type { KernelModule, SimdLevel } from "./wasm-module.js";
 
 export interface CpuBackendOptions {
   /** Threads, the caller's included (default: $LLMRT_THREADS, else all cores). */
@@ -28,6 +32,10 @@ export interface CpuBackendOptions {
   spin?: number;
   /** Time every op separately (one wake-up per op: slower), for CpuBound.opTimes. */
   profile?: boolean;
+  /** The compiled kernels (default: this process's, compiled once). */
+  kernels?: KernelModule;
+  /** The other ranks, for a sharded graph's collective ops (parallel/); without it a collective over one rank is a copy. */
+  comm?: Collectives;
 }
 
 let processThreads: number | undefined;
@@ -45,13 +53,15 @@ export function resolveThreads(n?: number): number {
 export class CpuBackend implements Backend {
   readonly name = "cpu";
   readonly threads: number;
+  readonly packedDTypes = CPU_PACKED_DTYPES;
 
   constructor(private readonly opts: CpuBackendOptions = {}) {
     this.threads = resolveThreads(opts.threads);
   }
 
-  bind(graph: Graph, weights: WeightMap, kv: KvCacheShape, plan?: MemoryPlan): CpuBound {
-    return new CpuBound(graph, weights, kv, plan, this.threads, this.opts);
+  bind(graph: Graph, weights: WeightMap, kv: KvCacheShape, plan?: MemoryPlan, packed?: PackedWeightMap): CpuBound {
+    refuseFp8Kv(kv, "cpu");
+    return new CpuBound(graph, weights, kv, plan, this.threads, this.opts, packed);
   }
 }
 
@@ -77,6 +87,7 @@ export class CpuBound implements BoundGraph {
     plan: MemoryPlan | undefined,
     threads: number,
     private readonly opts: CpuBackendOptions = {},
+    packed: PackedWeightMap = new Map(),
   ) {
     const slots = kv.numBlocks * kv.blockSize;
     const kvDim = kv.numKvHeads * kv.headDim;
@@ -84,14 +95,15 @@ export class CpuBound implements BoundGraph {
     this.kvBytes = 2 * kv.numLayers * slots * this.kvRow;
     let weightBytes = 0;
     for (const w of weights.values()) weightBytes += w.byteLength;
+    for (const p of packed.values()) weightBytes += packedSlotBytes(p);
     // scratch per thread: rope angles, the scores of one attention work item [group, context],
     const group = Math.max(1, ...graph.ops.map((o) => ("numHeads" in o ? o.numHeads / o.numKvHeads : 1)));
     // ...or the fp16 weight rows a prefill matmul widens once per block (256 KB)
     const scratchBytes = 4096 + Math.max((group * (slots + 1) + 64) * 4, kvDim * 4, 256 << 10);
-    this.rt = new CpuRuntime({ threads, simd: opts.simd, spin: opts.spin, scratchBytes, reserveBytes: weightBytes + this.kvBytes + (plan?.arenaBytes ?? 0) + (1 << 20) });
+    this.rt = new CpuRuntime({ threads, simd: opts.simd, spin: opts.spin, kernels: opts.kernels, scratchBytes, reserveBytes: weightBytes + this.kvBytes + (plan?.arenaBytes ?? 0) + (1 << 20) });
     closer.register(this, this.rt);
     try {
-      this.tensors = new TensorTable(this.rt.heap, graph, weights, plan);
+      this.tensors = new TensorTable(this.rt.heap, graph, weights, plan, packed);
       for (let l = 0; l < kv.numLayers; l++) {
         this.cache.push({ k: this.rt.heap.alloc(slots * this.kvRow, "KV cache"), v: this.rt.heap.alloc(slots * this.kvRow, "KV cache") });
       }
@@ -111,7 +123,7 @@ export class CpuBound implements BoundGraph {
     return this.tensors.weightBytes();
   }
 
-  /** How a weight is stored (f32, bf16, f16). */
+  /** How a weight is stored (f32, bf16, f16, int8, int4). */
   packedDType(name: string): string | undefined {
     return this.tensors.weights.get(name)?.dtype;
   }
@@ -128,17 +140,22 @@ export class CpuBound implements BoundGraph {
     const p = this.rt.program.reset();
     const ctx = { graph: this.graph, tensors: this.tensors, step: this.step, cap, cache: this.cache, kvDtype: KV_DTYPE_CODE[this.kv.dtype ?? "f32"], kvHeadDim: this.kv.headDim, blockSize: this.kv.blockSize };
     const nth = this.macsPerToken * cap.T < (this.opts.parallelMacs ?? 1 << 20) ? 1 : this.rt.threads;
-    if (this.opts.profile) {
-      for (const op of this.graph.ops) {
-        emitOp(p.reset(), op, ctx);
-        const t = performance.now();
-        this.rt.run(nth);
-        this.opTimes.set(op.op, (this.opTimes.get(op.op) ?? 0) + performance.now() - t);
-      }
-    } else {
-      for (const op of this.graph.ops) emitOp(p, op, ctx);
-      this.rt.run(nth);
+    const host = { heap: this.rt.heap, tensors: this.tensors, cap, ids: step.tokenIds.subarray(0, cap.T), comm: this.opts.comm };
+    const flush = () => {
+      if (p.length > 0) this.rt.run(nth);
+      p.reset();
+    };
+    for (const op of this.graph.ops) {
+      const t = this.opts.profile ? performance.now() : 0;
+      if (isHostOp(op)) {
+        flush(); // it reads what the calls before it wrote
+        runHostOp(op, host);
+      } else emitOp(p, op, ctx);
+      if (!this.opts.profile) continue;
+      flush();
+      this.opTimes.set(op.op, (this.opTimes.get(op.op) ?? 0) + performance.now() - t);
     }
+    flush();
     // copies: the arena is overwritten by the next step
     return new Map(this.graph.outputs.map((o) => [o, this.tensors.view(o, cap).slice()]));
   }

@@ -24,6 +24,7 @@ export const OP = {
   ARGMAX: 13,
   TOPK: 14,
   READ_SUM: 15,
+  MATMUL_Q: 16,
 } as const;
 
 /** No barrier after the call: the next call does not read what this one wrote. */
@@ -33,7 +34,7 @@ export const INSTR_WORDS = 32;
 export const ELEMENTWISE = { add: 0, mul: 1, silu: 2 } as const;
 export const DTYPE_CODE: Record<WeightDType, number> = { f32: 0, bf16: 1, f16: 2 };
 /** KV cache storage codes: the weight codes plus int8 (assembly/kv-int8.ts). */
-export const KV_DTYPE_CODE: Record<KvDType, number> = { ...DTYPE_CODE, int8: 3 };
+export const KV_DTYPE_CODE: Record<KvDType, number> = { ...DTYPE_CODE, int8: 3, fp8: -1 /* refused at bind */ };
 export const ROPE_STYLE = { neox: 0, interleaved: 1 } as const;
 
 const f32bits = new Float32Array(1);

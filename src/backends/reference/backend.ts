@@ -3,7 +3,7 @@
  * ops.ts and fused.ts. Slow and obviously right; every other backend is tested against it.
  * With a memory plan, every activation is a view into one arena at its planned offset.
  */
-import type { Backend, BoundGraph, KvCacheShape, PackedWeightMap, WeightMap } from "../backend.js";
+import { refuseFp8Kv, type Backend, type BoundGraph, type KvCacheShape, type PackedWeightMap, type WeightMap } from "../backend.js";
 import type { PackedDType } from "../../quant/packed.js";
 import type { Collectives } from "../collectives.js";
 import type { Graph } from "../../graph/ir.js";
@@ -20,11 +20,12 @@ export interface ReferenceBackendOptions {
 
 export class ReferenceBackend implements Backend {
   readonly name = "reference";
-  readonly packedDTypes: readonly PackedDType[] = ["int8", "int4", "q4_k", "q5_k", "q6_k"];
+  readonly packedDTypes: readonly PackedDType[] = ["int8", "int4", "w8a8", "q4_k", "q5_k", "q6_k"];
 
   constructor(private readonly opts: ReferenceBackendOptions = {}) {}
 
   bind(graph: Graph, weights: WeightMap, kv: KvCacheShape, plan?: MemoryPlan, packed: PackedWeightMap = new Map()): BoundGraph {
+    refuseFp8Kv(kv, "reference");
     for (const [name, decl] of graph.tensors) {
       if (decl.kind !== "weight") continue;
       const p = packed.get(name);
