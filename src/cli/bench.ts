@@ -9,20 +9,20 @@
  *     TTFT / TPOT / ITL p50, p90, p99.
  *
  * --model also takes synthetic:NAME (tiny, llama-110m, tinyllama-1.1b) or synthetic:{JSON
- * shape}: random weights, nothing to download. With --json the last stdout line is one
- * JSON object.
+ * shape}: random weights, nothing to download; with --model-format gguf|safetensors|llama2c
+ * [--model-dtype T] they are written once to a cached file that is then read like any
+ * checkpoint (bench-model.ts). --kv-dtype sets the KV cache storage. With --json the last
+ * stdout line is one JSON object.
  */
 import { Option, type Command } from "commander";
-import { openModelSpec } from "../api/load-model.js";
-import type { Backend } from "../backends/backend.js";
+import { KV_DTYPES, type Backend, type KvDType } from "../backends/backend.js";
 import { CpuBackend, resolveThreads, type CpuBound } from "../backends/cpu/backend.js";
-import type { ModelConfig } from "../checkpoint/config.js";
-import type { Checkpoint } from "../checkpoint/types.js";
+import type { Checkpoint, TensorDType } from "../checkpoint/types.js";
 import { Engine } from "../engine/engine.js";
 import type { EngineDType } from "../engine/options.js";
 import { targetByName } from "../engine/targets.js";
 import { storageDType } from "../engine/weights.js";
-import { SYNTHETIC_PRESETS, syntheticCheckpoint, syntheticConfig } from "../models/synthetic.js";
+import { SYNTHETIC_DTYPES, SYNTHETIC_FORMATS, type SyntheticFormat } from "../models/synthetic-files.js";
 import { EngineCore } from "../runtime/engine-core.js";
 import { BlockPool } from "../runtime/kv-cache.js";
 import { normalizeSamplingParams } from "../runtime/sampling-params.js";
@@ -30,15 +30,11 @@ import { Sequence } from "../runtime/sequence.js";
 import { buildStep } from "../runtime/step-builder.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { dummyEngine } from "./bench-dummy.js";
+import { openBenchCheckpoint } from "./bench-model.js";
 import { latencyCharts, commandLine, requestCharts, writeReport } from "./bench-report.js";
 import { registerBenchServe } from "./bench-serve.js";
 import { bar, lengths, printResult, r2, rng, stats } from "./bench-stats.js";
 import { intOption } from "./options.js";
-
-/** Benchmark shapes beyond the built-in synthetic presets. */
-const BENCH_SHAPES: Record<string, Partial<ModelConfig>> = {
-  "tinyllama-1.1b": { hiddenSize: 2048, intermediateSize: 5632, numLayers: 22, numHeads: 32, numKvHeads: 4, vocabSize: 32000, maxPositionEmbeddings: 2048, rmsNormEps: 1e-5 },
-};
 
 interface CommonFlags {
   model: string;
@@ -46,17 +42,29 @@ interface CommonFlags {
   loadFormat: "auto" | "dummy";
   threads?: number;
   dtype: EngineDType;
+  modelFormat?: SyntheticFormat;
+  modelDtype?: TensorDType;
+  kvDtype: KvDType;
   json?: boolean;
   report?: string;
 }
 
+/** A checkpoint or in-memory synthetic model, as the CPU target in fp32 would take it (bench/compare-llamacpp.ts). */
 export async function openBenchModel(spec: string): Promise<Checkpoint> {
-  if (spec.startsWith("synthetic:")) {
-    const name = spec.slice("synthetic:".length);
-    const shape = name.startsWith("{") ? (JSON.parse(name) as Partial<ModelConfig>) : (BENCH_SHAPES[name] ?? SYNTHETIC_PRESETS[name]);
-    if (shape) return syntheticCheckpoint(syntheticConfig(shape), 0);
+  return (await openBenchCheckpoint({ model: spec, target: "none", dtype: "fp32" }, { maxSeqs: 1, maxSeqLen: 1, blockSize: 16 })).ckpt;
+}
+
+/** Opens the model and builds the engine, timing both (seconds): what a user's file costs to load. */
+async function benchEngine(f: CommonFlags, sizes: { dtype: EngineDType; maxSeqLen: number; maxSeqs: number; maxBatchTokens: number; maxLogitRows: number; blockSize: number }, backend: () => Backend) {
+  const t0 = performance.now();
+  const { ckpt, file } = await openBenchCheckpoint(f, sizes);
+  try {
+    const engine = f.loadFormat === "dummy" ? dummyEngine(ckpt.config, { target: f.target, ...sizes }) : Engine.fromCheckpoint(ckpt, { backend: backend(), ...sizes, kvDtype: f.kvDtype });
+    const fields = { ...(file ? { model_file: file } : {}), kv_dtype: engine.kv.dtype ?? "f32", kv_bytes: engine.kvBytes, load_s: r2((performance.now() - t0) / 1000) };
+    return { engine, fields };
+  } finally {
+    ckpt.close();
   }
-  return (await openModelSpec(spec)).checkpoint;
 }
 
 /** The backend to bench; `onBound` sees the CPU backend's bound graph (for its op profile). */
@@ -66,14 +74,14 @@ function backendFor(f: CommonFlags & { profile?: boolean }, onBound: (b: CpuBoun
   return { name: cpu.name, bind: (...args: Parameters<CpuBackend["bind"]>) => { const b = cpu.bind(...args); onBound(b); return b; } };
 }
 
-/** Bytes of weights one decode step reads: every matrix a matmul reads, plus one embedding row and the vectors. */
-export function weightBytesPerToken(engine: Engine, dtype: EngineDType): number {
+/** Bytes of weights one decode step reads: every matrix a matmul reads, plus one embedding row and the vectors. `stored`: a weight's dtype as the backend packed it, when known. */
+export function weightBytesPerToken(engine: Engine, dtype: EngineDType, stored: (name: string) => string | undefined = () => undefined): number {
   const g = engine.graph;
   const matmulWeights = new Set(g.ops.flatMap((o) => (o.op === "matmul" ? [o.w] : [])));
   let bytes = 0;
   for (const [name, d] of g.tensors) {
     if (d.kind !== "weight") continue;
-    const per = storageDType(d.shape, dtype) === "f32" ? 4 : 2;
+    const per = (stored(name) ?? storageDType(d.shape, dtype)) === "f32" ? 4 : 2;
     const n = d.shape.reduce((a, b) => a * b, 1);
     bytes += per * (d.shape.length < 2 || matmulWeights.has(name) ? n : d.shape[d.shape.length - 1]);
   }
@@ -128,17 +136,15 @@ export function measureLatency(engine: Engine, P: number, G: number, runs: numbe
 }
 
 async function runLatency(f: LatencyFlags): Promise<void> {
-  const ckpt = await openBenchModel(f.model);
   const P = f.promptTokens;
   const G = f.genTokens;
   let bound: CpuBound | undefined;
   const sizes = { dtype: f.dtype, maxSeqLen: P + G + 1, maxSeqs: 1, maxBatchTokens: Math.max(P, 1), maxLogitRows: 1, blockSize: 16 };
-  const engine = f.loadFormat === "dummy" ? dummyEngine(ckpt.config, { target: f.target, ...sizes }) : Engine.fromCheckpoint(ckpt, { backend: backendFor(f, (b) => (bound = b)), ...sizes });
-  ckpt.close();
+  const { engine, fields } = await benchEngine(f, sizes, () => backendFor(f, (b) => (bound = b)));
   const progress = bar("bench latency", f.runs * G, !!f.json);
   const { prefill, decode } = measureLatency(engine, P, G, f.runs, (d) => progress.update(d));
   progress.stop();
-  const bytes = weightBytesPerToken(engine, f.dtype);
+  const bytes = weightBytesPerToken(engine, f.dtype, (n) => bound?.packedDType(n));
   const decodeTps = G / median(decode);
   const result = {
     model: f.model,
@@ -153,6 +159,7 @@ async function runLatency(f: LatencyFlags): Promise<void> {
     weight_bytes_per_token: bytes,
     effective_gb_per_s: r2((bytes * decodeTps) / 1e9),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+    ...fields,
     runs: f.runs,
     ...(bound && f.profile ? { op_ms: opShares(bound) } : {}),
   };
@@ -232,12 +239,10 @@ async function runThroughput(f: ThroughputFlags): Promise<void> {
   const inLen = lengths(f.inputLen, "--input-len", draw);
   const outLen = lengths(f.outputLen, "--output-len", draw);
   const reqs = Array.from({ length: f.requests }, () => ({ input: inLen(), output: outLen() }));
-  const ckpt = await openBenchModel(f.model);
   const maxSeqLen = Math.max(...reqs.map((r) => r.input + r.output)) + 1;
   const C = f.concurrency;
   const sizes = { dtype: f.dtype, maxSeqLen, maxSeqs: C, maxBatchTokens: f.maxBatchTokens, maxLogitRows: C, blockSize: 16 };
-  const engine = f.loadFormat === "dummy" ? dummyEngine(ckpt.config, { target: f.target, ...sizes }) : Engine.fromCheckpoint(ckpt, { backend: backendFor(f), ...sizes });
-  ckpt.close();
+  const { engine, fields } = await benchEngine(f, sizes, () => backendFor(f));
   const progress = bar("bench throughput", f.requests, !!f.json);
   const { wallS: wall, recs } = measureThroughput(engine, reqs, C, f.maxBatchTokens, (n) => progress.update(n));
   progress.stop();
@@ -258,6 +263,7 @@ async function runThroughput(f: ThroughputFlags): Promise<void> {
     tpot_ms: stats(recs.filter((r) => r.tokens > 1).map((r) => (r.done - r.first) / (r.tokens - 1))),
     itl_ms: stats(recs.flatMap((r) => r.itl)),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+    ...fields,
   };
   if (f.report) writeReport(f.report, { title: "llmrt bench throughput", command: commandLine(), summary, charts: requestCharts(throughputTimings(recs, wall)) });
   printResult(summary, f.json);
@@ -281,6 +287,9 @@ function common(c: Command): Command {
     .addOption(new Option("--load-format <how>", "dummy: random weights generated on the GPU (--target cuda), nothing read").choices(["auto", "dummy"]).default("auto"))
     .option("--threads <n>", "threads for --target cpu (default: all cores)", intOption("--threads", 1))
     .addOption(new Option("--dtype <type>", "weight storage").choices(["fp32", "fp16", "bf16"]).default("fp32"))
+    .addOption(new Option("--model-format <format>", "write a synthetic: model once to a cached file in this format ($LLMRT_CACHE/synthetic, else ~/.cache/llmrt/synthetic) and bench that file").choices(SYNTHETIC_FORMATS))
+    .addOption(new Option("--model-dtype <type>", "storage of that file's matrices (default: --dtype where the format holds it, else f32)").choices(SYNTHETIC_DTYPES))
+    .addOption(new Option("--kv-dtype <type>", "KV cache storage (int8: a scale per head and slot; cpu and reference targets)").choices(KV_DTYPES).default("f32"))
     .option("--json", "print one JSON object as the last stdout line")
     .option("--report <file.html>", "also write a self-contained HTML report with charts");
 }

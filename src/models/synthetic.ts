@@ -9,10 +9,11 @@ import { TOKEN_EMBD } from "../checkpoint/names.js";
 import type { Checkpoint, TensorInfo, TokenizerSource } from "../checkpoint/types.js";
 import { ASCII_VOCAB_SIZE } from "../tokenizer/ascii.js";
 
-/** Named shapes: "tiny" is the offline default; "llama-110m" matches stories110M. */
+/** Named shapes: "tiny" is the offline default; "llama-110m" matches stories110M; "tinyllama-1.1b" TinyLlama-1.1B. */
 export const SYNTHETIC_PRESETS: Record<string, Partial<ModelConfig>> = {
   tiny: { hiddenSize: 64, intermediateSize: 172, numLayers: 4, numHeads: 8, numKvHeads: 4, vocabSize: ASCII_VOCAB_SIZE },
   "llama-110m": { hiddenSize: 768, intermediateSize: 2048, numLayers: 12, numHeads: 12, numKvHeads: 12, vocabSize: 32000, maxPositionEmbeddings: 1024 },
+  "tinyllama-1.1b": { hiddenSize: 2048, intermediateSize: 5632, numLayers: 22, numHeads: 32, numKvHeads: 4, vocabSize: 32000, maxPositionEmbeddings: 2048, rmsNormEps: 1e-5 },
 };
 
 export function syntheticConfig(over: Partial<ModelConfig> = {}): ModelConfig {

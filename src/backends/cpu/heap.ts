@@ -8,6 +8,19 @@ import { wasm, type WasmMemory } from "./wasm-api.js";
 
 const PAGE = 65536;
 const MAX_PAGES = 65536;
+/** The most a wasm32 memory can hold: 4 GiB. */
+export const HEAP_LIMIT_BYTES = MAX_PAGES * PAGE;
+
+/** What the CPU backend needs does not fit one WebAssembly memory. */
+export class HeapLimitError extends LlmrtError {
+  constructor(
+    readonly bytesNeeded: number,
+    what: string,
+    hint = "store weights in 16 bits (--dtype bf16 or fp16), or lower --max-seqs / --max-seq-len / --max-batch-tokens",
+  ) {
+    super("cpu_heap_limit", `the CPU backend's memory would need ${bytesNeeded} bytes (${(bytesNeeded / 2 ** 30).toFixed(2)} GiB) for ${what}; WebAssembly memory holds at most 4 GiB (${HEAP_LIMIT_BYTES} bytes)`, hint);
+  }
+}
 
 export class WasmHeap {
   readonly memory: WasmMemory;
@@ -29,9 +42,7 @@ export class WasmHeap {
   alloc(bytes: number, what = "buffer"): number {
     const at = align(this.top, 64);
     const end = at + Math.max(bytes, 0);
-    if (end > MAX_PAGES * PAGE) {
-      throw new LlmrtError("cpu_backend", `the CPU backend's memory would need ${(end / 2 ** 30).toFixed(2)} GiB for ${what}; WebAssembly memory holds at most 4 GiB`, "store weights in 16 bits (--dtype bf16 or fp16), or lower --max-seqs / --max-seq-len / --max-batch-tokens");
-    }
+    if (end > HEAP_LIMIT_BYTES) throw new HeapLimitError(end, what);
     const have = this.memory.buffer.byteLength;
     if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
     this.top = end;
@@ -49,16 +60,17 @@ export class WasmHeap {
     this.top = Math.min(this.top, m);
   }
 
+  // Pointers read back from i32 words (the step header, programs) are negative past 2 GiB: `>>> 0` makes them addresses again.
   f32(ptr: number, n: number): Float32Array {
-    return new Float32Array(this.memory.buffer, ptr, n);
+    return new Float32Array(this.memory.buffer, ptr >>> 0, n);
   }
 
   i32(ptr: number, n: number): Int32Array {
-    return new Int32Array(this.memory.buffer, ptr, n);
+    return new Int32Array(this.memory.buffer, ptr >>> 0, n);
   }
 
   u8(ptr: number, n: number): Uint8Array {
-    return new Uint8Array(this.memory.buffer, ptr, n);
+    return new Uint8Array(this.memory.buffer, ptr >>> 0, n);
   }
 }
 

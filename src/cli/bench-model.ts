@@ -1,0 +1,82 @@
+/**
+ * The model `llmrt bench` measures: a checkpoint path or Hub id, an in-memory synthetic
+ * model, or (with --model-format) a synthetic model written to a cached file and then
+ * opened exactly as a user's file is. For --target cpu the 4 GiB WebAssembly heap is
+ * checked first, before anything big is generated, written or read.
+ */
+import { openModelSpec } from "../api/load-model.js";
+import { kvBytesPerBlock } from "../api/kv-budget.js";
+import type { KvDType } from "../backends/backend.js";
+import { HEAP_LIMIT_BYTES, HeapLimitError } from "../backends/cpu/heap.js";
+import type { ModelConfig } from "../checkpoint/config.js";
+import { expectedTensors } from "../checkpoint/expected-tensors.js";
+import type { Checkpoint, TensorDType } from "../checkpoint/types.js";
+import type { EngineDType } from "../engine/options.js";
+import { OptionError } from "../errors.js";
+import { FORMAT_DTYPES, syntheticModelFile, syntheticSpecConfig, type SyntheticFormat } from "../models/synthetic-files.js";
+import { syntheticCheckpoint } from "../models/synthetic.js";
+
+export interface BenchModelFlags {
+  model: string;
+  target: string;
+  dtype: EngineDType;
+  modelFormat?: SyntheticFormat;
+  modelDtype?: TensorDType;
+  kvDtype?: KvDType;
+}
+
+export interface BenchSizes {
+  maxSeqs: number;
+  maxSeqLen: number;
+  blockSize: number;
+}
+
+/** The file dtype when --model-dtype is not given: the engine's --dtype where the format holds it, else f32. */
+export function defaultModelDtype(format: SyntheticFormat, dtype: EngineDType): TensorDType {
+  const want: TensorDType = dtype === "fp16" ? "f16" : dtype === "bf16" ? "bf16" : "f32";
+  return FORMAT_DTYPES[format].includes(want) ? want : "f32";
+}
+
+/**
+ * Least bytes the CPU backend's heap takes: packed weights (vectors f32; matrices in the
+ * engine dtype, or 16 bits in an fp32 engine when the source is 16-bit, since the backend
+ * keeps the narrowest exact type) plus the KV cache. Activations come on top.
+ */
+export function cpuHeapBytes(config: ModelConfig, tensors: Iterable<{ shape: readonly number[]; dtype: TensorDType }>, o: BenchSizes & { dtype: EngineDType; kvDtype?: KvDType }): { weights: number; kv: number } {
+  let weights = 0;
+  for (const t of tensors) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    const narrow = o.dtype !== "fp32" || t.dtype === "f16" || t.dtype === "bf16";
+    weights += n * (t.shape.length < 2 || !narrow ? 4 : 2);
+  }
+  const kv = o.maxSeqs * Math.ceil(o.maxSeqLen / o.blockSize) * kvBytesPerBlock(config, o.blockSize, o.kvDtype);
+  return { weights, kv };
+}
+
+function checkCpuHeap(config: ModelConfig, tensors: Iterable<{ shape: readonly number[]; dtype: TensorDType }>, o: BenchSizes & { dtype: EngineDType; kvDtype?: KvDType }): void {
+  const { weights, kv } = cpuHeapBytes(config, tensors, o);
+  if (weights + kv <= HEAP_LIMIT_BYTES) return;
+  const hint = o.dtype === "fp32"
+    ? "store weights in 16 bits (--dtype bf16 or fp16; it halves the matrices), or pick a smaller shape"
+    : "the weights do not fit even in 16 bits; quantized files (q8_0, q4_0) are widened to 16 bits on this target, so pick a smaller shape, fewer --concurrency / shorter lengths, or --kv-dtype int8";
+  throw new HeapLimitError(weights + kv, `weights (${weights} bytes, --dtype ${o.dtype}) and the KV cache (${kv} bytes, ${o.kvDtype ?? "f32"})`, hint);
+}
+
+/** Opens the model to bench; `file` is the synthetic file's path when one was written or reused. */
+export async function openBenchCheckpoint(f: BenchModelFlags, sizes: BenchSizes): Promise<{ ckpt: Checkpoint; file?: string }> {
+  const heap = { ...sizes, dtype: f.dtype, kvDtype: f.kvDtype };
+  const config = syntheticSpecConfig(f.model);
+  if (!config) {
+    if (f.modelFormat || f.modelDtype) throw new OptionError(f.modelFormat ? "--model-format" : "--model-dtype", `applies to synthetic:... models only, not ${f.model}`, "drop the option: a checkpoint is benchmarked in its own format");
+    const ckpt = (await openModelSpec(f.model)).checkpoint;
+    if (f.target === "cpu") checkCpuHeap(ckpt.config, ckpt.tensors(), heap);
+    return { ckpt };
+  }
+  if (!f.modelFormat && f.modelDtype) throw new OptionError("--model-dtype", "needs --model-format (in-memory synthetic weights are f32)", "add --model-format gguf, safetensors or llama2c");
+  const fileDtype = f.modelFormat ? (f.modelDtype ?? defaultModelDtype(f.modelFormat, f.dtype)) : "f32";
+  if (f.target === "cpu") checkCpuHeap(config, [...expectedTensors(config).values()].map((shape) => ({ shape, dtype: fileDtype })), heap);
+  if (!f.modelFormat) return { ckpt: syntheticCheckpoint(config, 0) };
+  const file = syntheticModelFile(config, f.modelFormat, fileDtype);
+  process.stderr.write(`synthetic model ${file.written ? "written to" : "reused from"} ${file.path}\n`);
+  return { ckpt: (await openModelSpec(file.path)).checkpoint, file: file.path };
+}
