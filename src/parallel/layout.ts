@@ -50,6 +50,9 @@ export function kvHeadsPerRank(c: ModelConfig, tp: number): number {
   return c.numKvHeads % tp === 0 ? c.numKvHeads / tp : 1;
 }
 
+/** Targets whose backends take a communicator (backends/collectives.ts). */
+export const SHARDED_TARGETS = ["reference", "cpu"];
+
 /** Typed refusals for splits the model cannot take. */
 export function checkParallel(c: ModelConfig, p: ParallelConfig, target: string): void {
   for (const [flag, n] of [["--tp", p.tp], ["--pp", p.pp]] as const) {
@@ -66,7 +69,7 @@ export function checkParallel(c: ModelConfig, p: ParallelConfig, target: string)
   if (p.pp > c.numLayers) {
     throw new OptionError("--pp", `${p.pp} stages for ${c.numLayers} layers`, `use at most --pp ${c.numLayers} (each stage needs a layer)`);
   }
-  if (target !== "reference") {
-    throw new OptionError("--target", `sharded engines run on the reference backend for now (its ops perform the collectives); "${target}" does not run collectives yet`, "build with --target reference, or without --tp/--pp");
+  if (!SHARDED_TARGETS.includes(target)) {
+    throw new OptionError("--target", `sharded engines run on the ${SHARDED_TARGETS.join(" and ")} backends for now (their ops perform the collectives); "${target}" does not run collectives yet`, "build with --target cpu or reference, or without --tp/--pp");
   }
 }

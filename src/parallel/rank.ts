@@ -1,12 +1,15 @@
 /**
- * One rank: loads its weights file, binds its graph to a reference backend that runs the
- * collectives through shared memory, then serves commands until told to quit. For each
- * step it runs the micro-batches in order (a pipeline stage receives each from the stage
- * before, sends it on to the next); the last stage's first tensor-parallel rank writes
- * the logits rows where the main thread reads them.
+ * One rank: loads its weights file, binds its graph to the engine's backend (reference, or
+ * cpu with its share of the threads), which runs the collectives through shared memory,
+ * then serves commands until told to quit. For each step it runs the micro-batches in
+ * order (a pipeline stage receives each from the stage before, sends it on to the next);
+ * the last stage's first tensor-parallel rank writes the logits rows where the main
+ * thread reads them.
  */
 import type { BoundGraph, KvDType, WeightMap } from "../backends/backend.js";
+import { CpuBackend } from "../backends/cpu/backend.js";
 import { ReferenceBackend } from "../backends/reference/backend.js";
+import type { KernelModule } from "../backends/cpu/wasm-module.js";
 import { deserializeGraph, readManifest, WeightsReader, type EngineManifest, type RankManifest } from "../engine/format.js";
 import { decodeWeight } from "../engine/weights.js";
 import { rebaseLayers } from "../graph/passes/pipeline-stage.js";
@@ -28,6 +31,10 @@ export interface RankInit {
   /** Micro-batches per step (pipeline stages > 1). */
   microBatches: number;
   spin?: number;
+  /** Threads of a cpu-target rank's pool, its own included. */
+  threads: number;
+  /** A cpu-target rank's kernels, compiled once by the main thread. */
+  kernels?: KernelModule;
   /** Test hook: "RANK:STEP:throw|exit" makes that rank fail at that step (1-based). */
   fault?: string;
 }
@@ -77,7 +84,8 @@ export class Rank {
     this.stats = new Float64Array(init.buffers.ctrl, STATS_AT + init.rank * STAT_FIELDS * 8, STAT_FIELDS);
     const kv = { numLayers: r.layers[1] - r.layers[0], numBlocks: init.numBlocks, blockSize: init.blockSize, numKvHeads: r.kvHeads, headDim: m.model.headDim, dtype: init.kvDtype };
     const graph = rebaseLayers(deserializeGraph(r.graph), r.layers[0]); // its cache holds only its layers
-    this.bound = new ReferenceBackend({ comm: this.comm }).bind(graph, loadWeights(init.dir, m, r, init.verify), kv, r.memoryPlan);
+    const backend = m.target === "cpu" ? new CpuBackend({ comm: this.comm, threads: init.threads, spin: init.spin, kernels: init.kernels }) : new ReferenceBackend({ comm: this.comm });
+    this.bound = backend.bind(graph, loadWeights(init.dir, m, r, init.verify), kv, r.memoryPlan);
     this.stats[7] = this.bound.kvBytes;
   }
 

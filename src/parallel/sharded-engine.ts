@@ -7,10 +7,13 @@
  *   engine.forward(step);   // blocks until the last stage has the logits
  *   engine.close();
  */
+import { resolveThreads } from "../backends/cpu/backend.js";
+import { kernelModule } from "../backends/cpu/wasm-module.js";
 import { Engine, type LoadEngineOptions } from "../engine/engine.js";
 import { deserializeGraph, readManifest, type EngineManifest } from "../engine/format.js";
 import { EngineError } from "../errors.js";
 import { rowsFor } from "../graph/passes/plan-memory.js";
+import { SHARDED_TARGETS } from "./layout.js";
 import { commOf } from "./plan.js";
 import { RankGroupBound, RankError, type RankStats } from "./rank-group.js";
 import type { RankInit } from "./rank.js";
@@ -71,7 +74,7 @@ export class ShardedEngine extends Engine {
     const m = readManifest(dir);
     const p = m.parallel;
     if (!p) throw new EngineError(dir, "not a sharded engine (built without --tp/--pp)", "load it with Engine.load");
-    if (m.target !== "reference") throw new EngineError(dir, `sharded engines run on the reference backend; this one is built for "${m.target}"`, "rebuild with --target reference");
+    if (!SHARDED_TARGETS.includes(m.target)) throw new EngineError(dir, `sharded engines run on the ${SHARDED_TARGETS.join(" and ")} backends; this one is built for "${m.target}"`, "rebuild with --target cpu or reference");
     const maxSeqs = within(dir, m, opts.maxSeqs, m.build.maxSeqs, "max-seqs");
     const maxSeqLen = within(dir, m, opts.maxSeqLen, m.build.maxSeqLen, "max-seq-len");
     const maxBatchTokens = within(dir, m, opts.maxBatchTokens, m.build.maxBatchTokens, "max-batch-tokens");
@@ -83,10 +86,12 @@ export class ShardedEngine extends Engine {
     const ctrl = new Int32Array(buffers.ctrl);
     const microBatches = p.pp > 1 ? Math.max(1, opts.microBatches ?? p.pp) : 1;
     const fault = process.env.LLMRT_RANK_FAULT; // test hook, see rank.ts
-    const inits: RankInit[] = p.ranks.map((r) => ({ dir, rank: r.rank, buffers, layout, blockSize, numBlocks, kvDtype: opts.kvDtype ?? "f32", verify: opts.verify ?? true, microBatches, spin: opts.spin, fault }));
+    const world = p.tp * p.pp;
+    const threads = Math.max(1, Math.floor(resolveThreads() / world)); // the --threads budget, shared out
+    const kernels = m.target === "cpu" ? kernelModule() : undefined;
+    const inits: RankInit[] = p.ranks.map((r) => ({ dir, rank: r.rank, buffers, layout, blockSize, numBlocks, kvDtype: opts.kvDtype ?? "f32", verify: opts.verify ?? true, microBatches, spin: opts.spin, threads, kernels, fault }));
     const sup = await spawnRanks(inits, ERR_AT, ERR_BYTES);
     const kv = { numLayers: m.model.numLayers, numBlocks, blockSize, numKvHeads: m.model.numKvHeads, headDim: m.model.headDim, dtype: opts.kvDtype ?? "f32" };
-    const world = p.tp * p.pp;
     // ranks report through shared memory (a rank that fails to load cannot post a message)
     while (Atomics.load(ctrl, W.READY) < world) {
       const f = failureOf(ctrl);

@@ -94,5 +94,8 @@ export function emitOp(p: ProgramWriter, op: Op, c: EmitContext): void {
     case "gather_rows":
       p.emit(OP.GATHER_ROWS, at(op.out), at(op.x), c.step.field("logitRows"), c.cap.R, cols(op.x));
       return;
+    default:
+      // collectives and embedding_part run on the calling thread (host-ops.ts); nothing is dropped silently
+      throw new Error(`cpu backend: no kernel for op "${op.op}"`);
   }
 }

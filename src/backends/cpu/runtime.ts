@@ -6,7 +6,7 @@ import { availableParallelism } from "node:os";
 import { WasmHeap } from "./heap.js";
 import { DEFAULT_SPIN, ThreadPool, type KernelExports } from "./pool.js";
 import { INSTR_WORDS, ProgramWriter } from "./program.js";
-import { kernelModule, type SimdLevel } from "./wasm-module.js";
+import { kernelModule, type KernelModule, type SimdLevel } from "./wasm-module.js";
 import { wasm } from "./wasm-api.js";
 
 export interface CpuRuntimeOptions {
@@ -22,6 +22,8 @@ export interface CpuRuntimeOptions {
   simd?: SimdLevel;
   /** Spin iterations before a waiting thread sleeps. */
   spin?: number;
+  /** The compiled kernels to use (a rank thread gets its process's: bundled, it cannot find the .wasm files). */
+  kernels?: KernelModule;
 }
 
 export function defaultThreads(): number {
@@ -38,7 +40,7 @@ export class CpuRuntime {
   readonly program: ProgramWriter;
 
   constructor(o: CpuRuntimeOptions = {}) {
-    const km = kernelModule(o.simd);
+    const km = o.kernels ?? kernelModule(o.simd);
     this.simd = km.simd;
     this.threads = Math.max(1, Math.floor(o.threads ?? defaultThreads()));
     // the module's static data sits below __heap_base; ask a throwaway instance where that is
