@@ -11,11 +11,16 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HEAP_LIMIT_BYTES, HeapLimitError } from "../../src/backends/cpu/heap.js";
+import { ReferenceBackend } from "../../src/backends/reference/backend.js";
 import { openCheckpoint } from "../../src/checkpoint/open.js";
-import type { TensorDType } from "../../src/checkpoint/types.js";
+import type { Checkpoint, TensorDType } from "../../src/checkpoint/types.js";
 import { openBenchCheckpoint } from "../../src/cli/bench-model.js";
 import { SYNTHETIC_PRESETS, syntheticCheckpoint, syntheticConfig } from "../../src/models/synthetic.js";
 import { syntheticModelFile, syntheticSpecConfig, type SyntheticFormat } from "../../src/models/synthetic-files.js";
+import { Engine } from "../../src/engine/engine.js";
+import { BlockPool } from "../../src/runtime/kv-cache.js";
+import { Sequence } from "../../src/runtime/sequence.js";
+import { buildStep } from "../../src/runtime/step-builder.js";
 import { runCli } from "../helpers/cli.js";
 
 const tmpRoot = (t: { after(fn: () => void): void }) => {
@@ -27,6 +32,21 @@ const lastJson = (stdout: string) => JSON.parse(stdout.trimEnd().split("\n").at(
 
 const JSON_SHAPE = { hiddenSize: 128, intermediateSize: 256, numLayers: 2, numHeads: 4, numKvHeads: 2, vocabSize: 300, maxPositionEmbeddings: 256 };
 const CASES: [SyntheticFormat, TensorDType][] = [["gguf", "f32"], ["gguf", "f16"], ["gguf", "q8_0"], ["safetensors", "bf16"], ["llama2c", "f32"], ["llama2c", "q8_0"]];
+
+/** Logits of one 5-token prefill on the reference backend. */
+function logits(ck: Checkpoint): Float32Array {
+  const engine = Engine.fromCheckpoint(ck, { backend: new ReferenceBackend(), maxSeqLen: 16, maxBatchTokens: 8, maxLogitRows: 1 });
+  const seq = new Sequence(0, [1, 7, 3, 42, 5]);
+  new BlockPool(engine.kv.numBlocks, engine.kv.blockSize, false).reserve(seq, 5);
+  return engine.forward(buildStep([{ seq, numNew: 5, wantLogits: true }], engine.kv.blockSize));
+}
+
+function assertClose(a: Float32Array, b: Float32Array, what: string): void {
+  assert.equal(a.length, b.length, what);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  assert.ok(worst < 1e-3, `${what}: logits differ by up to ${worst}`);
+}
 
 for (const [label, config] of [["tiny preset", syntheticConfig(SYNTHETIC_PRESETS.tiny)], ["JSON shape", syntheticSpecConfig(`synthetic:${JSON.stringify(JSON_SHAPE)}`)!]] as const) {
   test(`synthetic files of the ${label} open with the normal reader, with the shape and dtype asked`, (t) => {
@@ -41,8 +61,11 @@ for (const [label, config] of [["tiny preset", syntheticConfig(SYNTHETIC_PRESETS
         for (const k of ["hiddenSize", "intermediateSize", "numLayers", "numHeads", "numKvHeads", "headDim", "vocabSize", "tieWordEmbeddings"] as const) assert.equal(ck.config[k], config[k], `${what}: ${k}`);
         assert.equal(ck.info("blk.0.ffn_up.weight").dtype, dtype, what);
         assert.deepEqual(ck.info("blk.0.ffn_up.weight").shape, [config.intermediateSize, config.hiddenSize], what);
-        // f32 files hold the generator's values exactly (ffn_up: no RoPE permutation)
-        if (dtype === "f32") assert.deepEqual(ck.readF32("blk.0.ffn_up.weight"), ref.readF32("blk.0.ffn_up.weight"), what);
+        // f32 files hold the generator's values exactly (ffn_up: no RoPE permutation), and so the same model
+        if (dtype === "f32") {
+          assert.deepEqual(ck.readF32("blk.0.ffn_up.weight"), ref.readF32("blk.0.ffn_up.weight"), what);
+          if (label === "tiny preset") assertClose(logits(ck), logits(ref), what);
+        }
       } finally {
         ck.close();
       }
