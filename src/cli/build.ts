@@ -14,10 +14,11 @@ import { targetByName } from "../engine/targets.js";
 import { buildLogLine, formatBytes } from "../engine/report.js";
 import { OptionError } from "../errors.js";
 import { buildProgressBar } from "../engine/build-progress.js";
-import { intOption } from "./options.js";
+import { floatOption, intOption } from "./options.js";
 import { buildShardedEngineDir } from "../parallel/build.js";
 import { checkParallel } from "../parallel/layout.js";
-import { DEFAULT_INT4_GROUP, INT4_GROUP_SIZES, QUANT_SCHEMES, resolveQuant, type QuantScheme } from "../quant/options.js";
+import { DEFAULT_CALIB_SAMPLES, DEFAULT_INT4_GROUP, DEFAULT_SMOOTH_ALPHA, INT4_GROUP_SIZES, QUANT_SCHEMES, resolveQuant, type QuantScheme } from "../quant/options.js";
+import { calibrationData, readCalibrationText } from "./calib-data.js";
 
 interface BuildFlags {
   model: string;
@@ -34,6 +35,9 @@ interface BuildFlags {
   quant?: string;
   groupSize?: number;
   int4Asym?: boolean;
+  calibData?: string;
+  calibSamples?: number;
+  smoothAlpha?: number;
 }
 
 export function registerBuild(program: Command): void {
@@ -54,6 +58,9 @@ export function registerBuild(program: Command): void {
     .option("--quant <scheme>", `weight-only quantization of linear layers: ${QUANT_SCHEMES.join(", ")} (packed in the engine)`)
     .option("--group-size <n>", `--quant int4-wo: columns per scale, ${INT4_GROUP_SIZES.join(" / ")} (default ${DEFAULT_INT4_GROUP})`, intOption("--group-size", 1))
     .option("--int4-asym", "--quant int4-wo: a zero point per group (asymmetric)")
+    .option("--calib-data <file>", "--quant w8a8: calibration text; the model runs in full precision over it to measure activation ranges")
+    .option("--calib-samples <n>", `--quant w8a8: calibration windows of 256 tokens (default ${DEFAULT_CALIB_SAMPLES})`, intOption("--calib-samples", 1))
+    .option("--smooth-alpha <a>", `--quant w8a8: SmoothQuant migration strength in [0, 1] (default ${DEFAULT_SMOOTH_ALPHA})`, floatOption("--smooth-alpha"))
     .action((flags: BuildFlags) => runBuild(flags));
 }
 
@@ -69,9 +76,12 @@ function prepareOutput(dir: string): void {
 
 async function runBuild(f: BuildFlags): Promise<void> {
   if (!ENGINE_DTYPES.includes(f.dtype as EngineDType)) throw new OptionError("--dtype", `unknown dtype "${f.dtype}"`, `choose one of ${ENGINE_DTYPES.join(", ")}`);
+  const quant = resolveQuant({ scheme: f.quant as QuantScheme | undefined, groupSize: f.groupSize, asym: f.int4Asym, smoothAlpha: f.smoothAlpha, calibSamples: f.calibSamples, calibData: f.calibData });
+  if (quant?.scheme === "w8a8" && f.calibData === undefined) throw new OptionError("--calib-data", "--quant w8a8 needs calibration text", "pass --calib-data FILE: plain text like what the model will serve");
+  const calibText = f.calibData !== undefined ? readCalibrationText(f.calibData) : undefined; // before any slow work
   prepareOutput(f.output);
   const t0 = performance.now();
-  const { checkpoint } = await openModelSpec(f.model, { onProgress: cliProgressReporter() });
+  const { checkpoint, randomWeights } = await openModelSpec(f.model, { onProgress: cliProgressReporter() });
   const parallel = { tp: f.tp, pp: f.pp };
   const sharded = f.tp * f.pp > 1;
   if (sharded) checkParallel(checkpoint.config, parallel, f.target);
@@ -84,13 +94,23 @@ async function runBuild(f: BuildFlags): Promise<void> {
     maxSeqLen: f.maxSeqLen,
     maxLogitRows: f.maxLogitRows,
     gpuArch: f.gpuArch,
-    quant: resolveQuant({ scheme: f.quant as QuantScheme | undefined, groupSize: f.groupSize, asym: f.int4Asym }),
+    quant,
   };
+  let calibration;
+  try {
+    resolveBuildOptions(checkpoint.config, options); // option errors (e.g. w8a8 on a target that cannot run it) before calibrating
+    calibration = calibText !== undefined ? await calibrationData(f.calibData!, calibText, checkpoint, randomWeights) : undefined;
+  } catch (e) {
+    checkpoint.close();
+    throw e;
+  }
+  const onLog = (line: string) => console.error(`llmrt: ${line}`);
+  if (calibration) onLog(`calibrating: ${calibration.tokens.length} tokens of ${f.calibData} through the fp32 model on the reference backend`);
   // target files first (the cuda target compiles its kernels): a failure leaves no half-built engine
   const files = await targetByName(f.target).buildFiles?.(resolveBuildOptions(checkpoint.config, options));
   const progress = buildProgressBar(`building ${f.output}`);
   try {
-    const m = sharded ? buildShardedEngineDir(checkpoint, f.output, parallel, options, { onProgress: progress }) : buildEngineDir(checkpoint, f.output, options, { onProgress: progress, files });
+    const m = sharded ? buildShardedEngineDir(checkpoint, f.output, parallel, options, { onProgress: progress }) : buildEngineDir(checkpoint, f.output, options, { onProgress: progress, files, calibration, onLog });
     progress.stop();
     const s = (performance.now() - t0) / 1000;
     const weights = Object.entries(m.report.weightBytes).map(([dt, n]) => `${dt} ${formatBytes(n)}`).join(", ");

@@ -20,6 +20,7 @@ import { writeTokenizerFiles } from "./tokenizer-files.js";
 import { encodeWeight, materializeWeight, storageDType } from "./weights.js";
 import { matmulOnlyWeights, packedSummary, packWeight, type PackedBuild } from "./packed-weights.js";
 import { encodePacked } from "../quant/packed.js";
+import { smoothQuantWeights, type CalibrationData } from "./smoothquant.js";
 
 export interface EnginePlan {
   config: ModelConfig;
@@ -60,6 +61,10 @@ export interface BuildHooks {
   onProgress?: (p: BuildProgress) => void;
   /** Files the target adds to the engine dir (e.g. the cuda target's cubins), by relative path. */
   files?: Map<string, Uint8Array>;
+  /** --quant w8a8: the calibration tokens (required there), calibration progress, and the smoothing log lines. */
+  calibration?: CalibrationData;
+  onCalibration?: (done: number, total: number) => void;
+  onLog?: (line: string) => void;
 }
 
 /** Builds the engine for `ckpt` into `dir` (created if needed); returns its manifest. */
@@ -67,6 +72,10 @@ export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<Buil
   const options = resolveBuildOptions(ckpt.config, opts);
   const target = targetByName(options.target);
   const plan = planEngine(ckpt.config, options);
+  // w8a8: calibrate and smooth first (a bad calibration file fails before the dir is touched); its weights replace the recipes' values below
+  const sq = options.quant?.scheme === "w8a8" ? smoothQuantWeights(plan.graph, ckpt.config, ckpt, options.quant, hooks.calibration, hooks.onCalibration) : undefined;
+  sq?.log.forEach((l) => hooks.onLog?.(l));
+  const woQuant = sq ? undefined : options.quant;
   mkdirSync(dir, { recursive: true });
 
   const weights = [...plan.graph.tensors].filter(([, d]) => d.kind === "weight") as [string, { kind: "weight"; shape: number[] }][];
@@ -79,7 +88,8 @@ export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<Buil
     let done = 0;
     for (const [name, d] of weights) {
       // a GGUF's Q8_0 / Q4_0 blocks stay packed where the backend reads them so (the reference) or --quant asks for packing
-      const p = packWeight(plan.graph, name, ckpt, options.quant, options.target === "reference" || options.quant !== undefined, matmulOnly);
+      const w8a8 = sq?.packed.get(name);
+      const p = w8a8 ? { packed: w8a8, origin: "quantized" as const } : packWeight(plan.graph, name, ckpt, woQuant, options.target === "reference" || options.quant !== undefined, matmulOnly);
       let data: Uint8Array;
       if (p) {
         data = encodePacked(p.packed);
@@ -87,7 +97,7 @@ export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<Buil
         packed.push({ name, p });
       } else {
         const dtype = storageDType(d.shape, options.dtype);
-        data = encodeWeight(materializeWeight(plan.graph, name, ckpt), dtype); // the reference layout is row-major as declared
+        data = encodeWeight(sq?.changed.get(name) ?? materializeWeight(plan.graph, name, ckpt), dtype); // the reference layout is row-major as declared
         writer.add(name, dtype, d.shape, data);
       }
       done += data.length;
@@ -100,7 +110,7 @@ export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<Buil
     const weightBytes: Record<string, number> = {};
     for (const e of writer.entries) weightBytes[e.dtype] = (weightBytes[e.dtype] ?? 0) + e.length;
     plan.report.weightBytes = weightBytes;
-    plan.report.packed = packedSummary(packed);
+    plan.report.packed = [packedSummary(packed), sq?.summary].filter(Boolean).join("; ");
   }
 
   const manifest: EngineManifest = {

@@ -13,7 +13,9 @@
  * Q4_0 / Q4_K / Q5_K / Q6_K tensors) is version PACKED_ENGINE_FORMAT_VERSION: tensors of
  * dtype int8 / int4 carry their `quant` layout (src/quant/packed.ts); q4_k / q5_k / q6_k
  * hold GGUF's super-blocks as they are, row after row, with the fixed layout
- * KQUANT_LAYOUT; every other tensor is as in version 1.
+ * KQUANT_LAYOUT; w8a8 (llmrt build --quant w8a8, SmoothQuant) is stored as per-channel int8
+ * but names a matmul that quantizes its input per token too (an llmrt that does not know
+ * the dtype refuses the tensor); every other tensor is as in version 1.
  */
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";

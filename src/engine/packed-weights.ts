@@ -9,7 +9,8 @@ import type { Graph, WeightSource } from "../graph/ir.js";
 import { isKQuant } from "../checkpoint/ggml-kquants.js";
 import { packedFromQ4_0, packedFromQ8_0 } from "../quant/ggml.js";
 import { packedFromKQuant } from "../quant/kquant.js";
-import { packedFormatFor, type QuantOptions } from "../quant/options.js";
+import { W8A8_TARGETS, packedFormatFor, type QuantOptions } from "../quant/options.js";
+import { OptionError } from "../errors.js";
 import { decodePacked, dequantize, isPackedDType, lastGroupSize, type PackedMatrix } from "../quant/packed.js";
 import { quantize } from "../quant/quantize.js";
 import type { TensorEntry } from "./format.js";
@@ -94,7 +95,7 @@ export function packedSummary(built: { name: string; p: PackedBuild }[]): string
   const ragged = new Map<string, number>();
   for (const { p } of built) {
     const { dtype, layout, cols } = p.packed;
-    const g = dtype === "int8" && layout.groupSize === cols ? "per-channel" : `g${layout.groupSize}${layout.asym ? " asym" : ""}`;
+    const g = (dtype === "int8" || dtype === "w8a8") && layout.groupSize === cols ? "per-channel" : `g${layout.groupSize}${layout.asym ? " asym" : ""}`;
     const key = `${p.origin === "gguf" ? "gguf " : ""}${dtype} ${g}`;
     kinds.set(key, (kinds.get(key) ?? 0) + 1);
     const last = lastGroupSize(cols, layout.groupSize);
@@ -105,10 +106,16 @@ export function packedSummary(built: { name: string; p: PackedBuild }[]): string
   return parts.join("; ");
 }
 
-/** A stored tensor read back: float32, or packed for a backend that runs its format. */
+/**
+ * A stored tensor read back: float32, or packed for a backend that runs its format. w8a8 is
+ * refused where it is not run: widened, it would silently run as weight-only int8.
+ */
 export function decodeEntry(bytes: Uint8Array, e: TensorEntry, keepPacked: boolean): Float32Array | PackedMatrix {
   if (!isPackedDType(e.dtype)) return decodeWeight(bytes, e.dtype);
   if (!e.quant) throw new Error(`engine tensor ${e.name}: dtype ${e.dtype} without its quant layout`);
+  if (e.dtype === "w8a8" && !keepPacked) {
+    throw new OptionError("--quant", `tensor ${e.name} is w8a8 (int8 activations as well as weights), which only the ${W8A8_TARGETS.join(", ")} backend runs`, `load the engine on the ${W8A8_TARGETS[0]} backend, or rebuild with --quant int8-wo for this one`);
+  }
   const p = decodePacked(bytes, e.dtype, e.quant, e.shape);
   return keepPacked ? p : dequantize(p);
 }

@@ -1,9 +1,15 @@
-/** `--quant`: which packed format the builder stores linear-layer weights in. */
+/** `--quant`: which packed format the builder stores linear-layer weights in (w8a8: and how their inputs are quantized). */
 import { OptionError } from "../errors.js";
 import type { PackedDType, PackedLayout } from "./packed.js";
 
-export type QuantScheme = "int8-wo" | "int4-wo";
-export const QUANT_SCHEMES: readonly QuantScheme[] = ["int8-wo", "int4-wo"];
+export type QuantScheme = "int8-wo" | "int4-wo" | "w8a8";
+export const QUANT_SCHEMES: readonly QuantScheme[] = ["int8-wo", "int4-wo", "w8a8"];
+/** SmoothQuant defaults (w8a8): the migration strength, and the calibration windows. */
+export const DEFAULT_SMOOTH_ALPHA = 0.5;
+export const DEFAULT_CALIB_SAMPLES = 32;
+export const DEFAULT_CALIB_SEQ_LEN = 256;
+/** Targets whose backend runs w8a8 matmuls (int8 activations too); others refuse the scheme. */
+export const W8A8_TARGETS: readonly string[] = ["reference"];
 export const INT4_GROUP_SIZES = [32, 64, 128] as const;
 export const DEFAULT_INT4_GROUP = 128;
 
@@ -13,14 +19,26 @@ export interface QuantOptions {
   groupSize?: number;
   /** int4-wo: a zero point per group. */
   asym?: boolean;
+  /** w8a8: SmoothQuant's alpha in [0, 1]: s_j = max|X_j|^alpha / max|W_j|^(1 - alpha); higher moves more of the activations' range into the weights. */
+  smoothAlpha?: number;
+  /** w8a8: calibration windows to run (fewer when the text is shorter). */
+  calibSamples?: number;
+  /** w8a8: tokens per calibration window. */
+  calibSeqLen?: number;
+  /** w8a8: the calibration text's file, for the record. */
+  calibData?: string;
 }
 
 export function resolveQuant(q: Partial<QuantOptions> | undefined): QuantOptions | undefined {
   if (!q || q.scheme === undefined) {
     if (q?.groupSize !== undefined || q?.asym) throw new OptionError("--group-size", "needs --quant", "add --quant int4-wo");
+    if (q && (q.smoothAlpha !== undefined || q.calibSamples !== undefined || q.calibData !== undefined)) throw new OptionError(q.calibData !== undefined ? "--calib-data" : q.smoothAlpha !== undefined ? "--smooth-alpha" : "--calib-samples", "needs --quant w8a8", "add --quant w8a8");
     return undefined;
   }
   if (!QUANT_SCHEMES.includes(q.scheme)) throw new OptionError("--quant", `unknown scheme "${q.scheme}"`, `choose one of ${QUANT_SCHEMES.join(", ")}`);
+  if (q.scheme === "w8a8") return resolveW8A8(q);
+  const w8a8Flag = q.smoothAlpha !== undefined ? "--smooth-alpha" : q.calibSamples !== undefined ? "--calib-samples" : q.calibData !== undefined ? "--calib-data" : null;
+  if (w8a8Flag) throw new OptionError(w8a8Flag, `applies to --quant w8a8 only, not ${q.scheme}`);
   if (q.scheme === "int8-wo") {
     if (q.asym) throw new OptionError("--int4-asym", "applies to int4-wo only");
     if (q.groupSize !== undefined) throw new OptionError("--group-size", "int8-wo has one scale per output channel", "drop --group-size, or use --quant int4-wo");
@@ -31,8 +49,22 @@ export function resolveQuant(q: Partial<QuantOptions> | undefined): QuantOptions
   return { scheme: "int4-wo", groupSize, asym: q.asym ?? false };
 }
 
+function resolveW8A8(q: Partial<QuantOptions>): QuantOptions {
+  if (q.groupSize !== undefined) throw new OptionError("--group-size", "w8a8 has one weight scale per output channel and one activation scale per token", "drop --group-size");
+  if (q.asym) throw new OptionError("--int4-asym", "applies to int4-wo only");
+  const smoothAlpha = q.smoothAlpha ?? DEFAULT_SMOOTH_ALPHA;
+  if (!(smoothAlpha >= 0 && smoothAlpha <= 1)) throw new OptionError("--smooth-alpha", `${smoothAlpha} is outside [0, 1]`, "try 0.5 (the SmoothQuant default) or 0.75 .. 0.85 for models with strong activation outliers");
+  const calibSamples = q.calibSamples ?? DEFAULT_CALIB_SAMPLES;
+  const calibSeqLen = q.calibSeqLen ?? DEFAULT_CALIB_SEQ_LEN;
+  for (const [flag, v] of [["--calib-samples", calibSamples], ["calibSeqLen", calibSeqLen]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new OptionError(flag, `must be a positive integer, got ${v}`);
+  }
+  return { scheme: "w8a8", smoothAlpha, calibSamples, calibSeqLen, ...(q.calibData !== undefined ? { calibData: q.calibData } : {}) };
+}
+
 /** The packed dtype and layout of a [rows, cols] weight under `q`. */
 export function packedFormatFor(q: QuantOptions, cols: number): { dtype: PackedDType; layout: PackedLayout } {
   if (q.scheme === "int8-wo") return { dtype: "int8", layout: { groupSize: cols, asym: false, scale: "f32" } };
+  if (q.scheme === "w8a8") return { dtype: "w8a8", layout: { groupSize: cols, asym: false, scale: "f32" } };
   return { dtype: "int4", layout: { groupSize: q.groupSize!, asym: q.asym ?? false, scale: "f32" } };
 }

@@ -9,6 +9,10 @@
  * with g = floor(k / groupSize). GGUF Q8_0 is int8 with groups of 32 and f16 scales;
  * Q4_0 is symmetric int4 with groups of 32 and f16 scales (zero 8).
  *
+ * w8a8 stores its weights exactly as per-output-channel int8 (groupSize = cols, f32 scales);
+ * the dtype says that the matmul also quantizes its input per token (SmoothQuant, w8a8.ts),
+ * so a backend that cannot do that must refuse it rather than run it as weight-only.
+ *
  * q4_k / q5_k / q6_k are GGUF's K-quant super-blocks kept as they are (checkpoint/ggml-kquants.ts):
  * q holds each row's blocks, which carry their own scales, so `scales` is empty and the
  * layout is fixed (KQUANT_LAYOUT: groups of 256); cols is a multiple of 256.
@@ -16,8 +20,8 @@
 import { f16ArrayToF32, f32ArrayToF16 } from "../checkpoint/fp16.js";
 import { KQUANTS, KQUANT_DTYPES, QK_K, dequantizeKBlocks, isKQuant, type KQuantDType } from "../checkpoint/ggml-kquants.js";
 
-export type PackedDType = "int8" | "int4" | KQuantDType;
-export const PACKED_DTYPES: readonly PackedDType[] = ["int8", "int4", ...KQUANT_DTYPES];
+export type PackedDType = "int8" | "int4" | "w8a8" | KQuantDType;
+export const PACKED_DTYPES: readonly PackedDType[] = ["int8", "int4", "w8a8", ...KQUANT_DTYPES];
 /** The only layout of the K-quant dtypes (scales live inside the blocks). */
 export const KQUANT_LAYOUT: PackedLayout = { groupSize: QK_K, asym: false, scale: "f16" };
 
@@ -36,7 +40,7 @@ export interface PackedMatrix {
   rows: number;
   cols: number;
   /**
-   * int8: [rows, cols] bytes of int8; int4: [rows, ceil(cols / 2)], column k in the low nibble of byte k >> 1 when k is even;
+   * int8, w8a8: [rows, cols] bytes of int8; int4: [rows, ceil(cols / 2)], column k in the low nibble of byte k >> 1 when k is even;
    * K-quants: [rows, cols / 256 * blockBytes], each row's super-blocks as GGUF stores them.
    */
   q: Uint8Array;
@@ -48,11 +52,14 @@ export interface PackedMatrix {
 
 export const isPackedDType = (d: string): d is PackedDType => (PACKED_DTYPES as readonly string[]).includes(d);
 
+/** dtypes whose q holds one int8 per weight: [rows, cols] bytes. */
+export const isInt8Storage = (d: PackedDType): d is "int8" | "w8a8" => d === "int8" || d === "w8a8";
+
 export const groupsPerRow = (cols: number, groupSize: number) => Math.ceil(cols / groupSize);
 
 /** Bytes of one row of q. */
 export const rowBytes = (dtype: PackedDType, cols: number) =>
-  dtype === "int8" ? cols : dtype === "int4" ? Math.ceil(cols / 2) : (cols / QK_K) * KQUANTS[dtype].blockBytes;
+  isInt8Storage(dtype) ? cols : dtype === "int4" ? Math.ceil(cols / 2) : (cols / QK_K) * KQUANTS[dtype].blockBytes;
 
 /** Columns in the last group of a row (= groupSize unless ragged). */
 export const lastGroupSize = (cols: number, groupSize: number) => cols - (groupsPerRow(cols, groupSize) - 1) * groupSize;
@@ -109,7 +116,7 @@ export function dequantizeRow(w: PackedMatrix, n: number, out: Float32Array): Fl
   }
   const G = groupsPerRow(cols, layout.groupSize);
   const sBase = n * G;
-  if (w.dtype === "int8") {
+  if (isInt8Storage(w.dtype)) {
     const base = n * cols;
     for (let k = 0; k < cols; k++) out[k] = w.scales[sBase + Math.floor(k / layout.groupSize)] * ((w.q[base + k] << 24) >> 24); // sign-extend
     return out;

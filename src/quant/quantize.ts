@@ -7,7 +7,7 @@ import { f16ToF32, f32ToF16 } from "../checkpoint/fp16.js";
 import { isKQuant } from "../checkpoint/ggml-kquants.js";
 import { quantizeKQuant } from "../checkpoint/ggml-kquants-write.js";
 import { packedFromKQuant } from "./kquant.js";
-import { groupsPerRow, rowBytes, type PackedDType, type PackedLayout, type PackedMatrix } from "./packed.js";
+import { groupsPerRow, isInt8Storage, rowBytes, type PackedDType, type PackedLayout, type PackedMatrix } from "./packed.js";
 
 const fr = Math.fround;
 const storeScale = (s: number, layout: PackedLayout) => (layout.scale === "f16" ? f16ToF32(f32ToF16(s)) : fr(s));
@@ -26,7 +26,7 @@ export function quantize(values: Float32Array, rows: number, cols: number, dtype
       const k0 = g * layout.groupSize;
       const k1 = Math.min(cols, k0 + layout.groupSize); // ragged last group
       const at = n * G + g;
-      if (dtype === "int8") scales[at] = int8Group(values, n * cols, k0, k1, q, n * cols, layout);
+      if (isInt8Storage(dtype)) scales[at] = int8Group(values, n * cols, k0, k1, q, n * cols, layout);
       else if (zeros) [scales[at], zeros[at]] = int4AsymGroup(values, n * cols, k0, k1, q, n * rowBytes("int4", cols), layout);
       else scales[at] = int4SymGroup(values, n * cols, k0, k1, q, n * rowBytes("int4", cols), layout);
     }
