@@ -6,23 +6,24 @@
  *
  *   node --import tsx bench/compare-llamacpp.ts [--shape llama-110m] [--dtypes f32,f16]
  *     [--threads 1,2] [--rounds 3] [--prompt 512] [--gen 128] [--parallel 16] [--parallel-gen 32]
+ *     [--kv-dtype f32]
  *
- * The GGUFs are random-weight models of the shape (src/checkpoint/write-gguf-model.ts),
- * written to a temp dir and removed at the end.
+ * --shape is a synthetic preset (tiny, llama-110m, tinyllama-1.1b) or a JSON shape. The
+ * GGUFs are its random-weight models, written once to the synthetic model cache
+ * (src/models/synthetic-files.ts, as `llmrt bench --model-format gguf`) and reused.
+ * --kv-dtype sets llmrt's KV cache; llama.cpp keeps its default (f16).
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { Token } from "node-llama-cpp";
 import { CpuBackend, type CpuBound } from "../src/backends/cpu/backend.js";
 import { OP } from "../src/backends/cpu/program.js";
 import { CpuRuntime } from "../src/backends/cpu/runtime.js";
+import type { KvDType } from "../src/backends/backend.js";
 import { openCheckpoint } from "../src/checkpoint/open.js";
 import type { TensorDType } from "../src/checkpoint/types.js";
-import { writeModelGguf } from "../src/checkpoint/write-gguf-model.js";
-import { measureLatency, measureThroughput, median, openBenchModel, weightBytesPerToken } from "../src/cli/bench.js";
+import { measureLatency, measureThroughput, median, weightBytesPerToken } from "../src/cli/bench.js";
 import { Engine } from "../src/engine/engine.js";
+import { syntheticModelFile, syntheticSpecConfig } from "../src/models/synthetic-files.js";
 import { machineLine } from "./machine.js";
 
 const { values: a } = parseArgs({
@@ -35,6 +36,7 @@ const { values: a } = parseArgs({
     gen: { type: "string", default: "128" },
     parallel: { type: "string", default: "16" },
     "parallel-gen": { type: "string", default: "32" },
+    "kv-dtype": { type: "string", default: "f32" },
   },
 });
 const P = Number(a.prompt);
@@ -117,17 +119,15 @@ function llmrtParallel(engine: Engine): number {
 }
 
 let vocab = 32000;
-const dir = mkdtempSync(join(tmpdir(), "llmrt-compare-"));
 const rows: string[] = [];
-try {
+{
   const bw = Object.fromEntries(threadList.map((t) => [t, readBandwidth(t)]));
   log(`read bandwidth ${threadList.map((t) => `${t} thread(s) ${bw[t].toFixed(1)} GB/s`).join(", ")}`);
-  const src = await openBenchModel(`synthetic:${a.shape}`);
-  vocab = src.config.vocabSize;
+  const config = syntheticSpecConfig(`synthetic:${a.shape}`)!;
+  vocab = config.vocabSize;
   for (const dt of a.dtypes.split(",") as TensorDType[]) {
-    const file = join(dir, `${a.shape}-${dt}.gguf`);
-    log(`writing ${file}`);
-    writeModelGguf(file, src.config, src, { dtype: dt });
+    const { path: file, written } = syntheticModelFile(config, "gguf", dt);
+    log(`${written ? "wrote" : "reusing"} ${file}`);
     const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
     const ckpt = openCheckpoint(file);
     for (const threads of threadList) {
@@ -135,8 +135,8 @@ try {
       const cpu = new CpuBackend({ threads });
       let bound: CpuBound | undefined;
       const backend = { name: cpu.name, bind: (...args: Parameters<CpuBackend["bind"]>) => (bound = cpu.bind(...args)) };
-      const engine = Engine.fromCheckpoint(ckpt, { backend, dtype: dt === "f32" ? "fp32" : dt === "f16" ? "fp16" : "bf16", maxSeqLen: Math.max(P + G, 16 + NG) + 1, maxSeqs: Math.max(1, N), maxBatchTokens: Math.max(P, 512), maxLogitRows: Math.max(1, N), blockSize: 16 });
-      const bytes = weightBytesPerToken(engine, dt === "f32" ? "fp32" : "fp16");
+      const engine = Engine.fromCheckpoint(ckpt, { backend, dtype: dt === "f32" ? "fp32" : dt === "f16" ? "fp16" : "bf16", maxSeqLen: Math.max(P + G, 16 + NG) + 1, maxSeqs: Math.max(1, N), maxBatchTokens: Math.max(P, 512), maxLogitRows: Math.max(1, N), blockSize: 16, kvDtype: a["kv-dtype"] as KvDType });
+      const bytes = weightBytesPerToken(engine, dt === "f32" ? "fp32" : "fp16", (n) => bound?.packedDType(n));
       const m = { cppPre: [] as number[], cppDec: [] as number[], ourPre: [] as number[], ourDec: [] as number[], cppPar: [] as number[], ourPar: [] as number[] };
       for (let r = 0; r < rounds; r++) {
         // alternate: llama.cpp, then llmrt, each round
@@ -165,7 +165,6 @@ try {
     ckpt.close();
     await model.dispose();
   }
-  src.close();
   console.log(`command: node --import tsx bench/compare-llamacpp.ts ${process.argv.slice(2).join(" ")}`.trim());
   console.log(`machine: ${machineLine()}; read bandwidth ${threadList.map((t) => `${bw[t].toFixed(1)} GB/s on ${t} thread(s)`).join(", ")}`);
   console.log(`median (best) of ${rounds} alternating rounds; % of roofline from the best; pp${P} = prefill of ${P} tokens, tg${G} = decode of ${G} tokens (tok/s); x${N} = aggregate decode tok/s of ${N} sequences generating ${NG} tokens each`);
@@ -173,6 +172,4 @@ try {
   console.log(`| model | threads | pp${P} llama.cpp | pp${P} llmrt | ratio | tg${G} llama.cpp | tg${G} llmrt | ratio | decode roofline tok/s (llama.cpp / llmrt) |${N > 1 ? ` x${N} llama.cpp | x${N} llmrt | ratio |` : ""}`);
   console.log(`|---|---|---|---|---|---|---|---|---|${N > 1 ? "---|---|---|" : ""}`);
   for (const r of rows) console.log(r);
-} finally {
-  rmSync(dir, { recursive: true, force: true });
 }
