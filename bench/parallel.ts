@@ -4,9 +4,11 @@
  * sequence: ms per token) and throughput (a batch in flight: output tok/s), with the
  * time each rank spends in collectives per step (microseconds, from the ranks' own
  * counters), and a micro-benchmark of one all-reduce / one pipeline hand-off by size.
- * The CPU backend (2 threads, one rank) is shown beside them for scale.
+ * Then the CPU backend: one rank on 2 threads against TP=2, PP=2 and TP=2 x PP=2 engines
+ * built for --target cpu sharing the same 2-thread budget (threads per rank = 2 / ranks,
+ * at least 1), whose step programs are split at each collective.
  *
- *   node --import tsx bench/parallel.ts [--model synthetic] [--tokens 32] [--batch 8] [--runs 3] [--json]
+ *   node --import tsx bench/parallel.ts [--model synthetic] [--tokens 32] [--batch 8] [--runs 3] [--only cpu|reference] [--json]
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -30,6 +32,7 @@ const { values: args } = parseArgs({
     batch: { type: "string", default: "8" },
     runs: { type: "string", default: "3" },
     json: { type: "boolean", default: false },
+    only: { type: "string" },
   },
 });
 const TOKENS = Number(args.tokens);
@@ -64,9 +67,15 @@ async function engineRow(name: string, dir: string, threads?: number): Promise<v
     const tput: number[] = [];
     let commPerStep = 0;
     let callsPerStep = 0;
+    const decodeComm: number[] = [];
+    // mean over ranks of the time inside collectives per engine step (waiting on the slowest peer included)
+    const commSince = (before: ReturnType<typeof comm>, steps: number) => comm().reduce((n, a, i) => n + (a.us - before[i].us), 0) / Math.max(1, before.length) / steps;
     for (let r = 0; r < RUNS; r++) {
+      const decodeBefore = comm();
+      const decodeSteps = llm.stats().steps;
       const [one] = await llm.generate({ promptTokenIds: PROMPT }, params);
       decode.push(((one.metrics.e2eLatency! - one.metrics.timeToFirstToken!) * 1000) / (TOKENS - 1));
+      decodeComm.push(commSince(decodeBefore, llm.stats().steps - decodeSteps)); // one prefill step among TOKENS
       const before = comm();
       const stepsBefore = llm.stats().steps;
       const t0 = performance.now();
@@ -75,12 +84,11 @@ async function engineRow(name: string, dir: string, threads?: number): Promise<v
       const after = comm();
       const steps = llm.stats().steps - stepsBefore;
       if (after.length) {
-        // mean over ranks of the time inside collectives per engine step (waiting on the slowest peer included)
-        commPerStep = after.reduce((n, a, i) => n + (a.us - before[i].us), 0) / after.length / steps;
+        commPerStep = commSince(before, steps);
         callsPerStep = (after[0].calls - before[0].calls) / steps;
       }
     }
-    report({ engine: name, decode_ms_per_token: median(decode), decode_tok_s: 1000 / median(decode), batch_tok_s: median(tput), comm_us_per_step: commPerStep, collectives_per_step: callsPerStep });
+    report({ engine: name, decode_ms_per_token: median(decode), decode_tok_s: 1000 / median(decode), decode_comm_us_per_step: median(decodeComm), batch_tok_s: median(tput), comm_us_per_step: commPerStep, collectives_per_step: callsPerStep });
   } finally {
     llm.close();
     sharded?.close();
@@ -109,15 +117,25 @@ try {
   const c = ckpt.config;
   const build = { maxSeqs: BATCH, maxBatchTokens: 256, maxLogitRows: 256, maxSeqLen: 256 };
   if (!args.json) console.log(`model ${args.model}: hidden ${c.hiddenSize}, ${c.numLayers} layers, heads ${c.numHeads}/${c.numKvHeads}, ffn ${c.intermediateSize}, vocab ${c.vocabSize}; ${TOKENS} tokens, batch ${BATCH}, ${RUNS} runs; load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
-  buildEngineDir(ckpt, join(tmp, "single"), build);
-  buildEngineDir(ckpt, join(tmp, "cpu"), { ...build, target: "cpu" });
-  for (const [tp, pp] of [[2, 1], [1, 2], [2, 2]]) buildShardedEngineDir(ckpt, join(tmp, `tp${tp}pp${pp}`), { tp, pp }, build);
+  const splits = [[2, 1], [1, 2], [2, 2]] as const;
+  const name = (tp: number, pp: number) => (pp === 1 ? `TP=${tp}` : tp === 1 ? `PP=${pp}` : `TP=${tp} x PP=${pp}`);
+  if (args.only !== "cpu") {
+    buildEngineDir(ckpt, join(tmp, "single"), build);
+    for (const [tp, pp] of splits) buildShardedEngineDir(ckpt, join(tmp, `tp${tp}pp${pp}`), { tp, pp }, build);
+  }
+  if (args.only !== "reference") {
+    buildEngineDir(ckpt, join(tmp, "cpu"), { ...build, target: "cpu" });
+    for (const [tp, pp] of splits) buildShardedEngineDir(ckpt, join(tmp, `cpu-tp${tp}pp${pp}`), { tp, pp }, { ...build, target: "cpu" });
+  }
   ckpt.close();
-  await engineRow("reference, 1 rank", join(tmp, "single"));
-  await engineRow("reference, TP=2", join(tmp, "tp2pp1"));
-  await engineRow("reference, PP=2", join(tmp, "tp1pp2"));
-  await engineRow("reference, TP=2 x PP=2", join(tmp, "tp2pp2"));
-  await engineRow("cpu backend, 1 rank, 2 threads", join(tmp, "cpu"), 2);
+  if (args.only !== "cpu") {
+    await engineRow("reference, 1 rank", join(tmp, "single"));
+    for (const [tp, pp] of splits) await engineRow(`reference, ${name(tp, pp)}`, join(tmp, `tp${tp}pp${pp}`));
+  }
+  if (args.only !== "reference") {
+    await engineRow("cpu backend, 1 rank, 2 threads", join(tmp, "cpu"), 2);
+    for (const [tp, pp] of splits) await engineRow(`cpu backend, ${name(tp, pp)}, ${Math.max(1, Math.floor(2 / (tp * pp)))} thread a rank`, join(tmp, `cpu-tp${tp}pp${pp}`), 2);
+  }
   const sizes = [c.hiddenSize, 8 * c.hiddenSize, 64 * c.hiddenSize];
   await collectiveRow(2, 1, sizes);
   await collectiveRow(1, 2, sizes);
