@@ -7,6 +7,7 @@
 import { colsOf, type AttentionGeometry, type Graph, type Op } from "../../graph/ir.js";
 import { rowsFor, type PlanCapacity } from "../../graph/passes/plan-memory.js";
 import { DTYPE_CODE, ELEMENTWISE, OP, ROPE_STYLE, fbits, type ProgramWriter } from "./program.js";
+import type { WeightDType } from "./layout.js";
 import type { StepData } from "./step-data.js";
 import type { TensorTable } from "./tensors.js";
 
@@ -41,7 +42,7 @@ export function emitOp(p: ProgramWriter, op: Op, c: EmitContext): void {
   switch (op.op) {
     case "embedding": {
       const table = c.tensors.weights.get(op.table)!;
-      p.emit(OP.EMBEDDING, at(op.out), table.ptr, DTYPE_CODE[table.dtype], c.step.field("ids"), T, cols(op.table));
+      p.emit(OP.EMBEDDING, at(op.out), table.ptr, DTYPE_CODE[table.dtype as WeightDType], c.step.field("ids"), T, cols(op.table));
       return;
     }
     case "rmsnorm": {
@@ -56,7 +57,12 @@ export function emitOp(p: ProgramWriter, op: Op, c: EmitContext): void {
       const w = c.tensors.weights.get(op.w);
       if (!w) throw new Error(`cpu backend: matmul weight "${op.w}" is not a weight`);
       const [N, K] = w.shape;
-      p.emit(OP.MATMUL, at(op.out), at(op.x), w.ptr, DTYPE_CODE[w.dtype], op.bias ? at(op.bias) : 0, rows(c, op.x), K, N);
+      const q = w.packed;
+      if (q) {
+        p.emit(OP.MATMUL_Q, at(op.out), at(op.x), w.ptr, q.scales, q.zeros, q.code, q.groupSize, op.bias ? at(op.bias) : 0, rows(c, op.x), K, N);
+        return;
+      }
+      p.emit(OP.MATMUL, at(op.out), at(op.x), w.ptr, DTYPE_CODE[w.dtype as WeightDType], op.bias ? at(op.bias) : 0, rows(c, op.x), K, N);
       return;
     }
     case "slice_cols":

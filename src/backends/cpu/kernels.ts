@@ -7,7 +7,9 @@
 import type { KvDType } from "../backend.js";
 import type { AttentionGeometry, RotaryDims } from "../../graph/ir.js";
 import type { StepBatch } from "../../graph/step-batch.js";
+import type { PackedMatrix } from "../../quant/packed.js";
 import type { PackedWeight } from "./layout.js";
+import { placePacked } from "./packed.js";
 import { DTYPE_CODE, ELEMENTWISE, KV_DTYPE_CODE, OP, ROPE_STYLE, fbits } from "./program.js";
 import type { CpuRuntime } from "./runtime.js";
 import { StepData } from "./step-data.js";
@@ -40,6 +42,17 @@ export function matmul(rt: CpuRuntime, x: Float32Array, w: PackedWeight, bias: F
   return session(rt, (put, make) => {
     const out = make(T * N * 4);
     runOne(rt, OP.MATMUL, out, put(x), put(w.bytes), DTYPE_CODE[w.dtype], bias ? put(bias) : 0, T, K, N);
+    return rt.heap.f32(out, T * N).slice();
+  });
+}
+
+/** out [T, N] = x [T, K] @ w^T (+ bias), w packed int8 / int4 as it is (assembly/qmatmul.ts). */
+export function matmulPacked(rt: CpuRuntime, x: Float32Array, w: PackedMatrix, bias: Float32Array | undefined, T: number): Float32Array {
+  const { rows: N, cols: K } = w;
+  return session(rt, (put, make) => {
+    const out = make(T * N * 4);
+    const { ptr, slot } = placePacked(rt.heap, "w", w);
+    runOne(rt, OP.MATMUL_Q, out, put(x), ptr, slot.scales, slot.zeros, slot.code, slot.groupSize, bias ? put(bias) : 0, T, K, N);
     return rt.heap.f32(out, T * N).slice();
   });
 }

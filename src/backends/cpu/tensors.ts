@@ -3,18 +3,22 @@
  * activation arena (the engine's memory plan, or one made here for the step's size),
  * and constants the graph computes without a step (rope_inv_freq), made once at bind.
  */
-import type { WeightMap } from "../backend.js";
+import type { PackedWeightMap, WeightMap } from "../backend.js";
 import { ropeInvFreqOp } from "../reference/ops.js";
 import { colsOf, type Graph } from "../../graph/ir.js";
 import { planMemory, rowsFor, type MemoryPlan, type PlanCapacity } from "../../graph/passes/plan-memory.js";
 import type { WasmHeap } from "./heap.js";
+import type { PackedDType } from "../../quant/packed.js";
 import { packWeight, type WeightDType } from "./layout.js";
+import { placePacked, type PackedSlot } from "./packed.js";
 
 export interface WeightSlot {
   ptr: number;
-  dtype: WeightDType;
+  dtype: WeightDType | PackedDType;
   shape: number[];
   bytes: number;
+  /** Packed int8 / int4 (ptr is then its q bytes). */
+  packed?: PackedSlot;
 }
 
 export class TensorTable {
@@ -29,11 +33,19 @@ export class TensorTable {
     private readonly graph: Graph,
     weights: WeightMap,
     plan: MemoryPlan | undefined,
+    packed: PackedWeightMap = new Map(),
     /** Whether the plan came from the engine (fixed) or is ours (grows with the step). */
     readonly fixedPlan = plan !== undefined,
   ) {
     for (const [name, d] of graph.tensors) {
       if (d.kind !== "weight") continue;
+      const pm = packed.get(name);
+      if (pm) {
+        if (pm.rows !== d.shape[0] || pm.cols !== d.shape[1]) throw new Error(`cpu backend: packed weight "${name}" is [${pm.rows}, ${pm.cols}], want [${d.shape.join(", ")}]`);
+        const { ptr, slot, bytes } = placePacked(heap, name, pm);
+        this.weights.set(name, { ptr, dtype: pm.dtype, shape: d.shape, bytes, packed: slot });
+        continue;
+      }
       const values = weights.get(name);
       const want = d.shape.reduce((a, b) => a * b, 1);
       if (!values || values.length !== want) throw new Error(`cpu backend: weight "${name}" has ${values?.length ?? "no"} values, want ${want}`);

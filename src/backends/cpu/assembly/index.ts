@@ -7,6 +7,8 @@
  * wake-up serves a whole forward pass. Word layouts are mirrored in ../program.ts.
  */
 import { matmul } from "./matmul";
+import { matmulQ } from "./qmatmul";
+export { packedKernel } from "./qmatmul";
 export { matmulStaged, matvecSequential } from "./matmul";
 import { addRmsnorm, rmsnorm } from "./norm";
 import { elementwise, embedding, gatherRows, kvWrite, siluMul, sliceCols } from "./elementwise";
@@ -22,7 +24,7 @@ const C_PENDING = 32;
 
 // opcodes; an instruction is 32 words: [opcode | flags, args...]
 const OP_END = 0, OP_MATMUL = 1, OP_RMSNORM = 2, OP_ADD_RMSNORM = 3, OP_ELEMENTWISE = 4, OP_SILU_MUL = 5, OP_SLICE_COLS = 6;
-const OP_GATHER_ROWS = 7, OP_EMBEDDING = 8, OP_KV_WRITE = 9, OP_ROPE = 10, OP_QKV_PREP = 11, OP_ATTENTION = 12, OP_ARGMAX = 13, OP_TOPK = 14, OP_READ_SUM = 15;
+const OP_GATHER_ROWS = 7, OP_EMBEDDING = 8, OP_KV_WRITE = 9, OP_ROPE = 10, OP_QKV_PREP = 11, OP_ATTENTION = 12, OP_ARGMAX = 13, OP_TOPK = 14, OP_READ_SUM = 15, OP_MATMUL_Q = 16;
 /** Flag: no barrier after this instruction (the next one does not read its output). */
 const F_NOBAR = 0x100;
 const INSTR_BYTES: usize = 128;
@@ -68,6 +70,7 @@ export function runProgram(ctrl: usize, prog: usize, tid: i32, nth: i32): bool {
     const a = p + 4;
     if (op == OP_END) return true;
     else if (op == OP_MATMUL) matmul(tid, nth, scratch, scratchBytes, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7));
+    else if (op == OP_MATMUL_Q) matmulQ(tid, nth, scratch, scratchBytes, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7), arg(a, 8), arg(a, 9), arg(a, 10));
     else if (op == OP_RMSNORM) rmsnorm(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), reinterpret<f32>(arg(a, 5)));
     else if (op == OP_ADD_RMSNORM) addRmsnorm(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), reinterpret<f32>(arg(a, 7)));
     else if (op == OP_ELEMENTWISE) elementwise(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4));

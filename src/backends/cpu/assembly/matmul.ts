@@ -151,7 +151,7 @@ const BLOCK_BYTES: i32 = 256 << 10;
 }
 
 /** Rows [n0, n1) of out for every token, weights of one dtype (inlined per dtype). */
-@inline function matmulRange(dt: i32, out: usize, x: usize, w: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+@inline export function matmulRange(dt: i32, out: usize, x: usize, w: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
   const xs = <usize>K << 2;
   const os = <usize>N << 2;
   const T4 = T & ~3;

@@ -1,0 +1,100 @@
+/**
+ * The CPU backend's packed int8 / int4 matmul (assembly/qmatmul.ts) against the reference
+ * packed matmul (src/quant/matmul.ts) on seeded random inputs: rows 1, 7, 33, 4095, columns
+ * that are not a multiple of the group (ragged last groups, odd int4 rows), int4 symmetric
+ * and asymmetric, groups 32 / 64 / 128 and per channel, f16 scales as GGUF Q8_0 / Q4_0 store
+ * them, and the real Q8_0 / Q4_0 block readers; decode (integer dots), prefill (dequantized
+ * row blocks) and groups that do not nest in the kernel's chunks.
+ */
+import { after, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import * as k from "../../src/backends/cpu/kernels.js";
+import { CpuRuntime } from "../../src/backends/cpu/runtime.js";
+import { quantizeQ4_0, quantizeQ8_0 } from "../../src/checkpoint/ggml-quants.js";
+import { packedFromQ4_0, packedFromQ8_0 } from "../../src/quant/ggml.js";
+import { matmulPacked } from "../../src/quant/matmul.js";
+import { dequantize, type PackedDType, type PackedLayout, type PackedMatrix } from "../../src/quant/packed.js";
+import { quantize } from "../../src/quant/quantize.js";
+import { randomF32 } from "./cpu-util.js";
+
+const rt2 = new CpuRuntime({ threads: 2, spin: 2000 });
+const rt1 = new CpuRuntime({ threads: 1 });
+after(() => (rt2.close(), rt1.close()));
+
+/**
+ * Decode quantizes each x row to int16 with scale s = max|x_t| / 32767, so x_tk moves by at
+ * most s / 2 and out[t, n] by at most s / 2 * sum_k |w_nk|; f32 sums add ~1e-6 relative.
+ * Prefill (dequantized rows, f32 tiles) stays well inside the same bound.
+ */
+function assertWithinBound(got: Float32Array, want: Float32Array, x: Float32Array, w: PackedMatrix, T: number, what: string): void {
+  const { rows: N, cols: K } = w;
+  const wf = dequantize(w);
+  for (let t = 0; t < T; t++) {
+    let amax = 0;
+    for (let i = 0; i < K; i++) amax = Math.max(amax, Math.abs(x[t * K + i]));
+    for (let n = 0; n < N; n++) {
+      let l1 = 0;
+      for (let i = 0; i < K; i++) l1 += Math.abs(wf[n * K + i]);
+      const bound = ((amax / 32767) * 0.5 + amax * 2e-6) * l1 + 1e-6;
+      const i = t * N + n;
+      const err = Math.abs(got[i] - want[i]);
+      if (!(err <= bound)) assert.fail(`${what}: out[${t}, ${n}] = ${got[i]}, want ${want[i]} (error ${err} > bound ${bound})`);
+    }
+  }
+}
+
+function check(w: PackedMatrix, T: number, seed: number, threads: CpuRuntime[] = [rt2]): void {
+  const { rows: N, cols: K } = w;
+  const x = randomF32(T * K, seed, 2);
+  const bias = N % 2 ? randomF32(N, seed + 1) : undefined;
+  const want = new Float32Array(T * N);
+  matmulPacked(want, x, w, bias, T, K, N);
+  for (const rt of threads) assertWithinBound(k.matmulPacked(rt, x, w, bias, T), want, x, w, T, `${rt.threads} thread(s)`);
+}
+
+const formats: [name: string, dtype: PackedDType, layout: (K: number) => PackedLayout][] = [
+  ["int8 per channel", "int8", (K) => ({ groupSize: K, asym: false, scale: "f32" })],
+  ["int8 g32 f16 (Q8_0-like)", "int8", () => ({ groupSize: 32, asym: false, scale: "f16" })],
+  ["int4 sym g32 f16 (Q4_0-like)", "int4", () => ({ groupSize: 32, asym: false, scale: "f16" })],
+  ["int4 sym g64", "int4", () => ({ groupSize: 64, asym: false, scale: "f32" })],
+  ["int4 asym g128", "int4", () => ({ groupSize: 128, asym: true, scale: "f32" })],
+  ["int4 asym g32", "int4", () => ({ groupSize: 32, asym: true, scale: "f32" })],
+  ["int8 g24 (groups off the 16-column chunks)", "int8", () => ({ groupSize: 24, asym: false, scale: "f32" })],
+];
+
+const cases: [T: number, K: number, N: number][] = [
+  [1, 64, 1],
+  [1, 37, 7],
+  [7, 100, 33],
+  [33, 200, 9],
+  [2, 300, 4095],
+  [1, 768, 257],
+  [16, 96, 130],
+];
+
+describe("cpu packed matmul vs the reference", () => {
+  for (const [name, dtype, layout] of formats) {
+    for (const [T, K, N] of cases) {
+      test(`${name} T=${T} K=${K} N=${N}`, () => {
+        const w = quantize(randomF32(N * K, N * 31 + K, 0.5), N, K, dtype, layout(K));
+        check(w, T, T * 1000 + K, N === 4095 ? [rt2, rt1] : [rt2]);
+      });
+    }
+  }
+
+  for (const [T, N] of [[1, 33], [5, 7], [40, 65]]) {
+    test(`GGUF Q8_0 / Q4_0 blocks T=${T} N=${N} K=96`, () => {
+      const v = randomF32(N * 96, N, 0.5);
+      check(packedFromQ8_0(quantizeQ8_0(v), N, 96), T, T + 5);
+      check(packedFromQ4_0(quantizeQ4_0(v), N, 96), T, T + 6);
+    });
+  }
+
+  test("zero points and scales reach the result (a wrong zero is caught)", () => {
+    const w = quantize(randomF32(8 * 64, 3, 0.5), 8, 64, "int4", { groupSize: 32, asym: true, scale: "f32" });
+    const x = randomF32(64, 4);
+    const good = k.matmulPacked(rt1, x, w, undefined, 1);
+    const bad = k.matmulPacked(rt1, x, { ...w, zeros: w.zeros!.map((z) => z ^ 1) }, undefined, 1);
+    assert.ok(good.some((v, i) => Math.abs(v - bad[i]) > 1e-3));
+  });
+});
