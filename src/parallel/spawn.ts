@@ -22,7 +22,7 @@ function fail(rank, message) {
   if (quitting || Atomics.compareExchange(ctrl, 3, 0, rank + 1) !== 0) return;
   const bytes = new TextEncoder().encode(message).subarray(0, errBytes);
   new Uint8Array(ctrlBuffer, errAt, errBytes).set(bytes);
-  Atomics.store(ctrl, 5, bytes.length);
+  Atomics.store(ctrl, 5, bytes.length + 1); // world.ts failWorld: 0 means "not written yet"
   for (let i = 0; i < errAt / 4; i++) Atomics.notify(ctrl, i);
 }
 const workers = ranks.map((init) => {

@@ -18,7 +18,7 @@ export const W = {
   FAILED: 3,
   /** Ranks loaded and waiting for commands. */
   READY: 4,
-  /** Bytes of the failure message. */
+  /** 1 + bytes of the failure message; 0 until the failing thread has written it. */
   ERR_LEN: 5,
   /** Barrier words of stage s: BARRIER + 2s (count), + 1 (generation). */
   BARRIER: 16,
@@ -111,14 +111,16 @@ export function failWorld(ctrl: Int32Array, who: number, message: string): void 
   if (Atomics.compareExchange(ctrl, W.FAILED, 0, who + 1) !== 0) return;
   const bytes = new TextEncoder().encode(message).subarray(0, ERR_BYTES);
   new Uint8Array(ctrl.buffer, ERR_AT, ERR_BYTES).set(bytes);
-  Atomics.store(ctrl, W.ERR_LEN, bytes.length);
+  Atomics.store(ctrl, W.ERR_LEN, bytes.length + 1); // + 1: 0 means "not written yet"
   for (let i = 0; i < ERR_AT / 4; i++) Atomics.notify(ctrl, i);
 }
 
 export function failureOf(ctrl: Int32Array): { who: number; message: string } | null {
   const f = Atomics.load(ctrl, W.FAILED);
   if (f === 0) return null;
-  const len = Atomics.load(ctrl, W.ERR_LEN);
+  // the failing thread claims FAILED first, then writes its message: give it that moment
+  for (let k = 0; k < 100 && Atomics.load(ctrl, W.ERR_LEN) === 0; k++) Atomics.wait(ctrl, W.ERR_LEN, 0, 10);
+  const len = Math.max(0, Atomics.load(ctrl, W.ERR_LEN) - 1);
   return { who: f - 1, message: new TextDecoder().decode(new Uint8Array(ctrl.buffer, ERR_AT, len).slice()) };
 }
 
