@@ -62,8 +62,8 @@ function checkCpuHeap(config: ModelConfig, tensors: Iterable<{ shape: readonly n
   throw new HeapLimitError(weights + kv, `weights (${weights} bytes, --dtype ${o.dtype}) and the KV cache (${kv} bytes, ${o.kvDtype ?? "f32"})`, hint);
 }
 
-/** Opens the model to bench; `file` is the synthetic file's path when one was written or reused. */
-export async function openBenchCheckpoint(f: BenchModelFlags, sizes: BenchSizes): Promise<{ ckpt: Checkpoint; file?: string }> {
+/** Opens the model to bench; `file` is the synthetic file's path when one was written or reused, `writeS` the seconds writing it took. */
+export async function openBenchCheckpoint(f: BenchModelFlags, sizes: BenchSizes): Promise<{ ckpt: Checkpoint; file?: string; writeS?: number }> {
   const heap = { ...sizes, dtype: f.dtype, kvDtype: f.kvDtype };
   const config = syntheticSpecConfig(f.model);
   if (!config) {
@@ -76,7 +76,9 @@ export async function openBenchCheckpoint(f: BenchModelFlags, sizes: BenchSizes)
   const fileDtype = f.modelFormat ? (f.modelDtype ?? defaultModelDtype(f.modelFormat, f.dtype)) : "f32";
   if (f.target === "cpu") checkCpuHeap(config, [...expectedTensors(config).values()].map((shape) => ({ shape, dtype: fileDtype })), heap);
   if (!f.modelFormat) return { ckpt: syntheticCheckpoint(config, 0) };
+  const t0 = performance.now();
   const file = syntheticModelFile(config, f.modelFormat, fileDtype);
-  process.stderr.write(`synthetic model ${file.written ? "written to" : "reused from"} ${file.path}\n`);
-  return { ckpt: (await openModelSpec(file.path)).checkpoint, file: file.path };
+  const writeS = (performance.now() - t0) / 1000;
+  process.stderr.write(`synthetic model ${file.written ? `written to ${file.path} in ${writeS.toFixed(1)} s` : `reused from ${file.path}`}\n`);
+  return { ckpt: (await openModelSpec(file.path)).checkpoint, file: file.path, writeS };
 }
