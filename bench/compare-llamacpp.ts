@@ -12,6 +12,11 @@
  * GGUFs are its random-weight models, written once to the synthetic model cache
  * (src/models/synthetic-files.ts, as `llmrt bench --model-format gguf`) and reused.
  * --kv-dtype sets llmrt's KV cache; llama.cpp keeps its default (f16).
+ *
+ * Quantized entries of --dtypes: q8_0 / q4_0 run both engines on that GGUF (llmrt keeps
+ * its blocks packed: an engine dir built for target cpu, loaded with packed int8 / int4
+ * weights); int8-wo / int4-wo (g32) run llmrt on an engine quantized by `llmrt build --quant`
+ * from the F32 GGUF, against llama.cpp on the Q8_0 / Q4_0 GGUF (the nearest format).
  */
 import { parseArgs } from "node:util";
 import type { Token } from "node-llama-cpp";
@@ -22,7 +27,12 @@ import type { KvDType } from "../src/backends/backend.js";
 import { openCheckpoint } from "../src/checkpoint/open.js";
 import type { TensorDType } from "../src/checkpoint/types.js";
 import { measureLatency, measureThroughput, median, weightBytesPerToken } from "../src/cli/bench.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildEngineDir } from "../src/engine/build.js";
 import { Engine } from "../src/engine/engine.js";
+import type { QuantOptions } from "../src/quant/options.js";
 import { syntheticModelFile, syntheticSpecConfig } from "../src/models/synthetic-files.js";
 import { machineLine } from "./machine.js";
 
@@ -118,6 +128,23 @@ function llmrtParallel(engine: Engine): number {
   return recs.reduce((n, r) => n + r.tokens, 0) / wallS;
 }
 
+/** Quantized --dtypes: llmrt's --quant, and the GGUF llama.cpp runs (and llmrt too when the same). */
+const QUANT: Record<string, { quant: QuantOptions; peer: TensorDType }> = {
+  q8_0: { quant: { scheme: "int8-wo" }, peer: "q8_0" },
+  q4_0: { quant: { scheme: "int4-wo", groupSize: 32 }, peer: "q4_0" },
+  "int8-wo": { quant: { scheme: "int8-wo" }, peer: "q8_0" },
+  "int4-wo": { quant: { scheme: "int4-wo", groupSize: 32 }, peer: "q4_0" },
+};
+
+/** Bytes a decode step reads from a packed engine: every weight as bound (packed ones as stored), the embedding table but one row. */
+function packedBytesPerToken(engine: Engine, bound: CpuBound): number {
+  const emb = engine.graph.ops.find((o) => o.op === "embedding");
+  const table = emb && "table" in emb ? engine.graph.tensors.get(emb.table as string) : undefined;
+  const shape = table?.kind === "weight" ? table.shape : [0, 0];
+  const per = bound.packedDType(emb && "table" in emb ? (emb.table as string) : "") === "f32" ? 4 : 2;
+  return bound.weightBytes - (shape[0] - 1) * shape[1] * per;
+}
+
 let vocab = 32000;
 const rows: string[] = [];
 {
@@ -125,18 +152,22 @@ const rows: string[] = [];
   log(`read bandwidth ${threadList.map((t) => `${t} thread(s) ${bw[t].toFixed(1)} GB/s`).join(", ")}`);
   const config = syntheticSpecConfig(`synthetic:${a.shape}`)!;
   vocab = config.vocabSize;
-  for (const dt of a.dtypes.split(",") as TensorDType[]) {
-    const { path: file, written } = syntheticModelFile(config, "gguf", dt);
+  for (const dt of a.dtypes.split(",")) {
+    const q = QUANT[dt];
+    const { path: file, written } = syntheticModelFile(config, "gguf", (q?.peer ?? dt) as TensorDType);
     log(`${written ? "wrote" : "reusing"} ${file}`);
     const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
-    const ckpt = openCheckpoint(file);
+    const ckpt = openCheckpoint(q && q.peer !== dt ? syntheticModelFile(config, "gguf", "f32").path : file);
+    // packed engines go through an engine dir: in-memory builds keep no packed weights
+    const engineDir = q ? mkdtempSync(join(tmpdir(), "llmrt-compare-")) : undefined;
+    if (engineDir) buildEngineDir(ckpt, engineDir, { target: "cpu", quant: q!.quant, maxSeqLen: Math.max(P + G, 16 + NG) + 1, maxSeqs: Math.max(1, N), maxBatchTokens: Math.max(P, 512), maxLogitRows: Math.max(1, N) });
     for (const threads of threadList) {
       // keep the bound graph to stop its threads when done
       const cpu = new CpuBackend({ threads });
       let bound: CpuBound | undefined;
-      const backend = { name: cpu.name, bind: (...args: Parameters<CpuBackend["bind"]>) => (bound = cpu.bind(...args)) };
-      const engine = Engine.fromCheckpoint(ckpt, { backend, dtype: dt === "f32" ? "fp32" : dt === "f16" ? "fp16" : "bf16", maxSeqLen: Math.max(P + G, 16 + NG) + 1, maxSeqs: Math.max(1, N), maxBatchTokens: Math.max(P, 512), maxLogitRows: Math.max(1, N), blockSize: 16, kvDtype: a["kv-dtype"] as KvDType });
-      const bytes = weightBytesPerToken(engine, dt === "f32" ? "fp32" : "fp16", (n) => bound?.packedDType(n));
+      const backend = { name: cpu.name, packedDTypes: cpu.packedDTypes, bind: (...args: Parameters<CpuBackend["bind"]>) => (bound = cpu.bind(...args)) };
+      const engine = engineDir ? Engine.load(engineDir, { backend, blockSize: 16, kvDtype: a["kv-dtype"] as KvDType }) : Engine.fromCheckpoint(ckpt, { backend, dtype: dt === "f32" ? "fp32" : dt === "f16" ? "fp16" : "bf16", maxSeqLen: Math.max(P + G, 16 + NG) + 1, maxSeqs: Math.max(1, N), maxBatchTokens: Math.max(P, 512), maxLogitRows: Math.max(1, N), blockSize: 16, kvDtype: a["kv-dtype"] as KvDType });
+      const bytes = q ? packedBytesPerToken(engine, bound!) : weightBytesPerToken(engine, dt === "f32" ? "fp32" : "fp16", (n) => bound?.packedDType(n));
       const m = { cppPre: [] as number[], cppDec: [] as number[], ourPre: [] as number[], ourDec: [] as number[], cppPar: [] as number[], ourPar: [] as number[] };
       for (let r = 0; r < rounds; r++) {
         // alternate: llama.cpp, then llmrt, each round
@@ -163,6 +194,7 @@ const rows: string[] = [];
       rows.push(`| ${a.shape} ${dt.toUpperCase()} | ${threads} | ${mb(m.cppPre)} | ${mb(m.ourPre)} | ${ratio(m.ourPre, m.cppPre)} | ${mb(m.cppDec)} | ${mb(m.ourDec)} | ${ratio(m.ourDec, m.cppDec)} | ${f(roof)} (${f((100 * cd) / roof)}% / ${f((100 * od) / roof)}%) |${par}`);
     }
     ckpt.close();
+    if (engineDir) rmSync(engineDir, { recursive: true, force: true });
     await model.dispose();
   }
   console.log(`command: node --import tsx bench/compare-llamacpp.ts ${process.argv.slice(2).join(" ")}`.trim());
