@@ -19,7 +19,7 @@ import { targetByName } from "./targets.js";
 import { writeTokenizerFiles } from "./tokenizer-files.js";
 import { encodeWeight, materializeWeight, storageDType } from "./weights.js";
 import { matmulOnlyWeights, packedSummary, packWeight, type PackedBuild } from "./packed-weights.js";
-import { encodePacked } from "../quant/packed.js";
+import { encodePacked, type PackedDType } from "../quant/packed.js";
 import { smoothQuantWeights, type CalibrationData } from "./smoothquant.js";
 
 export interface EnginePlan {
@@ -82,14 +82,16 @@ export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<Buil
   const total = Object.values(plan.report.weightBytes).reduce((a, b) => a + b, 0);
   const writer = new WeightsWriter(join(dir, WEIGHTS_FILE));
   const matmulOnly = matmulOnlyWeights(plan.graph);
+  const readsPacked = target.createBackend(undefined, options).packedDTypes ?? [];
+  const keepNative = (dtype: PackedDType) => options.quant !== undefined || readsPacked.includes(dtype);
   const packed: { name: string; p: PackedBuild }[] = [];
   let bytes: number;
   try {
     let done = 0;
     for (const [name, d] of weights) {
-      // a GGUF's Q8_0 / Q4_0 blocks stay packed where the backend reads them so (the reference) or --quant asks for packing
+      // a checkpoint's packed blocks (GGUF Q8_0 / Q4_0 / K-quants, AWQ / GPTQ) stay packed where the target's backend reads them so, or --quant asks for packing
       const w8a8 = sq?.packed.get(name);
-      const p = w8a8 ? { packed: w8a8, origin: "quantized" as const } : packWeight(plan.graph, name, ckpt, woQuant, options.target === "reference" || options.quant !== undefined, matmulOnly);
+      const p = w8a8 ? { packed: w8a8, origin: "quantized" as const } : packWeight(plan.graph, name, ckpt, woQuant, keepNative, matmulOnly);
       let data: Uint8Array;
       if (p) {
         data = encodePacked(p.packed);

@@ -11,7 +11,7 @@ import { packedFromQ4_0, packedFromQ8_0 } from "../quant/ggml.js";
 import { packedFromKQuant } from "../quant/kquant.js";
 import { W8A8_TARGETS, packedFormatFor, type QuantOptions } from "../quant/options.js";
 import { OptionError } from "../errors.js";
-import { decodePacked, dequantize, isPackedDType, lastGroupSize, type PackedMatrix } from "../quant/packed.js";
+import { decodePacked, dequantize, isPackedDType, lastGroupSize, type PackedDType, type PackedMatrix } from "../quant/packed.js";
 import { quantize } from "../quant/quantize.js";
 import type { TensorEntry } from "./format.js";
 import { decodeWeight, materialize } from "./weights.js";
@@ -76,12 +76,12 @@ export interface PackedBuild {
 }
 
 /** How the builder stores weight `name`: packed, or null (the engine dtype as before). */
-export function packWeight(g: Graph, name: string, ckpt: Checkpoint, quant: QuantOptions | undefined, keepGguf: boolean, matmulOnly: Set<string>): PackedBuild | null {
+export function packWeight(g: Graph, name: string, ckpt: Checkpoint, quant: QuantOptions | undefined, keepNative: (dtype: PackedDType) => boolean, matmulOnly: Set<string>): PackedBuild | null {
   const d = g.tensors.get(name);
   if (!d || d.kind !== "weight" || d.shape.length !== 2 || !matmulOnly.has(name)) return null;
   const src = d.source ?? { kind: "checkpoint", name };
-  const native = keepGguf ? packedFromCheckpoint(src, ckpt) : null;
-  if (native) return { packed: native, origin: "gguf" };
+  const native = packedFromCheckpoint(src, ckpt);
+  if (native && keepNative(native.dtype)) return { packed: native, origin: "gguf" };
   if (!quant) return null;
   const [rows, cols] = d.shape;
   const { dtype, layout } = packedFormatFor(quant, cols);

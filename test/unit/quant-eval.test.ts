@@ -116,6 +116,11 @@ test("GGUF Q8_0 / Q4_0: tensors stay packed in the engine and run as their dequa
       const r = compareModels(dense, packedEngine, tokens, { ctx: 40, stride: 40 });
       t.diagnostic(`${dtype}: max |logit diff| vs dequantized reading ${r.maxLogitDiff.toExponential(2)}`);
       assert.ok(r.maxLogitDiff < 1e-4, `${r.maxLogitDiff}`);
+      // the cpu target reads int8 / int4 blocks too: no --quant needed to keep them; cuda dequantizes at build
+      const cpu = buildEngineDir(ckpt, join(tmp, `g-${dtype}-cpu`), { ...OPTS, maxSeqLen: 64, target: "cpu" });
+      assert.equal(cpu.weights.tensors.filter((e) => e.dtype === want).length, packed.length);
+      const cuda = buildEngineDir(ckpt, join(tmp, `g-${dtype}-cuda`), { ...OPTS, maxSeqLen: 64, target: "cuda" }, { files: new Map() });
+      assert.equal(cuda.weights.tensors.filter((e) => e.dtype === want).length, 0);
     } finally {
       ckpt.close();
     }
