@@ -1,0 +1,138 @@
+/**
+ * llmrt build --quant auto: builds every candidate precision for the target into a temp
+ * folder, measures each one's perplexity (same windows of the same text) and decode
+ * speed on the target's backend, picks the fastest within the perplexity budget and
+ * moves that engine into the output dir; its manifest records the pick and the table.
+ * Precision is uniform over the layers (no per-layer-group mix yet).
+ */
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Checkpoint } from "../checkpoint/types.js";
+import { measureLatency, median } from "../cli/bench.js";
+import { chunkedPerplexity } from "../eval/chunked-ppl.js";
+import { sampleText } from "../eval/sample-text.js";
+import { autoCandidates, formatAutoTable, pickCandidate, type CandidateResult } from "../quant/auto.js";
+import type { QuantOptions } from "../quant/options.js";
+import { buildEngineDir } from "./build.js";
+import { Engine } from "./engine.js";
+import { ENGINE_FILE, writeManifest, type EngineManifest } from "./format.js";
+import { resolveBuildOptions, type BuildOptions } from "./options.js";
+import type { CalibrationData } from "./smoothquant.js";
+import { targetByName } from "./targets.js";
+
+/** A short fixed measurement: enough tokens to rank candidates, seconds on stories260K. */
+const EVAL_TOKENS = 256;
+const EVAL_CTX = 128;
+const SAMPLE_SEED = 1;
+const DECODE = { prompt: 8, gen: 16, runs: 3 };
+
+export interface AutoOptions {
+  /** Largest accepted perplexity increase over fp32, as a fraction (0.01 = 1%). */
+  maxPplIncrease: number;
+  /** --calib-data: the evaluation text (and w8a8's calibration); absent = text sampled from the fp32 engine. */
+  calibration?: CalibrationData;
+  /** w8a8 settings from the flags (smoothAlpha, calibSamples, calibData). */
+  w8a8?: Partial<QuantOptions>;
+  /** The first token(s) of the sampled text (the tokenizer's BOS). */
+  samplePrompt: number[];
+  onLog?: (line: string) => void;
+}
+
+export interface AutoRecord {
+  maxPplIncrease: number;
+  evalText: string;
+  chosen: string;
+  table: CandidateResult[];
+}
+
+export interface AutoResult {
+  manifest: EngineManifest & { autoPrecision: AutoRecord };
+  chosen: number;
+  results: CandidateResult[];
+  table: string[];
+}
+
+export async function buildAutoEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<BuildOptions>, auto: AutoOptions): Promise<AutoResult> {
+  const base = resolveBuildOptions(ckpt.config, { ...opts, dtype: "fp32", quant: undefined });
+  const log = auto.onLog ?? (() => {});
+  const tmp = mkdtempSync(join(tmpdir(), "llmrt-auto-"));
+  try {
+    const candidates = autoCandidates(base.target, auto.calibration !== undefined);
+    const built: { dir?: string; manifest?: EngineManifest; error?: string }[] = [];
+    for (const [i, c] of candidates.entries()) {
+      const cdir = join(tmp, `c${i}`);
+      try {
+        const o = { ...base, dtype: c.dtype, quant: c.quant?.scheme === "w8a8" ? { ...auto.w8a8, scheme: "w8a8" as const } : c.quant };
+        const files = await targetByName(base.target).buildFiles?.(resolveBuildOptions(ckpt.config, o));
+        const manifest = buildEngineDir(ckpt, cdir, o, { files, calibration: auto.calibration });
+        built.push({ dir: cdir, manifest });
+      } catch (e) {
+        if (i === 0) throw e; // fp32 is the reference: without it nothing can be judged
+        built.push({ error: (e as Error).message.split("\n")[0] });
+      }
+    }
+    const { tokens, source } = evalText(built[0].dir!, base, auto);
+    log(`auto: evaluation text: ${tokens.length} tokens ${source}; windows of ${Math.min(EVAL_CTX, base.maxSeqLen, tokens.length)} tokens; decode ${DECODE.gen} tokens after ${DECODE.prompt}, median of ${DECODE.runs} runs`);
+    const results: CandidateResult[] = [];
+    for (const [i, c] of candidates.entries()) {
+      const b = built[i];
+      if (!b.dir) {
+        results.push({ name: c.name, withinBudget: false, error: b.error });
+        continue;
+      }
+      try {
+        const m = measure(b.dir, base, tokens);
+        const increase = i === 0 ? 0 : m.ppl / results[0].ppl! - 1;
+        results.push({ name: c.name, weightBytes: b.manifest!.weights.bytes, ppl: m.ppl, increase, msPerToken: m.msPerToken, withinBudget: increase <= auto.maxPplIncrease });
+      } catch (e) {
+        if (i === 0) throw e;
+        results.push({ name: c.name, weightBytes: b.manifest!.weights.bytes, withinBudget: false, error: (e as Error).message.split("\n")[0] });
+      }
+    }
+    const chosen = pickCandidate(results);
+    const table = formatAutoTable(results, chosen, auto.maxPplIncrease);
+    log(`auto: candidates on target ${base.target} (budget +${(100 * auto.maxPplIncrease).toFixed(2)}% perplexity over fp32; * = chosen, the fastest within it):`);
+    table.forEach((l) => log(`  ${l}`));
+    const manifest = { ...built[chosen].manifest!, autoPrecision: { maxPplIncrease: auto.maxPplIncrease, evalText: source, chosen: results[chosen].name, table: results } };
+    moveEngine(built[chosen].dir!, dir, manifest);
+    log(`auto: chose ${results[chosen].name}`);
+    return { manifest, chosen, results, table };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** The evaluation tokens: the head of --calib-data, else a seeded sample of the fp32 engine. */
+function evalText(fp32Dir: string, base: BuildOptions, auto: AutoOptions): { tokens: number[]; source: string } {
+  const max = EVAL_TOKENS;
+  if (auto.calibration) return { tokens: auto.calibration.tokens.slice(0, max), source: `of ${auto.calibration.source}` };
+  const n = Math.min(max, base.maxSeqLen) - auto.samplePrompt.length;
+  const e = Engine.load(fp32Dir, { maxSeqs: 1 });
+  try {
+    return { tokens: sampleText(e, auto.samplePrompt, n, SAMPLE_SEED), source: `sampled from the fp32 model (seed ${SAMPLE_SEED}, no --calib-data given)` };
+  } finally {
+    e.close();
+  }
+}
+
+function measure(dir: string, base: BuildOptions, tokens: number[]): { ppl: number; msPerToken: number } {
+  const ctx = Math.min(EVAL_CTX, base.maxSeqLen, tokens.length);
+  const P = Math.min(DECODE.prompt, base.maxBatchTokens, base.maxSeqLen - 2);
+  const G = Math.min(DECODE.gen, base.maxSeqLen - P);
+  const e = Engine.load(dir, { maxSeqs: 1 });
+  try {
+    const ppl = chunkedPerplexity(e, tokens, { ctx, stride: Math.max(1, ctx >> 1), chunk: Math.min(base.maxBatchTokens, base.maxLogitRows) }).perplexity;
+    const { decode } = measureLatency(e, P, G, DECODE.runs);
+    return { ppl, msPerToken: (1000 * median(decode)) / G };
+  } finally {
+    e.close();
+  }
+}
+
+/** The chosen candidate's files into `dir`, the manifest last (a dir without it is unfinished). */
+function moveEngine(from: string, dir: string, manifest: EngineManifest): void {
+  mkdirSync(dir, { recursive: true });
+  for (const name of readdirSync(from)) if (name !== ENGINE_FILE) cpSync(join(from, name), join(dir, name), { recursive: true });
+  writeManifest(dir, manifest);
+}
