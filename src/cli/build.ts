@@ -19,8 +19,10 @@ import { buildShardedEngineDir } from "../parallel/build.js";
 import { checkParallel } from "../parallel/layout.js";
 import { DEFAULT_CALIB_SAMPLES, DEFAULT_INT4_GROUP, DEFAULT_SMOOTH_ALPHA, INT4_GROUP_SIZES, QUANT_SCHEMES, resolveQuant, type QuantScheme } from "../quant/options.js";
 import { calibrationData, readCalibrationText } from "./calib-data.js";
+import { DEFAULT_MAX_PPL_INCREASE, parseMaxPplIncrease } from "../quant/auto.js";
+import { runAutoBuild } from "./build-auto.js";
 
-interface BuildFlags {
+export interface BuildFlags {
   model: string;
   output: string;
   dtype: string;
@@ -38,6 +40,7 @@ interface BuildFlags {
   calibData?: string;
   calibSamples?: number;
   smoothAlpha?: number;
+  maxPplIncrease?: string;
 }
 
 export function registerBuild(program: Command): void {
@@ -55,10 +58,11 @@ export function registerBuild(program: Command): void {
     .option("--tp <n>", "tensor-parallel ranks: each layer's heads, MLP and vocabulary split over them (one weights file per rank)", intOption("--tp", 1), 1)
     .option("--pp <n>", "pipeline stages: the layers split over them", intOption("--pp", 1), 1)
     .option("--gpu-arch <arch>", "--target cuda: GPU architecture to compile the kernels for (sm_80, sm_89, sm_90, ...; default sm_90), no GPU needed")
-    .option("--quant <scheme>", `weight-only quantization of linear layers: ${QUANT_SCHEMES.join(", ")} (packed in the engine)`)
+    .option("--quant <scheme>", `weight-only quantization of linear layers: ${QUANT_SCHEMES.join(", ")} (packed in the engine), or auto (measure every precision the target runs, keep the fastest within --max-ppl-increase)`)
+    .option("--max-ppl-increase <pct>", `--quant auto: largest perplexity increase over fp32 accepted, e.g. 1% (default ${100 * DEFAULT_MAX_PPL_INCREASE}%)`)
     .option("--group-size <n>", `--quant int4-wo: columns per scale, ${INT4_GROUP_SIZES.join(" / ")} (default ${DEFAULT_INT4_GROUP})`, intOption("--group-size", 1))
     .option("--int4-asym", "--quant int4-wo: a zero point per group (asymmetric)")
-    .option("--calib-data <file>", "--quant w8a8: calibration text; the model runs in full precision over it to measure activation ranges")
+    .option("--calib-data <file>", "--quant w8a8: calibration text; the model runs in full precision over it to measure activation ranges (--quant auto: also the evaluation text)")
     .option("--calib-samples <n>", `--quant w8a8: calibration windows of 256 tokens (default ${DEFAULT_CALIB_SAMPLES})`, intOption("--calib-samples", 1))
     .option("--smooth-alpha <a>", `--quant w8a8: SmoothQuant migration strength in [0, 1] (default ${DEFAULT_SMOOTH_ALPHA})`, floatOption("--smooth-alpha"))
     .action((flags: BuildFlags) => runBuild(flags));
@@ -75,6 +79,8 @@ function prepareOutput(dir: string): void {
 }
 
 async function runBuild(f: BuildFlags): Promise<void> {
+  const maxPplIncrease = parseMaxPplIncrease(f.maxPplIncrease, f.quant);
+  if (f.quant === "auto") return runAutoBuild(f, maxPplIncrease, prepareOutput);
   if (!ENGINE_DTYPES.includes(f.dtype as EngineDType)) throw new OptionError("--dtype", `unknown dtype "${f.dtype}"`, `choose one of ${ENGINE_DTYPES.join(", ")}`);
   const quant = resolveQuant({ scheme: f.quant as QuantScheme | undefined, groupSize: f.groupSize, asym: f.int4Asym, smoothAlpha: f.smoothAlpha, calibSamples: f.calibSamples, calibData: f.calibData });
   if (quant?.scheme === "w8a8" && f.calibData === undefined) throw new OptionError("--calib-data", "--quant w8a8 needs calibration text", "pass --calib-data FILE: plain text like what the model will serve");

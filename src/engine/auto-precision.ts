@@ -25,7 +25,7 @@ import { targetByName } from "./targets.js";
 const EVAL_TOKENS = 256;
 const EVAL_CTX = 128;
 const SAMPLE_SEED = 1;
-const DECODE = { prompt: 8, gen: 16, runs: 3 };
+const DECODE = { prompt: 8, gen: 32, runs: 5 };
 
 export interface AutoOptions {
   /** Largest accepted perplexity increase over fp32, as a fraction (0.01 = 1%). */
