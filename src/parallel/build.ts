@@ -3,8 +3,8 @@
  * converted and written to weights.rank<R>.bin; one engine.json (format version 2)
  * with every rank's graph, memory plan and tensors; the tokenizer files once.
  */
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { Checkpoint } from "../checkpoint/types.js";
 import type { BuildHooks } from "../engine/build.js";
 import { ENGINE_FORMAT, SHARDED_ENGINE_FORMAT_VERSION, WeightsWriter, WEIGHT_ALIGNMENT, serializeGraph, writeManifest, type EngineManifest, type RankManifest } from "../engine/format.js";
@@ -73,6 +73,11 @@ export function buildShardedEngineDir(ckpt: Checkpoint, dir: string, p: Parallel
     weights: r0.weights,
     parallel: { tp: p.tp, pp: p.pp, ranks },
   };
+  for (const [rel, data] of hooks.files ?? []) {
+    // the target's files (the cuda target's cubins), shared by every rank
+    mkdirSync(dirname(join(dir, rel)), { recursive: true });
+    writeFileSync(join(dir, rel), data);
+  }
   writeManifest(dir, manifest); // last: a dir without engine.json is an unfinished build
   return manifest;
 }

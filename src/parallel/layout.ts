@@ -51,7 +51,7 @@ export function kvHeadsPerRank(c: ModelConfig, tp: number): number {
 }
 
 /** Targets whose backends take a communicator (backends/collectives.ts). */
-export const SHARDED_TARGETS = ["reference", "cpu"];
+export const SHARDED_TARGETS = ["reference", "cpu", "cuda"];
 
 /** Typed refusals for splits the model cannot take. */
 export function checkParallel(c: ModelConfig, p: ParallelConfig, target: string): void {
@@ -70,6 +70,6 @@ export function checkParallel(c: ModelConfig, p: ParallelConfig, target: string)
     throw new OptionError("--pp", `${p.pp} stages for ${c.numLayers} layers`, `use at most --pp ${c.numLayers} (each stage needs a layer)`);
   }
   if (!SHARDED_TARGETS.includes(target)) {
-    throw new OptionError("--target", `sharded engines run on the ${SHARDED_TARGETS.join(" and ")} backends for now (their ops perform the collectives); "${target}" does not run collectives yet`, "build with --target cpu or reference, or without --tp/--pp");
+    throw new OptionError("--target", `sharded engines run on the ${SHARDED_TARGETS.join(", ")} backends for now (their ops perform the collectives); "${target}" does not run collectives yet`, "build with --target cpu or reference, or without --tp/--pp");
   }
 }

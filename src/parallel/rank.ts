@@ -1,13 +1,17 @@
 /**
- * One rank: loads its weights file, binds its graph to the engine's backend (reference, or
- * cpu with its share of the threads), which runs the collectives through shared memory,
+ * One rank: loads its weights file, binds its graph to the engine's backend (reference,
+ * cpu with its share of the threads, or cuda on GPU rank % deviceCount), which runs the
+ * collectives through shared memory (cuda: host-staged, backends/cuda/host-collectives.ts),
  * then serves commands until told to quit. For each step it runs the micro-batches in
  * order (a pipeline stage receives each from the stage before, sends it on to the next);
  * the last stage's first tensor-parallel rank writes the logits rows where the main
  * thread reads them.
  */
 import type { BoundGraph, KvDType, WeightMap } from "../backends/backend.js";
+import type { Backend } from "../backends/backend.js";
 import { CpuBackend } from "../backends/cpu/backend.js";
+import { CudaBackend } from "../backends/cuda/backend.js";
+import { CudaDriver } from "../backends/cuda/driver.js";
 import { ReferenceBackend } from "../backends/reference/backend.js";
 import type { KernelModule } from "../backends/cpu/wasm-module.js";
 import { deserializeGraph, readManifest, WeightsReader, type EngineManifest, type RankManifest } from "../engine/format.js";
@@ -84,9 +88,19 @@ export class Rank {
     this.stats = new Float64Array(init.buffers.ctrl, STATS_AT + init.rank * STAT_FIELDS * 8, STAT_FIELDS);
     const kv = { numLayers: r.layers[1] - r.layers[0], numBlocks: init.numBlocks, blockSize: init.blockSize, numKvHeads: r.kvHeads, headDim: m.model.headDim, dtype: init.kvDtype };
     const graph = rebaseLayers(deserializeGraph(r.graph), r.layers[0]); // its cache holds only its layers
-    const backend = m.target === "cpu" ? new CpuBackend({ comm: this.comm, threads: init.threads, spin: init.spin, kernels: init.kernels }) : new ReferenceBackend({ comm: this.comm });
+    const backend = this.backend(m);
     this.bound = backend.bind(graph, loadWeights(init.dir, m, r, init.verify), kv, r.memoryPlan);
     this.stats[7] = this.bound.kvBytes;
+  }
+
+  private backend(m: EngineManifest): Backend {
+    const { init, comm } = this;
+    if (m.target === "cpu") return new CpuBackend({ comm, threads: init.threads, spin: init.spin, kernels: init.kernels });
+    if (m.target !== "cuda") return new ReferenceBackend({ comm });
+    // one GPU per rank where there are enough; on fewer (the emulator: one) ranks share them
+    const deviceOrdinal = init.rank % CudaDriver.countDevices();
+    const fp8 = m.build.dtype === "fp8" ? ({ dtype: "bf16", weightFormat: "fp8" } as const) : {}; // as engine/targets.ts
+    return new CudaBackend({ engineDir: init.dir, comm, deviceOrdinal, ...fp8 });
   }
 
   /** Serves commands until CMD_QUIT or a failure; never throws. */

@@ -74,7 +74,7 @@ export class ShardedEngine extends Engine {
     const m = readManifest(dir);
     const p = m.parallel;
     if (!p) throw new EngineError(dir, "not a sharded engine (built without --tp/--pp)", "load it with Engine.load");
-    if (!SHARDED_TARGETS.includes(m.target)) throw new EngineError(dir, `sharded engines run on the ${SHARDED_TARGETS.join(" and ")} backends; this one is built for "${m.target}"`, "rebuild with --target cpu or reference");
+    if (!SHARDED_TARGETS.includes(m.target)) throw new EngineError(dir, `sharded engines run on the ${SHARDED_TARGETS.join(", ")} backends; this one is built for "${m.target}"`, "rebuild with --target cpu, cuda or reference");
     const maxSeqs = within(dir, m, opts.maxSeqs, m.build.maxSeqs, "max-seqs");
     const maxSeqLen = within(dir, m, opts.maxSeqLen, m.build.maxSeqLen, "max-seq-len");
     const maxBatchTokens = within(dir, m, opts.maxBatchTokens, m.build.maxBatchTokens, "max-batch-tokens");

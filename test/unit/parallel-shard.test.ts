@@ -144,7 +144,8 @@ test("refusals: heads that do not split, KV heads that neither split nor divide,
   assert.throws(() => checkParallel(c, { tp: 3, pp: 1 }, "reference"), (e: unknown) => e instanceof OptionError && /4 attention heads do not split over 3/.test(e.message));
   assert.throws(() => checkParallel({ ...c, numHeads: 6, numKvHeads: 3 }, { tp: 2, pp: 1 }, "reference"), /3 KV heads neither split/);
   assert.throws(() => checkParallel(c, { tp: 1, pp: 3 }, "reference"), /3 stages for 2 layers/);
-  assert.throws(() => checkParallel(c, { tp: 2, pp: 1 }, "cuda"), /reference and cpu backends/);
+  assert.doesNotThrow(() => checkParallel(c, { tp: 2, pp: 1 }, "cuda"));
+  assert.throws(() => checkParallel(c, { tp: 2, pp: 1 }, "webgpu"), /reference, cpu, cuda backends/);
   checkParallel(c, { tp: 2, pp: 1 }, "cpu");
   checkParallel(c, { tp: 4, pp: 2 }, "reference"); // 2 KV heads over 4 ranks: replicated
 

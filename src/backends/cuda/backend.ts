@@ -34,7 +34,7 @@ export class CudaBackend implements Backend {
 
   /** Opens the driver (once); throws CudaUnavailableError where there is no GPU. */
   device(): CudaDriver {
-    this.driver ??= CudaDriver.open();
+    this.driver ??= CudaDriver.open(undefined, this.options.deviceOrdinal ?? 0);
     return this.driver;
   }
 

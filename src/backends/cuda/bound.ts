@@ -17,6 +17,7 @@ import { planDeviceMemory } from "./device-memory.js";
 import type { CudaDriver, DevPtr, Ptr } from "./driver.js";
 import { actBytes, cacheBytes } from "./dtypes.js";
 import { chosenPath } from "./linear.js";
+import { isCudaHostOp } from "./host-collectives.js";
 import { launchOp, type OpContext } from "./ops.js";
 import type { KernelModules } from "./modules.js";
 import { layoutStep, maxTableLength, packStep, splitAttention, stepSizes, type StepLayout } from "./step-meta.js";
@@ -67,6 +68,8 @@ export class CudaBound implements BoundGraph {
   private readonly graphStride: number;
   private readonly attnGeo: { numHeads: number; numKvHeads: number; headDim: number } | null;
   private readonly vocab: number;
+  /** The graph has collectives or embedding_part: steps run launch by launch, never as a CUDA graph (host-collectives.ts). */
+  readonly hostStaged: boolean;
   private fp8: { xq: DevPtr; amax: DevPtr; scale: DevPtr; bytes: number } | null = null;
   /** The decode matmul paths timed fastest at bind (empty when autotuning is off). */
   readonly tactics: Tactics;
@@ -91,6 +94,7 @@ export class CudaBound implements BoundGraph {
     const emb = graph.ops.find((o) => o.op === "embedding");
     this.vocab = emb && emb.op === "embedding" ? (graph.tensors.get(emb.table) as { shape: number[] }).shape[0] : Infinity;
     this.markF32();
+    this.hostStaged = graph.ops.some(isCudaHostOp);
 
     // sizes first, then one plan for all of device memory
     const wplan = planWeights(graph, s.policy);
@@ -190,11 +194,21 @@ export class CudaBound implements BoundGraph {
     return pick;
   }
 
-  /** Float32 activations: RoPE frequencies, and matmul outputs the caller reads and no op does (logits). */
+  /**
+   * Float32 activations: RoPE frequencies, and matmul outputs the caller reads and no op
+   * does (logits); in a vocabulary-parallel head, the all_gather's output and the matmul
+   * part it gathers.
+   */
   private markF32(): void {
+    const readOnlyByCaller = (name: string) => this.graph.outputs.includes(name) && !this.graph.ops.some((o) => opInputs(o).includes(name));
     for (const op of this.graph.ops) {
       if (op.op === "rope_inv_freq") this.f32.add(op.out);
-      if (op.op === "matmul" && this.graph.outputs.includes(op.out) && !this.graph.ops.some((o) => opInputs(o).includes(op.out))) this.f32.add(op.out);
+      if (op.op === "matmul" && readOnlyByCaller(op.out)) this.f32.add(op.out);
+      if (op.op === "all_gather" && readOnlyByCaller(op.out)) {
+        this.f32.add(op.out);
+        const readers = this.graph.ops.filter((o) => opInputs(o).includes(op.x));
+        if (readers.length === 1 && this.graph.ops.some((o) => o.op === "matmul" && o.out === op.x)) this.f32.add(op.x);
+      }
     }
   }
 
@@ -240,7 +254,7 @@ export class CudaBound implements BoundGraph {
    * up with this), with pad-only steps that write the sink block. Returns the buckets.
    */
   warmDecodeGraphs(maxBatch: number): number[] {
-    if (!this.s.graphs) return [];
+    if (!this.s.graphs || this.hostStaged) return [];
     const out = this.buckets.filter((b) => b <= maxBatch);
     for (const b of out) {
       const one = Int32Array.of(0);
@@ -275,7 +289,8 @@ export class CudaBound implements BoundGraph {
     }
     for (const id of step.tokenIds) if (id < 0 || id >= this.vocab) throw new RangeError(`token id ${id} outside the vocabulary [0, ${this.vocab})`);
 
-    const bucket = graphs ? graphBucket(step, this.buckets, this.graphStride) : null;
+    // no CUDA graph across a host-staged collective (nor embedding_part, whose copies depend on the token ids)
+    const bucket = graphs && !this.hostStaged ? graphBucket(step, this.buckets, this.graphStride) : null;
     const run = bucket === null ? step : padDecodeStep(step, bucket, this.kv.numBlocks, this.kv.blockSize);
     const prefillOk = !this.s.decodeOnly && this.attnGeo !== null && prefillKernelFits(this.s.act, this.attnGeo.headDim);
     const split = splitAttention(run, prefillOk);
@@ -414,6 +429,9 @@ export class CudaBound implements BoundGraph {
       tactic: (w, outF32, M) => this.tactics.get(w, outF32, M),
       T: step.numTokens,
       R: step.logitRows.length,
+      tokenIds: step.tokenIds,
+      comm: s.comm,
+      deviceComm: s.deviceComm,
       blockSize: this.kv.blockSize,
       kvScale: 1,
       meta: this.meta,

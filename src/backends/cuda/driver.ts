@@ -86,6 +86,30 @@ const PROTOS: Record<string, string[]> = {
 type Fns = Record<keyof typeof PROTOS, NativeFn>;
 
 const drivers = new Map<string, CudaDriver>();
+const libraries = new Map<string, { fn: Fns; path: string; count: number }>();
+
+/** libcuda bound and initialized (once per thread), with its device count. */
+function initLibrary(search: SearchEnv): { fn: Fns; path: string; count: number } {
+  const found = findLibrary("cuda", search);
+  if (!found.path) {
+    throw new CudaUnavailableError("no CUDA driver (libcuda.so.1) was found", found.searched, `install the NVIDIA driver, or set ${LIB_DIR_ENV} to the folder holding libcuda.so.1`);
+  }
+  const cached = libraries.get(found.path);
+  if (cached) return cached;
+  const lib = openLibrary(found.path);
+  const fn = Object.fromEntries(Object.entries(PROTOS).map(([k, p]) => [k, bindFirst(lib, p)])) as Fns;
+  const r = fn.init(0) as number;
+  if (r !== 0) {
+    const what = r === 100 ? "no CUDA-capable GPU is visible" : `cuInit failed with error ${r}`;
+    throw new CudaUnavailableError(`${what} (driver ${found.path})`, [], `check nvidia-smi and CUDA_VISIBLE_DEVICES; set ${LIB_DIR_ENV} to use another driver`);
+  }
+  const count = [0];
+  fn.deviceCount(count);
+  if (count[0] < 1) throw new CudaUnavailableError(`the CUDA driver at ${found.path} sees no GPU`, [], "check nvidia-smi and CUDA_VISIBLE_DEVICES");
+  const out = { fn, path: found.path, count: count[0] };
+  libraries.set(found.path, out);
+  return out;
+}
 
 export class CudaDriver {
   readonly info: DeviceInfo;
@@ -95,9 +119,12 @@ export class CudaDriver {
   private constructor(
     fn: Fns,
     readonly libraryPath: string,
+    /** Devices the driver sees (CUDA_VISIBLE_DEVICES applied), and the one this driver binds. */
+    readonly deviceCount = 1,
+    readonly ordinal = 0,
   ) {
     this.fn = fn;
-    const dev = this.out("cuDeviceGet", (o) => fn.deviceGet(o, 0));
+    const dev = this.out("cuDeviceGet", (o) => fn.deviceGet(o, ordinal));
     this.ctx = this.out("cuDevicePrimaryCtxRetain", (o) => fn.ctxRetain(o, dev)) as Ptr;
     this.check("cuCtxSetCurrent", fn.ctxSetCurrent(this.ctx));
     const name = Buffer.alloc(256);
@@ -115,29 +142,23 @@ export class CudaDriver {
   }
 
   /**
-   * The driver for device 0, opened once per process. Throws CudaUnavailableError where
-   * libcuda is missing or reports no device.
+   * The driver for device `ordinal` (default 0), opened once per thread and device. Throws
+   * CudaUnavailableError where libcuda is missing or reports no such device.
    */
-  static open(search: SearchEnv = systemSearchEnv): CudaDriver {
-    const found = findLibrary("cuda", search);
-    if (!found.path) {
-      throw new CudaUnavailableError("no CUDA driver (libcuda.so.1) was found", found.searched, `install the NVIDIA driver, or set ${LIB_DIR_ENV} to the folder holding libcuda.so.1`);
-    }
-    const cached = drivers.get(found.path);
+  static open(search: SearchEnv = systemSearchEnv, ordinal = 0): CudaDriver {
+    const { fn, path, count } = initLibrary(search);
+    const key = `${path}#${ordinal}`;
+    const cached = drivers.get(key);
     if (cached) return cached;
-    const lib = openLibrary(found.path);
-    const fn = Object.fromEntries(Object.entries(PROTOS).map(([k, p]) => [k, bindFirst(lib, p)])) as Fns;
-    const r = fn.init(0) as number;
-    if (r !== 0) {
-      const what = r === 100 ? "no CUDA-capable GPU is visible" : `cuInit failed with error ${r}`;
-      throw new CudaUnavailableError(`${what} (driver ${found.path})`, [], `check nvidia-smi and CUDA_VISIBLE_DEVICES; set ${LIB_DIR_ENV} to use another driver`);
-    }
-    const count = [0];
-    fn.deviceCount(count);
-    if (count[0] < 1) throw new CudaUnavailableError(`the CUDA driver at ${found.path} sees no GPU`, [], "check nvidia-smi and CUDA_VISIBLE_DEVICES");
-    const d = new CudaDriver(fn, found.path);
-    drivers.set(found.path, d);
+    if (ordinal >= count) throw new CudaUnavailableError(`device ${ordinal} was asked for, the CUDA driver at ${path} sees ${count}`, [], "check nvidia-smi and CUDA_VISIBLE_DEVICES");
+    const d = new CudaDriver(fn, path, count, ordinal);
+    drivers.set(key, d);
     return d;
+  }
+
+  /** How many GPUs the driver sees (opens no context). */
+  static countDevices(search: SearchEnv = systemSearchEnv): number {
+    return initLibrary(search).count;
   }
 
   get arch(): string {

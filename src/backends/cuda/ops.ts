@@ -9,10 +9,11 @@ import { rowsFor } from "../../graph/passes/plan-memory.js";
 import { launchAttention, type AttentionContext } from "./attention.js";
 import type { DevPtr } from "./driver.js";
 import { kvSuffix } from "./dtypes.js";
+import { runHostOp, type HostOpContext } from "./host-collectives.js";
 import { launchLinear, type LinearContext } from "./linear.js";
 import type { DeviceWeight } from "./weights.js";
 
-export interface OpContext extends LinearContext, AttentionContext {
+export interface OpContext extends LinearContext, AttentionContext, Omit<HostOpContext, "size"> {
   graph: Graph;
   T: number;
   R: number;
@@ -111,6 +112,12 @@ export function launchOp(op: Op, c: OpContext): void {
       const n = rows(op.out) * cols(op.out);
       return c.k.launch(`${op.op}_${a}`, strided(c, n), B256, [["ptr", c.at(op.out)], ["ptr", c.at(op.a)], ["ptr", c.at(op.b)], ["i32", n]]);
     }
+    case "embedding_part":
+    case "all_reduce":
+    case "all_gather":
+    case "send":
+    case "recv":
+      return runHostOp(op, { ...c, size: (n) => ({ n: rows(n) * cols(n), cols: cols(n) }) });
     case "gather_rows": {
       const s = c.isF32(op.x) ? "f32" : a;
       return c.k.launch(`gather_rows_${s}`, [c.R, 1, 1], B128, [["ptr", c.at(op.out)], ["ptr", c.at(op.x)], ["ptr", meta("logitRows")], ["i32", c.R], ["i32", cols(op.x)]]);

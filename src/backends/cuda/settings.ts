@@ -6,8 +6,10 @@ import type { KvDType, WeightMap } from "../backend.js";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../../checkpoint/fp16.js";
 import { OptionError } from "../../errors.js";
 import type { Graph } from "../../graph/ir.js";
+import type { Collectives } from "../collectives.js";
 import type { Cubins } from "./compile.js";
 import { checkKvPair, checkWeightFormat, effectiveCache, type ActDType, type CacheDType } from "./dtypes.js";
+import type { DeviceCollectives } from "./host-collectives.js";
 import type { LinearMode } from "./linear.js";
 import type { WeightPolicy } from "./weights.js";
 
@@ -52,6 +54,14 @@ export interface CudaBackendOptions {
   kvBlocks?: "requested" | "fill";
   /** Share of free GPU memory to use (default 0.9). */
   gpuMemoryUtilization?: number;
+  /**
+   * A sharded engine's rank: the communicator its collective ops call, host-staged
+   * (host-collectives.ts); with `deviceComm` (NCCL, nccl.ts) they run on the stream instead.
+   */
+  comm?: Collectives;
+  deviceComm?: DeviceCollectives;
+  /** The GPU to bind to (default 0; a rank uses rank % deviceCount). */
+  deviceOrdinal?: number;
 }
 
 export interface BoundSettings {
@@ -72,6 +82,8 @@ export interface BoundSettings {
   dummy: { seed: number } | null;
   kvBlocks: "requested" | "fill";
   utilization: number;
+  comm?: Collectives;
+  deviceComm?: DeviceCollectives;
 }
 
 /**
@@ -120,5 +132,7 @@ export function resolveSettings(o: CudaBackendOptions, g: Graph, w: WeightMap, k
     dummy: o.loadFormat === "dummy" ? { seed: o.seed ?? 0 } : null,
     kvBlocks: o.kvBlocks ?? "requested",
     utilization: o.gpuMemoryUtilization ?? 0.9,
+    comm: o.comm,
+    deviceComm: o.deviceComm,
   };
 }

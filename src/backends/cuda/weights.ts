@@ -40,7 +40,7 @@ export function weightRoles(g: Graph): Map<string, WeightRole> {
   const roles = new Map<string, WeightRole>();
   for (const [name, d] of g.tensors) if (d.kind === "weight") roles.set(name, "vector");
   for (const op of g.ops) if (op.op === "matmul") roles.set(op.w, "linear");
-  for (const op of g.ops) if (op.op === "embedding") roles.set(op.table, "table");
+  for (const op of g.ops) if (op.op === "embedding" || op.op === "embedding_part") roles.set(op.table, "table");
   return roles;
 }
 

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -49,7 +50,10 @@ struct FunctionImpl {
 const size_t TOTAL_MEM = 8ull << 30;
 size_t allocated = 0;
 std::map<void*, size_t> allocations;
-std::string last_launch_error;
+// Ranks of a sharded engine are threads sharing this one fake device: launches (whose
+// runtime and `__shared__` statics are global) and the allocation table take this lock.
+std::mutex device_lock;
+thread_local std::string last_launch_error;
 int context_token = 0;
 
 double now_ms() {
@@ -62,6 +66,7 @@ CUresult run(const Node& n) {
   for (auto& a : n.args) ptrs.push_back((void*)a.data());
   static const bool trace = std::getenv("LLMRT_EMU_TRACE") != nullptr;
   const double t0 = trace ? now_ms() : 0;
+  std::lock_guard<std::mutex> hold(device_lock);
   last_launch_error = emu::launch(*n.kernel, n.grid, n.block, ptrs.data());
   if (trace)
     std::fprintf(stderr, "emu %-32s grid %u,%u,%u block %u: %.2f ms\n", n.name.c_str(), n.grid.x, n.grid.y, n.grid.z,
@@ -108,10 +113,12 @@ CUresult cuCtxSetCurrent(CUcontext) { return CUDA_SUCCESS; }
 CUresult cuCtxSynchronize(void) { return CUDA_SUCCESS; }
 
 CUresult cuMemGetInfo(size_t* free, size_t* total) {
+  std::lock_guard<std::mutex> hold(device_lock);
   *total = TOTAL_MEM, *free = TOTAL_MEM - allocated;
   return CUDA_SUCCESS;
 }
 CUresult cuMemAlloc(CUdeviceptr* p, size_t bytes) {
+  std::lock_guard<std::mutex> hold(device_lock);
   if (allocated + bytes > TOTAL_MEM) return CUDA_ERROR_OUT_OF_MEMORY;
   void* m = std::aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
   if (!m) return CUDA_ERROR_OUT_OF_MEMORY;
@@ -122,6 +129,7 @@ CUresult cuMemAlloc(CUdeviceptr* p, size_t bytes) {
   return CUDA_SUCCESS;
 }
 CUresult cuMemFree(CUdeviceptr p) {
+  std::lock_guard<std::mutex> hold(device_lock);
   auto it = allocations.find((void*)p);
   if (it == allocations.end()) return CUDA_ERROR_INVALID_VALUE;
   allocated -= it->second;
