@@ -12,6 +12,7 @@ import type { Backend } from "../backends/backend.js";
 import { CpuBackend } from "../backends/cpu/backend.js";
 import { CudaBackend } from "../backends/cuda/backend.js";
 import { CudaDriver } from "../backends/cuda/driver.js";
+import type { NcclIds } from "../backends/cuda/nccl.js";
 import { ReferenceBackend } from "../backends/reference/backend.js";
 import type { KernelModule } from "../backends/cpu/wasm-module.js";
 import { deserializeGraph, readManifest, WeightsReader, type EngineManifest, type RankManifest } from "../engine/format.js";
@@ -39,6 +40,8 @@ export interface RankInit {
   threads: number;
   /** A cpu-target rank's kernels, compiled once by the main thread. */
   kernels?: KernelModule;
+  /** A cuda-target rank's NCCL ids (nccl-plan.ts); absent: host-staged collectives. */
+  nccl?: NcclIds;
   /** Test hook: "RANK:STEP:throw|exit" makes that rank fail at that step (1-based). */
   fault?: string;
 }
@@ -100,7 +103,9 @@ export class Rank {
     // one GPU per rank where there are enough; on fewer (the emulator: one) ranks share them
     const deviceOrdinal = init.rank % CudaDriver.countDevices();
     const fp8 = m.build.dtype === "fp8" ? ({ dtype: "bf16", weightFormat: "fp8" } as const) : {}; // as engine/targets.ts
-    return new CudaBackend({ engineDir: init.dir, comm, deviceOrdinal, ...fp8 });
+    const p = m.parallel!;
+    const nccl = init.nccl && { ids: init.nccl, place: { rank: init.rank, stage: this.r.stage, tpRank: this.r.tpRank, tp: p.tp, world: p.tp * p.pp } };
+    return new CudaBackend({ engineDir: init.dir, comm, deviceOrdinal, nccl, ...fp8 });
   }
 
   /** Serves commands until CMD_QUIT or a failure; never throws. */

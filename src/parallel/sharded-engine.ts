@@ -14,6 +14,7 @@ import { deserializeGraph, readManifest, type EngineManifest } from "../engine/f
 import { EngineError } from "../errors.js";
 import { rowsFor } from "../graph/passes/plan-memory.js";
 import { SHARDED_TARGETS } from "./layout.js";
+import { ncclPlan } from "./nccl-plan.js";
 import { commOf } from "./plan.js";
 import { RankGroupBound, RankError, type RankStats } from "./rank-group.js";
 import type { RankInit } from "./rank.js";
@@ -89,7 +90,8 @@ export class ShardedEngine extends Engine {
     const world = p.tp * p.pp;
     const threads = Math.max(1, Math.floor(resolveThreads() / world)); // the --threads budget, shared out
     const kernels = m.target === "cpu" ? kernelModule() : undefined;
-    const inits: RankInit[] = p.ranks.map((r) => ({ dir, rank: r.rank, buffers, layout, blockSize, numBlocks, kvDtype: opts.kvDtype ?? "f32", verify: opts.verify ?? true, microBatches, spin: opts.spin, threads, kernels, fault }));
+    const nccl = m.target === "cuda" ? ncclPlan(p.tp, p.pp) : undefined;
+    const inits: RankInit[] = p.ranks.map((r) => ({ dir, rank: r.rank, buffers, layout, blockSize, numBlocks, kvDtype: opts.kvDtype ?? "f32", verify: opts.verify ?? true, microBatches, spin: opts.spin, threads, kernels, nccl, fault }));
     const sup = await spawnRanks(inits, ERR_AT, ERR_BYTES);
     const kv = { numLayers: m.model.numLayers, numBlocks, blockSize, numKvHeads: m.model.numKvHeads, headDim: m.model.headDim, dtype: opts.kvDtype ?? "f32" };
     // ranks report through shared memory (a rank that fails to load cannot post a message)

@@ -16,6 +16,7 @@ import { CublasLt } from "./cublaslt.js";
 import { CudaDriver } from "./driver.js";
 import { engineArchs, readEngineCubins } from "./engine-files.js";
 import { KernelModules } from "./modules.js";
+import { NcclCollectives } from "./nccl.js";
 import { Nvrtc } from "./nvrtc.js";
 import { resolveSettings, type CudaBackendOptions } from "./settings.js";
 
@@ -29,6 +30,7 @@ export class CudaBackend implements Backend {
   readonly name = "cuda";
   private driver: CudaDriver | null = null;
   private kernels: KernelModules | null = null;
+  private nccl: NcclCollectives | null = null;
 
   constructor(readonly options: CudaBackendOptions = {}) {}
 
@@ -81,6 +83,17 @@ export class CudaBackend implements Backend {
     const k = this.modules();
     const settings = resolveSettings(this.options, graph, weights, kv.dtype, kv.blockSize, d.info.computeCapability, /emulator/i.test(d.info.name));
     const lt = this.options.cublasLt === false ? null : CublasLt.tryOpen((bytes) => d.alloc(bytes));
+    if (this.options.nccl) settings.deviceComm = this.ncclComm(d, k);
     return new CudaBound(d, k, lt, graph, weights, kv, plan ?? planMemory(graph, DEFAULT_CAPACITY), settings);
+  }
+
+  /** Joins the NCCL communicators once, on this thread's GPU and the kernels' stream (UNRUN: see nccl.ts). */
+  private ncclComm(d: CudaDriver, k: KernelModules): NcclCollectives {
+    const { ids, place } = this.options.nccl!;
+    const copy2d = (dst: number, dstPitch: number, src: number, srcPitch: number, rowBytes: number, rows: number) => {
+      for (let r = 0; r < rows; r++) d.dtodAsync(dst + r * dstPitch, src + r * srcPitch, rowBytes, k.stream);
+    };
+    this.nccl ??= NcclCollectives.init(ids, place, k.stream, (bytes) => d.alloc(bytes), copy2d);
+    return this.nccl;
   }
 }

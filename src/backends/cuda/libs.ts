@@ -1,7 +1,7 @@
 /**
  * Finding the CUDA libraries: the driver (libcuda.so.1, comes with the NVIDIA driver),
- * NVRTC and cuBLASLt (come with the toolkit, or with PyTorch's pip wheels under
- * site-packages/nvidia/<pkg>/lib). Looks, in order, in LLMRT_CUDA_LIB_DIR (':'-separated
+ * NVRTC, cuBLASLt and NCCL (come with the toolkit, or with PyTorch's pip wheels under
+ * site-packages/nvidia/<pkg>/lib; NCCL's folder may also be named by LLMRT_NCCL_LIB). Looks, in order, in LLMRT_CUDA_LIB_DIR (':'-separated
  * folders), LD_LIBRARY_PATH, the usual system and toolkit folders, what `ldconfig -p`
  * lists, and last Python's nvidia packages. Nothing here loads a library.
  */
@@ -9,7 +9,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 
-export type CudaLibrary = "cuda" | "nvrtc" | "cublasLt";
+export type CudaLibrary = "cuda" | "nvrtc" | "cublasLt" | "nccl";
 
 export const LIB_DIR_ENV = "LLMRT_CUDA_LIB_DIR";
 
@@ -18,7 +18,11 @@ export const LIBRARY_FILES: Record<CudaLibrary, string[]> = {
   cuda: ["libcuda.so.1", "libcuda.so"],
   nvrtc: ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"],
   cublasLt: ["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"],
+  nccl: ["libnccl.so.2", "libnccl.so"],
 };
+
+/** Per-library override folders, searched before LLMRT_CUDA_LIB_DIR. */
+export const LIB_ENV: Partial<Record<CudaLibrary, string>> = { nccl: "LLMRT_NCCL_LIB" };
 
 export const STANDARD_DIRS = [
   "/usr/local/nvidia/lib64",
@@ -135,7 +139,8 @@ export function findLibrary(lib: CudaLibrary, s: SearchEnv = systemSearchEnv): L
     }
     return null;
   };
-  const first = tryDirs([...splitPath(s.env[LIB_DIR_ENV]), ...splitPath(s.env.LD_LIBRARY_PATH), ...STANDARD_DIRS]);
+  const own = LIB_ENV[lib] ? splitPath(s.env[LIB_ENV[lib]!]) : [];
+  const first = tryDirs([...own, ...splitPath(s.env[LIB_DIR_ENV]), ...splitPath(s.env.LD_LIBRARY_PATH), ...STANDARD_DIRS]);
   if (first) return { path: first, searched };
 
   searched.push("ldconfig -p");
@@ -153,5 +158,6 @@ export function describeLibraries(s: SearchEnv = systemSearchEnv): Record<CudaLi
     cuda: findLibrary("cuda", s).path,
     nvrtc: findLibrary("nvrtc", s).path,
     cublasLt: findLibrary("cublasLt", s).path,
+    nccl: findLibrary("nccl", s).path,
   };
 }

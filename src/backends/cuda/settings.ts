@@ -11,6 +11,7 @@ import type { Cubins } from "./compile.js";
 import { checkKvPair, checkWeightFormat, effectiveCache, type ActDType, type CacheDType } from "./dtypes.js";
 import type { DeviceCollectives } from "./host-collectives.js";
 import type { LinearMode } from "./linear.js";
+import type { NcclIds, NcclPlace } from "./nccl.js";
 import type { WeightPolicy } from "./weights.js";
 
 export interface CudaBackendOptions {
@@ -60,6 +61,8 @@ export interface CudaBackendOptions {
    */
   comm?: Collectives;
   deviceComm?: DeviceCollectives;
+  /** NCCL for a rank with its own GPU: the ids the main thread made and the rank's place (nccl.ts; joined at the first bind). */
+  nccl?: { ids: NcclIds; place: NcclPlace };
   /** The GPU to bind to (default 0; a rank uses rank % deviceCount). */
   deviceOrdinal?: number;
 }
