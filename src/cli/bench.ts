@@ -24,10 +24,7 @@ import { targetByName } from "../engine/targets.js";
 import { storageDType } from "../engine/weights.js";
 import { SYNTHETIC_DTYPES, SYNTHETIC_FORMATS, type SyntheticFormat } from "../models/synthetic-files.js";
 import { EngineCore } from "../runtime/engine-core.js";
-import { BlockPool } from "../runtime/kv-cache.js";
 import { normalizeSamplingParams } from "../runtime/sampling-params.js";
-import { Sequence } from "../runtime/sequence.js";
-import { buildStep } from "../runtime/step-builder.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { dummyEngine } from "./bench-dummy.js";
 import { openBenchCheckpoint } from "./bench-model.js";
@@ -35,6 +32,9 @@ import { latencyCharts, commandLine, requestCharts, writeReport } from "./bench-
 import { registerBenchServe } from "./bench-serve.js";
 import { bar, lengths, printResult, r2, rng, stats } from "./bench-stats.js";
 import { intOption } from "./options.js";
+import { measureLatency, median } from "../eval/latency.js";
+
+export { measureLatency, median, type LatencyTimes } from "../eval/latency.js";
 
 interface CommonFlags {
   model: string;
@@ -88,51 +88,12 @@ export function weightBytesPerToken(engine: Engine, dtype: EngineDType, stored: 
   return bytes;
 }
 
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s[Math.floor(s.length / 2)];
-}
 
 interface LatencyFlags extends CommonFlags {
   profile?: boolean;
   promptTokens: number;
   genTokens: number;
   runs: number;
-}
-
-export interface LatencyTimes {
-  /** Seconds per run: the P-token prefill step, and all G decode steps together. */
-  prefill: number[];
-  decode: number[];
-}
-
-/** Times `runs` sequences (after one warm-up): a P-token prefill step, then G one-token decode steps. */
-export function measureLatency(engine: Engine, P: number, G: number, runs: number, onStep: (done: number, total: number) => void = () => {}): LatencyTimes {
-  const vocab = engine.config.vocabSize;
-  const next = rng(1);
-  const times: LatencyTimes = { prefill: [], decode: [] };
-  for (let run = 0; run < runs + 1; run++) {
-    // run 0 warms up (JIT, page faults) and is not counted
-    const seq = new Sequence(0, Array.from({ length: P + G }, () => next(vocab)));
-    new BlockPool(engine.kv.numBlocks, engine.kv.blockSize, false).reserve(seq, P + G);
-    const step = (n: number) => {
-      const s = buildStep([{ seq, numNew: n, wantLogits: true }], engine.kv.blockSize);
-      const t = performance.now();
-      // as generate does it: greedy picked where the logits are when the backend can
-      if (engine.hasDeviceGreedy) engine.forwardGreedy(s);
-      else engine.forward(s);
-      seq.numComputed += n;
-      return (performance.now() - t) / 1000;
-    };
-    const p = P > 0 ? step(P) : 0;
-    let d = 0;
-    for (let i = 0; i < G; i++) {
-      d += step(1);
-      if (run > 0) onStep((run - 1) * G + i + 1, runs * G);
-    }
-    if (run > 0) (times.prefill.push(p), times.decode.push(d));
-  }
-  return times;
 }
 
 async function runLatency(f: LatencyFlags): Promise<void> {

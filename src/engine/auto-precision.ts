@@ -9,7 +9,7 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Checkpoint } from "../checkpoint/types.js";
-import { measureLatency, median } from "../cli/bench.js";
+import { measureLatency, median } from "../eval/latency.js";
 import { chunkedPerplexity } from "../eval/chunked-ppl.js";
 import { sampleText } from "../eval/sample-text.js";
 import { autoCandidates, formatAutoTable, pickCandidate, type CandidateResult } from "../quant/auto.js";
