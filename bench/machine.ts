@@ -1,9 +1,8 @@
-/** One line describing where a benchmark ran, printed by every bench. */
-import { cpus, totalmem } from "node:os";
+/** One line describing where a benchmark ran, printed by every bench: the CLI's line and the date. */
+import { machineLine as cliMachineLine } from "../src/cli/machine.js";
 
 export function machineLine(): string {
-  const c = cpus();
-  return `${c[0]?.model ?? "unknown CPU"}, ${c.length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
+  return `${cliMachineLine()}, ${new Date().toISOString().slice(0, 10)}`;
 }
 
 export function median(xs: number[]): number {

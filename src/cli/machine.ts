@@ -1,4 +1,4 @@
-/** Where a benchmark ran, in one line: as bench/machine.ts prints it, for code under src/ (which cannot import bench/). */
+/** Where a benchmark ran, in one line (bench/machine.ts adds the date). */
 import { cpus, totalmem } from "node:os";
 
 export function machineLine(): string {

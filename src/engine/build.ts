@@ -83,7 +83,7 @@ export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<Buil
   const writer = new WeightsWriter(join(dir, WEIGHTS_FILE));
   const matmulOnly = matmulOnlyWeights(plan.graph);
   const readsPacked = target.createBackend(undefined, options).packedDTypes ?? [];
-  const keepNative = (dtype: PackedDType) => options.quant !== undefined || readsPacked.includes(dtype);
+  const keepNative = options.quant !== undefined ? () => true : readsPacked.length > 0 ? (dtype: PackedDType) => readsPacked.includes(dtype) : null;
   const packed: { name: string; p: PackedBuild }[] = [];
   let bytes: number;
   try {

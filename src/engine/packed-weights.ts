@@ -76,12 +76,13 @@ export interface PackedBuild {
 }
 
 /** How the builder stores weight `name`: packed, or null (the engine dtype as before). */
-export function packWeight(g: Graph, name: string, ckpt: Checkpoint, quant: QuantOptions | undefined, keepNative: (dtype: PackedDType) => boolean, matmulOnly: Set<string>): PackedBuild | null {
+export function packWeight(g: Graph, name: string, ckpt: Checkpoint, quant: QuantOptions | undefined, keepNative: ((dtype: PackedDType) => boolean) | null, matmulOnly: Set<string>): PackedBuild | null {
   const d = g.tensors.get(name);
   if (!d || d.kind !== "weight" || d.shape.length !== 2 || !matmulOnly.has(name)) return null;
   const src = d.source ?? { kind: "checkpoint", name };
-  const native = packedFromCheckpoint(src, ckpt);
-  if (native && keepNative(native.dtype)) return { packed: native, origin: "gguf" };
+  // null: nothing would be kept, so the blocks are not read (and converted) for nothing
+  const native = keepNative ? packedFromCheckpoint(src, ckpt) : null;
+  if (native && keepNative!(native.dtype)) return { packed: native, origin: "gguf" };
   if (!quant) return null;
   const [rows, cols] = d.shape;
   const { dtype, layout } = packedFormatFor(quant, cols);

@@ -183,13 +183,14 @@ export class EngineCore {
     for (const s of slices) s.req.timings.firstScheduled ??= now;
 
     const batch = buildStep(slices, this.pool.blockSize);
-    if (this.engine.hasDeviceGreedy && slices.every(deviceGreedyFits)) return this.stepGreedy(slices, this.engine.forwardGreedy(batch));
-    const logits = this.engine.forward(batch); // [R, vocab]
+    // every sampled token a plain argmax: the backend picks it where the logits are, and no row is read here
+    const greedy = this.engine.hasDeviceGreedy && slices.every(deviceGreedyFits) ? this.engine.forwardGreedy(batch) : null; // [R]
+    const logits = greedy ? null : this.engine.forward(batch); // [R, vocab]
     const V = this.engine.config.vocabSize;
 
     const updates: RequestUpdate[] = [];
     let row = 0;
-    const rowAt = (r: number) => logits.subarray(r * V, (r + 1) * V);
+    const rowAt = (r: number) => logits!.subarray(r * V, (r + 1) * V);
     for (const slice of slices) {
       const { req, numNew } = slice;
       const numDraft = slice.numDraft ?? 0;
@@ -200,7 +201,10 @@ export class EngineCore {
         req.promptLogprobs.push(tokenLogprob(rowAt(row), req.seq.tokens[pos + 1], req.params.promptLogprobs!));
       }
       req.seq.numComputed += numNew - numDraft;
-      if (sampleRows > 0) {
+      if (greedy && sampleRows > 0) {
+        updates.push(this.emitPicked(req, greedy[row++]));
+        this.releaseDeferred(req.id);
+      } else if (sampleRows > 0) {
         const rows = Array.from({ length: sampleRows }, (_, i) => rowAt(row + i));
         row += sampleRows;
         updates.push(numDraft > 0 ? this.verify(req, rows) : this.sampleOne(req, rows[0]));
@@ -212,23 +216,11 @@ export class EngineCore {
     return updates;
   }
 
-  /** The rest of step() when the backend picked every sampled token itself (ids [R], one per slice that samples). */
-  private stepGreedy(slices: readonly (ScheduledSlice & { req: Request })[], ids: Int32Array): RequestUpdate[] {
-    const updates: RequestUpdate[] = [];
-    let row = 0;
-    for (const { req, numNew, wantLogits } of slices) {
-      req.seq.numComputed += numNew;
-      if (wantLogits) {
-        const token = ids[row++];
-        if (token < 0) throw noFinite();
-        req.sampler.accept(token);
-        updates.push(this.emit(req, token, undefined));
-        this.releaseDeferred(req.id);
-      }
-      req.seq.draft = [];
-      if (!req.finished) this.pool.commitFull(req.seq);
-    }
-    return updates;
+  /** A token the backend picked (-1: the row had no finite logit). */
+  private emitPicked(req: Request, token: number): RequestUpdate {
+    if (token < 0) throw noFinite();
+    req.sampler.accept(token);
+    return this.emit(req, token, undefined);
   }
 
   private sampleOne(req: Request, row: Float32Array): RequestUpdate {

@@ -4,34 +4,18 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Command } from "commander";
-import { registerBuild } from "../../src/cli/build.js";
 import { inspect } from "../../src/cli/inspect.js";
 import { writeModelGguf } from "../../src/checkpoint/write-gguf-model.js";
 import { readManifest } from "../../src/engine/format.js";
 import { OptionError } from "../../src/errors.js";
 import { variantCheckpoint } from "./graph-util.js";
+import { runBuild as build } from "../helpers/cli.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "llmrt-cli-test-"));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 const src = variantCheckpoint({ numKvHeads: 2, vocabSize: 300 });
 const gguf = join(tmp, "m.gguf");
 writeModelGguf(gguf, src.config, src);
-
-/** Runs `llmrt build ...args`; returns what it wrote to stderr. */
-async function build(...args: string[]): Promise<string> {
-  const program = new Command().exitOverride();
-  registerBuild(program);
-  const lines: string[] = [];
-  const orig = console.error;
-  console.error = (...a: unknown[]) => lines.push(a.join(" "));
-  try {
-    await program.parseAsync(["node", "llmrt", "build", ...args]);
-  } finally {
-    console.error = orig;
-  }
-  return lines.join("\n");
-}
 
 test("llmrt build writes an engine dir with the options given and logs what the passes did", async () => {
   const out = join(tmp, "e-bf16");

@@ -14,11 +14,8 @@ import { openCheckpoint } from "../../src/checkpoint/open.js";
 import type { Checkpoint } from "../../src/checkpoint/types.js";
 import { Engine } from "../../src/engine/engine.js";
 import { perplexity } from "../../src/eval/metrics.js";
-import { logSoftmax } from "../../src/eval/windows.js";
+import { sampleText } from "../../src/eval/sample-text.js";
 import { syntheticCheckpoint, syntheticConfig } from "../../src/models/synthetic.js";
-import { BlockPool } from "../../src/runtime/kv-cache.js";
-import { Sequence } from "../../src/runtime/sequence.js";
-import { buildStep } from "../../src/runtime/step-builder.js";
 import { fixture } from "../helpers/fixtures.js";
 
 const WINDOWS = { ctx: 128, stride: 64 };
@@ -31,35 +28,8 @@ function engine(ckpt: Checkpoint, kvDtype: KvDType, cpu = false): Engine {
   return e;
 }
 
-/** n tokens sampled at temperature 1 (seeded) from e, decoding one token per step after the prompt. */
-function sample(e: Engine, prompt: number[], n: number, seed: number): number[] {
-  let s = seed >>> 0;
-  const rand = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const seq = new Sequence(0, prompt);
-  new BlockPool(e.kv.numBlocks, e.kv.blockSize).reserve(seq, prompt.length + n);
-  while (seq.numTokens < prompt.length + n) {
-    const numNew = seq.numUncomputed;
-    const logits = e.forward(buildStep([{ seq, numNew, wantLogits: true }], e.kv.blockSize));
-    seq.numComputed += numNew;
-    const lp = logSoftmax(logits.subarray(0, e.config.vocabSize));
-    let u = rand();
-    let next = lp.length - 1;
-    for (let v = 0; v < lp.length; v++) if ((u -= Math.exp(lp[v])) <= 0) {
-      next = v;
-      break;
-    }
-    seq.tokens.push(next);
-  }
-  return seq.tokens;
-}
-
 function gate(t: { diagnostic(m: string): void }, name: string, ckpt: Checkpoint, prompt: number[]): { f32: number; int8: number; text: number[] } {
-  const text = sample(engine(ckpt, "f32"), prompt, 300 - prompt.length, 7);
+  const text = sampleText(engine(ckpt, "f32"), prompt, 300 - prompt.length, 7);
   const f32 = perplexity(engine(ckpt, "f32"), text, WINDOWS).perplexity;
   const int8 = perplexity(engine(ckpt, "int8"), text, WINDOWS).perplexity;
   const rise = int8 / f32 - 1;

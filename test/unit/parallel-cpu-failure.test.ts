@@ -12,8 +12,8 @@ import { join } from "node:path";
 import { LLM } from "../../src/api/llm.js";
 import { SYNTHETIC_PRESETS, syntheticCheckpoint, syntheticConfig } from "../../src/models/synthetic.js";
 import { buildShardedEngineDir } from "../../src/parallel/build.js";
-import { RankError } from "../../src/parallel/rank-group.js";
 import { ShardedEngine } from "../../src/parallel/sharded-engine.js";
+import { assertFailsWithRankError } from "../helpers/rank-failure.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "llmrt-parallel-cpu-failure-"));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -47,12 +47,7 @@ for (const [name, tp, pp, fault, message] of CASES) {
     const llm = await load(engineDir(tp, pp), fault);
     const engine = llm.core.engine as ShardedEngine;
     try {
-      const t0 = performance.now();
-      await assert.rejects(llm.generate(["Once upon a time", "The cat"], { temperature: 0, maxTokens: 20, ignoreEos: true }), (e: unknown) => e instanceof RankError && message.test(e.message));
-      await assert.rejects(llm.generate("again", { maxTokens: 4 }), (e: unknown) => e instanceof RankError && message.test(e.message));
-      assert.ok(performance.now() - t0 < 10_000, "failed promptly");
-      assert.ok(engine.failure() instanceof RankError);
-      assert.equal(llm.stats().running + llm.stats().waiting, 0);
+      await assertFailsWithRankError(llm, message);
     } finally {
       llm.close();
     }

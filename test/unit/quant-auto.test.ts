@@ -4,8 +4,6 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Command } from "commander";
-import { registerBuild } from "../../src/cli/build.js";
 import { openCheckpoint } from "../../src/checkpoint/open.js";
 import { buildAutoEngineDir, type AutoResult } from "../../src/engine/auto-precision.js";
 import { buildEngineDir } from "../../src/engine/build.js";
@@ -17,6 +15,7 @@ import { sampleText } from "../../src/eval/sample-text.js";
 import { OptionError } from "../../src/errors.js";
 import { autoCandidates, parseMaxPplIncrease } from "../../src/quant/auto.js";
 import { fixture } from "../helpers/fixtures.js";
+import { runBuild as build } from "../helpers/cli.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "llmrt-quant-auto-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -116,21 +115,6 @@ test("--max-ppl-increase: percentages parse; bad values and use without --quant 
     assert.throws(() => parseMaxPplIncrease(v, q), (e: unknown) => e instanceof OptionError && e.option === "--max-ppl-increase" && re.test(e.message), `${v} ${q}`);
   }
 });
-
-/** Runs `llmrt build ...args` in-process; returns what it wrote to stderr. */
-async function build(...args: string[]): Promise<string> {
-  const program = new Command().exitOverride();
-  registerBuild(program);
-  const lines: string[] = [];
-  const orig = console.error;
-  console.error = (...a: unknown[]) => lines.push(a.join(" "));
-  try {
-    await program.parseAsync(["node", "llmrt", "build", ...args]);
-  } finally {
-    console.error = orig;
-  }
-  return lines.join("\n");
-}
 
 test("llmrt build --quant auto end to end: the table in the log, the chosen engine in the dir; bad flags refused before any work", async (t) => {
   const dir = fixture(t, "models/stories260K");

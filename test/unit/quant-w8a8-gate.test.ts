@@ -17,7 +17,7 @@ import { perplexity } from "../../src/eval/metrics.js";
 import { syntheticCheckpoint, syntheticConfig } from "../../src/models/synthetic.js";
 import type { QuantOptions } from "../../src/quant/options.js";
 import { fixture } from "../helpers/fixtures.js";
-import { sampleText } from "../helpers/sample-text.js";
+import { sampleText } from "../../src/eval/sample-text.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "llmrt-w8a8-gate-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -9,10 +9,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Command } from "commander";
 import type { WeightMap } from "../../src/backends/backend.js";
 import { ReferenceBackend } from "../../src/backends/reference/backend.js";
-import { registerBuild } from "../../src/cli/build.js";
 import { planEngine } from "../../src/engine/build.js";
 import { Engine } from "../../src/engine/engine.js";
 import { readManifest, WeightsReader } from "../../src/engine/format.js";
@@ -28,6 +26,7 @@ import { quantize } from "../../src/quant/quantize.js";
 import { applySmoothing, planSmoothing } from "../../src/quant/smooth.js";
 import { W8A8_MAX_K, matmulW8A8 } from "../../src/quant/w8a8.js";
 import { matmul } from "../../src/backends/reference/ops.js";
+import { runBuild as build } from "../helpers/cli.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "llmrt-w8a8-"));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -143,21 +142,6 @@ test("smoothing is exact: fp32 logits unchanged after folding s into norms, V ro
   const broken = logits(graph, unfolded, 2, 2, config.headDim, ids);
   assert.ok(Math.max(...before.map((v, i) => Math.abs(v - broken[i]))) > 100 * diff);
 });
-
-/** Runs `llmrt build ...args` in-process; returns its stderr. */
-async function build(...args: string[]): Promise<string> {
-  const program = new Command().exitOverride();
-  registerBuild(program);
-  const lines: string[] = [];
-  const orig = console.error;
-  console.error = (...a: unknown[]) => lines.push(a.join(" "));
-  try {
-    await program.parseAsync(["node", "llmrt", "build", ...args]);
-  } finally {
-    console.error = orig;
-  }
-  return lines.join("\n");
-}
 
 test("llmrt build --quant w8a8 --calib-data: log reports alpha, samples and per-layer smoothing; the engine runs; bad calibration input is refused", async () => {
   const calib = join(tmp, "calib.txt");

@@ -13,6 +13,24 @@ __device__ __forceinline__ bool norm_vectorized(int cols) {
   return cols % Vec16<T>::N == 0 && cols <= NORM_CHUNKS * Vec16<T>::N * (int)blockDim.x;
 }
 
+// The vector paths' end: o = w * v / sqrt(mean(v^2) + eps) for this thread's chunks of a
+// row of `cols` held in v, given the thread's partial sum of squares `ss`.
+template <typename T>
+__device__ __forceinline__ void norm_store_chunks(T* o, float (&v)[NORM_CHUNKS][Vec16<T>::N], const float* w, float ss, int cols,
+                                                  float eps, float* scratch) {
+  constexpr int V = Vec16<T>::N;
+  const int nc = cols / V;
+  const float inv = 1.f / sqrtf(block_sum(ss, scratch) / cols + eps);
+#pragma unroll
+  for (int c = 0; c < NORM_CHUNKS; c++) {
+    const int ci = threadIdx.x + c * blockDim.x;
+    if (ci >= nc) continue;
+#pragma unroll
+    for (int e = 0; e < V; e++) v[c][e] = w[ci * V + e] * (inv * v[c][e]);
+    store_vec(o + ci * V, v[c]);
+  }
+}
+
 // out [groups, group] = weight [group] * x / sqrt(mean(x^2) + eps), for each group of
 // `group` columns (group = cols normalizes whole rows, = headDim is Qwen3's q/k norm).
 // Safe in place: each thread writes only the elements it read.
@@ -38,16 +56,7 @@ __device__ void rmsnorm(T* out, const T* x, const float* w, int groups, int grou
       if (threadIdx.x + c * blockDim.x < nc)
 #pragma unroll
         for (int e = 0; e < V; e++) ss += v[c][e] * v[c][e];
-    ss = block_sum(ss, scratch);
-    const float inv = 1.f / sqrtf(ss / group + eps);
-#pragma unroll
-    for (int c = 0; c < NORM_CHUNKS; c++) {
-      const int ci = threadIdx.x + c * blockDim.x;
-      if (ci >= nc) continue;
-#pragma unroll
-      for (int e = 0; e < V; e++) v[c][e] = w[ci * V + e] * (inv * v[c][e]);
-      store_vec(o + ci * V, v[c]);
-    }
+    norm_store_chunks(o, v, w, ss, group, eps, scratch);
     return;
   }
   float ss = 0.f;
@@ -90,16 +99,7 @@ __device__ void add_rmsnorm(T* out, T* sum, const T* a, const T* b, const float*
 #pragma unroll
       for (int e = 0; e < V; e++) ss += v[c][e] * v[c][e];
     }
-    ss = block_sum(ss, scratch);
-    const float inv = 1.f / sqrtf(ss / cols + eps);
-#pragma unroll
-    for (int c = 0; c < NORM_CHUNKS; c++) {
-      const int ci = threadIdx.x + c * blockDim.x;
-      if (ci >= nc) continue;
-#pragma unroll
-      for (int e = 0; e < V; e++) v[c][e] = w[ci * V + e] * (inv * v[c][e]);
-      store_vec(out + base + ci * V, v[c]);
-    }
+    norm_store_chunks(out + base, v, w, ss, cols, eps, scratch);
     return;
   }
   float ss = 0.f;
