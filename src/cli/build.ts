@@ -116,7 +116,7 @@ async function runBuild(f: BuildFlags): Promise<void> {
   const files = await targetByName(f.target).buildFiles?.(resolveBuildOptions(checkpoint.config, options));
   const progress = buildProgressBar(`building ${f.output}`);
   try {
-    const m = sharded ? buildShardedEngineDir(checkpoint, f.output, parallel, options, { onProgress: progress }) : buildEngineDir(checkpoint, f.output, options, { onProgress: progress, files, calibration, onLog });
+    const m = sharded ? buildShardedEngineDir(checkpoint, f.output, parallel, options, { onProgress: progress, files }) : buildEngineDir(checkpoint, f.output, options, { onProgress: progress, files, calibration, onLog });
     progress.stop();
     const s = (performance.now() - t0) / 1000;
     const weights = Object.entries(m.report.weightBytes).map(([dt, n]) => `${dt} ${formatBytes(n)}`).join(", ");
