@@ -92,7 +92,10 @@ test("cpu backend = reference with f16 and bf16 KV caches (plain kv_write and fu
     for (const g of [plain, runPasses(plain).graph]) {
       for (const dtype of ["f16", "bf16"] as const) {
         const [want, got] = both(g, weightsFor(g, ckpt), { ...kvFor(ckpt.config), dtype }, true);
-        want.forEach((w, i) => assert.ok(maxRelErr(got[i], w) < 1e-5, `${name} ${dtype} step ${i}: error ${maxRelErr(got[i], w)}`));
+        // a 16-bit cache rounds K/V on write: f32 sums in another order (SIMD, BLAS) can land a
+        // value on the other side of a bf16 rounding boundary (2^-8 relative), hence more room there
+        const tol = dtype === "bf16" ? 5e-5 : 1e-5;
+        want.forEach((w, i) => assert.ok(maxRelErr(got[i], w) < tol, `${name} ${dtype} step ${i}: error ${maxRelErr(got[i], w)}`));
       }
     }
   }

@@ -12,7 +12,9 @@ import type { Graph } from "../../graph/ir.js";
 import type { MemoryPlan } from "../../graph/passes/plan-memory.js";
 import type { StepBatch } from "../../graph/step-batch.js";
 import type { Collectives } from "../collectives.js";
-import { emitOp } from "./emit.js";
+import { systemBlas, type Blas } from "./blas.js";
+import { BlasMatmul, type BlasMatmulOptions } from "./blas-matmul.js";
+import { emitOp, rows, type EmitContext } from "./emit.js";
 import { isHostOp, runHostOp } from "./host-ops.js";
 import { CPU_PACKED_DTYPES, packedSlotBytes } from "./packed.js";
 import { KV_DTYPE_CODE } from "./program.js";
@@ -36,6 +38,10 @@ export interface CpuBackendOptions {
   kernels?: KernelModule;
   /** The other ranks, for a sharded graph's collective ops (parallel/); without it a collective over one rank is a copy. */
   comm?: Collectives;
+  /** The BLAS for big matmuls: false for WASM kernels only (default: systemBlas(), per LLMRT_BLAS). */
+  blas?: Blas | false;
+  /** When matmuls go to BLAS (rows thresholds, block size). */
+  blasMatmul?: BlasMatmulOptions;
 }
 
 let processThreads: number | undefined;
@@ -77,6 +83,8 @@ export class CpuBound implements BoundGraph {
   private step: StepData;
   /** Multiply-adds per token through the weights (to pick the thread count of a step). */
   private readonly macsPerToken: number;
+  /** The matmuls a system BLAS runs, where there is one. */
+  readonly blas?: BlasMatmul;
   /** With `profile`: milliseconds spent in each op kind, summed over steps. */
   readonly opTimes = new Map<string, number>();
 
@@ -116,6 +124,8 @@ export class CpuBound implements BoundGraph {
     let macs = 0;
     for (const w of this.tensors.weights.values()) if (w.shape.length === 2) macs += w.shape[0] * w.shape[1];
     this.macsPerToken = macs;
+    const blas = opts.blas === false ? undefined : (opts.blas ?? systemBlas());
+    if (blas) this.blas = new BlasMatmul(blas, this.rt, this.tensors.weights.values(), opts.blasMatmul);
   }
 
   /** Bytes of packed weights (what one decode step reads). */
@@ -138,7 +148,7 @@ export class CpuBound implements BoundGraph {
     if (!this.step.fits(step)) this.step = StepData.forStep(this.rt.heap, step);
     this.step.write(step);
     const p = this.rt.program.reset();
-    const ctx = { graph: this.graph, tensors: this.tensors, step: this.step, cap, cache: this.cache, kvDtype: KV_DTYPE_CODE[this.kv.dtype ?? "f32"], kvHeadDim: this.kv.headDim, blockSize: this.kv.blockSize };
+    const ctx: EmitContext = { graph: this.graph, tensors: this.tensors, step: this.step, cap, cache: this.cache, kvDtype: KV_DTYPE_CODE[this.kv.dtype ?? "f32"], kvHeadDim: this.kv.headDim, blockSize: this.kv.blockSize };
     const nth = this.macsPerToken * cap.T < (this.opts.parallelMacs ?? 1 << 20) ? 1 : this.rt.threads;
     const host = { heap: this.rt.heap, tensors: this.tensors, cap, ids: step.tokenIds.subarray(0, cap.T), comm: this.opts.comm };
     const flush = () => {
@@ -150,6 +160,9 @@ export class CpuBound implements BoundGraph {
       if (isHostOp(op)) {
         flush(); // it reads what the calls before it wrote
         runHostOp(op, host);
+      } else if (op.op === "matmul" && this.blasTakes(op.w, rows(ctx, op.x))) {
+        flush();
+        this.blasMatmul(op, ctx, nth);
       } else emitOp(p, op, ctx);
       if (!this.opts.profile) continue;
       flush();
@@ -158,6 +171,17 @@ export class CpuBound implements BoundGraph {
     flush();
     // copies: the arena is overwritten by the next step
     return new Map(this.graph.outputs.map((o) => [o, this.tensors.view(o, cap).slice()]));
+  }
+
+  private blasTakes(weight: string, x: number): boolean {
+    const w = this.tensors.weights.get(weight);
+    return this.blas !== undefined && w !== undefined && this.blas.takes(w, x);
+  }
+
+  private blasMatmul(op: Extract<Graph["ops"][number], { op: "matmul" }>, c: EmitContext, nth: number): void {
+    const w = this.tensors.weights.get(op.w)!;
+    const view = (name: string) => this.tensors.view(name, c.cap);
+    this.blas!.run(this.rt.heap, w, view(op.x), view(op.out), op.bias ? this.rt.heap.f32(this.tensors.ptr(op.bias), w.shape[0]) : undefined, rows(c, op.x), nth);
   }
 
   copyBlock(src: number, dst: number): void {

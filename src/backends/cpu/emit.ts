@@ -25,7 +25,8 @@ export interface EmitContext {
   blockSize: number;
 }
 
-function rows(c: EmitContext, name: string): number {
+/** Rows of a tensor in this step (activations: per the step's size; weights: 1). */
+export function rows(c: EmitContext, name: string): number {
   const d = c.graph.tensors.get(name);
   return d?.kind === "activation" ? rowsFor(d.rows, c.cap) : 1;
 }

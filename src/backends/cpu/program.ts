@@ -25,6 +25,7 @@ export const OP = {
   TOPK: 14,
   READ_SUM: 15,
   MATMUL_Q: 16,
+  WIDEN_ROWS: 17,
 } as const;
 
 /** No barrier after the call: the next call does not read what this one wrote. */

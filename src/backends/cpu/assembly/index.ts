@@ -16,6 +16,7 @@ import { qkvPrep, rope } from "./rope";
 import { attention } from "./attention";
 import { argmax, readSum, topk } from "./sample";
 import { arg } from "./simd";
+import { widenRows } from "./widen";
 
 // control block words (byte offset = 4 * word); barrier and completion on their own cache lines
 const C_GEN = 0, C_PROG = 1, C_NTH = 2, C_ERROR = 3, C_QUIT = 4, C_SCRATCH = 5, C_SCRATCH_STRIDE = 6, C_NWORKERS = 7, C_IDLE = 8, C_SPIN = 9;
@@ -24,7 +25,7 @@ const C_PENDING = 32;
 
 // opcodes; an instruction is 32 words: [opcode | flags, args...]
 const OP_END = 0, OP_MATMUL = 1, OP_RMSNORM = 2, OP_ADD_RMSNORM = 3, OP_ELEMENTWISE = 4, OP_SILU_MUL = 5, OP_SLICE_COLS = 6;
-const OP_GATHER_ROWS = 7, OP_EMBEDDING = 8, OP_KV_WRITE = 9, OP_ROPE = 10, OP_QKV_PREP = 11, OP_ATTENTION = 12, OP_ARGMAX = 13, OP_TOPK = 14, OP_READ_SUM = 15, OP_MATMUL_Q = 16;
+const OP_GATHER_ROWS = 7, OP_EMBEDDING = 8, OP_KV_WRITE = 9, OP_ROPE = 10, OP_QKV_PREP = 11, OP_ATTENTION = 12, OP_ARGMAX = 13, OP_TOPK = 14, OP_READ_SUM = 15, OP_MATMUL_Q = 16, OP_WIDEN_ROWS = 17;
 /** Flag: no barrier after this instruction (the next one does not read its output). */
 const F_NOBAR = 0x100;
 const INSTR_BYTES: usize = 128;
@@ -84,6 +85,7 @@ export function runProgram(ctrl: usize, prog: usize, tid: i32, nth: i32): bool {
     else if (op == OP_ATTENTION) attention(tid, nth, scratch, a);
     else if (op == OP_ARGMAX) argmax(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3));
     else if (op == OP_READ_SUM) readSum(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2));
+    else if (op == OP_WIDEN_ROWS) widenRows(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5));
     else if (op == OP_TOPK) topk(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4));
     else unreachable();
     if ((word & F_NOBAR) == 0 && nth > 1 && !barrier(ctrl, nth)) return false;

@@ -1,0 +1,84 @@
+/**
+ * Matmuls the CPU backend hands to a system BLAS (blas.ts) instead of its WASM kernels:
+ * those with enough rows of x that sgemm's register-blocked AVX kernels beat SIMD128
+ * (prefill, batched decode). They run on the calling thread between the pool's program
+ * segments, like the collectives (backend.ts).
+ *
+ * f32 weights go to sgemm as they lie in the heap. bf16 / fp16 weights are widened a
+ * row block at a time into one f32 buffer by the pool (assembly/widen.ts), then that
+ * block's columns of out are computed: the widening costs one pass over the weights,
+ * which many rows of x amortize, so 16-bit weights need more rows than f32 to gain.
+ * Packed int8 / int4 weights stay on their own kernels.
+ */
+import type { Blas } from "./blas.js";
+import type { WasmHeap } from "./heap.js";
+import { DTYPE_CODE, OP } from "./program.js";
+import type { CpuRuntime } from "./runtime.js";
+import type { WeightSlot } from "./tensors.js";
+
+export interface BlasMatmulOptions {
+  /** Fewest rows of x for which f32 weights go to BLAS (default 4). */
+  minRows?: number;
+  /** Fewest rows of x for which bf16 / fp16 weights go to BLAS (default 12). */
+  minRows16?: number;
+  /** Bytes of the f32 buffer one block of widened 16-bit rows fills (default 4 MiB). */
+  blockBytes?: number;
+}
+
+export class BlasMatmul {
+  private readonly minRows: number;
+  private readonly minRows16: number;
+  /** The widened block: [blockRows, K] f32, sized for the widest 16-bit weight. */
+  private block = 0;
+  private blockFloats = 0;
+
+  constructor(
+    readonly blas: Blas,
+    private readonly rt: CpuRuntime,
+    weights: Iterable<WeightSlot>,
+    o: BlasMatmulOptions = {},
+  ) {
+    this.minRows = o.minRows ?? 4;
+    this.minRows16 = o.minRows16 ?? 12;
+    let maxK = 0;
+    for (const w of weights) if (!w.packed && w.dtype !== "f32" && w.shape.length === 2) maxK = Math.max(maxK, w.shape[1]);
+    if (maxK > 0) {
+      this.blockFloats = Math.max(maxK, Math.floor((o.blockBytes ?? 4 << 20) / 4 / maxK) * maxK);
+      this.block = rt.heap.alloc(this.blockFloats * 4, "widened weight block (BLAS)");
+    }
+  }
+
+  /** Whether a matmul over `rows` rows of x with weight w goes to BLAS. */
+  takes(w: WeightSlot, rows: number): boolean {
+    if (w.packed || w.shape.length !== 2) return false;
+    if (w.dtype === "f32") return rows >= this.minRows;
+    return this.block !== 0 && rows >= this.minRows16;
+  }
+
+  /**
+   * out [M, N] = x [M, K] @ w [N, K]^T (+ bias [N]) on `threads` threads; the pool must be
+   * idle and its program empty (this runs widening programs of its own).
+   */
+  run(heap: WasmHeap, w: WeightSlot, x: Float32Array, out: Float32Array, bias: Float32Array | undefined, M: number, threads: number): void {
+    const [N, K] = w.shape;
+    let beta = 0;
+    if (bias) {
+      for (let m = 0; m < M; m++) out.set(bias, m * N);
+      beta = 1;
+    }
+    if (w.dtype === "f32") {
+      this.blas.sgemm(M, N, K, x, heap.f32(w.ptr, N * K), out, N, beta, threads);
+      return;
+    }
+    const rows = Math.floor(this.blockFloats / K); // the buffer holds a whole number of rows at every K up to the widest
+    const block = heap.f32(this.block, this.blockFloats);
+    const p = this.rt.program;
+    for (let n0 = 0; n0 < N; n0 += rows) {
+      const n1 = Math.min(N, n0 + rows);
+      p.reset().emit(OP.WIDEN_ROWS, this.block, w.ptr, DTYPE_CODE[w.dtype as "bf16" | "f16"], K, n0, n1);
+      this.rt.run(threads);
+      this.blas.sgemm(M, n1 - n0, K, x, block, out.subarray(n0), N, beta, threads);
+    }
+    p.reset();
+  }
+}

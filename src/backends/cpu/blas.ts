@@ -1,0 +1,109 @@
+/**
+ * A system BLAS for the CPU backend's big matmuls (prefill, batched decode), reached
+ * through koffi: OpenBLAS's cblas_sgemm runs 3-7x faster than the WebAssembly SIMD128
+ * kernels on prefill-sized products (AVX2 / AVX-512, its own threads), so where the
+ * library is installed the backend hands it the matmuls with enough rows; the WASM
+ * kernels stay the portable path and the one for small steps.
+ *
+ * LLMRT_BLAS picks the library: unset or "auto" tries OpenBLAS's usual names, "off"
+ * (or "0") turns the path off, anything else is a library file to load (a missing or
+ * unusable one is an error, not a silent fallback). OPENBLAS_CORETYPE and
+ * OPENBLAS_NUM_THREADS are OpenBLAS's own and are left as the user set them.
+ *
+ * Memory: the operands are views of the backend's shared WebAssembly memory; koffi
+ * passes a typed array's address without copying, so sgemm reads weights and writes
+ * activations in place.
+ */
+import { createRequire } from "node:module";
+import { LlmrtError } from "../../errors.js";
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type NativeFn = (...args: any[]) => any;
+
+export const BLAS_ENV = "LLMRT_BLAS";
+/** Names tried when LLMRT_BLAS is unset: the runtime package of each distribution. */
+export const BLAS_LIBRARIES = ["libopenblas.so.0", "libopenblas.so", "libopenblas.dylib", "libopenblas.0.dylib"];
+
+// CBLAS enum values
+const ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
+
+/** The library named by LLMRT_BLAS could not be used. */
+export class BlasError extends LlmrtError {
+  constructor(message: string) {
+    super("cpu_blas", message, `set ${BLAS_ENV}=off to use the WebAssembly kernels only, or point it at an OpenBLAS library (Debian: apt-get install libopenblas0)`);
+  }
+}
+
+export class Blas {
+  private readonly sgemmFn: NativeFn;
+  private readonly setThreadsFn?: NativeFn;
+  private threads = 0;
+  /** What was loaded, e.g. "OpenBLAS 0.3.21 (Cooperlake) from libopenblas.so.0". */
+  readonly description: string;
+
+  constructor(lib: { func(proto: string): NativeFn }, file: string) {
+    this.sgemmFn = lib.func("void cblas_sgemm(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int)");
+    this.setThreadsFn = optional(lib, "void openblas_set_num_threads(int)");
+    const config = optional(lib, "const char *openblas_get_config()");
+    const core = optional(lib, "const char *openblas_get_corename()");
+    const version = config ? (/OpenBLAS [\d.]+/.exec(String(config()))?.[0] ?? "OpenBLAS") : "BLAS";
+    this.description = `${version}${core ? ` (${String(core())})` : ""} from ${file}`;
+  }
+
+  /**
+   * out [M, N] (row stride ldOut) = x [M, K] @ w [N, K]^T + beta * out, on `threads` threads.
+   * Views must cover what they name; ldOut lets a caller fill a column block of a wider out.
+   */
+  sgemm(M: number, N: number, K: number, x: Float32Array, w: Float32Array, out: Float32Array, ldOut: number, beta: number, threads: number): void {
+    if (x.length < M * K || w.length < N * K || out.length < (M - 1) * ldOut + N) throw new RangeError(`blas sgemm: views too short for [${M}, ${K}] x [${N}, ${K}]^T`);
+    if (threads !== this.threads && this.setThreadsFn) {
+      this.setThreadsFn(threads);
+      this.threads = threads;
+    }
+    this.sgemmFn(ROW_MAJOR, NO_TRANS, TRANS, M, N, K, 1, x, K, w, K, beta, out, ldOut);
+  }
+}
+
+function optional(lib: { func(proto: string): NativeFn }, proto: string): NativeFn | undefined {
+  try {
+    return lib.func(proto);
+  } catch {
+    return undefined;
+  }
+}
+
+let loaded: { key: string; blas: Blas | undefined } | undefined;
+
+/** The process's BLAS per LLMRT_BLAS (loaded once), or undefined where there is none or it is off. */
+export function systemBlas(env: NodeJS.ProcessEnv = process.env): Blas | undefined {
+  const want = (env[BLAS_ENV] ?? "auto").trim();
+  if (loaded?.key === want) return loaded.blas;
+  let blas: Blas | undefined;
+  if (want === "off" || want === "0" || want === "false") blas = undefined;
+  else if (want === "" || want === "auto") blas = tryLoad(BLAS_LIBRARIES);
+  else {
+    blas = tryLoad([want], (file, e) => {
+      throw new BlasError(`${BLAS_ENV}=${file}: the library could not be loaded or lacks cblas_sgemm (${e})`);
+    });
+  }
+  loaded = { key: want, blas };
+  return blas;
+}
+
+function tryLoad(files: string[], fail?: (file: string, e: string) => never): Blas | undefined {
+  let koffi: any;
+  try {
+    koffi = createRequire(import.meta.url)("koffi");
+  } catch (e) {
+    if (fail) fail(files[0], `koffi could not be loaded: ${(e as Error).message}`);
+    return undefined;
+  }
+  for (const file of files) {
+    try {
+      return new Blas(koffi.load(file), file);
+    } catch (e) {
+      if (fail) fail(file, (e as Error).message);
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,133 @@
+/**
+ * The CPU backend's BLAS path (blas.ts, blas-matmul.ts) against the reference matmul on
+ * random inputs, odd sizes and every float weight dtype, widened blocks with a ragged
+ * last one; whole graphs with every matmul forced through BLAS against the reference
+ * backend; and LLMRT_BLAS's choices. OpenBLAS is a system library: CI installs it
+ * (.ci/run), so under CI=true its absence fails these tests; elsewhere they skip.
+ */
+import { test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { BlasError, systemBlas, type Blas } from "../../src/backends/cpu/blas.js";
+import { BlasMatmul } from "../../src/backends/cpu/blas-matmul.js";
+import { CpuBackend } from "../../src/backends/cpu/backend.js";
+import { packWeight, type WeightDType } from "../../src/backends/cpu/layout.js";
+import { CpuRuntime } from "../../src/backends/cpu/runtime.js";
+import type { WeightSlot } from "../../src/backends/cpu/tensors.js";
+import { ReferenceBackend } from "../../src/backends/reference/backend.js";
+import { matmul as refMatmul } from "../../src/backends/reference/ops.js";
+import { roundTrip } from "../../src/engine/weights.js";
+import { runPasses } from "../../src/graph/passes/pipeline.js";
+import { planMemory } from "../../src/graph/passes/plan-memory.js";
+import { buildLlamaGraph } from "../../src/models/llama.js";
+import { assertClose, randomF32 } from "./cpu-util.js";
+import { BLOCK_SIZE, VARIANTS, maxRelErr, scenario, variantCheckpoint, weightsFor } from "./graph-util.js";
+
+function blasOrSkip(t: TestContext): Blas | null {
+  const blas = systemBlas({ LLMRT_BLAS: "auto" });
+  if (blas) return blas;
+  const msg = "no OpenBLAS library found (Debian: apt-get install libopenblas0); the BLAS path is untested here";
+  if (process.env.CI === "true") throw new Error(msg);
+  t.skip(msg);
+  return null;
+}
+
+/** A weight placed in the runtime's heap as the backend would place it. */
+function place(rt: CpuRuntime, values: Float32Array, N: number, K: number, dtype: WeightDType): WeightSlot {
+  const p = packWeight(values, [N, K], dtype);
+  const ptr = rt.heap.alloc(p.bytes.byteLength);
+  rt.heap.u8(ptr, p.bytes.byteLength).set(p.bytes);
+  return { ptr, dtype, shape: [N, K], bytes: p.bytes.byteLength };
+}
+
+test("BLAS matmul = reference matmul: f32 / bf16 / fp16 weights, odd sizes, bias, ragged widened blocks", (t) => {
+  const blas = blasOrSkip(t);
+  if (!blas) return;
+  const rt = new CpuRuntime({ threads: 2 });
+  try {
+    let seed = 1;
+    for (const dtype of ["f32", "bf16", "f16"] as const) {
+      for (const [M, K, N] of [[1, 5, 7], [7, 33, 1], [33, 300, 61], [16, 64, 4095], [5, 1, 3]]) {
+        for (const withBias of [false, true]) {
+          const mark = rt.heap.mark();
+          const w = roundTrip(randomF32(N * K, seed++, 0.5), dtype);
+          const x = randomF32(M * K, seed++);
+          const bias = withBias ? randomF32(N, seed++) : undefined;
+          const slot = place(rt, w, N, K, dtype);
+          // the widening buffer is sized by the widest 16-bit weight (here one of 2K + 1 columns, 3 of
+          // its rows), so this weight's blocks hold a whole number of rows, and the last one is ragged
+          const wider = dtype === "f32" ? [] : [place(rt, roundTrip(randomF32(2 * (2 * K + 1), seed++), dtype), 2, 2 * K + 1, dtype)];
+          const mm = new BlasMatmul(blas, rt, [slot, ...wider], { blockBytes: 3 * (2 * K + 1) * 4, minRows: 1, minRows16: 1 });
+          assert.ok(mm.takes(slot, M));
+          const xp = rt.heap.alloc(M * K * 4);
+          const op = rt.heap.alloc(M * N * 4);
+          rt.heap.f32(xp, M * K).set(x);
+          rt.heap.f32(op, M * N).fill(NaN); // beta = 0 must not read what was there
+          mm.run(rt.heap, slot, rt.heap.f32(xp, M * K), rt.heap.f32(op, M * N), bias, M, 2);
+          const want = new Float32Array(M * N);
+          refMatmul(want, x, w, bias, M, K, N);
+          assertClose(rt.heap.f32(op, M * N), want, 2e-6 * Math.sqrt(K), `${dtype} [${M}, ${K}] x [${N}, ${K}]^T${withBias ? " + bias" : ""}`);
+          rt.heap.release(mark);
+        }
+      }
+    }
+  } finally {
+    rt.close();
+  }
+});
+
+test("BLAS matmul: the row thresholds pick which matmuls go to BLAS", (t) => {
+  const blas = blasOrSkip(t);
+  if (!blas) return;
+  const rt = new CpuRuntime({ threads: 1 });
+  try {
+    const f32 = place(rt, randomF32(8 * 8, 3), 8, 8, "f32");
+    const bf16 = place(rt, roundTrip(randomF32(8 * 8, 4), "bf16"), 8, 8, "bf16");
+    const mm = new BlasMatmul(blas, rt, [f32, bf16], { minRows: 4, minRows16: 12 });
+    assert.deepEqual([mm.takes(f32, 3), mm.takes(f32, 4), mm.takes(bf16, 11), mm.takes(bf16, 12)], [false, true, false, true]);
+    const onlyF32 = new BlasMatmul(blas, rt, [f32], { minRows16: 1 });
+    assert.equal(onlyF32.takes(bf16, 64), false, "no widening buffer was sized for a 16-bit weight");
+  } finally {
+    rt.close();
+  }
+});
+
+test("cpu backend with every matmul through BLAS = reference backend (f32, bf16 and fp16 weights; plain and fused graphs)", (t) => {
+  if (!blasOrSkip(t)) return;
+  for (const [name, over] of [["GQA", VARIANTS["llama GQA, interleaved rope"]], ["qkv bias", VARIANTS["qwen2 qkv bias"]]] as const) {
+    const ckpt = variantCheckpoint(over);
+    const plain = buildLlamaGraph(ckpt.config);
+    for (const g of [plain, runPasses(plain).graph]) {
+      for (const dtype of ["f32", "bf16", "f16"] as const) {
+        const weights = new Map([...weightsFor(g, ckpt)].map(([n, v]) => [n, roundTrip(v, v.length > 256 && dtype !== "f32" ? dtype : "f32")]));
+        const kv = { numLayers: ckpt.config.numLayers, numBlocks: 16, blockSize: BLOCK_SIZE, numKvHeads: ckpt.config.numKvHeads, headDim: ckpt.config.headDim };
+        const plan = planMemory(g, { T: 16, R: 16 });
+        const ref = new ReferenceBackend().bind(g, weights, kv, plan);
+        const cpu = new CpuBackend({ threads: 2, parallelMacs: 0, blasMatmul: { minRows: 1, minRows16: 1, blockBytes: 4096 } }).bind(g, weights, kv, plan);
+        try {
+          assert.ok(cpu.blas, "the backend found the BLAS");
+          for (const [i, s] of scenario().entries()) {
+            const want = ref.forward(s).get("logits")!;
+            const got = cpu.forward(s).get("logits")!;
+            assert.ok(maxRelErr(got, want) < 1e-5, `${name} ${dtype} step ${i}: error ${maxRelErr(got, want)}`);
+          }
+        } finally {
+          cpu.close();
+        }
+      }
+    }
+  }
+});
+
+test("LLMRT_BLAS: off turns the path off; a library that cannot be loaded is a typed error", () => {
+  assert.equal(systemBlas({ LLMRT_BLAS: "off" }), undefined);
+  const ckpt = variantCheckpoint(VARIANTS["llama GQA, interleaved rope"]);
+  const g = runPasses(buildLlamaGraph(ckpt.config)).graph;
+  const kv = { numLayers: ckpt.config.numLayers, numBlocks: 4, blockSize: BLOCK_SIZE, numKvHeads: ckpt.config.numKvHeads, headDim: ckpt.config.headDim };
+  const cpu = new CpuBackend({ blas: false, threads: 1 }).bind(g, weightsFor(g, ckpt), kv);
+  assert.equal(cpu.blas, undefined);
+  cpu.close();
+  assert.throws(
+    () => systemBlas({ LLMRT_BLAS: "/nonexistent/libopenblas.so.0" }),
+    (e: unknown) => e instanceof BlasError && /nonexistent\/libopenblas\.so\.0/.test(e.message) && /LLMRT_BLAS=off/.test(e.hint ?? ""),
+  );
+});
