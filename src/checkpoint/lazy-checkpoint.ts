@@ -26,6 +26,7 @@ export class LazyCheckpoint implements Checkpoint {
     readonly tokenizer: TokenizerSource,
     private readonly table: Map<string, LazyTensor>,
     private readonly onClose: () => void,
+    readonly quantMethod?: "awq" | "gptq",
   ) {}
 
   tensors(): TensorInfo[] {

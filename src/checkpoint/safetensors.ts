@@ -96,7 +96,7 @@ export function openSafetensorsDir(dir: string): Checkpoint {
     reconcile(config, table);
     checkTensors(dir, config, (n) => table.get(n)?.info);
     const tokenizer: TokenizerSource = existsSync(join(dir, "tokenizer.json")) ? { kind: "hf", dir } : { kind: "none" };
-    return new LazyCheckpoint("safetensors", dir, config, tokenizer, table, closeAll);
+    return new LazyCheckpoint("safetensors", dir, config, tokenizer, table, closeAll, quant?.method);
   } catch (e) {
     closeAll();
     throw e;

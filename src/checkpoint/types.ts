@@ -39,6 +39,8 @@ export interface Checkpoint {
   readF32(name: string): Float32Array;
   /** The stored bytes of a GGML block-quantized tensor (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K), for builders that keep them packed; undefined for other tensors. */
   readRaw?(name: string): Uint8Array | undefined;
+  /** How a pre-quantized checkpoint's packed weights were made (its quantization_config), for logs; absent for others. */
+  readonly quantMethod?: "awq" | "gptq";
   /** A pre-quantized weight (AWQ, GPTQ) in llmrt's packed format, when it maps exactly; undefined otherwise (read it with readF32). */
   readPacked?(name: string): PackedMatrix | undefined;
   /** Release file handles. */

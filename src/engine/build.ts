@@ -21,6 +21,7 @@ import { encodeWeight, materializeWeight, storageDType } from "./weights.js";
 import { matmulOnlyWeights, packedSummary, packWeight, type PackedBuild } from "./packed-weights.js";
 import { encodePacked, type PackedDType } from "../quant/packed.js";
 import { smoothQuantWeights, type CalibrationData } from "./smoothquant.js";
+import { gptqWeights } from "./gptq-build.js";
 
 export interface EnginePlan {
   config: ModelConfig;
@@ -61,7 +62,7 @@ export interface BuildHooks {
   onProgress?: (p: BuildProgress) => void;
   /** Files the target adds to the engine dir (e.g. the cuda target's cubins), by relative path. */
   files?: Map<string, Uint8Array>;
-  /** --quant w8a8: the calibration tokens (required there), calibration progress, and the smoothing log lines. */
+  /** --quant w8a8 / calibrated int4-wo, int8-wo: the calibration tokens (required there), calibration progress (windows; GPTQ: layer groups), and the log lines. */
   calibration?: CalibrationData;
   onCalibration?: (done: number, total: number) => void;
   onLog?: (line: string) => void;
@@ -76,6 +77,10 @@ export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<Buil
   const sq = options.quant?.scheme === "w8a8" ? smoothQuantWeights(plan.graph, ckpt.config, ckpt, options.quant, hooks.calibration, hooks.onCalibration) : undefined;
   sq?.log.forEach((l) => hooks.onLog?.(l));
   const woQuant = sq ? undefined : options.quant;
+  // weight-only with calibration text: GPTQ, whose weights replace round-to-nearest's below
+  const gq = woQuant?.method === "gptq" ? gptqWeights(plan.graph, ckpt.config, ckpt, woQuant, hooks.calibration, hooks.onCalibration) : undefined;
+  gq?.log.forEach((l) => hooks.onLog?.(l));
+  if (woQuant && !gq) hooks.onLog?.(`${woQuant.scheme}: round-to-nearest weights (no calibration text); pass --calib-data FILE to quantize with GPTQ instead`);
   mkdirSync(dir, { recursive: true });
 
   const weights = [...plan.graph.tensors].filter(([, d]) => d.kind === "weight") as [string, { kind: "weight"; shape: number[] }][];
@@ -91,7 +96,8 @@ export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<Buil
     for (const [name, d] of weights) {
       // a checkpoint's packed blocks (GGUF Q8_0 / Q4_0 / K-quants, AWQ / GPTQ) stay packed where the target's backend reads them so, or --quant asks for packing
       const w8a8 = sq?.packed.get(name);
-      const p = w8a8 ? { packed: w8a8, origin: "quantized" as const } : packWeight(plan.graph, name, ckpt, woQuant, keepNative, matmulOnly);
+      const calibrated = gq?.packed.get(name);
+      const p: PackedBuild | null = w8a8 ? { packed: w8a8, origin: "quantized" } : calibrated ? { packed: calibrated, origin: "calibrated" } : packWeight(plan.graph, name, ckpt, woQuant, keepNative, matmulOnly);
       let data: Uint8Array;
       if (p) {
         data = encodePacked(p.packed);
@@ -112,7 +118,7 @@ export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<Buil
     const weightBytes: Record<string, number> = {};
     for (const e of writer.entries) weightBytes[e.dtype] = (weightBytes[e.dtype] ?? 0) + e.length;
     plan.report.weightBytes = weightBytes;
-    plan.report.packed = [packedSummary(packed), sq?.summary].filter(Boolean).join("; ");
+    plan.report.packed = [packedSummary(packed), sq?.summary, gq?.summary].filter(Boolean).join("; ");
   }
 
   const manifest: EngineManifest = {

@@ -71,9 +71,15 @@ function concatRows(parts: PackedMatrix[]): PackedMatrix {
 
 export interface PackedBuild {
   packed: PackedMatrix;
-  /** "gguf" when the checkpoint's blocks were kept, else "quantized". */
-  origin: "gguf" | "quantized";
+  /**
+   * Kept from the checkpoint: "gguf" (GGML blocks), "awq" / "gptq" (a pre-quantized release);
+   * made by this build: "quantized" (round-to-nearest, or w8a8), "calibrated" (GPTQ on --calib-data).
+   */
+  origin: "gguf" | "awq" | "gptq" | "quantized" | "calibrated";
 }
+
+/** The label of a checkpoint's own packed weights: its quantizer, else its file format's blocks. */
+const keptOrigin = (ckpt: Checkpoint): PackedBuild["origin"] => ckpt.quantMethod ?? "gguf";
 
 /** How the builder stores weight `name`: packed, or null (the engine dtype as before). */
 export function packWeight(g: Graph, name: string, ckpt: Checkpoint, quant: QuantOptions | undefined, keepNative: ((dtype: PackedDType) => boolean) | null, matmulOnly: Set<string>): PackedBuild | null {
@@ -82,14 +88,14 @@ export function packWeight(g: Graph, name: string, ckpt: Checkpoint, quant: Quan
   const src = d.source ?? { kind: "checkpoint", name };
   // null: nothing would be kept, so the blocks are not read (and converted) for nothing
   const native = keepNative ? packedFromCheckpoint(src, ckpt) : null;
-  if (native && keepNative!(native.dtype)) return { packed: native, origin: "gguf" };
+  if (native && keepNative!(native.dtype)) return { packed: native, origin: keptOrigin(ckpt) };
   if (!quant) return null;
   const [rows, cols] = d.shape;
   const { dtype, layout } = packedFormatFor(quant, cols);
   return { packed: quantize(materialize(src, ckpt), rows, cols, dtype, layout), origin: "quantized" };
 }
 
-/** One line for the build log: what was packed, and the ragged groups where the group size does not divide a row. */
+/** One line for the build log: what was packed (and where from), and the ragged groups where the group size does not divide a row. */
 export function packedSummary(built: { name: string; p: PackedBuild }[]): string | undefined {
   if (built.length === 0) return undefined;
   const kinds = new Map<string, number>();
@@ -97,7 +103,7 @@ export function packedSummary(built: { name: string; p: PackedBuild }[]): string
   for (const { p } of built) {
     const { dtype, layout, cols } = p.packed;
     const g = (dtype === "int8" || dtype === "w8a8") && layout.groupSize === cols ? "per-channel" : `g${layout.groupSize}${layout.asym ? " asym" : ""}`;
-    const key = `${p.origin === "gguf" ? "gguf " : ""}${dtype} ${g}`;
+    const key = p.origin === "quantized" ? `${dtype} ${g}` : p.origin === "calibrated" ? `${dtype} ${g} gptq-calibrated` : `${p.origin} ${dtype} ${g}`;
     kinds.set(key, (kinds.get(key) ?? 0) + 1);
     const last = lastGroupSize(cols, layout.groupSize);
     if (last !== layout.groupSize) ragged.set(`${cols} cols -> last group ${last}`, (ragged.get(`${cols} cols -> last group ${last}`) ?? 0) + 1);

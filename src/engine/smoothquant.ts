@@ -10,22 +10,17 @@
  */
 import type { WeightMap } from "../backends/backend.js";
 import type { ModelConfig } from "../checkpoint/config.js";
-import { OptionError } from "../errors.js";
 import type { Graph } from "../graph/ir.js";
-import { calibrationWindows, collectActivationRanges } from "../quant/calibrate.js";
+import { collectActivationRanges } from "../quant/calibrate.js";
 import { packedFormatFor, type QuantOptions } from "../quant/options.js";
 import type { PackedMatrix } from "../quant/packed.js";
 import { quantize } from "../quant/quantize.js";
 import { applySmoothing, planSmoothing, smoothingLog } from "../quant/smooth.js";
 import { matmulOnlyWeights } from "./packed-weights.js";
 import { materializeWeight, type TensorReader } from "./weights.js";
+import { calibrationPlan, checkCalibration, type CalibrationData } from "./calibration.js";
 
-/** Calibration text, tokenized with the model's tokenizer. */
-export interface CalibrationData {
-  tokens: readonly number[];
-  /** Where it came from, for messages. */
-  source: string;
-}
+export type { CalibrationData } from "./calibration.js";
 
 export interface SmoothQuantBuild {
   /** The w8a8 weights, by name. */
@@ -44,14 +39,10 @@ export function w8a8Weights(g: Graph): Set<string> {
   return new Set(g.ops.flatMap((op) => (op.op === "matmul" && only.has(op.w) && !g.outputs.includes(op.out) ? [op.w] : [])));
 }
 
-export function smoothQuantWeights(g: Graph, config: ModelConfig, reader: TensorReader, q: QuantOptions, calib: CalibrationData | undefined, onWindow?: (done: number, total: number) => void): SmoothQuantBuild {
-  if (!calib) throw new OptionError("--calib-data", "--quant w8a8 needs calibration text", "pass --calib-data FILE: plain text like what the model will serve");
-  if (calib.tokens.length === 0) throw new OptionError("--calib-data", `${calib.source} gives no tokens`, "pass a file with some text in it");
-  const bad = calib.tokens.find((t) => !(t >= 0 && t < config.vocabSize));
-  if (bad !== undefined) throw new OptionError("--calib-data", `${calib.source} tokenizes to id ${bad}, outside the model's vocabulary of ${config.vocabSize}`, "tokenize with the model's own tokenizer");
+export function smoothQuantWeights(g: Graph, config: ModelConfig, reader: TensorReader, q: QuantOptions, calibration: CalibrationData | undefined, onWindow?: (done: number, total: number) => void): SmoothQuantBuild {
+  const calib = checkCalibration(calibration, config, "w8a8");
   const alpha = q.smoothAlpha!;
-  const seqLen = Math.min(q.calibSeqLen!, config.maxPositionEmbeddings);
-  const windows = calibrationWindows(calib.tokens, q.calibSamples!, seqLen);
+  const { windows, seqLen, described } = calibrationPlan(calib, config, q.calibSamples!, q.calibSeqLen!);
   const weights: WeightMap = new Map();
   for (const [name, d] of g.tensors) if (d.kind === "weight") weights.set(name, materializeWeight(g, name, reader));
 
@@ -67,14 +58,13 @@ export function smoothQuantWeights(g: Graph, config: ModelConfig, reader: Tensor
   }
   const changed = new Map([...smoothed.weights].filter(([n, v]) => !packed.has(n) && v !== weights.get(n)));
 
-  const used = windows.reduce((n, w) => n + w.length, 0);
   const kinds = new Map<string, number>();
   for (const s of smoothed.stats) kinds.set(s.group.fold.kind, (kinds.get(s.group.fold.kind) ?? 0) + s.group.matmuls.length);
   const folds = [...kinds].map(([k, n]) => `${n} by ${k}`).join(", ");
   const smoothedCount = [...kinds.values()].reduce((a, b) => a + b, 0);
   const summary = `smoothquant alpha ${alpha}: ${smoothedCount} of ${w8a8.size} w8a8 matmuls smoothed (${folds || "none"}); calibrated on ${windows.length} x ${seqLen} tokens`;
   const log = [
-    `smoothquant: alpha ${alpha}, ${windows.length} calibration samples of up to ${seqLen} tokens (${used} of ${calib.tokens.length} tokens of ${calib.source}${windows.length < q.calibSamples! ? `; the text holds fewer than the ${q.calibSamples} samples asked for` : ""})`,
+    `smoothquant: alpha ${alpha}, ${described}`,
     ...smoothingLog(smoothed.stats, plan).map((l) => `smoothquant ${l}`),
   ];
   return { packed, changed, summary, log };

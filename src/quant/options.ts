@@ -1,4 +1,4 @@
-/** `--quant`: which packed format the builder stores linear-layer weights in (w8a8: and how their inputs are quantized). */
+/** `--quant`: which packed format the builder stores linear-layer weights in (w8a8: and how their inputs are quantized; weight-only: and how they are rounded). */
 import { OptionError } from "../errors.js";
 import type { PackedDType, PackedLayout } from "./packed.js";
 
@@ -13,40 +13,67 @@ export const W8A8_TARGETS: readonly string[] = ["reference"];
 export const INT4_GROUP_SIZES = [32, 64, 128] as const;
 export const DEFAULT_INT4_GROUP = 128;
 
+/** Weight-only rounding: round-to-nearest, or GPTQ on calibration text (--calib-data). */
+export type WeightRounding = "rtn" | "gptq";
+
 export interface QuantOptions {
   scheme: QuantScheme;
+  /** int8-wo / int4-wo: "gptq" calibrates (set by --calib-data); absent = round-to-nearest. */
+  method?: WeightRounding;
   /** int4-wo: columns per scale (32, 64, 128); int8-wo: absent = per output channel. */
   groupSize?: number;
   /** int4-wo: a zero point per group. */
   asym?: boolean;
   /** w8a8: SmoothQuant's alpha in [0, 1]: s_j = max|X_j|^alpha / max|W_j|^(1 - alpha); higher moves more of the activations' range into the weights. */
   smoothAlpha?: number;
-  /** w8a8: calibration windows to run (fewer when the text is shorter). */
+  /** w8a8, gptq: calibration windows to run (fewer when the text is shorter). */
   calibSamples?: number;
-  /** w8a8: tokens per calibration window. */
+  /** w8a8, gptq: tokens per calibration window. */
   calibSeqLen?: number;
-  /** w8a8: the calibration text's file, for the record. */
+  /** w8a8, gptq: the calibration text's file, for the record. */
   calibData?: string;
 }
 
 export function resolveQuant(q: Partial<QuantOptions> | undefined): QuantOptions | undefined {
   if (!q || q.scheme === undefined) {
     if (q?.groupSize !== undefined || q?.asym) throw new OptionError("--group-size", "needs --quant", "add --quant int4-wo");
-    if (q && (q.smoothAlpha !== undefined || q.calibSamples !== undefined || q.calibData !== undefined)) throw new OptionError(q.calibData !== undefined ? "--calib-data" : q.smoothAlpha !== undefined ? "--smooth-alpha" : "--calib-samples", "needs --quant w8a8", "add --quant w8a8");
+    if (q && (q.smoothAlpha !== undefined || q.calibSamples !== undefined || q.calibData !== undefined)) {
+      const flag = q.calibData !== undefined ? "--calib-data" : q.smoothAlpha !== undefined ? "--smooth-alpha" : "--calib-samples";
+      throw new OptionError(flag, flag === "--smooth-alpha" ? "needs --quant w8a8" : "needs --quant w8a8 (SmoothQuant) or int4-wo / int8-wo (GPTQ)", "add --quant w8a8 or --quant int4-wo");
+    }
     return undefined;
   }
   if (!QUANT_SCHEMES.includes(q.scheme)) throw new OptionError("--quant", `unknown scheme "${q.scheme}"`, `choose one of ${QUANT_SCHEMES.join(", ")}`);
   if (q.scheme === "w8a8") return resolveW8A8(q);
-  const w8a8Flag = q.smoothAlpha !== undefined ? "--smooth-alpha" : q.calibSamples !== undefined ? "--calib-samples" : q.calibData !== undefined ? "--calib-data" : null;
-  if (w8a8Flag) throw new OptionError(w8a8Flag, `applies to --quant w8a8 only, not ${q.scheme}`);
+  if (q.smoothAlpha !== undefined) throw new OptionError("--smooth-alpha", `applies to --quant w8a8 only, not ${q.scheme}`);
+  const calibrated = resolveRounding(q);
   if (q.scheme === "int8-wo") {
     if (q.asym) throw new OptionError("--int4-asym", "applies to int4-wo only");
     if (q.groupSize !== undefined) throw new OptionError("--group-size", "int8-wo has one scale per output channel", "drop --group-size, or use --quant int4-wo");
-    return { scheme: "int8-wo" };
+    return { scheme: "int8-wo", ...calibrated };
   }
   const groupSize = q.groupSize ?? DEFAULT_INT4_GROUP;
   if (!(INT4_GROUP_SIZES as readonly number[]).includes(groupSize)) throw new OptionError("--group-size", `${groupSize} is not supported`, `choose one of ${INT4_GROUP_SIZES.join(", ")}`);
-  return { scheme: "int4-wo", groupSize, asym: q.asym ?? false };
+  return { scheme: "int4-wo", groupSize, asym: q.asym ?? false, ...calibrated };
+}
+
+/** Weight-only: GPTQ's settings where calibration text is given (or method "gptq" asked), else nothing (round-to-nearest). */
+function resolveRounding(q: Partial<QuantOptions>): Partial<QuantOptions> {
+  if (q.method !== undefined && q.method !== "rtn" && q.method !== "gptq") throw new OptionError("method", `unknown weight rounding "${q.method}"`, "choose rtn or gptq");
+  if (q.method === "rtn") {
+    if (q.calibData !== undefined || q.calibSamples !== undefined) throw new OptionError(q.calibData !== undefined ? "--calib-data" : "--calib-samples", "round-to-nearest takes no calibration text");
+    return {};
+  }
+  if (q.method !== "gptq" && q.calibData === undefined) {
+    if (q.calibSamples !== undefined) throw new OptionError("--calib-samples", `needs --calib-data with --quant ${q.scheme}`, "add --calib-data FILE");
+    return {};
+  }
+  const calibSamples = q.calibSamples ?? DEFAULT_CALIB_SAMPLES;
+  const calibSeqLen = q.calibSeqLen ?? DEFAULT_CALIB_SEQ_LEN;
+  for (const [flag, v] of [["--calib-samples", calibSamples], ["calibSeqLen", calibSeqLen]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new OptionError(flag, `must be a positive integer, got ${v}`);
+  }
+  return { method: "gptq", calibSamples, calibSeqLen, ...(q.calibData !== undefined ? { calibData: q.calibData } : {}) };
 }
 
 function resolveW8A8(q: Partial<QuantOptions>): QuantOptions {

@@ -1,0 +1,102 @@
+/**
+ * The calibrated weight-only build step (llmrt build --quant int4-wo|int8-wo --calib-data
+ * FILE): materializes the optimized graph's weights in float32 and quantizes every linear
+ * weight the builder would pack with GPTQ (quant/gptq.ts), layer after layer in graph
+ * order on the calibration tokens (quant/sequential.ts). The result is the same packed
+ * format round-to-nearest gives, so every target runs it unchanged. Weights a checkpoint
+ * already holds packed (GGUF blocks, AWQ / GPTQ releases) are left to the builder, which
+ * keeps them as they are. All weights are held in memory during this step.
+ */
+import type { WeightMap } from "../backends/backend.js";
+import type { ModelConfig } from "../checkpoint/config.js";
+import type { Checkpoint } from "../checkpoint/types.js";
+import type { Graph } from "../graph/ir.js";
+import { gptqQuantize, outputError } from "../quant/gptq.js";
+import { packedFormatFor, type QuantOptions } from "../quant/options.js";
+import { dequantize, type PackedMatrix } from "../quant/packed.js";
+import { quantize, type GridDType } from "../quant/quantize.js";
+import { quantizeSequentially } from "../quant/sequential.js";
+import { calibrationPlan, checkCalibration, type CalibrationData } from "./calibration.js";
+import { matmulOnlyWeights, packedFromCheckpoint } from "./packed-weights.js";
+import { materializeWeight } from "./weights.js";
+
+export interface GptqBuild {
+  /** The calibrated weights, by name. */
+  packed: Map<string, PackedMatrix>;
+  /** For the build report. */
+  summary: string;
+  /** Settings, then one line per layer, then the total. */
+  log: string[];
+}
+
+/** One weight's relative output error ||X (W - Q)^T||^2 / ||X W^T||^2 on the calibration inputs, GPTQ's and round-to-nearest's. */
+export interface LayerError {
+  name: string;
+  gptq: number;
+  rtn: number;
+}
+
+/** Matmul-only weights not kept from the checkpoint's own packed blocks: what --quant would round. */
+export function calibratedTargets(g: Graph, ckpt: Checkpoint): Set<string> {
+  const out = new Set<string>();
+  for (const name of matmulOnlyWeights(g)) {
+    const d = g.tensors.get(name)!;
+    if (d.kind !== "weight" || d.shape.length !== 2) continue;
+    if (packedFromCheckpoint(d.source ?? { kind: "checkpoint", name }, ckpt)) continue;
+    out.add(name);
+  }
+  return out;
+}
+
+export function gptqWeights(g: Graph, config: ModelConfig, ckpt: Checkpoint, q: QuantOptions, calibration: CalibrationData | undefined, onStage?: (done: number, total: number) => void): GptqBuild {
+  const calib = checkCalibration(calibration, config, q.scheme);
+  const { windows, seqLen, described } = calibrationPlan(calib, config, q.calibSamples!, q.calibSeqLen!);
+  const targets = calibratedTargets(g, ckpt);
+  const weights: WeightMap = new Map();
+  for (const [name, d] of g.tensors) if (d.kind === "weight") weights.set(name, materializeWeight(g, name, ckpt));
+
+  const errors: LayerError[] = [];
+  let maxDamp = 0;
+  const packed = quantizeSequentially(g, weights, targets, config, windows, (name, w, H, rows) => {
+    const cols = w.length / rows;
+    const { dtype, layout } = packedFormatFor(q, cols);
+    const r = gptqQuantize(w, rows, cols, H, dtype as GridDType, layout);
+    maxDamp = Math.max(maxDamp, r.damp);
+    const gptq = outputError(w, dequantize(r.packed), rows, cols, H);
+    const rtn = outputError(w, dequantize(quantize(w, rows, cols, dtype, layout)), rows, cols, H);
+    const rel = (e: { error: number; output: number }) => (e.output > 0 ? e.error / e.output : 0);
+    errors.push({ name, gptq: rel(gptq), rtn: rel(rtn) });
+    return r.packed;
+  }, onStage);
+
+  const format = describeFormat(q);
+  const mean = (f: (e: LayerError) => number) => errors.reduce((s, e) => s + f(e), 0) / Math.max(1, errors.length);
+  const [gMean, rMean] = [mean((e) => e.gptq), mean((e) => e.rtn)];
+  const total = `mean relative output error ${fmt(gMean)} (round-to-nearest ${fmt(rMean)}, ${(gMean / rMean).toFixed(2)}x) over ${errors.length} matmuls`;
+  const summary = `gptq ${format} calibrated on ${windows.length} x ${seqLen} tokens: ${total}`;
+  const log = [
+    `gptq: ${format}, ${described}; dampening ${pct(maxDamp)} of mean diag(H); layers quantized in graph order, each on the inputs the quantized layers before it give`,
+    ...errorLog(errors).map((l) => `gptq ${l}`),
+    `gptq total: ${total}`,
+  ];
+  return { packed, summary, log };
+}
+
+const fmt = (v: number) => v.toExponential(2);
+const pct = (v: number) => `${+(100 * v).toPrecision(3)}%`;
+
+function describeFormat(q: QuantOptions): string {
+  return q.scheme === "int8-wo" ? "int8 per-channel" : `int4 g${q.groupSize}${q.asym ? " asym" : " sym"}`;
+}
+
+/** One line per layer: each weight's relative output error, GPTQ's then round-to-nearest's. */
+export function errorLog(errors: readonly LayerError[]): string[] {
+  const byLayer = new Map<string, string[]>();
+  for (const e of errors) {
+    const m = /^blk\.(\d+)\.(.+?)(\.weight)?$/.exec(e.name);
+    const key = m ? `layer ${m[1]}` : "model";
+    const part = `${m ? m[2] : e.name} ${fmt(e.gptq)} (rtn ${fmt(e.rtn)})`;
+    byLayer.set(key, [...(byLayer.get(key) ?? []), part]);
+  }
+  return [...byLayer].map(([k, v]) => `${k}: ${v.join(", ")}`);
+}

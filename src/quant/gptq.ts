@@ -1,0 +1,106 @@
+/**
+ * GPTQ (Frantar et al., 2022) for one linear layer W [rows, cols] with input Hessian
+ * H = 2 X^T X / N [cols, cols] (hessian.ts): columns are quantized in order, and each
+ * column's rounding error is spread over the columns not yet quantized, weighted by the
+ * inverse Hessian, so that the layer's output X W^T moves as little as possible:
+ *
+ *   H += damp * mean(diag H) * I;   U = upper Cholesky factor of H^-1 (H^-1 = U^T U)
+ *   for column i:  q = Q(w_i);  e = (w_i - q) / U[i, i];  w_j -= e * U[i, j]  (j > i)
+ *
+ * Each group's grid (scale, zero) is fitted (quantize.ts fitGroup, as round-to-nearest
+ * fits it) from the group's values as compensated when the pass reaches its first column,
+ * so the result is the same packed format (packed.ts) the kernels already run, ragged
+ * last group included. No lazy batching or act-order: the layers here are small.
+ */
+import { cholesky, inverseFromCholesky } from "./linalg.js";
+import type { PackedLayout, PackedMatrix } from "./packed.js";
+import { codeOn, emptyPacked, fitGroup, setCode, setGrid, valueOf, type GridDType, type GroupGrid } from "./quantize.js";
+
+/** GPTQ's default dampening: 1% of the mean of H's diagonal. */
+export const DEFAULT_GPTQ_DAMP = 0.01;
+
+export interface GptqResult {
+  packed: PackedMatrix;
+  /** The dampening used, as a fraction of mean(diag H) (raised where H^-1's factor needed it). */
+  damp: number;
+  /** Input columns that never saw a non-zero value (their weights are set to 0, as GPTQ does). */
+  deadColumns: number;
+}
+
+/** U (upper, [n, n]) with U^T U = (H + damp * mean(diag H) * I)^-1, raising damp tenfold until H is positive definite. */
+function inverseFactor(H: Float64Array, n: number, damp: number): { U: Float64Array; damp: number } {
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += H[i * n + i] / n;
+  for (let d = damp, tries = 0; tries < 6; tries++, d *= 10) {
+    const Hd = H.slice();
+    for (let i = 0; i < n; i++) Hd[i * n + i] += d * mean;
+    const L = cholesky(Hd, n);
+    const Li = L && cholesky(inverseFromCholesky(L, n), n); // lower: H^-1 = Li Li^T, so U = Li^T
+    if (!Li) continue;
+    const U = new Float64Array(n * n); // [n, n] upper
+    for (let i = 0; i < n; i++) for (let j = i; j < n; j++) U[i * n + j] = Li[j * n + i];
+    return { U, damp: d };
+  }
+  throw new Error(`gptq: the Hessian [${n}, ${n}] is not positive definite even with ${damp * 1e5}% dampening`);
+}
+
+export function gptqQuantize(w: Float32Array, rows: number, cols: number, hessian: Float64Array, dtype: GridDType, layout: PackedLayout, damp = DEFAULT_GPTQ_DAMP): GptqResult {
+  if (w.length !== rows * cols || hessian.length !== cols * cols) throw new Error(`gptq: ${w.length} weights and a ${hessian.length}-value Hessian for [${rows}, ${cols}]`);
+  const W = Float64Array.from(w); // [rows, cols], compensated as the pass goes
+  const H = hessian.slice(); // [cols, cols]
+  let deadColumns = 0;
+  for (let i = 0; i < cols; i++) {
+    if (H[i * cols + i] !== 0) continue;
+    deadColumns++;
+    H[i * cols + i] = 1;
+    for (let n = 0; n < rows; n++) W[n * cols + i] = 0;
+  }
+  const f = inverseFactor(H, cols, damp);
+  const U = f.U;
+  const out = emptyPacked(rows, cols, dtype, layout);
+  const gs = layout.groupSize;
+  const grids: GroupGrid[] = new Array(rows);
+  for (let i = 0; i < cols; i++) {
+    if (i % gs === 0) {
+      const g = i / gs;
+      const end = Math.min(cols, i + gs); // ragged last group
+      for (let n = 0; n < rows; n++) {
+        grids[n] = fitGroup(W, n * cols, i, end, dtype, layout);
+        setGrid(out, n, g, grids[n]);
+      }
+    }
+    const d = U[i * cols + i];
+    const u = i * cols;
+    for (let n = 0; n < rows; n++) {
+      const row = n * cols;
+      const v = W[row + i];
+      const code = codeOn(v, grids[n]);
+      setCode(out, n, i, code);
+      const e = (v - valueOf(code, grids[n])) / d;
+      if (e === 0) continue;
+      for (let j = i + 1; j < cols; j++) W[row + j] -= e * U[u + j];
+    }
+  }
+  return { packed: out, damp: f.damp, deadColumns };
+}
+
+/**
+ * The layer's output error over the calibration inputs, sum_n (w_n - q_n)^T H (w_n - q_n)
+ * = 2 ||X (W - Q)^T||^2 / N, and the same of W itself (the output's size), to report it relative.
+ */
+export function outputError(w: ArrayLike<number>, q: ArrayLike<number>, rows: number, cols: number, H: Float64Array): { error: number; output: number } {
+  let error = 0;
+  let output = 0;
+  const d = new Float64Array(cols);
+  for (let n = 0; n < rows; n++) {
+    for (let k = 0; k < cols; k++) d[k] = w[n * cols + k] - q[n * cols + k];
+    for (let i = 0; i < cols; i++) {
+      let hd = 0;
+      let hw = 0;
+      for (let j = 0; j < cols; j++) (hd += H[i * cols + j] * d[j]), (hw += H[i * cols + j] * w[n * cols + j]);
+      error += d[i] * hd;
+      output += w[n * cols + i] * hw;
+    }
+  }
+  return { error, output };
+}
