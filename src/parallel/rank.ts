@@ -12,6 +12,7 @@ import type { Backend } from "../backends/backend.js";
 import { CpuBackend } from "../backends/cpu/backend.js";
 import { CudaBackend } from "../backends/cuda/backend.js";
 import { CudaDriver } from "../backends/cuda/driver.js";
+import { KERNELS_DIR_ENV } from "../backends/cuda/kernel-sources.js";
 import type { NcclIds } from "../backends/cuda/nccl.js";
 import { ReferenceBackend } from "../backends/reference/backend.js";
 import type { KernelModule } from "../backends/cpu/wasm-module.js";
@@ -40,6 +41,8 @@ export interface RankInit {
   threads: number;
   /** A cpu-target rank's kernels, compiled once by the main thread. */
   kernels?: KernelModule;
+  /** A cuda-target rank's kernel sources, as the main thread finds them (a bundled rank cannot: see backend()). */
+  cudaKernelsDir?: string;
   /** A cuda-target rank's NCCL ids (nccl-plan.ts); absent: host-staged collectives. */
   nccl?: NcclIds;
   /** Test hook: "RANK:STEP:throw|exit" makes that rank fail at that step (1-based). */
@@ -105,6 +108,8 @@ export class Rank {
     const fp8 = m.build.dtype === "fp8" ? ({ dtype: "bf16", weightFormat: "fp8" } as const) : {}; // as engine/targets.ts
     const p = m.parallel!;
     const nccl = init.nccl && { ids: init.nccl, place: { rank: init.rank, stage: this.r.stage, tpRank: this.r.tpRank, tp: p.tp, world: p.tp * p.pp } };
+    // an engine without cubins for this GPU compiles them here, from sources a bundled rank would look for next to the bundle
+    if (init.cudaKernelsDir) process.env[KERNELS_DIR_ENV] ??= init.cudaKernelsDir;
     return new CudaBackend({ engineDir: init.dir, comm, deviceOrdinal, nccl, ...fp8 });
   }
 

@@ -9,6 +9,7 @@
  */
 import { resolveThreads } from "../backends/cpu/backend.js";
 import { kernelModule } from "../backends/cpu/wasm-module.js";
+import { kernelsDir } from "../backends/cuda/kernel-sources.js";
 import { Engine, type LoadEngineOptions } from "../engine/engine.js";
 import { deserializeGraph, readManifest, type EngineManifest } from "../engine/format.js";
 import { EngineError } from "../errors.js";
@@ -91,7 +92,8 @@ export class ShardedEngine extends Engine {
     const threads = Math.max(1, Math.floor(resolveThreads() / world)); // the --threads budget, shared out
     const kernels = m.target === "cpu" ? kernelModule() : undefined;
     const nccl = m.target === "cuda" ? ncclPlan(p.tp, p.pp) : undefined;
-    const inits: RankInit[] = p.ranks.map((r) => ({ dir, rank: r.rank, buffers, layout, blockSize, numBlocks, kvDtype: opts.kvDtype ?? "f32", verify: opts.verify ?? true, microBatches, spin: opts.spin, threads, kernels, nccl, fault }));
+    const cudaKernelsDir = m.target === "cuda" ? kernelsDir() : undefined;
+    const inits: RankInit[] = p.ranks.map((r) => ({ dir, rank: r.rank, buffers, layout, blockSize, numBlocks, kvDtype: opts.kvDtype ?? "f32", verify: opts.verify ?? true, microBatches, spin: opts.spin, threads, kernels, cudaKernelsDir, nccl, fault }));
     const sup = await spawnRanks(inits, ERR_AT, ERR_BYTES);
     const kv = { numLayers: m.model.numLayers, numBlocks, blockSize, numKvHeads: m.model.numKvHeads, headDim: m.model.headDim, dtype: opts.kvDtype ?? "f32" };
     // ranks report through shared memory (a rank that fails to load cannot post a message)

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { threadId } from "node:worker_threads";
 import { CudaError, CudaUnavailableError } from "../../errors.js";
 import { hashSources, KERNEL_UNITS, kernelsDir, readKernelSources, type KernelUnit } from "./kernel-sources.js";
 import { Nvrtc } from "./nvrtc.js";
@@ -50,13 +51,16 @@ function nvccVersion(nvcc: string): string {
   return execFileSync(nvcc, ["--version"], { encoding: "utf8" }).trim().split("\n").pop() ?? "";
 }
 
+/** A temporary file's suffix, unique per thread: the ranks of a sharded engine are threads of one process that may compile at once. */
+const TMP_TAG = `${process.pid}-${threadId}`;
+
 function cachePath(key: string, unit: string, arch: string): string {
   return join(cacheDir(), `${unit}.${arch}.${key.slice(0, 16)}.cubin`);
 }
 
 function writeAtomic(path: string, data: Uint8Array): void {
   mkdirSync(join(path, ".."), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
+  const tmp = `${path}.${TMP_TAG}.tmp`;
   writeFileSync(tmp, data);
   renameSync(tmp, path);
 }
@@ -77,7 +81,7 @@ export async function compileWithNvcc(arch: string, nvcc = findNvcc(), parallel 
     for (let unit = queue.shift(); unit; unit = queue.shift()) {
       const path = cachePath(key, unit, arch);
       if (!existsSync(path)) {
-        const tmp = `${path}.${process.pid}.build`;
+        const tmp = `${path}.${TMP_TAG}.build`;
         mkdirSync(cacheDir(), { recursive: true });
         try {
           await run(nvcc, nvccArgs(unit, arch, tmp), { maxBuffer: 16 << 20 });
@@ -105,14 +109,14 @@ export function compileWithNvccSync(arch: string, nvcc: string): Cubins {
   if (todo.length) {
     mkdirSync(cacheDir(), { recursive: true });
     const q = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
-    const jobs = todo.map((u) => `${[nvcc, ...nvccArgs(u, arch, `${cachePath(key, u, arch)}.${process.pid}.build`)].map(q).join(" ")} & pids="$pids $!"`);
+    const jobs = todo.map((u) => `${[nvcc, ...nvccArgs(u, arch, `${cachePath(key, u, arch)}.${TMP_TAG}.build`)].map(q).join(" ")} & pids="$pids $!"`);
     const script = `pids=""\n${jobs.join("\n")}\nfail=0; for p in $pids; do wait $p || fail=1; done; exit $fail`;
     try {
       execFileSync("bash", ["-c", script], { stdio: ["ignore", "ignore", "pipe"], maxBuffer: 16 << 20 });
     } catch (e) {
       throw new CudaError("nvcc", 1, "compile error", `kernels for ${arch}:\n${(e as { stderr?: Buffer }).stderr?.toString() ?? ""}`);
     }
-    for (const u of todo) renameSync(`${cachePath(key, u, arch)}.${process.pid}.build`, cachePath(key, u, arch));
+    for (const u of todo) renameSync(`${cachePath(key, u, arch)}.${TMP_TAG}.build`, cachePath(key, u, arch));
   }
   return new Map(KERNEL_UNITS.map((u) => [u, new Uint8Array(readFileSync(cachePath(key, u, arch)))]));
 }
