@@ -2,11 +2,15 @@
  * A StepBatch in shared memory, where the kernels read it: a 16-word header of sizes
  * and pointers (layout mirrored in assembly/attention.ts), then the arrays. Block
  * tables are flattened to [S, maxBlocks]; tokenSeq [T] names each token's sequence.
+ * The sync words are the kernels', not the step's: attention counts the threads that
+ * finished parts of a split unit there (zero between calls; nothing here writes them).
  */
 import type { StepBatch } from "../../graph/step-batch.js";
 import type { WasmHeap } from "./heap.js";
 
-const H_T = 0, H_S = 1, H_IDS = 2, H_POS = 3, H_SEQSTARTS = 4, H_CTX = 5, H_TABLES = 6, H_MAXBLOCKS = 7, H_SLOTS = 8, H_LOGITROWS = 9, H_R = 10, H_TOKSEQ = 11;
+const H_T = 0, H_S = 1, H_IDS = 2, H_POS = 3, H_SEQSTARTS = 4, H_CTX = 5, H_TABLES = 6, H_MAXBLOCKS = 7, H_SLOTS = 8, H_LOGITROWS = 9, H_R = 10, H_TOKSEQ = 11, H_SYNC = 12;
+/** Sync words (assembly/attention.ts SYNC_THREADS: counters, then scratch pointers). */
+const SYNC_WORDS = 2 * 64;
 
 interface Capacity {
   T: number;
@@ -23,11 +27,12 @@ export class StepData {
     private readonly heap: WasmHeap,
     readonly cap: Capacity,
   ) {
-    const words = 16 + 4 * cap.T + 2 * (cap.S + 1) + cap.R + cap.S * cap.blocks;
+    const words = 16 + SYNC_WORDS + 4 * cap.T + 2 * (cap.S + 1) + cap.R + cap.S * cap.blocks;
     this.ptr = heap.alloc(words * 4, "step batch");
     this.head = heap.i32(this.ptr, 16);
     let at = this.ptr + 64;
     const take = (n: number) => ((at += n * 4), at - n * 4);
+    this.head[H_SYNC] = take(SYNC_WORDS);
     this.head[H_IDS] = take(cap.T);
     this.head[H_POS] = take(cap.T);
     this.head[H_SLOTS] = take(cap.T);

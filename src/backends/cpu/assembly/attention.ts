@@ -1,85 +1,425 @@
 // @ts-nocheck AssemblyScript (compiled by asc, not tsc)
 /**
- * Causal paged attention over a ragged step. Work items are (token, KV head) pairs,
- * dealt round-robin to threads so long (late) and short (early) prefill rows mix; each
- * item serves the KV head's whole query group, so every cached K/V row is read once
- * per group (GQA). Scores live in the thread's scratch: [group, visible keys].
+ * Causal paged attention over a ragged step (GQA, sliding window), flash-style.
+ *
+ * A work unit is a tile of up to TQ_MAX consecutive query tokens of one sequence x one
+ * KV head x its query group (split in chunks only when the group is wider than the row
+ * budget). Its rows (token, query head) share every K and V row the tile sees: each key
+ * block is read (and widened to f32, for 16-bit / int8 caches) once and used by all rows,
+ * each row keeping to its own causal / window bounds. Softmax is online over key blocks
+ * (per row a running max m, sum l and unnormalised output O), so scratch stays the same
+ * size for any context; exp is the vector one of exp.ts.
+ *
+ * Scheduling: every thread walks the same list of units in order and takes a contiguous
+ * run of equal cost (cost ~ keys seen x rows: late prefill tiles weigh more). When there
+ * are fewer units than threads (decoding one or two sequences), each unit's keys are split
+ * among several threads instead (flash-decoding): each leaves its partial (m, l, O) in its
+ * scratch and the last one to finish, counted in the step's sync words, merges them.
  */
-import { activeThreads, arg, DT_BF16, DT_F16, DT_F32, DT_I8 } from "./simd";
-import { kvAxpy, kvDot, kvHeadBytes, kvRowBytes } from "./kv";
+import { arg, axpy, dot, fma, hmax, hsum, DT_F32 } from "./simd";
+import { kvAxpy, kvDot, kvHeadBytes, kvRowBytes, kvWidenHead } from "./kv";
+import { expv, exps } from "./exp";
 
 /** Step header words (written by ../step-data.ts). */
-export const ST_T = 0, ST_S = 1, ST_IDS = 2, ST_POS = 3, ST_SEQSTARTS = 4, ST_CTX = 5, ST_TABLES = 6, ST_MAXBLOCKS = 7, ST_SLOTS = 8, ST_LOGITROWS = 9, ST_R = 10, ST_TOKSEQ = 11;
+export const ST_T = 0, ST_S = 1, ST_IDS = 2, ST_POS = 3, ST_SEQSTARTS = 4, ST_CTX = 5, ST_TABLES = 6, ST_MAXBLOCKS = 7, ST_SLOTS = 8, ST_LOGITROWS = 9, ST_R = 10, ST_TOKSEQ = 11, ST_SYNC = 12;
+/** The sync words' layout: arrival counters [SYNC_THREADS] (one per split unit), then each thread's scratch pointer [SYNC_THREADS]. */
+export const SYNC_THREADS = 64;
 
 /** Argument block of attention (i32 words). */
 export const AT_OUT = 0, AT_Q = 1, AT_KC = 2, AT_VC = 3, AT_STEP = 4, AT_HEADS = 5, AT_KVHEADS = 6, AT_HEADDIM = 7, AT_SCALE = 8, AT_WINDOW = 9, AT_BLOCK = 10, AT_KVDT = 11;
 
-export function attention(tid: i32, nth: i32, scratch: usize, args: usize): void {
-  const dt = arg(args, AT_KVDT);
-  if (dt == DT_F32) attentionAs(DT_F32, tid, nth, scratch, args);
-  else if (dt == DT_BF16) attentionAs(DT_BF16, tid, nth, scratch, args);
-  else if (dt == DT_I8) attentionAs(DT_I8, tid, nth, scratch, args);
-  else attentionAs(DT_F16, tid, nth, scratch, args);
-}
+/** Most query tokens in a tile. */
+const TQ_MAX = 8;
+/** Most rows (token x query head) in a unit, and the f32 budget of O [rows, headDim] and of a widened key block [keys, headDim]. */
+const ROWS_MAX = 32;
+const BLOCK_FLOATS = 4096;
+/** Most keys in a block (the stride of a row of scores). */
+const KB_MAX = 64;
+/** Fewest keys worth giving a thread of its own when a unit's keys are split. */
+const MIN_SPLIT_KEYS = 32;
+/** Cost of a unit beyond its keys (setup, finishing), in keys. */
+const UNIT_OVERHEAD = 8;
 
-/** The kernel for a cache stored in dt (inlined once per dtype). */
-@inline function attentionAs(dt: i32, tid: i32, nth: i32, scratch: usize, args: usize): void {
-  const out = <usize>arg(args, AT_OUT), q = <usize>arg(args, AT_Q), kc = <usize>arg(args, AT_KC), vc = <usize>arg(args, AT_VC);
+// scratch layout (bytes); sizes for ROWS_MAX rows and KB_MAX keys: ~41 KiB in all (64 KiB at least is given)
+const SC_ROWQ: usize = 0; // [rows] q row pointer
+const SC_FIRST: usize = 128; // [rows] first visible key (window)
+const SC_END: usize = 256; // [rows] last visible key + 1 (causal)
+const SC_LO: usize = 384; // [rows] this block's visible keys [lo, hi), block-relative
+const SC_HI: usize = 512;
+const SC_M: usize = 640; // [rows] running max
+const SC_L: usize = 768; // [rows] running sum of exp
+const SC_KROW: usize = 896; // [KB_MAX] f32 row pointer of each key (value) of the block
+const SC_S: usize = 1152; // [rows, KB_MAX] scores, then probabilities
+const SC_O: usize = SC_S + <usize>(ROWS_MAX * KB_MAX * 4); // [rows, headDim] unnormalised output
+const SC_BUF: usize = SC_O + <usize>(BLOCK_FLOATS * 4); // [keys, headDim] the block widened to f32
+
+// the call's geometry, set by attention() (wasm globals are per instance, so per thread)
+let gOut: usize = 0, gQ: usize = 0, gKc: usize = 0, gVc: usize = 0;
+let gPositions: usize = 0, gTables: usize = 0;
+let gDt: i32 = 0, gHd: i32 = 0, gGroup: i32 = 0, gQDim: i32 = 0, gBs: i32 = 0, gMaxBlocks: i32 = 0, gWindow: i32 = 0;
+let gRowB: usize = 0, gHeadB: usize = 0;
+let gScale: f32 = 0;
+let gKB: i32 = 0;
+
+export function attention(tid: i32, nth: i32, scratch: usize, args: usize): void {
   const step = <usize>arg(args, AT_STEP);
-  const heads = arg(args, AT_HEADS), kvHeads = arg(args, AT_KVHEADS), headDim = arg(args, AT_HEADDIM);
-  const scale = reinterpret<f32>(arg(args, AT_SCALE));
-  const window = arg(args, AT_WINDOW), bs = arg(args, AT_BLOCK);
-  const T = arg(step, ST_T);
-  const positions = <usize>arg(step, ST_POS), tables = <usize>arg(step, ST_TABLES), tokSeq = <usize>arg(step, ST_TOKSEQ);
-  const maxBlocks = arg(step, ST_MAXBLOCKS);
-  const group = heads / kvHeads;
-  const qDim = heads * headDim;
-  const items = T * kvHeads;
-  const act = activeThreads(items, nth, 1);
-  for (let it = tid; it < items; it += act) {
-    const t = it / kvHeads, kvh = it % kvHeads;
-    const pos = load<i32>(positions + (<usize>t << 2));
-    const first = window > 0 ? max(0, pos - window + 1) : 0;
-    const n = pos - first + 1;
-    const table = tables + (<usize>(load<i32>(tokSeq + (<usize>t << 2)) * maxBlocks) << 2);
-    const q0 = q + (<usize>(t * qDim + kvh * group * headDim) << 2);
-    const o0 = out + (<usize>(t * qDim + kvh * group * headDim) << 2);
-    const rowB = kvRowBytes(dt, kvHeads, headDim);
-    const kvOff = <usize>kvh * kvHeadBytes(dt, headDim);
-    // scores[g, j] = q_g . k_j * scale
-    for (let j = first; j <= pos; j++) {
-      const slot = load<i32>(table + (<usize>(j / bs) << 2)) * bs + j % bs;
-      const kp = kc + <usize>slot * rowB + kvOff;
-      for (let g = 0; g < group; g++) {
-        store<f32>(scratch + (<usize>(g * n + j - first) << 2), kvDot(dt, q0 + (<usize>(g * headDim) << 2), kp, headDim) * scale);
-      }
-    }
-    // softmax per query head; the sum divides at the end
-    for (let g = 0; g < group; g++) {
-      const sc = scratch + (<usize>(g * n) << 2);
-      let m: f32 = -Infinity;
-      for (let j = 0; j < n; j++) m = max(m, load<f32>(sc + (<usize>j << 2)));
-      let sum: f32 = 0;
-      for (let j = 0; j < n; j++) {
-        const e = Mathf.exp(load<f32>(sc + (<usize>j << 2)) - m);
-        store<f32>(sc + (<usize>j << 2), e);
-        sum += e;
-      }
-      store<f32>(scratch + (<usize>(group * n + g) << 2), <f32>1 / sum);
-      memory.fill(o0 + (<usize>(g * headDim) << 2), 0, <usize>headDim << 2);
-    }
-    // out_g = sum_j p[g, j] v_j / sum_g
-    for (let j = first; j <= pos; j++) {
-      const slot = load<i32>(table + (<usize>(j / bs) << 2)) * bs + j % bs;
-      const vp = vc + <usize>slot * rowB + kvOff;
-      for (let g = 0; g < group; g++) {
-        kvAxpy(dt, o0 + (<usize>(g * headDim) << 2), load<f32>(scratch + (<usize>(g * n + j - first) << 2)), vp, headDim);
-      }
-    }
-    for (let g = 0; g < group; g++) {
-      const inv = load<f32>(scratch + (<usize>(group * n + g) << 2));
-      const op = o0 + (<usize>(g * headDim) << 2);
-      for (let d = 0; d < headDim; d++) store<f32>(op + (<usize>d << 2), load<f32>(op + (<usize>d << 2)) * inv);
+  setGeometry(args, step);
+  const kvHeads = arg(args, AT_KVHEADS);
+  const S = arg(step, ST_S);
+  const seqStarts = <usize>arg(step, ST_SEQSTARTS);
+  const sync = <usize>arg(step, ST_SYNC);
+  // rows of a unit: gn heads of the group x tq tokens
+  const rowsMax = max(1, min(ROWS_MAX, BLOCK_FLOATS / gHd));
+  const gn = min(gGroup, rowsMax);
+  const chunks = (gGroup + gn - 1) / gn;
+  const tq = max(1, min(TQ_MAX, rowsMax / gn));
+  // pass 1: how many units, and their total cost
+  let units = 0;
+  let total: f64 = 0;
+  for (let s = 0; s < S; s++) {
+    const a = load<i32>(seqStarts + (<usize>s << 2)), b = load<i32>(seqStarts + (<usize>(s + 1) << 2));
+    for (let t0 = a; t0 < b; t0 += tq) {
+      units += kvHeads * chunks;
+      total += <f64>(tileKeys(t0, min(tq, b - t0)) + UNIT_OVERHEAD) * <f64>(gGroup * kvHeads);
     }
   }
+  const splitKeys = nth > 1 && units < nth && nth <= SYNC_THREADS && sync != 0;
+  const splits = splitKeys ? nth / units : 1;
+  // pass 2: the same walk; take this thread's units
+  let u = 0;
+  let before: f64 = 0;
+  for (let s = 0; s < S; s++) {
+    const a = load<i32>(seqStarts + (<usize>s << 2)), b = load<i32>(seqStarts + (<usize>(s + 1) << 2));
+    const table = gTables + (<usize>(s * gMaxBlocks) << 2);
+    for (let t0 = a; t0 < b; t0 += tq) {
+      const nTok = min(tq, b - t0);
+      const keys = tileKeys(t0, nTok);
+      for (let kvh = 0; kvh < kvHeads; kvh++) {
+        for (let c = 0; c < chunks; c++) {
+          const g0 = c * gn, gc = min(gn, gGroup - g0);
+          if (splitKeys) {
+            if (u == tid / splits) {
+              runSplit(scratch, sync, tid, u, splits, t0, nTok, kvh, g0, gc, table);
+              return;
+            }
+          } else {
+            const cost = <f64>(keys + UNIT_OVERHEAD) * <f64>gc;
+            const owner = min(nth - 1, <i32>((before + 0.5 * cost) * <f64>nth / total));
+            if (owner > tid) return; // owners only grow along the walk
+            if (owner == tid) runUnit(scratch, t0, nTok, kvh, g0, gc, table);
+            before += cost;
+          }
+          u++;
+        }
+      }
+    }
+  }
+}
+
+function setGeometry(args: usize, step: usize): void {
+  gOut = <usize>arg(args, AT_OUT);
+  gQ = <usize>arg(args, AT_Q);
+  gKc = <usize>arg(args, AT_KC);
+  gVc = <usize>arg(args, AT_VC);
+  gDt = arg(args, AT_KVDT);
+  gHd = arg(args, AT_HEADDIM);
+  gGroup = arg(args, AT_HEADS) / arg(args, AT_KVHEADS);
+  gQDim = arg(args, AT_HEADS) * gHd;
+  gScale = reinterpret<f32>(arg(args, AT_SCALE));
+  gWindow = arg(args, AT_WINDOW);
+  gBs = arg(args, AT_BLOCK);
+  gRowB = kvRowBytes(gDt, arg(args, AT_KVHEADS), gHd);
+  gHeadB = kvHeadBytes(gDt, gHd);
+  gPositions = <usize>arg(step, ST_POS);
+  gTables = <usize>arg(step, ST_TABLES);
+  gMaxBlocks = arg(step, ST_MAXBLOCKS);
+  gKB = max(4, min(KB_MAX, (BLOCK_FLOATS / gHd) & ~3));
+}
+
+@inline function firstKey(pos: i32): i32 {
+  return gWindow > 0 ? max(0, pos - gWindow + 1) : 0;
+}
+
+@inline function posOf(t: i32): i32 {
+  return load<i32>(gPositions + (<usize>t << 2));
+}
+
+/** Keys seen by the tile's tokens, summed (its cost per row). */
+function tileKeys(t0: i32, nTok: i32): i32 {
+  let n = 0;
+  for (let t = t0; t < t0 + nTok; t++) n += posOf(t) - firstKey(posOf(t)) + 1;
+  return n;
+}
+
+/** The whole unit: all its keys, then its rows normalised into out. */
+function runUnit(sc: usize, t0: i32, nTok: i32, kvh: i32, g0: i32, gn: i32, table: usize): void {
+  const rows = initRows(sc, t0, nTok, kvh, g0, gn);
+  const span = keySpan(t0, nTok);
+  runKeys(sc, rows, kvh, table, <i32>(span >> 32), <i32>span);
+  finish(sc, rows);
+}
+
+/**
+ * Part (tid % splits) of unit u's keys; the last part to finish merges all of them.
+ * Threads u * splits + p (p < parts) hold the parts.
+ */
+function runSplit(sc: usize, sync: usize, tid: i32, u: i32, splits: i32, t0: i32, nTok: i32, kvh: i32, g0: i32, gn: i32, table: usize): void {
+  const span = keySpan(t0, nTok);
+  const k0 = <i32>(span >> 32), k1 = <i32>span;
+  const parts = min(splits, max(1, (k1 - k0) / MIN_SPLIT_KEYS));
+  const part = tid % splits;
+  if (part >= parts) return;
+  const rows = initRows(sc, t0, nTok, kvh, g0, gn);
+  if (parts == 1) {
+    runKeys(sc, rows, kvh, table, k0, k1);
+    finish(sc, rows);
+    return;
+  }
+  const n = k1 - k0;
+  runKeys(sc, rows, kvh, table, k0 + <i32>(<i64>n * part / parts), k0 + <i32>(<i64>n * (part + 1) / parts));
+  // publish: scratch pointer, then arrive; the atomic add orders the plain stores before it
+  store<i32>(sync + (<usize>(SYNC_THREADS + tid) << 2), <i32>sc);
+  const counter = sync + (<usize>u << 2);
+  if (atomic.add<i32>(counter, 1) != parts - 1) return;
+  atomic.store<i32>(counter, 0); // the last arrival: reset for the next call (after the barrier)
+  merge(sc, sync, rows, u * splits, parts);
+}
+
+/** [first key, last key + 1) of a tile's tokens, packed hi:lo. */
+function keySpan(t0: i32, nTok: i32): i64 {
+  let lo = i32.MAX_VALUE, hi = 0;
+  for (let t = t0; t < t0 + nTok; t++) {
+    lo = min(lo, firstKey(posOf(t)));
+    hi = max(hi, posOf(t) + 1);
+  }
+  return (<i64>lo << 32) | <i64>(<u32>hi);
+}
+
+/** Rows r = i * gn + g (token t0 + i, query head g0 + g): q pointers, bounds, m = -inf, l = 0, O = 0. */
+function initRows(sc: usize, t0: i32, nTok: i32, kvh: i32, g0: i32, gn: i32): i32 {
+  for (let i = 0; i < nTok; i++) {
+    const t = t0 + i;
+    const pos = posOf(t);
+    for (let g = 0; g < gn; g++) {
+      const r = <usize>(i * gn + g) << 2;
+      store<i32>(sc + SC_ROWQ + r, <i32>(gQ + (<usize>(t * gQDim + (kvh * gGroup + g0 + g) * gHd) << 2)));
+      store<i32>(sc + SC_FIRST + r, firstKey(pos));
+      store<i32>(sc + SC_END + r, pos + 1);
+      store<f32>(sc + SC_M + r, -Infinity);
+      store<f32>(sc + SC_L + r, 0);
+    }
+  }
+  const rows = nTok * gn;
+  memory.fill(sc + SC_O, 0, <usize>(rows * gHd) << 2);
+  return rows;
+}
+
+/** Online softmax over keys [k0, k1) in blocks of gKB. */
+function runKeys(sc: usize, rows: i32, kvh: i32, table: usize, k0: i32, k1: i32): void {
+  const kvOff = <usize>kvh * gHeadB;
+  // one row gains nothing from widening a block first: read the cache as it is
+  const raw = gDt != DT_F32 && rows == 1;
+  for (let jb = k0; jb < k1; jb += gKB) {
+    const je = min(jb + gKB, k1);
+    loadBlock(sc, gKc, kvOff, table, jb, je, raw);
+    scoreBlock(sc, rows, jb, je, raw);
+    loadBlock(sc, gVc, kvOff, table, jb, je, raw);
+    accumulateBlock(sc, rows, raw);
+  }
+}
+
+/** Points SC_KROW at keys [jb, je) of a plane: f32 rows in place, others widened into SC_BUF (raw: in place, any dtype). */
+function loadBlock(sc: usize, plane: usize, kvOff: usize, table: usize, jb: i32, je: i32, raw: bool): void {
+  const bs = gBs, hd = gHd;
+  const inPlace = raw || gDt == DT_F32;
+  for (let j = jb; j < je; j++) {
+    const slot = load<i32>(table + (<usize>(j / bs) << 2)) * bs + j % bs;
+    const src = plane + <usize>slot * gRowB + kvOff;
+    const jj = <usize>(j - jb);
+    let row = src;
+    if (!inPlace) {
+      row = sc + SC_BUF + ((jj * <usize>hd) << 2);
+      kvWidenHead(gDt, row, src, hd);
+    }
+    store<i32>(sc + SC_KROW + (jj << 2), <i32>row);
+  }
+}
+
+@inline function krow(sc: usize, jj: i32): usize {
+  return <usize>load<i32>(sc + SC_KROW + (<usize>jj << 2));
+}
+
+/** Scores of each row over its visible keys of the block, folded into its running m, l and O. */
+function scoreBlock(sc: usize, rows: i32, jb: i32, je: i32, raw: bool): void {
+  const hd = gHd;
+  const scaleV = f32x4.splat(gScale);
+  for (let r = 0; r < rows; r++) {
+    const ro = <usize>r << 2;
+    const lo = max(jb, load<i32>(sc + SC_FIRST + ro)) - jb;
+    const hi = min(je, load<i32>(sc + SC_END + ro)) - jb;
+    store<i32>(sc + SC_LO + ro, lo);
+    store<i32>(sc + SC_HI + ro, max(lo, hi));
+    if (lo >= hi) continue;
+    const q = <usize>load<i32>(sc + SC_ROWQ + ro);
+    const sr = sc + SC_S + (<usize>(r * KB_MAX) << 2);
+    let jj = lo;
+    if (raw) {
+      for (; jj < hi; jj++) store<f32>(sr + (<usize>jj << 2), kvDot(gDt, q, krow(sc, jj), hd) * gScale);
+    } else {
+      for (; jj + 4 <= hi; jj += 4) v128.store(sr + (<usize>jj << 2), f32x4.mul(dot4(q, krow(sc, jj), krow(sc, jj + 1), krow(sc, jj + 2), krow(sc, jj + 3), hd), scaleV));
+      for (; jj < hi; jj++) store<f32>(sr + (<usize>jj << 2), dot(q, krow(sc, jj), hd) * gScale);
+    }
+    softmaxStep(sc, r, sr, lo, hi);
+  }
+}
+
+/** Row r's scores sr[lo, hi) -> exp(s - m'), with m' = max(m, max s); l and O rescaled by exp(m - m'). */
+function softmaxStep(sc: usize, r: i32, sr: usize, lo: i32, hi: i32): void {
+  const ro = <usize>r << 2;
+  let mb: f32 = -Infinity;
+  let j = lo;
+  if (hi - lo >= 4) {
+    let mv = v128.load(sr + (<usize>j << 2));
+    for (j += 4; j + 4 <= hi; j += 4) mv = f32x4.max(mv, v128.load(sr + (<usize>j << 2)));
+    mb = hmax(mv);
+  }
+  for (; j < hi; j++) mb = max(mb, load<f32>(sr + (<usize>j << 2)));
+  const mOld = load<f32>(sc + SC_M + ro);
+  const mNew = max(mOld, mb);
+  const mv = f32x4.splat(mNew);
+  let sum = f32x4.splat(0);
+  j = lo;
+  for (; j + 4 <= hi; j += 4) {
+    const p = expv(f32x4.sub(v128.load(sr + (<usize>j << 2)), mv));
+    v128.store(sr + (<usize>j << 2), p);
+    sum = f32x4.add(sum, p);
+  }
+  let tail: f32 = 0;
+  for (; j < hi; j++) {
+    const p = exps(load<f32>(sr + (<usize>j << 2)) - mNew);
+    store<f32>(sr + (<usize>j << 2), p);
+    tail += p;
+  }
+  const corr: f32 = mOld == -Infinity ? 0 : exps(mOld - mNew);
+  store<f32>(sc + SC_L + ro, load<f32>(sc + SC_L + ro) * corr + hsum(sum) + tail);
+  store<f32>(sc + SC_M + ro, mNew);
+  if (corr != 1) scaleRow(sc + SC_O + (<usize>(r * gHd) << 2), corr, gHd);
+}
+
+/** O[r] += sum_j p[r, j] v_j over each row's visible keys of the block. */
+function accumulateBlock(sc: usize, rows: i32, raw: bool): void {
+  const hd = gHd;
+  for (let r = 0; r < rows; r++) {
+    const ro = <usize>r << 2;
+    const lo = load<i32>(sc + SC_LO + ro), hi = load<i32>(sc + SC_HI + ro);
+    const o = sc + SC_O + (<usize>(r * hd) << 2);
+    const sr = sc + SC_S + (<usize>(r * KB_MAX) << 2);
+    let jj = lo;
+    if (raw) {
+      for (; jj < hi; jj++) kvAxpy(gDt, o, load<f32>(sr + (<usize>jj << 2)), krow(sc, jj), hd);
+      continue;
+    }
+    for (; jj + 4 <= hi; jj += 4) axpy4(o, v128.load(sr + (<usize>jj << 2)), krow(sc, jj), krow(sc, jj + 1), krow(sc, jj + 2), krow(sc, jj + 3), hd);
+    for (; jj < hi; jj++) axpy(o, load<f32>(sr + (<usize>jj << 2)), krow(sc, jj), hd);
+  }
+}
+
+/** [q.a, q.b, q.c, q.d] over n f32 values: four keys against one query, one pass over q. */
+@inline function dot4(q: usize, a: usize, b: usize, c: usize, d: usize, n: i32): v128 {
+  let sa = f32x4.splat(0), sb = f32x4.splat(0), sc = f32x4.splat(0), sd = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const x = v128.load(q + o);
+    sa = fma(x, v128.load(a + o), sa);
+    sb = fma(x, v128.load(b + o), sb);
+    sc = fma(x, v128.load(c + o), sc);
+    sd = fma(x, v128.load(d + o), sd);
+  }
+  // transpose-add: lane k = the sum of accumulator k
+  const ab = f32x4.add(v128.shuffle<f32>(sa, sb, 0, 4, 1, 5), v128.shuffle<f32>(sa, sb, 2, 6, 3, 7));
+  const cd = f32x4.add(v128.shuffle<f32>(sc, sd, 0, 4, 1, 5), v128.shuffle<f32>(sc, sd, 2, 6, 3, 7));
+  let s = f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const x = f32x4.splat(load<f32>(q + o));
+    let k = f32x4.splat(load<f32>(a + o));
+    k = f32x4.replace_lane(k, 1, load<f32>(b + o));
+    k = f32x4.replace_lane(k, 2, load<f32>(c + o));
+    k = f32x4.replace_lane(k, 3, load<f32>(d + o));
+    s = fma(x, k, s);
+  }
+  return s;
+}
+
+/** y += p[0] a + p[1] b + p[2] c + p[3] d over n f32 values: one load and store of y per four keys. */
+@inline function axpy4(y: usize, p: v128, a: usize, b: usize, c: usize, d: usize, n: i32): void {
+  const pa = f32x4.splat(f32x4.extract_lane(p, 0)), pb = f32x4.splat(f32x4.extract_lane(p, 1));
+  const pc = f32x4.splat(f32x4.extract_lane(p, 2)), pd = f32x4.splat(f32x4.extract_lane(p, 3));
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    let v = fma(pa, v128.load(a + o), v128.load(y + o));
+    v = fma(pb, v128.load(b + o), v);
+    v = fma(pc, v128.load(c + o), v);
+    v128.store(y + o, fma(pd, v128.load(d + o), v));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const pf = f32x4.extract_lane(p, 0) * load<f32>(a + o) + f32x4.extract_lane(p, 1) * load<f32>(b + o) + f32x4.extract_lane(p, 2) * load<f32>(c + o) + f32x4.extract_lane(p, 3) * load<f32>(d + o);
+    store<f32>(y + o, load<f32>(y + o) + pf);
+  }
+}
+
+/** y[i] *= a over n f32 values. */
+function scaleRow(y: usize, a: f32, n: i32): void {
+  const av = f32x4.splat(a);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(y + (<usize>i << 2), f32x4.mul(v128.load(y + (<usize>i << 2)), av));
+  for (; i < n; i++) store<f32>(y + (<usize>i << 2), load<f32>(y + (<usize>i << 2)) * a);
+}
+
+/** out row of row r: where its q row is, in out. */
+@inline function outRow(sc: usize, r: i32): usize {
+  return gOut + (<usize>load<i32>(sc + SC_ROWQ + (<usize>r << 2)) - gQ);
+}
+
+/** out[r] = O[r] / l[r] for every row. */
+function finish(sc: usize, rows: i32): void {
+  const hd = gHd;
+  for (let r = 0; r < rows; r++) {
+    const o = outRow(sc, r);
+    memory.copy(o, sc + SC_O + (<usize>(r * hd) << 2), <usize>hd << 2);
+    scaleRow(o, <f32>1 / load<f32>(sc + SC_L + (<usize>r << 2)), hd);
+  }
+}
+
+/**
+ * Merges the partials of threads first .. first + parts - 1 (scratch pointers in the sync
+ * words): per row M = max m_p, out = sum_p e^(m_p - M) O_p / sum_p e^(m_p - M) l_p.
+ * A part whose keys a row does not see has m = -inf and weight 0.
+ */
+function merge(sc: usize, sync: usize, rows: i32, first: i32, parts: i32): void {
+  const hd = gHd;
+  for (let r = 0; r < rows; r++) {
+    const ro = <usize>r << 2;
+    let m: f32 = -Infinity;
+    for (let p = 0; p < parts; p++) m = max(m, load<f32>(partScratch(sync, first + p) + SC_M + ro));
+    const o = outRow(sc, r);
+    memory.fill(o, 0, <usize>hd << 2);
+    let l: f32 = 0;
+    for (let p = 0; p < parts; p++) {
+      const ps = partScratch(sync, first + p);
+      const mp = load<f32>(ps + SC_M + ro);
+      if (mp == -Infinity) continue;
+      const w = exps(mp - m);
+      l += w * load<f32>(ps + SC_L + ro);
+      axpy(o, w, ps + SC_O + (<usize>(r * hd) << 2), hd);
+    }
+    scaleRow(o, <f32>1 / l, hd);
+  }
+}
+
+@inline function partScratch(sync: usize, tid: i32): usize {
+  return <usize>load<i32>(sync + (<usize>(SYNC_THREADS + tid) << 2));
 }

@@ -8,7 +8,7 @@
  *         ../../reference/kv-plane.ts, which this matches byte for byte).
  * So a block is blockSize consecutive rows and a block copy copies its scales too.
  */
-import { axpyAs, dotAs, dtBytes, fma, hsum, storeAs, DT_I8 } from "./simd";
+import { axpyAs, dotAs, dtBytes, fma, hsum, storeAs, wAt, wHi, wLo, DT_BF16, DT_F16, DT_F32, DT_I8 } from "./simd";
 
 /** Bytes of one head of one slot. */
 @inline export function kvHeadBytes(dt: i32, headDim: i32): usize {
@@ -86,4 +86,38 @@ export function storeKv(dt: i32, dst: usize, src: usize, kvHeads: i32, headDim: 
 @inline export function kvAxpy(dt: i32, y: usize, a: f32, w: usize, n: i32): void {
   if (dt == DT_I8) axpyI8(y, a, w, n);
   else axpyAs(dt, y, a, w, n);
+}
+
+/**
+ * One cached head at w as n f32 values at dst (int8: q * scale, the value the reference
+ * reads). Attention widens a block of keys once and reuses it for every query row of a tile.
+ */
+export function kvWidenHead(dt: i32, dst: usize, w: usize, n: i32): void {
+  if (dt == DT_I8) widenI8(dst, w, n);
+  else if (dt == DT_F32) memory.copy(dst, w, <usize>n << 2);
+  else if (dt == DT_BF16) widen16(DT_BF16, dst, w, n);
+  else widen16(DT_F16, dst, w, n);
+}
+
+@inline function widen16(dt: i32, dst: usize, w: usize, n: i32): void {
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const p = w + (<usize>i << 1);
+    v128.store(dst + (<usize>i << 2), wLo(dt, p));
+    v128.store(dst + (<usize>i << 2), wHi(dt, p), 16);
+  }
+  for (; i < n; i++) store<f32>(dst + (<usize>i << 2), wAt(dt, w + (<usize>i << 1)));
+}
+
+@inline function widenI8(dst: usize, w: usize, n: i32): void {
+  const s = load<f32>(w);
+  const sv = f32x4.splat(s);
+  const q = w + 4;
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const x = v128.load8x8_s(q + <usize>i);
+    v128.store(dst + (<usize>i << 2), f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(x)), sv));
+    v128.store(dst + (<usize>i << 2), f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(x)), sv), 16);
+  }
+  for (; i < n; i++) store<f32>(dst + (<usize>i << 2), <f32>load<i8>(q + <usize>i) * s);
 }
