@@ -7,11 +7,35 @@
  * and prefill (T >= 4: 4-token x 2-row register tiles, each weight vector widened once
  * and used 4 times). Threads split the N rows; rows are walked in blocks that stay in L2
  * while every token group passes over them, so each weight is read from DRAM once per step.
+ *
+ * fp16 weights under 8 tokens run as DT_F16S: the activations are scaled by a power of two
+ * into scratch once per call, so each weight decodes with two integer ops and no multiply
+ * (SIMD128 has no fp16 conversion; the generic decode costs ~5 ops per 4 weights).
  */
-import { dtBytes, fma, hsum, shareStart, activeThreads, rawHi, rawLo, wAt, wHi, wLo, DT_BF16, DT_F16, DT_F32 } from "./simd";
+import { dtBytes, fma, hmax, hsum, shareStart, activeThreads, rawHi, rawLo, wAt, wHi, wLo, DT_BF16, DT_F16, DT_F16S, DT_F32 } from "./simd";
 
 /** Bytes of weight rows per block: the block stays in L2 while every group of 4 tokens passes over it. */
 const BLOCK_BYTES: i32 = 256 << 10;
+
+/**
+ * DT_F16S weights decode as value * 2^-112, so their activations are scaled by 2^s (max|x|
+ * lands in [2^62, 2^63): every product of it with an fp16 weight, subnormals included, is
+ * a normal float) and each finished dot product by 2^(112 - s). Powers of two: exact.
+ * Set per call by scaleActivations; each thread's instance has its own globals.
+ */
+let f16sOutScale: f32 = 1;
+/** From this max|x| on (or NaN), the unscaled fp16 path runs: s would be under 3. */
+const X_LIMIT: f32 = 1.152921504606847e18; // 2^60
+
+/** 2^e as f32, for e in [-126, 127]. */
+@inline function pow2(e: i32): f32 {
+  return reinterpret<f32>((e + 127) << 23);
+}
+
+/** A finished dot product in true units (DT_F16S sums carry the activations' scale). */
+@inline function unscale(dt: i32, s: f32): f32 {
+  return dt == DT_F16S ? s * f16sOutScale : s;
+}
 
 /** Scalar tail k in [k0, K) of dot(x row, w row). */
 @inline function tail(dt: i32, x: usize, w: usize, k0: i32, K: i32): f32 {
@@ -48,10 +72,10 @@ const BLOCK_BYTES: i32 = 256 << 10;
   }
   const o = out + (<usize>n << 2);
   const bb = bias + (<usize>n << 2);
-  store<f32>(o, hsum(f32x4.add(a0, b0)) + tail(dt, x, w0, K8, K) + (bias ? load<f32>(bb) : 0));
-  store<f32>(o, hsum(f32x4.add(a1, b1)) + tail(dt, x, w1, K8, K) + (bias ? load<f32>(bb, 4) : 0), 4);
-  store<f32>(o, hsum(f32x4.add(a2, b2)) + tail(dt, x, w2, K8, K) + (bias ? load<f32>(bb, 8) : 0), 8);
-  store<f32>(o, hsum(f32x4.add(a3, b3)) + tail(dt, x, w3, K8, K) + (bias ? load<f32>(bb, 12) : 0), 12);
+  store<f32>(o, unscale(dt, hsum(f32x4.add(a0, b0)) + tail(dt, x, w0, K8, K)) + (bias ? load<f32>(bb) : 0));
+  store<f32>(o, unscale(dt, hsum(f32x4.add(a1, b1)) + tail(dt, x, w1, K8, K)) + (bias ? load<f32>(bb, 4) : 0), 4);
+  store<f32>(o, unscale(dt, hsum(f32x4.add(a2, b2)) + tail(dt, x, w2, K8, K)) + (bias ? load<f32>(bb, 8) : 0), 8);
+  store<f32>(o, unscale(dt, hsum(f32x4.add(a3, b3)) + tail(dt, x, w3, K8, K)) + (bias ? load<f32>(bb, 12) : 0), 12);
 }
 
 /** out[n] for one token: one weight row against x. */
@@ -65,7 +89,7 @@ const BLOCK_BYTES: i32 = 256 << 10;
     a0 = fma(v128.load(xo), wLo(dt, wo), a0);
     b0 = fma(v128.load(xo, 16), wHi(dt, wo), b0);
   }
-  store<f32>(out + (<usize>n << 2), hsum(f32x4.add(a0, b0)) + tail(dt, x, w0, K8, K) + (bias ? load<f32>(bias + (<usize>n << 2)) : 0));
+  store<f32>(out + (<usize>n << 2), unscale(dt, hsum(f32x4.add(a0, b0)) + tail(dt, x, w0, K8, K)) + (bias ? load<f32>(bias + (<usize>n << 2)) : 0));
 }
 
 /**
@@ -96,6 +120,48 @@ const BLOCK_BYTES: i32 = 256 << 10;
       }
     }
     const s = hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3))) + tail(dt, x, wr, K16, K);
+    store<f32>(out + (<usize>n << 2), s + (bias ? load<f32>(bias + (<usize>n << 2)) : 0));
+  }
+}
+
+/**
+ * dot(x, w row) * 2^-48 for fp16 weights against x scaled by 2^64 in [even, odd] blocks
+ * (DT_F16S): 32 columns a pass into 8 accumulators, enough independent FMAs to hide
+ * their latency now that decoding a weight costs only two integer ops.
+ */
+@inline function dotF16s(x: usize, wr: usize, K: i32): f32 {
+  const dt = DT_F16S;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+  const K32 = K & ~31;
+  let k = 0;
+  for (; k < K32; k += 32) {
+    const xo = x + (<usize>k << 2);
+    const wo = wr + (<usize>k << 1);
+    a0 = fma(v128.load(xo), wLo(dt, wo), a0);
+    a1 = fma(v128.load(xo, 16), wHi(dt, wo), a1);
+    a2 = fma(v128.load(xo, 32), wLo(dt, wo + 16), a2);
+    a3 = fma(v128.load(xo, 48), wHi(dt, wo + 16), a3);
+    a4 = fma(v128.load(xo, 64), wLo(dt, wo + 32), a4);
+    a5 = fma(v128.load(xo, 80), wHi(dt, wo + 32), a5);
+    a6 = fma(v128.load(xo, 96), wLo(dt, wo + 48), a6);
+    a7 = fma(v128.load(xo, 112), wHi(dt, wo + 48), a7);
+  }
+  for (; k + 8 <= K; k += 8) {
+    const xo = x + (<usize>k << 2);
+    const wo = wr + (<usize>k << 1);
+    a0 = fma(v128.load(xo), wLo(dt, wo), a0);
+    a1 = fma(v128.load(xo, 16), wHi(dt, wo), a1);
+  }
+  const s = f32x4.add(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)), f32x4.add(f32x4.add(a4, a5), f32x4.add(a6, a7)));
+  return hsum(s) + tail(dt, x, wr, k, K);
+}
+
+/** out[n0..n1) for one token over fp16 weights, x already scaled (DT_F16S): one row stream at a time. */
+@inline function rowsSeqF16s(x: usize, w: usize, out: usize, bias: usize, K: i32, n0: i32, n1: i32): void {
+  const rb = <usize>K << 1;
+  for (let n = n0; n < n1; n++) {
+    const s = unscale(DT_F16S, dotF16s(x, w + <usize>n * rb, K));
     store<f32>(out + (<usize>n << 2), s + (bias ? load<f32>(bias + (<usize>n << 2)) : 0));
   }
 }
@@ -137,17 +203,17 @@ const BLOCK_BYTES: i32 = 256 << 10;
   const os = <usize>N << 2;
   let o = out + (<usize>n << 2);
   let xr = x;
-  store<f32>(o, hsum(c00) + tail(dt, xr, w0, K8, K) + bn0);
-  store<f32>(o, hsum(c01) + tail(dt, xr, w1, K8, K) + bn1, 4);
+  store<f32>(o, unscale(dt, hsum(c00) + tail(dt, xr, w0, K8, K)) + bn0);
+  store<f32>(o, unscale(dt, hsum(c01) + tail(dt, xr, w1, K8, K)) + bn1, 4);
   o += os; xr += xs;
-  store<f32>(o, hsum(c10) + tail(dt, xr, w0, K8, K) + bn0);
-  store<f32>(o, hsum(c11) + tail(dt, xr, w1, K8, K) + bn1, 4);
+  store<f32>(o, unscale(dt, hsum(c10) + tail(dt, xr, w0, K8, K)) + bn0);
+  store<f32>(o, unscale(dt, hsum(c11) + tail(dt, xr, w1, K8, K)) + bn1, 4);
   o += os; xr += xs;
-  store<f32>(o, hsum(c20) + tail(dt, xr, w0, K8, K) + bn0);
-  store<f32>(o, hsum(c21) + tail(dt, xr, w1, K8, K) + bn1, 4);
+  store<f32>(o, unscale(dt, hsum(c20) + tail(dt, xr, w0, K8, K)) + bn0);
+  store<f32>(o, unscale(dt, hsum(c21) + tail(dt, xr, w1, K8, K)) + bn1, 4);
   o += os; xr += xs;
-  store<f32>(o, hsum(c30) + tail(dt, xr, w0, K8, K) + bn0);
-  store<f32>(o, hsum(c31) + tail(dt, xr, w1, K8, K) + bn1, 4);
+  store<f32>(o, unscale(dt, hsum(c30) + tail(dt, xr, w0, K8, K)) + bn0);
+  store<f32>(o, unscale(dt, hsum(c31) + tail(dt, xr, w1, K8, K)) + bn1, 4);
 }
 
 /** Rows [n0, n1) of out for every token, weights of one dtype (inlined per dtype). */
@@ -155,6 +221,10 @@ const BLOCK_BYTES: i32 = 256 << 10;
   const xs = <usize>K << 2;
   const os = <usize>N << 2;
   const T4 = T & ~3;
+  if (T == 1 && dt == DT_F16S) {
+    rowsSeqF16s(x, w, out, bias, K, n0, n1);
+    return;
+  }
   if (T == 1 && SEQ_T1) {
     rowsSeq(dt, x, w, out, bias, K, n0, n1);
     return;
@@ -216,6 +286,44 @@ function matmulBlocked(dt: i32, scratch: usize, scratchBytes: i32, out: usize, x
   }
 }
 
+/** max |x[i]| over n values; NaN when any is NaN. */
+function maxAbs(x: usize, n: i32): f32 {
+  let m = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>i << 2))));
+  let s = hmax(m);
+  for (; i < n; i++) s = max(s, abs(load<f32>(x + (<usize>i << 2))));
+  return s;
+}
+
+/**
+ * x [T, K] * 2^s into dst for the DT_F16S kernels (see f16sOutScale), each full 8-column
+ * block stored as [even columns, odd columns], the order those kernels decode fp16
+ * halves in. False, writing nothing, when some |x| >= 2^60 or is NaN.
+ */
+function scaleActivations(dst: usize, x: usize, T: i32, K: i32): bool {
+  const m = maxAbs(x, T * K);
+  if (!(m < X_LIMIT)) return false;
+  const e = <i32>(reinterpret<u32>(m) >> 23) - 127; // m in [2^e, 2^(e+1)); zero or subnormal: -127
+  const s = min(127, 62 - e);
+  f16sOutScale = pow2(112 - s);
+  const scale = pow2(s);
+  const sv = f32x4.splat(scale);
+  const K8 = K & ~7;
+  for (let t = 0; t < T; t++) {
+    const xr = x + ((<usize>t * <usize>K) << 2);
+    const dr = dst + ((<usize>t * <usize>K) << 2);
+    for (let k = 0; k < K8; k += 8) {
+      const lo = v128.load(xr + (<usize>k << 2));
+      const hi = v128.load(xr + (<usize>k << 2), 16);
+      v128.store(dr + (<usize>k << 2), f32x4.mul(v128.shuffle<f32>(lo, hi, 0, 2, 4, 6), sv));
+      v128.store(dr + (<usize>k << 2), f32x4.mul(v128.shuffle<f32>(lo, hi, 1, 3, 5, 7), sv), 16);
+    }
+    for (let k = K8; k < K; k++) store<f32>(dr + (<usize>k << 2), load<f32>(xr + (<usize>k << 2)) * scale);
+  }
+  return true;
+}
+
 let SEQ_T1 = true;
 let BLOCKED_ALL = true;
 /** Selects whether f32/bf16 matmuls of 8+ tokens stage row blocks in scratch (fp16 always does); for benchmarks. */
@@ -237,6 +345,10 @@ export function matmul(tid: i32, nth: i32, scratch: usize, scratchBytes: i32, ou
   if (n0 >= n1) return;
   if (T >= 8 && scratchBytes >= K * 16 && (BLOCKED_ALL || dt == DT_F16)) {
     matmulBlocked(dt, scratch, scratchBytes, out, x, w, bias, T, K, N, n0, n1);
+    return;
+  }
+  if (dt == DT_F16 && <usize>T * <usize>K * 4 <= <usize>scratchBytes && scaleActivations(scratch, x, T, K)) {
+    matmulRange(DT_F16S, out, scratch, w, bias, T, K, N, n0, n1);
     return;
   }
   if (dt == DT_F32) matmulRange(DT_F32, out, x, w, bias, T, K, N, n0, n1);

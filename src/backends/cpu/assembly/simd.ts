@@ -10,6 +10,15 @@ export const DT_BF16: i32 = 1;
 export const DT_F16: i32 = 2;
 /** int8 KV cache rows with per-head scales (kv.ts); never a weight code. */
 export const DT_I8: i32 = 3;
+/**
+ * fp16 weights decoded as value * 2^-112 (no multiply), read against activations scaled
+ * by 2^64 whose 8-column blocks are stored as [even columns, odd columns] (matmul.ts's
+ * one-token path); a kernel-internal code, never stored.
+ */
+export const DT_F16S: i32 = 4;
+
+/** Sign at bit 31, fp16 exponent and mantissa at bits 27..13: as f32, the fp16 value times 2^-112. */
+const F16S_MASK: i32 = <i32>0x8fffe000;
 
 /** a * b + c, per lane. The relaxed build fuses (one rounding); the plain one rounds twice. */
 @inline export function fma(a: v128, b: v128, c: v128): v128 {
@@ -32,50 +41,61 @@ export const DT_I8: i32 = 3;
   return dt == DT_F32 ? 4 : 2;
 }
 
-/** fp16 bits (in the low half of each u32 lane) -> f32. Inf/NaN are not preserved (weights have none). */
-@inline function f16LanesToF32(u: v128): v128 {
-  const mag = f32x4.mul(i32x4.shl(v128.and(u, i32x4.splat(0x7fff)), 13), f32x4.splat(5.192296858534828e33)); // 2^112 rebiases the exponent, subnormals included
-  return v128.or(mag, i32x4.shl(v128.and(u, i32x4.splat(0x8000)), 16));
+/**
+ * Sign-extended fp16 bits (one per i32 lane) -> f32. Shifted left 13 and masked, the sign
+ * lands on bit 31 and exponent + mantissa on bits 27..13: as f32 that is exactly the fp16
+ * value times 2^-112 (subnormal halves included), so one multiply rebiases it.
+ * Inf/NaN are not preserved (they decode as finite values; stored weights have none).
+ */
+@inline function f16LanesToF32(s: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shl(s, 13), i32x4.splat(F16S_MASK)), f32x4.splat(5.192296858534828e33)); // 2^112
+}
+
+/**
+ * fp16 halves in the top 16 bits of each i32 lane -> f32 bits of value * 2^-112 (see
+ * f16LanesToF32): an arithmetic shift by 3 moves exponent and mantissa into place, the
+ * mask drops the copies of the sign and the low half. Two integer ops, no multiply.
+ */
+@inline function f16HighLanesScaled(u: v128): v128 {
+  return v128.and(i32x4.shr_s(u, 3), i32x4.splat(F16S_MASK));
 }
 
 /** Elements 0..3 of the 8 weights at `p` (element index already applied), as f32. */
 @inline export function wLo(dt: i32, p: usize): v128 {
   if (dt == DT_F32) return v128.load(p);
-  const raw = v128.load(p);
-  if (dt == DT_BF16) return v128.shuffle<i16>(i16x8.splat(0), raw, 0, 8, 1, 9, 2, 10, 3, 11);
-  return f16LanesToF32(i32x4.extend_low_i16x8_u(raw));
+  if (dt == DT_F16) return f16LanesToF32(v128.load16x4_s(p));
+  // DT_F16S, even halves 0, 2, 4, 6: a load 2 bytes early puts each in the top of an i32
+  // lane (the low half, the previous weight or whatever precedes the matrix, is masked off)
+  if (dt == DT_F16S) return f16HighLanesScaled(v128.load(p - 2));
+  return v128.shuffle<i16>(i16x8.splat(0), v128.load(p), 0, 8, 1, 9, 2, 10, 3, 11);
 }
 
-/** Elements 4..7 of the 8 weights at `p`, as f32. */
+/** Elements 4..7 of the 8 weights at `p`, as f32 (DT_F16S: the odd halves 1, 3, 5, 7). */
 @inline export function wHi(dt: i32, p: usize): v128 {
   if (dt == DT_F32) return v128.load(p, 16);
-  const raw = v128.load(p);
-  if (dt == DT_BF16) return v128.shuffle<i16>(i16x8.splat(0), raw, 4, 12, 5, 13, 6, 14, 7, 15);
-  return f16LanesToF32(i32x4.extend_high_i16x8_u(raw));
+  if (dt == DT_F16) return f16LanesToF32(v128.load16x4_s(p, 8));
+  if (dt == DT_F16S) return f16HighLanesScaled(v128.load(p));
+  return v128.shuffle<i16>(i16x8.splat(0), v128.load(p), 4, 12, 5, 13, 6, 14, 7, 15);
 }
 
 /** Lanes 0..3 of 8 16-bit weights already loaded (one load serves both halves). */
 @inline export function rawLo(dt: i32, raw: v128): v128 {
   if (dt == DT_BF16) return v128.shuffle<i16>(i16x8.splat(0), raw, 0, 8, 1, 9, 2, 10, 3, 11);
-  // fp16: magnitude rebiased by the multiply, sign moved to bit 31 by interleaving with zero
-  const mag = f32x4.mul(i32x4.shl(i32x4.extend_low_i16x8_u(v128.and(raw, i16x8.splat(0x7fff))), 13), f32x4.splat(5.192296858534828e33));
-  return v128.or(mag, v128.shuffle<i16>(i16x8.splat(0), v128.and(raw, i16x8.splat(-0x8000)), 0, 8, 1, 9, 2, 10, 3, 11));
+  return f16LanesToF32(i32x4.extend_low_i16x8_s(raw));
 }
 
 /** Lanes 4..7 of 8 16-bit weights already loaded. */
 @inline export function rawHi(dt: i32, raw: v128): v128 {
   if (dt == DT_BF16) return v128.shuffle<i16>(i16x8.splat(0), raw, 4, 12, 5, 13, 6, 14, 7, 15);
-  const mag = f32x4.mul(i32x4.shl(i32x4.extend_high_i16x8_u(v128.and(raw, i16x8.splat(0x7fff))), 13), f32x4.splat(5.192296858534828e33));
-  return v128.or(mag, v128.shuffle<i16>(i16x8.splat(0), v128.and(raw, i16x8.splat(-0x8000)), 4, 12, 5, 13, 6, 14, 7, 15));
+  return f16LanesToF32(i32x4.extend_high_i16x8_s(raw));
 }
 
 /** One stored weight at `p` as f32 (scalar tails). */
 @inline export function wAt(dt: i32, p: usize): f32 {
   if (dt == DT_F32) return load<f32>(p);
-  const h = <u32>load<u16>(p);
-  if (dt == DT_BF16) return reinterpret<f32>(h << 16);
-  const mag = reinterpret<f32>((h & 0x7fff) << 13) * 5.192296858534828e33;
-  return reinterpret<f32>(reinterpret<u32>(mag) | ((h & 0x8000) << 16));
+  if (dt == DT_BF16) return reinterpret<f32>(<u32>load<u16>(p) << 16);
+  const scaled = reinterpret<f32>((<i32>load<i16>(p) << 13) & F16S_MASK);
+  return dt == DT_F16S ? scaled : scaled * 5.192296858534828e33;
 }
 
 /** f32 -> the bits of `dt` (bf16 or fp16), rounding to nearest even, as checkpoint/fp16.ts does. */
