@@ -62,8 +62,8 @@ export function registerBuild(program: Command): void {
     .option("--max-ppl-increase <pct>", `--quant auto: largest perplexity increase over fp32 accepted, e.g. 1% (default ${100 * DEFAULT_MAX_PPL_INCREASE}%)`)
     .option("--group-size <n>", `--quant int4-wo: columns per scale, ${INT4_GROUP_SIZES.join(" / ")} (default ${DEFAULT_INT4_GROUP})`, intOption("--group-size", 1))
     .option("--int4-asym", "--quant int4-wo: a zero point per group (asymmetric)")
-    .option("--calib-data <file>", "--quant w8a8: calibration text; the model runs in full precision over it to measure activation ranges (--quant auto: also the evaluation text)")
-    .option("--calib-samples <n>", `--quant w8a8: calibration windows of 256 tokens (default ${DEFAULT_CALIB_SAMPLES})`, intOption("--calib-samples", 1))
+    .option("--calib-data <file>", "calibration text (plain text like what the model will serve): --quant int4-wo / int8-wo quantize with GPTQ on it (without it: round-to-nearest); --quant w8a8 measures activation ranges on it; --quant auto: both, and it is the evaluation text")
+    .option("--calib-samples <n>", `--calib-data: calibration windows of 256 tokens (default ${DEFAULT_CALIB_SAMPLES})`, intOption("--calib-samples", 1))
     .option("--smooth-alpha <a>", `--quant w8a8: SmoothQuant migration strength in [0, 1] (default ${DEFAULT_SMOOTH_ALPHA})`, floatOption("--smooth-alpha"))
     .action((flags: BuildFlags) => runBuild(flags));
 }

@@ -1,4 +1,4 @@
-/** --calib-data: the calibration text of llmrt build --quant w8a8, checked and tokenized with the model's tokenizer. */
+/** --calib-data: the calibration text of llmrt build (--quant w8a8, and GPTQ for --quant int4-wo / int8-wo), checked and tokenized with the model's tokenizer. */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import type { Checkpoint } from "../checkpoint/types.js";
 import type { CalibrationData } from "../engine/smoothquant.js";

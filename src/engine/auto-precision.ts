@@ -32,7 +32,7 @@ export interface AutoOptions {
   maxPplIncrease: number;
   /** --calib-data: the evaluation text (and w8a8's calibration); absent = text sampled from the fp32 engine. */
   calibration?: CalibrationData;
-  /** w8a8 settings from the flags (smoothAlpha, calibSamples, calibData). */
+  /** Calibration settings from the flags (smoothAlpha, calibSamples, calibData): w8a8's, and calibSamples / calibData for the GPTQ candidates. */
   w8a8?: Partial<QuantOptions>;
   /** The first token(s) of the sampled text (the tokenizer's BOS). */
   samplePrompt: number[];
@@ -63,7 +63,7 @@ export async function buildAutoEngineDir(ckpt: Checkpoint, dir: string, opts: Pa
     for (const [i, c] of candidates.entries()) {
       const cdir = join(tmp, `c${i}`);
       try {
-        const o = { ...base, dtype: c.dtype, quant: c.quant?.scheme === "w8a8" ? { ...auto.w8a8, scheme: "w8a8" as const } : c.quant };
+        const o = { ...base, dtype: c.dtype, quant: candidateQuant(c.quant, auto.w8a8) };
         const files = await targetByName(base.target).buildFiles?.(resolveBuildOptions(ckpt.config, o));
         const manifest = buildEngineDir(ckpt, cdir, o, { files, calibration: auto.calibration });
         built.push({ dir: cdir, manifest });
@@ -73,6 +73,7 @@ export async function buildAutoEngineDir(ckpt: Checkpoint, dir: string, opts: Pa
       }
     }
     const { tokens, source } = evalText(built[0].dir!, base, auto);
+    if (auto.calibration) log(`auto: int8-wo / int4-wo candidates are GPTQ-calibrated on ${auto.calibration.source}, which is also the evaluation text: their perplexity is measured on text they saw`);
     log(`auto: evaluation text: ${tokens.length} tokens ${source}; windows of ${Math.min(EVAL_CTX, base.maxSeqLen, tokens.length)} tokens; decode ${DECODE.gen} tokens after ${DECODE.prompt}, median of ${DECODE.runs} runs`);
     const results: CandidateResult[] = [];
     for (const [i, c] of candidates.entries()) {
@@ -101,6 +102,14 @@ export async function buildAutoEngineDir(ckpt: Checkpoint, dir: string, opts: Pa
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/** A candidate's quant options with the calibration flags (--calib-samples, --calib-data) where it calibrates: w8a8, and GPTQ weight-only. */
+function candidateQuant(q: QuantOptions | undefined, flags: Partial<QuantOptions> | undefined): QuantOptions | undefined {
+  if (q?.scheme === "w8a8") return { ...flags, scheme: "w8a8" };
+  if (q?.method !== "gptq") return q;
+  const { calibSamples, calibData } = flags ?? {};
+  return { ...q, ...(calibSamples !== undefined ? { calibSamples } : {}), ...(calibData !== undefined ? { calibData } : {}) };
 }
 
 /** The evaluation tokens: the head of --calib-data, else a seeded sample of the fp32 engine. */

@@ -11,7 +11,7 @@ import type { WeightMap } from "../backends/backend.js";
 import type { ModelConfig } from "../checkpoint/config.js";
 import type { Checkpoint } from "../checkpoint/types.js";
 import type { Graph } from "../graph/ir.js";
-import { gptqQuantize, outputError } from "../quant/gptq.js";
+import { DEFAULT_GPTQ_DAMP, gptqQuantize, outputError } from "../quant/gptq.js";
 import { packedFormatFor, type QuantOptions } from "../quant/options.js";
 import { dequantize, type PackedMatrix } from "../quant/packed.js";
 import { quantize, type GridDType } from "../quant/quantize.js";
@@ -60,7 +60,7 @@ export function gptqWeights(g: Graph, config: ModelConfig, ckpt: Checkpoint, q: 
   const packed = quantizeSequentially(g, weights, targets, config, windows, (name, w, H, rows) => {
     const cols = w.length / rows;
     const { dtype, layout } = packedFormatFor(q, cols);
-    const r = gptqQuantize(w, rows, cols, H, dtype as GridDType, layout);
+    const r = gptqQuantize(w, rows, cols, H, dtype as GridDType, layout, q.gptqDamp ?? DEFAULT_GPTQ_DAMP);
     maxDamp = Math.max(maxDamp, r.damp);
     const gptq = outputError(w, dequantize(r.packed), rows, cols, H);
     const rtn = outputError(w, dequantize(quantize(w, rows, cols, dtype, layout)), rows, cols, H);

@@ -46,8 +46,10 @@ export function autoCandidates(target: string, withCalibration: boolean): Candid
     { name: "fp16", dtype: "fp16" },
   ];
   if (target === "cuda") out.push({ name: "fp8", dtype: "fp8" });
-  out.push({ name: "int8-wo", dtype: "fp32", quant: { scheme: "int8-wo" } });
-  for (const g of [128, 64, 32]) out.push({ name: `int4-wo g${g}`, dtype: "fp32", quant: { scheme: "int4-wo", groupSize: g, asym: false } });
+  // with calibration text the weight-only candidates are GPTQ-calibrated on it, as `--quant int4-wo --calib-data` builds them
+  const rounding = withCalibration ? { method: "gptq" as const } : {};
+  out.push({ name: "int8-wo", dtype: "fp32", quant: { scheme: "int8-wo", ...rounding } });
+  for (const g of [128, 64, 32]) out.push({ name: `int4-wo g${g}`, dtype: "fp32", quant: { scheme: "int4-wo", groupSize: g, asym: false, ...rounding } });
   if (withCalibration && W8A8_TARGETS.includes(target)) out.push({ name: "w8a8", dtype: "fp32", quant: { scheme: "w8a8" } });
   return out;
 }
