@@ -7,6 +7,7 @@
 import { openModelSpec } from "../api/load-model.js";
 import { kvBytesPerBlock } from "../api/kv-budget.js";
 import type { KvDType } from "../backends/backend.js";
+import { systemBlas } from "../backends/cpu/blas.js";
 import { HEAP_LIMIT_BYTES, HeapLimitError } from "../backends/cpu/heap.js";
 import type { ModelConfig } from "../checkpoint/config.js";
 import { expectedTensors } from "../checkpoint/expected-tensors.js";
@@ -42,22 +43,27 @@ export function defaultModelDtype(format: SyntheticFormat, dtype: EngineDType): 
  * engine dtype, or 16 bits in an fp32 engine when the source is 16-bit, since the backend
  * keeps the narrowest exact type) plus the KV cache. Activations come on top.
  */
-export function cpuHeapBytes(config: ModelConfig, tensors: Iterable<{ shape: readonly number[]; dtype: TensorDType }>, o: BenchSizes & { dtype: EngineDType; kvDtype?: KvDType }): { weights: number; kv: number } {
+export function cpuHeapBytes(config: ModelConfig, tensors: Iterable<{ shape: readonly number[]; dtype: TensorDType }>, o: BenchSizes & { dtype: EngineDType; kvDtype?: KvDType; blas?: boolean }): { weights: number; kv: number } {
   let weights = 0;
+  let largestF32Matrix = 0;
   for (const t of tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
     const narrow = o.dtype !== "fp32" || t.dtype === "f16" || t.dtype === "bf16";
-    weights += n * (t.shape.length < 2 || !narrow ? 4 : 2);
+    // with a system BLAS, f32 matrices past the limit stay outside the heap (cpu/backend.ts), but
+    // for an embedding table (at most the largest matrix) that other kernels read
+    if (o.blas && t.shape.length >= 2 && !narrow) largestF32Matrix = Math.max(largestF32Matrix, n * 4);
+    else weights += n * (t.shape.length < 2 || !narrow ? 4 : 2);
   }
+  weights += largestF32Matrix;
   const kv = o.maxSeqs * Math.ceil(o.maxSeqLen / o.blockSize) * kvBytesPerBlock(config, o.blockSize, o.kvDtype);
   return { weights, kv };
 }
 
 function checkCpuHeap(config: ModelConfig, tensors: Iterable<{ shape: readonly number[]; dtype: TensorDType }>, o: BenchSizes & { dtype: EngineDType; kvDtype?: KvDType }): void {
-  const { weights, kv } = cpuHeapBytes(config, tensors, o);
+  const { weights, kv } = cpuHeapBytes(config, tensors, { ...o, blas: systemBlas() !== undefined });
   if (weights + kv <= HEAP_LIMIT_BYTES) return;
   const hint = o.dtype === "fp32"
-    ? "store weights in 16 bits (--dtype bf16 or fp16; it halves the matrices), or pick a smaller shape"
+    ? "store weights in 16 bits (--dtype bf16 or fp16; it halves the matrices), install OpenBLAS (f32 matrices then stay outside WebAssembly's memory), or pick a smaller shape"
     : "the weights do not fit even in 16 bits; quantized files (q8_0, q4_0) are widened to 16 bits on this target, so pick a smaller shape, fewer --concurrency / shorter lengths, or --kv-dtype int8";
   throw new HeapLimitError(weights + kv, `weights (${weights} bytes, --dtype ${o.dtype}) and the KV cache (${kv} bytes, ${o.kvDtype ?? "f32"})`, hint);
 }

@@ -14,7 +14,8 @@ import { HEAP_LIMIT_BYTES, HeapLimitError } from "../../src/backends/cpu/heap.js
 import { ReferenceBackend } from "../../src/backends/reference/backend.js";
 import { openCheckpoint } from "../../src/checkpoint/open.js";
 import type { Checkpoint, TensorDType } from "../../src/checkpoint/types.js";
-import { openBenchCheckpoint } from "../../src/cli/bench-model.js";
+import { cpuHeapBytes, openBenchCheckpoint } from "../../src/cli/bench-model.js";
+import { expectedTensors } from "../../src/checkpoint/expected-tensors.js";
 import { SYNTHETIC_PRESETS, syntheticCheckpoint, syntheticConfig } from "../../src/models/synthetic.js";
 import { syntheticModelFile, syntheticSpecConfig, type SyntheticFormat } from "../../src/models/synthetic-files.js";
 import { Engine } from "../../src/engine/engine.js";
@@ -143,11 +144,15 @@ test("two bench processes writing the same synthetic model at once both succeed 
 // 4096 x 11008, 6 layers, vocab 32000: about 5.9 GB of f32 weights, 2.9 GB in 16 bits
 const HUGE = `synthetic:${JSON.stringify({ hiddenSize: 4096, intermediateSize: 11008, numLayers: 6, numHeads: 32, vocabSize: 32000 })}`;
 
-test("a shape that needs more than the 4 GiB heap in f32 is refused before anything is generated", async (t) => {
+test("without a BLAS, a shape that needs more than the 4 GiB heap in f32 is refused before anything is generated", async (t) => {
   const cache = tmpRoot(t);
   const sizes = { maxSeqs: 1, maxSeqLen: 64, blockSize: 16 };
   process.env.LLMRT_CACHE = cache;
-  t.after(() => delete process.env.LLMRT_CACHE);
+  process.env.LLMRT_BLAS = "off"; // with one, f32 matrices would stay outside the heap (next test)
+  t.after(() => {
+    delete process.env.LLMRT_CACHE;
+    delete process.env.LLMRT_BLAS;
+  });
   await assert.rejects(openBenchCheckpoint({ model: HUGE, target: "cpu", dtype: "fp32", modelFormat: "gguf" }, sizes), (e: unknown) => {
     assert.ok(e instanceof HeapLimitError, String(e));
     assert.ok(e.bytesNeeded > HEAP_LIMIT_BYTES && e.bytesNeeded < 2 * HEAP_LIMIT_BYTES, `${e.bytesNeeded}`);
@@ -157,7 +162,18 @@ test("a shape that needs more than the 4 GiB heap in f32 is refused before anyth
   });
   assert.deepEqual(readdirSync(cache), []); // nothing written
 
-  const r = runCli(["bench", "latency", "--model", HUGE, "--prompt-tokens", "4", "--gen-tokens", "2"], { LLMRT_CACHE: cache });
+  const r = runCli(["bench", "latency", "--model", HUGE, "--prompt-tokens", "4", "--gen-tokens", "2"], { LLMRT_CACHE: cache, LLMRT_BLAS: "off" });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /llmrt: the CPU backend's memory would need \d+ bytes .*at most 4 GiB.*hint: .*--dtype bf16/s);
+});
+
+test("with a BLAS, f32 matrices are counted outside the heap: only the largest (an embedding table) stays in it", () => {
+  const config = syntheticSpecConfig(HUGE)!;
+  const tensors = [...expectedTensors(config).values()].map((shape) => ({ shape, dtype: "f32" as const }));
+  const sizes = { maxSeqs: 1, maxSeqLen: 64, blockSize: 16, dtype: "fp32" as const };
+  const without = cpuHeapBytes(config, tensors, sizes);
+  const withBlas = cpuHeapBytes(config, tensors, { ...sizes, blas: true });
+  assert.ok(without.weights > HEAP_LIMIT_BYTES, `${without.weights}`);
+  const vectors = tensors.filter((t) => t.shape.length < 2).reduce((n, t) => n + t.shape[0] * 4, 0);
+  assert.equal(withBlas.weights, vectors + 32000 * 4096 * 4);
 });

@@ -19,8 +19,27 @@ import { roundTrip } from "../../src/engine/weights.js";
 import { runPasses } from "../../src/graph/passes/pipeline.js";
 import { planMemory } from "../../src/graph/passes/plan-memory.js";
 import { buildLlamaGraph } from "../../src/models/llama.js";
+import type { StepBatch } from "../../src/graph/step-batch.js";
+import { BlockPool } from "../../src/runtime/kv-cache.js";
+import { Sequence } from "../../src/runtime/sequence.js";
+import { buildStep } from "../../src/runtime/step-builder.js";
 import { assertClose, randomF32 } from "./cpu-util.js";
 import { BLOCK_SIZE, VARIANTS, maxRelErr, scenario, variantCheckpoint, weightsFor } from "./graph-util.js";
+
+/** A 9-token prefill, then four one-token decode steps of the same sequence. */
+function prefillThenDecode(): StepBatch[] {
+  const pool = new BlockPool(16, BLOCK_SIZE);
+  const seq = new Sequence(0, [1, 7, 12, 30, 4, 9, 22, 41, 3, 17, 8, 5, 2]);
+  const steps: StepBatch[] = [];
+  for (const n of [9, 1, 1, 1, 1]) {
+    pool.reserve(seq, seq.numComputed + n);
+    const step = buildStep([{ seq, numNew: n, wantLogits: true }], BLOCK_SIZE);
+    step.logitRows = Int32Array.from({ length: n }, (_, i) => i);
+    steps.push(step);
+    seq.numComputed += n;
+  }
+  return steps;
+}
 
 function blasOrSkip(t: TestContext): Blas | null {
   const blas = systemBlas({ LLMRT_BLAS: "auto" });
@@ -115,6 +134,31 @@ test("cpu backend with every matmul through BLAS = reference backend (f32, bf16 
         }
       }
     }
+  }
+});
+
+test("cpu backend with f32 matrices outside the heap (a model past 4 GiB): BLAS runs every matmul, sgemv at one row = reference backend", (t) => {
+  if (!blasOrSkip(t)) return;
+  const ckpt = variantCheckpoint(VARIANTS["MQA, tied head, linear rope scaling"]);
+  const g = runPasses(buildLlamaGraph(ckpt.config)).graph;
+  const weights = weightsFor(g, ckpt);
+  const kv = { numLayers: ckpt.config.numLayers, numBlocks: 16, blockSize: BLOCK_SIZE, numKvHeads: ckpt.config.numKvHeads, headDim: ckpt.config.headDim };
+  const plan = planMemory(g, { T: 16, R: 16 });
+  const ref = new ReferenceBackend().bind(g, weights, kv, plan);
+  const cpu = new CpuBackend({ threads: 2, parallelMacs: 0, externalWeights: true }).bind(g, weights, kv, plan);
+  try {
+    const matmulWeights = new Set(g.ops.flatMap((o) => (o.op === "matmul" ? [o.w] : [])));
+    const tied = [...matmulWeights].filter((n) => g.ops.some((o) => o.op === "embedding" && o.table === n));
+    assert.equal(tied.length, 1, "the variant's head is the embedding table");
+    for (const n of matmulWeights) assert.equal(cpu.isExternal(n), !tied.includes(n), n);
+    // ragged several-token steps (sgemm), then a prefill and one-token decode steps (sgemv)
+    for (const [i, s] of [...scenario(), ...prefillThenDecode()].entries()) {
+      const want = ref.forward(s).get("logits")!;
+      const got = cpu.forward(s).get("logits")!;
+      assert.ok(maxRelErr(got, want) < 1e-5, `step ${i}: error ${maxRelErr(got, want)}`);
+    }
+  } finally {
+    cpu.close();
   }
 });
 

@@ -8,7 +8,7 @@
  * at each (host-ops.ts), which runs on the calling thread between the pool's segments.
  */
 import { kvRowBytes, refuseFp8Kv, type Backend, type BoundGraph, type KvCacheShape, type PackedWeightMap, type WeightMap } from "../backend.js";
-import type { Graph } from "../../graph/ir.js";
+import { opInputs, type Graph } from "../../graph/ir.js";
 import type { MemoryPlan } from "../../graph/passes/plan-memory.js";
 import type { StepBatch } from "../../graph/step-batch.js";
 import type { Collectives } from "../collectives.js";
@@ -16,6 +16,7 @@ import { systemBlas, type Blas } from "./blas.js";
 import { BlasMatmul, type BlasMatmulOptions } from "./blas-matmul.js";
 import { emitOp, rows, type EmitContext } from "./emit.js";
 import { isHostOp, runHostOp } from "./host-ops.js";
+import { HEAP_LIMIT_BYTES } from "./heap.js";
 import { CPU_PACKED_DTYPES, packedSlotBytes } from "./packed.js";
 import { KV_DTYPE_CODE } from "./program.js";
 import { CpuRuntime, defaultThreads } from "./runtime.js";
@@ -42,6 +43,8 @@ export interface CpuBackendOptions {
   blas?: Blas | false;
   /** When matmuls go to BLAS (rows thresholds, block size). */
   blasMatmul?: BlasMatmulOptions;
+  /** Keep f32 matrices that only matmuls read outside the WebAssembly heap, for BLAS (default: only when the model would not fit its 4 GiB). */
+  externalWeights?: boolean;
 }
 
 let processThreads: number | undefined;
@@ -69,6 +72,18 @@ export class CpuBackend implements Backend {
     refuseFp8Kv(kv, "cpu");
     return new CpuBound(graph, weights, kv, plan, this.threads, this.opts, packed);
   }
+}
+
+/** Weights read by matmuls and by nothing else (an embedding table shared with a tied head stays in the heap). */
+function matmulOnlyWeights(graph: Graph): Set<string> {
+  const out = new Set<string>();
+  const elsewhere = new Set<string>();
+  for (const op of graph.ops) {
+    if (op.op === "matmul") out.add(op.w);
+    else for (const name of opInputs(op)) elsewhere.add(name);
+  }
+  for (const name of elsewhere) out.delete(name);
+  return out;
 }
 
 const closer = new FinalizationRegistry<CpuRuntime>((rt) => rt.close());
@@ -102,8 +117,13 @@ export class CpuBound implements BoundGraph {
     this.kvRow = kvRowBytes(kv.dtype ?? "f32", kv.numKvHeads, kv.headDim);
     this.kvBytes = 2 * kv.numLayers * slots * this.kvRow;
     let weightBytes = 0;
-    for (const w of weights.values()) weightBytes += w.byteLength;
+    for (const w of weights.values()) weightBytes += w.byteLength; // f32: an upper bound where matrices pack to 16 bits
     for (const p of packed.values()) weightBytes += packedSlotBytes(p);
+    const blas = opts.blas === false ? undefined : (opts.blas ?? systemBlas());
+    // past WebAssembly's 4 GiB, f32 matrices only matmuls read stay outside (BLAS reads them there)
+    const tooBig = weightBytes + this.kvBytes + (plan?.arenaBytes ?? 0) > HEAP_LIMIT_BYTES - (256 << 20);
+    const external = blas && (opts.externalWeights ?? tooBig) ? matmulOnlyWeights(graph) : new Set<string>();
+    for (const name of external) weightBytes -= weights.get(name)?.byteLength ?? 0;
     // scratch per thread: rope angles, the scores of one attention work item [group, context],
     const group = Math.max(1, ...graph.ops.map((o) => ("numHeads" in o ? o.numHeads / o.numKvHeads : 1)));
     // ...or the fp16 weight rows a prefill matmul widens once per block (256 KB)
@@ -111,7 +131,7 @@ export class CpuBound implements BoundGraph {
     this.rt = new CpuRuntime({ threads, simd: opts.simd, spin: opts.spin, kernels: opts.kernels, scratchBytes, reserveBytes: weightBytes + this.kvBytes + (plan?.arenaBytes ?? 0) + (1 << 20) });
     closer.register(this, this.rt);
     try {
-      this.tensors = new TensorTable(this.rt.heap, graph, weights, plan, packed);
+      this.tensors = new TensorTable(this.rt.heap, graph, weights, plan, packed, external);
       for (let l = 0; l < kv.numLayers; l++) {
         this.cache.push({ k: this.rt.heap.alloc(slots * this.kvRow, "KV cache"), v: this.rt.heap.alloc(slots * this.kvRow, "KV cache") });
       }
@@ -124,7 +144,6 @@ export class CpuBound implements BoundGraph {
     let macs = 0;
     for (const w of this.tensors.weights.values()) if (w.shape.length === 2) macs += w.shape[0] * w.shape[1];
     this.macsPerToken = macs;
-    const blas = opts.blas === false ? undefined : (opts.blas ?? systemBlas());
     if (blas) this.blas = new BlasMatmul(blas, this.rt, this.tensors.weights.values(), opts.blasMatmul);
   }
 
@@ -136,6 +155,11 @@ export class CpuBound implements BoundGraph {
   /** How a weight is stored (f32, bf16, f16, int8, int4). */
   packedDType(name: string): string | undefined {
     return this.tensors.weights.get(name)?.dtype;
+  }
+
+  /** Whether a weight lives outside the heap (read by BLAS only). */
+  isExternal(name: string): boolean {
+    return this.tensors.weights.get(name)?.external !== undefined;
   }
 
   get threads(): number {

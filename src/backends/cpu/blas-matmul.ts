@@ -9,6 +9,9 @@
  * block's columns of out are computed: the widening costs one pass over the weights,
  * which many rows of x amortize, so 16-bit weights need more rows than f32 to gain.
  * Packed int8 / int4 weights stay on their own kernels.
+ *
+ * A model whose f32 matrices do not fit WebAssembly's 4 GiB keeps them outside the heap
+ * (tensors.ts `external`): those matmuls come here at any row count (one row: sgemv).
  */
 import type { Blas } from "./blas.js";
 import type { WasmHeap } from "./heap.js";
@@ -50,6 +53,7 @@ export class BlasMatmul {
 
   /** Whether a matmul over `rows` rows of x with weight w goes to BLAS. */
   takes(w: WeightSlot, rows: number): boolean {
+    if (w.external) return true; // nothing else can read it
     if (w.packed || w.shape.length !== 2) return false;
     if (w.dtype === "f32") return rows >= this.minRows;
     return this.block !== 0 && rows >= this.minRows16;
@@ -67,7 +71,9 @@ export class BlasMatmul {
       beta = 1;
     }
     if (w.dtype === "f32") {
-      this.blas.sgemm(M, N, K, x, heap.f32(w.ptr, N * K), out, N, beta, threads);
+      const wf = w.external ?? heap.f32(w.ptr, N * K);
+      if (M === 1) this.blas.sgemv(N, K, wf, x, out, beta, threads);
+      else this.blas.sgemm(M, N, K, x, wf, out, N, beta, threads);
       return;
     }
     const rows = Math.floor(this.blockFloats / K); // the buffer holds a whole number of rows at every K up to the widest

@@ -36,6 +36,7 @@ export class BlasError extends LlmrtError {
 
 export class Blas {
   private readonly sgemmFn: NativeFn;
+  private readonly sgemvFn: NativeFn;
   private readonly setThreadsFn?: NativeFn;
   private threads = 0;
   /** What was loaded, e.g. "OpenBLAS 0.3.21 (Cooperlake) from libopenblas.so.0". */
@@ -43,6 +44,7 @@ export class Blas {
 
   constructor(lib: { func(proto: string): NativeFn }, file: string) {
     this.sgemmFn = lib.func("void cblas_sgemm(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int)");
+    this.sgemvFn = lib.func("void cblas_sgemv(int, int, int, int, float, const float *, int, const float *, int, float, float *, int)");
     this.setThreadsFn = optional(lib, "void openblas_set_num_threads(int)");
     const config = optional(lib, "const char *openblas_get_config()");
     const core = optional(lib, "const char *openblas_get_corename()");
@@ -56,11 +58,21 @@ export class Blas {
    */
   sgemm(M: number, N: number, K: number, x: Float32Array, w: Float32Array, out: Float32Array, ldOut: number, beta: number, threads: number): void {
     if (x.length < M * K || w.length < N * K || out.length < (M - 1) * ldOut + N) throw new RangeError(`blas sgemm: views too short for [${M}, ${K}] x [${N}, ${K}]^T`);
-    if (threads !== this.threads && this.setThreadsFn) {
-      this.setThreadsFn(threads);
-      this.threads = threads;
-    }
+    this.useThreads(threads);
     this.sgemmFn(ROW_MAJOR, NO_TRANS, TRANS, M, N, K, 1, x, K, w, K, beta, out, ldOut);
+  }
+
+  /** out [N] = w [N, K] @ x [K] + beta * out, on `threads` threads (one token: sgemm's packing would not pay). */
+  sgemv(N: number, K: number, w: Float32Array, x: Float32Array, out: Float32Array, beta: number, threads: number): void {
+    if (x.length < K || w.length < N * K || out.length < N) throw new RangeError(`blas sgemv: views too short for [${N}, ${K}] x [${K}]`);
+    this.useThreads(threads);
+    this.sgemvFn(ROW_MAJOR, NO_TRANS, N, K, 1, w, K, x, 1, beta, out, 1);
+  }
+
+  private useThreads(threads: number): void {
+    if (threads === this.threads || !this.setThreadsFn) return;
+    this.setThreadsFn(threads);
+    this.threads = threads;
   }
 }
 

@@ -19,6 +19,8 @@ export interface WeightSlot {
   bytes: number;
   /** Packed int8 / int4 (ptr is then its q bytes). */
   packed?: PackedSlot;
+  /** An f32 matrix kept outside the heap (ptr 0): only the system BLAS reads it (blas-matmul.ts). */
+  external?: Float32Array;
 }
 
 export class TensorTable {
@@ -34,6 +36,8 @@ export class TensorTable {
     weights: WeightMap,
     plan: MemoryPlan | undefined,
     packed: PackedWeightMap = new Map(),
+    /** Weights that stay outside the heap where they are f32 (matmul-only weights of a model too big for it). */
+    external: ReadonlySet<string> = new Set(),
     /** Whether the plan came from the engine (fixed) or is ours (grows with the step). */
     readonly fixedPlan = plan !== undefined,
   ) {
@@ -50,6 +54,10 @@ export class TensorTable {
       const want = d.shape.reduce((a, b) => a * b, 1);
       if (!values || values.length !== want) throw new Error(`cpu backend: weight "${name}" has ${values?.length ?? "no"} values, want ${want}`);
       const p = packWeight(values, d.shape);
+      if (external.has(name) && p.dtype === "f32") {
+        this.weights.set(name, { ptr: 0, dtype: "f32", shape: d.shape, bytes: values.byteLength, external: values });
+        continue;
+      }
       const ptr = heap.alloc(p.bytes.byteLength, `weight ${name}`);
       heap.u8(ptr, p.bytes.byteLength).set(p.bytes);
       this.weights.set(name, { ptr, dtype: p.dtype, shape: d.shape, bytes: p.bytes.byteLength });
@@ -84,6 +92,7 @@ export class TensorTable {
   /** Pointer of any tensor the graph names. */
   ptr(name: string): number {
     const w = this.weights.get(name);
+    if (w?.external) throw new Error(`cpu backend: weight "${name}" lives outside the heap; only the BLAS path reads it`);
     if (w) return w.ptr;
     const c = this.constants.get(name);
     if (c !== undefined) return c;
