@@ -3,13 +3,15 @@
  * the plain SIMD128 build: under 8 tokens the activations are scaled by a power of two and
  * each weight decoded by integer ops (DT_F16S); huge or non-finite activations take the
  * unscaled path; 8+ tokens widen row blocks to f32. Every finite fp16 value (subnormals
- * included) must come out exact, and random odd-sized cases must match the reference.
+ * included) must come out exact, and random odd-sized cases must match the reference;
+ * the one-token kernel of every dtype too.
  */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as ref from "../../src/backends/reference/ops.js";
 import { f16ToF32 } from "../../src/checkpoint/fp16.js";
-import type { PackedWeight } from "../../src/backends/cpu/layout.js";
+import { packWeight, type PackedWeight, type WeightDType } from "../../src/backends/cpu/layout.js";
+import { roundTrip } from "../../src/engine/weights.js";
 import * as k from "../../src/backends/cpu/kernels.js";
 import { CpuRuntime } from "../../src/backends/cpu/runtime.js";
 import { randomF32 } from "./cpu-util.js";
@@ -118,6 +120,25 @@ describe("cpu fp16 matmul = reference on random odd sizes", () => {
           const want = new Float32Array(T * N);
           ref.matmul(want, x, w, bias, T, K, N);
           assertDotClose(k.matmul(rt2, x, f16Weight(bits, N, K), bias, T), want, x, w, bias, T, K, N, 1e-5, `x holding ${bad}`);
+        }
+      });
+    }
+  }
+});
+
+describe("cpu one-token matvec (32 columns / 8 accumulators a pass) = reference, every dtype", () => {
+  // K around the pass sizes: under 8, 8-column blocks only, 32-column passes plus blocks and a tail
+  const shapes: [K: number, N: number][] = [[1, 3], [7, 7], [8, 1], [31, 33], [32, 5], [40, 9], [777, 33]];
+  for (const { simd, rt2 } of builds) {
+    for (const dtype of ["f32", "bf16", "f16"] as WeightDType[]) {
+      test(`${simd}: ${dtype}`, () => {
+        for (const [K, N] of shapes) {
+          const x = randomF32(K, K + 5);
+          const w = roundTrip(randomF32(N * K, N * K, 0.5), dtype);
+          const bias = N % 2 ? randomF32(N, 3) : undefined;
+          const want = new Float32Array(N);
+          ref.matmul(want, x, w, bias, 1, K, N);
+          assertDotClose(k.matmul(rt2, x, packWeight(w, [N, K], dtype), bias, 1), want, x, w, bias, 1, K, N, 1e-6, `K=${K} N=${N}`);
         }
       });
     }
