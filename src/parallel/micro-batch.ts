@@ -13,6 +13,17 @@ export interface MicroBatch {
   rows: Int32Array;
 }
 
+/**
+ * How many pieces to cut a step of `tokens` into: at most `most`, each of at least
+ * `minTokens`. A piece below a backend's efficient size costs a stage nearly what the
+ * whole step would (a pass over its weights: decode on a GPU; the cpu kernels' row tiles),
+ * so cutting a small step adds work instead of overlapping it (bench/RESULTS.md, issue
+ * 10: at --pp 2 on the cpu target, cutting 16 decode rows in two made every step slower).
+ */
+export function microBatchCount(tokens: number, most: number, minTokens: number): number {
+  return Math.max(1, Math.min(most, Math.floor(tokens / Math.max(1, minTokens))));
+}
+
 export function splitStep(step: StepBatch, m: number): MicroBatch[] {
   const T = step.numTokens;
   const all = { step, rows: Int32Array.from(step.logitRows, (_, i) => i) };

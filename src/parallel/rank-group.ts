@@ -30,6 +30,8 @@ export interface RankStats {
   steps: number;
   stepUs: number;
   kvBytes: number;
+  /** Microseconds computing: steps less the time in collectives and pipeline hand-offs (waits included). */
+  busyUs: number;
 }
 
 export class RankGroupBound implements BoundGraph {
@@ -39,6 +41,8 @@ export class RankGroupBound implements BoundGraph {
   private copies: [number, number][] = [];
   private error: RankError | null = null;
   private closed = false;
+  /** forward() calls and their wall microseconds on the main thread (a step, start to the last rank done). */
+  private readonly wall = { steps: 0, us: 0 };
   /** Resolves when the supervisor thread has exited (it ends the ranks first). */
   readonly stopped: Promise<void>;
 
@@ -81,6 +85,7 @@ export class RankGroupBound implements BoundGraph {
     if (this.closed) throw new LlmrtError("rank_failed", "sharded engine: closed");
     const failed = this.failure();
     if (failed) throw failed;
+    const t0 = performance.now();
     encodeStep(this.stepArea, step, this.copies);
     this.copies = [];
     Atomics.store(this.ctrl, W.DONE, 0);
@@ -94,7 +99,10 @@ export class RankGroupBound implements BoundGraph {
       throw e;
     }
     const n = step.logitRows.length * this.vocab;
-    return new Map([[LOGITS, this.logits.slice(0, n)]]);
+    const logits = this.logits.slice(0, n);
+    this.wall.steps++;
+    this.wall.us += (performance.now() - t0) * 1000;
+    return new Map([[LOGITS, logits]]);
   }
 
   copyBlock(src: number, dst: number): void {
@@ -104,8 +112,13 @@ export class RankGroupBound implements BoundGraph {
   stats(): RankStats[] {
     return Array.from({ length: this.world }, (_, r) => {
       const s = new Float64Array(this.buffers.ctrl, STATS_AT + r * STAT_FIELDS * 8, STAT_FIELDS);
-      return { allReduceUs: s[0], allGatherUs: s[1], sendUs: s[2], recvUs: s[3], calls: s[4], steps: s[5], stepUs: s[6], kvBytes: s[7] };
+      return { allReduceUs: s[0], allGatherUs: s[1], sendUs: s[2], recvUs: s[3], calls: s[4], steps: s[5], stepUs: s[6], kvBytes: s[7], busyUs: s[8] };
     });
+  }
+
+  /** Steps run and their wall microseconds, as the main thread saw them. */
+  wallTime(): { steps: number; us: number } {
+    return { ...this.wall };
   }
 
   /** Stops the ranks (idempotent). */

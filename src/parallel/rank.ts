@@ -20,7 +20,7 @@ import { deserializeGraph, readManifest, WeightsReader, type EngineManifest, typ
 import { decodeWeight } from "../engine/weights.js";
 import { rebaseLayers } from "../graph/passes/pipeline-stage.js";
 import { LOGITS } from "../models/llama.js";
-import { splitStep } from "./micro-batch.js";
+import { microBatchCount, splitStep } from "./micro-batch.js";
 import { ShmCollectives } from "./shm-collectives.js";
 import { decodeStep } from "./step-codec.js";
 import { CMD_QUIT, failWorld, PeerFailed, STAT_FIELDS, STATS_AT, W, waitChange, WorldMap, type WorldBuffers, type WorldLayout } from "./world.js";
@@ -34,8 +34,9 @@ export interface RankInit {
   numBlocks: number;
   kvDtype: KvDType;
   verify: boolean;
-  /** Micro-batches per step (pipeline stages > 1). */
+  /** Most micro-batches per step (pipeline stages > 1), and the fewest tokens one may hold (micro-batch.ts). */
   microBatches: number;
+  minMicroBatchTokens: number;
   spin?: number;
   /** Threads of a cpu-target rank's pool, its own included. */
   threads: number;
@@ -130,6 +131,7 @@ export class Rank {
         this.stepUs += (performance.now() - t0) * 1000;
         const t = this.comm.times;
         this.stats.set([t.allReduceUs, t.allGatherUs, t.sendUs, t.recvUs, t.calls, this.steps, this.stepUs], 0);
+        this.stats[8] = this.stepUs - (t.allReduceUs + t.allGatherUs + t.sendUs + t.recvUs); // what a pipeline keeps busy
       } catch (e) {
         if (!(e instanceof PeerFailed)) failWorld(this.ctrl, this.init.rank, `rank ${this.init.rank} (stage ${this.r.stage}, tp rank ${this.r.tpRank}) failed: ${describe(e)}`);
         return;
@@ -145,7 +147,8 @@ export class Rank {
     const { step, copies } = decodeStep(new Int32Array(this.init.buffers.step));
     for (const [src, dst] of copies) this.bound.copyBlock(src, dst);
     const V = this.vocab;
-    for (const mb of splitStep(step, this.init.microBatches)) {
+    const pieces = microBatchCount(step.numTokens, this.init.microBatches, this.init.minMicroBatchTokens); // every rank cuts alike
+    for (const mb of splitStep(step, pieces)) {
       const out = this.bound.forward(mb.step);
       if (!this.last || this.r.tpRank !== 0) continue;
       const logits = out.get(LOGITS)!; // [R_mb, V]

@@ -20,12 +20,16 @@ import { commOf } from "./plan.js";
 import { RankGroupBound, RankError, type RankStats } from "./rank-group.js";
 import type { RankInit } from "./rank.js";
 import { spawnRanks } from "./spawn.js";
+import { stageTimes, type StageTimes } from "./stage-times.js";
 import { stepWords } from "./step-codec.js";
 import { allocWorld, ERR_AT, ERR_BYTES, failureOf, W, WorldMap, type WorldLayout } from "./world.js";
 
 export interface ShardedLoadOptions extends Omit<LoadEngineOptions, "backend"> {
-  /** Micro-batches each step is cut into when there are pipeline stages (default: the stage count). */
-  microBatches?: number;
+  /**
+   * Micro-batches each step is cut into when there are pipeline stages: a number, or
+   * "auto" (default): up to the stage count, as many as keep MIN_MICRO_BATCH_TOKENS each.
+   */
+  microBatches?: number | "auto";
   /** Spin iterations before a waiting thread sleeps (default world.ts DEFAULT_SPIN). */
   spin?: number;
 }
@@ -58,6 +62,17 @@ function worldLayout(m: EngineManifest, T: number, S: number, maxSeqLen: number,
   return { tp: p.tp, pp: p.pp, maxCollective, maxMessage, logitFloats: cap.R * m.model.vocabSize, stepWords: stepWords(T, S, cap.R, blocks, numBlocks) };
 }
 
+/** Micro-batches per step ("auto" or a number) where ShardedLoadOptions does not say (LLM.load does not pass it on). */
+export const MICRO_BATCHES_ENV = "LLMRT_MICRO_BATCHES";
+
+/**
+ * "auto" micro-batches: the fewest tokens a piece may hold, per target. cpu: measured
+ * (bench/pipeline.ts; pieces of 8 decode rows lost to whole steps). cuda: unmeasured, from
+ * the roofline (a bf16 GEMM under ~256 rows is bound by reading the weights, so a smaller
+ * piece costs what the whole step does). reference: its plain loops gain from any cut.
+ */
+export const MIN_MICRO_BATCH_TOKENS: Record<string, number> = { reference: 1, cpu: 16, cuda: 256 };
+
 const closer = new FinalizationRegistry<RankGroupBound>((g) => g.close());
 
 export class ShardedEngine extends Engine {
@@ -86,14 +101,17 @@ export class ShardedEngine extends Engine {
     const map = new WorldMap(layout);
     const buffers = allocWorld(map);
     const ctrl = new Int32Array(buffers.ctrl);
-    const microBatches = p.pp > 1 ? Math.max(1, opts.microBatches ?? p.pp) : 1;
+    const asked = opts.microBatches ?? process.env[MICRO_BATCHES_ENV] ?? "auto"; // the env: for benchmarks through LLM
+    const fixed = asked === "auto" ? null : Math.max(1, Math.floor(Number(asked)) || 1);
+    const microBatches = p.pp > 1 ? (fixed ?? p.pp) : 1;
+    const minMicroBatchTokens = fixed === null ? (MIN_MICRO_BATCH_TOKENS[m.target] ?? 1) : 1;
     const fault = process.env.LLMRT_RANK_FAULT; // test hook, see rank.ts
     const world = p.tp * p.pp;
     const threads = Math.max(1, Math.floor(resolveThreads() / world)); // the --threads budget, shared out
     const kernels = m.target === "cpu" ? kernelModule() : undefined;
     const nccl = m.target === "cuda" ? ncclPlan(p.tp, p.pp) : undefined;
     const cudaKernelsDir = m.target === "cuda" ? kernelsDir() : undefined;
-    const inits: RankInit[] = p.ranks.map((r) => ({ dir, rank: r.rank, buffers, layout, blockSize, numBlocks, kvDtype: opts.kvDtype ?? "f32", verify: opts.verify ?? true, microBatches, spin: opts.spin, threads, kernels, cudaKernelsDir, nccl, fault }));
+    const inits: RankInit[] = p.ranks.map((r) => ({ dir, rank: r.rank, buffers, layout, blockSize, numBlocks, kvDtype: opts.kvDtype ?? "f32", verify: opts.verify ?? true, microBatches, minMicroBatchTokens, spin: opts.spin, threads, kernels, cudaKernelsDir, nccl, fault }));
     const sup = await spawnRanks(inits, ERR_AT, ERR_BYTES);
     const kv = { numLayers: m.model.numLayers, numBlocks, blockSize, numKvHeads: m.model.numKvHeads, headDim: m.model.headDim, dtype: opts.kvDtype ?? "f32" };
     // ranks report through shared memory (a rank that fails to load cannot post a message)
@@ -118,6 +136,11 @@ export class ShardedEngine extends Engine {
   /** Each rank's time in collectives and steps since load. */
   rankStats(): RankStats[] {
     return this.group.stats();
+  }
+
+  /** Per pipeline stage, microseconds busy and idle within the steps run since load. */
+  stageTimes(): StageTimes {
+    return stageTimes(this.group.stats(), this.group.wallTime(), this.group.layout.tp);
   }
 
   /** The first rank failure, if any (a failed engine throws it from every forward). */

@@ -31,8 +31,11 @@ export const ERR_AT = 8192;
 export const ERR_BYTES = 4096;
 /** Byte offset of each rank's statistics (STAT_FIELDS float64 per rank). */
 export const STATS_AT = ERR_AT + ERR_BYTES;
-/** Microseconds in all-reduce, all-gather, send, recv; collective calls; steps; microseconds in steps; KV bytes. */
-export const STAT_FIELDS = 8;
+/**
+ * Microseconds in all-reduce, all-gather, send, recv; collective calls; steps; microseconds
+ * in steps; KV bytes; microseconds busy (in steps, outside collectives and channel waits).
+ */
+export const STAT_FIELDS = 9;
 
 export interface WorldLayout {
   tp: number;
