@@ -105,7 +105,7 @@ export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<Buil
         packed.push({ name, p });
       } else {
         const dtype = storageDType(d.shape, options.dtype);
-        data = encodeWeight(sq?.changed.get(name) ?? materializeWeight(plan.graph, name, ckpt), dtype); // the reference layout is row-major as declared
+        data = encodeWeight(sq?.changed.get(name) ?? gq?.changed.get(name) ?? materializeWeight(plan.graph, name, ckpt), dtype); // the reference layout is row-major as declared
         writer.add(name, dtype, d.shape, data);
       }
       done += data.length;
@@ -119,6 +119,8 @@ export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<Buil
     for (const e of writer.entries) weightBytes[e.dtype] = (weightBytes[e.dtype] ?? 0) + e.length;
     plan.report.weightBytes = weightBytes;
     plan.report.packed = [packedSummary(packed), sq?.summary, gq?.summary].filter(Boolean).join("; ");
+    const held = target.describePacked?.(packed.map(({ name, p }) => ({ name, packed: p.packed })), options);
+    if (held) hooks.onLog?.(held);
   }
 
   const manifest: EngineManifest = {

@@ -10,6 +10,8 @@ import { CPU_LAYOUT } from "../backends/cpu/layout.js";
 import { ReferenceBackend } from "../backends/reference/backend.js";
 import { OptionError } from "../errors.js";
 import type { BuildOptions } from "./options.js";
+import type { PackedMatrix } from "../quant/packed.js";
+import { describePackedForCuda } from "../backends/cuda/packed-upload.js";
 
 export interface Target {
   name: string;
@@ -20,6 +22,8 @@ export interface Target {
   createBackend(engineDir?: string, build?: Pick<BuildOptions, "dtype">): Backend;
   /** Files to add to an engine dir at build time, by relative path (the cuda target's cubins). */
   buildFiles?(options: BuildOptions): Promise<Map<string, Uint8Array>>;
+  /** A build-log line on how the backend will hold the engine's packed weights (the cuda target: which stay packed, which it dequantizes and why). */
+  describePacked?(packed: { name: string; packed: PackedMatrix }[], options: BuildOptions): string | undefined;
 }
 
 export const TARGETS: Record<string, Target> = {
@@ -42,6 +46,7 @@ export const TARGETS: Record<string, Target> = {
     // fp8 engines: bf16 activations, linear weights quantized to e4m3 on the GPU at load
     createBackend: (engineDir, build) => new CudaBackend({ engineDir, ...(build?.dtype === "fp8" ? { dtype: "bf16", weightFormat: "fp8" } : {}) }),
     buildFiles: (o) => compileEngineKernels(o.gpuArch ?? DEFAULT_GPU_ARCH),
+    describePacked: (packed, o) => describePackedForCuda(packed, o.dtype),
   },
 };
 

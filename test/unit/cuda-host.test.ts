@@ -191,7 +191,9 @@ describe("dtypes and settings", () => {
     checkKvPair("bf16", "fp8");
     assert.throws(() => checkKvPair("f32", "fp8"), OptionError);
     checkWeightFormat("bf16", "i4");
-    assert.throws(() => checkWeightFormat("f32", "i8"), OptionError);
+    checkWeightFormat("f32", "i8"); // fp32 --quant engines keep their packed weights
+    assert.throws(() => checkWeightFormat("f32", "fp8"), OptionError);
+    assert.throws(() => checkWeightFormat("f16", "i4"), OptionError);
     assert.throws(() => checkWeightFormat("f16", "fp8"), OptionError);
   });
 
@@ -214,6 +216,11 @@ describe("dtypes and settings", () => {
     assert.equal(inferActDType(bf.plan.graph, bf.weights), "bf16");
     assert.equal(inferActDType(hf.plan.graph, hf.weights), "f16");
     assert.equal(inferActDType(f.plan.graph, f.weights), "f32");
+    // a --quant engine's matmul weights arrive packed, not in the float map: the embedding table says
+    const matmuls = new Set(f.plan.graph.ops.flatMap((o) => (o.op === "matmul" ? [o.w] : [])));
+    const floatOnly = (w: Map<string, Float32Array>) => new Map([...w].filter(([n]) => !matmuls.has(n)));
+    assert.equal(inferActDType(f.plan.graph, floatOnly(f.weights)), "f32");
+    assert.equal(inferActDType(bf.plan.graph, floatOnly(bf.weights)), "bf16");
     const s = resolveSettings({ loadFormat: "dummy" }, f.plan.graph, new Map(), undefined, 16, [9, 0]);
     assert.equal(s.act, "bf16");
     assert.equal(s.cache, "bf16");

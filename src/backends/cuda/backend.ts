@@ -6,7 +6,8 @@
  * Kernels come as cubins for the GPU's architecture: from the engine dir when it was
  * built for the cuda target, else compiled here (nvcc, or NVRTC) and cached.
  */
-import type { Backend, BoundGraph, KvCacheShape, WeightMap } from "../backend.js";
+import type { Backend, BoundGraph, KvCacheShape, PackedWeightMap, WeightMap } from "../backend.js";
+import type { PackedDType } from "../../quant/packed.js";
 import type { Graph } from "../../graph/ir.js";
 import { planMemory, type MemoryPlan } from "../../graph/passes/plan-memory.js";
 import { CudaError, CudaUnavailableError } from "../../errors.js";
@@ -78,13 +79,16 @@ export class CudaBackend implements Backend {
     return this.kernels;
   }
 
-  bind(graph: Graph, weights: WeightMap, kv: KvCacheShape, plan?: MemoryPlan): CudaBound & BoundGraph {
+  /** Packed engine weights bind hands to the device as they are where the layout is a device format (packed-upload.ts), else dequantizes. */
+  readonly packedDTypes: readonly PackedDType[] = ["int8", "int4"];
+
+  bind(graph: Graph, weights: WeightMap, kv: KvCacheShape, plan?: MemoryPlan, packed?: PackedWeightMap): CudaBound & BoundGraph {
     const d = this.device();
     const k = this.modules();
     const settings = resolveSettings(this.options, graph, weights, kv.dtype, kv.blockSize, d.info.computeCapability, /emulator/i.test(d.info.name));
     const lt = this.options.cublasLt === false ? null : CublasLt.tryOpen((bytes) => d.alloc(bytes));
     if (this.options.nccl) settings.deviceComm = this.ncclComm(d, k);
-    return new CudaBound(d, k, lt, graph, weights, kv, plan ?? planMemory(graph, DEFAULT_CAPACITY), settings);
+    return new CudaBound(d, k, lt, graph, weights, kv, plan ?? planMemory(graph, DEFAULT_CAPACITY), settings, packed);
   }
 
   /** Joins the NCCL communicators once, on this thread's GPU and the kernels' stream (UNRUN: see nccl.ts). */

@@ -4,7 +4,7 @@
  * one stream (or replays the CUDA graph of the step's decode bucket, captured on first
  * use) and copies the outputs back.
  */
-import type { BoundGraph, KvCacheShape, WeightMap } from "../backend.js";
+import type { BoundGraph, KvCacheShape, PackedWeightMap, WeightMap } from "../backend.js";
 import { bf16ArrayToF32, f16ArrayToF32 } from "../../checkpoint/fp16.js";
 import { opInputs, type Graph, type Op } from "../../graph/ir.js";
 import { rowsFor, type MemoryPlan } from "../../graph/passes/plan-memory.js";
@@ -22,6 +22,8 @@ import { launchOp, type OpContext } from "./ops.js";
 import type { KernelModules } from "./modules.js";
 import { layoutStep, maxTableLength, packStep, splitAttention, stepSizes, type StepLayout } from "./step-meta.js";
 import { DeviceWeightStore, planWeights } from "./weight-store.js";
+import { describeUploads, splitPacked, type PackedUpload } from "./packed-upload.js";
+import { weightRoles } from "./weights.js";
 import type { BoundSettings } from "./settings.js";
 import { Tactics, timeTactics } from "./tactics.js";
 
@@ -71,6 +73,8 @@ export class CudaBound implements BoundGraph {
   /** The graph has collectives or embedding_part: steps run launch by launch, never as a CUDA graph (host-collectives.ts). */
   readonly hostStaged: boolean;
   private fp8: { xq: DevPtr; amax: DevPtr; scale: DevPtr; bytes: number } | null = null;
+  /** Each packed weight given to bind: the device format it kept, or why it was dequantized (packed-upload.ts). */
+  readonly packedUploads: PackedUpload[];
   /** The decode matmul paths timed fastest at bind (empty when autotuning is off). */
   readonly tactics: Tactics;
   /** The decode-attention form timed fastest at bind for small (<= ATTN_SMALL_ROWS rows) and large steps; "direct" when not timed. */
@@ -81,10 +85,11 @@ export class CudaBound implements BoundGraph {
     private readonly k: KernelModules,
     private readonly lt: CublasLt | null,
     private readonly graph: Graph,
-    host: WeightMap,
+    hostFloat: WeightMap,
     kvAsked: KvCacheShape,
     private readonly plan: MemoryPlan,
     private readonly s: BoundSettings,
+    packed: PackedWeightMap = new Map(),
   ) {
     const { T: capT, R: capR } = plan.capacity;
     const attn = graph.ops.find((o) => o.op === "attention" || o.op === "attention_qkv") as
@@ -96,8 +101,14 @@ export class CudaBound implements BoundGraph {
     this.markF32();
     this.hostStaged = graph.ops.some(isCudaHostOp);
 
+    // packed weights: uploaded as they are where their layout is a device format, else widened here
+    const split = splitPacked(packed, weightRoles(graph), s.act);
+    this.packedUploads = split.uploads;
+    if (split.uploads.length) s.log(describeUploads(split.uploads, `as ${s.policy.linear === "same" ? s.act : s.policy.linear}`));
+    const host = split.widened.size ? new Map([...hostFloat, ...split.widened]) : hostFloat;
+
     // sizes first, then one plan for all of device memory
-    const wplan = planWeights(graph, s.policy);
+    const wplan = planWeights(graph, s.policy, split.keep);
     const kvDim = kvAsked.numKvHeads * kvAsked.headDim;
     const perBlock = 2 * kvAsked.numLayers * kvAsked.blockSize * kvDim * cacheBytes(s.cache);
     this.strideCap = Math.max(1, Math.min(kvAsked.numBlocks + 1, s.maxBlocksPerSeq));
@@ -122,7 +133,7 @@ export class CudaBound implements BoundGraph {
     this.kvLayerBytes = (mem.numBlocks + 1) * kvAsked.blockSize * kvDim * cacheBytes(s.cache);
 
     this.weights = new DeviceWeightStore(driver, k);
-    this.weights.load(wplan, host, s.dummy);
+    this.weights.load(wplan, host, s.dummy, split.keep);
     for (const op of graph.ops) if (op.op === "rope_inv_freq") this.weights.addVector(op.out, Float32Array.from(ropeInvFreq(op.rope)));
     this.arena = driver.alloc(Math.max(plan.arenaBytes, 64));
     this.kvBase = driver.alloc(2 * kvAsked.numLayers * this.kvLayerBytes);

@@ -1,7 +1,8 @@
 /**
  * Element types on the device and the kernel-name suffixes they select. Activations are
  * f32, bf16 or f16; the KV cache may also be fp8 (e4m3, Hopper/Ada); linear-layer weights
- * may be int8, int4 or fp8 (weight-only quantization, dequantized inside the kernels).
+ * may be int8, int4 or fp8 (weight-only quantization, dequantized inside the kernels;
+ * int8 / int4 with f32 or bf16 activations, fp8 with bf16).
  */
 import { OptionError } from "../../errors.js";
 
@@ -63,8 +64,10 @@ export function effectiveCache(act: ActDType, requested: CacheDType): CacheDType
   return act !== "f32" && requested === "f32" ? act : requested;
 }
 
-/** Weight formats each activation type's linear kernels read (quantized ones with bf16 only). */
+/** Quantized weight formats each activation type's linear kernels read (gemm.cu's instantiations). */
+export const QUANT_WEIGHTS: Record<ActDType, readonly WeightFormat[]> = { bf16: ["i8", "i4", "fp8"], f32: ["i8", "i4"], f16: [] };
+
 export function checkWeightFormat(act: ActDType, w: WeightFormat): void {
-  const ok = w === act || (act === "bf16" && (w === "i8" || w === "i4" || w === "fp8"));
-  if (!ok) throw new OptionError("--weight-format", `${w} weights with ${act} activations are not built for the cuda target`, act === "bf16" ? "use bf16, i8, i4 or fp8" : "quantized weights need a bf16 engine (--dtype bf16)");
+  const ok = w === act || QUANT_WEIGHTS[act].includes(w);
+  if (!ok) throw new OptionError("--weight-format", `${w} weights with ${act} activations are not built for the cuda target`, `use ${[act, ...QUANT_WEIGHTS[act]].join(", ")}${act === "bf16" ? "" : ", or a bf16 engine (--dtype bf16) for every quantized format"}`);
 }

@@ -18,7 +18,7 @@ export function allKernelNames(): string[] {
     if (c !== "f32") names.push(`attn_decode_sv_${s}_d64`, `attn_decode_sv_${s}_d128`);
     if (a !== "f32") names.push(`attn_prefill_${s}_d64`, `attn_prefill_${s}_d128`);
   }
-  names.push("gemv_f32_f32", "gemm_f32_f32");
+  for (const w of ["f32", "i8", "i4"]) names.push(`gemv_f32_${w}`, `gemm_f32_${w}`);
   const linear = (a: string, w: string) => [`gemv_${a}_${w}`, `gemv_${a}_${w}_f32out`, `gemv4_${a}_${w}`, `gemv4_${a}_${w}_f32out`, `gemm_tc_${a}_${w}`, `gemm_tc_${a}_${w}_f32out`];
   names.push(...linear("bf16", "bf16"), ...linear("f16", "f16"));
   for (const w of ["i8", "i4", "fp8"]) names.push(...linear("bf16", w));

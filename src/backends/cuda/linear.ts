@@ -89,7 +89,7 @@ export function launchLinear(c: LinearContext, out: DevPtr, outF32: boolean, x: 
   const ws = weightSuffix(c.act, w);
   if (path === "gemv") c.k.launch(`gemv_${c.act}_${ws}${outSuffix}`, [Math.ceil(N / 8), 1, 1], [256, 1, 1], args);
   else if (path === "gemv4") c.k.launch(`gemv4_${c.act}_${ws}${outSuffix}`, [Math.ceil(N / 2), 1, 1], [256, 1, 1], args);
-  else if (path === "gemm_f32") c.k.launch("gemm_f32_f32", [Math.ceil(N / 64), Math.ceil(M / 64), 1], [256, 1, 1], args);
+  else if (path === "gemm_f32") c.k.launch(`gemm_f32_${ws}`, [Math.ceil(N / 64), Math.ceil(M / 64), 1], [256, 1, 1], args);
   else c.k.launch(`gemm_tc_${c.act}_${ws}${outSuffix}`, [Math.ceil(N / 64), Math.ceil(M / 64), 1], [128, 1, 1], args);
   return path;
 }

@@ -65,6 +65,8 @@ export interface CudaBackendOptions {
   nccl?: { ids: NcclIds; place: NcclPlace };
   /** The GPU to bind to (default 0; a rank uses rank % deviceCount). */
   deviceOrdinal?: number;
+  /** Where the bind's line on packed weights goes (which stay packed, which were dequantized and why); default stderr. */
+  onLog?: (line: string) => void;
 }
 
 export interface BoundSettings {
@@ -87,15 +89,18 @@ export interface BoundSettings {
   utilization: number;
   comm?: Collectives;
   deviceComm?: DeviceCollectives;
+  log: (line: string) => void;
 }
 
 /**
- * The activation type an engine's weights were stored in: all values of its first
- * matrix exact in bf16 -> bf16, else exact in f16 -> f16, else f32.
+ * The activation type an engine's weights were stored in: all values of its first float
+ * matrix (a matmul's, else the embedding table: a --quant engine's matmuls arrive packed)
+ * exact in bf16 -> bf16, else exact in f16 -> f16, else f32.
  */
 export function inferActDType(g: Graph, w: WeightMap): ActDType {
-  const first = g.ops.find((o) => o.op === "matmul");
-  const values = first && first.op === "matmul" ? w.get(first.w) : undefined;
+  const matrices = g.ops.flatMap((o) => (o.op === "matmul" ? [o.w] : o.op === "embedding" ? [o.table] : []));
+  const first = matrices.find((name) => w.has(name));
+  const values = first ? w.get(first) : undefined;
   if (!values) return "bf16";
   const n = Math.min(values.length, 4096);
   const exact = (enc: (x: number) => number, dec: (h: number) => number) => {
@@ -137,5 +142,6 @@ export function resolveSettings(o: CudaBackendOptions, g: Graph, w: WeightMap, k
     utilization: o.gpuMemoryUtilization ?? 0.9,
     comm: o.comm,
     deviceComm: o.deviceComm,
+    log: o.onLog ?? ((line) => console.error(`llmrt: ${line}`)),
   };
 }

@@ -1,7 +1,8 @@
 /**
  * Every weight of a graph on the device: planned (formats and bytes, for the memory
  * plan), then uploaded through one float32 scratch buffer and converted or quantized in
- * place, or filled with random values (dummy loading). Also holds float32 vectors the
+ * place, copied as they are (packed int8 / int4 whose layout is a device format), or
+ * filled with random values (dummy loading). Also holds float32 vectors the
  * backend adds itself (RoPE frequencies of an unfolded rope_inv_freq op).
  */
 import type { WeightMap } from "../backend.js";
@@ -9,17 +10,22 @@ import { EngineError } from "../../errors.js";
 import type { Graph } from "../../graph/ir.js";
 import type { CudaDriver, DevPtr } from "./driver.js";
 import type { KernelModules } from "./modules.js";
+import { scaleCount, weightBytes } from "./dtypes.js";
+import type { PackedSplit } from "./packed-upload.js";
+import type { PackedMatrix } from "../../quant/packed.js";
 import { convertWeight, describeWeight, fillDummyWeight, weightFormat, weightRoles, type DeviceWeight, type WeightPolicy } from "./weights.js";
 
 export type WeightPlan = Omit<DeviceWeight, "ptr" | "scale">[];
 
-export function planWeights(g: Graph, p: WeightPolicy): WeightPlan {
+/** Formats and bytes of every weight: a packed one kept as it is (packed-upload.ts) in its own format and group, the rest as the policy says. */
+export function planWeights(g: Graph, p: WeightPolicy, keep: PackedSplit["keep"] = new Map()): WeightPlan {
   const roles = weightRoles(g);
   const out: WeightPlan = [];
   for (const [name, d] of g.tensors) {
     if (d.kind !== "weight") continue;
     const role = roles.get(name)!;
-    out.push(describeWeight(name, d.shape, role, weightFormat(role, d.shape, p), p.int4Group));
+    const kept = keep.get(name);
+    out.push(kept ? describeWeight(name, d.shape, role, kept.fmt, kept.group) : describeWeight(name, d.shape, role, weightFormat(role, d.shape, p), p.int4Group));
   }
   return out;
 }
@@ -38,13 +44,18 @@ export class DeviceWeightStore {
    * Allocates and fills every planned weight: from `host` where present, else (with
    * `dummy`) random; a weight in neither is an error naming it.
    */
-  load(plan: WeightPlan, host: WeightMap, dummy: { seed: number } | null): void {
+  load(plan: WeightPlan, host: WeightMap, dummy: { seed: number } | null, keep: PackedSplit["keep"] = new Map()): void {
     const smCount = this.driver.info.smCount;
     const biggest = Math.max(0, ...plan.filter((w) => host.has(w.name)).map((w) => w.rows * w.cols));
     const scratch = biggest > 0 ? this.driver.alloc(4 * biggest) : 0;
     const amax = this.driver.alloc(4);
     try {
       for (const d of plan) {
+        const kept = keep.get(d.name);
+        if (kept) {
+          this.uploadPacked(this.allocate(d), kept.m);
+          continue;
+        }
         const values = host.get(d.name);
         if (!values && !dummy) throw new EngineError(d.name, "weight is missing", "load the engine's weights, or use dummy loading (--load-format dummy) for random ones");
         if (values && values.length !== d.rows * d.cols) throw new EngineError(d.name, `has ${values.length} values, the graph wants ${d.rows * d.cols}`);
@@ -62,6 +73,17 @@ export class DeviceWeightStore {
       if (scratch) this.driver.free(scratch);
       this.driver.free(amax);
     }
+  }
+
+  /** A packed matrix's bytes and scales copied as they are: its layout is the device format (packed-upload.ts). */
+  private uploadPacked(w: DeviceWeight, m: PackedMatrix): void {
+    const qBytes = weightBytes(w.fmt, w.rows, w.cols);
+    const scales = scaleCount(w.fmt, w.rows, w.cols, w.group);
+    if (m.rows !== w.rows || m.cols !== w.cols || m.q.length !== qBytes || m.scales.length !== scales) {
+      throw new EngineError(w.name, `packed ${m.dtype} [${m.rows}, ${m.cols}] does not fit the graph's [${w.rows}, ${w.cols}] as ${w.fmt} (${m.q.length} bytes, ${m.scales.length} scales; want ${qBytes}, ${scales})`);
+    }
+    this.driver.htod(w.ptr, m.q, qBytes);
+    this.driver.htod(w.scale, m.scales, 4 * scales);
   }
 
   /** Adds a float32 vector (e.g. RoPE frequencies) under `name`. */

@@ -47,7 +47,7 @@ export function weightRoles(g: Graph): Map<string, WeightRole> {
 /** The format a weight is stored in on the device. */
 export function weightFormat(role: WeightRole, shape: readonly number[], p: WeightPolicy): WeightFormat {
   if (role === "vector") return "f32";
-  if (role === "table" || p.linear === "same" || p.act === "f32") return p.act;
+  if (role === "table" || p.linear === "same") return p.act;
   const K = shape[shape.length - 1];
   if (p.linear === "i4" && (K % p.int4Group !== 0 || K % 32 !== 0)) return "i8"; // groups must tile the rows
   return p.linear;

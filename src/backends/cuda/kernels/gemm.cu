@@ -6,8 +6,8 @@
 //            which of the two (or cuBLASLt) runs each shape is timed at bind (tactics.ts).
 //   gemm_tc  any M, bf16/f16 activations: 64x64 tiles on tensor cores, W dequantized
 //            into shared memory (the fallback where cuBLASLt is absent or W is int8/int4).
-//   gemm_f32 any M, float activations and weights: plain FMA tiles (exact-ish engines,
-//            the stories260K goldens).
+//   gemm_f32 any M, float activations and float / int8 / int4 weights: plain FMA tiles
+//            (exact-ish engines, the stories260K goldens, fp32 engines built with --quant).
 // The output type OUT is the activation type, or float for the logits.
 #include "weights.cuh"
 
@@ -198,6 +198,12 @@ __device__ void gemm_f32(OUT* out, const T* x, WeightRef wr, const float* bias, 
 
 LINEAR(gemv, gemv_f32_f32, float, WF32, float)
 LINEAR(gemm_f32, gemm_f32_f32, float, WF32, float)
+// f32 activations over int8 / int4 weights: fp32 engines built with --quant keep their
+// packed weights on the device and compute as the reference does
+LINEAR(gemv, gemv_f32_i8, float, WI8, float)
+LINEAR(gemm_f32, gemm_f32_i8, float, WI8, float)
+LINEAR(gemv, gemv_f32_i4, float, WI4, float)
+LINEAR(gemm_f32, gemm_f32_i4, float, WI4, float)
 LINEAR_HALF(bf16, bf16, bf16, WBF16)
 LINEAR_HALF(bf16, bf16, i8, WI8)
 LINEAR_HALF(bf16, bf16, i4, WI4)
