@@ -4,11 +4,16 @@
  * that are not a multiple of the group (ragged last groups, odd int4 rows), int4 symmetric
  * and asymmetric, groups 32 / 64 / 128 and per channel, f16 scales as GGUF Q8_0 / Q4_0 store
  * them, and the real Q8_0 / Q4_0 block readers; decode (integer dots), prefill (dequantized
- * row blocks) and groups that do not nest in the kernel's chunks.
+ * row blocks) and groups that do not nest in the kernel's chunks. Decode runs on q as
+ * packed.ts places it (4-row interleaved where the row-block kernel reads the groups) and
+ * row-major, by the row-block kernel and the earlier row-at-a-time one, in the relaxed and
+ * the plain SIMD128 builds.
  */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as k from "../../src/backends/cpu/kernels.js";
+import { placePacked } from "../../src/backends/cpu/packed.js";
+import { OP } from "../../src/backends/cpu/program.js";
 import { CpuRuntime } from "../../src/backends/cpu/runtime.js";
 import { quantizeQ4_0, quantizeQ8_0 } from "../../src/checkpoint/ggml-quants.js";
 import { packedFromQ4_0, packedFromQ8_0 } from "../../src/quant/ggml.js";
@@ -19,15 +24,41 @@ import { randomF32 } from "./cpu-util.js";
 
 const rt2 = new CpuRuntime({ threads: 2, spin: 2000 });
 const rt1 = new CpuRuntime({ threads: 1 });
-after(() => (rt2.close(), rt1.close()));
+const plain1 = new CpuRuntime({ threads: 1, simd: "simd" });
+after(() => (rt2.close(), rt1.close(), plain1.close()));
+
+/** The packed matmul with q placed interleaved or row-major, decode by kernel `mode` (qmatmul.ts packedKernel: 0 row blocks, 2 a row at a time). */
+function matmulPackedVia(rt: CpuRuntime, x: Float32Array, w: PackedMatrix, bias: Float32Array | undefined, T: number, interleave: boolean, mode: number): Float32Array {
+  const { rows: N, cols: K } = w;
+  const main = rt.pool.main as unknown as { packedKernel(mode: number, prefillT: number): void };
+  const mark = rt.heap.mark();
+  try {
+    const put = (a: Float32Array) => {
+      const p = rt.heap.alloc(a.byteLength + 16);
+      rt.heap.f32(p, a.length).set(a);
+      return p;
+    };
+    const out = rt.heap.alloc(T * N * 4 + 16);
+    const { ptr, slot } = placePacked(rt.heap, "w", w, { interleave });
+    main.packedKernel(mode, 16);
+    rt.program.reset().emit(OP.MATMUL_Q, out, put(x), ptr, slot.scales, slot.zeros, slot.code, slot.groupSize, bias ? put(bias) : 0, T, K, N);
+    rt.run();
+    return rt.heap.f32(out, T * N).slice();
+  } finally {
+    main.packedKernel(0, 16);
+    rt.heap.release(mark);
+  }
+}
 
 /**
- * Decode quantizes each x row to int16 with scale s = max|x_t| / 32767, so x_tk moves by at
- * most s / 2 and out[t, n] by at most s / 2 * sum_k |w_nk|; f32 sums add ~1e-6 relative.
+ * Decode quantizes each x row to integers with scale s = max|x_t| / Q (Q = 16383 for int8
+ * weights, 32767 for int4: assembly/qmatmul.ts), so x_tk moves by at most s / 2 and
+ * out[t, n] by at most s / 2 * sum_k |w_nk|; f32 sums add ~1e-6 relative.
  * Prefill (dequantized rows, f32 tiles) stays well inside the same bound.
  */
 function assertWithinBound(got: Float32Array, want: Float32Array, x: Float32Array, w: PackedMatrix, T: number, what: string): void {
   const { rows: N, cols: K } = w;
+  const Q = w.dtype === "int8" ? 16383 : 32767;
   const wf = dequantize(w);
   for (let t = 0; t < T; t++) {
     let amax = 0;
@@ -35,7 +66,7 @@ function assertWithinBound(got: Float32Array, want: Float32Array, x: Float32Arra
     for (let n = 0; n < N; n++) {
       let l1 = 0;
       for (let i = 0; i < K; i++) l1 += Math.abs(wf[n * K + i]);
-      const bound = ((amax / 32767) * 0.5 + amax * 2e-6) * l1 + 1e-6;
+      const bound = ((amax / Q) * 0.5 + amax * 2e-6) * l1 + 1e-6;
       const i = t * N + n;
       const err = Math.abs(got[i] - want[i]);
       if (!(err <= bound)) assert.fail(`${what}: out[${t}, ${n}] = ${got[i]}, want ${want[i]} (error ${err} > bound ${bound})`);
@@ -50,6 +81,10 @@ function check(w: PackedMatrix, T: number, seed: number, threads: CpuRuntime[] =
   const want = new Float32Array(T * N);
   matmulPacked(want, x, w, bias, T, K, N);
   for (const rt of threads) assertWithinBound(k.matmulPacked(rt, x, w, bias, T), want, x, w, T, `${rt.threads} thread(s)`);
+  // the plain SIMD128 build; q row-major through the row-block and the row-at-a-time kernels
+  assertWithinBound(k.matmulPacked(plain1, x, w, bias, T), want, x, w, T, "plain SIMD");
+  assertWithinBound(matmulPackedVia(rt1, x, w, bias, T, false, 0), want, x, w, T, "row-major, row blocks");
+  assertWithinBound(matmulPackedVia(rt1, x, w, bias, T, false, 2), want, x, w, T, "row-major, a row at a time");
 }
 
 const formats: [name: string, dtype: PackedDType, layout: (K: number) => PackedLayout][] = [
@@ -59,11 +94,16 @@ const formats: [name: string, dtype: PackedDType, layout: (K: number) => PackedL
   ["int4 sym g64", "int4", () => ({ groupSize: 64, asym: false, scale: "f32" })],
   ["int4 asym g128", "int4", () => ({ groupSize: 128, asym: true, scale: "f32" })],
   ["int4 asym g32", "int4", () => ({ groupSize: 32, asym: true, scale: "f32" })],
+  ["int4 asym per channel", "int4", (K) => ({ groupSize: K, asym: true, scale: "f32" })],
+  ["int8 g128", "int8", () => ({ groupSize: 128, asym: false, scale: "f32" })],
+  ["int8 g96", "int8", () => ({ groupSize: 96, asym: false, scale: "f32" })],
   ["int8 g24 (groups off the 16-column chunks)", "int8", () => ({ groupSize: 24, asym: false, scale: "f32" })],
 ];
 
 const cases: [T: number, K: number, N: number][] = [
   [1, 64, 1],
+  [1, 33, 4],
+  [3, 4095, 5],
   [1, 37, 7],
   [7, 100, 33],
   [33, 200, 9],

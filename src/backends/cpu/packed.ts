@@ -1,17 +1,25 @@
 /**
- * Packed int8 / int4 weights (src/quant/packed.ts) in the CPU backend's shared memory,
- * as they are: q bytes, f32 scales [rows, groups], zero points [rows, groups] (asymmetric
- * int4). assembly/qmatmul.ts reads them directly; nothing is dequantized at bind.
+ * Packed int8 / int4 weights (src/quant/packed.ts) in the CPU backend's shared memory: q
+ * bytes, f32 scales [rows, groups], zero points [rows, groups] (asymmetric int4), read by
+ * assembly/qmatmul.ts directly; nothing is dequantized at bind. Where the decode kernel
+ * takes 4 rows at a time (groups of one row, or of a multiple of 32 columns up to 2048),
+ * the q bytes are reordered as they are copied in ("interleaved"): blocks of 4 rows, each
+ * row padded to a multiple of 32 columns, and within a block the rows' 32-column chunks side
+ * by side (chunk 0 of rows 0..3, chunk 1 of rows 0..3, ...), so a block streams from memory
+ * in one pass. The bytes of a chunk keep their order (int4: column 2i low nibble, 2i+1 high).
  */
 import type { PackedDType, PackedMatrix } from "../../quant/packed.js";
 import type { WasmHeap } from "./heap.js";
 
-/** The CPU backend's packed formats; codes mirror assembly/qmatmul.ts (DT_Q8, DT_Q4). */
+/** The CPU backend's packed formats; codes mirror assembly/qmatmul.ts (DT_Q8, DT_Q4; DT_Q8I, DT_Q4I interleaved). */
 export const CPU_PACKED_DTYPES: readonly PackedDType[] = ["int8", "int4"];
 export const PACKED_CODE: Partial<Record<PackedDType, number>> = { int8: 4, int4: 5 };
+const INTERLEAVED_CODE: Partial<Record<PackedDType, number>> = { int8: 6, int4: 7 };
 
 /** The kernel may read up to 31 bytes past a row's end (last chunk, against zero activations). */
 const TAIL_PAD = 32;
+/** qmatmul.ts's SEG: columns of one group summed in i32 before scaling. */
+const SEG = 2048;
 
 export interface PackedSlot {
   dtype: PackedDType;
@@ -23,16 +31,48 @@ export interface PackedSlot {
   zeros: number;
 }
 
-export function packedSlotBytes(p: PackedMatrix): number {
-  return p.q.byteLength + TAIL_PAD + p.scales.byteLength + (p.zeros?.byteLength ?? 0) + 3 * 64;
+/** Whether p's q bytes go in interleaved (the row-block decode kernel reads its groups). */
+export function interleaves(p: PackedMatrix): boolean {
+  const G = Math.min(p.layout.groupSize, p.cols);
+  return G >= p.cols || (G % 32 === 0 && G <= SEG);
 }
 
-/** Copies p into the heap; returns the q pointer, the slot and the bytes a step reads. */
-export function placePacked(heap: WasmHeap, name: string, p: PackedMatrix): { ptr: number; slot: PackedSlot; bytes: number } {
-  const code = PACKED_CODE[p.dtype];
-  if (code === undefined) throw new Error(`cpu backend: weight "${name}" is packed as ${p.dtype}, which the cpu kernels do not read (have: ${CPU_PACKED_DTYPES.join(", ")})`);
-  const ptr = heap.alloc(p.q.byteLength + TAIL_PAD, `weight ${name}`);
-  heap.u8(ptr, p.q.byteLength).set(p.q);
+/** Bytes of q as placed. */
+function qBytes(p: PackedMatrix, interleave: boolean): number {
+  if (!interleave) return p.q.byteLength;
+  const chunk = p.dtype === "int8" ? 32 : 16;
+  return Math.ceil(p.rows / 4) * 4 * Math.ceil(p.cols / 32) * chunk;
+}
+
+export function packedSlotBytes(p: PackedMatrix): number {
+  return Math.max(p.q.byteLength, qBytes(p, interleaves(p))) + TAIL_PAD + p.scales.byteLength + (p.zeros?.byteLength ?? 0) + 3 * 64;
+}
+
+/** q [rows, row bytes] -> dst in the interleaved layout (zero padded). */
+function interleave(dst: Uint8Array, p: PackedMatrix): void {
+  const chunk = p.dtype === "int8" ? 32 : 16;
+  const rb = p.dtype === "int8" ? p.cols : (p.cols + 1) >> 1;
+  const chunks = Math.ceil(p.cols / 32);
+  dst.fill(0);
+  for (let n = 0; n < p.rows; n++) {
+    const row = p.q.subarray(n * rb, (n + 1) * rb);
+    const base = (n >> 2) * 4 * chunks * chunk + (n & 3) * chunk;
+    for (let c = 0; c < chunks; c++) dst.set(row.subarray(c * chunk, Math.min(rb, (c + 1) * chunk)), base + c * 4 * chunk);
+  }
+}
+
+/**
+ * Copies p into the heap; returns the q pointer, the slot and the bytes a step reads.
+ * `interleave: false` keeps q row-major (benchmarks compare the layouts).
+ */
+export function placePacked(heap: WasmHeap, name: string, p: PackedMatrix, opts: { interleave?: boolean } = {}): { ptr: number; slot: PackedSlot; bytes: number } {
+  const plain = PACKED_CODE[p.dtype];
+  if (plain === undefined) throw new Error(`cpu backend: weight "${name}" is packed as ${p.dtype}, which the cpu kernels do not read (have: ${CPU_PACKED_DTYPES.join(", ")})`);
+  const il = (opts.interleave ?? true) && interleaves(p);
+  const n = qBytes(p, il);
+  const ptr = heap.alloc(n + TAIL_PAD, `weight ${name}`);
+  if (il) interleave(heap.u8(ptr, n), p);
+  else heap.u8(ptr, n).set(p.q);
   const scales = heap.alloc(p.scales.byteLength, `scales of ${name}`);
   heap.f32(scales, p.scales.length).set(p.scales);
   let zeros = 0;
@@ -40,6 +80,6 @@ export function placePacked(heap: WasmHeap, name: string, p: PackedMatrix): { pt
     zeros = heap.alloc(p.zeros.byteLength, `zero points of ${name}`);
     heap.u8(zeros, p.zeros.byteLength).set(p.zeros);
   }
-  const slot = { dtype: p.dtype, code, groupSize: Math.min(p.layout.groupSize, p.cols), scales, zeros };
-  return { ptr, slot, bytes: p.q.byteLength + p.scales.byteLength + (p.zeros?.byteLength ?? 0) };
+  const slot = { dtype: p.dtype, code: il ? INTERLEAVED_CODE[p.dtype]! : plain, groupSize: Math.min(p.layout.groupSize, p.cols), scales, zeros };
+  return { ptr, slot, bytes: n + p.scales.byteLength + (p.zeros?.byteLength ?? 0) };
 }

@@ -4,25 +4,37 @@
  *   int8: q [N, K] int8, w = scale[n, g] * q
  *   int4: q [N, ceil(K/2)] (column 2i in the low nibble), w = scale[n, g] * (u - zero[n, g])
  * scales [N, G] f32; zeros [N, G] u8 (asymmetric int4; else zero 8); g = k / groupSize.
+ * DT_Q8I / DT_Q4I: the same q bytes placed by packed.ts in blocks of 4 rows, the rows'
+ * 32-column chunks side by side (rows padded to 32 columns).
  *
- * Few tokens (decode): each thread quantizes the x rows it needs into its scratch as int16
- * with one scale per token (max|x| / 32767: its error is ~250x below int8 weights'), then
- * takes integer dot products (i32x4.dot_i16x8_s: 8 multiply-adds per instruction), summed
- * in i32 per group and scaled in f32. Many tokens (prefill), or groups that do not nest in
- * the 16 / 32-column chunks: row blocks are dequantized into scratch as f32 and the f32
- * tiles of matmul.ts run over them.
+ * Few tokens (decode): each thread quantizes the x rows it needs into its scratch as
+ * integers with one scale per token (|X| <= 16383 for int8 weights, 32767 for int4: the
+ * error stays >= 125x below the weights'), then 4 rows at a time (matmulRows) take integer
+ * dot products (i32x4.dot_i16x8_s: 8 multiply-adds per instruction) per 32-column chunk,
+ * summed in i32 per group (or per 2048 columns) and scaled in f32. int8 lanes are not
+ * sign-extended: the low byte of each 16-bit lane is multiplied x256 (shl 8) against the
+ * even columns, the high byte (shr_s 8) against the odd ones; int4 nibbles are masked in
+ * place (x1, x16, x256) or shifted down (the top one), the x16 / x256 dots shifted back in
+ * i32; zero points come out of the loop: sum_g scale * zero * (sum of X over the group).
+ * Many tokens (prefill), or groups that do not nest in the 16 / 32-column chunks: row
+ * blocks are dequantized into scratch as f32 and the f32 tiles of matmul.ts run over them.
+ * The earlier row-at-a-time kernel (matmulInt) stays for groups the row blocks do not take
+ * (multiples of 16 columns, not 32) and for benchmarks.
  */
 import { fma, hsum, shareStart, activeThreads, DT_F32 } from "./simd";
 import { matmulRange } from "./matmul";
 
 export const DT_Q8: i32 = 4;
 export const DT_Q4: i32 = 5;
+/** int8 / int4 in the 4-row interleaved layout (packed.ts): chunks of 32 columns of 4 rows side by side. */
+export const DT_Q8I: i32 = 6;
+export const DT_Q4I: i32 = 7;
 
 /** Columns summed in i32 before a flush to f32: 2048 int8 x int16 products per lane pair stay under 2^31. */
 const SEG: i32 = 2048;
 /** From this many tokens on, dequantizing a row block once beats integer dots per token. */
 let PREFILL_T: i32 = 16;
-/** 0: decode by integer dots (default); 1: dequantize to f32 lanes and FMA (for benchmarks). */
+/** 0: decode by integer dots over blocks of 4 rows (default); 1: dequantize to f32 lanes and FMA; 2: integer dots a row at a time (the earlier kernel; for benchmarks). */
 let FLOAT_DECODE: i32 = 0;
 
 /** Selects the decode kernel and the token count from which row blocks are dequantized; for benchmarks. */
@@ -284,20 +296,304 @@ function matmulFloat(dt: i32, out: usize, x: usize, q: usize, scales: usize, zer
   }
 }
 
+// ---- decode, row blocks (default) ----
+// The quantized token (scratch): f32 scale, 12 pad bytes, int16 X [padK(K)], then (int4) f32
+// sums of X per group. int8: each 16 columns as 8 even then 8 odd, |X| <= 16383; int4: each
+// 32 columns as 4 stripes (column 4i + s at 8s + i), |X| <= 32767.
+
+/** |X| bound of int8 weights' tokens: two x256 products per lane pair summed stay in i32 (15 bits: error still ~125x below int8 weights'). */
+const QMAX8: f32 = 16383;
+const QMAX4: f32 = 32767;
+
+/** x row [K] -> X at dst + 16 in the row-block layout of dt, scale at dst; int4: per group sums of X (f32) after X. */
+function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32): void {
+  let m = f32x4.splat(0);
+  let k = 0;
+  for (; k + 4 <= K; k += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>k << 2))));
+  let amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  for (; k < K; k++) amax = max(amax, abs(load<f32>(x + (<usize>k << 2))));
+  const qmax: f32 = dt == DT_Q8 ? QMAX8 : QMAX4;
+  const inv: f32 = amax > 0 ? qmax / amax : 0;
+  store<f32>(dst, amax / qmax);
+  const q = dst + 16;
+  const Kp = padK(K);
+  if (dt == DT_Q8) {
+    for (k = 0; k < Kp; k++) {
+      const v: i32 = k < K ? <i32>nearest(load<f32>(x + (<usize>k << 2)) * inv) : 0;
+      store<i16>(q + (<usize>((k & ~15) + ((k & 1) << 3) + ((k >> 1) & 7)) << 1), <i16>v);
+    }
+    return;
+  }
+  const L = q + (<usize>Kp << 1);
+  const gs = G >= K ? Kp : G;
+  let sum = 0;
+  for (k = 0; k < Kp; k++) {
+    const v: i32 = k < K ? <i32>nearest(load<f32>(x + (<usize>k << 2)) * inv) : 0;
+    store<i16>(q + (<usize>((k & ~31) + ((k & 3) << 3) + ((k >> 2) & 7)) << 1), <i16>v);
+    sum += v;
+    if ((k + 1) % gs == 0 || k + 1 == Kp) {
+      store<f32>(L + (<usize>(k / gs) << 2), <f32>sum);
+      sum = 0;
+    }
+  }
+}
+
+/** 32 int8 columns (w) against X at xo (evens, odds of the first 16 columns, then of the next 16): the low byte of each 16-bit lane is taken x256 (one shift), the high one by an arithmetic shift. */
+@inline function chunk8(w: usize, xo: usize): v128 {
+  const a = v128.load(w), b = v128.load(w, 16);
+  const lo = i32x4.add(i32x4.dot_i16x8_s(i16x8.shl(a, 8), v128.load(xo)), i32x4.dot_i16x8_s(i16x8.shl(b, 8), v128.load(xo, 32)));
+  const hi = i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(a, 8), v128.load(xo, 16)), i32x4.dot_i16x8_s(i16x8.shr_s(b, 8), v128.load(xo, 48)));
+  return i32x4.add(i32x4.shr_s(lo, 8), hi);
+}
+
+/** 32 int4 columns (16 bytes at w) against striped X at xo: nibbles s = 0, 1, 2 masked in place (x1, x16, x256), s = 3 shifted down; zero point not applied. */
+@inline function chunk4(w: usize, xo: usize): v128 {
+  const v = v128.load(w);
+  const a = i32x4.add(i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x000f)), v128.load(xo)), i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), v128.load(xo, 48)));
+  const b = i32x4.add(i32x4.shr_s(i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x00f0)), v128.load(xo, 16)), 4), i32x4.shr_s(i32x4.dot_i16x8_s(v128.and(v, i16x8.splat(0x0f00)), v128.load(xo, 32)), 8));
+  return i32x4.add(a, b);
+}
+
+/** A 32-column chunk of row w (chunk address wc) against the quantized token's chunk at xo. */
+@inline function chunkD(dt: i32, wc: usize, xo: usize): v128 {
+  return dt == DT_Q8 ? chunk8(wc, xo) : chunk4(wc, xo);
+}
+
+/** [sum a, sum b, sum c, sum d] */
+@inline function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(a, b, 2, 6, 3, 7));
+  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
+}
+
+/**
+ * 4 rows against one quantized token (xq): chunk c of row r at w + r * rs + c * cs. Sum over
+ * segments (a group, or up to SEG columns of one group per row) of scale * (i32 sum of the
+ * segment's chunks), before the zero point and the token scale. sc: the first row's scales, NG per row.
+ */
+@inline function dot4(dt: i32, w: usize, rs: usize, cs: usize, sc: usize, NG: i32, G: i32, segC: i32, Kp: i32, xq: usize): v128 {
+  const sb = <usize>NG << 2;
+  const r2 = 2 * rs, r3 = 3 * rs;
+  if (segC == 32) {
+    // one chunk per group (Q8_0 / Q4_0): scaled per chunk
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let wc = w, s = sc;
+    const xe = xq + (<usize>Kp << 1);
+    for (let xo = xq; xo < xe; xo += 64) {
+      a0 = fma(f32x4.convert_i32x4_s(chunkD(dt, wc, xo)), v128.load32_splat(s), a0);
+      a1 = fma(f32x4.convert_i32x4_s(chunkD(dt, wc + rs, xo)), v128.load32_splat(s + sb), a1);
+      a2 = fma(f32x4.convert_i32x4_s(chunkD(dt, wc + r2, xo)), v128.load32_splat(s + 2 * sb), a2);
+      a3 = fma(f32x4.convert_i32x4_s(chunkD(dt, wc + r3, xo)), v128.load32_splat(s + 3 * sb), a3);
+      wc += cs;
+      s += 4;
+    }
+    return hsum4(a0, a1, a2, a3);
+  }
+  let acc = f32x4.splat(0);
+  let wc = w;
+  for (let k0 = 0; k0 < Kp; k0 += segC) {
+    const xe = xq + (<usize>min(k0 + segC, Kp) << 1);
+    let d0 = i32x4.splat(0), d1 = i32x4.splat(0), d2 = i32x4.splat(0), d3 = i32x4.splat(0);
+    for (let xo = xq + (<usize>k0 << 1); xo < xe; xo += 64) {
+      d0 = i32x4.add(d0, chunkD(dt, wc, xo));
+      d1 = i32x4.add(d1, chunkD(dt, wc + rs, xo));
+      d2 = i32x4.add(d2, chunkD(dt, wc + r2, xo));
+      d3 = i32x4.add(d3, chunkD(dt, wc + r3, xo));
+      wc += cs;
+    }
+    // the 4 rows' segment sums side by side, then one scaling
+    const s = sc + (<usize>(k0 / G) << 2);
+    const sv = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(v128.load32_zero(s), 1, load<f32>(s + sb)), 2, load<f32>(s + 2 * sb)), 3, load<f32>(s + 3 * sb));
+    acc = fma(hsum4(f32x4.convert_i32x4_s(d0), f32x4.convert_i32x4_s(d1), f32x4.convert_i32x4_s(d2), f32x4.convert_i32x4_s(d3)), sv, acc);
+  }
+  return acc;
+}
+
+/** One row (the rows past the last block of 4): chunk c at w + c * cs. */
+@inline function dot1(dt: i32, w: usize, cs: usize, sc: usize, G: i32, segC: i32, Kp: i32, xq: usize): f32 {
+  let a = f32x4.splat(0);
+  let wc = w;
+  for (let k0 = 0; k0 < Kp; k0 += segC) {
+    const xe = xq + (<usize>min(k0 + segC, Kp) << 1);
+    let d = i32x4.splat(0);
+    for (let xo = xq + (<usize>k0 << 1); xo < xe; xo += 64) {
+      d = i32x4.add(d, chunkD(dt, wc, xo));
+      wc += cs;
+    }
+    a = fma(f32x4.convert_i32x4_s(d), v128.load32_splat(sc + (<usize>(k0 / G) << 2)), a);
+  }
+  return hsum(a);
+}
+
+/** int4: sum over groups of scale * zero * (sum of X over the group), the zero point's share (zeros 0: 8). */
+@inline function zeroTerm(sc: usize, zr: usize, NL: i32, L: usize): f32 {
+  let acc = f32x4.splat(0);
+  let g = 0;
+  if (zr) {
+    for (; g + 4 <= NL; g += 4) {
+      const z = f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(zr + <usize>g))));
+      acc = fma(f32x4.mul(v128.load(sc + (<usize>g << 2)), z), v128.load(L + (<usize>g << 2)), acc);
+    }
+  } else {
+    for (; g + 4 <= NL; g += 4) acc = fma(v128.load(sc + (<usize>g << 2)), v128.load(L + (<usize>g << 2)), acc);
+    acc = f32x4.mul(acc, f32x4.splat(8));
+  }
+  let s = hsum(acc);
+  for (; g < NL; g++) {
+    const z: f32 = zr ? <f32>load<u8>(zr + <usize>g) : 8;
+    s += load<f32>(sc + (<usize>g << 2)) * z * load<f32>(L + (<usize>g << 2));
+  }
+  return s;
+}
+
+/** Whether the row-block kernels take groups of G over K columns: one group per row, or a multiple of 32 columns up to SEG. */
+@inline function rowBlocked(G: i32, K: i32): bool {
+  return G >= K || (G % 32 == 0 && G <= SEG);
+}
+
+/**
+ * Where row n starts and the bytes from one 32-column chunk to the next: il (the 4-row
+ * interleaved layout of packed.ts): blocks of 4 rows of padK(K) columns, chunk c of the
+ * block's rows side by side; else row-major.
+ */
+@inline function rowAt(dt: i32, il: bool, q: usize, K: i32, n: i32): usize {
+  const cb: usize = dt == DT_Q8 ? 32 : 16;
+  if (il) return q + <usize>(n >> 2) * ((<usize>padK(K) * cb) >> 3) + <usize>(n & 3) * cb;
+  return q + <usize>n * (dt == DT_Q8 ? <usize>K : <usize>((K + 1) >> 1));
+}
+
+@inline function chunkStride(dt: i32, il: bool): usize {
+  return (dt == DT_Q8 ? 32 : 16) << (il ? 2 : 0);
+}
+
+/** Few tokens, groups rowBlocked: blocks of 4 rows against each quantized token. */
+function matmulRows(dt: i32, il: bool, scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, scales: usize, zeros: usize, G: i32, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  const tb = tokBytes(K);
+  const Kp = padK(K);
+  const NG = (K + G - 1) / G;
+  const segC = G >= K ? SEG : G;
+  const cs = chunkStride(dt, il);
+  // from one row of a block to the next
+  const rs: usize = il ? (dt == DT_Q8 ? 32 : 16) : dt == DT_Q8 ? <usize>K : <usize>((K + 1) >> 1);
+  const sb = <usize>NG << 2;
+  const per = max(1, scratchBytes / tb);
+  for (let t0 = 0; t0 < T; t0 += per) {
+    const t1 = min(T, t0 + per);
+    for (let t = t0; t < t1; t++) quantizeTok(scratch + <usize>(t - t0) * <usize>tb, x + ((<usize>t * <usize>K) << 2), K, dt, G);
+    let n = n0;
+    for (; n + 4 <= n1; n += 4) {
+      const w = rowAt(dt, il, q, K, n);
+      const sc = scales + <usize>n * sb;
+      const b = bias ? v128.load(bias + (<usize>n << 2)) : f32x4.splat(0);
+      for (let t = t0; t < t1; t++) {
+        const xt = scratch + <usize>(t - t0) * <usize>tb;
+        let d = dot4(dt, w, rs, cs, sc, NG, G, segC, Kp, xt + 16);
+        if (dt == DT_Q4) {
+          const L = xt + 16 + (<usize>Kp << 1);
+          const zr = zeros ? zeros + <usize>n * <usize>NG : 0;
+          const z = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(zeroTerm(sc, zr, NG, L)), 1, zeroTerm(sc + sb, zr ? zr + <usize>NG : 0, NG, L)), 2, zeroTerm(sc + 2 * sb, zr ? zr + 2 * <usize>NG : 0, NG, L)), 3, zeroTerm(sc + 3 * sb, zr ? zr + 3 * <usize>NG : 0, NG, L));
+          d = f32x4.sub(d, z);
+        }
+        v128.store(out + ((<usize>t * <usize>N + <usize>n) << 2), fma(d, v128.load32_splat(xt), b));
+      }
+    }
+    for (; n < n1; n++) {
+      const w = rowAt(dt, il, q, K, n);
+      const sc = scales + <usize>n * sb;
+      const b: f32 = bias ? load<f32>(bias + (<usize>n << 2)) : 0;
+      for (let t = t0; t < t1; t++) {
+        const xt = scratch + <usize>(t - t0) * <usize>tb;
+        let d = dot1(dt, w, cs, sc, G, segC, Kp, xt + 16);
+        if (dt == DT_Q4) d -= zeroTerm(sc, zeros ? zeros + <usize>n * <usize>NG : 0, NG, xt + 16 + (<usize>Kp << 1));
+        store<f32>(out + ((<usize>t * <usize>N + <usize>n) << 2), d * load<f32>(xt) + b);
+      }
+    }
+  }
+}
+
+/** Rows [n0, n1) of w in the interleaved layout (groups rowBlocked) as f32 into dst [n1 - n0, K]. */
+function dequantRowsIl(dt: i32, dst: usize, q: usize, scales: usize, zeros: usize, G: i32, K: i32, n0: i32, n1: i32): void {
+  const NG = (K + G - 1) / G;
+  const cs = chunkStride(dt, true);
+  const m = i8x16.splat(0xf);
+  for (let n = n0; n < n1; n++) {
+    let wc = rowAt(dt, true, q, K, n);
+    const o = dst + ((<usize>(n - n0) * <usize>K) << 2);
+    for (let k = 0; k < K; k += 32) {
+      const g = <usize>(k / G);
+      const s = load<f32>(scales + ((<usize>n * <usize>NG + g) << 2));
+      const z: i32 = dt == DT_Q8 ? 0 : zeros ? <i32>load<u8>(zeros + <usize>n * <usize>NG + g) : 8;
+      const p = o + (<usize>k << 2);
+      if (k + 32 <= K) {
+        let c0: v128, c1: v128;
+        if (dt == DT_Q8) {
+          c0 = v128.load(wc);
+          c1 = v128.load(wc, 16);
+        } else {
+          const v = v128.load(wc);
+          const lo = v128.and(v, m), hi = v128.and(i16x8.shr_u(v, 4), m);
+          const zv = i8x16.splat(<i8>z);
+          // nibbles back in column order: low (even column), high (odd) of each byte
+          c0 = i8x16.sub(v128.shuffle<i8>(lo, hi, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), zv);
+          c1 = i8x16.sub(v128.shuffle<i8>(lo, hi, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), zv);
+        }
+        const sv = f32x4.splat(s);
+        let e = i16x8.extend_low_i8x16_s(c0);
+        v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(e)), sv));
+        v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(e)), sv), 16);
+        e = i16x8.extend_high_i8x16_s(c0);
+        v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(e)), sv), 32);
+        v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(e)), sv), 48);
+        e = i16x8.extend_low_i8x16_s(c1);
+        v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(e)), sv), 64);
+        v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(e)), sv), 80);
+        e = i16x8.extend_high_i8x16_s(c1);
+        v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(e)), sv), 96);
+        v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(e)), sv), 112);
+      } else {
+        for (let j = 0; j < K - k; j++) store<f32>(p + (<usize>j << 2), s * <f32>(wElem(dt, wc, j) - z));
+      }
+      wc += cs;
+    }
+  }
+}
+
+/** Many tokens, interleaved layout: row blocks dequantized into scratch, then the f32 tiles. */
+function matmulDequantIl(dt: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, scales: usize, zeros: usize, G: i32, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  const rows = max(1, min(256, scratchBytes / (K * 4)));
+  for (let nb = n0; nb < n1; nb += rows) {
+    const ne = min(nb + rows, n1);
+    dequantRowsIl(dt, scratch, q, scales, zeros, G, K, nb, ne);
+    matmulRange(DT_F32, out, x, scratch - <usize>nb * <usize>K * 4, bias, T, K, N, nb, ne);
+  }
+}
+
 /** This thread's share of out [T, N] = x [T, K] @ w^T, w packed in dt (DT_Q8 / DT_Q4) with groups of G columns. */
 export function matmulQ(tid: i32, nth: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, scales: usize, zeros: usize, dt: i32, G: i32, bias: usize, T: i32, K: i32, N: i32): void {
   const act = activeThreads(N, nth, max(4, (1 << 16) / max(1, T * K)));
   const n0 = shareStart(N, tid, act, 4);
   const n1 = shareStart(N, tid + 1, act, 4);
   if (n0 >= n1) return;
+  if (dt == DT_Q8I || dt == DT_Q4I) {
+    // the interleaved layout (packed.ts places it only for rowBlocked groups)
+    if (T >= PREFILL_T && scratchBytes >= K * 4) {
+      if (dt == DT_Q8I) matmulDequantIl(DT_Q8, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
+      else matmulDequantIl(DT_Q4, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
+    } else if (dt == DT_Q8I) matmulRows(DT_Q8, true, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
+    else matmulRows(DT_Q4, true, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
+    return;
+  }
   // integer dots need every group to start on a chunk (16 columns int8, 32 int4)
   const nests = G >= K || G % (dt == DT_Q8 ? 16 : 32) == 0;
   if ((T >= PREFILL_T || !nests) && scratchBytes >= K * 4) {
     if (dt == DT_Q8) matmulDequant(DT_Q8, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
     else matmulDequant(DT_Q4, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
-  } else if (FLOAT_DECODE || !nests || scratchBytes < tokBytes(K)) {
+  } else if (FLOAT_DECODE == 1 || !nests || scratchBytes < tokBytes(K)) {
     if (dt == DT_Q8) matmulFloat(DT_Q8, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
     else matmulFloat(DT_Q4, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
+  } else if (FLOAT_DECODE == 0 && rowBlocked(G, K)) {
+    if (dt == DT_Q8) matmulRows(DT_Q8, false, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
+    else matmulRows(DT_Q4, false, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
   } else if (dt == DT_Q8) matmulInt(DT_Q8, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
   else matmulInt(DT_Q4, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
 }
