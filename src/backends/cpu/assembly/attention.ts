@@ -251,31 +251,130 @@ function loadBlock(sc: usize, plane: usize, kvOff: usize, table: usize, jb: i32,
 
 /** Scores of each row over its visible keys of the block, folded into its running m, l and O. */
 function scoreBlock(sc: usize, rows: i32, jb: i32, je: i32, raw: bool): void {
-  const hd = gHd;
-  const scaleV = f32x4.splat(gScale);
   for (let r = 0; r < rows; r++) {
     const ro = <usize>r << 2;
     const lo = max(jb, load<i32>(sc + SC_FIRST + ro)) - jb;
     const hi = min(je, load<i32>(sc + SC_END + ro)) - jb;
     store<i32>(sc + SC_LO + ro, lo);
     store<i32>(sc + SC_HI + ro, max(lo, hi));
-    if (lo >= hi) continue;
-    const q = <usize>load<i32>(sc + SC_ROWQ + ro);
-    const sr = sc + SC_S + (<usize>(r * KB_MAX) << 2);
-    let jj = lo;
-    if (raw) {
-      for (; jj < hi; jj++) store<f32>(sr + (<usize>jj << 2), kvDot(gDt, q, krow(sc, jj), hd) * gScale);
+  }
+  // rows in pairs: the keys both see go through the 2-row kernel (each key row loaded once for two queries)
+  let r = 0;
+  for (; !raw && r + 2 <= rows; r += 2) {
+    const lo0 = rowLo(sc, r), hi0 = rowHi(sc, r), lo1 = rowLo(sc, r + 1), hi1 = rowHi(sc, r + 1);
+    const c0 = max(lo0, lo1);
+    const c1 = c0 + (max(0, min(hi0, hi1) - c0) & ~3);
+    if (c1 > c0) {
+      scorePair(sc, r, c0, c1);
+      scoreRange(sc, r, lo0, c0, false);
+      scoreRange(sc, r, c1, hi0, false);
+      scoreRange(sc, r + 1, lo1, c0, false);
+      scoreRange(sc, r + 1, c1, hi1, false);
     } else {
-      for (; jj + 4 <= hi; jj += 4) v128.store(sr + (<usize>jj << 2), f32x4.mul(dot4(q, krow(sc, jj), krow(sc, jj + 1), krow(sc, jj + 2), krow(sc, jj + 3), hd), scaleV));
-      for (; jj < hi; jj++) store<f32>(sr + (<usize>jj << 2), dot(q, krow(sc, jj), hd) * gScale);
+      scoreRange(sc, r, lo0, hi0, false);
+      scoreRange(sc, r + 1, lo1, hi1, false);
     }
-    softmaxStep(sc, r, sr, lo, hi);
+    softmaxStep(sc, r, lo0, hi0);
+    softmaxStep(sc, r + 1, lo1, hi1);
+  }
+  for (; r < rows; r++) {
+    scoreRange(sc, r, rowLo(sc, r), rowHi(sc, r), raw);
+    softmaxStep(sc, r, rowLo(sc, r), rowHi(sc, r));
   }
 }
 
-/** Row r's scores sr[lo, hi) -> exp(s - m'), with m' = max(m, max s); l and O rescaled by exp(m - m'). */
-function softmaxStep(sc: usize, r: i32, sr: usize, lo: i32, hi: i32): void {
+@inline function rowLo(sc: usize, r: i32): i32 {
+  return load<i32>(sc + SC_LO + (<usize>r << 2));
+}
+
+@inline function rowHi(sc: usize, r: i32): i32 {
+  return load<i32>(sc + SC_HI + (<usize>r << 2));
+}
+
+@inline function rowQ(sc: usize, r: i32): usize {
+  return <usize>load<i32>(sc + SC_ROWQ + (<usize>r << 2));
+}
+
+/** Row r's scores row [KB_MAX] f32. */
+@inline function rowS(sc: usize, r: i32): usize {
+  return sc + SC_S + (<usize>(r * KB_MAX) << 2);
+}
+
+/** Row r's output accumulator [headDim] f32. */
+@inline function rowO(sc: usize, r: i32): usize {
+  return sc + SC_O + (<usize>(r * gHd) << 2);
+}
+
+/** Scores of row r over block keys [a, b) (raw: straight from the cache in its dtype). */
+function scoreRange(sc: usize, r: i32, a: i32, b: i32, raw: bool): void {
+  const hd = gHd;
+  const q = rowQ(sc, r), sr = rowS(sc, r);
+  let jj = a;
+  if (raw) {
+    for (; jj < b; jj++) store<f32>(sr + (<usize>jj << 2), kvDot(gDt, q, krow(sc, jj), hd) * gScale);
+    return;
+  }
+  const scaleV = f32x4.splat(gScale);
+  for (; jj + 4 <= b; jj += 4) v128.store(sr + (<usize>jj << 2), f32x4.mul(dot4(q, krow(sc, jj), krow(sc, jj + 1), krow(sc, jj + 2), krow(sc, jj + 3), hd), scaleV));
+  for (; jj < b; jj++) store<f32>(sr + (<usize>jj << 2), dot(q, krow(sc, jj), hd) * gScale);
+}
+
+/** Scores of rows r and r + 1 over block keys [a, b), b - a a multiple of 4. */
+function scorePair(sc: usize, r: i32, a: i32, b: i32): void {
+  const hd = gHd;
+  const q0 = rowQ(sc, r), q1 = rowQ(sc, r + 1);
+  const s0 = rowS(sc, r), s1 = rowS(sc, r + 1);
+  const scaleV = f32x4.splat(gScale);
+  for (let jj = a; jj < b; jj += 4) {
+    const o = <usize>jj << 2;
+    dot2x4(q0, q1, krow(sc, jj), krow(sc, jj + 1), krow(sc, jj + 2), krow(sc, jj + 3), hd, s0 + o, s1 + o, scaleV);
+  }
+}
+
+/** out0 = [q0.a .. q0.d] * scale, out1 = [q1.a .. q1.d] * scale over n f32 values: 8 products per 6 loads. */
+@inline function dot2x4(q0: usize, q1: usize, a: usize, b: usize, c: usize, d: usize, n: i32, out0: usize, out1: usize, scale: v128): void {
+  let s0a = f32x4.splat(0), s0b = f32x4.splat(0), s0c = f32x4.splat(0), s0d = f32x4.splat(0);
+  let s1a = f32x4.splat(0), s1b = f32x4.splat(0), s1c = f32x4.splat(0), s1d = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const x0 = v128.load(q0 + o), x1 = v128.load(q1 + o);
+    const ka = v128.load(a + o), kb = v128.load(b + o), kc = v128.load(c + o), kd = v128.load(d + o);
+    s0a = fma(x0, ka, s0a);
+    s0b = fma(x0, kb, s0b);
+    s0c = fma(x0, kc, s0c);
+    s0d = fma(x0, kd, s0d);
+    s1a = fma(x1, ka, s1a);
+    s1b = fma(x1, kb, s1b);
+    s1c = fma(x1, kc, s1c);
+    s1d = fma(x1, kd, s1d);
+  }
+  let lo = sum4(s0a, s0b, s0c, s0d), hi = sum4(s1a, s1b, s1c, s1d);
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    let k = f32x4.splat(load<f32>(a + o));
+    k = f32x4.replace_lane(k, 1, load<f32>(b + o));
+    k = f32x4.replace_lane(k, 2, load<f32>(c + o));
+    k = f32x4.replace_lane(k, 3, load<f32>(d + o));
+    lo = fma(f32x4.splat(load<f32>(q0 + o)), k, lo);
+    hi = fma(f32x4.splat(load<f32>(q1 + o)), k, hi);
+  }
+  v128.store(out0, f32x4.mul(lo, scale));
+  v128.store(out1, f32x4.mul(hi, scale));
+}
+
+/** [sum a, sum b, sum c, sum d] of four accumulators (transpose-add). */
+@inline function sum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(a, b, 2, 6, 3, 7));
+  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
+}
+
+/** Row r's scores [lo, hi) -> exp(s - m'), with m' = max(m, max s); l and O rescaled by exp(m - m'). */
+function softmaxStep(sc: usize, r: i32, lo: i32, hi: i32): void {
+  if (lo >= hi) return;
   const ro = <usize>r << 2;
+  const sr = rowS(sc, r);
   let mb: f32 = -Infinity;
   let j = lo;
   if (hi - lo >= 4) {
@@ -303,25 +402,104 @@ function softmaxStep(sc: usize, r: i32, sr: usize, lo: i32, hi: i32): void {
   const corr: f32 = mOld == -Infinity ? 0 : exps(mOld - mNew);
   store<f32>(sc + SC_L + ro, load<f32>(sc + SC_L + ro) * corr + hsum(sum) + tail);
   store<f32>(sc + SC_M + ro, mNew);
-  if (corr != 1) scaleRow(sc + SC_O + (<usize>(r * gHd) << 2), corr, gHd);
+  if (corr != 1) scaleRow(rowO(sc, r), corr, gHd);
 }
 
 /** O[r] += sum_j p[r, j] v_j over each row's visible keys of the block. */
 function accumulateBlock(sc: usize, rows: i32, raw: bool): void {
-  const hd = gHd;
-  for (let r = 0; r < rows; r++) {
-    const ro = <usize>r << 2;
-    const lo = load<i32>(sc + SC_LO + ro), hi = load<i32>(sc + SC_HI + ro);
-    const o = sc + SC_O + (<usize>(r * hd) << 2);
-    const sr = sc + SC_S + (<usize>(r * KB_MAX) << 2);
-    let jj = lo;
-    if (raw) {
-      for (; jj < hi; jj++) kvAxpy(gDt, o, load<f32>(sr + (<usize>jj << 2)), krow(sc, jj), hd);
-      continue;
-    }
-    for (; jj + 4 <= hi; jj += 4) axpy4(o, v128.load(sr + (<usize>jj << 2)), krow(sc, jj), krow(sc, jj + 1), krow(sc, jj + 2), krow(sc, jj + 3), hd);
-    for (; jj < hi; jj++) axpy(o, load<f32>(sr + (<usize>jj << 2)), krow(sc, jj), hd);
+  let r = 0;
+  for (; !raw && r + 2 <= rows; r += 2) {
+    const lo0 = rowLo(sc, r), hi0 = rowHi(sc, r), lo1 = rowLo(sc, r + 1), hi1 = rowHi(sc, r + 1);
+    const c0 = max(lo0, lo1), c1 = max(c0, min(hi0, hi1));
+    accumulatePair(sc, r, c0, c1);
+    accumulateRange(sc, r, lo0, c0);
+    accumulateRange(sc, r, c1, hi0);
+    accumulateRange(sc, r + 1, lo1, c0);
+    accumulateRange(sc, r + 1, c1, hi1);
   }
+  for (; r < rows; r++) {
+    if (raw) {
+      const o = rowO(sc, r), sr = rowS(sc, r);
+      for (let jj = rowLo(sc, r); jj < rowHi(sc, r); jj++) kvAxpy(gDt, o, load<f32>(sr + (<usize>jj << 2)), krow(sc, jj), gHd);
+    } else {
+      accumulateRange(sc, r, rowLo(sc, r), rowHi(sc, r));
+    }
+  }
+}
+
+/** O[r] += p[r, j] v_j over block keys [a, b); 16 outputs stay in registers across the keys. */
+function accumulateRange(sc: usize, r: i32, a: i32, b: i32): void {
+  if (a >= b) return;
+  const hd = gHd;
+  const o = rowO(sc, r), sr = rowS(sc, r);
+  let d = 0;
+  for (; d + 16 <= hd; d += 16) {
+    const od = o + (<usize>d << 2);
+    let y0 = v128.load(od), y1 = v128.load(od, 16), y2 = v128.load(od, 32), y3 = v128.load(od, 48);
+    for (let jj = a; jj < b; jj++) {
+      const p = v128.load32_splat(sr + (<usize>jj << 2));
+      const v = krow(sc, jj) + (<usize>d << 2);
+      y0 = fma(p, v128.load(v), y0);
+      y1 = fma(p, v128.load(v, 16), y1);
+      y2 = fma(p, v128.load(v, 32), y2);
+      y3 = fma(p, v128.load(v, 48), y3);
+    }
+    v128.store(od, y0);
+    v128.store(od, y1, 16);
+    v128.store(od, y2, 32);
+    v128.store(od, y3, 48);
+  }
+  if (d < hd) for (let jj = a; jj < b; jj++) axpyTail(o, load<f32>(sr + (<usize>jj << 2)), krow(sc, jj), d, hd);
+}
+
+/** O[r] and O[r + 1] += their p times v_j over block keys [a, b): each value row loaded once for both. */
+function accumulatePair(sc: usize, r: i32, a: i32, b: i32): void {
+  if (a >= b) return;
+  const hd = gHd;
+  const o0 = rowO(sc, r), o1 = rowO(sc, r + 1);
+  const s0 = rowS(sc, r), s1 = rowS(sc, r + 1);
+  let d = 0;
+  for (; d + 16 <= hd; d += 16) {
+    const od0 = o0 + (<usize>d << 2), od1 = o1 + (<usize>d << 2);
+    let y0 = v128.load(od0), y1 = v128.load(od0, 16), y2 = v128.load(od0, 32), y3 = v128.load(od0, 48);
+    let z0 = v128.load(od1), z1 = v128.load(od1, 16), z2 = v128.load(od1, 32), z3 = v128.load(od1, 48);
+    for (let jj = a; jj < b; jj++) {
+      const p = v128.load32_splat(s0 + (<usize>jj << 2));
+      const q = v128.load32_splat(s1 + (<usize>jj << 2));
+      const v = krow(sc, jj) + (<usize>d << 2);
+      const v0 = v128.load(v), v1 = v128.load(v, 16), v2 = v128.load(v, 32), v3 = v128.load(v, 48);
+      y0 = fma(p, v0, y0);
+      y1 = fma(p, v1, y1);
+      y2 = fma(p, v2, y2);
+      y3 = fma(p, v3, y3);
+      z0 = fma(q, v0, z0);
+      z1 = fma(q, v1, z1);
+      z2 = fma(q, v2, z2);
+      z3 = fma(q, v3, z3);
+    }
+    v128.store(od0, y0);
+    v128.store(od0, y1, 16);
+    v128.store(od0, y2, 32);
+    v128.store(od0, y3, 48);
+    v128.store(od1, z0);
+    v128.store(od1, z1, 16);
+    v128.store(od1, z2, 32);
+    v128.store(od1, z3, 48);
+  }
+  if (d < hd) {
+    for (let jj = a; jj < b; jj++) {
+      axpyTail(o0, load<f32>(s0 + (<usize>jj << 2)), krow(sc, jj), d, hd);
+      axpyTail(o1, load<f32>(s1 + (<usize>jj << 2)), krow(sc, jj), d, hd);
+    }
+  }
+}
+
+/** y[i] += p x[i] for i in [d, n) (the part of a row past its 16-value chunks). */
+@inline function axpyTail(y: usize, p: f32, x: usize, d: i32, n: i32): void {
+  const pv = f32x4.splat(p);
+  let i = d;
+  for (; i + 4 <= n; i += 4) v128.store(y + (<usize>i << 2), fma(pv, v128.load(x + (<usize>i << 2)), v128.load(y + (<usize>i << 2))));
+  for (; i < n; i++) store<f32>(y + (<usize>i << 2), load<f32>(y + (<usize>i << 2)) + p * load<f32>(x + (<usize>i << 2)));
 }
 
 /** [q.a, q.b, q.c, q.d] over n f32 values: four keys against one query, one pass over q. */
@@ -336,10 +514,7 @@ function accumulateBlock(sc: usize, rows: i32, raw: bool): void {
     sc = fma(x, v128.load(c + o), sc);
     sd = fma(x, v128.load(d + o), sd);
   }
-  // transpose-add: lane k = the sum of accumulator k
-  const ab = f32x4.add(v128.shuffle<f32>(sa, sb, 0, 4, 1, 5), v128.shuffle<f32>(sa, sb, 2, 6, 3, 7));
-  const cd = f32x4.add(v128.shuffle<f32>(sc, sd, 0, 4, 1, 5), v128.shuffle<f32>(sc, sd, 2, 6, 3, 7));
-  let s = f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
+  let s = sum4(sa, sb, sc, sd);
   for (; i < n; i++) {
     const o = <usize>i << 2;
     const x = f32x4.splat(load<f32>(q + o));
@@ -350,25 +525,6 @@ function accumulateBlock(sc: usize, rows: i32, raw: bool): void {
     s = fma(x, k, s);
   }
   return s;
-}
-
-/** y += p[0] a + p[1] b + p[2] c + p[3] d over n f32 values: one load and store of y per four keys. */
-@inline function axpy4(y: usize, p: v128, a: usize, b: usize, c: usize, d: usize, n: i32): void {
-  const pa = f32x4.splat(f32x4.extract_lane(p, 0)), pb = f32x4.splat(f32x4.extract_lane(p, 1));
-  const pc = f32x4.splat(f32x4.extract_lane(p, 2)), pd = f32x4.splat(f32x4.extract_lane(p, 3));
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const o = <usize>i << 2;
-    let v = fma(pa, v128.load(a + o), v128.load(y + o));
-    v = fma(pb, v128.load(b + o), v);
-    v = fma(pc, v128.load(c + o), v);
-    v128.store(y + o, fma(pd, v128.load(d + o), v));
-  }
-  for (; i < n; i++) {
-    const o = <usize>i << 2;
-    const pf = f32x4.extract_lane(p, 0) * load<f32>(a + o) + f32x4.extract_lane(p, 1) * load<f32>(b + o) + f32x4.extract_lane(p, 2) * load<f32>(c + o) + f32x4.extract_lane(p, 3) * load<f32>(d + o);
-    store<f32>(y + o, load<f32>(y + o) + pf);
-  }
 }
 
 /** y[i] *= a over n f32 values. */
