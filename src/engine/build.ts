@@ -105,7 +105,7 @@ export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<Buil
         packed.push({ name, p });
       } else {
         const dtype = storageDType(d.shape, options.dtype);
-        data = encodeWeight(sq?.changed.get(name) ?? materializeWeight(plan.graph, name, ckpt), dtype); // the reference layout is row-major as declared
+        data = encodeWeight(sq?.changed.get(name) ?? gq?.changed.get(name) ?? materializeWeight(plan.graph, name, ckpt), dtype); // the reference layout is row-major as declared
         writer.add(name, dtype, d.shape, data);
       }
       done += data.length;

@@ -1,8 +1,10 @@
 /**
  * The calibrated weight-only build step (llmrt build --quant int4-wo|int8-wo --calib-data
- * FILE): materializes the optimized graph's weights in float32 and quantizes every linear
- * weight the builder would pack with GPTQ (quant/gptq.ts), layer after layer in graph
- * order on the calibration tokens (quant/sequential.ts). The result is the same packed
+ * FILE): materializes the optimized graph's weights in float32, searches activation-aware
+ * scales per layer group and folds them (quant/awq.ts; measured to help on stories260K,
+ * bench/RESULTS.md), then quantizes every linear weight the builder would pack with GPTQ
+ * (quant/gptq.ts), layer after layer in graph order on the calibration tokens
+ * (quant/sequential.ts). The result is the same packed
  * format round-to-nearest gives, so every target runs it unchanged. Weights a checkpoint
  * already holds packed (GGUF blocks, AWQ / GPTQ releases) are left to the builder, which
  * keeps them as they are. All weights are held in memory during this step.
@@ -15,7 +17,9 @@ import { DEFAULT_GPTQ_DAMP, gptqQuantize, outputError } from "../quant/gptq.js";
 import { packedFormatFor, type QuantOptions } from "../quant/options.js";
 import { dequantize, type PackedMatrix } from "../quant/packed.js";
 import { quantize, type GridDType } from "../quant/quantize.js";
-import { quantizeSequentially } from "../quant/sequential.js";
+import { collectHessians, quantizeSequentially } from "../quant/sequential.js";
+import { searchAwqScales, type AwqChoice } from "../quant/awq.js";
+import { planSmoothing } from "../quant/smooth.js";
 import { calibrationPlan, checkCalibration, type CalibrationData } from "./calibration.js";
 import { matmulOnlyWeights, packedFromCheckpoint } from "./packed-weights.js";
 import { materializeWeight } from "./weights.js";
@@ -23,6 +27,8 @@ import { materializeWeight } from "./weights.js";
 export interface GptqBuild {
   /** The calibrated weights, by name. */
   packed: Map<string, PackedMatrix>;
+  /** Other weights whose values the activation-aware scales changed (norm weights, biases). */
+  changed: Map<string, Float32Array>;
   /** For the build report. */
   summary: string;
   /** Settings, then one line per layer, then the total. */
@@ -52,8 +58,22 @@ export function gptqWeights(g: Graph, config: ModelConfig, ckpt: Checkpoint, q: 
   const calib = checkCalibration(calibration, config, q.scheme);
   const { windows, seqLen, described } = calibrationPlan(calib, config, q.calibSamples!, q.calibSeqLen!);
   const targets = calibratedTargets(g, ckpt);
-  const weights: WeightMap = new Map();
-  for (const [name, d] of g.tensors) if (d.kind === "weight") weights.set(name, materializeWeight(g, name, ckpt));
+  const original: WeightMap = new Map();
+  for (const [name, d] of g.tensors) if (d.kind === "weight") original.set(name, materializeWeight(g, name, ckpt));
+  const roundTrip = (w: Float32Array, rows: number, cols: number) => {
+    const { dtype, layout } = packedFormatFor(q, cols);
+    return dequantize(quantize(w, rows, cols, dtype, layout));
+  };
+  let weights = original;
+  let awq: AwqChoice[] = [];
+  let unscaled: string[] = [];
+  if (q.awqScales) {
+    const plan = planSmoothing(g, targets);
+    const hessians = collectHessians(g, original, plan.groups.map((gr) => gr.x), config, windows);
+    ({ weights, choices: awq } = searchAwqScales(g, original, plan.groups, hessians, roundTrip));
+    unscaled = plan.unsmoothed.map((u) => `${u.x} (${u.why})`);
+  }
+  const changed = new Map([...weights].filter(([n, v]) => !targets.has(n) && v !== original.get(n)));
 
   const errors: LayerError[] = [];
   let maxDamp = 0;
@@ -63,7 +83,7 @@ export function gptqWeights(g: Graph, config: ModelConfig, ckpt: Checkpoint, q: 
     const r = gptqQuantize(w, rows, cols, H, dtype as GridDType, layout, q.gptqDamp ?? DEFAULT_GPTQ_DAMP);
     maxDamp = Math.max(maxDamp, r.damp);
     const gptq = outputError(w, dequantize(r.packed), rows, cols, H);
-    const rtn = outputError(w, dequantize(quantize(w, rows, cols, dtype, layout)), rows, cols, H);
+    const rtn = outputError(w, roundTrip(w, rows, cols), rows, cols, H);
     const rel = (e: { error: number; output: number }) => (e.output > 0 ? e.error / e.output : 0);
     errors.push({ name, gptq: rel(gptq), rtn: rel(rtn) });
     return r.packed;
@@ -73,13 +93,16 @@ export function gptqWeights(g: Graph, config: ModelConfig, ckpt: Checkpoint, q: 
   const mean = (f: (e: LayerError) => number) => errors.reduce((s, e) => s + f(e), 0) / Math.max(1, errors.length);
   const [gMean, rMean] = [mean((e) => e.gptq), mean((e) => e.rtn)];
   const total = `mean relative output error ${fmt(gMean)} (round-to-nearest ${fmt(rMean)}, ${(gMean / rMean).toFixed(2)}x) over ${errors.length} matmuls`;
-  const summary = `gptq ${format} calibrated on ${windows.length} x ${seqLen} tokens: ${total}`;
+  const awqNote = q.awqScales ? `, activation-aware scales on ${awq.filter((c) => c.alpha > 0).length} of ${awq.length} layer groups` : "";
+  const summary = `gptq ${format} calibrated on ${windows.length} x ${seqLen} tokens${awqNote}: ${total}`;
   const log = [
-    `gptq: ${format}, ${described}; dampening ${pct(maxDamp)} of mean diag(H); layers quantized in graph order, each on the inputs the quantized layers before it give`,
+    `gptq: ${format}, ${described}; dampening ${pct(maxDamp)} of mean diag(H); ${q.awqScales ? "activation-aware scales searched per layer group first; " : ""}layers quantized in graph order, each on the inputs the quantized layers before it give`,
+    ...awqLog(awq).map((l) => `awq ${l}`),
+    ...unscaled.map((u) => `awq unscaled ${u}`),
     ...errorLog(errors).map((l) => `gptq ${l}`),
-    `gptq total: ${total}`,
+    `gptq total: ${total}${q.awqScales ? " (rtn: round-to-nearest of the same scaled weights)" : ""}`,
   ];
-  return { packed, summary, log };
+  return { packed, changed, summary, log };
 }
 
 const fmt = (v: number) => v.toExponential(2);
@@ -87,6 +110,17 @@ const pct = (v: number) => `${+(100 * v).toPrecision(3)}%`;
 
 function describeFormat(q: QuantOptions): string {
   return q.scheme === "int8-wo" ? "int8 per-channel" : `int4 g${q.groupSize}${q.asym ? " asym" : " sym"}`;
+}
+
+/** One line per layer: each group's alpha and its relative output error after round-to-nearest, scaled then unscaled. */
+export function awqLog(choices: readonly AwqChoice[]): string[] {
+  const byLayer = new Map<string, string[]>();
+  for (const c of choices) {
+    const key = c.group.layer === null ? "model" : `layer ${c.group.layer}`;
+    const names = c.group.matmuls.map((m) => /^blk\.\d+\.(.+?)(\.weight)?$/.exec(m)?.[1] ?? m).join("+");
+    byLayer.set(key, [...(byLayer.get(key) ?? []), `${names} (${c.group.fold.kind}) alpha ${c.alpha}: ${fmt(c.error)} (unscaled ${fmt(c.unscaled)})`]);
+  }
+  return [...byLayer].map(([k, v]) => `${k}: ${v.join(", ")}`);
 }
 
 /** One line per layer: each weight's relative output error, GPTQ's then round-to-nearest's. */

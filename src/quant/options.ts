@@ -26,6 +26,8 @@ export interface QuantOptions {
   asym?: boolean;
   /** w8a8: SmoothQuant's alpha in [0, 1]: s_j = max|X_j|^alpha / max|W_j|^(1 - alpha); higher moves more of the activations' range into the weights. */
   smoothAlpha?: number;
+  /** gptq: search activation-aware scales per layer group first (AWQ-style, quant/awq.ts); default true. */
+  awqScales?: boolean;
   /** gptq: dampening as a fraction of mean(diag H) (default DEFAULT_GPTQ_DAMP, 10%). */
   gptqDamp?: number;
   /** w8a8, gptq: calibration windows to run (fewer when the text is shorter). */
@@ -63,7 +65,7 @@ export function resolveQuant(q: Partial<QuantOptions> | undefined): QuantOptions
 function resolveRounding(q: Partial<QuantOptions>): Partial<QuantOptions> {
   if (q.method !== undefined && q.method !== "rtn" && q.method !== "gptq") throw new OptionError("method", `unknown weight rounding "${q.method}"`, "choose rtn or gptq");
   if (q.method === "rtn" || (q.method === undefined && q.calibData === undefined)) {
-    if (q.gptqDamp !== undefined) throw new OptionError("gptqDamp", "applies to GPTQ only", "pass calibration text (--calib-data)");
+    if (q.gptqDamp !== undefined || q.awqScales !== undefined) throw new OptionError(q.gptqDamp !== undefined ? "gptqDamp" : "awqScales", "applies to GPTQ only", "pass calibration text (--calib-data)");
   }
   if (q.method === "rtn") {
     if (q.calibData !== undefined || q.calibSamples !== undefined) throw new OptionError(q.calibData !== undefined ? "--calib-data" : "--calib-samples", "round-to-nearest takes no calibration text");
@@ -79,7 +81,7 @@ function resolveRounding(q: Partial<QuantOptions>): Partial<QuantOptions> {
     if (!Number.isInteger(v) || v < 1) throw new OptionError(flag, `must be a positive integer, got ${v}`);
   }
   if (q.gptqDamp !== undefined && !(q.gptqDamp > 0 && q.gptqDamp <= 10)) throw new OptionError("gptqDamp", `${q.gptqDamp} is outside (0, 10]`, "try 0.1 (10% of the Hessian's mean diagonal) or the paper's 0.01");
-  return { method: "gptq", calibSamples, calibSeqLen, ...(q.gptqDamp !== undefined ? { gptqDamp: q.gptqDamp } : {}), ...(q.calibData !== undefined ? { calibData: q.calibData } : {}) };
+  return { method: "gptq", awqScales: q.awqScales ?? true, calibSamples, calibSeqLen, ...(q.gptqDamp !== undefined ? { gptqDamp: q.gptqDamp } : {}), ...(q.calibData !== undefined ? { calibData: q.calibData } : {}) };
 }
 
 function resolveW8A8(q: Partial<QuantOptions>): QuantOptions {

@@ -66,8 +66,37 @@ function segment(g: Graph, from: number, to: number, lastRead: Map<string, numbe
  * classifier's) sees every token too.
  */
 export function quantizeSequentially(g: Graph, weights: WeightMap, targets: ReadonlySet<string>, model: CalibModel, windows: readonly (readonly number[])[], quantizeOne: QuantizeWithHessian, onStage?: (done: number, total: number) => void): Map<string, PackedMatrix> {
+  const packed = new Map<string, PackedMatrix>();
+  walkStages(g, weights, sequentialStages(g, targets), model, windows, (stage, H, cols) => {
+    const replaced = new Map<string, Float32Array>();
+    for (const name of stage.weights) {
+      const w = weights.get(name)!;
+      const p = quantizeOne(name, w, H, w.length / cols);
+      packed.set(name, p);
+      replaced.set(name, dequantize(p));
+    }
+    return replaced;
+  }, onStage);
+  return packed;
+}
+
+/** The Hessian of each activation in `xs` as the full-precision graph makes it (one forward per window). */
+export function collectHessians(g: Graph, weights: WeightMap, xs: readonly string[], model: CalibModel, windows: readonly (readonly number[])[]): Map<string, Float64Array> {
+  const at = new Map<string, number>();
+  g.ops.forEach((op, i) => opOutputs(op).forEach((o) => at.set(o, i)));
+  const stages = [...new Set(xs)].sort((a, b) => at.get(a)! - at.get(b)!).map((x) => ({ x, weights: [] }));
+  const out = new Map<string, Float64Array>();
+  walkStages(g, weights, stages, model, windows, (stage, H) => void out.set(stage.x, H));
+  return out;
+}
+
+/**
+ * Runs the graph segment by segment up to each stage's input and hands `atStage` its
+ * Hessian; the weights it returns (quantized ones, dequantized) replace theirs for the
+ * segments after.
+ */
+function walkStages(g: Graph, weights: WeightMap, stages: readonly SequentialStage[], model: CalibModel, windows: readonly (readonly number[])[], atStage: (stage: SequentialStage, H: Float64Array, cols: number) => Map<string, Float32Array> | void, onStage?: (done: number, total: number) => void): void {
   if (windows.length === 0 || windows.some((w) => w.length === 0)) throw new RangeError("calibration: no tokens to run");
-  const stages = sequentialStages(g, targets);
   const longest = Math.max(...windows.map((w) => w.length));
   const kv = { numLayers: model.numLayers, numBlocks: Math.ceil(longest / BLOCK), blockSize: BLOCK, numKvHeads: model.numKvHeads, headDim: model.headDim };
   const steps = windows.map((w) => ({ ...prefillStep(w), logitRows: Int32Array.from(w, (_, i) => i) }));
@@ -78,14 +107,12 @@ export function quantizeSequentially(g: Graph, weights: WeightMap, targets: Read
     for (const n of opInputs(op)) lastRead.set(n, i);
   });
 
-  const env: WeightMap = new Map(weights); // the weights (quantized ones dequantized) and, per window, a segment's live-in activations
+  const env: WeightMap = new Map(weights); // the weights (replaced ones as replaced) and, per window, a segment's live-in activations
   const cached = windows.map(() => new Map<string, Float32Array>()); // per window: activations later segments read
-  const packed = new Map<string, PackedMatrix>();
   let from = 0;
   stages.forEach((stage, i) => {
     const to = maker.get(stage.x);
-    if (to === undefined) throw new Error(`gptq: no op makes ${stage.x}`);
-    const acc = new HessianAccumulator(colsOf(g, stage.x));
+    if (to === undefined) throw new Error(`calibration: no op makes ${stage.x}`);
     if (to >= from) {
       const seg = segment(g, from, to, lastRead, stage.x);
       const bound = new ReferenceBackend().bind(seg.graph, env, kv);
@@ -97,15 +124,10 @@ export function quantizeSequentially(g: Graph, weights: WeightMap, targets: Read
       for (const c of cached) for (const n of c.keys()) if (n !== stage.x && (lastRead.get(n) ?? -1) <= to) c.delete(n);
       from = to + 1;
     }
+    const cols = colsOf(g, stage.x);
+    const acc = new HessianAccumulator(cols);
     for (const c of cached) acc.add(c.get(stage.x)!); // [rows, cols]
-    const H = acc.hessian();
-    for (const name of stage.weights) {
-      const w = weights.get(name)!;
-      const p = quantizeOne(name, w, H, w.length / acc.cols);
-      packed.set(name, p);
-      env.set(name, dequantize(p));
-    }
+    for (const [name, w] of atStage(stage, acc.hessian(), cols) ?? []) env.set(name, w);
     onStage?.(i + 1, stages.length);
   });
-  return packed;
 }

@@ -125,23 +125,7 @@ export function applySmoothing(g: Graph, weights: WeightMap, ranges: ActivationR
     const s = new Float64Array(group.channels); // [channels]
     for (let j = 0; j < s.length; j++) s[j] = xMax[j] > 0 && wMax[j] > 0 ? Math.max(1e-5, xMax[j] ** alpha / wMax[j] ** (1 - alpha)) : 1;
 
-    for (const w of group.matmuls) {
-      const W = mutable(w);
-      for (let i = 0; i < W.length; i++) W[i] *= s[group.channelOf(i % K)];
-    }
-    const f = group.fold;
-    if (f.kind === "norm") {
-      const nw = mutable(f.weight); // [K]
-      for (let c = 0; c < K; c++) nw[c] /= s[c];
-    } else {
-      const W = mutable(f.weight); // [rows, in]: rows f.row .. f.row + channels divided
-      const inDim = colsOf(g, f.weight);
-      for (let j = 0; j < s.length; j++) for (let k = 0; k < inDim; k++) W[(f.row + j) * inDim + k] /= s[j];
-      if (f.bias) {
-        const b = mutable(f.bias);
-        for (let j = 0; j < s.length; j++) b[f.row + j] /= s[j];
-      }
-    }
+    foldScales(g, group, s, mutable);
     let xAfter = 0;
     for (let c = 0; c < K; c++) xAfter = Math.max(xAfter, act[c] / s[group.channelOf(c)]);
     let wAfter = 0;
@@ -149,6 +133,32 @@ export function applySmoothing(g: Graph, weights: WeightMap, ranges: ActivationR
     stats.push({ group, sMin: Math.min(...s), sMax: Math.max(...s), xMaxBefore: Math.max(...xMax), xMaxAfter: xAfter, wMaxBefore: Math.max(...wMax), wMaxAfter: wAfter });
   }
   return { weights: out, stats };
+}
+
+/**
+ * Multiplies the group's matmul columns by s (per channel, [group.channels]) and divides
+ * where the group's input is made (the fold), so X W^T is unchanged in exact arithmetic.
+ * `mutable(name)` hands out the array to change (a copy, where the caller keeps the original).
+ */
+export function foldScales(g: Graph, group: SmoothGroup, s: ArrayLike<number>, mutable: (name: string) => Float32Array): void {
+  const K = colsOf(g, group.x);
+  for (const w of group.matmuls) {
+    const W = mutable(w); // [N, K]
+    for (let i = 0; i < W.length; i++) W[i] *= s[group.channelOf(i % K)];
+  }
+  const f = group.fold;
+  if (f.kind === "norm") {
+    const nw = mutable(f.weight); // [K]
+    for (let c = 0; c < K; c++) nw[c] /= s[c];
+    return;
+  }
+  const W = mutable(f.weight); // [rows, in]: rows f.row .. f.row + channels divided
+  const inDim = colsOf(g, f.weight);
+  for (let j = 0; j < group.channels; j++) for (let k = 0; k < inDim; k++) W[(f.row + j) * inDim + k] /= s[j];
+  if (f.bias) {
+    const b = mutable(f.bias);
+    for (let j = 0; j < group.channels; j++) b[f.row + j] /= s[j];
+  }
 }
 
 const fmt = (v: number) => (v >= 100 || v < 0.01 ? v.toExponential(1) : v.toPrecision(3));

@@ -2,7 +2,8 @@
  * GPTQ (src/quant/gptq.ts): on random matrices with correlated inputs it lowers the
  * layer's output error below round-to-nearest's, in the same packed format (ragged last
  * group, sym / asym int4, per-channel int8); the Hessian, output error and Cholesky
- * helpers against direct sums; `llmrt build --quant int4-wo --calib-data` end to end; the
+ * helpers against direct sums; the activation-aware scales fold exactly and never raise
+ * the searched error; `llmrt build --quant int4-wo --calib-data` end to end; the
  * build log's labels of packed weights by their source. The perplexity gates are in
  * quant-gptq-gate.test.ts.
  */
@@ -23,6 +24,16 @@ import { cholesky, inverseFromCholesky } from "../../src/quant/linalg.js";
 import { decodePacked, dequantize, encodePacked, groupsPerRow, type PackedLayout } from "../../src/quant/packed.js";
 import { quantize } from "../../src/quant/quantize.js";
 import { runBuild as build } from "../helpers/cli.js";
+import type { WeightMap } from "../../src/backends/backend.js";
+import { ReferenceBackend } from "../../src/backends/reference/backend.js";
+import { planEngine } from "../../src/engine/build.js";
+import { resolveBuildOptions } from "../../src/engine/options.js";
+import { materializeWeight } from "../../src/engine/weights.js";
+import { syntheticCheckpoint, syntheticConfig } from "../../src/models/synthetic.js";
+import { searchAwqScales } from "../../src/quant/awq.js";
+import { prefillStep } from "../../src/quant/calibrate.js";
+import { collectHessians } from "../../src/quant/sequential.js";
+import { planSmoothing } from "../../src/quant/smooth.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "llmrt-gptq-"));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -131,23 +142,24 @@ test("GPTQ: an input column that is always zero is dead (weights 0), the others 
   assert.ok(q.some((v) => v !== 0));
 });
 
-test("llmrt build --quant int4-wo --calib-data: GPTQ with per-layer errors in the log; without it round-to-nearest, and the log says so", async () => {
+test("llmrt build --quant int4-wo --calib-data: activation-aware scales and GPTQ with per-layer errors in the log; without it round-to-nearest, and the log says so", async () => {
   const calib = join(tmp, "calib.txt");
   writeFileSync(calib, "Once upon a time a little fox found a red ball in the garden. ".repeat(9)); // ASCII tokens: 3 windows of 256
   const out = join(tmp, "e-gptq");
   const log = await build("--model", "synthetic:tiny", "-o", out, "--quant", "int4-wo", "--group-size", "32", "--calib-data", calib, "--calib-samples", "2", "--max-seq-len", "64");
   assert.match(log, /gptq: int4 g32 sym, 2 calibration samples of up to 256 tokens \(512 of \d+ tokens of .*calib\.txt\); dampening 10% of mean diag\(H\)/);
+  for (let l = 0; l < 4; l++) assert.match(log, new RegExp(`awq layer ${l}: attn_qkv \\(norm\\) alpha [\\d.]+: [\\d.e+-]+ \\(unscaled [\\d.e+-]+\\), attn_output \\(v->o\\) alpha .*, ffn_gate_up \\(norm\\) alpha .*, ffn_down \\(up->down\\) alpha`));
   for (let l = 0; l < 4; l++) assert.match(log, new RegExp(`gptq layer ${l}: attn_qkv [\\d.e+-]+ \\(rtn [\\d.e+-]+\\), attn_output .*, ffn_gate_up .*, ffn_down [\\d.e+-]+ \\(rtn [\\d.e+-]+\\)`));
   const total = /gptq total: mean relative output error ([\d.e+-]+) \(round-to-nearest ([\d.e+-]+), [\d.]+x\) over 17 matmuls/.exec(log);
   assert.ok(total, log);
   assert.ok(Number(total[1]) < Number(total[2]), `gptq ${total[1]} vs rtn ${total[2]}`);
-  assert.match(log, /packed 17 int4 g32 gptq-calibrated; ragged last groups: 4 x 172 cols -> last group 12; gptq int4 g32 sym calibrated on 2 x 256 tokens/);
+  assert.match(log, /packed 17 int4 g32 gptq-calibrated; ragged last groups: 4 x 172 cols -> last group 12; gptq int4 g32 sym calibrated on 2 x 256 tokens, activation-aware scales on \d+ of 17 layer groups/);
   const m = readManifest(out);
-  assert.deepEqual(m.build.quant, { scheme: "int4-wo", groupSize: 32, asym: false, method: "gptq", calibSamples: 2, calibSeqLen: 256, calibData: calib });
+  assert.deepEqual(m.build.quant, { scheme: "int4-wo", groupSize: 32, asym: false, method: "gptq", awqScales: true, calibSamples: 2, calibSeqLen: 256, calibData: calib });
   assert.equal(m.weights.tensors.filter((e) => e.dtype === "int4").length, 17); // 4 x (qkv, o, gate_up, down) + the untied classifier
   const e = Engine.load(out);
   try {
-    const logits = e.forward({ ...((await import("../../src/quant/calibrate.js")).prefillStep([1, 2, 3, 4])) });
+    const logits = e.forward(prefillStep([1, 2, 3, 4]));
     assert.ok(logits.every(Number.isFinite));
   } finally {
     e.close();
@@ -174,4 +186,31 @@ test("build log: weights kept packed from an AWQ / GPTQ checkpoint are labelled 
   }
   assert.equal(packedSummary([{ name: w, p: { packed: kept, origin: "gguf" } }]), "packed 1 gguf int4 g32 asym");
   assert.equal(packedSummary([{ name: w, p: { packed: kept, origin: "calibrated" } }]), "packed 1 int4 g32 asym gptq-calibrated");
+});
+
+test("activation-aware scales: folds leave fp32 logits unchanged (GQA, qkv bias), and each group's searched int4 error is at most its unscaled one", () => {
+  const config = syntheticConfig({ numLayers: 2, hiddenSize: 64, numHeads: 4, numKvHeads: 2, intermediateSize: 96, vocabSize: 120, attentionBias: true });
+  const ckpt = syntheticCheckpoint(config, 4);
+  const { graph } = planEngine(config, resolveBuildOptions(config, {}));
+  const weights: WeightMap = new Map();
+  for (const [n, d] of graph.tensors) if (d.kind === "weight") weights.set(n, materializeWeight(graph, n, ckpt));
+  const ids = Array.from({ length: 23 }, (_, i) => (i * 37 + 11) % 120);
+  const targets = new Set([...graph.tensors.keys()].filter((n) => /^blk\.\d+\.(attn_qkv|attn_output|ffn_gate_up|ffn_down)\.weight$/.test(n)));
+  const plan = planSmoothing(graph, targets);
+  const hessians = collectHessians(graph, weights, plan.groups.map((gr) => gr.x), config, [ids.slice(0, 16), ids.slice(5)]);
+  const layout: PackedLayout = { groupSize: 32, asym: false, scale: "f32" };
+  const roundTrip = (w: Float32Array, rows: number, cols: number) => dequantize(quantize(w, rows, cols, "int4", layout));
+  const normBefore = weights.get("blk.0.attn_norm.weight")!.slice();
+  const { weights: scaled, choices } = searchAwqScales(graph, weights, plan.groups, hessians, roundTrip);
+  assert.equal(choices.length, 8);
+  for (const c of choices) assert.ok(c.error <= c.unscaled, `${c.group.x}: alpha ${c.alpha} error ${c.error} vs unscaled ${c.unscaled}`);
+  assert.ok(choices.some((c) => c.alpha > 0 && c.error < c.unscaled), "the search never found a scale that helps");
+  const kv = { numLayers: 2, numBlocks: 2, blockSize: 16, numKvHeads: 2, headDim: config.headDim };
+  const step = { ...prefillStep(ids), logitRows: Int32Array.from(ids, (_, i) => i) };
+  const run = (w: WeightMap) => new ReferenceBackend().bind(graph, w, kv).forward(step).get("logits")!;
+  const [before, after] = [run(weights), run(scaled)];
+  const scale = Math.max(...before.map(Math.abs));
+  const diff = Math.max(...before.map((v, i) => Math.abs(v - after[i])));
+  assert.ok(diff < 2e-5 * scale, `max |logit diff| ${diff} (logits up to ${scale})`);
+  assert.deepEqual(weights.get("blk.0.attn_norm.weight"), normBefore); // the input map is left as it was
 });
