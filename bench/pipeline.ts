@@ -63,7 +63,7 @@ async function row(dir: string, seqs: number, micro: string): Promise<void> {
       steps: d.steps,
       tok_s: +((seqs * TOKENS) / (us / 1e6)).toFixed(1),
       step_ms: per(d.wallUs),
-      ...Object.fromEntries(d.stages.flatMap((s) => [[`s${s.stage}_busy_ms`, per(s.busyUs)], [`s${s.stage}_idle_ms`, per(s.idleUs)]])),
+      ...Object.fromEntries(d.stages.flatMap((s) => [[`s${s.stage}_busy_ms`, per(s.busyUs)], [`s${s.stage}_idle_ms`, per(s.idleUs)], [`s${s.stage}_idle_pct`, Math.round((100 * s.idleUs) / d.wallUs)]])),
       between_steps_ms: per(us - d.wallUs),
     };
     console.log(Object.entries(cells).map(([k, v]) => `${k}=${v}`).join("  "));
