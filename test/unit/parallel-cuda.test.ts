@@ -20,7 +20,7 @@ import type { BuildOptions } from "../../src/engine/options.js";
 import { SYNTHETIC_PRESETS, syntheticCheckpoint, syntheticConfig } from "../../src/models/synthetic.js";
 import { buildShardedEngineDir } from "../../src/parallel/build.js";
 import { RankError } from "../../src/parallel/rank-group.js";
-import { ShardedEngine } from "../../src/parallel/sharded-engine.js";
+import { MICRO_BATCHES_ENV, ShardedEngine } from "../../src/parallel/sharded-engine.js";
 
 const missing = emulatorUnavailable();
 if (missing && process.env.CI === "true") throw new Error(`sharded cuda engine tests: ${missing}`);
@@ -32,7 +32,13 @@ const BUILD: Partial<BuildOptions> = { dtype: "fp32", maxSeqs: 3, maxBatchTokens
 const PROMPTS = [[1, 40, 41, 42, 50, 60, 70, 5, 9, 33, 34, 35, 36, 37], [1, 80, 81], [1, 20, 21, 22, 23, 24, 25, 26]].map((p) => ({ promptTokenIds: p }));
 
 async function greedy(dir: string): Promise<{ tokens: number[][]; engine: string }> {
-  const llm = await LLM.load(dir, { maxSeqs: 3, maxBatchTokens: 12 });
+  process.env[MICRO_BATCHES_ENV] = "2"; // "auto" would not cut steps this small on the cuda target: cut them, cuts inside sequences too
+  let llm: LLM;
+  try {
+    llm = await LLM.load(dir, { maxSeqs: 3, maxBatchTokens: 12 });
+  } finally {
+    delete process.env[MICRO_BATCHES_ENV];
+  }
   try {
     const outs = await llm.generate(PROMPTS, { temperature: 0, maxTokens: 12, ignoreEos: true });
     const e = llm.core.engine;
