@@ -8,7 +8,8 @@
 #   second run:  bash bench/device-check.sh --big        (Llama-3-8B shape, BF16 and FP8)
 #
 # --quick (~8 min): libraries and device, backend vs reference on every model variant
-#   and kernel path, stories260K vs the goldens, random-weight Llama/Qwen2 vs
+#   and kernel path, --quant int8-wo / int4-wo engines with their packed weights kept
+#   on the GPU (bench/device/packed-engines.ts), stories260K vs the goldens, random-weight Llama/Qwen2 vs
 #   transformers logits, then HBM bandwidth, decode batch 1 and throughput at 1/8/64
 #   concurrent requests on Llama-110M and TinyLlama-1.1B shapes (BF16, dummy weights)
 #   with transformers `generate` (static cache) on the same shapes.

@@ -2,6 +2,7 @@
  * Correctness on a GPU: the CUDA backend against the reference backend on every model
  * variant and kernel path (f32 exact, bf16 through cuBLASLt / tensor-core GEMM / GEMV,
  * both attention kernels, fp8 KV, int8/int4/fp8 weights, CUDA graphs on and off),
+ * `--quant int8-wo | int4-wo` engines with their packed weights kept on the device,
  * greedy/top-k on the device, and stories260K against the llama2.c / llama.cpp goldens
  * (teacher-forced at every position, and generated through LLM).
  */
@@ -16,7 +17,9 @@ import type { CudaBackendOptions } from "../../src/backends/cuda/settings.js";
 import { openCheckpoint } from "../../src/checkpoint/open.js";
 import { buildEngineDir } from "../../src/engine/build.js";
 import { Engine } from "../../src/engine/engine.js";
+import { syntheticCheckpoint } from "../../src/models/synthetic.js";
 import { compareCase, MODEL_VARIANTS, type CompareCase } from "./compare.js";
+import { buildPackedEngine, PACKED_CASES, PACKED_CONFIG, runPackedCase } from "./packed-engines.js";
 import { readStoriesGoldens, STORIES_PROMPTS, teacherForcedGoldens } from "./golden.js";
 
 export interface CheckRow {
@@ -69,6 +72,22 @@ export function runBackendCases(base: CudaBackendOptions, log: Log): CheckRow[] 
       return { ok: r.ok, detail: `max rel ${r.maxRel.toExponential(2)} (tol ${c.tol}), argmax agree ${(100 * r.argmaxAgree).toFixed(1)}%` };
     }, log),
   );
+}
+
+/** `--quant int8-wo | int4-wo` engines (packed-engines.ts): device formats, logits and greedy tokens against the reference on the same engine. */
+export function runPackedEngines(base: CudaBackendOptions, log: Log): CheckRow[] {
+  const root = mkdtempSync(join(tmpdir(), "llmrt-packed-cuda-"));
+  try {
+    return PACKED_CASES.map((c, i) =>
+      row(`packed engine: ${c.name} (${c.dtype})`, () => {
+        const dir = join(root, String(i));
+        buildPackedEngine(syntheticCheckpoint(PACKED_CONFIG, 11), dir, c);
+        return runPackedCase(c, dir, new CudaBackend({ ...base, onLog: () => {} }));
+      }, log),
+    );
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 }
 
 /** stories260K built for the cuda target from `modelDir` (fixtures), checked against the goldens. */

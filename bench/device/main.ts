@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { CudaDriver } from "../../src/backends/cuda/driver.js";
 import { describeLibraries } from "../../src/backends/cuda/libs.js";
 import type { CudaBackendOptions } from "../../src/backends/cuda/settings.js";
-import { runBackendCases, runGoldens, type CheckRow } from "./correctness.js";
+import { runBackendCases, runGoldens, runPackedEngines, type CheckRow } from "./correctness.js";
 import { runHfComparison } from "./hf.js";
 import { BIG_SHAPES, QUICK_SHAPES, shapeConfig } from "./shapes.js";
 import { formatProfile, profileBatch } from "./profile.js";
@@ -65,6 +65,7 @@ async function main(): Promise<void> {
       // goldens first: the most telling check if the stage runs out of time
       await runGoldens(opt("shared", ".device/fixtures"), base, log);
       runBackendCases(base, log);
+      runPackedEngines(base, log);
       return;
     }
     case "hf": {
