@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { bindEngine, buildPackedEngine, comparePacked, kvShape, linearFormats, PACKED_CASES, PACKED_CONFIG, runPackedCase, type PackedCase } from "../../bench/device/packed-engines.js";
+import { bindEngine, buildPackedEngine, comparePacked, kvShape, linearFormats, PACKED_BUILD, PACKED_CASES, PACKED_CONFIG, runPackedCase, type PackedCase } from "../../bench/device/packed-engines.js";
 import type { BoundGraph } from "../../src/backends/backend.js";
 import { CudaBackend } from "../../src/backends/cuda/backend.js";
 import type { CudaBound } from "../../src/backends/cuda/bound.js";
@@ -22,6 +22,8 @@ import { KERNEL_UNITS } from "../../src/backends/cuda/kernel-sources.js";
 import { describeUploads, packedDeviceFormat } from "../../src/backends/cuda/packed-upload.js";
 import { ReferenceBackend } from "../../src/backends/reference/backend.js";
 import { openCheckpoint } from "../../src/checkpoint/open.js";
+import { writeModelGguf } from "../../src/checkpoint/write-gguf-model.js";
+import { buildEngineDir } from "../../src/engine/build.js";
 import type { Checkpoint } from "../../src/checkpoint/types.js";
 import { Engine } from "../../src/engine/engine.js";
 import { readManifest } from "../../src/engine/format.js";
@@ -33,6 +35,8 @@ const missing = emulatorUnavailable();
 if (missing && process.env.CI === "true") throw new Error(`cuda packed-weight tests: ${missing}`);
 
 const ELF = Uint8Array.from([0x7f, 0x45, 0x4c, 0x46]);
+/** The emulator ignores module images beyond their ELF magic. */
+const FAKE_CUBINS = new Map(KERNEL_UNITS.map((u) => [u, ELF]));
 
 const layout = (groupSize: number, asym = false): PackedLayout => ({ groupSize, asym, scale: "f32" });
 
@@ -103,6 +107,38 @@ describe("packed weights on the cuda target", () => {
       assert.ok(r.ok, r.detail);
       assert.equal(lines.length, 1);
       assert.match(lines[0], /^cuda: 0 of 9 packed weights stay packed on the GPU; 9 dequantized at load and stored as f32: 9 int4 g64 asym: asymmetric int4 \(the i4 kernels' zero point is 8\) \(blk\.0\.attn_output\.weight, blk\.0\.ffn_down\.weight, \.\.\.\)$/);
+    });
+
+    test("a GGUF built for cuda without --quant: Q4_0 blocks stay packed as i4 g32, Q8_0's 32-column int8 groups are dequantized; logits the reference's", (t) => {
+      for (const [dtype, want, line] of [
+        ["q4_0", "i4 g32", "cuda: 9 of 9 packed weights stay packed on the GPU (9 int4 g32 -> i4 g32)"],
+        ["q8_0", "f32", "cuda: 0 of 9 packed weights stay packed on the GPU; 9 dequantized at load and stored as f32: 9 int8 g32: int8 in groups of 32 columns (the i8 kernels take one scale per row) (blk.0.attn_output.weight, blk.0.ffn_down.weight, ...)"],
+      ] as const) {
+        const file = join(root, `m-${dtype}.gguf`);
+        writeModelGguf(file, PACKED_CONFIG, syntheticCheckpoint(PACKED_CONFIG, 11), { dtype });
+        const ckpt = openCheckpoint(file);
+        const dir = join(root, `gguf-${dtype}`);
+        const log: string[] = [];
+        try {
+          buildEngineDir(ckpt, dir, PACKED_BUILD, { onLog: (l) => log.push(l) });
+        } finally {
+          ckpt.close();
+        }
+        assert.deepEqual(log, [line]);
+        const lines: string[] = [];
+        const kv = kvShape(PACKED_CONFIG, 8);
+        const bound = bindEngine(dir, new CudaBackend({ cubins: FAKE_CUBINS, onLog: (l) => lines.push(l) }), kv) as CudaBound & BoundGraph;
+        try {
+          assert.deepEqual(lines, [line]);
+          assert.deepEqual(new Set(linearFormats(bound)), new Set([want]));
+          const r = comparePacked(bound, bindEngine(dir, new ReferenceBackend(), kv), PACKED_CONFIG.vocabSize, 4);
+          t.diagnostic(`${dtype}: max relative logit error ${r.maxRel.toExponential(2)}`);
+          assert.ok(r.maxRel <= 2e-5, `${dtype}: max relative logit error ${r.maxRel.toExponential(2)}`);
+          assert.deepEqual(r.greedy.cuda, r.greedy.ref);
+        } finally {
+          bound.close();
+        }
+      }
     });
 
     test("stories260K int4-wo g128: K = 64 weights stay i4 (one group of 64 a row), ffn_down (K = 172, ragged) dequantized; logits and greedy tokens the reference's", (t) => {
