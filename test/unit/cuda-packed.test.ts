@@ -51,6 +51,11 @@ describe("packed weights on the cuda target", () => {
     assert.match((fmt("int4", 172, layout(128)) as { why: string }).why, /ragged last group \(172 columns in groups of 128\)/);
     assert.match((fmt("int4", 48, layout(128)) as { why: string }).why, /groups of 48 columns/);
     assert.match((fmt("int4", 256, layout(64, true)) as { why: string }).why, /asymmetric/);
+    // zero points that are all 8 (a symmetric GPTQ release) are the i4 format; one other is not
+    const zeros = new Uint8Array(8).fill(8);
+    assert.deepEqual(packedDeviceFormat({ dtype: "int4", cols: 256, layout: layout(64, true), zeros }, "bf16"), { fmt: "i4", group: 64 });
+    zeros[5] = 7;
+    assert.match((packedDeviceFormat({ dtype: "int4", cols: 256, layout: layout(64, true), zeros }, "bf16") as { why: string }).why, /asymmetric/);
     assert.match((fmt("int4", 256, layout(128), "f16") as { why: string }).why, /no int4 kernels for f16/);
     const line = describeUploads(
       [

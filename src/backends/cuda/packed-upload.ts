@@ -3,8 +3,9 @@
  * GGUF's Q8_0 / Q4_0 blocks) on the GPU. A layout that is already a device format of
  * kernels/weights.cuh is uploaded as it is, bytes and scales copied, nothing requantized:
  *   int8, one scale per row                                  -> i8
- *   int4, zero point 8, groups that tile each row and are a  -> i4 with that group
- *     multiple of 32 columns (WI4::vec reads 32 values of one group)
+ *   int4, zero point 8 (or zero points that are all 8),      -> i4 with that group
+ *     groups that tile each row and are a multiple of 32
+ *     columns (WI4::vec reads 32 values of one group)
  * Both keep the same bytes: int8 row-major; int4 two per byte, even column in the low
  * nibble (the layout quant_i4_groups writes); scales f32 [rows, groups].
  * Anything else (asymmetric int4, ragged last groups, int8 in groups such as GGUF Q8_0's
@@ -19,14 +20,15 @@ import type { WeightRole } from "./weights.js";
 export type PackedDevice = { fmt: "i8" | "i4"; group: number } | { why: string };
 
 /** The device format a packed matrix uploads to as it is, or why it cannot. */
-export function packedDeviceFormat(m: Pick<PackedMatrix, "dtype" | "layout" | "cols">, act: ActDType): PackedDevice {
+export function packedDeviceFormat(m: Pick<PackedMatrix, "dtype" | "layout" | "cols"> & { zeros?: Uint8Array | null }, act: ActDType): PackedDevice {
   const { dtype, layout, cols } = m;
   if (dtype !== "int8" && dtype !== "int4") return { why: `${dtype} has no cuda kernel` };
   const fmt = dtype === "int8" ? "i8" : "i4";
   if (!QUANT_WEIGHTS[act].includes(fmt)) return { why: `no ${dtype} kernels for ${act} activations (build with --dtype bf16 or fp32)` };
   const G = groupsPerRow(cols, layout.groupSize);
   if (dtype === "int8") return G === 1 ? { fmt, group: cols } : { why: `int8 in groups of ${layout.groupSize} columns (the i8 kernels take one scale per row)` };
-  if (layout.asym) return { why: "asymmetric int4 (the i4 kernels' zero point is 8)" };
+  // a symmetric GPTQ release arrives with a zero point per group, every one 8: the i4 format exactly
+  if (layout.asym && !m.zeros?.every((z) => z === 8)) return { why: "asymmetric int4 (the i4 kernels' zero point is 8)" };
   const group = G === 1 ? cols : layout.groupSize; // one group per row: the row is the group
   if (cols % group !== 0) return { why: `ragged last group (${cols} columns in groups of ${group})` };
   if (group % 32 !== 0) return { why: `groups of ${group} columns (the i4 kernels read 32 at a time)` };
