@@ -1,8 +1,7 @@
 /**
  * What the cpu backend's integer decode costs in accuracy: logits of stories260K, one token
  * per step (the decode kernels) along a fixed 48-token sequence, for int8-wo and int4-wo g32
- * engines on the cpu backend (activations quantized per token: |X| <= 16383 for int8 weights,
- * 32767 for int4) against the reference backend on the same packed weights (f32 activations),
+ * engines on the cpu backend (activations quantized to int16 per token) against the reference backend on the same packed weights (f32 activations),
  * beside the weights' own error (reference int8 / int4 against reference f32). Errors are
  * max |difference| over a step's logits / max |logit|, worst and mean over steps.
  *

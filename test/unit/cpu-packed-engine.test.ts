@@ -27,11 +27,11 @@ const OPTS = { maxBatchTokens: 256, maxLogitRows: 256, maxSeqs: 1, maxSeqLen: 25
 const GEN = 32;
 
 /**
- * Decode quantizes each activation row to integers (int4 weights: |X| <= 32767, error <=
- * max|x| / 65534 per element; int8: |X| <= 16383, twice that), so each matmul output moves by
- * at most that times the weight row's L1 norm (cpu-packed.test.ts checks this bound per
- * kernel call); through five layers this measured 1.1-2.1e-4 of the largest logit on these
- * engines (bench/cpu-packed-precision.ts: ~85x below what int8 weights themselves move them).
+ * Decode quantizes each activation row to int16 (error <= max|x| / 65534 per element), so
+ * each matmul output moves by at most that times the weight row's L1 norm (cpu-packed.test.ts
+ * checks this bound per kernel call); through five layers this measured 1.0-1.5e-4 of the
+ * largest logit on these engines (bench/cpu-packed-precision.ts: int8-wo weights themselves
+ * move them ~1.7e-2).
  * 1e-3 leaves that a margin, while one wrong scale or zero
  * point moves logits by int8 / int4 steps (1e-2 and more). Prefill runs the dequantized f32
  * weights: only the summation order differs there.

@@ -7,15 +7,14 @@
  * DT_Q8I / DT_Q4I: the same q bytes placed by packed.ts in blocks of 4 rows, the rows'
  * 32-column chunks side by side (rows padded to 32 columns).
  *
- * Few tokens (decode): each thread quantizes the x rows it needs into its scratch as
- * integers with one scale per token (|X| <= 16383 for int8 weights, 32767 for int4: the
- * error stays >= 125x below the weights'), then 4 rows at a time (matmulRows) take integer
- * dot products (i32x4.dot_i16x8_s: 8 multiply-adds per instruction) per 32-column chunk,
- * summed in i32 per group (or per 2048 columns) and scaled in f32. int8 lanes are not
- * sign-extended: the low byte of each 16-bit lane is multiplied x256 (shl 8) against the
- * even columns, the high byte (shr_s 8) against the odd ones; int4 nibbles are masked in
- * place (x1, x16, x256) or shifted down (the top one), the x16 / x256 dots shifted back in
- * i32; zero points come out of the loop: sum_g scale * zero * (sum of X over the group).
+ * Few tokens (decode): each thread quantizes the x rows it needs into its scratch as int16
+ * with one scale per token (max|x| / 32767: its error is ~250x below int8 weights'), then 4
+ * rows at a time (matmulRows, one copy per format) take integer dot products
+ * (i32x4.dot_i16x8_s: 8 multiply-adds per instruction) per 32-column chunk, summed in i32
+ * per group (or per 2048 columns) and scaled in f32. int8 lanes are sign-extended; int4
+ * nibbles are masked in place (x1, x16, x256) or shifted down (the top one), the x16 / x256
+ * dots shifted back in i32; zero points come out of the loop: sum over groups of scale *
+ * zero * (sum of X over the group).
  * Many tokens (prefill), or groups that do not nest in the 16 / 32-column chunks: row
  * blocks are dequantized into scratch as f32 and the f32 tiles of matmul.ts run over them.
  * The earlier row-at-a-time kernel (matmulInt) stays for groups the row blocks do not take
@@ -297,31 +296,23 @@ function matmulFloat(dt: i32, out: usize, x: usize, q: usize, scales: usize, zer
 }
 
 // ---- decode, row blocks (default) ----
-// The quantized token (scratch): f32 scale, 12 pad bytes, int16 X [padK(K)], then (int4) f32
-// sums of X per group. int8: each 16 columns as 8 even then 8 odd, |X| <= 16383; int4: each
-// 32 columns as 4 stripes (column 4i + s at 8s + i), |X| <= 32767.
+// The quantized token (scratch): f32 scale, 12 pad bytes, int16 X [padK(K)] (|X| <= 32767),
+// then (int4) f32 sums of X per group. int8: X in column order; int4: each 32 columns as 4
+// stripes (column 4i + s at 8s + i), the order in which nibbles come out of 16-bit lanes.
 
-/** |X| bound of int8 weights' tokens: two x256 products per lane pair summed stay in i32 (15 bits: error still ~125x below int8 weights'). */
-const QMAX8: f32 = 16383;
-const QMAX4: f32 = 32767;
-
-/** x row [K] -> X at dst + 16 in the row-block layout of dt, scale at dst; int4: per group sums of X (f32) after X. */
+/** x row [K] -> X at dst + 16 in the layout of dt, scale at dst; int4: per group sums of X (f32) after X. */
 function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32): void {
   let m = f32x4.splat(0);
   let k = 0;
   for (; k + 4 <= K; k += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>k << 2))));
   let amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
   for (; k < K; k++) amax = max(amax, abs(load<f32>(x + (<usize>k << 2))));
-  const qmax: f32 = dt == DT_Q8 ? QMAX8 : QMAX4;
-  const inv: f32 = amax > 0 ? qmax / amax : 0;
-  store<f32>(dst, amax / qmax);
+  const inv: f32 = amax > 0 ? <f32>32767 / amax : 0;
+  store<f32>(dst, amax / 32767);
   const q = dst + 16;
   const Kp = padK(K);
   if (dt == DT_Q8) {
-    for (k = 0; k < Kp; k++) {
-      const v: i32 = k < K ? <i32>nearest(load<f32>(x + (<usize>k << 2)) * inv) : 0;
-      store<i16>(q + (<usize>((k & ~15) + ((k & 1) << 3) + ((k >> 1) & 7)) << 1), <i16>v);
-    }
+    for (k = 0; k < Kp; k++) store<i16>(q + (<usize>k << 1), <i16>(k < K ? <i32>nearest(load<f32>(x + (<usize>k << 2)) * inv) : 0));
     return;
   }
   const L = q + (<usize>Kp << 1);
@@ -338,12 +329,12 @@ function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32): void {
   }
 }
 
-/** 32 int8 columns (w) against X at xo (evens, odds of the first 16 columns, then of the next 16): the low byte of each 16-bit lane is taken x256 (one shift), the high one by an arithmetic shift. */
+/** 32 int8 columns (w) against X at xo, sign-extended to 16-bit lanes. */
 @inline function chunk8(w: usize, xo: usize): v128 {
-  const a = v128.load(w), b = v128.load(w, 16);
-  const lo = i32x4.add(i32x4.dot_i16x8_s(i16x8.shl(a, 8), v128.load(xo)), i32x4.dot_i16x8_s(i16x8.shl(b, 8), v128.load(xo, 32)));
-  const hi = i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(a, 8), v128.load(xo, 16)), i32x4.dot_i16x8_s(i16x8.shr_s(b, 8), v128.load(xo, 48)));
-  return i32x4.add(i32x4.shr_s(lo, 8), hi);
+  const q0 = v128.load(w), q1 = v128.load(w, 16);
+  const a = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q0), v128.load(xo)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q0), v128.load(xo, 16)));
+  const b = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q1), v128.load(xo, 32)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q1), v128.load(xo, 48)));
+  return i32x4.add(a, b);
 }
 
 /** 32 int4 columns (16 bytes at w) against striped X at xo: nibbles s = 0, 1, 2 masked in place (x1, x16, x256), s = 3 shifted down; zero point not applied. */
@@ -380,10 +371,10 @@ function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32): void {
     let wc = w, s = sc;
     const xe = xq + (<usize>Kp << 1);
     for (let xo = xq; xo < xe; xo += 64) {
-      a0 = fma(f32x4.convert_i32x4_s(chunkD(dt, wc, xo)), v128.load32_splat(s), a0);
-      a1 = fma(f32x4.convert_i32x4_s(chunkD(dt, wc + rs, xo)), v128.load32_splat(s + sb), a1);
-      a2 = fma(f32x4.convert_i32x4_s(chunkD(dt, wc + r2, xo)), v128.load32_splat(s + 2 * sb), a2);
-      a3 = fma(f32x4.convert_i32x4_s(chunkD(dt, wc + r3, xo)), v128.load32_splat(s + 3 * sb), a3);
+      a0 = fma(f32x4.convert_i32x4_s(chunkD(dt, wc, xo)), f32x4.splat(load<f32>(s)), a0);
+      a1 = fma(f32x4.convert_i32x4_s(chunkD(dt, wc + rs, xo)), f32x4.splat(load<f32>(s + sb)), a1);
+      a2 = fma(f32x4.convert_i32x4_s(chunkD(dt, wc + r2, xo)), f32x4.splat(load<f32>(s + 2 * sb)), a2);
+      a3 = fma(f32x4.convert_i32x4_s(chunkD(dt, wc + r3, xo)), f32x4.splat(load<f32>(s + 3 * sb)), a3);
       wc += cs;
       s += 4;
     }
@@ -457,24 +448,24 @@ function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32): void {
  * block's rows side by side; else row-major.
  */
 @inline function rowAt(dt: i32, il: bool, q: usize, K: i32, n: i32): usize {
-  const cb: usize = dt == DT_Q8 ? 32 : 16;
+  const cb: usize = dt != DT_Q4 ? 32 : 16;
   if (il) return q + <usize>(n >> 2) * ((<usize>padK(K) * cb) >> 3) + <usize>(n & 3) * cb;
-  return q + <usize>n * (dt == DT_Q8 ? <usize>K : <usize>((K + 1) >> 1));
+  return q + <usize>n * (dt != DT_Q4 ? <usize>K : <usize>((K + 1) >> 1));
 }
 
 @inline function chunkStride(dt: i32, il: bool): usize {
-  return (dt == DT_Q8 ? 32 : 16) << (il ? 2 : 0);
+  return (dt != DT_Q4 ? 32 : 16) << (il ? 2 : 0);
 }
 
-/** Few tokens, groups rowBlocked: blocks of 4 rows against each quantized token. */
-function matmulRows(dt: i32, il: bool, scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, scales: usize, zeros: usize, G: i32, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+/** Few tokens, groups rowBlocked: blocks of 4 rows against each quantized token (dt a constant: one copy per format). */
+@inline function matmulRows(dt: i32, il: bool, scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, scales: usize, zeros: usize, G: i32, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
   const tb = tokBytes(K);
   const Kp = padK(K);
   const NG = (K + G - 1) / G;
   const segC = G >= K ? SEG : G;
   const cs = chunkStride(dt, il);
   // from one row of a block to the next
-  const rs: usize = il ? (dt == DT_Q8 ? 32 : 16) : dt == DT_Q8 ? <usize>K : <usize>((K + 1) >> 1);
+  const rs: usize = il ? (dt != DT_Q4 ? 32 : 16) : dt != DT_Q4 ? <usize>K : <usize>((K + 1) >> 1);
   const sb = <usize>NG << 2;
   const per = max(1, scratchBytes / tb);
   for (let t0 = 0; t0 < T; t0 += per) {
@@ -509,6 +500,13 @@ function matmulRows(dt: i32, il: bool, scratch: usize, scratchBytes: i32, out: u
       }
     }
   }
+}
+
+function matmulRows8(il: bool, scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, scales: usize, zeros: usize, G: i32, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  matmulRows(DT_Q8, il, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
+}
+function matmulRows4(il: bool, scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, scales: usize, zeros: usize, G: i32, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  matmulRows(DT_Q4, il, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
 }
 
 /** Rows [n0, n1) of w in the interleaved layout (groups rowBlocked) as f32 into dst [n1 - n0, K]. */
@@ -579,8 +577,8 @@ export function matmulQ(tid: i32, nth: i32, scratch: usize, scratchBytes: i32, o
     if (T >= PREFILL_T && scratchBytes >= K * 4) {
       if (dt == DT_Q8I) matmulDequantIl(DT_Q8, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
       else matmulDequantIl(DT_Q4, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
-    } else if (dt == DT_Q8I) matmulRows(DT_Q8, true, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
-    else matmulRows(DT_Q4, true, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
+    } else if (dt == DT_Q8I) matmulRows8(true, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
+    else matmulRows4(true, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
     return;
   }
   // integer dots need every group to start on a chunk (16 columns int8, 32 int4)
@@ -592,8 +590,22 @@ export function matmulQ(tid: i32, nth: i32, scratch: usize, scratchBytes: i32, o
     if (dt == DT_Q8) matmulFloat(DT_Q8, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
     else matmulFloat(DT_Q4, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
   } else if (FLOAT_DECODE == 0 && rowBlocked(G, K)) {
-    if (dt == DT_Q8) matmulRows(DT_Q8, false, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
-    else matmulRows(DT_Q4, false, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
+    if (dt == DT_Q8) matmulRows8(false, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
+    else matmulRows4(false, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
   } else if (dt == DT_Q8) matmulInt(DT_Q8, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
   else matmulInt(DT_Q4, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
+}
+
+/** This thread's share of rows [n0, n1) of w (packed in dt, any layout) as f32 into dst [n1 - n0, K]: the BLAS path's widening (../blas-matmul.ts). */
+export function dequantRowsShare(tid: i32, nth: i32, dst: usize, q: usize, scales: usize, zeros: usize, dt: i32, G: i32, K: i32, n0: i32, n1: i32): void {
+  const rows = n1 - n0;
+  const act = activeThreads(rows, nth, max(1, (1 << 15) / max(1, K)));
+  const r0 = n0 + shareStart(rows, tid, act, 1);
+  const r1 = n0 + shareStart(rows, tid + 1, act, 1);
+  if (r0 >= r1) return;
+  const d = dst + ((<usize>(r0 - n0) * <usize>K) << 2);
+  if (dt == DT_Q8I) dequantRowsIl(DT_Q8, d, q, scales, zeros, G, K, r0, r1);
+  else if (dt == DT_Q4I) dequantRowsIl(DT_Q4, d, q, scales, zeros, G, K, r0, r1);
+  else if (dt == DT_Q8) dequantRows(DT_Q8, d, q, scales, zeros, G, K, r0, r1);
+  else dequantRows(DT_Q4, d, q, scales, zeros, G, K, r0, r1);
 }
