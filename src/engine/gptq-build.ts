@@ -13,7 +13,7 @@ import type { WeightMap } from "../backends/backend.js";
 import type { ModelConfig } from "../checkpoint/config.js";
 import type { Checkpoint } from "../checkpoint/types.js";
 import type { Graph } from "../graph/ir.js";
-import { DEFAULT_GPTQ_DAMP, gptqQuantize, outputError } from "../quant/gptq.js";
+import { DEFAULT_GPTQ_DAMP, gptqQuantize, weightedError } from "../quant/gptq.js";
 import { packedFormatFor, type QuantOptions } from "../quant/options.js";
 import { dequantize, type PackedMatrix } from "../quant/packed.js";
 import { quantize, type GridDType } from "../quant/quantize.js";
@@ -82,17 +82,16 @@ export function gptqWeights(g: Graph, config: ModelConfig, ckpt: Checkpoint, q: 
     const { dtype, layout } = packedFormatFor(q, cols);
     const r = gptqQuantize(w, rows, cols, H, dtype as GridDType, layout, q.gptqDamp ?? DEFAULT_GPTQ_DAMP);
     maxDamp = Math.max(maxDamp, r.damp);
-    const gptq = outputError(w, dequantize(r.packed), rows, cols, H);
-    const rtn = outputError(w, roundTrip(w, rows, cols), rows, cols, H);
-    const rel = (e: { error: number; output: number }) => (e.output > 0 ? e.error / e.output : 0);
-    errors.push({ name, gptq: rel(gptq), rtn: rel(rtn) });
+    const size = weightedError(w, null, rows, cols, H); // the output's own size
+    const rel = (values: Float32Array) => (size > 0 ? weightedError(w, values, rows, cols, H) / size : 0);
+    errors.push({ name, gptq: rel(dequantize(r.packed)), rtn: rel(roundTrip(w, rows, cols)) });
     return r.packed;
   }, onStage);
 
   const format = describeFormat(q);
   const mean = (f: (e: LayerError) => number) => errors.reduce((s, e) => s + f(e), 0) / Math.max(1, errors.length);
   const [gMean, rMean] = [mean((e) => e.gptq), mean((e) => e.rtn)];
-  const total = `mean relative output error ${fmt(gMean)} (round-to-nearest ${fmt(rMean)}, ${(gMean / rMean).toFixed(2)}x) over ${errors.length} matmuls`;
+  const total = `mean relative output error ${fmt(gMean)} (round-to-nearest ${fmt(rMean)}${rMean > 0 ? `, ${(gMean / rMean).toFixed(2)}x` : ""}) over ${errors.length} matmuls`;
   const awqNote = q.awqScales ? `, activation-aware scales on ${awq.filter((c) => c.alpha > 0).length} of ${awq.length} layer groups` : "";
   const summary = `gptq ${format} calibrated on ${windows.length} x ${seqLen} tokens${awqNote}: ${total}`;
   const log = [

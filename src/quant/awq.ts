@@ -10,7 +10,7 @@
  */
 import type { WeightMap } from "../backends/backend.js";
 import { colsOf, type Graph } from "../graph/ir.js";
-import { outputError } from "./gptq.js";
+import { weightedError } from "./gptq.js";
 import type { SmoothGroup } from "./smooth.js";
 import { foldScales } from "./smooth.js";
 
@@ -55,6 +55,7 @@ export function searchAwqScales(g: Graph, weights: WeightMap, groups: readonly S
     const H = hessians.get(group.x);
     if (!H) throw new Error(`awq: no calibration Hessian for ${group.x}`);
     const K = colsOf(g, group.x);
+    const size = new Map(group.matmuls.map((name) => [name, weightedError(out.get(name)!, null, out.get(name)!.length / K, K, H)])); // each output's size, for relative errors
     const errorAt = (alpha: number): number => {
       const s = awqScales(group, H, K, alpha);
       let e = 0;
@@ -63,8 +64,7 @@ export function searchAwqScales(g: Graph, weights: WeightMap, groups: readonly S
         const rows = W.length / K;
         const scaled = W.map((v, i) => v * s[group.channelOf(i % K)]);
         const back = roundTrip(scaled, rows, K).map((v, i) => v / s[group.channelOf(i % K)]);
-        const r = outputError(W, back, rows, K, H);
-        e += r.output > 0 ? r.error / r.output : 0;
+        e += size.get(name)! > 0 ? weightedError(W, back, rows, K, H) / size.get(name)! : 0;
       }
       return e;
     };

@@ -20,7 +20,7 @@ import { codeOn, emptyPacked, fitGroup, setCode, setGrid, valueOf, type GridDTyp
  * Dampening, as a fraction of the mean of H's diagonal. The GPTQ paper uses 1%; with the
  * few thousand calibration tokens a build gets, 1% overfits them (stories260K: ffn_down's
  * output error on held-out text no better than round-to-nearest's), 10% measured better
- * (bench/RESULTS.md, "int4-wo with GPTQ").
+ * (bench/RESULTS.md, "int4-wo calibrated").
  */
 export const DEFAULT_GPTQ_DAMP = 0.1;
 
@@ -94,18 +94,24 @@ export function gptqQuantize(w: Float32Array, rows: number, cols: number, hessia
  * = 2 ||X (W - Q)^T||^2 / N, and the same of W itself (the output's size), to report it relative.
  */
 export function outputError(w: ArrayLike<number>, q: ArrayLike<number>, rows: number, cols: number, H: Float64Array): { error: number; output: number } {
-  let error = 0;
-  let output = 0;
+  return { error: weightedError(w, q, rows, cols, H), output: weightedError(w, null, rows, cols, H) };
+}
+
+/** sum_n d_n^T H d_n with d = w - q (q null: d = w); H symmetric [cols, cols], so only its lower triangle is read. */
+export function weightedError(w: ArrayLike<number>, q: ArrayLike<number> | null, rows: number, cols: number, H: Float64Array): number {
   const d = new Float64Array(cols);
+  let sum = 0;
   for (let n = 0; n < rows; n++) {
-    for (let k = 0; k < cols; k++) d[k] = w[n * cols + k] - q[n * cols + k];
+    const at = n * cols;
+    for (let k = 0; k < cols; k++) d[k] = q ? w[at + k] - q[at + k] : w[at + k];
     for (let i = 0; i < cols; i++) {
-      let hd = 0;
-      let hw = 0;
-      for (let j = 0; j < cols; j++) (hd += H[i * cols + j] * d[j]), (hw += H[i * cols + j] * w[n * cols + j]);
-      error += d[i] * hd;
-      output += w[n * cols + i] * hw;
+      const di = d[i];
+      if (di === 0) continue;
+      const row = i * cols;
+      let off = 0;
+      for (let j = 0; j < i; j++) off += H[row + j] * d[j];
+      sum += di * (H[row + i] * di + 2 * off);
     }
   }
-  return { error, output };
+  return sum;
 }

@@ -1,10 +1,11 @@
 /**
  * The int4-wo accuracy gate of issue 7: perplexity at most 5% above FP32 with calibrated
- * (GPTQ) int4 g32 weights, calibrated on a text sampled from the FP32 model (seed 3) and
- * scored on another sample (seed 7) and on the llama2.c goldens. On stories260K the gate
- * is NOT met yet (see bench/RESULTS.md, "int4-wo with GPTQ"): that test is a todo that
- * reports the figures; what holds is asserted beside it: GPTQ is below round-to-nearest on
- * the golden text and on the mean over three more sampled texts. On the random-weight model
+ * int4 g32 weights (`--calib-data`: activation-aware scales, then GPTQ), calibrated on a
+ * text sampled from the FP32 model (seed 3) and scored on another sample (seed 7) and on
+ * the llama2.c goldens. On stories260K the gate is NOT met yet (bench/RESULTS.md, "int4-wo
+ * calibrated: activation-aware scales + GPTQ"): that test is a todo that runs and reports
+ * the figures; what holds is asserted beside it: calibrated int4 is below round-to-nearest
+ * on the golden text and on the mean over two more sampled texts. On the random-weight model
  * whose dims divide by 128 the gate holds and is asserted (near-uniform there: weakly telling). Engines are built as
  * `llmrt build --quant int4-wo --calib-data` builds them.
  */
@@ -43,11 +44,11 @@ function ppls(ckpt: Checkpoint, name: string, texts: number[][], calib: number[]
   }
 }
 
-/** Texts sampled from the fp32 model: 300 tokens for each eval seed, 512 for calibration (seed 3). */
-function samples(ckpt: Checkpoint, prompt: number[], evalSeeds: number[]): { evals: number[][]; calib: number[] } {
+/** Texts sampled from the fp32 model: 300 tokens for each eval seed, `calibLen` for calibration (seed 3). */
+function samples(ckpt: Checkpoint, prompt: number[], evalSeeds: number[], calibLen = 512): { evals: number[][]; calib: number[] } {
   const e = Engine.fromCheckpoint(ckpt, { maxSeqLen: 520, maxBatchTokens: 520, blockSize: 16 });
   try {
-    return { evals: evalSeeds.map((s) => sampleText(e, prompt, 300 - prompt.length, s)), calib: sampleText(e, prompt, 512 - prompt.length, 3) };
+    return { evals: evalSeeds.map((s) => sampleText(e, prompt, 300 - prompt.length, s)), calib: sampleText(e, prompt, calibLen - prompt.length, 3) };
   } finally {
     e.close();
   }
@@ -63,7 +64,7 @@ function goldenText(t: Parameters<typeof fixtures>[0]): number[] | null {
 
 const STORIES_PROMPT = [1, 403, 407, 261, 378]; // "Once upon a time"
 
-test("int4-wo g32 gate on stories260K: GPTQ within 5% of fp32 on a sampled text (seed 7) and on the golden text", { todo: "not met yet: GPTQ g32 measures about +8.9% (seed 7) and +7.5% (golden); see bench/RESULTS.md" }, (t) => {
+test("int4-wo g32 gate on stories260K: calibrated int4 within 5% of fp32 on a sampled text (seed 7) and on the golden text", { todo: "not met yet: calibrated int4 g32 measures +6.70% (seed 7) and +6.95% (golden); see bench/RESULTS.md" }, (t) => {
   const dir = fixture(t, "models/stories260K");
   const golden = goldenText(t);
   if (!dir || !golden) return;
@@ -73,26 +74,26 @@ test("int4-wo g32 gate on stories260K: GPTQ within 5% of fp32 on a sampled text 
     const texts = [evals[0], golden];
     const fp32 = ppls(ckpt, "s-fp32", texts, calib);
     const gptq = ppls(ckpt, "s-gptq", texts, calib, { ...INT4_G32, method: "gptq" });
-    t.diagnostic(`stories260K int4-wo g32 gptq: sampled ${gptq[0].toFixed(4)} vs fp32 ${fp32[0].toFixed(4)} (${pct(rise(gptq[0], fp32[0]))}), golden ${gptq[1].toFixed(4)} vs ${fp32[1].toFixed(4)} (${pct(rise(gptq[1], fp32[1]))})`);
-    for (const [i, name] of ["sampled (seed 7)", "golden"].entries()) assert.ok(rise(gptq[i], fp32[i]) <= GATE, `${name}: gptq perplexity ${gptq[i]} is ${pct(rise(gptq[i], fp32[i]))} above fp32 ${fp32[i]}`);
+    t.diagnostic(`stories260K int4-wo g32 calibrated: sampled ${gptq[0].toFixed(4)} vs fp32 ${fp32[0].toFixed(4)} (${pct(rise(gptq[0], fp32[0]))}), golden ${gptq[1].toFixed(4)} vs ${fp32[1].toFixed(4)} (${pct(rise(gptq[1], fp32[1]))})`);
+    for (const [i, name] of ["sampled (seed 7)", "golden"].entries()) assert.ok(rise(gptq[i], fp32[i]) <= GATE, `${name}: calibrated perplexity ${gptq[i]} is ${pct(rise(gptq[i], fp32[i]))} above fp32 ${fp32[i]}`);
   } finally {
     ckpt.close();
   }
 });
 
-test("stories260K int4-wo g32: GPTQ below round-to-nearest on the golden text and on the mean over three more sampled texts", (t) => {
+test("stories260K int4-wo g32: calibrated int4 below round-to-nearest on the golden text and on the mean over two more sampled texts", (t) => {
   const dir = fixture(t, "models/stories260K");
   const golden = goldenText(t);
   if (!dir || !golden) return;
   const ckpt = openCheckpoint(dir);
   try {
-    const { evals, calib } = samples(ckpt, STORIES_PROMPT, [11, 13, 17]);
+    const { evals, calib } = samples(ckpt, STORIES_PROMPT, [11, 13]);
     const texts = [golden, ...evals];
     const fp32 = ppls(ckpt, "m-fp32", texts, calib);
     const rtn = ppls(ckpt, "m-rtn", texts, calib, INT4_G32).map((v, i) => rise(v, fp32[i]));
     const gptq = ppls(ckpt, "m-gptq", texts, calib, { ...INT4_G32, method: "gptq" }).map((v, i) => rise(v, fp32[i]));
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    t.diagnostic(`golden: rtn ${pct(rtn[0])}, gptq ${pct(gptq[0])}; sampled seeds 11, 13, 17: rtn ${rtn.slice(1).map(pct).join(" ")} (mean ${pct(mean(rtn.slice(1)))}), gptq ${gptq.slice(1).map(pct).join(" ")} (mean ${pct(mean(gptq.slice(1)))})`);
+    t.diagnostic(`golden: rtn ${pct(rtn[0])}, calibrated ${pct(gptq[0])}; sampled seeds 11, 13: rtn ${rtn.slice(1).map(pct).join(" ")} (mean ${pct(mean(rtn.slice(1)))}), calibrated ${gptq.slice(1).map(pct).join(" ")} (mean ${pct(mean(gptq.slice(1)))})`);
     assert.ok(gptq[0] < rtn[0], `golden: gptq ${pct(gptq[0])} vs rtn ${pct(rtn[0])}`);
     assert.ok(mean(gptq.slice(1)) < 0.75 * mean(rtn.slice(1)), `sampled mean: gptq ${pct(mean(gptq.slice(1)))} vs rtn ${pct(mean(rtn.slice(1)))}`);
   } finally {
@@ -100,13 +101,13 @@ test("stories260K int4-wo g32: GPTQ below round-to-nearest on the golden text an
   }
 });
 
-test("int4-wo g32 gate on a random-weight model with every dim a multiple of 128: GPTQ within 5% of fp32", (t) => {
+test("int4-wo g32 gate on a random-weight model with every dim a multiple of 128: calibrated int4 within 5% of fp32", (t) => {
   const config = syntheticConfig({ numLayers: 2, hiddenSize: 256, numHeads: 2, numKvHeads: 1, intermediateSize: 384, vocabSize: 512 }); // headDim 128
   const ckpt = syntheticCheckpoint(config, 11);
-  const { evals, calib } = samples(ckpt, [1, 100, 200, 300], [7]);
+  const { evals, calib } = samples(ckpt, [1, 100, 200, 300], [7], 256); // one calibration window: this model is the slow one to calibrate
   const [fp32] = ppls(ckpt, "r-fp32", evals, calib);
   const [q] = ppls(ckpt, "r-gptq-g32", evals, calib, { ...INT4_G32, method: "gptq" });
-  t.diagnostic(`random 256/128 int4-wo g32 gptq: fp32 ${fp32.toFixed(4)}, gptq ${q.toFixed(4)} (${pct(rise(q, fp32))})`);
+  t.diagnostic(`random 256/128 int4-wo g32 calibrated: fp32 ${fp32.toFixed(4)}, gptq ${q.toFixed(4)} (${pct(rise(q, fp32))})`);
   assert.ok(rise(q, fp32) <= GATE, `${pct(rise(q, fp32))}`);
   assert.notEqual(q, fp32, "an int4 engine that changes nothing is not quantizing");
 });
