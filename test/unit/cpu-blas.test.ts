@@ -11,7 +11,10 @@ import { BlasError, systemBlas, type Blas } from "../../src/backends/cpu/blas.js
 import { BlasMatmul } from "../../src/backends/cpu/blas-matmul.js";
 import { CpuBackend } from "../../src/backends/cpu/backend.js";
 import { packWeight, type WeightDType } from "../../src/backends/cpu/layout.js";
+import { placePacked } from "../../src/backends/cpu/packed.js";
 import { CpuRuntime } from "../../src/backends/cpu/runtime.js";
+import { dequantize } from "../../src/quant/packed.js";
+import { quantize } from "../../src/quant/quantize.js";
 import type { WeightSlot } from "../../src/backends/cpu/tensors.js";
 import { ReferenceBackend } from "../../src/backends/reference/backend.js";
 import { matmul as refMatmul } from "../../src/backends/reference/ops.js";
@@ -85,6 +88,45 @@ test("BLAS matmul = reference matmul: f32 / bf16 / fp16 weights, odd sizes, bias
           const want = new Float32Array(M * N);
           refMatmul(want, x, w, bias, M, K, N);
           assertClose(rt.heap.f32(op, M * N), want, 2e-6 * Math.sqrt(K), `${dtype} [${M}, ${K}] x [${N}, ${K}]^T${withBias ? " + bias" : ""}`);
+          rt.heap.release(mark);
+        }
+      }
+    }
+  } finally {
+    rt.close();
+  }
+});
+
+test("BLAS matmul = reference matmul on packed int8 / int4 weights (sym / asym, groups 32 / 64 / ragged / one per row, both q layouts)", (t) => {
+  const blas = blasOrSkip(t);
+  if (!blas) return;
+  const rt = new CpuRuntime({ threads: 2 });
+  try {
+    let seed = 50;
+    const cases = [
+      { dtype: "int8", groupSize: 72, asym: false }, // one group per row at K = 72
+      { dtype: "int8", groupSize: 32, asym: false },
+      { dtype: "int4", groupSize: 32, asym: false },
+      { dtype: "int4", groupSize: 64, asym: true },
+      { dtype: "int4", groupSize: 40, asym: false }, // ragged last group, no interleaving
+    ] as const;
+    for (const c of cases) {
+      for (const [M, N, K] of [[16, 37, 72], [21, 64, 72], [33, 5, 72]]) {
+        for (const interleave of [true, false]) {
+          const mark = rt.heap.mark();
+          const packed = quantize(randomF32(N * K, seed++, 0.5), N, K, c.dtype, { groupSize: c.groupSize, asym: c.asym, scale: "f32" });
+          const placed = placePacked(rt.heap, "w", packed, { interleave });
+          const slot: WeightSlot = { ptr: placed.ptr, dtype: c.dtype, shape: [N, K], bytes: placed.bytes, packed: placed.slot };
+          const mm = new BlasMatmul(blas, rt, [slot], { blockBytes: 3 * K * 4, minRowsPacked: 16 });
+          assert.ok(mm.takes(slot, M));
+          const x = randomF32(M * K, seed++);
+          const xp = rt.heap.alloc(M * K * 4);
+          const op = rt.heap.alloc(M * N * 4);
+          rt.heap.f32(xp, M * K).set(x);
+          mm.run(rt.heap, slot, rt.heap.f32(xp, M * K), rt.heap.f32(op, M * N), undefined, M, 2);
+          const want = new Float32Array(M * N);
+          refMatmul(want, x, dequantize(packed), undefined, M, K, N);
+          assertClose(rt.heap.f32(op, M * N), want, 2e-6 * Math.sqrt(K), `${c.dtype} g${c.groupSize}${c.asym ? " asym" : ""} ${interleave ? "interleaved" : "row-major"} [${M}, ${K}] x [${N}, ${K}]^T`);
           rt.heap.release(mark);
         }
       }

@@ -8,7 +8,8 @@
  * row block at a time into one f32 buffer by the pool (assembly/widen.ts), then that
  * block's columns of out are computed: the widening costs one pass over the weights,
  * which many rows of x amortize, so 16-bit weights need more rows than f32 to gain.
- * Packed int8 / int4 weights stay on their own kernels.
+ * Packed int8 / int4 weights are dequantized the same way (qmatmul.ts's row dequantizer,
+ * either q layout), from the row count where their own kernels dequantize too (prefill).
  *
  * A model whose f32 matrices do not fit WebAssembly's 4 GiB keeps them outside the heap
  * (tensors.ts `external`): those matmuls come here at any row count (one row: sgemv).
@@ -24,6 +25,8 @@ export interface BlasMatmulOptions {
   minRows?: number;
   /** Fewest rows of x for which bf16 / fp16 weights go to BLAS (default 12). */
   minRows16?: number;
+  /** Fewest rows of x for which packed int8 / int4 weights go to BLAS (default 16). */
+  minRowsPacked?: number;
   /** Bytes of the f32 buffer one block of widened 16-bit rows fills (default 4 MiB). */
   blockBytes?: number;
 }
@@ -31,7 +34,8 @@ export interface BlasMatmulOptions {
 export class BlasMatmul {
   private readonly minRows: number;
   private readonly minRows16: number;
-  /** The widened block: [blockRows, K] f32, sized for the widest 16-bit weight. */
+  private readonly minRowsPacked: number;
+  /** The widened block: [blockRows, K] f32, sized for the widest 16-bit or packed weight. */
   private block = 0;
   private blockFloats = 0;
 
@@ -43,8 +47,9 @@ export class BlasMatmul {
   ) {
     this.minRows = o.minRows ?? 4;
     this.minRows16 = o.minRows16 ?? 12;
+    this.minRowsPacked = o.minRowsPacked ?? 16;
     let maxK = 0;
-    for (const w of weights) if (!w.packed && w.dtype !== "f32" && w.shape.length === 2) maxK = Math.max(maxK, w.shape[1]);
+    for (const w of weights) if (w.dtype !== "f32" && w.shape.length === 2) maxK = Math.max(maxK, w.shape[1]);
     if (maxK > 0) {
       this.blockFloats = Math.max(maxK, Math.floor((o.blockBytes ?? 4 << 20) / 4 / maxK) * maxK);
       this.block = rt.heap.alloc(this.blockFloats * 4, "widened weight block (BLAS)");
@@ -54,9 +59,9 @@ export class BlasMatmul {
   /** Whether a matmul over `rows` rows of x with weight w goes to BLAS. */
   takes(w: WeightSlot, rows: number): boolean {
     if (w.external) return true; // nothing else can read it
-    if (w.packed || w.shape.length !== 2) return false;
+    if (w.shape.length !== 2) return false;
     if (w.dtype === "f32") return rows >= this.minRows;
-    return this.block !== 0 && rows >= this.minRows16;
+    return this.block !== 0 && rows >= (w.packed ? this.minRowsPacked : this.minRows16);
   }
 
   /**
@@ -81,7 +86,9 @@ export class BlasMatmul {
     const p = this.rt.program;
     for (let n0 = 0; n0 < N; n0 += rows) {
       const n1 = Math.min(N, n0 + rows);
-      p.reset().emit(OP.WIDEN_ROWS, this.block, w.ptr, DTYPE_CODE[w.dtype as "bf16" | "f16"], K, n0, n1);
+      const q = w.packed;
+      if (q) p.reset().emit(OP.DEQUANT_ROWS, this.block, w.ptr, q.scales, q.zeros, q.code, q.groupSize, K, n0, n1);
+      else p.reset().emit(OP.WIDEN_ROWS, this.block, w.ptr, DTYPE_CODE[w.dtype as "bf16" | "f16"], K, n0, n1);
       this.rt.run(threads);
       this.blas.sgemm(M, n1 - n0, K, x, block, out.subarray(n0), N, beta, threads);
     }

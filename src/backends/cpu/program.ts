@@ -26,6 +26,7 @@ export const OP = {
   READ_SUM: 15,
   MATMUL_Q: 16,
   WIDEN_ROWS: 17,
+  DEQUANT_ROWS: 18,
 } as const;
 
 /** No barrier after the call: the next call does not read what this one wrote. */
