@@ -43,6 +43,11 @@ export interface EngineOptions {
   kvDtype?: KvDType;
 }
 
+/** A step in flight (Engine.submit): wait() blocks until its logits [R, vocab] are ready. */
+export interface PendingLogits {
+  wait(): Float32Array;
+}
+
 /** What the engine was built to handle; a step beyond these is refused. */
 export interface EngineLimits {
   maxBatchTokens: number;
@@ -84,6 +89,25 @@ export class Engine {
     return this.bound.forward(step).get(LOGITS)!;
   }
 
+  /**
+   * Steps this engine can run at once, each a different batch (pipeline stages working on
+   * different steps: a sharded engine with --pp > 1); 1 for every other engine. The
+   * runtime then keeps that many independent step groups in flight (engine-core.ts).
+   */
+  get pipelineDepth(): number {
+    return 1;
+  }
+
+  /**
+   * Starts a step and returns a handle whose wait() gives its logits [R, vocab]. Up to
+   * pipelineDepth steps may be in flight; wait them in submission order. Here (depth 1)
+   * the step runs at once.
+   */
+  submit(step: StepBatch): PendingLogits {
+    const logits = this.forward(step);
+    return { wait: () => logits };
+  }
+
   /** Whether forwardGreedy picks tokens where the logits are (a GPU) instead of copying them out. */
   get hasDeviceGreedy(): boolean {
     return this.bound.forwardTopK !== undefined;
@@ -96,7 +120,7 @@ export class Engine {
     return this.bound.forwardTopK(step, 1).ids;
   }
 
-  private checkStep(step: StepBatch): void {
+  protected checkStep(step: StepBatch): void {
     const { maxBatchTokens, maxLogitRows, origin } = this.limits;
     if (step.numTokens > maxBatchTokens) {
       throw new EngineError(origin, `a step of ${step.numTokens} tokens exceeds the engine's maxBatchTokens ${maxBatchTokens}`, `schedule at most ${maxBatchTokens} tokens per step, or rebuild with --max-batch-tokens ${step.numTokens}`);

@@ -1,9 +1,13 @@
 /**
- * The main thread's side of the ranks, as a BoundGraph: forward() writes the step into
- * shared memory, wakes every rank, and blocks until all are done (or one failed), then
- * reads the logits the last stage wrote. KV block copies are queued and travel with the
- * next step (every rank applies them before it runs). After a failure every call throws
- * the same RankError: the ranks' KV caches are gone, so the group cannot go on.
+ * The main thread's side of the ranks, as a BoundGraph: submit() writes a step into the
+ * next of `depth` shared slots and wakes every rank without waiting; the returned
+ * PendingStep's wait() blocks until all ranks are done with it (or one failed), then
+ * reads the logits the last stage wrote into that slot. Up to `depth` steps may be in
+ * flight (pipeline stages run different steps at once); they are waited in submission
+ * order, which frees their slots in turn. forward() is submit + wait. KV block copies are
+ * queued and travel with the next step (every rank applies them before it runs). After a
+ * failure every call throws the same RankError: the ranks' KV caches are gone, so the
+ * group cannot go on.
  */
 import type { Worker } from "node:worker_threads";
 import type { BoundGraph, KvCacheShape } from "../backends/backend.js";
@@ -34,15 +38,25 @@ export interface RankStats {
   busyUs: number;
 }
 
+/** A submitted step: wait() blocks until the ranks are done and returns its logits [R, vocab]. */
+export interface PendingStep {
+  wait(): Float32Array;
+}
+
 export class RankGroupBound implements BoundGraph {
   private readonly ctrl: Int32Array;
-  private readonly stepArea: Int32Array;
-  private readonly logits: Float32Array;
   private copies: [number, number][] = [];
   private error: RankError | null = null;
   private closed = false;
-  /** forward() calls and their wall microseconds on the main thread (a step, start to the last rank done). */
-  private readonly wall = { steps: 0, us: 0 };
+  /** Steps submitted, and how many of them have been waited (slots are reused in this order). */
+  private submitted = 0;
+  private collected = 0;
+  /**
+   * Steps submitted; wall microseconds with at least one step in flight (the stages' time
+   * to keep busy); steps submitted while another was in flight.
+   */
+  private readonly wall = { steps: 0, us: 0, overlapped: 0 };
+  private busySince = 0;
   /** Resolves when the supervisor thread has exited (it ends the ranks first). */
   readonly stopped: Promise<void>;
 
@@ -55,8 +69,6 @@ export class RankGroupBound implements BoundGraph {
     private readonly spin?: number,
   ) {
     this.ctrl = new Int32Array(buffers.ctrl);
-    this.stepArea = new Int32Array(buffers.step);
-    this.logits = new Float32Array(buffers.data, map.logitsAt * 4, map.l.logitFloats);
     this.stopped = new Promise((r) => supervisor.once("exit", () => r()));
   }
 
@@ -81,28 +93,56 @@ export class RankGroupBound implements BoundGraph {
     return this.error;
   }
 
+  /** Steps that may be in flight at once. */
+  get depth(): number {
+    return this.map.depth;
+  }
+
+  /** Steps submitted and not yet waited. */
+  get inFlight(): number {
+    return this.submitted - this.collected;
+  }
+
   forward(step: StepBatch): Map<string, Float32Array> {
+    return new Map([[LOGITS, this.submit(step).wait()]]);
+  }
+
+  /** Posts a step to the ranks without waiting (at most `depth` in flight; wait them in order). */
+  submit(step: StepBatch): PendingStep {
     if (this.closed) throw new LlmrtError("rank_failed", "sharded engine: closed");
     const failed = this.failure();
     if (failed) throw failed;
-    const t0 = performance.now();
-    encodeStep(this.stepArea, step, this.copies);
+    if (this.inFlight >= this.depth) throw new Error(`sharded engine: ${this.depth} steps already in flight; wait for one first`);
+    const slot = this.submitted % this.depth;
+    const words = this.map.l.stepWords;
+    encodeStep(new Int32Array(this.buffers.step, slot * words * 4, words), step, this.copies);
     this.copies = [];
-    Atomics.store(this.ctrl, W.DONE, 0);
-    Atomics.store(this.ctrl, W.CMD, CMD_STEP);
+    if (this.inFlight === 0) this.busySince = performance.now();
+    else this.wall.overlapped++;
+    Atomics.store(this.ctrl, W.DONE + slot, 0);
+    const ticket = this.submitted++;
+    this.wall.steps++;
     Atomics.add(this.ctrl, W.CMD_SEQ, 1);
     Atomics.notify(this.ctrl, W.CMD_SEQ);
+    const rows = step.logitRows.length;
+    return { wait: () => this.wait(ticket, slot, rows) };
+  }
+
+  private wait(ticket: number, slot: number, rows: number): Float32Array {
+    if (ticket !== this.collected) throw new Error(`sharded engine: steps are waited in submission order (step ${ticket} before ${this.collected})`);
+    const failed = this.failure();
+    if (failed) throw failed;
     try {
-      for (let done = 0; done < this.world; done = Atomics.load(this.ctrl, W.DONE)) waitChange(this.ctrl, W.DONE, done, this.spin);
+      for (let done = 0; done < this.world; done = Atomics.load(this.ctrl, W.DONE + slot)) waitChange(this.ctrl, W.DONE + slot, done, this.spin);
     } catch (e) {
       if (e instanceof PeerFailed) throw this.failure()!;
       throw e;
     }
-    const n = step.logitRows.length * this.vocab;
-    const logits = this.logits.slice(0, n);
-    this.wall.steps++;
-    this.wall.us += (performance.now() - t0) * 1000;
-    return new Map([[LOGITS, logits]]);
+    const at = this.map.logitsOf(slot) * 4;
+    const logits = new Float32Array(this.buffers.data, at, rows * this.vocab).slice();
+    this.collected++;
+    if (this.inFlight === 0) this.wall.us += (performance.now() - this.busySince) * 1000;
+    return logits;
   }
 
   copyBlock(src: number, dst: number): void {
@@ -116,8 +156,11 @@ export class RankGroupBound implements BoundGraph {
     });
   }
 
-  /** Steps run and their wall microseconds, as the main thread saw them. */
-  wallTime(): { steps: number; us: number } {
+  /**
+   * Steps run, the wall microseconds with a step in flight (main thread's view), and the
+   * steps submitted while another was still in flight (cross-step pipelining).
+   */
+  wallTime(): { steps: number; us: number; overlapped: number } {
     return { ...this.wall };
   }
 

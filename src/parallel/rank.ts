@@ -2,10 +2,12 @@
  * One rank: loads its weights file, binds its graph to the engine's backend (reference,
  * cpu with its share of the threads, or cuda on GPU rank % deviceCount), which runs the
  * collectives through shared memory (cuda: host-staged, backends/cuda/host-collectives.ts),
- * then serves commands until told to quit. For each step it runs the micro-batches in
- * order (a pipeline stage receives each from the stage before, sends it on to the next);
- * the last stage's first tensor-parallel rank writes the logits rows where the main
- * thread reads them.
+ * then serves commands until told to quit. Steps are posted in order into `depth` slots
+ * (several may be in flight: stage 0 starts step B while stage 1 still runs step A) and
+ * every rank runs them one after another in that order, so each stage's KV writes follow
+ * the order the main thread scheduled. For each step it runs the micro-batches in order
+ * (a pipeline stage receives each from the stage before, sends it on to the next); the
+ * last stage's first tensor-parallel rank writes the logits rows into the step's slot.
  */
 import type { BoundGraph, KvDType, WeightMap } from "../backends/backend.js";
 import type { Backend } from "../backends/backend.js";
@@ -70,7 +72,7 @@ function describe(e: unknown): string {
 
 export class Rank {
   private readonly ctrl: Int32Array;
-  private readonly logits: Float32Array;
+  private readonly map: WorldMap;
   private readonly comm: ShmCollectives;
   readonly bound: BoundGraph;
   private readonly r: RankManifest;
@@ -83,8 +85,8 @@ export class Rank {
 
   constructor(private readonly init: RankInit) {
     const map = new WorldMap(init.layout);
+    this.map = map;
     this.ctrl = new Int32Array(init.buffers.ctrl);
-    this.logits = new Float32Array(init.buffers.data, map.logitsAt * 4, init.layout.logitFloats);
     const m = readManifest(init.dir);
     const r = m.parallel?.ranks[init.rank];
     if (!r) throw new Error(`${init.dir}: no rank ${init.rank} in engine.json`);
@@ -116,18 +118,18 @@ export class Rank {
 
   /** Serves commands until CMD_QUIT or a failure; never throws. */
   serve(): void {
-    let seq = 0;
-    for (;;) {
+    // commands run one at a time in posting order: `seq` is the last one this rank ran
+    for (let seq = 0; ; seq++) {
       try {
-        waitChange(this.ctrl, W.CMD_SEQ, seq, this.init.spin);
+        waitChange(this.ctrl, W.CMD_SEQ, seq, this.init.spin); // CMD_SEQ only grows: returns once command seq + 1 is posted
       } catch {
         return; // a peer failed while this rank was idle: nothing to clean up
       }
-      seq = Atomics.load(this.ctrl, W.CMD_SEQ);
       if (Atomics.load(this.ctrl, W.CMD) === CMD_QUIT) return;
+      const slot = seq % this.map.depth;
       try {
         const t0 = performance.now();
-        this.step();
+        this.step(slot);
         this.stepUs += (performance.now() - t0) * 1000;
         const t = this.comm.times;
         this.stats.set([t.allReduceUs, t.allGatherUs, t.sendUs, t.recvUs, t.calls, this.steps, this.stepUs], 0);
@@ -136,23 +138,25 @@ export class Rank {
         if (!(e instanceof PeerFailed)) failWorld(this.ctrl, this.init.rank, `rank ${this.init.rank} (stage ${this.r.stage}, tp rank ${this.r.tpRank}) failed: ${describe(e)}`);
         return;
       }
-      Atomics.add(this.ctrl, W.DONE, 1);
-      Atomics.notify(this.ctrl, W.DONE);
+      Atomics.add(this.ctrl, W.DONE + slot, 1);
+      Atomics.notify(this.ctrl, W.DONE + slot);
     }
   }
 
-  private step(): void {
+  private step(slot: number): void {
     this.steps++;
     this.injectFault();
-    const { step, copies } = decodeStep(new Int32Array(this.init.buffers.step));
+    const words = this.init.layout.stepWords;
+    const { step, copies } = decodeStep(new Int32Array(this.init.buffers.step, slot * words * 4, words));
+    const logits = new Float32Array(this.init.buffers.data, this.map.logitsOf(slot) * 4, this.init.layout.logitFloats);
     for (const [src, dst] of copies) this.bound.copyBlock(src, dst);
     const V = this.vocab;
     const pieces = microBatchCount(step.numTokens, this.init.microBatches, this.init.minMicroBatchTokens); // every rank cuts alike
     for (const mb of splitStep(step, pieces)) {
       const out = this.bound.forward(mb.step);
       if (!this.last || this.r.tpRank !== 0) continue;
-      const logits = out.get(LOGITS)!; // [R_mb, V]
-      mb.rows.forEach((row, i) => this.logits.set(logits.subarray(i * V, (i + 1) * V), row * V));
+      const rows = out.get(LOGITS)!; // [R_mb, V]
+      mb.rows.forEach((row, i) => logits.set(rows.subarray(i * V, (i + 1) * V), row * V));
     }
   }
 

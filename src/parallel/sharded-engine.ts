@@ -5,12 +5,14 @@
  *
  *   const engine = await ShardedEngine.start("stories-tp2-pp2");   // 4 rank threads
  *   engine.forward(step);   // blocks until the last stage has the logits
+ *   const a = engine.submit(stepA), b = engine.submit(stepB);   // pp 2: both in flight
+ *   a.wait(); b.wait();
  *   engine.close();
  */
 import { resolveThreads } from "../backends/cpu/backend.js";
 import { kernelModule } from "../backends/cpu/wasm-module.js";
 import { kernelsDir } from "../backends/cuda/kernel-sources.js";
-import { Engine, type LoadEngineOptions } from "../engine/engine.js";
+import { Engine, type LoadEngineOptions, type PendingLogits } from "../engine/engine.js";
 import { deserializeGraph, readManifest, type EngineManifest } from "../engine/format.js";
 import { EngineError } from "../errors.js";
 import { rowsFor } from "../graph/passes/plan-memory.js";
@@ -18,11 +20,12 @@ import { SHARDED_TARGETS } from "./layout.js";
 import { ncclPlan } from "./nccl-plan.js";
 import { commOf } from "./plan.js";
 import { RankGroupBound, RankError, type RankStats } from "./rank-group.js";
+import type { StepBatch } from "../graph/step-batch.js";
 import type { RankInit } from "./rank.js";
 import { spawnRanks } from "./spawn.js";
 import { stageTimes, type StageTimes } from "./stage-times.js";
 import { stepWords } from "./step-codec.js";
-import { allocWorld, ERR_AT, ERR_BYTES, failureOf, W, WorldMap, type WorldLayout } from "./world.js";
+import { allocWorld, ERR_AT, ERR_BYTES, failureOf, MAX_PIPELINE_DEPTH, W, WorldMap, type WorldLayout } from "./world.js";
 
 export interface ShardedLoadOptions extends Omit<LoadEngineOptions, "backend"> {
   /**
@@ -30,6 +33,11 @@ export interface ShardedLoadOptions extends Omit<LoadEngineOptions, "backend"> {
    * "auto" (default): up to the stage count, as many as keep MIN_MICRO_BATCH_TOKENS each.
    */
   microBatches?: number | "auto";
+  /**
+   * Steps in flight at once (different batches on different stages): default the stage
+   * count (at most MAX_PIPELINE_DEPTH); 1 runs one step at a time through every stage.
+   */
+  pipelineDepth?: number;
   /** Spin iterations before a waiting thread sleeps (default world.ts DEFAULT_SPIN). */
   spin?: number;
 }
@@ -46,7 +54,7 @@ function within(dir: string, m: EngineManifest, asked: number | undefined, built
 }
 
 /** Sizes of the shared areas, from every rank's collectives at the engine's capacity. */
-function worldLayout(m: EngineManifest, T: number, S: number, maxSeqLen: number, blockSize: number, numBlocks: number): WorldLayout {
+function worldLayout(m: EngineManifest, T: number, S: number, maxSeqLen: number, blockSize: number, numBlocks: number, depth: number): WorldLayout {
   const p = m.parallel!;
   const cap = { T, R: m.build.maxLogitRows };
   let maxCollective = 1;
@@ -59,11 +67,13 @@ function worldLayout(m: EngineManifest, T: number, S: number, maxSeqLen: number,
     }
   }
   const blocks = S * (Math.ceil(maxSeqLen / blockSize) + 1);
-  return { tp: p.tp, pp: p.pp, maxCollective, maxMessage, logitFloats: cap.R * m.model.vocabSize, stepWords: stepWords(T, S, cap.R, blocks, numBlocks) };
+  return { tp: p.tp, pp: p.pp, maxCollective, maxMessage, logitFloats: cap.R * m.model.vocabSize, stepWords: stepWords(T, S, cap.R, blocks, numBlocks), depth };
 }
 
 /** Micro-batches per step ("auto" or a number) where ShardedLoadOptions does not say (LLM.load does not pass it on). */
 export const MICRO_BATCHES_ENV = "LLMRT_MICRO_BATCHES";
+/** Steps in flight where ShardedLoadOptions does not say (benchmarks through LLM: 1 turns cross-step pipelining off). */
+export const PIPELINE_DEPTH_ENV = "LLMRT_PIPELINE_DEPTH";
 
 /**
  * "auto" micro-batches: the fewest tokens a piece may hold, per target. cpu: measured
@@ -97,7 +107,9 @@ export class ShardedEngine extends Engine {
     const maxBatchTokens = within(dir, m, opts.maxBatchTokens, m.build.maxBatchTokens, "max-batch-tokens");
     const blockSize = opts.blockSize ?? 16;
     const numBlocks = opts.numBlocks ?? maxSeqs * Math.ceil(maxSeqLen / blockSize);
-    const layout = worldLayout(m, maxBatchTokens, maxSeqs, maxSeqLen, blockSize, numBlocks);
+    const askedDepth = opts.pipelineDepth ?? (Number(process.env[PIPELINE_DEPTH_ENV]) || p.pp);
+    const depth = Math.max(1, Math.min(Math.floor(askedDepth), p.pp, MAX_PIPELINE_DEPTH)); // more steps than stages would only queue
+    const layout = worldLayout(m, maxBatchTokens, maxSeqs, maxSeqLen, blockSize, numBlocks, depth);
     const map = new WorldMap(layout);
     const buffers = allocWorld(map);
     const ctrl = new Int32Array(buffers.ctrl);
@@ -131,6 +143,17 @@ export class ShardedEngine extends Engine {
   /** Tensor-parallel ranks per stage, and pipeline stages. */
   get parallel(): { tp: number; pp: number } {
     return { tp: this.group.layout.tp, pp: this.group.layout.pp };
+  }
+
+  /** Steps that may be in flight at once: the stages, unless loaded with pipelineDepth 1. */
+  override get pipelineDepth(): number {
+    return this.group.depth;
+  }
+
+  /** Posts a step to the ranks without waiting; stage 0 starts it while later stages finish earlier ones. */
+  override submit(step: StepBatch): PendingLogits {
+    this.checkStep(step);
+    return this.group.submit(step);
   }
 
   /** Each rank's time in collectives and steps since load. */

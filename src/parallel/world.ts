@@ -1,28 +1,31 @@
 /**
  * The shared memory of one group of ranks (threads of one process): a control block of
  * Int32 words, a float data region (collective scratch, pipeline channels, logits) and a
- * step region (the StepBatch the main thread hands out). Every wait spins briefly, then
+ * step region (the StepBatch the main thread hands out); steps in flight at once (up to
+ * `depth`) each have their own step area, logits area and done word. Every wait spins briefly, then
  * sleeps in Atomics.wait, and gives up when any rank has failed, so no rank blocks on a
  * peer that is gone.
  */
 
 /** Control words. */
 export const W = {
-  /** Bumped by the main thread for each command. */
+  /** Commands posted by the main thread (each a step, in order; ranks run them one after another). */
   CMD_SEQ: 0,
-  /** The command: CMD_STEP or CMD_QUIT. */
+  /** CMD_QUIT once the ranks are to stop (checked before each step). */
   CMD: 1,
-  /** Ranks done with the current command. */
-  DONE: 2,
   /** 0, or 1 + the rank that failed first (world size + 1: the group itself). */
   FAILED: 3,
   /** Ranks loaded and waiting for commands. */
   READY: 4,
   /** 1 + bytes of the failure message; 0 until the failing thread has written it. */
   ERR_LEN: 5,
+  /** Ranks done with the step in slot k: DONE + k (k < MAX_PIPELINE_DEPTH). */
+  DONE: 6,
   /** Barrier words of stage s: BARRIER + 2s (count), + 1 (generation). */
   BARRIER: 16,
 } as const;
+/** Most steps in flight at once (each has its own step area, logits area and done word). */
+export const MAX_PIPELINE_DEPTH = 8;
 export const CMD_STEP = 1;
 export const CMD_QUIT = 2;
 
@@ -45,8 +48,10 @@ export interface WorldLayout {
   maxMessage: number;
   /** Floats of the logits area [maxLogitRows, vocab]. */
   logitFloats: number;
-  /** Int32 words of the step area. */
+  /** Int32 words of one step area. */
   stepWords: number;
+  /** Steps in flight at once (one step area and logits area each); default 1. */
+  depth?: number;
 }
 
 /** Where things are: word indices in ctrl, float offsets in data. */
@@ -59,8 +64,18 @@ export class WorldMap {
     this.ctrlWords = ERR_AT / 4;
     const world = l.tp * l.pp;
     if (this.channelWord(world) + 4 > this.ctrlWords) throw new Error(`parallel: ${world} ranks need a larger control block`);
+    if (this.depth > MAX_PIPELINE_DEPTH) throw new Error(`parallel: at most ${MAX_PIPELINE_DEPTH} steps in flight, not ${this.depth}`);
     this.logitsAt = l.pp * this.groupFloats + world * 2 * l.maxMessage;
-    this.dataFloats = this.logitsAt + l.logitFloats;
+    this.dataFloats = this.logitsAt + this.depth * l.logitFloats;
+  }
+
+  get depth(): number {
+    return this.l.depth ?? 1;
+  }
+
+  /** Float offset of step slot k's logits. */
+  logitsOf(k: number): number {
+    return this.logitsAt + k * this.l.logitFloats;
   }
 
   barrierWord(stage: number): number {
@@ -102,7 +117,7 @@ export function allocWorld(map: WorldMap): WorldBuffers {
   return {
     ctrl: new SharedArrayBuffer(STATS_AT + map.l.tp * map.l.pp * STAT_FIELDS * 8),
     data: new SharedArrayBuffer(map.dataFloats * 4),
-    step: new SharedArrayBuffer(map.l.stepWords * 4),
+    step: new SharedArrayBuffer(map.depth * map.l.stepWords * 4),
   };
 }
 

@@ -3,8 +3,16 @@
  * requests, runs the engine once on the packed StepBatch, samples the rows that need
  * a token, and reports what changed. It never awaits, so it can run on any thread;
  * the API layer drives it (and yields to the event loop between steps).
+ *
+ * An engine with `pipelineDepth` d > 1 (pipeline stages that run different steps at
+ * once) gets d step groups: the running sequences are split among them, and each
+ * `step()` first submits the next step of every group that has none in flight, then
+ * waits for the oldest one and samples it. A group's next step is scheduled only after
+ * its previous one is sampled, so no sequence ever has two steps in flight; a request
+ * cancelled while its step is in flight keeps its KV blocks until that step is done.
  */
-import type { Engine } from "../engine/engine.js";
+import type { Engine, PendingLogits } from "../engine/engine.js";
+import type { StepBatch } from "../graph/step-batch.js";
 import { OptionError } from "../errors.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { BlockPool } from "./kv-cache.js";
@@ -74,6 +82,11 @@ export class EngineCore {
   private readonly spec = { proposed: 0, accepted: 0, steps: 0 };
   private readonly eos: ReadonlySet<number>;
   private steps = 0;
+  /** Step groups (engine.pipelineDepth; 1 with speculative decoding, whose drafts span groups). */
+  private readonly groups: number;
+  /** Submitted steps not yet sampled, oldest first, and the requests they hold. */
+  private readonly inFlight: InFlightStep[] = [];
+  private readonly busy = new Set<Request>();
 
   constructor(
     readonly engine: Engine,
@@ -95,6 +108,7 @@ export class EngineCore {
       maxSeqs: opts.maxSeqs ?? 16,
     });
     this.eos = new Set([...engine.config.eosTokenIds, ...tokenizer.eosIds]);
+    this.groups = opts.speculative ? 1 : Math.max(1, engine.pipelineDepth);
   }
 
   /** Longest prompt + output a request may reach. */
@@ -148,8 +162,13 @@ export class EngineCore {
     this.drafter?.engine.close();
   }
 
+  /** Steps submitted to a pipelined engine and not yet sampled (0 otherwise). */
+  get stepsInFlight(): number {
+    return this.inFlight.length;
+  }
+
   get hasWork(): boolean {
-    return this.scheduler.hasWork || this.deferred.size > 0;
+    return this.scheduler.hasWork || this.deferred.size > 0 || this.inFlight.length > 0;
   }
 
   stats(): CoreStats {
@@ -175,23 +194,74 @@ export class EngineCore {
 
   /** Runs one step. Returns an update for every request that produced a token or finished. */
   step(): RequestUpdate[] {
+    if (this.groups > 1) return this.pipelinedStep();
     this.propose();
     const { slices } = this.scheduler.schedule();
     if (slices.length === 0) return [];
-    this.steps++;
-    const now = performance.now();
-    for (const s of slices) s.req.timings.firstScheduled ??= now;
-
-    const batch = buildStep(slices, this.pool.blockSize);
+    const batch = this.startStep(slices);
     // every sampled token a plain argmax: the backend picks it where the logits are, and no row is read here
     const greedy = this.engine.hasDeviceGreedy && slices.every(deviceGreedyFits) ? this.engine.forwardGreedy(batch) : null; // [R]
     const logits = greedy ? null : this.engine.forward(batch); // [R, vocab]
+    return this.sampleStep(slices, logits, greedy);
+  }
+
+  /**
+   * One step of a pipelined engine: submits the next step of every idle group, then
+   * waits for the oldest step in flight and samples it (its group is idle again).
+   */
+  private pipelinedStep(): RequestUpdate[] {
+    for (let g = 0; g < this.groups; g++) {
+      if (this.inFlight.some((f) => f.group === g)) continue;
+      const { slices } = this.scheduler.schedule(g, this.groups);
+      if (slices.length === 0) continue;
+      const pending = this.engine.submit(this.startStep(slices));
+      this.inFlight.push({ group: g, slices, pending });
+      for (const s of slices) this.busy.add(s.req);
+    }
+    const oldest = this.inFlight.shift();
+    if (!oldest) return [];
+    let logits: Float32Array;
+    try {
+      logits = oldest.pending.wait();
+    } catch (e) {
+      // a failed engine runs nothing more: the steps left will never be waited, so nothing is busy now
+      for (const f of [oldest, ...this.inFlight]) for (const s of f.slices) if (s.req.finished) this.pool.release(s.req.seq);
+      this.inFlight.length = 0;
+      this.busy.clear();
+      throw e;
+    }
+    for (const s of oldest.slices) {
+      this.busy.delete(s.req);
+      if (s.req.finished) this.pool.release(s.req.seq); // cancelled in flight: its blocks are free only now
+    }
+    return this.sampleStep(oldest.slices.filter((s) => !s.req.finished), logits, null, oldest.slices);
+  }
+
+  private startStep(slices: Slice[]): StepBatch {
+    this.steps++;
+    const now = performance.now();
+    for (const s of slices) s.req.timings.firstScheduled ??= now;
+    return buildStep(slices, this.pool.blockSize);
+  }
+
+  /**
+   * Consumes a finished step's logits (or device-picked tokens): prompt logprobs, sampled
+   * tokens, stop rules. `rowsOf` lists every slice the step ran (default `slices`): rows of
+   * a slice left out (its request was cancelled in flight) are skipped.
+   */
+  private sampleStep(slices: Slice[], logits: Float32Array | null, greedy: Int32Array | null, rowsOf: Slice[] = slices): RequestUpdate[] {
     const V = this.engine.config.vocabSize;
+    const rowStart = new Map<Slice, number>();
+    for (let i = 0, r = 0; i < rowsOf.length; i++) {
+      rowStart.set(rowsOf[i], r);
+      const { promptRows, sampleRows } = sliceLogitRows(rowsOf[i]);
+      r += promptRows + sampleRows;
+    }
 
     const updates: RequestUpdate[] = [];
-    let row = 0;
     const rowAt = (r: number) => logits!.subarray(r * V, (r + 1) * V);
     for (const slice of slices) {
+      let row = rowStart.get(slice)!;
       const { req, numNew } = slice;
       const numDraft = slice.numDraft ?? 0;
       const { promptRows, sampleRows } = sliceLogitRows(slice);
@@ -312,12 +382,21 @@ export class EngineCore {
     u.newText += lastText;
     req.finishReason = reason;
     req.timings.finished = performance.now();
-    this.scheduler.remove(req);
+    this.scheduler.remove(req, this.busy.has(req)); // a step in flight may still write its KV blocks
     this.byId.delete(req.id);
     u.finished = true;
     u.finishReason = reason;
     return u;
   }
+}
+
+type Slice = ScheduledSlice & { req: Request };
+
+/** A step submitted to a pipelined engine and not yet sampled. */
+interface InFlightStep {
+  group: number;
+  slices: Slice[];
+  pending: PendingLogits;
 }
 
 function newUpdate(req: Request): RequestUpdate {

@@ -5,6 +5,12 @@
  * up to `maxSeqs`. Long prompts are chunked across steps. When KV blocks run out the
  * lowest-priority running sequence is preempted (its blocks freed, recomputed later).
  * A newly admitted sequence first takes whatever prefix of it the block pool has cached.
+ *
+ * Step groups (for engines that run several steps at once, pipeline stages on different
+ * batches): `schedule(g, groups)` serves only the running sequences of group g, admits
+ * waiting ones into g up to its fair share of the sequences, and preempts only within g.
+ * The caller schedules a group only when its previous step is sampled, so no sequence
+ * of another group (possibly in flight) is touched. With one group, everything is one.
  */
 import type { BlockPool } from "./kv-cache.js";
 import type { Sequence } from "./sequence.js";
@@ -38,6 +44,8 @@ export class Scheduler<R extends Schedulable> {
   readonly waiting: R[] = [];
   readonly running: R[] = [];
   numPreemptions = 0;
+  /** The step group of each running request (absent: group 0). */
+  private readonly groupOf = new Map<R, number>();
 
   constructor(
     private readonly pool: BlockPool,
@@ -49,47 +57,64 @@ export class Scheduler<R extends Schedulable> {
     insertSorted(this.waiting, req);
   }
 
-  /** Takes a request out of the scheduler, freeing its blocks at once. */
-  remove(req: R): void {
+  /**
+   * Takes a request out of the scheduler, freeing its blocks at once unless `keepBlocks`
+   * (its step is still in flight: the caller releases them once that step is done).
+   */
+  remove(req: R, keepBlocks = false): void {
     for (const list of [this.waiting, this.running]) {
       const i = list.indexOf(req);
       if (i >= 0) list.splice(i, 1);
     }
-    this.pool.release(req.seq);
+    this.groupOf.delete(req);
+    if (!keepBlocks) this.pool.release(req.seq);
+  }
+
+  /** The step group a running request belongs to. */
+  group(req: R): number {
+    return this.groupOf.get(req) ?? 0;
   }
 
   get hasWork(): boolean {
     return this.waiting.length > 0 || this.running.length > 0;
   }
 
-  schedule(): SchedulerOutput<R> {
+  /** The next step of step group `group` of `groups` (one group: every running sequence). */
+  schedule(group = 0, groups = 1): SchedulerOutput<R> {
     let budget = this.opts.maxBatchTokens;
     const slices: SchedulerOutput<R>["slices"] = [];
     const preempted: R[] = [];
 
-    // running sequences first, in priority order; the worst ones are preempted when blocks run out
+    // running sequences of the group first, in priority order; its worst ones are preempted when blocks run out
     this.running.sort(before);
-    for (let i = 0; i < this.running.length && budget > 0; i++) {
-      const req = this.running[i];
+    const mine = groups === 1 ? this.running : this.running.filter((r) => this.group(r) === group);
+    const drop = (req: R) => {
+      if (mine !== this.running) this.running.splice(this.running.indexOf(req), 1);
+      return this.preempt(req);
+    };
+    for (let i = 0; i < mine.length && budget > 0; i++) {
+      const req = mine[i];
       const n = Math.min(req.seq.numUncomputed + req.seq.draft.length, budget);
       if (n === 0) continue;
       let fits = this.pool.reserve(req.seq, req.seq.numComputed + n);
-      while (!fits && this.running.length - 1 > i) {
-        preempted.push(this.preempt(this.running.pop()!));
+      while (!fits && mine.length - 1 > i) {
+        preempted.push(drop(mine.pop()!));
         fits = this.pool.reserve(req.seq, req.seq.numComputed + n);
       }
       if (!fits) {
         // nothing left to take blocks from but this request itself
-        this.running.splice(i, 1);
-        preempted.push(this.preempt(req));
+        mine.splice(i, 1);
+        preempted.push(drop(req));
         break;
       }
       slices.push(this.slice(req, n));
       budget -= n;
     }
 
-    // then waiting ones, unless this step already had to preempt
-    while (preempted.length === 0 && budget > 0 && this.waiting.length > 0 && this.running.length < this.opts.maxSeqs) {
+    // then waiting ones (into this group up to its fair share), unless this step already had to preempt
+    const share = Math.ceil(Math.min(this.opts.maxSeqs, this.running.length + this.waiting.length) / groups);
+    let members = mine.length;
+    while (preempted.length === 0 && budget > 0 && this.waiting.length > 0 && this.running.length < this.opts.maxSeqs && members < share) {
       const req = this.waiting[0];
       const reused = this.pool.acquirePrefix(req.seq);
       const n = Math.min(req.seq.numUncomputed, budget);
@@ -102,6 +127,8 @@ export class Scheduler<R extends Schedulable> {
       this.waiting.shift();
       req.seq.status = "running";
       this.running.push(req);
+      this.groupOf.set(req, group);
+      members++;
       slices.push(this.slice(req, n));
       budget -= n;
     }
@@ -120,6 +147,7 @@ export class Scheduler<R extends Schedulable> {
 
   /** Recompute-style preemption: drop the KV, keep the tokens, wait again. */
   private preempt(req: R): R {
+    this.groupOf.delete(req);
     this.pool.release(req.seq);
     req.seq.numComputed = 0;
     req.seq.draft = [];
