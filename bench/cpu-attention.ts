@@ -1,0 +1,102 @@
+/**
+ * Micro-benchmark of the CPU paged attention kernel alone (assembly/attention.ts): one
+ * call (buffers placed once, as the backend has them) over a single sequence, either a prefill of --prefill tokens from position 0 or a
+ * one-token decode at --decode context. Prints wall and CPU milliseconds per call, best
+ * and median of --reps (CPU time: the process's, all threads; on a shared machine it
+ * moves less than wall time).
+ *
+ *   node --import tsx bench/cpu-attention.ts [--threads 1,2] [--prefill 512] [--decode 0]
+ *     [--heads 12] [--kv-heads 12] [--head-dim 64] [--kv-dtype f32|f16|bf16|int8] [--reps 15]
+ */
+import { parseArgs } from "node:util";
+import type { KvDType } from "../src/backends/backend.js";
+import { KV_DTYPE_CODE, OP, fbits } from "../src/backends/cpu/program.js";
+import { CpuRuntime } from "../src/backends/cpu/runtime.js";
+import { StepData } from "../src/backends/cpu/step-data.js";
+import type { StepBatch } from "../src/graph/step-batch.js";
+
+const { values: args } = parseArgs({
+  options: {
+    threads: { type: "string", default: "1,2" },
+    prefill: { type: "string", default: "512" },
+    decode: { type: "string", default: "0" },
+    heads: { type: "string", default: "12" },
+    "kv-heads": { type: "string", default: "12" },
+    "head-dim": { type: "string", default: "64" },
+    "kv-dtype": { type: "string", default: "f32" },
+    reps: { type: "string", default: "15" },
+  },
+});
+const heads = Number(args.heads), kvHeads = Number(args["kv-heads"]), headDim = Number(args["head-dim"]);
+const dtype = args["kv-dtype"] as KvDType;
+const decodeCtx = Number(args.decode);
+const T = decodeCtx > 0 ? 1 : Number(args.prefill);
+const ctx = decodeCtx > 0 ? decodeCtx : T;
+const BLOCK = 16;
+
+/** One sequence: tokens at positions ctx - T .. ctx - 1, blocks in order. */
+function stepFor(): StepBatch {
+  const blocks = Math.ceil(ctx / BLOCK);
+  const positions = Int32Array.from({ length: T }, (_, i) => ctx - T + i);
+  return { numTokens: T, tokenIds: new Int32Array(T), positions, seqStarts: Int32Array.from([0, T]), contextLens: Int32Array.from([ctx]), blockTables: [Int32Array.from({ length: blocks }, (_, i) => i)], slotMapping: positions.slice(), logitRows: new Int32Array(0) };
+}
+
+/** Cache bytes [slots, kvHeads, head] of dtype: arbitrary finite values (int8: scale 1/64 per head). */
+function cachePlane(slots: number, seed: number): Float32Array | Uint8Array {
+  if (dtype === "f32") return Float32Array.from({ length: slots * kvHeads * headDim }, (_, i) => Math.sin(i * 0.37 + seed));
+  const headBytes = dtype === "int8" ? 4 + headDim : 2 * headDim;
+  const bytes = Uint8Array.from({ length: slots * kvHeads * headBytes }, (_, i) => (i * 7919 + seed) % 97);
+  if (dtype === "int8") {
+    const dv = new DataView(bytes.buffer);
+    for (let h = 0; h < slots * kvHeads; h++) dv.setFloat32(h * headBytes, 1 / 64, true);
+  } else {
+    // 16-bit values with small exponents: keep the high byte of each value moderate
+    for (let i = 1; i < bytes.length; i += 2) bytes[i] = 0x3c - (bytes[i] % 8);
+  }
+  return bytes;
+}
+
+function sorted(xs: number[]): number[] {
+  return [...xs].sort((a, b) => a - b);
+}
+
+const slots = Math.ceil(ctx / BLOCK) * BLOCK;
+const cache = { k: cachePlane(slots, 1), v: cachePlane(slots, 2) };
+const q = Float32Array.from({ length: T * heads * headDim }, (_, i) => Math.cos(i * 0.11) * 0.5);
+const g = { scale: 1 / Math.sqrt(headDim) };
+const step = stepFor();
+const what = decodeCtx > 0 ? `decode at context ${ctx}` : `prefill of ${T} tokens`;
+console.log(`attention ${what}, heads ${heads} / kv heads ${kvHeads}, headDim ${headDim}, ${dtype} KV`);
+for (const threads of args.threads.split(",").map(Number)) {
+  const rt = new CpuRuntime({ threads });
+  try {
+    const put = (a: Float32Array | Uint8Array) => {
+      const p = rt.heap.alloc(a.byteLength);
+      rt.heap.u8(p, a.byteLength).set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+      return p;
+    };
+    const [kc, vc, qp, out] = [put(cache.k), put(cache.v), put(q), rt.heap.alloc(q.byteLength)];
+    const sd = StepData.forStep(rt.heap, step);
+    sd.write(step);
+    const call = () => {
+      rt.program.reset().emit(OP.ATTENTION, out, qp, kc, vc, sd.ptr, heads, kvHeads, headDim, fbits(g.scale), 0, BLOCK, KV_DTYPE_CODE[dtype]);
+      rt.run();
+    };
+    call(); // warm-up
+    const wall: number[] = [];
+    const cpu: number[] = [];
+    for (let i = 0; i < Number(args.reps); i++) {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      call();
+      wall.push(performance.now() - t0);
+      const c = process.cpuUsage(c0);
+      cpu.push((c.user + c.system) / 1000);
+    }
+    const [w, c] = [sorted(wall), sorted(cpu)];
+    const mid = Math.floor(w.length / 2);
+    console.log(`threads ${threads}: wall ms best ${w[0].toFixed(2)} median ${w[mid].toFixed(2)}; cpu ms best ${c[0].toFixed(2)} median ${c[mid].toFixed(2)}`);
+  } finally {
+    rt.close();
+  }
+}
