@@ -77,11 +77,14 @@ export function gptqWeights(g: Graph, config: ModelConfig, ckpt: Checkpoint, q: 
 
   const errors: LayerError[] = [];
   let maxDamp = 0;
+  let [symGroups, groups] = [0, 0];
   const packed = quantizeSequentially(g, weights, targets, config, windows, (name, w, H, rows) => {
     const cols = w.length / rows;
     const { dtype, layout } = packedFormatFor(q, cols);
     const r = gptqQuantize(w, rows, cols, H, dtype as GridDType, layout, q.gptqDamp ?? DEFAULT_GPTQ_DAMP);
     maxDamp = Math.max(maxDamp, r.damp);
+    symGroups += r.symGroups;
+    groups += r.packed.scales.length;
     const size = weightedError(w, null, rows, cols, H); // the output's own size
     const rel = (values: Float32Array) => (size > 0 ? weightedError(w, values, rows, cols, H) / size : 0);
     errors.push({ name, gptq: rel(dequantize(r.packed)), rtn: rel(roundTrip(w, rows, cols)) });
@@ -93,7 +96,8 @@ export function gptqWeights(g: Graph, config: ModelConfig, ckpt: Checkpoint, q: 
   const [gMean, rMean] = [mean((e) => e.gptq), mean((e) => e.rtn)];
   const total = `mean relative output error ${fmt(gMean)} (round-to-nearest ${fmt(rMean)}${rMean > 0 ? `, ${(gMean / rMean).toFixed(2)}x` : ""}) over ${errors.length} matmuls`;
   const awqNote = q.awqScales ? `, activation-aware scales on ${awq.filter((c) => c.alpha > 0).length} of ${awq.length} layer groups` : "";
-  const summary = `gptq ${format} calibrated on ${windows.length} x ${seqLen} tokens${awqNote}: ${total}`;
+  const symNote = q.scheme === "int4-wo" && q.asym ? `, symmetric grid kept in ${symGroups} of ${groups} groups` : "";
+  const summary = `gptq ${format} calibrated on ${windows.length} x ${seqLen} tokens${awqNote}${symNote}: ${total}`;
   const log = [
     `gptq: ${format}, ${described}; dampening ${pct(maxDamp)} of mean diag(H); ${q.awqScales ? "activation-aware scales searched per layer group first; " : ""}layers quantized in graph order, each on the inputs the quantized layers before it give`,
     ...awqLog(awq).map((l) => `awq ${l}`),

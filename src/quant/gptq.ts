@@ -10,7 +10,10 @@
  * Each group's grid (scale, zero) is fitted (quantize.ts fitGroup, as round-to-nearest
  * fits it) from the group's values as compensated when the pass reaches its first column,
  * so the result is the same packed format (packed.ts) the kernels already run, ragged
- * last group included. No lazy batching or act-order: the layers here are small.
+ * last group included. With asymmetric int4 each group keeps whichever of its asymmetric
+ * and symmetric grids adds less to GPTQ's loss (the format stores either). Rows are done a
+ * group at a time (the group's errors reach later columns after it, in the same order);
+ * no act-order: the format has no column permutation.
  */
 import { cholesky, inverseFromCholesky } from "./linalg.js";
 import type { PackedLayout, PackedMatrix } from "./packed.js";
@@ -30,6 +33,8 @@ export interface GptqResult {
   damp: number;
   /** Input columns that never saw a non-zero value (their weights are set to 0, as GPTQ does). */
   deadColumns: number;
+  /** Asymmetric int4: groups where the symmetric grid (zero 8) was kept. */
+  symGroups: number;
 }
 
 /** U (upper, [n, n]) with U^T U = (H + damp * mean(diag H) * I)^-1, raising damp tenfold until H is positive definite. */
@@ -64,29 +69,65 @@ export function gptqQuantize(w: Float32Array, rows: number, cols: number, hessia
   const U = f.U;
   const out = emptyPacked(rows, cols, dtype, layout);
   const gs = layout.groupSize;
-  const grids: GroupGrid[] = new Array(rows);
-  for (let i = 0; i < cols; i++) {
-    if (i % gs === 0) {
-      const g = i / gs;
-      const end = Math.min(cols, i + gs); // ragged last group
-      for (let n = 0; n < rows; n++) {
-        grids[n] = fitGroup(W, n * cols, i, end, dtype, layout);
-        setGrid(out, n, g, grids[n]);
-      }
-    }
-    const d = U[i * cols + i];
-    const u = i * cols;
+  let symGroups = 0;
+  for (let g0 = 0, g = 0; g0 < cols; g0 += gs, g++) {
+    const g1 = Math.min(cols, g0 + gs); // ragged last group
     for (let n = 0; n < rows; n++) {
       const row = n * cols;
-      const v = W[row + i];
-      const code = codeOn(v, grids[n]);
-      setCode(out, n, i, code);
-      const e = (v - valueOf(code, grids[n])) / d;
-      if (e === 0) continue;
-      for (let j = i + 1; j < cols; j++) W[row + j] -= e * U[u + j];
+      // each candidate grid runs the group's columns on a copy; the one adding least to GPTQ's loss is kept
+      const passes = gridCandidates(W, row, g0, g1, dtype, layout).map((grid) => quantizeGroup(W, row, g0, g1, grid, U, cols));
+      const kept = passes.reduce((b, p, i) => (p.loss < passes[b].loss ? i : b), 0);
+      if (kept === 1) symGroups++;
+      const { grid, codes, errors } = passes[kept];
+      setGrid(out, n, g, grid);
+      codes.forEach((c, i) => setCode(out, n, g0 + i, c));
+      // the group's errors spread over the columns after it (in column order, as an unblocked pass would)
+      for (let i = 0; i < errors.length; i++) {
+        const e = errors[i];
+        if (e === 0) continue;
+        const u = (g0 + i) * cols;
+        for (let j = g1; j < cols; j++) W[row + j] -= e * U[u + j];
+      }
     }
   }
-  return { packed: out, damp: f.damp, deadColumns };
+  return { packed: out, damp: f.damp, deadColumns, symGroups };
+}
+
+/**
+ * The grids a group may take: the layout's own fit; for asymmetric int4 also the
+ * symmetric one (zero 8), which the asymmetric format stores as it is, and which wins
+ * where a group's values are balanced around 0 (its step is finer at the extreme).
+ */
+function gridCandidates(W: Float64Array, row: number, g0: number, g1: number, dtype: GridDType, layout: PackedLayout): GroupGrid[] {
+  const own = fitGroup(W, row, g0, g1, dtype, layout);
+  return dtype === "int4" && layout.asym ? [own, fitGroup(W, row, g0, g1, dtype, { ...layout, asym: false })] : [own];
+}
+
+interface GroupPass {
+  grid: GroupGrid;
+  codes: number[];
+  /** Per column, (w - q) / U[i, i]: what GPTQ spreads over later columns. */
+  errors: Float64Array;
+  /** sum of errors^2: the group's addition to GPTQ's objective. */
+  loss: number;
+}
+
+/** GPTQ over the columns [g0, g1) of one row on `grid`, compensating within the group on a copy. */
+function quantizeGroup(W: Float64Array, row: number, g0: number, g1: number, grid: GroupGrid, U: Float64Array, cols: number): GroupPass {
+  const v = W.slice(row + g0, row + g1); // [g1 - g0] the group's values, compensated as it goes
+  const errors = new Float64Array(g1 - g0);
+  const codes: number[] = [];
+  let loss = 0;
+  for (let i = 0; i < v.length; i++) {
+    const code = codeOn(v[i], grid);
+    codes.push(code);
+    const u = (g0 + i) * cols;
+    const e = (v[i] - valueOf(code, grid)) / U[u + g0 + i];
+    errors[i] = e;
+    loss += e * e;
+    if (e !== 0) for (let j = i + 1; j < v.length; j++) v[j] -= e * U[u + g0 + j];
+  }
+  return { grid, codes, errors, loss };
 }
 
 /**
