@@ -50,6 +50,8 @@ export function autoCandidates(target: string, withCalibration: boolean): Candid
   const rounding = withCalibration ? { method: "gptq" as const } : {};
   out.push({ name: "int8-wo", dtype: "fp32", quant: { scheme: "int8-wo", ...rounding } });
   for (const g of [128, 64, 32]) out.push({ name: `int4-wo g${g}`, dtype: "fp32", quant: { scheme: "int4-wo", groupSize: g, asym: false, ...rounding } });
+  // calibrated, the asymmetric layout (GPTQ picks each group's grid) measured the most accurate int4 (bench/RESULTS.md)
+  if (withCalibration) out.push({ name: "int4-wo g32 asym", dtype: "fp32", quant: { scheme: "int4-wo", groupSize: 32, asym: true, ...rounding } });
   if (withCalibration && W8A8_TARGETS.includes(target)) out.push({ name: "w8a8", dtype: "fp32", quant: { scheme: "w8a8" } });
   return out;
 }
