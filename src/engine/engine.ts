@@ -98,6 +98,11 @@ export class Engine {
     return 1;
   }
 
+  /** Sequences a step group should hold before the runtime opens the next one (pipelineDepth > 1). */
+  get pipelineMinGroupSeqs(): number {
+    return 1;
+  }
+
   /**
    * Starts a step and returns a handle whose wait() gives its logits [R, vocab]. Up to
    * pipelineDepth steps may be in flight; wait them in submission order. Here (depth 1)

@@ -34,10 +34,13 @@ export interface ShardedLoadOptions extends Omit<LoadEngineOptions, "backend"> {
    */
   microBatches?: number | "auto";
   /**
-   * Steps in flight at once (different batches on different stages): default the stage
-   * count (at most MAX_PIPELINE_DEPTH); 1 runs one step at a time through every stage.
+   * Steps in flight at once (different batches on different stages): a number (1: one step
+   * at a time through every stage), or "auto" (default): the stage count (at most
+   * MAX_PIPELINE_DEPTH), the runtime opening a second step group only once the first
+   * holds MIN_MICRO_BATCH_TOKENS sequences (a smaller group's decode step costs a stage
+   * nearly what a full one does). A number opens groups from one sequence.
    */
-  pipelineDepth?: number;
+  pipelineDepth?: number | "auto";
   /** Spin iterations before a waiting thread sleeps (default world.ts DEFAULT_SPIN). */
   spin?: number;
 }
@@ -72,7 +75,7 @@ function worldLayout(m: EngineManifest, T: number, S: number, maxSeqLen: number,
 
 /** Micro-batches per step ("auto" or a number) where ShardedLoadOptions does not say (LLM.load does not pass it on). */
 export const MICRO_BATCHES_ENV = "LLMRT_MICRO_BATCHES";
-/** Steps in flight where ShardedLoadOptions does not say (benchmarks through LLM: 1 turns cross-step pipelining off). */
+/** Steps in flight ("auto" or a number) where ShardedLoadOptions does not say (benchmarks and tests through LLM: 1 turns cross-step pipelining off). */
 export const PIPELINE_DEPTH_ENV = "LLMRT_PIPELINE_DEPTH";
 
 /**
@@ -91,6 +94,7 @@ export class ShardedEngine extends Engine {
     private readonly group: RankGroupBound,
     maxSeqLen: number,
     limits: Engine["limits"],
+    private readonly minGroupSeqs: number,
   ) {
     super(m.model, deserializeGraph(m.graph), group, maxSeqLen, limits, m.report);
     closer.register(this, group, this);
@@ -107,8 +111,10 @@ export class ShardedEngine extends Engine {
     const maxBatchTokens = within(dir, m, opts.maxBatchTokens, m.build.maxBatchTokens, "max-batch-tokens");
     const blockSize = opts.blockSize ?? 16;
     const numBlocks = opts.numBlocks ?? maxSeqs * Math.ceil(maxSeqLen / blockSize);
-    const askedDepth = opts.pipelineDepth ?? (Number(process.env[PIPELINE_DEPTH_ENV]) || p.pp);
-    const depth = Math.max(1, Math.min(Math.floor(askedDepth), p.pp, MAX_PIPELINE_DEPTH)); // more steps than stages would only queue
+    const askedDepth = opts.pipelineDepth ?? process.env[PIPELINE_DEPTH_ENV] ?? "auto";
+    const fixedDepth = askedDepth === "auto" ? null : Math.floor(Number(askedDepth)) || 1;
+    const depth = Math.max(1, Math.min(fixedDepth ?? p.pp, p.pp, MAX_PIPELINE_DEPTH)); // more steps than stages would only queue
+    const minGroupSeqs = fixedDepth === null ? (MIN_MICRO_BATCH_TOKENS[m.target] ?? 1) : 1;
     const layout = worldLayout(m, maxBatchTokens, maxSeqs, maxSeqLen, blockSize, numBlocks, depth);
     const map = new WorldMap(layout);
     const buffers = allocWorld(map);
@@ -137,7 +143,7 @@ export class ShardedEngine extends Engine {
     }
     sup.unref(); // idle ranks must not keep the process alive
     const group = new RankGroupBound(map, buffers, kv, m.model.vocabSize, sup, opts.spin);
-    return new ShardedEngine(m, group, maxSeqLen, { maxBatchTokens, maxLogitRows: m.build.maxLogitRows, maxSeqs, origin: dir });
+    return new ShardedEngine(m, group, maxSeqLen, { maxBatchTokens, maxLogitRows: m.build.maxLogitRows, maxSeqs, origin: dir }, minGroupSeqs);
   }
 
   /** Tensor-parallel ranks per stage, and pipeline stages. */
@@ -148,6 +154,11 @@ export class ShardedEngine extends Engine {
   /** Steps that may be in flight at once: the stages, unless loaded with pipelineDepth 1. */
   override get pipelineDepth(): number {
     return this.group.depth;
+  }
+
+  /** "auto" depth: the target's MIN_MICRO_BATCH_TOKENS; a fixed depth: 1. */
+  override get pipelineMinGroupSeqs(): number {
+    return this.minGroupSeqs;
   }
 
   /** Posts a step to the ranks without waiting; stage 0 starts it while later stages finish earlier ones. */

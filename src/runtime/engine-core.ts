@@ -106,6 +106,7 @@ export class EngineCore {
     this.scheduler = new Scheduler(this.pool, {
       maxBatchTokens: opts.maxBatchTokens ?? 512,
       maxSeqs: opts.maxSeqs ?? 16,
+      minGroupSeqs: engine.pipelineMinGroupSeqs,
     });
     this.eos = new Set([...engine.config.eosTokenIds, ...tokenizer.eosIds]);
     this.groups = opts.speculative ? 1 : Math.max(1, engine.pipelineDepth);

@@ -21,6 +21,11 @@ export interface SchedulerOptions {
   maxBatchTokens: number;
   /** Sequences running at once. */
   maxSeqs: number;
+  /**
+   * With step groups: sequences group 0 (then 1, ...) must hold before the next group takes
+   * any (default 1). A smaller group's step costs a stage nearly what a full one does.
+   */
+  minGroupSeqs?: number;
 }
 
 /** What the scheduler needs of a request: its sequence, and an order of service. */
@@ -111,10 +116,15 @@ export class Scheduler<R extends Schedulable> {
       budget -= n;
     }
 
-    // then waiting ones (into this group up to its fair share), unless this step already had to preempt
-    const share = Math.ceil(Math.min(this.opts.maxSeqs, this.running.length + this.waiting.length) / groups);
+    // then waiting ones, unless this step already had to preempt: into this group up to its
+    // fair share (at least minGroupSeqs), and only once every earlier group holds minGroupSeqs
+    const least = groups === 1 ? 1 : (this.opts.minGroupSeqs ?? 1);
+    const share = Math.max(least, Math.ceil(Math.min(this.opts.maxSeqs, this.running.length + this.waiting.length) / groups));
+    const sizes = new Array<number>(groups).fill(0);
+    for (const r of this.running) sizes[this.group(r)]++;
+    const open = sizes.slice(0, group).every((n) => n >= least);
     let members = mine.length;
-    while (preempted.length === 0 && budget > 0 && this.waiting.length > 0 && this.running.length < this.opts.maxSeqs && members < share) {
+    while (open && preempted.length === 0 && budget > 0 && this.waiting.length > 0 && this.running.length < this.opts.maxSeqs && members < share) {
       const req = this.waiting[0];
       const reused = this.pool.acquirePrefix(req.seq);
       const n = Math.min(req.seq.numUncomputed, budget);

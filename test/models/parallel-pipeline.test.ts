@@ -4,7 +4,8 @@
  * other's) and give the single-rank engine's greedy tokens for concurrent sequences of
  * different lengths (chunked prefill), arrivals while others decode, a stop string and a
  * request cancelled while steps are in flight; every KV block is free at the end. The same
- * scenario with pipelineDepth 1 (LLMRT_PIPELINE_DEPTH=1) overlaps no steps.
+ * scenario with pipelineDepth 1 (LLMRT_PIPELINE_DEPTH=1) overlaps no steps, nor does
+ * "auto" on the cpu target with fewer than 16 sequences (MIN_MICRO_BATCH_TOKENS) in flight.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -113,7 +114,7 @@ test("--pp 2 and --tp 2 --pp 2 (cpu) with two steps in flight give the single-ra
   assert.equal(want.stopped.finishReason, "stop");
   assert.ok(want.stopped.tokens.length < 24);
   for (const [name, dir] of [["pp 2", dirs.pp2], ["tp 2 x pp 2", dirs.tp2pp2]]) {
-    const got = await scenario(dir, stop);
+    const got = await scenario(dir, stop, "2"); // 2: groups from one sequence ("auto" on cpu waits for 16 in the first)
     assert.deepEqual(got.tokens, want.tokens, `${name}: greedy tokens`);
     assert.deepEqual(got.stopped, want.stopped, `${name}: stop string`);
     assert.ok(got.overlapped > 0, `${name}: steps overlapped (${got.overlapped})`);
@@ -126,4 +127,7 @@ test("--pp 2 and --tp 2 --pp 2 (cpu) with two steps in flight give the single-ra
   const off = await scenario(dirs.pp2, stop, "1");
   assert.deepEqual(off.tokens, want.tokens, "pp 2, pipelineDepth 1");
   assert.equal(off.overlapped, 0, "pipelineDepth 1: one step at a time");
+  const auto = await scenario(dirs.pp2, stop);
+  assert.deepEqual(auto.tokens, want.tokens, "pp 2, pipelineDepth auto");
+  assert.equal(auto.overlapped, 0, "auto on the cpu target: under 16 sequences, one group");
 });

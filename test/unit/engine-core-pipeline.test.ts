@@ -130,3 +130,13 @@ test("scheduler groups: arrivals fill each group to its fair share; preemption s
   assert.deepEqual(g0.map((r) => s.group(r)), [0, 0]);
   assert.ok(g0.every((r) => r.seq.blockTable.length === 2), "group 0 keeps its blocks");
 });
+
+test("scheduler groups: with minGroupSeqs, group 1 takes sequences only once group 0 holds that many", () => {
+  const pool = new BlockPool(16, 4, false);
+  const s = new Scheduler<{ seq: Sequence; priority: number; arrival: number }>(pool, { maxBatchTokens: 64, maxSeqs: 8, minGroupSeqs: 2 });
+  const reqs = Array.from({ length: 3 }, (_, i) => ({ seq: new Sequence(i, [1, 2, 3]), priority: 0, arrival: i }));
+  for (const r of reqs) s.add(r);
+  assert.equal(s.schedule(1, 2).slices.length, 0, "group 0 is empty: group 1 stays closed");
+  assert.deepEqual(s.schedule(0, 2).slices.map((x) => x.req), reqs.slice(0, 2));
+  assert.deepEqual(s.schedule(1, 2).slices.map((x) => x.req), [reqs[2]]);
+});
