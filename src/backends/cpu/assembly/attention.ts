@@ -161,7 +161,9 @@ function runUnit(sc: usize, t0: i32, nTok: i32, kvh: i32, g0: i32, gn: i32, tabl
 
 /**
  * Part (tid % splits) of unit u's keys; the last part to finish merges all of them.
- * Threads u * splits + p (p < parts) hold the parts.
+ * Threads u * splits + p (p < parts) hold the parts. The merge reads the other parts'
+ * scratch after they have left this call: the barrier after the call (never F_NOBAR)
+ * keeps every thread from reusing its scratch until the merge is done.
  */
 function runSplit(sc: usize, sync: usize, tid: i32, u: i32, splits: i32, t0: i32, nTok: i32, kvh: i32, g0: i32, gn: i32, table: usize): void {
   const span = keySpan(t0, nTok);
