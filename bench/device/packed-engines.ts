@@ -7,9 +7,12 @@
  */
 import type { Backend, BoundGraph, KvCacheShape, PackedWeightMap, WeightMap } from "../../src/backends/backend.js";
 import type { CudaBound } from "../../src/backends/cuda/bound.js";
+import { deviceLabel } from "../../src/backends/cuda/packed-upload.js";
 import { ReferenceBackend } from "../../src/backends/reference/backend.js";
 import type { ModelConfig } from "../../src/checkpoint/config.js";
 import type { Checkpoint } from "../../src/checkpoint/types.js";
+import { openCheckpoint } from "../../src/checkpoint/open.js";
+import { writeModelGguf } from "../../src/checkpoint/write-gguf-model.js";
 import { buildEngineDir } from "../../src/engine/build.js";
 import { deserializeGraph, readManifest, WeightsReader } from "../../src/engine/format.js";
 import type { BuildOptions } from "../../src/engine/options.js";
@@ -27,7 +30,9 @@ export const PACKED_BUILD: Partial<BuildOptions> = { target: "cuda", maxSeqs: 3,
 
 export interface PackedCase {
   name: string;
-  quant: NonNullable<BuildOptions["quant"]>;
+  /** --quant; absent: the checkpoint is first written as a GGUF of `gguf` blocks, which a cuda build keeps as they are. */
+  quant?: NonNullable<BuildOptions["quant"]>;
+  gguf?: "q4_0" | "q8_0";
   dtype: BuildOptions["dtype"];
   /** The device format every linear weight should take: "i8", "i4 g128", or the activation type where the layout falls back. */
   want: string;
@@ -41,12 +46,23 @@ export const PACKED_CASES: PackedCase[] = [
   { name: "int4-wo g32", quant: { scheme: "int4-wo", groupSize: 32 }, dtype: "fp32", want: "i4 g32", tol: 2e-5 },
   { name: "int4-wo g64 bf16", quant: { scheme: "int4-wo", groupSize: 64 }, dtype: "bf16", want: "i4 g64", tol: 3e-2 },
   { name: "int4-wo g64 asym", quant: { scheme: "int4-wo", groupSize: 64, asym: true }, dtype: "fp32", want: "f32", tol: 2e-5 },
+  { name: "GGUF Q4_0", gguf: "q4_0", dtype: "fp32", want: "i4 g32", tol: 2e-5 },
+  { name: "GGUF Q8_0", gguf: "q8_0", dtype: "fp32", want: "i8 g32", tol: 2e-5 },
 ];
 
-/** Builds the case's engine for the cuda target into `dir`; returns the build log's lines. */
-export function buildPackedEngine(ckpt: Checkpoint, dir: string, c: Pick<PackedCase, "quant" | "dtype">, files?: Map<string, Uint8Array>): string[] {
+/** Builds the case's engine for the cuda target into `dir` (a GGUF case: from `ckpt` written as that GGUF next to it); returns the build log's lines. */
+export function buildPackedEngine(ckpt: Checkpoint, dir: string, c: Pick<PackedCase, "quant" | "gguf" | "dtype">, files?: Map<string, Uint8Array>): string[] {
   const log: string[] = [];
-  buildEngineDir(ckpt, dir, { ...PACKED_BUILD, dtype: c.dtype, quant: c.quant }, { files, onLog: (l) => log.push(l) });
+  let src = ckpt;
+  if (c.gguf) {
+    writeModelGguf(`${dir}.gguf`, ckpt.config, ckpt, { dtype: c.gguf });
+    src = openCheckpoint(`${dir}.gguf`);
+  }
+  try {
+    buildEngineDir(src, dir, { ...PACKED_BUILD, dtype: c.dtype, quant: c.quant }, { files, onLog: (l) => log.push(l) });
+  } finally {
+    if (src !== ckpt) src.close();
+  }
   return log;
 }
 
@@ -78,12 +94,12 @@ export function bindEngine(dir: string, backend: Backend, kv: KvCacheShape): Bou
   return backend.bind(graph, weights, kv, plan, packed);
 }
 
-/** Device format of every linear weight of a cuda binding, as "i8", "i4 g128", "f32", ... */
+/** Device format of every linear weight of a cuda binding, as "i8", "i8 g32", "i4 g128", "f32", ... */
 export function linearFormats(bound: CudaBound): string[] {
   return bound.deviceWeights
     .all()
     .filter((w) => w.role === "linear")
-    .map((w) => (w.fmt === "i4" ? `i4 g${w.group}` : w.fmt));
+    .map((w) => deviceLabel(w.fmt, w.group, w.cols));
 }
 
 export type Runner = { forward(step: StepBatch): Float32Array | Map<string, Float32Array> };

@@ -27,10 +27,10 @@ export function weightBytes(fmt: WeightFormat, N: number, K: number): number {
   return N * K * actBytes(fmt);
 }
 
-/** Floats of scale an [N, K] weight carries: one per row (i8, fp8), per row and group (i4). */
+/** Floats of scale an [N, K] weight carries: one per row (fp8), per row and group (i4; i8, whose group is K for one per row). */
 export function scaleCount(fmt: WeightFormat, N: number, K: number, group: number): number {
-  if (fmt === "i8" || fmt === "fp8") return N;
-  if (fmt === "i4") return N * (K / group);
+  if (fmt === "fp8") return N;
+  if (fmt === "i8" || fmt === "i4") return N * (K / group);
   return 0;
 }
 

@@ -2,14 +2,15 @@
  * Packed engine weights (src/quant/packed.ts, `llmrt build --quant int8-wo | int4-wo`, a
  * GGUF's Q8_0 / Q4_0 blocks) on the GPU. A layout that is already a device format of
  * kernels/weights.cuh is uploaded as it is, bytes and scales copied, nothing requantized:
- *   int8, one scale per row                                  -> i8
+ *   int8, one scale per row, or per group of a multiple of   -> i8 with that group
+ *     16 columns that tiles each row (GGUF Q8_0: 32)
  *   int4, zero point 8 (or zero points that are all 8),      -> i4 with that group
  *     groups that tile each row and are a multiple of 32
  *     columns (WI4::vec reads 32 values of one group)
- * Both keep the same bytes: int8 row-major; int4 two per byte, even column in the low
+ * Both keep the engine's bytes: int8 row-major; int4 two per byte, even column in the low
  * nibble (the layout quant_i4_groups writes); scales f32 [rows, groups].
- * Anything else (asymmetric int4, ragged last groups, int8 in groups such as GGUF Q8_0's
- * 32 columns, f16 activations, which have no int8 / int4 kernels) is dequantized on the
+ * Anything else (asymmetric int4, ragged last groups, groups the kernels cannot step
+ * through, f16 activations, which have no int8 / int4 kernels) is dequantized on the
  * host and stored as the backend's weight policy says; the log line says which and why.
  */
 import type { PackedWeightMap, WeightMap } from "../backend.js";
@@ -26,7 +27,12 @@ export function packedDeviceFormat(m: Pick<PackedMatrix, "dtype" | "layout" | "c
   const fmt = dtype === "int8" ? "i8" : "i4";
   if (!QUANT_WEIGHTS[act].includes(fmt)) return { why: `no ${dtype} kernels for ${act} activations (build with --dtype bf16 or fp32)` };
   const G = groupsPerRow(cols, layout.groupSize);
-  if (dtype === "int8") return G === 1 ? { fmt, group: cols } : { why: `int8 in groups of ${layout.groupSize} columns (the i8 kernels take one scale per row)` };
+  if (dtype === "int8") {
+    if (G === 1) return { fmt, group: cols };
+    // per-group scales (GGUF Q8_0: 32): WI8::vec reads 16 values of one group
+    if (cols % layout.groupSize !== 0) return { why: `ragged last group (${cols} columns in groups of ${layout.groupSize})` };
+    return layout.groupSize % 16 === 0 ? { fmt, group: layout.groupSize } : { why: `int8 in groups of ${layout.groupSize} columns (the i8 kernels read 16 at a time)` };
+  }
   // a symmetric GPTQ release arrives with a zero point per group, every one 8: the i4 format exactly
   if (layout.asym && !m.zeros?.every((z) => z === 8)) return { why: "asymmetric int4 (the i4 kernels' zero point is 8)" };
   const group = G === 1 ? cols : layout.groupSize; // one group per row: the row is the group
@@ -72,7 +78,12 @@ export function splitPacked(packed: PackedWeightMap, roles: Map<string, WeightRo
 }
 
 function uploadOf(name: string, m: PackedMatrix, dev: PackedDevice): PackedUpload {
-  return "fmt" in dev ? { name, from: packedLabel(m), to: dev.fmt === "i4" ? `i4 g${dev.group}` : "i8" } : { name, from: packedLabel(m), to: null, why: dev.why };
+  return "fmt" in dev ? { name, from: packedLabel(m), to: deviceLabel(dev.fmt, dev.group, m.cols) } : { name, from: packedLabel(m), to: null, why: dev.why };
+}
+
+/** "i8" (a scale per row), "i8 g32", "i4 g128". */
+export function deviceLabel(fmt: string, group: number, cols: number): string {
+  return fmt === "i4" || (fmt === "i8" && group !== cols) ? `${fmt} g${group}` : fmt;
 }
 
 /**

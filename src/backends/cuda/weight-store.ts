@@ -25,7 +25,10 @@ export function planWeights(g: Graph, p: WeightPolicy, keep: PackedSplit["keep"]
     if (d.kind !== "weight") continue;
     const role = roles.get(name)!;
     const kept = keep.get(name);
-    out.push(kept ? describeWeight(name, d.shape, role, kept.fmt, kept.group) : describeWeight(name, d.shape, role, weightFormat(role, d.shape, p), p.int4Group));
+    const fmt = kept?.fmt ?? weightFormat(role, d.shape, p);
+    // the scale group: a kept packed weight's own; quantized here, i4's option and i8's whole row
+    const group = kept?.group ?? (fmt === "i4" ? p.int4Group : d.shape[d.shape.length - 1]);
+    out.push(describeWeight(name, d.shape, role, fmt, group));
   }
   return out;
 }
@@ -94,7 +97,7 @@ export class DeviceWeightStore {
   }
 
   private allocate(d: Omit<DeviceWeight, "ptr" | "scale">): DeviceWeight {
-    const scaleBytes = d.fmt === "i8" || d.fmt === "fp8" ? 4 * d.rows : d.fmt === "i4" ? (4 * d.rows * d.cols) / d.group : 0;
+    const scaleBytes = 4 * scaleCount(d.fmt, d.rows, d.cols, d.group);
     const ptr = this.driver.alloc(d.bytes - scaleBytes);
     this.allocations.push(ptr);
     const scale = scaleBytes ? this.driver.alloc(scaleBytes) : 0;

@@ -1,7 +1,8 @@
 // Weight formats of linear layers, W [N, K] row-major (out, in), and how to read them
 // as float. Quantized formats dequantize on the fly (weight-only quantization):
 //   WF32/WBF16/WF16  plain
-//   WI8              int8, one float scale per output row:     w = q * scale[n]
+//   WI8              int8, one float scale per output row, or per row and group of
+//                    `group` columns (GGUF Q8_0: 32):          w = q * scale[n, k / group]
 //   WI4              int4, two per byte (even k in the low nibble), one float scale per
 //                    row and group of `group` columns, zero at 8: w = (q - 8) * scale[n, k / group]
 //   WFP8             fp8 e4m3, one float scale per output row:  w = q * scale[n]
@@ -10,8 +11,8 @@
 
 struct WeightRef {
   const void* w;
-  const float* scale;  // WI8, WFP8: [N]; WI4: [N, K / group]
-  int group;           // WI4 group size (a multiple of 32)
+  const float* scale;  // WFP8: [N]; WI8, WI4: [N, K / group]
+  int group;           // WI4: a multiple of 32; WI8: a multiple of 16, = K for one scale per row
 };
 
 struct WF32 {
@@ -39,13 +40,18 @@ typedef WHalf<f16> WF16;
 
 struct WI8 {
   static constexpr int VEC = 16;
-  __device__ static float at(const WeightRef& r, int K, int n, int k) {
-    return (float)((const signed char*)r.w)[(size_t)n * K + k] * r.scale[n];
+  // one scale per row (group == K: no division on the common path) or per group
+  __device__ static float scale_at(const WeightRef& r, int K, int n, int k) {
+    return r.group == K ? r.scale[n] : r.scale[(size_t)n * (K / r.group) + k / r.group];
   }
+  __device__ static float at(const WeightRef& r, int K, int n, int k) {
+    return (float)((const signed char*)r.w)[(size_t)n * K + k] * scale_at(r, K, n, k);
+  }
+  // 16 values of one group (k a multiple of 16, group a multiple of 16)
   __device__ static void vec(const WeightRef& r, int K, int n, int k, float* out) {
     const uint4 v = *(const uint4*)((const signed char*)r.w + (size_t)n * K + k);
     const signed char* q = (const signed char*)&v;
-    const float s = r.scale[n];
+    const float s = scale_at(r, K, n, k);
 #pragma unroll
     for (int e = 0; e < 16; e++) out[e] = (float)q[e] * s;
   }
