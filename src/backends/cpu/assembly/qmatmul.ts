@@ -317,15 +317,15 @@ function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32): void {
   }
   const L = q + (<usize>Kp << 1);
   const gs = G >= K ? Kp : G;
-  let sum = 0;
-  for (k = 0; k < Kp; k++) {
-    const v: i32 = k < K ? <i32>nearest(load<f32>(x + (<usize>k << 2)) * inv) : 0;
-    store<i16>(q + (<usize>((k & ~31) + ((k & 3) << 3) + ((k >> 2) & 7)) << 1), <i16>v);
-    sum += v;
-    if ((k + 1) % gs == 0 || k + 1 == Kp) {
-      store<f32>(L + (<usize>(k / gs) << 2), <f32>sum);
-      sum = 0;
+  for (let g0 = 0, g = 0; g0 < Kp; g0 += gs, g++) {
+    const g1 = min(g0 + gs, Kp);
+    let sum = 0;
+    for (k = g0; k < g1; k++) {
+      const v: i32 = k < K ? <i32>nearest(load<f32>(x + (<usize>k << 2)) * inv) : 0;
+      store<i16>(q + (<usize>((k & ~31) + ((k & 3) << 3) + ((k >> 2) & 7)) << 1), <i16>v);
+      sum += v;
     }
+    store<f32>(L + (<usize>g << 2), <f32>sum);
   }
 }
 
