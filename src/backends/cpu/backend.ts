@@ -124,10 +124,9 @@ export class CpuBound implements BoundGraph {
     const tooBig = weightBytes + this.kvBytes + (plan?.arenaBytes ?? 0) > HEAP_LIMIT_BYTES - (256 << 20);
     const external = blas && (opts.externalWeights ?? tooBig) ? matmulOnlyWeights(graph) : new Set<string>();
     for (const name of external) weightBytes -= weights.get(name)?.byteLength ?? 0;
-    // scratch per thread: rope angles, the scores of one attention work item [group, context],
-    const group = Math.max(1, ...graph.ops.map((o) => ("numHeads" in o ? o.numHeads / o.numKvHeads : 1)));
-    // ...or the fp16 weight rows a prefill matmul widens once per block (256 KB)
-    const scratchBytes = 4096 + Math.max((group * (slots + 1) + 64) * 4, kvDim * 4, 256 << 10);
+    // scratch per thread: rope angles, an attention unit's tiles (~41 KiB whatever the context:
+    // assembly/attention.ts), a matmul's quantized tokens, or the fp16 rows a prefill matmul widens (256 KB)
+    const scratchBytes = 4096 + Math.max(kvDim * 4, 256 << 10);
     this.rt = new CpuRuntime({ threads, simd: opts.simd, spin: opts.spin, kernels: opts.kernels, scratchBytes, reserveBytes: weightBytes + this.kvBytes + (plan?.arenaBytes ?? 0) + (1 << 20) });
     closer.register(this, this.rt);
     try {
