@@ -144,3 +144,13 @@ describe("cpu one-token matvec (32 columns / 8 accumulators a pass) = reference,
     }
   }
 });
+
+test("a matrix with an infinite value is not stored as fp16 (the fp16 decode is exact for finite halves only)", () => {
+  const finite = new Float32Array([1 + 2 ** -10, 0.5, -3, 2 ** -20]); // fp16-exact, not bf16-exact
+  assert.equal(packWeight(finite, [2, 2]).dtype, "f16");
+  for (const bad of [Infinity, -Infinity]) {
+    const v = finite.slice();
+    v[3] = bad;
+    assert.equal(packWeight(v, [2, 2]).dtype, "f32", `with ${bad}`);
+  }
+});

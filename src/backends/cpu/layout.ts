@@ -32,12 +32,13 @@ function fitsBf16(v: Float32Array): boolean {
   return true;
 }
 
-/** True when every value survives a round trip through fp16. */
+/** True when every value survives a round trip through fp16 and is finite (the fp16 kernels decode only finite halves). */
 function fitsF16(v: Float32Array): boolean {
   const u = new Uint32Array(v.buffer, v.byteOffset, v.length);
   for (let i = 0; i < u.length; i++) {
     const e = (u[i] >>> 23) & 0xff;
     if ((u[i] & 0x1fff) === 0 && e >= 113 && e <= 142) continue; // a normal fp16 value: the common case
+    if (!Number.isFinite(v[i])) return false;
     if (v[i] !== 0 && f16ToF32(f32ToF16(v[i])) !== v[i]) return false;
   }
   return true;
