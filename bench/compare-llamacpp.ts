@@ -32,8 +32,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildEngineDir } from "../src/engine/build.js";
 import { Engine } from "../src/engine/engine.js";
-import type { QuantOptions } from "../src/quant/options.js";
 import { syntheticModelFile, syntheticSpecConfig } from "../src/models/synthetic-files.js";
+import { PACKED_DTYPES } from "./decode-rate.js";
 import { machineLine } from "./machine.js";
 
 const { values: a } = parseArgs({
@@ -128,13 +128,6 @@ function llmrtParallel(engine: Engine): number {
   return recs.reduce((n, r) => n + r.tokens, 0) / wallS;
 }
 
-/** Quantized --dtypes: llmrt's --quant, and the GGUF llama.cpp runs (and llmrt too when the same). */
-const QUANT: Record<string, { quant: QuantOptions; peer: TensorDType }> = {
-  q8_0: { quant: { scheme: "int8-wo" }, peer: "q8_0" },
-  q4_0: { quant: { scheme: "int4-wo", groupSize: 32 }, peer: "q4_0" },
-  "int8-wo": { quant: { scheme: "int8-wo" }, peer: "q8_0" },
-  "int4-wo": { quant: { scheme: "int4-wo", groupSize: 32 }, peer: "q4_0" },
-};
 
 /** Bytes a decode step reads from a packed engine: every weight as bound (packed ones as stored), the embedding table but one row. */
 function packedBytesPerToken(engine: Engine, bound: CpuBound): number {
@@ -153,7 +146,7 @@ const rows: string[] = [];
   const config = syntheticSpecConfig(`synthetic:${a.shape}`)!;
   vocab = config.vocabSize;
   for (const dt of a.dtypes.split(",")) {
-    const q = QUANT[dt];
+    const q = PACKED_DTYPES[dt];
     const { path: file, written } = syntheticModelFile(config, "gguf", (q?.peer ?? dt) as TensorDType);
     log(`${written ? "wrote" : "reusing"} ${file}`);
     const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });

@@ -67,7 +67,7 @@ for (const threads of list(args.threads).map(Number)) {
           rt.program.reset().emit(OP.MATMUL, out, x, w.ptr, DTYPE_CODE[dtype], 0, T, K, N);
           rt.run(threads);
         });
-        const viaBlas = time(() => mm.run(rt.heap, w, rt.heap.f32(x, T * K), rt.heap.f32(out, T * N), undefined, T, threads));
+        const viaBlas = time(() => mm.run(w, rt.heap.f32(x, T * K), rt.heap.f32(out, T * N), undefined, T, threads));
         const gf = (s: number) => (2 * T * N * K) / s / 1e9;
         console.log(`| ${dtype} | ${threads} | ${name} [${N}, ${K}] | ${T} | ${gf(wasm).toFixed(1)} | ${gf(viaBlas).toFixed(1)} | ${(wasm / viaBlas).toFixed(2)} |`);
       }

@@ -14,7 +14,6 @@
 import { readFileSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { parseArgs } from "node:util";
-import type { Token } from "node-llama-cpp";
 import { CpuBackend } from "../src/backends/cpu/backend.js";
 import { wasm } from "../src/backends/cpu/wasm-api.js";
 import { kernelModule, type KernelModule } from "../src/backends/cpu/wasm-module.js";
@@ -23,9 +22,7 @@ import type { TensorDType } from "../src/checkpoint/types.js";
 import { median } from "../src/cli/bench.js";
 import { Engine } from "../src/engine/engine.js";
 import { syntheticModelFile, syntheticSpecConfig } from "../src/models/synthetic-files.js";
-import { BlockPool } from "../src/runtime/kv-cache.js";
-import { Sequence } from "../src/runtime/sequence.js";
-import { buildStep } from "../src/runtime/step-builder.js";
+import { engineDecodeRate, llamaCppDecodeRate, type Rate } from "./decode-rate.js";
 import { machineLine } from "./machine.js";
 
 const { values: a } = parseArgs({
@@ -42,7 +39,6 @@ const P = Number(a.prompt);
 const G = Number(a.gen);
 const config = syntheticSpecConfig(`synthetic:${a.shape}`)!;
 const tokens = Array.from({ length: P + G }, (_, i) => 3 + ((i * 7919 + 13) % (config.vocabSize - 3)));
-const cpuMs = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1000;
 const ENGINE_DTYPE = { f16: "fp16", bf16: "bf16", f32: "fp32" } as const;
 
 /** The llmrt kernel builds to run: each --kernels file (V8's relaxed-SIMD flag is set by kernelModule), else the current one. */
@@ -55,40 +51,6 @@ function kernelBuilds(): { name: string; km: KernelModule }[] {
 const { getLlama } = await import("node-llama-cpp");
 const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
 
-/** tok/s of G decode steps after the prompt: [wall, CPU time]. */
-type Rate = [number, number];
-
-async function cppDecode(model: Awaited<ReturnType<typeof llama.loadModel>>): Promise<Rate> {
-  const ctx = await model.createContext({ contextSize: P + G + 16, batchSize: Math.max(P, 1), threads: 1, sequences: 1 });
-  try {
-    const seq = ctx.getSequence();
-    let n = 0;
-    let t = 0;
-    let c = process.cpuUsage();
-    for await (const _ of seq.evaluate(tokens.slice(0, P) as Token[], { temperature: 0 })) {
-      if (n === 0) ((t = performance.now()), (c = process.cpuUsage()));
-      if (++n > G) break;
-    }
-    return [G / ((performance.now() - t) / 1000), G / (cpuMs(process.cpuUsage(c)) / 1000)];
-  } finally {
-    await ctx.dispose();
-  }
-}
-
-function ourDecode(engine: Engine): Rate {
-  const seq = new Sequence(0, tokens.slice());
-  new BlockPool(engine.kv.numBlocks, engine.kv.blockSize, false).reserve(seq, P + G);
-  const step = (n: number) => {
-    engine.forward(buildStep([{ seq, numNew: n, wantLogits: true }], engine.kv.blockSize));
-    seq.numComputed += n;
-  };
-  step(P);
-  const t = performance.now();
-  const c = process.cpuUsage();
-  for (let i = 0; i < G; i++) step(1);
-  return [G / ((performance.now() - t) / 1000), G / (cpuMs(process.cpuUsage(c)) / 1000)];
-}
-
 const fmt = (r: Rate[]) => `${median(r.map((x) => x[1])).toFixed(1)} (wall ${median(r.map((x) => x[0])).toFixed(1)})`;
 const builds = kernelBuilds();
 const rows: string[] = [];
@@ -99,13 +61,13 @@ for (const dt of a.dtypes.split(",") as (keyof typeof ENGINE_DTYPE)[]) {
   const engines = builds.map((b) =>
     Engine.fromCheckpoint(ckpt, { backend: new CpuBackend({ threads: 1, kernels: b.km }), dtype: ENGINE_DTYPE[dt], maxSeqLen: P + G + 1, maxSeqs: 1, maxBatchTokens: Math.max(P, 16), maxLogitRows: 1, blockSize: 16 }),
   );
-  engines.forEach((e) => ourDecode(e)); // warm-up
-  await cppDecode(model);
+  engines.forEach((e) => engineDecodeRate(e, tokens, P, G)); // warm-up
+  await llamaCppDecodeRate(model, tokens, P, G);
   const cpp: Rate[] = [];
   const ours: Rate[][] = builds.map(() => []);
   for (let r = 0; r < Number(a.rounds); r++) {
-    cpp.push(await cppDecode(model));
-    engines.forEach((e, i) => ours[i].push(ourDecode(e)));
+    cpp.push(await llamaCppDecodeRate(model, tokens, P, G));
+    engines.forEach((e, i) => ours[i].push(engineDecodeRate(e, tokens, P, G)));
     const each = builds.map((b, i) => `${b.name} ${ours[i].at(-1)!.map((x) => x.toFixed(1)).join(" / ")}`).join(", ");
     console.error(`${dt} round ${r + 1}: llama.cpp ${cpp.at(-1)!.map((x) => x.toFixed(1)).join(" / ")}, ${each} tok/s (wall / CPU time)`);
   }

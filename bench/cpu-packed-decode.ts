@@ -16,16 +16,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CpuBackend, type CpuBound } from "../src/backends/cpu/backend.js";
 import { openCheckpoint } from "../src/checkpoint/open.js";
-import type { TensorDType } from "../src/checkpoint/types.js";
 import { median } from "../src/cli/bench.js";
 import type { KvDType } from "../src/backends/backend.js";
-import { BlockPool } from "../src/runtime/kv-cache.js";
-import { Sequence } from "../src/runtime/sequence.js";
-import { buildStep } from "../src/runtime/step-builder.js";
 import { buildEngineDir } from "../src/engine/build.js";
 import { Engine } from "../src/engine/engine.js";
-import type { QuantOptions } from "../src/quant/options.js";
 import { syntheticModelFile, syntheticSpecConfig } from "../src/models/synthetic-files.js";
+import { PACKED_DTYPES, engineDecodeRate } from "./decode-rate.js";
 
 const { values: a } = parseArgs({
   options: {
@@ -41,15 +37,10 @@ const { values: a } = parseArgs({
 });
 const P = Number(a.prompt);
 const G = Number(a.gen);
-const QUANT: Record<string, { quant: QuantOptions; file: TensorDType }> = {
-  q8_0: { quant: { scheme: "int8-wo" }, file: "q8_0" },
-  q4_0: { quant: { scheme: "int4-wo", groupSize: 32 }, file: "q4_0" },
-  "int8-wo": { quant: { scheme: "int8-wo" }, file: "f32" },
-  "int4-wo": { quant: { scheme: "int4-wo", groupSize: 32 }, file: "f32" },
-};
 const config = syntheticSpecConfig(`synthetic:${a.shape}`)!;
+const tokens = Array.from({ length: P + G }, (_, i) => 3 + ((i * 7919) % (config.vocabSize - 3)));
 for (const dt of a.dtypes.split(",")) {
-  const q = QUANT[dt];
+  const q = PACKED_DTYPES[dt];
   const ckpt = openCheckpoint(syntheticModelFile(config, "gguf", q.file).path);
   const dir = mkdtempSync(join(tmpdir(), "llmrt-pdecode-"));
   buildEngineDir(ckpt, dir, { target: "cpu", quant: q.quant, maxSeqLen: P + G + 1, maxSeqs: 1, maxBatchTokens: Math.max(P, 16), maxLogitRows: 1 });
@@ -64,31 +55,13 @@ for (const dt of a.dtypes.split(",")) {
         const tg: number[] = [];
         const cpu: number[] = [];
         for (let r = 0; r < Number(a.rounds) + 1; r++) {
-          const seq = new Sequence(0, Array.from({ length: P + G }, (_, i) => 3 + ((i * 7919) % (config.vocabSize - 3))));
-          new BlockPool(engine.kv.numBlocks, engine.kv.blockSize, false).reserve(seq, P + G);
-          const step = (n: number) => {
-            engine.forward(buildStep([{ seq, numNew: n, wantLogits: true }], engine.kv.blockSize));
-            seq.numComputed += n;
-          };
-          step(P);
-          const t = performance.now();
-          const c = process.cpuUsage();
-          for (let i = 0; i < G; i++) step(1);
-          const cu = process.cpuUsage(c);
+          const [wall, cpuRate] = engineDecodeRate(engine, tokens, P, G);
           // round 0 warms up
-          if (r > 0) (tg.push(G / ((performance.now() - t) / 1000)), cpu.push((cu.user + cu.system) / 1000 / G));
+          if (r > 0) (tg.push(wall), cpu.push(1000 / cpuRate));
         }
         console.log(`${dt} ${threads}t kv ${a["kv-dtype"]}: tg${G} after pp${P}: best ${Math.max(...tg).toFixed(1)} median ${median(tg).toFixed(1)} tok/s (${tg.map((x) => x.toFixed(1)).join(", ")}); CPU ms/token best ${Math.min(...cpu).toFixed(2)} median ${median(cpu).toFixed(2)}`);
       } else {
-        const seq = new Sequence(0, Array.from({ length: P + G }, (_, i) => 3 + ((i * 7919) % (config.vocabSize - 3))));
-        new BlockPool(engine.kv.numBlocks, engine.kv.blockSize, false).reserve(seq, P + G);
-        const step = (n: number) => {
-          engine.forward(buildStep([{ seq, numNew: n, wantLogits: true }], engine.kv.blockSize));
-          seq.numComputed += n;
-        };
-        step(P);
-        bound!.opTimes.clear();
-        for (let i = 0; i < G; i++) step(1);
+        engineDecodeRate(engine, tokens, P, G, () => bound!.opTimes.clear());
         const ms = [...bound!.opTimes].sort((x, y) => y[1] - x[1]).map(([k, v]) => `${k} ${(v / G).toFixed(3)}`);
         console.log(`${dt} ${threads}t kv ${a["kv-dtype"]} profile (ms/token after pp${P}, wall): ${ms.join(", ")}`);
       }

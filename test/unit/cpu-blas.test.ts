@@ -84,7 +84,7 @@ test("BLAS matmul = reference matmul: f32 / bf16 / fp16 weights, odd sizes, bias
           const op = rt.heap.alloc(M * N * 4);
           rt.heap.f32(xp, M * K).set(x);
           rt.heap.f32(op, M * N).fill(NaN); // beta = 0 must not read what was there
-          mm.run(rt.heap, slot, rt.heap.f32(xp, M * K), rt.heap.f32(op, M * N), bias, M, 2);
+          mm.run(slot, rt.heap.f32(xp, M * K), rt.heap.f32(op, M * N), bias, M, 2);
           const want = new Float32Array(M * N);
           refMatmul(want, x, w, bias, M, K, N);
           assertClose(rt.heap.f32(op, M * N), want, 2e-6 * Math.sqrt(K), `${dtype} [${M}, ${K}] x [${N}, ${K}]^T${withBias ? " + bias" : ""}`);
@@ -123,7 +123,7 @@ test("BLAS matmul = reference matmul on packed int8 / int4 weights (sym / asym, 
           const xp = rt.heap.alloc(M * K * 4);
           const op = rt.heap.alloc(M * N * 4);
           rt.heap.f32(xp, M * K).set(x);
-          mm.run(rt.heap, slot, rt.heap.f32(xp, M * K), rt.heap.f32(op, M * N), undefined, M, 2);
+          mm.run(slot, rt.heap.f32(xp, M * K), rt.heap.f32(op, M * N), undefined, M, 2);
           const want = new Float32Array(M * N);
           refMatmul(want, x, dequantize(packed), undefined, M, K, N);
           assertClose(rt.heap.f32(op, M * N), want, 2e-6 * Math.sqrt(K), `${c.dtype} g${c.groupSize}${c.asym ? " asym" : ""} ${interleave ? "interleaved" : "row-major"} [${M}, ${K}] x [${N}, ${K}]^T`);

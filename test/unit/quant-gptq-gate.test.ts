@@ -66,7 +66,8 @@ function goldenText(t: Parameters<typeof fixtures>[0]): number[] | null {
 
 const STORIES_PROMPT = [1, 403, 407, 261, 378]; // "Once upon a time"
 
-test("int4-wo g32 gate on stories260K: calibrated int4 within 5% of fp32 on a sampled text (seed 7) and on the golden text", { todo: "not met yet: calibrated int4 g32 measures +6.70% (seed 7) and +6.95% (golden); see bench/RESULTS.md" }, (t) => {
+/** The 5% gate on stories260K for one calibrated int4 g32 layout, on a sampled text (seed 7) and on the golden text. */
+function storiesGate(t: Parameters<typeof fixtures>[0], name: string, prefix: string, quant: Partial<QuantOptions>): void {
   const dir = fixture(t, "models/stories260K");
   const golden = goldenText(t);
   if (!dir || !golden) return;
@@ -74,30 +75,21 @@ test("int4-wo g32 gate on stories260K: calibrated int4 within 5% of fp32 on a sa
   try {
     const { evals, calib } = samples(ckpt, STORIES_PROMPT, [7]);
     const texts = [evals[0], golden];
-    const fp32 = ppls(ckpt, "s-fp32", texts, calib);
-    const gptq = ppls(ckpt, "s-gptq", texts, calib, { ...INT4_G32, method: "gptq" });
-    t.diagnostic(`stories260K int4-wo g32 calibrated: sampled ${gptq[0].toFixed(4)} vs fp32 ${fp32[0].toFixed(4)} (${pct(rise(gptq[0], fp32[0]))}), golden ${gptq[1].toFixed(4)} vs ${fp32[1].toFixed(4)} (${pct(rise(gptq[1], fp32[1]))})`);
-    for (const [i, name] of ["sampled (seed 7)", "golden"].entries()) assert.ok(rise(gptq[i], fp32[i]) <= GATE, `${name}: calibrated perplexity ${gptq[i]} is ${pct(rise(gptq[i], fp32[i]))} above fp32 ${fp32[i]}`);
+    const fp32 = ppls(ckpt, `${prefix}-fp32`, texts, calib);
+    const q = ppls(ckpt, `${prefix}-gptq`, texts, calib, quant);
+    t.diagnostic(`stories260K int4-wo g32 ${name}: sampled ${q[0].toFixed(4)} vs fp32 ${fp32[0].toFixed(4)} (${pct(rise(q[0], fp32[0]))}), golden ${q[1].toFixed(4)} vs ${fp32[1].toFixed(4)} (${pct(rise(q[1], fp32[1]))})`);
+    for (const [i, label] of ["sampled (seed 7)", "golden"].entries()) assert.ok(rise(q[i], fp32[i]) <= GATE, `${label}: ${name} perplexity ${q[i]} is ${pct(rise(q[i], fp32[i]))} above fp32 ${fp32[i]}`);
   } finally {
     ckpt.close();
   }
+}
+
+test("int4-wo g32 gate on stories260K: calibrated int4 within 5% of fp32 on a sampled text (seed 7) and on the golden text", { todo: "not met yet: calibrated int4 g32 measures +6.70% (seed 7) and +6.95% (golden); see bench/RESULTS.md" }, (t) => {
+  storiesGate(t, "calibrated", "s", { ...INT4_G32, method: "gptq" });
 });
 
 test("int4-wo g32 asym gate on stories260K: calibrated int4 (--int4-asym) within 5% of fp32 on a sampled text (seed 7) and on the golden text", (t) => {
-  const dir = fixture(t, "models/stories260K");
-  const golden = goldenText(t);
-  if (!dir || !golden) return;
-  const ckpt = openCheckpoint(dir);
-  try {
-    const { evals, calib } = samples(ckpt, STORIES_PROMPT, [7]);
-    const texts = [evals[0], golden];
-    const fp32 = ppls(ckpt, "a-fp32", texts, calib);
-    const asym = ppls(ckpt, "a-gptq", texts, calib, { ...INT4_G32, asym: true, method: "gptq" });
-    t.diagnostic(`stories260K int4-wo g32 asym calibrated: sampled ${asym[0].toFixed(4)} vs fp32 ${fp32[0].toFixed(4)} (${pct(rise(asym[0], fp32[0]))}), golden ${asym[1].toFixed(4)} vs ${fp32[1].toFixed(4)} (${pct(rise(asym[1], fp32[1]))})`);
-    for (const [i, name] of ["sampled (seed 7)", "golden"].entries()) assert.ok(rise(asym[i], fp32[i]) <= GATE, `${name}: calibrated asym perplexity ${asym[i]} is ${pct(rise(asym[i], fp32[i]))} above fp32 ${fp32[i]}`);
-  } finally {
-    ckpt.close();
-  }
+  storiesGate(t, "calibrated asym", "a", { ...INT4_G32, asym: true, method: "gptq" });
 });
 
 test("stories260K int4-wo g32: calibrated int4 below round-to-nearest on the golden text and on the mean over two more sampled texts", (t) => {

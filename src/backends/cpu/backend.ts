@@ -204,7 +204,7 @@ export class CpuBound implements BoundGraph {
   private blasMatmul(op: Extract<Graph["ops"][number], { op: "matmul" }>, c: EmitContext, nth: number): void {
     const w = this.tensors.weights.get(op.w)!;
     const view = (name: string) => this.tensors.view(name, c.cap);
-    this.blas!.run(this.rt.heap, w, view(op.x), view(op.out), op.bias ? this.rt.heap.f32(this.tensors.ptr(op.bias), w.shape[0]) : undefined, rows(c, op.x), nth);
+    this.blas!.run(w, view(op.x), view(op.out), op.bias ? this.rt.heap.f32(this.tensors.ptr(op.bias), w.shape[0]) : undefined, rows(c, op.x), nth);
   }
 
   copyBlock(src: number, dst: number): void {

@@ -15,7 +15,6 @@
  * (tensors.ts `external`): those matmuls come here at any row count (one row: sgemv).
  */
 import type { Blas } from "./blas.js";
-import type { WasmHeap } from "./heap.js";
 import { DTYPE_CODE, OP } from "./program.js";
 import type { CpuRuntime } from "./runtime.js";
 import type { WeightSlot } from "./tensors.js";
@@ -68,7 +67,7 @@ export class BlasMatmul {
    * out [M, N] = x [M, K] @ w [N, K]^T (+ bias [N]) on `threads` threads; the pool must be
    * idle and its program empty (this runs widening programs of its own).
    */
-  run(heap: WasmHeap, w: WeightSlot, x: Float32Array, out: Float32Array, bias: Float32Array | undefined, M: number, threads: number): void {
+  run(w: WeightSlot, x: Float32Array, out: Float32Array, bias: Float32Array | undefined, M: number, threads: number): void {
     const [N, K] = w.shape;
     let beta = 0;
     if (bias) {
@@ -76,13 +75,13 @@ export class BlasMatmul {
       beta = 1;
     }
     if (w.dtype === "f32") {
-      const wf = w.external ?? heap.f32(w.ptr, N * K);
+      const wf = w.external ?? this.rt.heap.f32(w.ptr, N * K);
       if (M === 1) this.blas.sgemv(N, K, wf, x, out, beta, threads);
       else this.blas.sgemm(M, N, K, x, wf, out, N, beta, threads);
       return;
     }
     const rows = Math.floor(this.blockFloats / K); // the buffer holds a whole number of rows at every K up to the widest
-    const block = heap.f32(this.block, this.blockFloats);
+    const block = this.rt.heap.f32(this.block, this.blockFloats);
     const p = this.rt.program;
     for (let n0 = 0; n0 < N; n0 += rows) {
       const n1 = Math.min(N, n0 + rows);

@@ -16,7 +16,7 @@ import { qkvPrep, rope } from "./rope";
 import { attention } from "./attention";
 import { argmax, readSum, topk } from "./sample";
 import { arg } from "./simd";
-import { widenRows } from "./widen";
+import { widenRowsShare } from "./widen";
 
 // control block words (byte offset = 4 * word); barrier and completion on their own cache lines
 const C_GEN = 0, C_PROG = 1, C_NTH = 2, C_ERROR = 3, C_QUIT = 4, C_SCRATCH = 5, C_SCRATCH_STRIDE = 6, C_NWORKERS = 7, C_IDLE = 8, C_SPIN = 9;
@@ -85,7 +85,7 @@ export function runProgram(ctrl: usize, prog: usize, tid: i32, nth: i32): bool {
     else if (op == OP_ATTENTION) attention(tid, nth, scratch, a);
     else if (op == OP_ARGMAX) argmax(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3));
     else if (op == OP_READ_SUM) readSum(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2));
-    else if (op == OP_WIDEN_ROWS) widenRows(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5));
+    else if (op == OP_WIDEN_ROWS) widenRowsShare(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5));
     else if (op == OP_DEQUANT_ROWS) dequantRowsShare(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7), arg(a, 8));
     else if (op == OP_TOPK) topk(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4));
     else unreachable();

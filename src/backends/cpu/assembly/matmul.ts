@@ -233,7 +233,7 @@ const X_LIMIT: f32 = 1.152921504606847e18; // 2^60
 }
 
 /** Widens rows [n0, n1) of w (stored in dt) into f32 at dst: [n1 - n0, K], reading w as one stream. */
-@inline function widenRows(dt: i32, dst: usize, w: usize, K: i32, n0: i32, n1: i32): void {
+@inline export function widenRows(dt: i32, dst: usize, w: usize, K: i32, n0: i32, n1: i32): void {
   const src = w + <usize>n0 * <usize>K * dtBytes(dt);
   const n = (n1 - n0) * K;
   if (dt == DT_F32) {

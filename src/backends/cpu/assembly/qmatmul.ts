@@ -51,25 +51,36 @@ export function packedKernel(floatDecode: i32, prefillT: i32): void {
   return 16 + (padK(K) << 1) + (padK(K) >> 1);
 }
 
+/** max |x[k]| over a row of K floats. */
+function absMax(x: usize, K: i32): f32 {
+  let m = f32x4.splat(0);
+  let k = 0;
+  for (; k + 4 <= K; k += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>k << 2))));
+  let amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  for (; k < K; k++) amax = max(amax, abs(load<f32>(x + (<usize>k << 2))));
+  return amax;
+}
+
+/** Where column k of a 32-column chunk goes when X is striped for int4 (column 32c + 4i + s at 32c + 8s + i). */
+@inline function stripedAt(k: i32): i32 {
+  return (k & ~31) + ((k & 3) << 3) + ((k >> 2) & 7);
+}
+
 /**
  * x row [K] f32 -> int16 at dst + 16 [padK(K)], zero padded, scale at dst.
  * int4 weights want each 32-column chunk as 4 stripes (columns 4i, 4i+1, 4i+2, 4i+3 for
  * i < 8): the order in which 16-bit lanes of packed nibbles come apart (dotQ4).
  */
 function quantizeRow(dst: usize, x: usize, K: i32, striped: bool): void {
-  let m = f32x4.splat(0);
+  const amax = absMax(x, K);
   let k = 0;
-  for (; k + 4 <= K; k += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>k << 2))));
-  let amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
-  for (; k < K; k++) amax = max(amax, abs(load<f32>(x + (<usize>k << 2))));
   const inv: f32 = amax > 0 ? <f32>32767 / amax : 0;
   store<f32>(dst, amax / 32767);
   const q = dst + 16;
   const Kp = padK(K);
   for (k = 0; k < Kp; k++) {
     const v: i32 = k < K ? <i32>nearest(load<f32>(x + (<usize>k << 2)) * inv) : 0;
-    // column k = 32c + 4i + s goes to 32c + 8s + i when striped
-    const at = striped ? (k & ~31) + ((k & 3) << 3) + ((k >> 2) & 7) : k;
+    const at = striped ? stripedAt(k) : k;
     store<i16>(q + (<usize>at << 1), <i16>v);
   }
   if (!striped) return;
@@ -302,11 +313,8 @@ function matmulFloat(dt: i32, out: usize, x: usize, q: usize, scales: usize, zer
 
 /** x row [K] -> X at dst + 16 in the layout of dt, scale at dst; int4: per group sums of X (f32) after X. */
 function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32): void {
-  let m = f32x4.splat(0);
+  const amax = absMax(x, K);
   let k = 0;
-  for (; k + 4 <= K; k += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>k << 2))));
-  let amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
-  for (; k < K; k++) amax = max(amax, abs(load<f32>(x + (<usize>k << 2))));
   const inv: f32 = amax > 0 ? <f32>32767 / amax : 0;
   store<f32>(dst, amax / 32767);
   const q = dst + 16;
@@ -322,7 +330,7 @@ function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32): void {
     let sum = 0;
     for (k = g0; k < g1; k++) {
       const v: i32 = k < K ? <i32>nearest(load<f32>(x + (<usize>k << 2)) * inv) : 0;
-      store<i16>(q + (<usize>((k & ~31) + ((k & 3) << 3) + ((k >> 2) & 7)) << 1), <i16>v);
+      store<i16>(q + (<usize>stripedAt(k) << 1), <i16>v);
       sum += v;
     }
     store<f32>(L + (<usize>g << 2), <f32>sum);
