@@ -57,6 +57,17 @@ export function matmulPacked(rt: CpuRuntime, x: Float32Array, w: PackedMatrix, b
   });
 }
 
+/** Rows [n0, n1) of packed w as f32 [n1 - n0, K], by the BLAS path's dequantizer (OP.DEQUANT_ROWS). */
+export function dequantPackedRows(rt: CpuRuntime, w: PackedMatrix, n0: number, n1: number): Float32Array {
+  const K = w.cols;
+  return session(rt, (_put, make) => {
+    const out = make((n1 - n0) * K * 4);
+    const { ptr, slot } = placePacked(rt.heap, "w", w);
+    runOne(rt, OP.DEQUANT_ROWS, out, ptr, slot.scales, slot.zeros, slot.code, slot.groupSize, K, n0, n1);
+    return rt.heap.f32(out, (n1 - n0) * K).slice();
+  });
+}
+
 /** RMSNorm of each `group` values of x. */
 export function rmsnorm(rt: CpuRuntime, x: Float32Array, weight: Float32Array, eps: number, group: number): Float32Array {
   return session(rt, (put, make) => {

@@ -7,13 +7,16 @@
  * row padded to a multiple of 32 columns, and within a block the rows' 32-column chunks side
  * by side (chunk 0 of rows 0..3, chunk 1 of rows 0..3, ...), so a block streams from memory
  * in one pass. The bytes of a chunk keep their order (int4: column 2i low nibble, 2i+1 high).
+ * GGUF K-quants go in their kernel form (kquant-layout.ts: scales decoded, quants as they are).
  */
+import { KQUANT_DTYPES, isKQuant } from "../../checkpoint/ggml-kquants.js";
 import type { PackedDType, PackedMatrix } from "../../quant/packed.js";
 import type { WasmHeap } from "./heap.js";
+import { KQUANT_CODE, kernelFormBytes, toKernelForm } from "./kquant-layout.js";
 
-/** The CPU backend's packed formats; codes mirror assembly/qmatmul.ts (DT_Q8, DT_Q4; DT_Q8I, DT_Q4I interleaved). */
-export const CPU_PACKED_DTYPES: readonly PackedDType[] = ["int8", "int4"];
-export const PACKED_CODE: Partial<Record<PackedDType, number>> = { int8: 4, int4: 5 };
+/** The CPU backend's packed formats; codes mirror assembly/qmatmul.ts (DT_Q8, DT_Q4; DT_Q8I, DT_Q4I interleaved) and assembly/kquant.ts (DT_Q4K ..). */
+export const CPU_PACKED_DTYPES: readonly PackedDType[] = ["int8", "int4", ...KQUANT_DTYPES];
+export const PACKED_CODE: Partial<Record<PackedDType, number>> = { int8: 4, int4: 5, ...KQUANT_CODE };
 const INTERLEAVED_CODE: Partial<Record<PackedDType, number>> = { int8: 6, int4: 7 };
 
 /** The kernel may read up to 31 bytes past a row's end (last chunk, against zero activations). */
@@ -45,6 +48,7 @@ function qBytes(p: PackedMatrix, interleave: boolean): number {
 }
 
 export function packedSlotBytes(p: PackedMatrix): number {
+  if (isKQuant(p.dtype)) return kernelFormBytes(p.dtype, p.rows, p.cols) + 64;
   return Math.max(p.q.byteLength, qBytes(p, interleaves(p))) + TAIL_PAD + p.scales.byteLength + (p.zeros?.byteLength ?? 0) + 3 * 64;
 }
 
@@ -68,6 +72,12 @@ function interleave(dst: Uint8Array, p: PackedMatrix): void {
 export function placePacked(heap: WasmHeap, name: string, p: PackedMatrix, opts: { interleave?: boolean } = {}): { ptr: number; slot: PackedSlot; bytes: number } {
   const plain = PACKED_CODE[p.dtype];
   if (plain === undefined) throw new Error(`cpu backend: weight "${name}" is packed as ${p.dtype}, which the cpu kernels do not read (have: ${CPU_PACKED_DTYPES.join(", ")})`);
+  if (isKQuant(p.dtype)) {
+    const n = kernelFormBytes(p.dtype, p.rows, p.cols);
+    const ptr = heap.alloc(n, `weight ${name}`);
+    toKernelForm(heap.u8(ptr, n), p);
+    return { ptr, slot: { dtype: p.dtype, code: plain, groupSize: p.layout.groupSize, scales: 0, zeros: 0 }, bytes: n };
+  }
   const il = (opts.interleave ?? true) && interleaves(p);
   const n = qBytes(p, il);
   const ptr = heap.alloc(n + TAIL_PAD, `weight ${name}`);

@@ -1,0 +1,292 @@
+// @ts-nocheck AssemblyScript (compiled by asc, not tsc)
+/**
+ * out [T, N] = x [T, K] @ w [N, K]^T (+ bias) with w a GGUF K-quant (Q4_K, Q5_K, Q6_K) in
+ * the kernel form ../kquant-layout.ts places: each row's super-blocks of 256 columns in
+ * order, each with its scales decoded at bind (f32 d / dmin, one byte per sub-block scale):
+ *   DT_Q4K (152 B): f32 d | f32 dmin | u8 sc[8] | u8 m[8] | u8 qs[128]
+ *   DT_Q5K (184 B): f32 d | f32 dmin | u8 sc[8] | u8 m[8] | u8 qh[32] | u8 qs[128]
+ *   DT_Q6K (212 B): f32 d | i8 sc[16] | u8 ql[128] | u8 qh[64]
+ * qs / qh / ql are GGUF's bytes as they are (checkpoint/ggml-kquants.ts): Q4_K chunk c of
+ * 64 columns is qs[32c ..]: low nibbles columns 64c.., high nibbles 64c + 32..; Q5_K adds
+ * bit 2c / 2c + 1 of qh[l] as bit 4; Q6_K half h: ql[64h + l] low / high nibbles and
+ * ql[64h + 32 + l] low / high give columns 128h + l, +64 and +32, +96, with 2-bit pairs
+ * of qh[32h + l] above them, minus 32. In that order 16 bytes of weights come apart into
+ * 16 consecutive columns, so the activations stay in column order.
+ *
+ * Few tokens (decode): each thread quantizes the x rows into its scratch as int16 with one
+ * scale per token (as qmatmul.ts; plus each 32-column sub-block's sum, for the mins), then
+ * per row and token: integer dots per sub-block (i32x4.dot_i16x8_s over the weights
+ * widened to i16), each scaled in f32 by d * sc[s]; minus sum_s dmin * m[s] * xsum[s].
+ * Many tokens (prefill): row blocks dequantized into scratch (the reference's values:
+ * (d * sc) * q - dmin * m, rounded to f32 at each step) and the f32 tiles of matmul.ts.
+ */
+import { activeThreads, fma, hsum, shareStart, DT_F32 } from "./simd";
+import { matmulRange } from "./matmul";
+
+export const DT_Q4K: i32 = 8;
+export const DT_Q5K: i32 = 9;
+export const DT_Q6K: i32 = 10;
+
+/** From this many tokens on, dequantizing a row block once beats integer dots per token. */
+const PREFILL_T: i32 = 16;
+
+@inline function blockBytes(dt: i32): usize {
+  return dt == DT_Q4K ? 152 : dt == DT_Q5K ? 184 : 212;
+}
+
+/** Bytes of one quantized token in scratch: f32 scale, 12 pad bytes, int16 [K], f32 sums [K / 32]. */
+@inline function tokBytes(K: i32): i32 {
+  return 16 + (K << 1) + (K >> 3);
+}
+
+/** x row [K] f32 (K % 256 == 0) -> dst: scale max|x| / 32767, int16 [K], then each 32 columns' sum of the int16 values as f32. */
+function quantizeTok(dst: usize, x: usize, K: i32): void {
+  let m = f32x4.splat(0);
+  for (let k = 0; k < K; k += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>k << 2))));
+  const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  store<f32>(dst, amax / 32767);
+  const inv = f32x4.splat(amax > 0 ? <f32>32767 / amax : 0);
+  const q = dst + 16;
+  const sums = q + (<usize>K << 1);
+  const one = i16x8.splat(1);
+  for (let k = 0; k < K; k += 32) {
+    let s = i32x4.splat(0);
+    for (let j = 0; j < 32; j += 8) {
+      const p = x + (<usize>(k + j) << 2);
+      const a = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p), inv)));
+      const b = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 16), inv)));
+      const h = i16x8.narrow_i32x4_s(a, b);
+      v128.store(q + (<usize>(k + j) << 1), h);
+      s = i32x4.add(s, i32x4.dot_i16x8_s(h, one));
+    }
+    store<f32>(sums + (<usize>k >> 3), <f32>(i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3)));
+  }
+}
+
+/** sum over 16 columns of q (i8x16, unsigned) * x (int16 at xo), in 4 i32 lanes. */
+@inline function dot16u(q: v128, xo: usize): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(q), v128.load(xo)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(q), v128.load(xo, 16)));
+}
+
+/** Same, q signed. */
+@inline function dot16s(q: v128, xo: usize): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), v128.load(xo)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), v128.load(xo, 16)));
+}
+
+/**
+ * Q4_K / Q5_K super-block at w against a quantized token's 256 columns (x int16, xs its 8
+ * sub-block sums), added to acc (f32 lanes, before the token's scale).
+ */
+@inline function block45(dt: i32, w: usize, x: usize, xs: usize, acc: v128): v128 {
+  const d = load<f32>(w);
+  const m4 = i8x16.splat(0x0f);
+  const qs = w + (dt == DT_Q4K ? 24 : 56);
+  const qh0 = dt == DT_Q5K ? v128.load(w + 24) : i8x16.splat(0);
+  const qh1 = dt == DT_Q5K ? v128.load(w + 40) : i8x16.splat(0);
+  const b5 = i8x16.splat(0x10);
+  for (let c = 0; c < 4; c++) {
+    const q0 = v128.load(qs + (<usize>c << 5)), q1 = v128.load(qs + (<usize>c << 5), 16);
+    let l0 = v128.and(q0, m4), l1 = v128.and(q1, m4);
+    let h0 = i8x16.shr_u(q0, 4), h1 = i8x16.shr_u(q1, 4);
+    if (dt == DT_Q5K) {
+      // bit 2c of qh[l] over the low nibbles, bit 2c + 1 over the high ones
+      l0 = v128.or(l0, v128.and(i8x16.shl(i8x16.shr_u(qh0, 2 * c), 4), b5));
+      l1 = v128.or(l1, v128.and(i8x16.shl(i8x16.shr_u(qh1, 2 * c), 4), b5));
+      h0 = v128.or(h0, v128.and(i8x16.shl(i8x16.shr_u(qh0, 2 * c + 1), 4), b5));
+      h1 = v128.or(h1, v128.and(i8x16.shl(i8x16.shr_u(qh1, 2 * c + 1), 4), b5));
+    }
+    const xo = x + (<usize>c << 7);
+    const lo = i32x4.add(dot16u(l0, xo), dot16u(l1, xo + 32));
+    const hi = i32x4.add(dot16u(h0, xo + 64), dot16u(h1, xo + 96));
+    acc = fma(f32x4.convert_i32x4_s(lo), f32x4.splat(d * <f32>load<u8>(w + 8 + 2 * <usize>c)), acc);
+    acc = fma(f32x4.convert_i32x4_s(hi), f32x4.splat(d * <f32>load<u8>(w + 9 + 2 * <usize>c)), acc);
+  }
+  // the mins: sum_s (dmin * m[s]) * xsum[s], 4 sub-blocks a lane group
+  const dmin = f32x4.splat(load<f32>(w, 4));
+  const mb = i16x8.extend_low_i8x16_u(v128.load64_zero(w + 16));
+  const mLo = f32x4.mul(f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(mb)), dmin);
+  const mHi = f32x4.mul(f32x4.convert_i32x4_u(i32x4.extend_high_i16x8_u(mb)), dmin);
+  return f32x4.sub(acc, fma(mLo, v128.load(xs), f32x4.mul(mHi, v128.load(xs, 16))));
+}
+
+/** The 16 Q6_K values (u in [0, 63], unsigned) of quarter r of 32-column group l0 of half h: see the header. */
+@inline function q6Quarter(a: v128, b: v128, hb: v128, r: i32): v128 {
+  const m4 = i8x16.splat(0x0f), m2 = i8x16.splat(0x30);
+  if (r == 0) return v128.or(v128.and(a, m4), v128.and(i8x16.shl(hb, 4), m2));
+  if (r == 1) return v128.or(v128.and(b, m4), v128.and(i8x16.shl(hb, 2), m2));
+  if (r == 2) return v128.or(i8x16.shr_u(a, 4), v128.and(hb, m2));
+  return v128.or(i8x16.shr_u(b, 4), v128.and(i8x16.shr_u(hb, 2), m2));
+}
+
+/** Q6_K super-block at w against a quantized token's 256 columns, added to acc. */
+@inline function block6(w: usize, x: usize, acc: v128): v128 {
+  const d = load<f32>(w);
+  const off = i8x16.splat(32);
+  for (let h = 0; h < 2; h++) {
+    for (let l0 = 0; l0 < 32; l0 += 16) {
+      const ql = w + 20 + <usize>(64 * h + l0);
+      const a = v128.load(ql), b = v128.load(ql, 32);
+      const hb = v128.load(w + 148 + <usize>(32 * h + l0));
+      const col = 128 * h + l0; // quarter r holds columns col + 32r ..
+      const s = w + 4 + <usize>(col >> 4); // sub-block scales: col / 16 + 2r
+      const xo = x + (<usize>col << 1);
+      acc = fma(f32x4.convert_i32x4_s(dot16s(i8x16.sub(q6Quarter(a, b, hb, 0), off), xo)), f32x4.splat(d * <f32>load<i8>(s)), acc);
+      acc = fma(f32x4.convert_i32x4_s(dot16s(i8x16.sub(q6Quarter(a, b, hb, 1), off), xo + 64)), f32x4.splat(d * <f32>load<i8>(s + 2)), acc);
+      acc = fma(f32x4.convert_i32x4_s(dot16s(i8x16.sub(q6Quarter(a, b, hb, 2), off), xo + 128)), f32x4.splat(d * <f32>load<i8>(s + 4)), acc);
+      acc = fma(f32x4.convert_i32x4_s(dot16s(i8x16.sub(q6Quarter(a, b, hb, 3), off), xo + 192)), f32x4.splat(d * <f32>load<i8>(s + 6)), acc);
+    }
+  }
+  return acc;
+}
+
+/** dot(row w, quantized token xt) before the token's scale: nb super-blocks. */
+@inline function rowDot(dt: i32, w: usize, xt: usize, K: i32): f32 {
+  const nb = K >> 8;
+  const bb = blockBytes(dt);
+  const x = xt + 16;
+  const xs = x + (<usize>K << 1);
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const wb = w + <usize>b * bb;
+    if (dt == DT_Q6K) acc = block6(wb, x + (<usize>b << 9), acc);
+    else acc = block45(dt, wb, x + (<usize>b << 9), xs + (<usize>b << 5), acc);
+  }
+  return hsum(acc);
+}
+
+/** Few tokens: as many quantized x rows as scratch holds, then each row of the share against them (the row stays in L1 across tokens). */
+@inline function matmulDots(dt: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  const tb = tokBytes(K);
+  const rb = <usize>(K >> 8) * blockBytes(dt);
+  const per = max(1, scratchBytes / tb);
+  for (let t0 = 0; t0 < T; t0 += per) {
+    const t1 = min(T, t0 + per);
+    for (let t = t0; t < t1; t++) quantizeTok(scratch + <usize>(t - t0) * <usize>tb, x + ((<usize>t * <usize>K) << 2), K);
+    for (let n = n0; n < n1; n++) {
+      const w = q + <usize>n * rb;
+      const b: f32 = bias ? load<f32>(bias + (<usize>n << 2)) : 0;
+      for (let t = t0; t < t1; t++) {
+        const xt = scratch + <usize>(t - t0) * <usize>tb;
+        store<f32>(out + ((<usize>t * <usize>N + <usize>n) << 2), rowDot(dt, w, xt, K) * load<f32>(xt) + b);
+      }
+    }
+  }
+}
+
+function matmulDots4(scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  matmulDots(DT_Q4K, scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
+}
+function matmulDots5(scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  matmulDots(DT_Q5K, scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
+}
+function matmulDots6(scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  matmulDots(DT_Q6K, scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
+}
+
+/** 16 integers (i8x16; signed or not) * scale - min as f32 at p [16]: two roundings, as the reference. */
+@inline function store16(p: usize, q: v128, signed: bool, scale: f32, min: f32): void {
+  const s = f32x4.splat(scale), m = f32x4.splat(min);
+  const lo = signed ? i16x8.extend_low_i8x16_s(q) : i16x8.extend_low_i8x16_u(q);
+  const hi = signed ? i16x8.extend_high_i8x16_s(q) : i16x8.extend_high_i8x16_u(q);
+  v128.store(p, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), s), m));
+  v128.store(p, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), s), m), 16);
+  v128.store(p, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), s), m), 32);
+  v128.store(p, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), s), m), 48);
+}
+
+/** One super-block at w as f32 into o [256]. */
+@inline function dequantBlock(dt: i32, w: usize, o: usize): void {
+  const d = load<f32>(w);
+  if (dt == DT_Q6K) {
+    for (let h = 0; h < 2; h++) {
+      for (let l0 = 0; l0 < 32; l0 += 16) {
+        const ql = w + 20 + <usize>(64 * h + l0);
+        const a = v128.load(ql), b = v128.load(ql, 32);
+        const hb = v128.load(w + 148 + <usize>(32 * h + l0));
+        const col = 128 * h + l0;
+        const s = w + 4 + <usize>(col >> 4);
+        const p = o + (<usize>col << 2);
+        const off = i8x16.splat(32);
+        store16(p, i8x16.sub(q6Quarter(a, b, hb, 0), off), true, d * <f32>load<i8>(s), 0);
+        store16(p + 128, i8x16.sub(q6Quarter(a, b, hb, 1), off), true, d * <f32>load<i8>(s + 2), 0);
+        store16(p + 256, i8x16.sub(q6Quarter(a, b, hb, 2), off), true, d * <f32>load<i8>(s + 4), 0);
+        store16(p + 384, i8x16.sub(q6Quarter(a, b, hb, 3), off), true, d * <f32>load<i8>(s + 6), 0);
+      }
+    }
+    return;
+  }
+  const dmin = load<f32>(w, 4);
+  const m4 = i8x16.splat(0x0f);
+  const b5 = i8x16.splat(0x10);
+  const qs = w + (dt == DT_Q4K ? 24 : 56);
+  for (let c = 0; c < 4; c++) {
+    const q0 = v128.load(qs + (<usize>c << 5)), q1 = v128.load(qs + (<usize>c << 5), 16);
+    let l0 = v128.and(q0, m4), l1 = v128.and(q1, m4);
+    let h0 = i8x16.shr_u(q0, 4), h1 = i8x16.shr_u(q1, 4);
+    if (dt == DT_Q5K) {
+      const qh0 = v128.load(w + 24), qh1 = v128.load(w + 40);
+      l0 = v128.or(l0, v128.and(i8x16.shl(i8x16.shr_u(qh0, 2 * c), 4), b5));
+      l1 = v128.or(l1, v128.and(i8x16.shl(i8x16.shr_u(qh1, 2 * c), 4), b5));
+      h0 = v128.or(h0, v128.and(i8x16.shl(i8x16.shr_u(qh0, 2 * c + 1), 4), b5));
+      h1 = v128.or(h1, v128.and(i8x16.shl(i8x16.shr_u(qh1, 2 * c + 1), 4), b5));
+    }
+    const sl = d * <f32>load<u8>(w + 8 + 2 * <usize>c), ml = dmin * <f32>load<u8>(w + 16 + 2 * <usize>c);
+    const sh = d * <f32>load<u8>(w + 9 + 2 * <usize>c), mh = dmin * <f32>load<u8>(w + 17 + 2 * <usize>c);
+    const p = o + (<usize>c << 8);
+    store16(p, l0, false, sl, ml);
+    store16(p + 64, l1, false, sl, ml);
+    store16(p + 128, h0, false, sh, mh);
+    store16(p + 192, h1, false, sh, mh);
+  }
+}
+
+/** Rows [n0, n1) of w as f32 into dst [n1 - n0, K]. */
+@inline function dequantRows(dt: i32, dst: usize, q: usize, K: i32, n0: i32, n1: i32): void {
+  const nb = K >> 8;
+  const bb = blockBytes(dt);
+  for (let n = n0; n < n1; n++) {
+    const w = q + <usize>n * <usize>nb * bb;
+    const o = dst + ((<usize>(n - n0) * <usize>K) << 2);
+    for (let b = 0; b < nb; b++) dequantBlock(dt, w + <usize>b * bb, o + (<usize>b << 10));
+  }
+}
+
+function dequantRowsAny(dt: i32, dst: usize, q: usize, K: i32, n0: i32, n1: i32): void {
+  if (dt == DT_Q4K) dequantRows(DT_Q4K, dst, q, K, n0, n1);
+  else if (dt == DT_Q5K) dequantRows(DT_Q5K, dst, q, K, n0, n1);
+  else dequantRows(DT_Q6K, dst, q, K, n0, n1);
+}
+
+/** Many tokens: row blocks dequantized into scratch, then the f32 tiles. */
+function matmulDequant(dt: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  const rows = max(1, min(256, scratchBytes / (K * 4)));
+  for (let nb = n0; nb < n1; nb += rows) {
+    const ne = min(nb + rows, n1);
+    dequantRowsAny(dt, scratch, q, K, nb, ne);
+    // row n of the f32 view lives at scratch + (n - nb) * K * 4
+    matmulRange(DT_F32, out, x, scratch - <usize>nb * <usize>K * 4, bias, T, K, N, nb, ne);
+  }
+}
+
+/** This thread's share of out [T, N] = x [T, K] @ w^T, w a K-quant (dt DT_Q4K / DT_Q5K / DT_Q6K) in the kernel form, K % 256 == 0. */
+export function matmulK(tid: i32, nth: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, dt: i32, bias: usize, T: i32, K: i32, N: i32): void {
+  const act = activeThreads(N, nth, max(4, (1 << 16) / max(1, T * K)));
+  const n0 = shareStart(N, tid, act, 4);
+  const n1 = shareStart(N, tid + 1, act, 4);
+  if (n0 >= n1) return;
+  if ((T >= PREFILL_T && scratchBytes >= K * 4) || scratchBytes < tokBytes(K)) {
+    matmulDequant(dt, scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
+  } else if (dt == DT_Q4K) matmulDots4(scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
+  else if (dt == DT_Q5K) matmulDots5(scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
+  else matmulDots6(scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
+}
+
+/** This thread's share of rows [n0, n1) of w as f32 into dst [n1 - n0, K]: the BLAS path's dequantization (../blas-matmul.ts). */
+export function dequantRowsKShare(tid: i32, nth: i32, dst: usize, q: usize, dt: i32, K: i32, n0: i32, n1: i32): void {
+  const rows = n1 - n0;
+  const act = activeThreads(rows, nth, max(1, (1 << 15) / max(1, K)));
+  const r0 = n0 + shareStart(rows, tid, act, 1);
+  const r1 = n0 + shareStart(rows, tid + 1, act, 1);
+  if (r0 >= r1) return;
+  dequantRowsAny(dt, dst + ((<usize>(r0 - n0) * <usize>K) << 2), q, K, r0, r1);
+}

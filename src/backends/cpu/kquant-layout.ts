@@ -1,0 +1,56 @@
+/**
+ * GGUF K-quant super-blocks (Q4_K, Q5_K, Q6_K: checkpoint/ggml-kquants.ts) in the form the
+ * CPU kernels read (assembly/kquant.ts), made as they are copied into the heap. The quant
+ * bytes stay as GGUF has them (their order already splits into runs of 16 consecutive
+ * columns); only the scales are decoded once, here, instead of in every decode step:
+ * the f16 d / dmin become f32, and Q4_K / Q5_K's 6-bit scales and mins, packed three to
+ * two bytes, become one byte each. Row-major, super-blocks in order:
+ *
+ *   q4_k (152 B, GGUF 144): f32 d | f32 dmin | u8 sc[8] | u8 m[8] | qs[128]
+ *   q5_k (184 B, GGUF 176): f32 d | f32 dmin | u8 sc[8] | u8 m[8] | qh[32] | qs[128]
+ *   q6_k (212 B, GGUF 210): f32 d | i8 sc[16] | ql[128] | qh[64]
+ *
+ * so weights grow by 1-6% (f32 sub-block scales would have been 1.33x for q4_k).
+ */
+import { f16Lookup } from "../../checkpoint/fp16.js";
+import { KQUANTS, QK_K, scaleMin, type KQuantDType } from "../../checkpoint/ggml-kquants.js";
+import type { PackedMatrix } from "../../quant/packed.js";
+
+/** Bytes of one super-block in the kernel form. */
+export const KERNEL_BLOCK_BYTES: Record<KQuantDType, number> = { q4_k: 152, q5_k: 184, q6_k: 210 + 2 };
+/** assembly/kquant.ts's codes (DT_Q4K ..). */
+export const KQUANT_CODE: Record<KQuantDType, number> = { q4_k: 8, q5_k: 9, q6_k: 10 };
+
+export const kernelFormBytes = (dtype: KQuantDType, rows: number, cols: number) => rows * (cols / QK_K) * KERNEL_BLOCK_BYTES[dtype];
+
+/** p's GGUF blocks -> dst [rows, cols / 256, KERNEL_BLOCK_BYTES]; sizes checked before reading. */
+export function toKernelForm(dst: Uint8Array, p: PackedMatrix): void {
+  const dtype = p.dtype as KQuantDType;
+  const f = KQUANTS[dtype];
+  const blocks = p.rows * (p.cols / QK_K);
+  if (p.cols % QK_K !== 0 || p.q.length !== blocks * f.blockBytes || dst.length < blocks * KERNEL_BLOCK_BYTES[dtype]) {
+    throw new RangeError(`cpu backend: ${f.typeName} [${p.rows}, ${p.cols}] has ${p.q.length} bytes, want ${blocks * f.blockBytes} in whole super-blocks of ${QK_K} columns`);
+  }
+  const t = f16Lookup();
+  const src = p.q;
+  const view = new DataView(dst.buffer, dst.byteOffset, dst.byteLength);
+  const ob = KERNEL_BLOCK_BYTES[dtype];
+  for (let b = 0; b < blocks; b++) {
+    const i = b * f.blockBytes;
+    const o = b * ob;
+    if (dtype === "q6_k") {
+      view.setFloat32(o, t[src[i + 208] | (src[i + 209] << 8)], true);
+      dst.set(src.subarray(i + 192, i + 208), o + 4); // i8 scales
+      dst.set(src.subarray(i, i + 192), o + 20); // ql, qh
+      continue;
+    }
+    view.setFloat32(o, t[src[i] | (src[i + 1] << 8)], true);
+    view.setFloat32(o + 4, t[src[i + 2] | (src[i + 3] << 8)], true);
+    for (let j = 0; j < 8; j++) {
+      const [sc, m] = scaleMin(src, i + 4, j);
+      dst[o + 8 + j] = sc;
+      dst[o + 16 + j] = m;
+    }
+    dst.set(src.subarray(i + 16, i + f.blockBytes), o + 24); // (qh,) qs
+  }
+}
