@@ -34,6 +34,8 @@ export interface GgufVocab {
 export interface ModelGgufOptions {
   /** Storage of 2-D weights (default f32). 1-D tensors are always F32; block formats fall back to F16 for rows not a multiple of their block (32; K-quants 256). */
   dtype?: TensorDType;
+  /** A per-tensor override of `dtype` for 2-D weights (canonical name -> dtype; undefined: `dtype`), e.g. a Q4_K_M-like mix. */
+  dtypeOf?: (name: string) => TensorDType | undefined;
   version?: 2 | 3;
   /** Default: byteLevelSpmVocab(config.vocabSize). */
   vocab?: GgufVocab;
@@ -137,7 +139,8 @@ export function writeModelGguf(file: string, config: ModelConfig, src: Canonical
   }
   for (const [name, shape] of expectedTensors(config)) {
     if (!hasTensor(src, name)) throw new RangeError(`writeModelGguf: tensor ${name} [${shape.join(", ")}] is missing`);
-    const t = shape.length < 2 ? "f32" : shape[1] % blockValues(dtype) !== 0 ? "f16" : dtype;
+    const want = (shape.length === 2 && opts.dtypeOf?.(name)) || dtype;
+    const t = shape.length < 2 ? "f32" : shape[1] % blockValues(want) !== 0 ? "f16" : want;
     const data = () => {
       const w = getTensor(src, name)!;
       if (w.length !== numel(shape)) throw new RangeError(`writeModelGguf: ${name} has ${w.length} values, config implies [${shape.join(", ")}]`);

@@ -1,0 +1,132 @@
+/**
+ * A whole random-weight Llama GGUF in a Q4_K_M-like mix (Q4_K for most matrices, Q6_K for
+ * ffn_down, the head and layer 0's attn_v, Q5_K for layer 1's Q / K / V so that all three
+ * formats are kept) built for target cpu: its K-quant matrices stay packed on the cpu
+ * backend (assembly/kquant.ts), and greedy decode (one-token steps: integer dots) gives
+ * the same tokens as the reference backend on the reference build of the same file, with
+ * logits and a teacher-forced prefill (dequantized row blocks, or BLAS) within tolerance;
+ * 1 and 2 threads, BLAS on and off.
+ */
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CpuBackend, type CpuBound } from "../../src/backends/cpu/backend.js";
+import { systemBlas } from "../../src/backends/cpu/blas.js";
+import { isKQuant } from "../../src/checkpoint/ggml-kquants.js";
+import { openCheckpoint } from "../../src/checkpoint/open.js";
+import type { TensorDType } from "../../src/checkpoint/types.js";
+import { writeModelGguf } from "../../src/checkpoint/write-gguf-model.js";
+import { buildEngineDir } from "../../src/engine/build.js";
+import { Engine } from "../../src/engine/engine.js";
+import { BlockPool } from "../../src/runtime/kv-cache.js";
+import { Sequence } from "../../src/runtime/sequence.js";
+import { buildStep } from "../../src/runtime/step-builder.js";
+import { randomTensors, smallConfig } from "./checkpoint-util.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "llmrt-cpu-kquant-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+const OPTS = { maxBatchTokens: 64, maxLogitRows: 64, maxSeqs: 1, maxSeqLen: 64 };
+const GEN = 12;
+/**
+ * Decode quantizes activations to int16 (cpu-kquant.test.ts bounds each call); through two
+ * layers that moves logits ~1e-5 of the largest, while a wrong sub-block scale or min moves
+ * them by a K-quant step (1e-2 and more).
+ */
+const TOL = 1e-3;
+
+/** Q4_K_M-like: llama.cpp keeps ffn_down, attn_v (some layers) and the head in Q6_K. */
+function mix(name: string): TensorDType | undefined {
+  if (name === "output.weight" || name.endsWith("ffn_down.weight") || name === "blk.0.attn_v.weight") return "q6_k";
+  if (/^blk\.1\.attn_[qkv]\.weight$/.test(name)) return "q5_k";
+  return undefined;
+}
+
+function argmax(row: Float32Array): number {
+  let best = 0;
+  for (let v = 1; v < row.length; v++) if (row[v] > row[best]) best = v;
+  return best;
+}
+
+function greedy(e: Engine, prompt: number[]): { tokens: number[]; logits: Float32Array[] } {
+  const seq = new Sequence(0, prompt);
+  new BlockPool(e.kv.numBlocks, e.kv.blockSize).reserve(seq, prompt.length + GEN);
+  const tokens: number[] = [];
+  const logits: Float32Array[] = [];
+  let numNew = prompt.length;
+  for (let i = 0; i < GEN; i++) {
+    const row = e.forward(buildStep([{ seq, numNew, wantLogits: true }], e.kv.blockSize)).slice();
+    seq.numComputed += numNew;
+    logits.push(row);
+    tokens.push(argmax(row));
+    seq.tokens.push(tokens.at(-1)!);
+    numNew = 1;
+  }
+  return { tokens, logits };
+}
+
+/** Logits of every position of `tokens` in one prefill step [T, V]. */
+function prefill(e: Engine, tokens: number[]): Float32Array {
+  const seq = new Sequence(0, tokens);
+  new BlockPool(e.kv.numBlocks, e.kv.blockSize).reserve(seq, tokens.length);
+  const step = buildStep([{ seq, numNew: tokens.length, wantLogits: true }], e.kv.blockSize);
+  step.logitRows = Int32Array.from(tokens, (_, i) => i);
+  return e.forward(step).slice();
+}
+
+function relToMax(got: Float32Array, want: Float32Array): number {
+  let err = 0;
+  let scale = 0;
+  for (let i = 0; i < want.length; i++) {
+    err = Math.max(err, Math.abs(got[i] - want[i]));
+    scale = Math.max(scale, Math.abs(want[i]));
+  }
+  return err / scale;
+}
+
+test("Q4_K_M-like GGUF: cpu backend (K-quants packed) = reference backend: greedy tokens, logits (1 / 2 threads, BLAS on / off)", (t) => {
+  const config = smallConfig({ hiddenSize: 256, numHeads: 4, numKvHeads: 2, headDim: 64, intermediateSize: 768, rope: { theta: 10000, style: "neox", dim: 64, scaling: { type: "none" } } });
+  const file = join(tmp, "m.gguf");
+  writeModelGguf(file, config, randomTensors(config, 3), { dtype: "q4_k", dtypeOf: mix });
+  const dirs = { reference: join(tmp, "ref"), cpu: join(tmp, "cpu") };
+  const ckpt = openCheckpoint(file);
+  try {
+    buildEngineDir(ckpt, dirs.reference, { ...OPTS, target: "reference" });
+    const m = buildEngineDir(ckpt, dirs.cpu, { ...OPTS, target: "cpu" });
+    t.diagnostic(`cpu build: ${m.report.packed}`);
+    for (const dt of ["q4_k", "q5_k", "q6_k"]) assert.match(m.report.packed ?? "", new RegExp(`gguf ${dt}`), `the cpu build keeps ${dt}`);
+  } finally {
+    ckpt.close();
+  }
+  const ref = Engine.load(dirs.reference);
+  const prompts = [[1, 17, 42, 99, 5], [1, 250, 3]];
+  const want = prompts.map((p) => greedy(ref, p));
+  const forced = Array.from({ length: 24 }, (_, i) => (i * 37 + 5) % config.vocabSize);
+  const wantPrefill = prefill(ref, forced);
+  const blas = systemBlas({ LLMRT_BLAS: "auto" });
+  if (!blas) t.diagnostic("no OpenBLAS: the BLAS variant is skipped");
+  for (const threads of [1, 2]) {
+    for (const useBlas of blas ? [false, true] : [false]) {
+      const cpuBackend = new CpuBackend({ threads, parallelMacs: 0, blas: useBlas ? blas! : false });
+      let bound: CpuBound | undefined;
+      const cpu = Engine.load(dirs.cpu, { backend: { name: "cpu", packedDTypes: cpuBackend.packedDTypes, bind: (...a: Parameters<CpuBackend["bind"]>) => (bound = cpuBackend.bind(...a)) } });
+      const what = `${threads} thread(s), BLAS ${useBlas ? "on" : "off"}`;
+      try {
+        const kept = new Set([...cpu.graph.tensors.keys()].map((n) => bound!.packedDType(n)).filter((d) => d && isKQuant(d)));
+        assert.deepEqual([...kept].sort(), ["q4_k", "q5_k", "q6_k"], `${what}: K-quant matrices kept packed`);
+        let worst = 0;
+        prompts.forEach((p, i) => {
+          const got = greedy(cpu, p);
+          assert.deepEqual(got.tokens, want[i].tokens, `${what}: greedy tokens of prompt ${i}`);
+          want[i].logits.forEach((w, j) => (worst = Math.max(worst, relToMax(got.logits[j], w))));
+        });
+        const pre = relToMax(prefill(cpu, forced), wantPrefill);
+        t.diagnostic(`${what}: worst decode logit error ${worst.toExponential(2)}, prefill ${pre.toExponential(2)} of the largest logit`);
+        assert.ok(worst < TOL && pre < TOL, `${what}: logit error decode ${worst}, prefill ${pre}`);
+      } finally {
+        bound?.close();
+      }
+    }
+  }
+});
