@@ -11,6 +11,7 @@ import { deserializeGraph, readManifest } from "../engine/format.js";
 import { ENGINE_DTYPES, resolveBuildOptions, type BuildOptions, type EngineDType } from "../engine/options.js";
 import { formatBytes, type BuildReport } from "../engine/report.js";
 import { OptionError } from "../errors.js";
+import { describeOverrides } from "../quant/overrides.js";
 import { opLayer, type Graph } from "../graph/ir.js";
 import { printGraph } from "../graph/printer.js";
 import { intOption } from "./options.js";
@@ -99,6 +100,7 @@ export async function inspect(path: string, f: InspectFlags): Promise<string> {
       `source    ${m.source.format} ${m.source.path}${m.source.randomWeights ? " (random weights)" : ""}`,
       `model     ${describeModel(m.model)}`,
       ...describeReport(m.report, m.build),
+      ...(m.build.quant ? [`quant     ${describeOverrides(m.build.quant)}`] : []),
       `tensors   ${m.weights.tensors.length} in ${m.weights.file} (${formatBytes(m.weights.bytes)}; ${[...dtypes].map(([d, n]) => `${n} ${d}`).join(", ")}), ${m.weights.alignment}-byte aligned, crc32 each`,
       `layout    ${m.layout}`,
       `tokenizer ${m.tokenizer.kind}${m.tokenizer.files.length ? ` (${m.tokenizer.files.join(", ")})` : ""}`,

@@ -3,7 +3,8 @@
  * folder, measures each one's perplexity (same windows of the same text) and decode
  * speed on the target's backend, picks the fastest within the perplexity budget and
  * moves that engine into the output dir; its manifest records the pick and the table.
- * Precision is uniform over the layers (no per-layer-group mix yet).
+ * Where a weight-only candidate misses the budget, per-layer-group mixes are searched
+ * too (auto-mix.ts), built and measured the same way, and compete in the same pick.
  */
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,6 +14,7 @@ import { measureLatency, median } from "../eval/latency.js";
 import { chunkedPerplexity } from "../eval/chunked-ppl.js";
 import { sampleText } from "../eval/sample-text.js";
 import { autoCandidates, formatAutoTable, pickCandidate, type CandidateResult } from "../quant/auto.js";
+import { searchMixes } from "./auto-mix.js";
 import type { QuantOptions } from "../quant/options.js";
 import { buildEngineDir } from "./build.js";
 import { Engine } from "./engine.js";
@@ -91,9 +93,28 @@ export async function buildAutoEngineDir(ckpt: Checkpoint, dir: string, opts: Pa
         results.push({ name: c.name, weightBytes: b.manifest!.weights.bytes, withinBudget: false, error: (e as Error).message.split("\n")[0] });
       }
     }
+    // per-layer-group mixes: each built into the temp folder and measured as above, one `built` entry per row
+    const files = await targetByName(base.target).buildFiles?.(base);
+    const tryBuild = (name: string, quant: QuantOptions): CandidateResult => {
+      const cdir = join(tmp, `c${built.length}`);
+      const entry: (typeof built)[number] = {};
+      built.push(entry);
+      try {
+        entry.manifest = buildEngineDir(ckpt, cdir, { ...base, dtype: "fp32", quant: candidateQuant(quant, auto.w8a8) }, { files, calibration: auto.calibration });
+        entry.dir = cdir;
+        const m = measure(cdir, base, tokens);
+        const increase = m.ppl / results[0].ppl! - 1;
+        return { name, weightBytes: entry.manifest.weights.bytes, ppl: m.ppl, increase, msPerToken: m.msPerToken, withinBudget: increase <= auto.maxPplIncrease };
+      } catch (e) {
+        entry.error = (e as Error).message.split("\n")[0];
+        return { name, weightBytes: entry.manifest?.weights.bytes, withinBudget: false, error: entry.error };
+      }
+    };
+    const mixes = searchMixes({ ckpt, target: base.target, tokens, budget: auto.maxPplIncrease, candidates, results, tryBuild, log });
+    results.push(...mixes);
     const chosen = pickCandidate(results);
     const table = formatAutoTable(results, chosen, auto.maxPplIncrease);
-    log(`auto: candidates on target ${base.target} (budget +${(100 * auto.maxPplIncrease).toFixed(2)}% perplexity over fp32; * = chosen, the fastest within it):`);
+    log(`auto: candidates on target ${base.target}${mixes.length ? "; mixes: per-layer-group formats, perplexity and ms/token measured like the uniform rows" : ""} (budget +${(100 * auto.maxPplIncrease).toFixed(2)}% perplexity over fp32; * = chosen, the fastest within it):`);
     table.forEach((l) => log(`  ${l}`));
     const manifest = { ...built[chosen].manifest!, autoPrecision: { maxPplIncrease: auto.maxPplIncrease, evalText: source, chosen: results[chosen].name, table: results } };
     moveEngine(built[chosen].dir!, dir, manifest);

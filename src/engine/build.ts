@@ -22,6 +22,7 @@ import { matmulOnlyWeights, packedSummary, packWeight, type PackedBuild } from "
 import { encodePacked, type PackedDType } from "../quant/packed.js";
 import { smoothQuantWeights, type CalibrationData } from "./smoothquant.js";
 import { gptqWeights } from "./gptq-build.js";
+import { checkOverridesMatch, quantFor } from "../quant/overrides.js";
 
 export interface EnginePlan {
   config: ModelConfig;
@@ -73,6 +74,7 @@ export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<Buil
   const options = resolveBuildOptions(ckpt.config, opts);
   const target = targetByName(options.target);
   const plan = planEngine(ckpt.config, options);
+  checkOverridesMatch(options.quant?.overrides, matmulOnlyWeights(plan.graph));
   // w8a8: calibrate and smooth first (a bad calibration file fails before the dir is touched); its weights replace the recipes' values below
   const sq = options.quant?.scheme === "w8a8" ? smoothQuantWeights(plan.graph, ckpt.config, ckpt, options.quant, hooks.calibration, hooks.onCalibration) : undefined;
   sq?.log.forEach((l) => hooks.onLog?.(l));
@@ -97,7 +99,7 @@ export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<Buil
       // a checkpoint's packed blocks (GGUF Q8_0 / Q4_0 / K-quants, AWQ / GPTQ) stay packed where the target's backend reads them so, or --quant asks for packing
       const w8a8 = sq?.packed.get(name);
       const calibrated = gq?.packed.get(name);
-      const p: PackedBuild | null = w8a8 ? { packed: w8a8, origin: "quantized" } : calibrated ? { packed: calibrated, origin: "calibrated" } : packWeight(plan.graph, name, ckpt, woQuant, keepNative, matmulOnly);
+      const p: PackedBuild | null = w8a8 ? { packed: w8a8, origin: "quantized" } : calibrated ? { packed: calibrated, origin: "calibrated" } : packWeight(plan.graph, name, ckpt, quantFor(woQuant, name), keepNative, matmulOnly);
       let data: Uint8Array;
       if (p) {
         data = encodePacked(p.packed);

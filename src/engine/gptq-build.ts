@@ -23,6 +23,7 @@ import { planSmoothing } from "../quant/smooth.js";
 import { calibrationPlan, checkCalibration, type CalibrationData } from "./calibration.js";
 import { matmulOnlyWeights, packedFromCheckpoint } from "./packed-weights.js";
 import { materializeWeight } from "./weights.js";
+import { quantFor } from "../quant/overrides.js";
 
 export interface GptqBuild {
   /** The calibrated weights, by name. */
@@ -57,9 +58,12 @@ export function calibratedTargets(g: Graph, ckpt: Checkpoint): Set<string> {
 export function gptqWeights(g: Graph, config: ModelConfig, ckpt: Checkpoint, q: QuantOptions, calibration: CalibrationData | undefined, onStage?: (done: number, total: number) => void): GptqBuild {
   const calib = checkCalibration(calibration, config, q.scheme);
   const { windows, seqLen, described } = calibrationPlan(calib, config, q.calibSamples!, q.calibSeqLen!);
-  const targets = calibratedTargets(g, ckpt);
+  // per-tensor overrides (quant/overrides.ts): "fp32" ones are not quantized, the others get their own grid
+  const targets = new Set([...calibratedTargets(g, ckpt)].filter((n) => quantFor(q, n)));
+  const formatOf = (name: string, cols: number) => packedFormatFor(quantFor(q, name)!, cols);
   const original: WeightMap = new Map();
   for (const [name, d] of g.tensors) if (d.kind === "weight") original.set(name, materializeWeight(g, name, ckpt));
+  // the scale search rounds on the base format's grid, also for weights an override gives another: the folds stay exact, only the search's target differs
   const roundTrip = (w: Float32Array, rows: number, cols: number) => {
     const { dtype, layout } = packedFormatFor(q, cols);
     return dequantize(quantize(w, rows, cols, dtype, layout));
@@ -80,18 +84,19 @@ export function gptqWeights(g: Graph, config: ModelConfig, ckpt: Checkpoint, q: 
   let [symGroups, groups] = [0, 0];
   const packed = quantizeSequentially(g, weights, targets, config, windows, (name, w, H, rows) => {
     const cols = w.length / rows;
-    const { dtype, layout } = packedFormatFor(q, cols);
+    const { dtype, layout } = formatOf(name, cols);
     const r = gptqQuantize(w, rows, cols, H, dtype as GridDType, layout, q.gptqDamp ?? DEFAULT_GPTQ_DAMP);
     maxDamp = Math.max(maxDamp, r.damp);
     symGroups += r.symGroups;
     groups += r.packed.scales.length;
     const size = weightedError(w, null, rows, cols, H); // the output's own size
     const rel = (values: Float32Array) => (size > 0 ? weightedError(w, values, rows, cols, H) / size : 0);
-    errors.push({ name, gptq: rel(dequantize(r.packed)), rtn: rel(roundTrip(w, rows, cols)) });
+    errors.push({ name, gptq: rel(dequantize(r.packed)), rtn: rel(dequantize(quantize(w, rows, cols, dtype, layout))) });
     return r.packed;
   }, onStage);
 
-  const format = describeFormat(q);
+  const nOver = Object.keys(q.overrides ?? {}).length;
+  const format = `${describeFormat(q)}${nOver ? ` (${nOver} per-tensor overrides)` : ""}`;
   const mean = (f: (e: LayerError) => number) => errors.reduce((s, e) => s + f(e), 0) / Math.max(1, errors.length);
   const [gMean, rMean] = [mean((e) => e.gptq), mean((e) => e.rtn)];
   const total = `mean relative output error ${fmt(gMean)} (round-to-nearest ${fmt(rMean)}${rMean > 0 ? `, ${(gMean / rMean).toFixed(2)}x` : ""}) over ${errors.length} matmuls`;

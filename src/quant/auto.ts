@@ -25,6 +25,8 @@ export interface CandidateResult {
   withinBudget: boolean;
   /** Why the candidate could not be built or measured on this target. */
   error?: string;
+  /** A per-layer-group mix (src/engine/auto-mix.ts): its assignment, short ("blocks 0-3: int4 g32; lm_head: int8"). */
+  mix?: string;
 }
 
 /** "1%", "1", "0.5 %" -> a fraction (0.01, 0.01, 0.005). */
@@ -67,7 +69,7 @@ export function pickCandidate(results: readonly CandidateResult[]): number {
 
 const bytes = (n?: number) => (n === undefined ? "-" : n >= 1e6 ? `${(n / 1e6).toFixed(2)} MB` : `${(n / 1e3).toFixed(1)} KB`);
 
-/** The table the build log prints, one string per line; `chosen` is marked. */
+/** The table the build log prints, one string per line; `chosen` is marked; each mix's assignment follows the table. */
 export function formatAutoTable(results: readonly CandidateResult[], chosen: number, budget: number): string[] {
   const head = ["candidate", "weights", "ppl", "increase", "ms/token", "within budget"];
   const rows = results.map((r, i) => [
@@ -80,5 +82,7 @@ export function formatAutoTable(results: readonly CandidateResult[], chosen: num
   ]);
   const all = [["  " + head[0], ...head.slice(1)], ...rows];
   const widths = head.map((_, c) => Math.max(...all.map((r) => r[c].length)));
-  return all.map((r) => r.map((cell, c) => (c === 0 || c === r.length - 1 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ").trimEnd());
+  const lines = all.map((r) => r.map((cell, c) => (c === 0 || c === r.length - 1 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ").trimEnd());
+  for (const r of results) if (r.mix) lines.push(`  ${r.name}: ${r.mix}`);
+  return lines;
 }

@@ -1,6 +1,7 @@
 /** `--quant`: which packed format the builder stores linear-layer weights in (w8a8: and how their inputs are quantized; weight-only: and how they are rounded). */
 import { OptionError } from "../errors.js";
 import type { PackedDType, PackedLayout } from "./packed.js";
+import { resolveOverrides, type QuantOverrides } from "./overrides.js";
 
 export type QuantScheme = "int8-wo" | "int4-wo" | "w8a8";
 export const QUANT_SCHEMES: readonly QuantScheme[] = ["int8-wo", "int4-wo", "w8a8"];
@@ -36,9 +37,18 @@ export interface QuantOptions {
   calibSeqLen?: number;
   /** w8a8, gptq: the calibration text's file, for the record. */
   calibData?: string;
+  /** int8-wo / int4-wo: per-tensor formats instead of this one (quant/overrides.ts; --quant auto's mixes). */
+  overrides?: QuantOverrides;
 }
 
 export function resolveQuant(q: Partial<QuantOptions> | undefined): QuantOptions | undefined {
+  const r = resolveScheme(q);
+  if (q?.overrides === undefined) return r;
+  if (!r) throw new OptionError("quant.overrides", "needs a base --quant", "add --quant int8-wo or int4-wo");
+  return { ...r, overrides: resolveOverrides(r, q.overrides, resolveScheme) };
+}
+
+function resolveScheme(q: Partial<QuantOptions> | undefined): QuantOptions | undefined {
   if (!q || q.scheme === undefined) {
     if (q?.groupSize !== undefined || q?.asym) throw new OptionError("--group-size", "needs --quant", "add --quant int4-wo");
     if (q && (q.smoothAlpha !== undefined || q.calibSamples !== undefined || q.calibData !== undefined)) {

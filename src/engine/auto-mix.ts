@@ -1,0 +1,162 @@
+/**
+ * --quant auto's per-layer-group search, after the uniform candidates are measured.
+ *
+ * 1. Base: the weight-only candidate with the fewest weight bytes that misses the budget;
+ *    the ladder: the weight-only candidates with more bits per weight, then fp32.
+ * 2. Sensitivity of each group (one linear weight) at each rung: KL(fp32 || model) on the
+ *    evaluation text's first window when only that weight is rounded to nearest on that
+ *    rung's grid, everything else fp32 (cheap, in memory, no engine written; a stand-in
+ *    for GPTQ's error, whose mixes are then measured for real).
+ * 3. Summed KL is taken as proportional to the log-perplexity increase, the factor fitted
+ *    on the base (its measured increase over its summed KL); the greedy (quant/auto-mix.ts)
+ *    promotes groups until the sum is within 80% of the budget so converted.
+ * 4. The mix is built (GPTQ too where the candidates are calibrated) and measured like
+ *    the uniform candidates: real perplexity, measured ms/token. Over budget, the factor
+ *    is refitted on that measurement and the target tightened; at most MAX_ROUNDS builds.
+ */
+import type { Checkpoint } from "../checkpoint/types.js";
+import type { KvCacheShape, WeightMap } from "../backends/backend.js";
+import { logSoftmax } from "../eval/windows.js";
+import { BlockPool } from "../runtime/kv-cache.js";
+import { Sequence } from "../runtime/sequence.js";
+import { buildStep } from "../runtime/step-builder.js";
+import { bitsPerWeight, describeMix, mixOverrides, predictedKl, promote, type MixProblem, type Rung } from "../quant/auto-mix.js";
+import type { Candidate, CandidateResult } from "../quant/auto.js";
+import { packedFormatFor, type QuantOptions } from "../quant/options.js";
+import { formatLabel } from "../quant/overrides.js";
+import { dequantize } from "../quant/packed.js";
+import { quantize } from "../quant/quantize.js";
+import { planEngine } from "./build.js";
+import { Engine } from "./engine.js";
+import { resolveBuildOptions } from "./options.js";
+import { calibratedTargets } from "./gptq-build.js";
+import { targetByName } from "./targets.js";
+import { materializeWeight } from "./weights.js";
+
+const SENS_CTX = 128;
+const MAX_ROUNDS = 4;
+/** The first target leaves this share of the budget as headroom for the additive model's error. */
+const FIRST_MARGIN = 0.8;
+
+export interface MixSearch {
+  ckpt: Checkpoint;
+  target: string;
+  /** The evaluation text (its first SENS_CTX tokens score sensitivity). */
+  tokens: number[];
+  budget: number;
+  /** The uniform candidates and their measured rows, index-aligned. */
+  candidates: readonly Candidate[];
+  results: readonly CandidateResult[];
+  /** Builds with these quant options (the candidate's calibration flags added) and measures as the uniform candidates were. */
+  tryBuild: (name: string, quant: QuantOptions) => CandidateResult;
+  log: (line: string) => void;
+}
+
+const isWeightOnly = (c: Candidate) => c.quant?.scheme === "int8-wo" || c.quant?.scheme === "int4-wo";
+
+/** The measured mixes (one row per verification build), in build order; none where no weight-only candidate misses the budget. */
+export function searchMixes(s: MixSearch): CandidateResult[] {
+  const usable = s.candidates.map((c, i) => ({ c, r: s.results[i] })).filter(({ c, r }) => isWeightOnly(c) && !r.error && r.increase !== undefined);
+  const failing = usable.filter(({ r }) => !r.withinBudget).sort((a, b) => a.r.weightBytes! - b.r.weightBytes!);
+  if (!failing.length) {
+    s.log("auto: mix: no weight-only candidate misses the budget; no per-group mix searched");
+    return [];
+  }
+  const base = failing[0];
+  const names = [...calibratedTargets(planEngine(s.ckpt.config, resolveBuildOptions(s.ckpt.config, {})).graph, s.ckpt)];
+  if (!names.length) return [];
+  const rungOf = (c: Candidate): Rung => {
+    const format = { scheme: c.quant!.scheme, groupSize: c.quant!.groupSize, asym: c.quant!.asym };
+    return { label: formatLabel(c.quant), format, bits: bitsPerWeight(format, s.ckpt.config.hiddenSize) }; // int8's per-row scale: hidden size stands for every matrix's width (ordering only)
+  };
+  const baseRung = rungOf(base.c);
+  const higher = usable.map(({ c }) => rungOf(c)).filter((r) => r.bits > baseRung.bits).sort((a, b) => a.bits - b.bits);
+  const rungs = [baseRung, ...higher, { label: "fp32", format: "fp32" as const, bits: 32 }];
+  s.log(`auto: mix: base ${base.c.name} (the fewest weight bytes among the weight-only candidates over budget, +${(100 * base.r.increase!).toFixed(3)}%); ladder ${rungs.map((r) => r.label).join(" < ")}; ${names.length} layer groups (one per linear weight)`);
+
+  const t0 = performance.now();
+  const { sensitivity, params, ctx } = measureSensitivity(s, names, rungs);
+  s.log(`auto: mix: sensitivity = KL(fp32 || only that group rounded to nearest on the rung's grid) over ${ctx} tokens of the evaluation text, ${names.length * (rungs.length - 1)} forwards in ${((performance.now() - t0) / 1000).toFixed(1)} s; most sensitive at ${baseRung.label}: ${topSensitive(names, sensitivity, 4)}`);
+  const problem: MixProblem = { params, rungs, sensitivity };
+
+  let levels = names.map(() => 0);
+  // log-perplexity increase per unit of summed KL (on text sampled from the fp32 model the expected log-perplexity increase is the KL itself)
+  let perKl = Math.log1p(base.r.increase!) / Math.max(1e-12, predictedKl(problem, levels));
+  let margin = FIRST_MARGIN;
+  const rows: CandidateResult[] = [];
+  for (let round = 1; round <= MAX_ROUNDS; round++) {
+    const target = (margin * Math.log1p(s.budget)) / perKl;
+    levels = promote(problem, levels, target);
+    if (levels.every((l) => l === rungs.length - 1)) {
+      s.log(`auto: mix: round ${round}: every group promoted to fp32; the uniform fp32 row stands for it`);
+      break;
+    }
+    const predicted = predictedKl(problem, levels);
+    const mix = describeMix(names, levels.map((l) => rungs[l].label));
+    const quant = { ...base.c.quant!, overrides: mixOverrides(names, rungs, levels) };
+    const r = { ...s.tryBuild(`mix${round} from ${baseRung.label}`, quant), mix };
+    rows.push(r);
+    const got = r.increase === undefined ? "not measured" : `${r.increase >= 0 ? "+" : ""}${(100 * r.increase).toFixed(3)}%`;
+    s.log(`auto: mix: round ${round}: summed KL ${predicted.toExponential(2)} (target ${target.toExponential(2)}, predicted +${(100 * Math.expm1(predicted * perKl)).toFixed(3)}%), measured ${got}: ${mix}`);
+    if (r.withinBudget || r.increase === undefined) break;
+    perKl = Math.max(perKl, Math.log1p(r.increase) / Math.max(1e-12, predicted)); // refit on the mix itself
+    margin *= 0.7;
+  }
+  return rows;
+}
+
+function topSensitive(names: readonly string[], sens: readonly (readonly number[])[], k: number): string {
+  return names
+    .map((n, g) => ({ n, v: sens[g][0] }))
+    .sort((a, b) => b.v - a.v)
+    .slice(0, k)
+    .map((x) => `${x.n.replace(/\.weight$/, "")} ${x.v.toExponential(2)}`)
+    .join(", ");
+}
+
+/** sensitivity[g][r]: the KL with only group g on rung r (0 on the fp32 rung); params[g]: its weight count. */
+function measureSensitivity(s: MixSearch, names: readonly string[], rungs: readonly Rung[]): { sensitivity: number[][]; params: number[]; ctx: number } {
+  const tokens = s.tokens.slice(0, SENS_CTX);
+  const ctx = tokens.length;
+  // fp32 forwards on the cpu backend whatever the target (the reference backend's are slower on anything but toy models)
+  const backendTarget = "cpu";
+  const options = resolveBuildOptions(s.ckpt.config, { target: backendTarget, maxSeqLen: ctx, maxBatchTokens: ctx, maxLogitRows: ctx, maxSeqs: 1 });
+  const plan = planEngine(s.ckpt.config, options);
+  const fp32: WeightMap = new Map();
+  for (const [n, d] of plan.graph.tensors) if (d.kind === "weight") fp32.set(n, materializeWeight(plan.graph, n, s.ckpt));
+  const V = s.ckpt.config.vocabSize;
+  const kv: KvCacheShape = { numLayers: s.ckpt.config.numLayers, numBlocks: Math.ceil(ctx / 16), blockSize: 16, numKvHeads: s.ckpt.config.numKvHeads, headDim: s.ckpt.config.headDim, dtype: "f32" };
+  const logProbs = (weights: WeightMap): Float64Array[] => {
+    const e = new Engine(s.ckpt.config, plan.graph, targetByName(backendTarget).createBackend(undefined, options).bind(plan.graph, weights, kv, plan.memory), ctx, { maxBatchTokens: ctx, maxLogitRows: ctx, maxSeqs: 1, origin: "auto mix sensitivity" });
+    try {
+      const seq = new Sequence(0, tokens);
+      new BlockPool(kv.numBlocks, kv.blockSize).reserve(seq, ctx);
+      const step = buildStep([{ seq, numNew: ctx, wantLogits: true }], kv.blockSize);
+      step.logitRows = Int32Array.from({ length: ctx - 1 }, (_, r) => r); // the last row predicts past the text
+      const logits = e.forward(step);
+      return Array.from({ length: ctx - 1 }, (_, r) => logSoftmax(logits.subarray(r * V, (r + 1) * V)));
+    } finally {
+      e.close();
+    }
+  };
+  const ref = logProbs(fp32);
+  const kl = (q: Float64Array[]) => {
+    let sum = 0;
+    ref.forEach((p, r) => {
+      for (let v = 0; v < V; v++) if (p[v] > -30) sum += Math.exp(p[v]) * (p[v] - q[r][v]);
+    });
+    return Math.max(0, sum / ref.length);
+  };
+  const sensitivity = names.map((n) => {
+    const w = fp32.get(n)!;
+    const [rows, cols] = (plan.graph.tensors.get(n) as { shape: number[] }).shape;
+    return rungs.map((r) => {
+      if (r.format === "fp32") return 0;
+      const { dtype, layout } = packedFormatFor({ scheme: r.format.scheme, groupSize: r.format.groupSize, asym: r.format.asym }, cols);
+      const weights = new Map(fp32).set(n, dequantize(quantize(w, rows, cols, dtype, layout)));
+      return kl(logProbs(weights));
+    });
+  });
+  const params = names.map((n) => fp32.get(n)!.length);
+  return { sensitivity, params, ctx: ctx - 1 };
+}
