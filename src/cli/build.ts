@@ -58,7 +58,7 @@ export function registerBuild(program: Command): void {
     .option("--tp <n>", "tensor-parallel ranks: each layer's heads, MLP and vocabulary split over them (one weights file per rank)", intOption("--tp", 1), 1)
     .option("--pp <n>", "pipeline stages: the layers split over them", intOption("--pp", 1), 1)
     .option("--gpu-arch <arch>", "--target cuda: GPU architecture to compile the kernels for (sm_80, sm_89, sm_90, ...; default sm_90), no GPU needed")
-    .option("--quant <scheme>", `weight-only quantization of linear layers: ${QUANT_SCHEMES.join(", ")} (packed in the engine), or auto (measure every precision the target runs, keep the fastest within --max-ppl-increase)`)
+    .option("--quant <scheme>", `weight-only quantization of linear layers: ${QUANT_SCHEMES.join(", ")} (packed in the engine), or auto (measure every precision the target runs and per-layer-group mixes of them, keep the fastest within --max-ppl-increase)`)
     .option("--max-ppl-increase <pct>", `--quant auto: largest perplexity increase over fp32 accepted, e.g. 1% (default ${100 * DEFAULT_MAX_PPL_INCREASE}%)`)
     .option("--group-size <n>", `--quant int4-wo: columns per scale, ${INT4_GROUP_SIZES.join(" / ")} (default ${DEFAULT_INT4_GROUP})`, intOption("--group-size", 1))
     .option("--int4-asym", "--quant int4-wo: a zero point per group (asymmetric)")

@@ -1,8 +1,9 @@
 /**
  * --quant auto's per-layer-group search, after the uniform candidates are measured.
  *
- * 1. Base: the weight-only candidate with the fewest weight bytes that misses the budget;
- *    the ladder: the weight-only candidates with more bits per weight, then fp32.
+ * 1. Bases: of the weight-only candidates that miss the budget, the one with the fewest
+ *    weight bytes and the one closest to the budget; the ladder from a base: the
+ *    weight-only candidates with more bits per weight, then fp32.
  * 2. Sensitivity of each group (one linear weight) at each rung: KL(fp32 || model) on the
  *    evaluation text's first window when only that weight is rounded to nearest on that
  *    rung's grid, everything else fp32 (cheap, in memory, no engine written; a stand-in
@@ -12,7 +13,7 @@
  *    promotes groups until the sum is within 80% of the budget so converted.
  * 4. The mix is built (GPTQ too where the candidates are calibrated) and measured like
  *    the uniform candidates: real perplexity, measured ms/token. Over budget, the factor
- *    is refitted on that measurement and the target tightened; at most MAX_ROUNDS builds.
+ *    is refitted on that measurement and the target tightened; at most MAX_ROUNDS builds per base.
  */
 import type { Checkpoint } from "../checkpoint/types.js";
 import type { KvCacheShape, WeightMap } from "../backends/backend.js";
@@ -62,23 +63,35 @@ export function searchMixes(s: MixSearch): CandidateResult[] {
     s.log("auto: mix: no weight-only candidate misses the budget; no per-group mix searched");
     return [];
   }
-  const base = failing[0];
+  // two starts: the cheapest candidate over budget, and the one closest to it (fewer promotions, a different trade)
+  const closest = [...failing].sort((a, b) => a.r.increase! - b.r.increase!)[0];
+  const bases = closest === failing[0] ? [failing[0]] : [failing[0], closest];
   const names = [...calibratedTargets(planEngine(s.ckpt.config, resolveBuildOptions(s.ckpt.config, {})).graph, s.ckpt)];
   if (!names.length) return [];
   const rungOf = (c: Candidate): Rung => {
     const format = { scheme: c.quant!.scheme, groupSize: c.quant!.groupSize, asym: c.quant!.asym };
     return { label: formatLabel(c.quant), format, bits: bitsPerWeight(format, s.ckpt.config.hiddenSize) }; // int8's per-row scale: hidden size stands for every matrix's width (ordering only)
   };
-  const baseRung = rungOf(base.c);
-  const higher = usable.map(({ c }) => rungOf(c)).filter((r) => r.bits > baseRung.bits).sort((a, b) => a.bits - b.bits);
-  const rungs = [baseRung, ...higher, { label: "fp32", format: "fp32" as const, bits: 32 }];
-  s.log(`auto: mix: base ${base.c.name} (the fewest weight bytes among the weight-only candidates over budget, +${(100 * base.r.increase!).toFixed(3)}%); ladder ${rungs.map((r) => r.label).join(" < ")}; ${names.length} layer groups (one per linear weight)`);
+  const cheapest = rungOf(failing[0].c);
+  const higher = usable.map(({ c }) => rungOf(c)).filter((r) => r.bits > cheapest.bits).sort((a, b) => a.bits - b.bits);
+  const rungs = [cheapest, ...higher, { label: "fp32", format: "fp32" as const, bits: 32 }];
+  s.log(`auto: mix: bases ${bases.map((b) => `${b.c.name} (+${(100 * b.r.increase!).toFixed(3)}%)`).join(", ")}: the weight-only candidates over budget with the fewest weight bytes and the smallest increase; ladder ${rungs.map((r) => r.label).join(" < ")}; ${names.length} layer groups (one per linear weight)`);
 
   const t0 = performance.now();
   const { sensitivity, params, ctx } = measureSensitivity(s, names, rungs);
-  s.log(`auto: mix: sensitivity = KL(fp32 || only that group rounded to nearest on the rung's grid) over ${ctx} tokens of the evaluation text, ${names.length * (rungs.length - 1)} forwards in ${((performance.now() - t0) / 1000).toFixed(1)} s; most sensitive at ${baseRung.label}: ${topSensitive(names, sensitivity, 4)}`);
-  const problem: MixProblem = { params, rungs, sensitivity };
+  s.log(`auto: mix: sensitivity = KL(fp32 || only that group rounded to nearest on the rung's grid) over ${ctx} tokens of the evaluation text, ${names.length * (rungs.length - 1)} forwards in ${((performance.now() - t0) / 1000).toFixed(1)} s; most sensitive at ${cheapest.label}: ${topSensitive(names, sensitivity, 4)}`);
+  const rows: CandidateResult[] = [];
+  for (const base of bases) {
+    const from = rungs.findIndex((r) => r.label === formatLabel(base.c.quant));
+    const problem: MixProblem = { params, rungs: rungs.slice(from), sensitivity: sensitivity.map((row) => row.slice(from)) };
+    rows.push(...verifiedMixes(s, names, base, problem));
+  }
+  return rows;
+}
 
+/** Greedy, build, measure; over budget, refit and tighten; the rows of every build. */
+function verifiedMixes(s: MixSearch, names: readonly string[], base: { c: Candidate; r: CandidateResult }, problem: MixProblem): CandidateResult[] {
+  const { rungs } = problem;
   let levels = names.map(() => 0);
   // log-perplexity increase per unit of summed KL (on text sampled from the fp32 model the expected log-perplexity increase is the KL itself)
   let perKl = Math.log1p(base.r.increase!) / Math.max(1e-12, predictedKl(problem, levels));
@@ -88,16 +101,16 @@ export function searchMixes(s: MixSearch): CandidateResult[] {
     const target = (margin * Math.log1p(s.budget)) / perKl;
     levels = promote(problem, levels, target);
     if (levels.every((l) => l === rungs.length - 1)) {
-      s.log(`auto: mix: round ${round}: every group promoted to fp32; the uniform fp32 row stands for it`);
+      s.log(`auto: mix from ${rungs[0].label}: round ${round}: every group promoted to fp32; the uniform fp32 row stands for it`);
       break;
     }
     const predicted = predictedKl(problem, levels);
     const mix = describeMix(names, levels.map((l) => rungs[l].label));
     const quant = { ...base.c.quant!, overrides: mixOverrides(names, rungs, levels) };
-    const r = { ...s.tryBuild(`mix${round} from ${baseRung.label}`, quant), mix };
+    const r = { ...s.tryBuild(`mix${round} from ${rungs[0].label}`, quant), mix };
     rows.push(r);
     const got = r.increase === undefined ? "not measured" : `${r.increase >= 0 ? "+" : ""}${(100 * r.increase).toFixed(3)}%`;
-    s.log(`auto: mix: round ${round}: summed KL ${predicted.toExponential(2)} (target ${target.toExponential(2)}, predicted +${(100 * Math.expm1(predicted * perKl)).toFixed(3)}%), measured ${got}: ${mix}`);
+    s.log(`auto: mix from ${rungs[0].label}: round ${round}: summed KL ${predicted.toExponential(2)} (target ${target.toExponential(2)}, predicted +${(100 * Math.expm1(predicted * perKl)).toFixed(3)}%), measured ${got}`);
     if (r.withinBudget || r.increase === undefined) break;
     perKl = Math.max(perKl, Math.log1p(r.increase) / Math.max(1e-12, predicted)); // refit on the mix itself
     margin *= 0.7;
