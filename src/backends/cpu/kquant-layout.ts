@@ -10,14 +10,15 @@
  *   q5_k (184 B, GGUF 176): f32 d | f32 dmin | u8 sc[8] | u8 m[8] | qh[32] | qs[128]
  *   q6_k (212 B, GGUF 210): f32 d | i8 sc[16] | ql[128] | qh[64]
  *
- * so weights grow by 1-6% (f32 sub-block scales would have been 1.33x for q4_k).
+ * so weights grow by 1-6% (f32 sub-block scales would have been 1.33x for q4_k). Padding the
+ * blocks so that every quant load is 16-byte aligned (160 / 192 / 224 B) measured no faster.
  */
 import { f16Lookup } from "../../checkpoint/fp16.js";
 import { KQUANTS, QK_K, scaleMin, type KQuantDType } from "../../checkpoint/ggml-kquants.js";
 import type { PackedMatrix } from "../../quant/packed.js";
 
 /** Bytes of one super-block in the kernel form. */
-export const KERNEL_BLOCK_BYTES: Record<KQuantDType, number> = { q4_k: 152, q5_k: 184, q6_k: 210 + 2 };
+export const KERNEL_BLOCK_BYTES: Record<KQuantDType, number> = { q4_k: 152, q5_k: 184, q6_k: 212 };
 /** assembly/kquant.ts's codes (DT_Q4K ..). */
 export const KQUANT_CODE: Record<KQuantDType, number> = { q4_k: 8, q5_k: 9, q6_k: 10 };
 

@@ -39,8 +39,12 @@ const PREFILL_T: i32 = 16;
   return 16 + (K << 1) + (K >> 3);
 }
 
-/** x row [K] f32 (K % 256 == 0) -> dst: scale max|x| / 32767, int16 [K], then each 32 columns' sum of the int16 values as f32. */
-function quantizeTok(dst: usize, x: usize, K: i32): void {
+/**
+ * x row [K] f32 (K % 256 == 0) -> dst: scale max|x| / 32767, int16 [K], then each 32 columns'
+ * sum of the int16 values as f32. striped (Q4_K): each 16-column run stored as its 8 even
+ * columns, then its 8 odd ones: the order in which 16-bit lanes of nibble bytes come apart.
+ */
+function quantizeTok(dst: usize, x: usize, K: i32, striped: bool): void {
   let m = f32x4.splat(0);
   for (let k = 0; k < K; k += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>k << 2))));
   const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
@@ -51,13 +55,19 @@ function quantizeTok(dst: usize, x: usize, K: i32): void {
   const one = i16x8.splat(1);
   for (let k = 0; k < K; k += 32) {
     let s = i32x4.splat(0);
-    for (let j = 0; j < 32; j += 8) {
+    for (let j = 0; j < 32; j += 16) {
       const p = x + (<usize>(k + j) << 2);
-      const a = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p), inv)));
-      const b = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 16), inv)));
-      const h = i16x8.narrow_i32x4_s(a, b);
-      v128.store(q + (<usize>(k + j) << 1), h);
-      s = i32x4.add(s, i32x4.dot_i16x8_s(h, one));
+      const h0 = i16x8.narrow_i32x4_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p), inv))), i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 16), inv))));
+      const h1 = i16x8.narrow_i32x4_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 32), inv))), i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 48), inv))));
+      const o = q + (<usize>(k + j) << 1);
+      if (striped) {
+        v128.store(o, v128.shuffle<i16>(h0, h1, 0, 2, 4, 6, 8, 10, 12, 14));
+        v128.store(o, v128.shuffle<i16>(h0, h1, 1, 3, 5, 7, 9, 11, 13, 15), 16);
+      } else {
+        v128.store(o, h0);
+        v128.store(o, h1, 16);
+      }
+      s = i32x4.add(s, i32x4.add(i32x4.dot_i16x8_s(h0, one), i32x4.dot_i16x8_s(h1, one)));
     }
     store<f32>(sums + (<usize>k >> 3), <f32>(i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3)));
   }
@@ -68,9 +78,61 @@ function quantizeTok(dst: usize, x: usize, K: i32): void {
   return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(q), v128.load(xo)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(q), v128.load(xo, 16)));
 }
 
+/** The nibble at bits (12 - up) .. (15 - up) of each 16-bit lane of q, dotted with 8 int16 at xo. */
+@inline function nibDot(q: v128, up: i32, xo: usize): v128 {
+  return i32x4.dot_i16x8_s(i16x8.shr_u(i16x8.shl(q, up), 12), v128.load(xo));
+}
+
 /** Same, q signed. */
 @inline function dot16s(q: v128, xo: usize): v128 {
   return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), v128.load(xo)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), v128.load(xo, 16)));
+}
+
+/** v shifted (16-bit lanes, constant b) so that bit b of each byte lands on bit 4; other bits are the caller's to mask. */
+@inline function bitTo4(v: v128, b: i32): v128 {
+  return b < 4 ? i16x8.shl(v, 4 - b) : b > 4 ? i16x8.shr_u(v, b - 4) : v;
+}
+
+/**
+ * Chunk c (constant: shifts become immediates) of a Q4_K / Q5_K super-block: 64 columns,
+ * sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles), scaled by sv's lanes.
+ * Byte-wise shifts are done on 16-bit lanes and masked (WASM has no native i8 shift on x86).
+ */
+@inline function chunk45(dt: i32, qs: usize, qh0: v128, qh1: v128, x: usize, c: i32, sv: v128, acc: v128): v128 {
+  const m4 = i8x16.splat(0x0f), b5 = i8x16.splat(0x10);
+  const q0 = v128.load(qs + (<usize>c << 5)), q1 = v128.load(qs + (<usize>c << 5), 16);
+  let l0 = q0, l1 = q1, h0 = q0, h1 = q1;
+  if (dt == DT_Q5K) {
+    l0 = v128.and(q0, m4);
+    l1 = v128.and(q1, m4);
+    h0 = v128.and(i16x8.shr_u(q0, 4), m4);
+    h1 = v128.and(i16x8.shr_u(q1, 4), m4);
+    // bit 2c of qh[l] over the low nibbles, bit 2c + 1 over the high ones
+    l0 = v128.or(l0, v128.and(bitTo4(qh0, 2 * c), b5));
+    l1 = v128.or(l1, v128.and(bitTo4(qh1, 2 * c), b5));
+    h0 = v128.or(h0, v128.and(bitTo4(qh0, 2 * c + 1), b5));
+    h1 = v128.or(h1, v128.and(bitTo4(qh1, 2 * c + 1), b5));
+  }
+  const xo = x + (<usize>c << 7);
+  let lo: v128, hi: v128;
+  if (dt == DT_Q4K) {
+    // x striped: lane i of 16 bytes holds columns 2i (bits 0..3), 2i + 1 (8..11) and, 32 on, 2i (4..7), 2i + 1 (12..15)
+    lo = i32x4.add(nibDot(q0, 12, xo), nibDot(q0, 4, xo + 16));
+    lo = i32x4.add(lo, i32x4.add(nibDot(q1, 12, xo + 32), nibDot(q1, 4, xo + 48)));
+    hi = i32x4.add(nibDot(q0, 8, xo + 64), i32x4.dot_i16x8_s(i16x8.shr_u(q0, 12), v128.load(xo + 80)));
+    hi = i32x4.add(hi, i32x4.add(nibDot(q1, 8, xo + 96), i32x4.dot_i16x8_s(i16x8.shr_u(q1, 12), v128.load(xo + 112))));
+  } else {
+    lo = i32x4.add(dot16u(l0, xo), dot16u(l1, xo + 32));
+    hi = i32x4.add(dot16u(h0, xo + 64), dot16u(h1, xo + 96));
+  }
+  acc = fma(f32x4.convert_i32x4_s(lo), bcast(sv, (2 * c) & 3), acc);
+  return fma(f32x4.convert_i32x4_s(hi), bcast(sv, (2 * c + 1) & 3), acc);
+}
+
+/** Bytes at p [8] (u8) as two f32x4 times f: lanes 0..3, 4..7. */
+@inline function u8x8ToF32(p: usize, f: v128, hi: bool): v128 {
+  const h = i16x8.extend_low_i8x16_u(v128.load64_zero(p));
+  return f32x4.mul(f32x4.convert_i32x4_u(hi ? i32x4.extend_high_i16x8_u(h) : i32x4.extend_low_i16x8_u(h)), f);
 }
 
 /**
@@ -78,65 +140,69 @@ function quantizeTok(dst: usize, x: usize, K: i32): void {
  * sub-block sums), added to acc (f32 lanes, before the token's scale).
  */
 @inline function block45(dt: i32, w: usize, x: usize, xs: usize, acc: v128): v128 {
-  const d = load<f32>(w);
-  const m4 = i8x16.splat(0x0f);
+  const d = f32x4.splat(load<f32>(w));
+  // scale[s] = d * sc[s], rounded to f32 as the reference does; sub-blocks 0..3, 4..7
+  const s0 = u8x8ToF32(w + 8, d, false), s1 = u8x8ToF32(w + 8, d, true);
   const qs = w + (dt == DT_Q4K ? 24 : 56);
   const qh0 = dt == DT_Q5K ? v128.load(w + 24) : i8x16.splat(0);
   const qh1 = dt == DT_Q5K ? v128.load(w + 40) : i8x16.splat(0);
-  const b5 = i8x16.splat(0x10);
-  for (let c = 0; c < 4; c++) {
-    const q0 = v128.load(qs + (<usize>c << 5)), q1 = v128.load(qs + (<usize>c << 5), 16);
-    let l0 = v128.and(q0, m4), l1 = v128.and(q1, m4);
-    let h0 = i8x16.shr_u(q0, 4), h1 = i8x16.shr_u(q1, 4);
-    if (dt == DT_Q5K) {
-      // bit 2c of qh[l] over the low nibbles, bit 2c + 1 over the high ones
-      l0 = v128.or(l0, v128.and(i8x16.shl(i8x16.shr_u(qh0, 2 * c), 4), b5));
-      l1 = v128.or(l1, v128.and(i8x16.shl(i8x16.shr_u(qh1, 2 * c), 4), b5));
-      h0 = v128.or(h0, v128.and(i8x16.shl(i8x16.shr_u(qh0, 2 * c + 1), 4), b5));
-      h1 = v128.or(h1, v128.and(i8x16.shl(i8x16.shr_u(qh1, 2 * c + 1), 4), b5));
-    }
-    const xo = x + (<usize>c << 7);
-    const lo = i32x4.add(dot16u(l0, xo), dot16u(l1, xo + 32));
-    const hi = i32x4.add(dot16u(h0, xo + 64), dot16u(h1, xo + 96));
-    acc = fma(f32x4.convert_i32x4_s(lo), f32x4.splat(d * <f32>load<u8>(w + 8 + 2 * <usize>c)), acc);
-    acc = fma(f32x4.convert_i32x4_s(hi), f32x4.splat(d * <f32>load<u8>(w + 9 + 2 * <usize>c)), acc);
-  }
+  acc = chunk45(dt, qs, qh0, qh1, x, 0, s0, acc);
+  acc = chunk45(dt, qs, qh0, qh1, x, 1, s0, acc);
+  acc = chunk45(dt, qs, qh0, qh1, x, 2, s1, acc);
+  acc = chunk45(dt, qs, qh0, qh1, x, 3, s1, acc);
   // the mins: sum_s (dmin * m[s]) * xsum[s], 4 sub-blocks a lane group
   const dmin = f32x4.splat(load<f32>(w, 4));
-  const mb = i16x8.extend_low_i8x16_u(v128.load64_zero(w + 16));
-  const mLo = f32x4.mul(f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(mb)), dmin);
-  const mHi = f32x4.mul(f32x4.convert_i32x4_u(i32x4.extend_high_i16x8_u(mb)), dmin);
-  return f32x4.sub(acc, fma(mLo, v128.load(xs), f32x4.mul(mHi, v128.load(xs, 16))));
+  return f32x4.sub(acc, fma(u8x8ToF32(w + 16, dmin, false), v128.load(xs), f32x4.mul(u8x8ToF32(w + 16, dmin, true), v128.load(xs, 16))));
 }
 
-/** The 16 Q6_K values (u in [0, 63], unsigned) of quarter r of 32-column group l0 of half h: see the header. */
+/** The 16 Q6_K values (u in [0, 63]) of quarter r of 32-column group l0 of half h: see the header (16-bit shifts, masked). */
 @inline function q6Quarter(a: v128, b: v128, hb: v128, r: i32): v128 {
   const m4 = i8x16.splat(0x0f), m2 = i8x16.splat(0x30);
-  if (r == 0) return v128.or(v128.and(a, m4), v128.and(i8x16.shl(hb, 4), m2));
-  if (r == 1) return v128.or(v128.and(b, m4), v128.and(i8x16.shl(hb, 2), m2));
-  if (r == 2) return v128.or(i8x16.shr_u(a, 4), v128.and(hb, m2));
-  return v128.or(i8x16.shr_u(b, 4), v128.and(i8x16.shr_u(hb, 2), m2));
+  if (r == 0) return v128.or(v128.and(a, m4), v128.and(i16x8.shl(hb, 4), m2));
+  if (r == 1) return v128.or(v128.and(b, m4), v128.and(i16x8.shl(hb, 2), m2));
+  if (r == 2) return v128.or(v128.and(i16x8.shr_u(a, 4), m4), v128.and(hb, m2));
+  return v128.or(v128.and(i16x8.shr_u(b, 4), m4), v128.and(i16x8.shr_u(hb, 2), m2));
 }
 
 /** Q6_K super-block at w against a quantized token's 256 columns, added to acc. */
 @inline function block6(w: usize, x: usize, acc: v128): v128 {
-  const d = load<f32>(w);
+  const d = f32x4.splat(load<f32>(w));
+  // scale[s] = d * sc[s] (int8), sub-blocks 4j .. 4j + 3 in lanes
+  const sb = v128.load(w + 4);
+  const e0 = i16x8.extend_low_i8x16_s(sb), e1 = i16x8.extend_high_i8x16_s(sb);
+  const sc0 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(e0)), d);
+  const sc1 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(e0)), d);
+  const sc2 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(e1)), d);
+  const sc3 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(e1)), d);
+  acc = q6Group(w, x, 0, 0, sc0, sc1, acc);
+  acc = q6Group(w, x, 0, 16, sc0, sc1, acc);
+  acc = q6Group(w, x, 1, 0, sc2, sc3, acc);
+  return q6Group(w, x, 1, 16, sc2, sc3, acc);
+}
+
+/** Lane i (a constant once inlined) of v in every lane. */
+@inline function bcast(v: v128, i: i32): v128 {
+  if (i == 0) return i32x4.shuffle(v, v, 0, 0, 0, 0);
+  if (i == 1) return i32x4.shuffle(v, v, 1, 1, 1, 1);
+  if (i == 2) return i32x4.shuffle(v, v, 2, 2, 2, 2);
+  return i32x4.shuffle(v, v, 3, 3, 3, 3);
+}
+
+/**
+ * Columns 128h + l0 + 32r + [0, 16) for r = 0..3 (h, l0 constant): sub-blocks 8h + l0 / 16 + 2r,
+ * scales in lanes of lo (sub-blocks 8h .. 8h + 3) and hi (8h + 4 .. 8h + 7), added to acc.
+ */
+@inline function q6Group(w: usize, x: usize, h: i32, l0: i32, lo: v128, hi: v128, acc: v128): v128 {
   const off = i8x16.splat(32);
-  for (let h = 0; h < 2; h++) {
-    for (let l0 = 0; l0 < 32; l0 += 16) {
-      const ql = w + 20 + <usize>(64 * h + l0);
-      const a = v128.load(ql), b = v128.load(ql, 32);
-      const hb = v128.load(w + 148 + <usize>(32 * h + l0));
-      const col = 128 * h + l0; // quarter r holds columns col + 32r ..
-      const s = w + 4 + <usize>(col >> 4); // sub-block scales: col / 16 + 2r
-      const xo = x + (<usize>col << 1);
-      acc = fma(f32x4.convert_i32x4_s(dot16s(i8x16.sub(q6Quarter(a, b, hb, 0), off), xo)), f32x4.splat(d * <f32>load<i8>(s)), acc);
-      acc = fma(f32x4.convert_i32x4_s(dot16s(i8x16.sub(q6Quarter(a, b, hb, 1), off), xo + 64)), f32x4.splat(d * <f32>load<i8>(s + 2)), acc);
-      acc = fma(f32x4.convert_i32x4_s(dot16s(i8x16.sub(q6Quarter(a, b, hb, 2), off), xo + 128)), f32x4.splat(d * <f32>load<i8>(s + 4)), acc);
-      acc = fma(f32x4.convert_i32x4_s(dot16s(i8x16.sub(q6Quarter(a, b, hb, 3), off), xo + 192)), f32x4.splat(d * <f32>load<i8>(s + 6)), acc);
-    }
-  }
-  return acc;
+  const ql = w + 20 + <usize>(64 * h + l0);
+  const a = v128.load(ql), b = v128.load(ql, 32);
+  const hb = v128.load(w + 148 + <usize>(32 * h + l0));
+  const xo = x + (<usize>(128 * h + l0) << 1);
+  const j = l0 >> 4; // sub-block within the half: j + 2r
+  acc = fma(f32x4.convert_i32x4_s(dot16s(i8x16.sub(q6Quarter(a, b, hb, 0), off), xo)), bcast(lo, j), acc);
+  acc = fma(f32x4.convert_i32x4_s(dot16s(i8x16.sub(q6Quarter(a, b, hb, 1), off), xo + 64)), bcast(lo, j + 2), acc);
+  acc = fma(f32x4.convert_i32x4_s(dot16s(i8x16.sub(q6Quarter(a, b, hb, 2), off), xo + 128)), bcast(hi, j), acc);
+  return fma(f32x4.convert_i32x4_s(dot16s(i8x16.sub(q6Quarter(a, b, hb, 3), off), xo + 192)), bcast(hi, j + 2), acc);
 }
 
 /** dot(row w, quantized token xt) before the token's scale: nb super-blocks. */
@@ -161,7 +227,7 @@ function quantizeTok(dst: usize, x: usize, K: i32): void {
   const per = max(1, scratchBytes / tb);
   for (let t0 = 0; t0 < T; t0 += per) {
     const t1 = min(T, t0 + per);
-    for (let t = t0; t < t1; t++) quantizeTok(scratch + <usize>(t - t0) * <usize>tb, x + ((<usize>t * <usize>K) << 2), K);
+    for (let t = t0; t < t1; t++) quantizeTok(scratch + <usize>(t - t0) * <usize>tb, x + ((<usize>t * <usize>K) << 2), K, dt == DT_Q4K);
     for (let n = n0; n < n1; n++) {
       const w = q + <usize>n * rb;
       const b: f32 = bias ? load<f32>(bias + (<usize>n << 2)) : 0;
