@@ -6,7 +6,10 @@
  * moves less than wall time).
  *
  *   node --import tsx bench/cpu-attention.ts [--threads 1,2] [--prefill 512] [--decode 0]
- *     [--heads 12] [--kv-heads 12] [--head-dim 64] [--kv-dtype f32|f16|bf16|int8] [--reps 15]
+ *     [--heads 12] [--kv-heads 12] [--head-dim 64] [--kv-dtype f32|f16|bf16|int8] [--reps 15] [--cold]
+ *
+ * --cold writes 64 MiB elsewhere before each call (untimed), so the cache comes from DRAM as
+ * in a model's decode step, where the weights streamed since the last layer evicted it.
  */
 import { parseArgs } from "node:util";
 import type { KvDType } from "../src/backends/backend.js";
@@ -25,6 +28,7 @@ const { values: args } = parseArgs({
     "head-dim": { type: "string", default: "64" },
     "kv-dtype": { type: "string", default: "f32" },
     reps: { type: "string", default: "15" },
+    cold: { type: "boolean", default: false },
   },
 });
 const heads = Number(args.heads), kvHeads = Number(args["kv-heads"]), headDim = Number(args["head-dim"]);
@@ -85,7 +89,9 @@ for (const threads of args.threads.split(",").map(Number)) {
     call(); // warm-up
     const wall: number[] = [];
     const cpu: number[] = [];
+    const evict = args.cold ? new Uint8Array(64 << 20) : undefined;
     for (let i = 0; i < Number(args.reps); i++) {
+      evict?.fill(i);
       const c0 = process.cpuUsage();
       const t0 = performance.now();
       call();

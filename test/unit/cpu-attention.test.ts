@@ -169,6 +169,11 @@ const DECODE_CASES: { name: string; heads: number; kvHeads: number; headDim: num
   { name: "one sequence, MQA, context 301", heads: 4, kvHeads: 1, headDim: 64, window: null, seqs: [{ cached: 300, fresh: 1 }] },
   { name: "two sequences (contexts 700 and 40), GQA 4:2, headDim 80", heads: 4, kvHeads: 2, headDim: 80, window: null, seqs: [{ cached: 699, fresh: 1 }, { cached: 39, fresh: 1 }] },
   { name: "one sequence, window 100, MHA 1:1, headDim 16", heads: 1, kvHeads: 1, headDim: 16, window: 100, seqs: [{ cached: 400, fresh: 1 }] },
+  // one row per unit (MHA decode): eight keys a pass and 32 outputs a pass, with their tails
+  { name: "one sequence, MHA 3:3, headDim 64, context 301", heads: 3, kvHeads: 3, headDim: 64, window: null, seqs: [{ cached: 300, fresh: 1 }] },
+  { name: "two sequences (contexts 150 and 13), MHA 2:2, headDim 36", heads: 2, kvHeads: 2, headDim: 36, window: null, seqs: [{ cached: 149, fresh: 1 }, { cached: 12, fresh: 1 }] },
+  { name: "one sequence, MHA 2:2, headDim 18 (not whole vectors), window 77", heads: 2, kvHeads: 2, headDim: 18, window: 77, seqs: [{ cached: 200, fresh: 1 }] },
+  { name: "one sequence, MHA 2:2, headDim 40, context 9", heads: 2, kvHeads: 2, headDim: 40, window: null, seqs: [{ cached: 8, fresh: 1 }] },
 ];
 
 function runLong(c: { heads: number; kvHeads: number; headDim: number; window: number | null; seqs: { cached: number; fresh: number }[] }, dt: KvDType, qScale: number, runtimes: [string, CpuRuntime][]): void {

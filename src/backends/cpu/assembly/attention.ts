@@ -234,9 +234,16 @@ function runKeys(sc: usize, rows: i32, kvh: i32, table: usize, k0: i32, k1: i32)
 function loadBlock(sc: usize, plane: usize, kvOff: usize, table: usize, jb: i32, je: i32, raw: bool): void {
   const bs = gBs, hd = gHd;
   const inPlace = raw || gDt == DT_F32;
+  // walk the block table without a division per key (one per block)
+  let bi = jb / bs, off = jb - bi * bs;
+  let slot0 = load<i32>(table + (<usize>bi << 2)) * bs;
   for (let j = jb; j < je; j++) {
-    const slot = load<i32>(table + (<usize>(j / bs) << 2)) * bs + j % bs;
-    const src = plane + <usize>slot * gRowB + kvOff;
+    if (off == bs) {
+      bi++;
+      off = 0;
+      slot0 = load<i32>(table + (<usize>bi << 2)) * bs;
+    }
+    const src = plane + <usize>(slot0 + off++) * gRowB + kvOff;
     const jj = <usize>(j - jb);
     let row = src;
     if (!inPlace) {
@@ -317,6 +324,8 @@ function scoreRange(sc: usize, r: i32, a: i32, b: i32, raw: bool): void {
     return;
   }
   const scaleV = f32x4.splat(gScale);
+  // eight keys a pass when the row dimension is whole vectors: eight FMA chains hide their latency
+  if ((hd & 3) == 0) for (; jj + 8 <= b; jj += 8) dot8(q, sc, jj, hd, sr + (<usize>jj << 2), scaleV);
   for (; jj + 4 <= b; jj += 4) v128.store(sr + (<usize>jj << 2), f32x4.mul(dot4(q, krow(sc, jj), krow(sc, jj + 1), krow(sc, jj + 2), krow(sc, jj + 3), hd), scaleV));
   for (; jj < b; jj++) store<f32>(sr + (<usize>jj << 2), dot(q, krow(sc, jj), hd) * gScale);
 }
@@ -435,6 +444,32 @@ function accumulateRange(sc: usize, r: i32, a: i32, b: i32): void {
   const hd = gHd;
   const o = rowO(sc, r), sr = rowS(sc, r);
   let d = 0;
+  // 32 outputs a pass: eight independent FMA chains across the keys (16 left a one-row unit latency-bound)
+  for (; d + 32 <= hd; d += 32) {
+    const od = o + (<usize>d << 2);
+    let y0 = v128.load(od), y1 = v128.load(od, 16), y2 = v128.load(od, 32), y3 = v128.load(od, 48);
+    let y4 = v128.load(od, 64), y5 = v128.load(od, 80), y6 = v128.load(od, 96), y7 = v128.load(od, 112);
+    for (let jj = a; jj < b; jj++) {
+      const p = v128.load32_splat(sr + (<usize>jj << 2));
+      const v = krow(sc, jj) + (<usize>d << 2);
+      y0 = fma(p, v128.load(v), y0);
+      y1 = fma(p, v128.load(v, 16), y1);
+      y2 = fma(p, v128.load(v, 32), y2);
+      y3 = fma(p, v128.load(v, 48), y3);
+      y4 = fma(p, v128.load(v, 64), y4);
+      y5 = fma(p, v128.load(v, 80), y5);
+      y6 = fma(p, v128.load(v, 96), y6);
+      y7 = fma(p, v128.load(v, 112), y7);
+    }
+    v128.store(od, y0);
+    v128.store(od, y1, 16);
+    v128.store(od, y2, 32);
+    v128.store(od, y3, 48);
+    v128.store(od, y4, 64);
+    v128.store(od, y5, 80);
+    v128.store(od, y6, 96);
+    v128.store(od, y7, 112);
+  }
   for (; d + 16 <= hd; d += 16) {
     const od = o + (<usize>d << 2);
     let y0 = v128.load(od), y1 = v128.load(od, 16), y2 = v128.load(od, 32), y3 = v128.load(od, 48);
@@ -502,6 +537,28 @@ function accumulatePair(sc: usize, r: i32, a: i32, b: i32): void {
   let i = d;
   for (; i + 4 <= n; i += 4) v128.store(y + (<usize>i << 2), fma(pv, v128.load(x + (<usize>i << 2)), v128.load(y + (<usize>i << 2))));
   for (; i < n; i++) store<f32>(y + (<usize>i << 2), load<f32>(y + (<usize>i << 2)) + p * load<f32>(x + (<usize>i << 2)));
+}
+
+/** out[0..8) = [q.k_jj .. q.k_jj+7] * scale over n f32 values, n a multiple of 4: eight keys against one query. */
+@inline function dot8(q: usize, sc: usize, jj: i32, n: i32, out: usize, scale: v128): void {
+  const a = krow(sc, jj), b = krow(sc, jj + 1), c = krow(sc, jj + 2), d = krow(sc, jj + 3);
+  const e = krow(sc, jj + 4), f = krow(sc, jj + 5), g = krow(sc, jj + 6), h = krow(sc, jj + 7);
+  let sa = f32x4.splat(0), sb = f32x4.splat(0), sc_ = f32x4.splat(0), sd = f32x4.splat(0);
+  let se = f32x4.splat(0), sf = f32x4.splat(0), sg = f32x4.splat(0), sh = f32x4.splat(0);
+  for (let i = 0; i < n; i += 4) {
+    const o = <usize>i << 2;
+    const x = v128.load(q + o);
+    sa = fma(x, v128.load(a + o), sa);
+    sb = fma(x, v128.load(b + o), sb);
+    sc_ = fma(x, v128.load(c + o), sc_);
+    sd = fma(x, v128.load(d + o), sd);
+    se = fma(x, v128.load(e + o), se);
+    sf = fma(x, v128.load(f + o), sf);
+    sg = fma(x, v128.load(g + o), sg);
+    sh = fma(x, v128.load(h + o), sh);
+  }
+  v128.store(out, f32x4.mul(sum4(sa, sb, sc_, sd), scale));
+  v128.store(out, f32x4.mul(sum4(se, sf, sg, sh), scale), 16);
 }
 
 /** [q.a, q.b, q.c, q.d] over n f32 values: four keys against one query, one pass over q. */
