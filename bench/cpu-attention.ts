@@ -7,6 +7,11 @@
  *
  *   node --import tsx bench/cpu-attention.ts [--threads 1,2] [--prefill 512] [--decode 0]
  *     [--heads 12] [--kv-heads 12] [--head-dim 64] [--kv-dtype f32|f16|bf16|int8] [--reps 15] [--cold]
+ *     [--seqs 1]
+ *
+ * --seqs N decodes N sequences at once (each at --decode context, blocks of its own).
+ * --qkv times the fused attention_qkv op as a model runs it: q/k/v split, RoPE and the
+ * K/V write (QKV_PREP), then attention.
  *
  * --cold writes 64 MiB elsewhere before each call (untimed), so the cache comes from DRAM as
  * in a model's decode step, where the weights streamed since the last layer evicted it.
@@ -29,6 +34,8 @@ const { values: args } = parseArgs({
     "kv-dtype": { type: "string", default: "f32" },
     reps: { type: "string", default: "15" },
     cold: { type: "boolean", default: false },
+    seqs: { type: "string", default: "1" },
+    qkv: { type: "boolean", default: false },
   },
 });
 const heads = Number(args.heads), kvHeads = Number(args["kv-heads"]), headDim = Number(args["head-dim"]);
@@ -38,11 +45,23 @@ const T = decodeCtx > 0 ? 1 : Number(args.prefill);
 const ctx = decodeCtx > 0 ? decodeCtx : T;
 const BLOCK = 16;
 
-/** One sequence: tokens at positions ctx - T .. ctx - 1, blocks in order. */
+const S = decodeCtx > 0 ? Number(args.seqs) : 1;
+
+/** S sequences: tokens at positions ctx - T .. ctx - 1 each, each sequence's blocks in order after the previous one's. */
 function stepFor(): StepBatch {
   const blocks = Math.ceil(ctx / BLOCK);
-  const positions = Int32Array.from({ length: T }, (_, i) => ctx - T + i);
-  return { numTokens: T, tokenIds: new Int32Array(T), positions, seqStarts: Int32Array.from([0, T]), contextLens: Int32Array.from([ctx]), blockTables: [Int32Array.from({ length: blocks }, (_, i) => i)], slotMapping: positions.slice(), logitRows: new Int32Array(0) };
+  const positions = Int32Array.from({ length: S * T }, (_, i) => ctx - T + (i % T));
+  const slotMapping = Int32Array.from({ length: S * T }, (_, i) => Math.floor(i / T) * blocks * BLOCK + positions[i]);
+  return {
+    numTokens: S * T,
+    tokenIds: new Int32Array(S * T),
+    positions,
+    seqStarts: Int32Array.from({ length: S + 1 }, (_, s) => s * T),
+    contextLens: new Int32Array(S).fill(ctx),
+    blockTables: Array.from({ length: S }, (_, s) => Int32Array.from({ length: blocks }, (_, i) => s * blocks + i)),
+    slotMapping,
+    logitRows: new Int32Array(0),
+  };
 }
 
 /** Cache bytes [slots, kvHeads, head] of dtype: arbitrary finite values (int8: scale 1/64 per head). */
@@ -64,12 +83,12 @@ function sorted(xs: number[]): number[] {
   return [...xs].sort((a, b) => a - b);
 }
 
-const slots = Math.ceil(ctx / BLOCK) * BLOCK;
+const slots = S * Math.ceil(ctx / BLOCK) * BLOCK;
 const cache = { k: cachePlane(slots, 1), v: cachePlane(slots, 2) };
-const q = Float32Array.from({ length: T * heads * headDim }, (_, i) => Math.cos(i * 0.11) * 0.5);
+const q = Float32Array.from({ length: S * T * heads * headDim }, (_, i) => Math.cos(i * 0.11) * 0.5);
 const g = { scale: 1 / Math.sqrt(headDim) };
 const step = stepFor();
-const what = decodeCtx > 0 ? `decode at context ${ctx}` : `prefill of ${T} tokens`;
+const what = decodeCtx > 0 ? `decode of ${S} sequence(s) at context ${ctx}` : `prefill of ${T} tokens`;
 console.log(`attention ${what}, heads ${heads} / kv heads ${kvHeads}, headDim ${headDim}, ${dtype} KV`);
 for (const threads of args.threads.split(",").map(Number)) {
   const rt = new CpuRuntime({ threads });
@@ -82,8 +101,14 @@ for (const threads of args.threads.split(",").map(Number)) {
     const [kc, vc, qp, out] = [put(cache.k), put(cache.v), put(q), rt.heap.alloc(q.byteLength)];
     const sd = StepData.forStep(rt.heap, step);
     sd.write(step);
+    const kvDim = kvHeads * headDim;
+    const qkvIn = args.qkv ? put(Float32Array.from({ length: S * T * (heads * headDim + 2 * kvDim) }, (_, i) => Math.sin(i * 0.3))) : 0;
+    const invFreq = put(Float32Array.from({ length: headDim / 2 }, (_, i) => 10000 ** (-(2 * i) / headDim)));
+    const sdw = rt.heap.i32(sd.ptr, 16);
     const call = () => {
-      rt.program.reset().emit(OP.ATTENTION, out, qp, kc, vc, sd.ptr, heads, kvHeads, headDim, fbits(g.scale), 0, BLOCK, KV_DTYPE_CODE[dtype]);
+      const p = rt.program.reset();
+      if (args.qkv) p.emit(OP.QKV_PREP, qp, qkvIn, kc, vc, sdw[3], sdw[8], invFreq, 0, 0, S * T, heads, kvHeads, headDim, headDim, 0, fbits(1e-5), KV_DTYPE_CODE[dtype]);
+      p.emit(OP.ATTENTION, out, qp, kc, vc, sd.ptr, heads, kvHeads, headDim, fbits(g.scale), 0, BLOCK, KV_DTYPE_CODE[dtype]);
       rt.run();
     };
     call(); // warm-up
