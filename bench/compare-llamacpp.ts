@@ -16,7 +16,8 @@
  * Quantized entries of --dtypes: q8_0 / q4_0 run both engines on that GGUF (llmrt keeps
  * its blocks packed: an engine dir built for target cpu, loaded with packed int8 / int4
  * weights); int8-wo / int4-wo (g32) run llmrt on an engine quantized by `llmrt build --quant`
- * from the F32 GGUF, against llama.cpp on the Q8_0 / Q4_0 GGUF (the nearest format).
+ * from the F32 GGUF, against llama.cpp on the Q8_0 / Q4_0 GGUF (the nearest format); q4_k / q5_k /
+ * q6_k run both on that GGUF (llmrt keeps its K-quant blocks packed: assembly/kquant.ts).
  */
 import { parseArgs } from "node:util";
 import type { Token } from "node-llama-cpp";

@@ -21,7 +21,7 @@ export type SyntheticFormat = "gguf" | "safetensors" | "llama2c";
 
 /** The storage types each format can hold. */
 export const FORMAT_DTYPES: Record<SyntheticFormat, readonly TensorDType[]> = {
-  gguf: ["f32", "f16", "bf16", "q8_0", "q4_0"],
+  gguf: ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"],
   safetensors: ["f32", "f16", "bf16"],
   llama2c: ["f32", "q8_0"],
 };

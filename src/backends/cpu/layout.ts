@@ -12,7 +12,7 @@ import { f16ToF32, f32ArrayToBf16, f32ArrayToF16, f32ToF16 } from "../../checkpo
 
 export type WeightDType = "f32" | "bf16" | "f16";
 
-export const CPU_LAYOUT = "row-major [out, in]; matrices f32, bf16 or fp16 as built, vectors f32";
+export const CPU_LAYOUT = "row-major [out, in]; matrices f32, bf16 or fp16 as built, vectors f32; packed int8 / int4 stored as built (4-row interleaved at load), GGUF Q4_K / Q5_K / Q6_K kept as their blocks (scales decoded at load: packed.ts, kquant-layout.ts)";
 
 export interface PackedWeight {
   dtype: WeightDType;
