@@ -127,8 +127,8 @@ function topSensitive(names: readonly string[], sens: readonly (readonly number[
     .join(", ");
 }
 
-/** sensitivity[g][r]: the KL with only group g on rung r (0 on the fp32 rung); params[g]: its weight count. */
-function measureSensitivity(s: MixSearch, names: readonly string[], rungs: readonly Rung[]): { sensitivity: number[][]; params: number[]; ctx: number } {
+/** sensitivity[g][r]: the KL with only group g on rung r (0 on the fp32 rung); params[g]: its weight count; ctx: the tokens scored. */
+export function measureSensitivity(s: Pick<MixSearch, "ckpt" | "tokens">, names: readonly string[], rungs: readonly Rung[]): { sensitivity: number[][]; params: number[]; ctx: number } {
   const tokens = s.tokens.slice(0, SENS_CTX);
   const ctx = tokens.length;
   // fp32 forwards on the cpu backend whatever the target (the reference backend's are slower on anything but toy models)

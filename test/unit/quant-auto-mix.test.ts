@@ -13,7 +13,7 @@ import type { WeightMap } from "../../src/backends/backend.js";
 import { ReferenceBackend } from "../../src/backends/reference/backend.js";
 import { openCheckpoint } from "../../src/checkpoint/open.js";
 import type { Checkpoint } from "../../src/checkpoint/types.js";
-import { searchMixes } from "../../src/engine/auto-mix.js";
+import { measureSensitivity, searchMixes } from "../../src/engine/auto-mix.js";
 import { buildEngineDir, planEngine } from "../../src/engine/build.js";
 import { Engine } from "../../src/engine/engine.js";
 import { readManifest } from "../../src/engine/format.js";
@@ -24,7 +24,7 @@ import { chunkedPerplexity } from "../../src/eval/chunked-ppl.js";
 import { sampleText } from "../../src/eval/sample-text.js";
 import { inspect } from "../../src/cli/inspect.js";
 import { OptionError } from "../../src/errors.js";
-import { describeMix, promote, type MixProblem } from "../../src/quant/auto-mix.js";
+import { describeMix, promote, type MixProblem, type Rung } from "../../src/quant/auto-mix.js";
 import { formatAutoTable, type Candidate, type CandidateResult } from "../../src/quant/auto.js";
 import { packedFormatFor, resolveQuant, type QuantOptions } from "../../src/quant/options.js";
 import { quantFor } from "../../src/quant/overrides.js";
@@ -34,6 +34,7 @@ import { BlockPool } from "../../src/runtime/kv-cache.js";
 import { Sequence } from "../../src/runtime/sequence.js";
 import { buildStep } from "../../src/runtime/step-builder.js";
 import { fixture } from "../helpers/fixtures.js";
+import { calibratedTargets } from "../../src/engine/gptq-build.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "llmrt-quant-mix-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -217,5 +218,58 @@ test("--quant auto's mix search on stories260K: a budget uniform int4 g32 misses
     assert.ok(table.includes(`  ${last.name}: ${last.mix}`), table);
   } finally {
     ckpt.close();
+  }
+});
+
+/** stories260K with outliers in one weight: in every row, one value per 32-column group set to 6x the group's largest magnitude (alternating sign), so int4 g32 rounds the rest of each group coarsely. */
+function withOutliers(ckpt: Checkpoint, name: string): Checkpoint {
+  const read = (n: string): Float32Array => {
+    const w = ckpt.readF32(n);
+    if (n !== name) return w;
+    const out = Float32Array.from(w);
+    const [rows, cols] = ckpt.info(n).shape;
+    for (let r = 0; r < rows; r++) {
+      for (let c0 = 0; c0 < cols; c0 += 32) {
+        const width = Math.min(32, cols - c0);
+        let max = 0;
+        for (let c = c0; c < c0 + width; c++) max = Math.max(max, Math.abs(out[r * cols + c]));
+        out[r * cols + c0 + ((r * 7) % width)] = 6 * max * (r % 2 ? 1 : -1);
+      }
+    }
+    return out;
+  };
+  return new Proxy(ckpt, { get: (t, p) => (p === "readF32" ? read : typeof Reflect.get(t, p) === "function" ? Reflect.get(t, p).bind(t) : Reflect.get(t, p)) });
+}
+
+test("sensitivity: a weight given outliers becomes the most sensitive group at int4, by far more than before, and int8 keeps it", (t) => {
+  const dir = fixture(t, "models/stories260K");
+  if (!dir) return;
+  const base = openCheckpoint(dir);
+  try {
+    const SENSITIVE = "blk.1.ffn_down.weight";
+    const rungs: Rung[] = [
+      { label: "int4 g32", format: { scheme: "int4-wo", groupSize: 32, asym: false }, bits: 5 },
+      { label: "int8", format: { scheme: "int8-wo" }, bits: 8 },
+      { label: "fp32", format: "fp32", bits: 32 },
+    ];
+    const textOf = (c: Checkpoint) => {
+      const e = Engine.fromCheckpoint(c, { maxSeqLen: 128, maxBatchTokens: 128 });
+      const tokens = sampleText(e, [1], 63, 5);
+      e.close();
+      return tokens;
+    };
+    const before = measureSensitivity({ ckpt: base, tokens: textOf(base) }, [SENSITIVE], rungs).sensitivity[0][0];
+    const ckpt = withOutliers(base, SENSITIVE);
+    const names = [...calibratedTargets(planEngine(ckpt.config, resolveBuildOptions(ckpt.config, {})).graph, ckpt)];
+    const { sensitivity } = measureSensitivity({ ckpt, tokens: textOf(ckpt) }, names, rungs);
+    const g = names.indexOf(SENSITIVE);
+    const atInt4 = sensitivity.map((row) => row[0]);
+    const order = [...atInt4.keys()].sort((a, b) => atInt4[b] - atInt4[a]);
+    assert.equal(names[order[0]], SENSITIVE, `most sensitive at int4: ${order.slice(0, 3).map((i) => `${names[i]} ${atInt4[i]}`).join(", ")}`);
+    assert.ok(atInt4[g] > 10 * before, `with outliers ${atInt4[g]}, before ${before}`);
+    assert.ok(sensitivity[g][1] < atInt4[g] / 20, `int8 ${sensitivity[g][1]} vs int4 ${atInt4[g]}`);
+    for (const row of sensitivity) assert.equal(row[2], 0);
+  } finally {
+    base.close();
   }
 });
