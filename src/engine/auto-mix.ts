@@ -31,10 +31,11 @@ import { planEngine } from "./build.js";
 import { Engine } from "./engine.js";
 import { resolveBuildOptions } from "./options.js";
 import { calibratedTargets } from "./gptq-build.js";
-import { targetByName } from "./targets.js";
+import { CpuBackend } from "../backends/cpu/backend.js";
 import { materializeWeight } from "./weights.js";
 
 const SENS_CTX = 128;
+const SMALL_MODEL_PARAMS = 20e6;
 const MAX_ROUNDS = 4;
 /** The first target leaves this share of the budget as headroom for the additive model's error. */
 const FIRST_MARGIN = 0.8;
@@ -132,15 +133,17 @@ export function measureSensitivity(s: Pick<MixSearch, "ckpt" | "tokens">, names:
   const tokens = s.tokens.slice(0, SENS_CTX);
   const ctx = tokens.length;
   // fp32 forwards on the cpu backend whatever the target (the reference backend's are slower on anything but toy models)
-  const backendTarget = "cpu";
-  const options = resolveBuildOptions(s.ckpt.config, { target: backendTarget, maxSeqLen: ctx, maxBatchTokens: ctx, maxLogitRows: ctx, maxSeqs: 1 });
+  const options = resolveBuildOptions(s.ckpt.config, { target: "cpu", maxSeqLen: ctx, maxBatchTokens: ctx, maxLogitRows: ctx, maxSeqs: 1 });
   const plan = planEngine(s.ckpt.config, options);
   const fp32: WeightMap = new Map();
   for (const [n, d] of plan.graph.tensors) if (d.kind === "weight") fp32.set(n, materializeWeight(plan.graph, n, s.ckpt));
+  // one bind per forward: on a small model starting worker threads costs more than the forward (stories260K: ~45 ms a variant on 1 thread, ~250 ms on 2)
+  const total = [...fp32.values()].reduce((n, w) => n + w.length, 0);
+  const threads = total < SMALL_MODEL_PARAMS ? 1 : undefined;
   const V = s.ckpt.config.vocabSize;
   const kv: KvCacheShape = { numLayers: s.ckpt.config.numLayers, numBlocks: Math.ceil(ctx / 16), blockSize: 16, numKvHeads: s.ckpt.config.numKvHeads, headDim: s.ckpt.config.headDim, dtype: "f32" };
   const logProbs = (weights: WeightMap): Float64Array[] => {
-    const e = new Engine(s.ckpt.config, plan.graph, targetByName(backendTarget).createBackend(undefined, options).bind(plan.graph, weights, kv, plan.memory), ctx, { maxBatchTokens: ctx, maxLogitRows: ctx, maxSeqs: 1, origin: "auto mix sensitivity" });
+    const e = new Engine(s.ckpt.config, plan.graph, new CpuBackend({ threads }).bind(plan.graph, weights, kv, plan.memory), ctx, { maxBatchTokens: ctx, maxLogitRows: ctx, maxSeqs: 1, origin: "auto mix sensitivity" });
     try {
       const seq = new Sequence(0, tokens);
       new BlockPool(kv.numBlocks, kv.blockSize).reserve(seq, ctx);
