@@ -1,16 +1,18 @@
 /**
  * --quant auto's per-layer-group search, after the uniform candidates are measured.
  *
- * 1. Bases: of the weight-only candidates that miss the budget, the one with the fewest
- *    weight bytes and the one closest to the budget; the ladder from a base: the
- *    weight-only candidates with more bits per weight, then fp32.
+ * 1. Bases: of the weight-only candidates that miss the budget and are smaller than every
+ *    one within it, the one with the fewest weight bytes and the one closest to the
+ *    budget; the ladder from a base: the weight-only candidates with more bits per
+ *    weight, then fp32.
  * 2. Sensitivity of each group (one linear weight) at each rung: KL(fp32 || model) on the
  *    evaluation text's first window when only that weight is rounded to nearest on that
  *    rung's grid, everything else fp32 (cheap, in memory, no engine written; a stand-in
  *    for GPTQ's error, whose mixes are then measured for real).
  * 3. Summed KL is taken as proportional to the log-perplexity increase, the factor fitted
  *    on the base (its measured increase over its summed KL); the greedy (quant/auto-mix.ts)
- *    promotes groups until the sum is within 80% of the budget so converted.
+ *    promotes groups until the sum is within 80% of the budget so converted, then gives
+ *    back promotions that still fit.
  * 4. The mix is built (GPTQ too where the candidates are calibrated) and measured like
  *    the uniform candidates: real perplexity, measured ms/token. Over budget, the factor
  *    is refitted on that measurement and the target tightened; at most MAX_ROUNDS builds per base.
@@ -42,7 +44,6 @@ const FIRST_MARGIN = 0.8;
 
 export interface MixSearch {
   ckpt: Checkpoint;
-  target: string;
   /** The evaluation text (its first SENS_CTX tokens score sensitivity). */
   tokens: number[];
   budget: number;
@@ -59,9 +60,11 @@ const isWeightOnly = (c: Candidate) => c.quant?.scheme === "int8-wo" || c.quant?
 /** The measured mixes (one row per verification build), in build order; none where no weight-only candidate misses the budget. */
 export function searchMixes(s: MixSearch): CandidateResult[] {
   const usable = s.candidates.map((c, i) => ({ c, r: s.results[i] })).filter(({ c, r }) => isWeightOnly(c) && !r.error && r.increase !== undefined);
-  const failing = usable.filter(({ r }) => !r.withinBudget).sort((a, b) => a.r.weightBytes! - b.r.weightBytes!);
+  // a base worth mixing from is over budget and smaller than every weight-only candidate within it (a mix only adds bytes to its base)
+  const smallestWithin = Math.min(...usable.filter(({ r }) => r.withinBudget).map(({ r }) => r.weightBytes!));
+  const failing = usable.filter(({ r }) => !r.withinBudget && r.weightBytes! < smallestWithin).sort((a, b) => a.r.weightBytes! - b.r.weightBytes!);
   if (!failing.length) {
-    s.log("auto: mix: no weight-only candidate misses the budget; no per-group mix searched");
+    s.log("auto: mix: no weight-only candidate over budget is smaller than those within it; no per-group mix searched");
     return [];
   }
   // two starts: the cheapest candidate over budget, and the one closest to it (fewer promotions, a different trade)
@@ -76,7 +79,7 @@ export function searchMixes(s: MixSearch): CandidateResult[] {
   const cheapest = rungOf(failing[0].c);
   const higher = usable.map(({ c }) => rungOf(c)).filter((r) => r.bits > cheapest.bits).sort((a, b) => a.bits - b.bits);
   const rungs = [cheapest, ...higher, { label: "fp32", format: "fp32" as const, bits: 32 }];
-  s.log(`auto: mix: bases ${bases.map((b) => `${b.c.name} (+${(100 * b.r.increase!).toFixed(3)}%)`).join(", ")}: the weight-only candidates over budget with the fewest weight bytes and the smallest increase; ladder ${rungs.map((r) => r.label).join(" < ")}; ${names.length} layer groups (one per linear weight)`);
+  s.log(`auto: mix: bases ${bases.map((b) => `${b.c.name} (+${(100 * b.r.increase!).toFixed(3)}%)`).join(", ")} (of the weight-only candidates over budget and smaller than those within it: the fewest bytes, the smallest increase); ladder ${rungs.map((r) => r.label).join(" < ")}; ${names.length} layer groups (one per linear weight)`);
 
   const t0 = performance.now();
   const { sensitivity, params, ctx } = measureSensitivity(s, names, rungs);

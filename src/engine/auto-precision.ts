@@ -110,7 +110,7 @@ export async function buildAutoEngineDir(ckpt: Checkpoint, dir: string, opts: Pa
         return { name, weightBytes: entry.manifest?.weights.bytes, withinBudget: false, error: entry.error };
       }
     };
-    const mixes = searchMixes({ ckpt, target: base.target, tokens, budget: auto.maxPplIncrease, candidates, results, tryBuild, log });
+    const mixes = searchMixes({ ckpt, tokens, budget: auto.maxPplIncrease, candidates, results, tryBuild, log });
     results.push(...mixes);
     const chosen = pickCandidate(results);
     const table = formatAutoTable(results, chosen, auto.maxPplIncrease);

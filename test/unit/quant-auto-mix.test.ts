@@ -191,7 +191,6 @@ test("--quant auto's mix search on stories260K: a budget uniform int4 g32 misses
     const lines: string[] = [];
     const mixes = searchMixes({
       ckpt,
-      target: "reference",
       tokens,
       budget,
       candidates,
@@ -211,7 +210,7 @@ test("--quant auto's mix search on stories260K: a budget uniform int4 g32 misses
     assert.ok(last.weightBytes! < int8.weightBytes!, `the mix (${last.weightBytes} B) should be smaller than uniform int8 (${int8.weightBytes} B)`);
     assert.match(last.mix!, /int4 g32/);
     assert.match(last.mix!, /int8|fp32/);
-    assert.match(log, /bases int4-wo g32 \(\+[\d.]+%\).*ladder int4 g32 < int8 < fp32; 20 layer groups/);
+    assert.match(log, /bases int4-wo g32 \(\+[\d.]+%\) .*ladder int4 g32 < int8 < fp32; 20 layer groups/);
     assert.match(log, /sensitivity = KL/);
     const table = formatAutoTable([...rows, ...mixes], rows.length + mixes.length - 1, budget).join("\n");
     assert.match(table, new RegExp(`^\\* ${last.name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} +[\\d.]+ KB +[\\d.]+ +[+-][\\d.]+% +[\\d.]+ +yes$`, "m"));
