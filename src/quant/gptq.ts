@@ -10,14 +10,18 @@
  * Each group's grid (scale, zero) is fitted (quantize.ts fitGroup, as round-to-nearest
  * fits it) from the group's values as compensated when the pass reaches its first column,
  * so the result is the same packed format (packed.ts) the kernels already run, ragged
- * last group included. With asymmetric int4 each group keeps whichever of its asymmetric
- * and symmetric grids adds less to GPTQ's loss (the format stores either). Rows are done a
+ * last group included. Where a group may take several grids, each runs the group's
+ * columns and the one adding least to GPTQ's loss is kept: symmetric int4, the extreme at
+ * -8 (Q4_0's), -7 or clipped (SYM_INT4_STEPS); asymmetric int4, its own or the symmetric
+ * grid (the format stores either). After the pass, refine.ts's sweeps lower the same loss
+ * further (scales by least squares, codes one at a time). Rows are done a
  * group at a time (the group's errors reach later columns after it, in the same order);
  * no act-order: the format has no column permutation.
  */
 import { cholesky, inverseFromCholesky } from "./linalg.js";
 import type { PackedLayout, PackedMatrix } from "./packed.js";
-import { codeOn, emptyPacked, fitGroup, setCode, setGrid, valueOf, type GridDType, type GroupGrid } from "./quantize.js";
+import { codeOn, emptyPacked, fitGroup, fitSymInt4, setCode, setGrid, valueOf, type GridDType, type GroupGrid } from "./quantize.js";
+import { DEFAULT_REFINE_SWEEPS, refineRows } from "./refine.js";
 
 /**
  * Dampening, as a fraction of the mean of H's diagonal. The GPTQ paper uses 1%; with the
@@ -35,10 +39,12 @@ export interface GptqResult {
   deadColumns: number;
   /** Asymmetric int4: groups where the symmetric grid (zero 8) was kept. */
   symGroups: number;
+  /** GPTQ's loss (summed over rows, dampened H) after its pass and after refine.ts's sweeps. */
+  loss: { gptq: number; refined: number };
 }
 
-/** U (upper, [n, n]) with U^T U = (H + damp * mean(diag H) * I)^-1, raising damp tenfold until H is positive definite. */
-function inverseFactor(H: Float64Array, n: number, damp: number): { U: Float64Array; damp: number } {
+/** U (upper, [n, n]) with U^T U = Hd^-1, Hd = H + damp * mean(diag H) * I, raising damp tenfold until Hd is positive definite. */
+function inverseFactor(H: Float64Array, n: number, damp: number): { U: Float64Array; Hd: Float64Array; damp: number } {
   let mean = 0;
   for (let i = 0; i < n; i++) mean += H[i * n + i] / n;
   for (let d = damp, tries = 0; tries < 6; tries++, d *= 10) {
@@ -49,12 +55,12 @@ function inverseFactor(H: Float64Array, n: number, damp: number): { U: Float64Ar
     if (!Li) continue;
     const U = new Float64Array(n * n); // [n, n] upper
     for (let i = 0; i < n; i++) for (let j = i; j < n; j++) U[i * n + j] = Li[j * n + i];
-    return { U, damp: d };
+    return { U, Hd, damp: d };
   }
   throw new Error(`gptq: the Hessian [${n}, ${n}] is not positive definite even with ${damp * 1e5}% dampening`);
 }
 
-export function gptqQuantize(w: Float32Array, rows: number, cols: number, hessian: Float64Array, dtype: GridDType, layout: PackedLayout, damp = DEFAULT_GPTQ_DAMP): GptqResult {
+export function gptqQuantize(w: Float32Array, rows: number, cols: number, hessian: Float64Array, dtype: GridDType, layout: PackedLayout, damp = DEFAULT_GPTQ_DAMP, refineSweeps = DEFAULT_REFINE_SWEEPS): GptqResult {
   if (w.length !== rows * cols || hessian.length !== cols * cols) throw new Error(`gptq: ${w.length} weights and a ${hessian.length}-value Hessian for [${rows}, ${cols}]`);
   const W = Float64Array.from(w); // [rows, cols], compensated as the pass goes
   const H = hessian.slice(); // [cols, cols]
@@ -65,11 +71,15 @@ export function gptqQuantize(w: Float32Array, rows: number, cols: number, hessia
     H[i * cols + i] = 1;
     for (let n = 0; n < rows; n++) W[n * cols + i] = 0;
   }
+  const target = W.slice(); // the weights GPTQ aims at (dead columns zeroed)
   const f = inverseFactor(H, cols, damp);
   const U = f.U;
-  const out = emptyPacked(rows, cols, dtype, layout);
   const gs = layout.groupSize;
+  const G = Math.ceil(cols / gs);
+  const grids: GroupGrid[] = new Array(rows * G); // [rows, G]
+  const codes = new Int32Array(rows * cols); // [rows, cols]
   let symGroups = 0;
+  let gptqLoss = 0;
   for (let g0 = 0, g = 0; g0 < cols; g0 += gs, g++) {
     const g1 = Math.min(cols, g0 + gs); // ragged last group
     for (let n = 0; n < rows; n++) {
@@ -77,10 +87,11 @@ export function gptqQuantize(w: Float32Array, rows: number, cols: number, hessia
       // each candidate grid runs the group's columns on a copy; the one adding least to GPTQ's loss is kept
       const passes = gridCandidates(W, row, g0, g1, dtype, layout).map((grid) => quantizeGroup(W, row, g0, g1, grid, U, cols));
       const kept = passes.reduce((b, p, i) => (p.loss < passes[b].loss ? i : b), 0);
-      if (kept === 1) symGroups++;
-      const { grid, codes, errors } = passes[kept];
-      setGrid(out, n, g, grid);
-      codes.forEach((c, i) => setCode(out, n, g0 + i, c));
+      if (layout.asym && kept === 1) symGroups++;
+      const { grid, errors } = passes[kept];
+      grids[n * G + g] = grid;
+      passes[kept].codes.forEach((c, i) => (codes[row + g0 + i] = c));
+      gptqLoss += passes[kept].loss;
       // the group's errors spread over the columns after it (in column order, as an unblocked pass would)
       for (let i = 0; i < errors.length; i++) {
         const e = errors[i];
@@ -90,15 +101,30 @@ export function gptqQuantize(w: Float32Array, rows: number, cols: number, hessia
       }
     }
   }
-  return { packed: out, damp: f.damp, deadColumns, symGroups };
+  // the sweeps store f32 scales (the int4 / int8 weight-only layouts)
+  const refined = refineSweeps > 0 && layout.scale === "f32" ? refineRows(target, f.Hd, rows, cols, gs, grids, codes, refineSweeps).after : null;
+  const out = emptyPacked(rows, cols, dtype, layout);
+  for (let n = 0; n < rows; n++) for (let g = 0; g < G; g++) setGrid(out, n, g, grids[n * G + g]);
+  for (let n = 0; n < rows; n++) for (let k = 0; k < cols; k++) setCode(out, n, k, codes[n * cols + k]);
+  return { packed: out, damp: f.damp, deadColumns, symGroups, loss: { gptq: gptqLoss, refined: refined ?? gptqLoss } };
 }
 
 /**
- * The grids a group may take: the layout's own fit; for asymmetric int4 also the
- * symmetric one (zero 8), which the asymmetric format stores as it is, and which wins
- * where a group's values are balanced around 0 (its step is finer at the extreme).
+ * Symmetric int4: the extreme value's place on the grid, -8 (all 16 levels, as Q4_0) then
+ * the candidates the group's loss picks among: 7 (a wider step, no level lost to the
+ * other sign's clipping), 7.5, and 8.5 .. 10 (the extreme clipped, a finer step for the
+ * rest). stories260K int4 g32: KL to fp32 63e-3 -> 56e-3 (bench/RESULTS.md).
+ */
+export const SYM_INT4_STEPS: readonly number[] = [8, 7, 7.5, 8.5, 9, 9.5, 10];
+
+/**
+ * The grids a group may take, the first the layout's own fit: symmetric int4, the extreme
+ * at each of SYM_INT4_STEPS; asymmetric int4, also the symmetric one (zero 8), which the
+ * asymmetric format stores as it is, and which wins where a group's values are balanced
+ * around 0 (its step is finer at the extreme).
  */
 function gridCandidates(W: Float64Array, row: number, g0: number, g1: number, dtype: GridDType, layout: PackedLayout): GroupGrid[] {
+  if (dtype === "int4" && !layout.asym) return SYM_INT4_STEPS.map((s) => fitSymInt4(W, row, g0, g1, layout, s));
   const own = fitGroup(W, row, g0, g1, dtype, layout);
   return dtype === "int4" && layout.asym ? [own, fitGroup(W, row, g0, g1, dtype, { ...layout, asym: false })] : [own];
 }

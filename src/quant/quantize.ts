@@ -48,13 +48,22 @@ export function fitGroup(x: ArrayLike<number>, base: number, k0: number, k1: num
     const scale = storeScale((hi - lo) / 15, layout);
     return { scale, zero: scale ? clamp(Math.round(-lo / scale), 0, 15) : 8, lo: 0, hi: 15 };
   }
+  return fitSymInt4(x, base, k0, k1, layout, 8);
+}
+
+/**
+ * The symmetric int4 grid whose step puts the group's value of largest magnitude, with its
+ * sign, at -`steps` (8: the code 0, all 16 levels used; above 8: it is clipped to -8, a finer
+ * step for the rest; 7: the 15 levels of a +-7 grid). GPTQ (gptq.ts) picks among several.
+ */
+export function fitSymInt4(x: ArrayLike<number>, base: number, k0: number, k1: number, layout: PackedLayout, steps: number): GroupGrid {
   let amax = 0;
   let max = 0;
   for (let k = k0; k < k1; k++) {
     const v = x[base + k];
     if (Math.abs(v) > amax) (amax = Math.abs(v)), (max = v);
   }
-  return { scale: storeScale(max / -8, layout), zero: 8, lo: 0, hi: 15 };
+  return { scale: storeScale(max / -steps, layout), zero: 8, lo: 0, hi: 15 };
 }
 
 /** The stored code of v on the grid (round to nearest, clamped; the zero code for a zero scale). */
