@@ -88,32 +88,13 @@ function quantizeTok(dst: usize, x: usize, K: i32, striped: bool): void {
   return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), v128.load(xo)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), v128.load(xo, 16)));
 }
 
-/** v shifted (16-bit lanes, constant b) so that bit b of each byte lands on bit 4; other bits are the caller's to mask. */
-@inline function bitTo4(v: v128, b: i32): v128 {
-  return b < 4 ? i16x8.shl(v, 4 - b) : b > 4 ? i16x8.shr_u(v, b - 4) : v;
-}
-
 /**
- * Chunk c (constant: shifts become immediates) of a Q4_K / Q5_K super-block: 64 columns,
- * sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles), scaled by sv's lanes.
- * Byte-wise shifts are done on 16-bit lanes and masked (WASM has no native i8 shift on x86).
+ * Chunk c of a Q4_K / Q5_K super-block: 64 columns, sub-blocks 2c (low nibbles) and 2c + 1
+ * (high nibbles), scaled by sLo / sHi and added to acc. hb (Q5_K): qh[0..15] / qh[16..31]
+ * shifted down by 2c, so bits 0 / 1 of each byte are the fifth bits of this chunk. Byte-wise
+ * shifts are done on 16-bit lanes and masked (WASM's i8 shifts are emulated on x86).
  */
-@inline function chunk45(dt: i32, qs: usize, qh0: v128, qh1: v128, x: usize, c: i32, sv: v128, acc: v128): v128 {
-  const m4 = i8x16.splat(0x0f), b5 = i8x16.splat(0x10);
-  const q0 = v128.load(qs + (<usize>c << 5)), q1 = v128.load(qs + (<usize>c << 5), 16);
-  let l0 = q0, l1 = q1, h0 = q0, h1 = q1;
-  if (dt == DT_Q5K) {
-    l0 = v128.and(q0, m4);
-    l1 = v128.and(q1, m4);
-    h0 = v128.and(i16x8.shr_u(q0, 4), m4);
-    h1 = v128.and(i16x8.shr_u(q1, 4), m4);
-    // bit 2c of qh[l] over the low nibbles, bit 2c + 1 over the high ones
-    l0 = v128.or(l0, v128.and(bitTo4(qh0, 2 * c), b5));
-    l1 = v128.or(l1, v128.and(bitTo4(qh1, 2 * c), b5));
-    h0 = v128.or(h0, v128.and(bitTo4(qh0, 2 * c + 1), b5));
-    h1 = v128.or(h1, v128.and(bitTo4(qh1, 2 * c + 1), b5));
-  }
-  const xo = x + (<usize>c << 7);
+@inline function chunk45(dt: i32, q0: v128, q1: v128, hb0: v128, hb1: v128, xo: usize, sLo: f32, sHi: f32, acc: v128): v128 {
   let lo: v128, hi: v128;
   if (dt == DT_Q4K) {
     // x striped: lane i of 16 bytes holds columns 2i (bits 0..3), 2i + 1 (8..11) and, 32 on, 2i (4..7), 2i + 1 (12..15)
@@ -122,34 +103,44 @@ function quantizeTok(dst: usize, x: usize, K: i32, striped: bool): void {
     hi = i32x4.add(nibDot(q0, 8, xo + 64), i32x4.dot_i16x8_s(i16x8.shr_u(q0, 12), v128.load(xo + 80)));
     hi = i32x4.add(hi, i32x4.add(nibDot(q1, 8, xo + 96), i32x4.dot_i16x8_s(i16x8.shr_u(q1, 12), v128.load(xo + 112))));
   } else {
+    const m4 = i8x16.splat(0x0f), b5 = i8x16.splat(0x10);
+    const l0 = v128.or(v128.and(q0, m4), v128.and(i16x8.shl(hb0, 4), b5));
+    const l1 = v128.or(v128.and(q1, m4), v128.and(i16x8.shl(hb1, 4), b5));
+    const h0 = v128.or(v128.and(i16x8.shr_u(q0, 4), m4), v128.and(i16x8.shl(hb0, 3), b5));
+    const h1 = v128.or(v128.and(i16x8.shr_u(q1, 4), m4), v128.and(i16x8.shl(hb1, 3), b5));
     lo = i32x4.add(dot16u(l0, xo), dot16u(l1, xo + 32));
     hi = i32x4.add(dot16u(h0, xo + 64), dot16u(h1, xo + 96));
   }
-  acc = fma(f32x4.convert_i32x4_s(lo), bcast(sv, (2 * c) & 3), acc);
-  return fma(f32x4.convert_i32x4_s(hi), bcast(sv, (2 * c + 1) & 3), acc);
+  acc = fma(f32x4.convert_i32x4_s(lo), f32x4.splat(sLo), acc);
+  return fma(f32x4.convert_i32x4_s(hi), f32x4.splat(sHi), acc);
 }
 
 /** Bytes at p [8] (u8) as two f32x4 times f: lanes 0..3, 4..7. */
 @inline function u8x8ToF32(p: usize, f: v128, hi: bool): v128 {
   const h = i16x8.extend_low_i8x16_u(v128.load64_zero(p));
-  return f32x4.mul(f32x4.convert_i32x4_u(hi ? i32x4.extend_high_i16x8_u(h) : i32x4.extend_low_i16x8_u(h)), f);
+  // convert_s: the values are small and positive (V8 emulates the unsigned convert)
+  return f32x4.mul(f32x4.convert_i32x4_s(hi ? i32x4.extend_high_i16x8_u(h) : i32x4.extend_low_i16x8_u(h)), f);
 }
 
 /**
  * Q4_K / Q5_K super-block at w against a quantized token's 256 columns (x int16, xs its 8
- * sub-block sums), added to acc (f32 lanes, before the token's scale).
+ * sub-block sums), added to acc (f32 lanes, before the token's scale). A loop over the 4
+ * chunks, not unrolled: unrolled, V8 hoisted every load to the top and spilled them.
  */
 @inline function block45(dt: i32, w: usize, x: usize, xs: usize, acc: v128): v128 {
-  const d = f32x4.splat(load<f32>(w));
-  // scale[s] = d * sc[s], rounded to f32 as the reference does; sub-blocks 0..3, 4..7
-  const s0 = u8x8ToF32(w + 8, d, false), s1 = u8x8ToF32(w + 8, d, true);
+  const d = load<f32>(w);
   const qs = w + (dt == DT_Q4K ? 24 : 56);
-  const qh0 = dt == DT_Q5K ? v128.load(w + 24) : i8x16.splat(0);
-  const qh1 = dt == DT_Q5K ? v128.load(w + 40) : i8x16.splat(0);
-  acc = chunk45(dt, qs, qh0, qh1, x, 0, s0, acc);
-  acc = chunk45(dt, qs, qh0, qh1, x, 1, s0, acc);
-  acc = chunk45(dt, qs, qh0, qh1, x, 2, s1, acc);
-  acc = chunk45(dt, qs, qh0, qh1, x, 3, s1, acc);
+  let hb0 = dt == DT_Q5K ? v128.load(w + 24) : i8x16.splat(0);
+  let hb1 = dt == DT_Q5K ? v128.load(w + 40) : i8x16.splat(0);
+  for (let c = 0; c < 4; c++) {
+    const o = <usize>c << 5;
+    // scale[s] = d * sc[s], rounded to f32 as the reference does
+    acc = chunk45(dt, v128.load(qs + o), v128.load(qs + o, 16), hb0, hb1, x + (<usize>c << 7), d * <f32>load<u8>(w + 8 + (o >> 4)), d * <f32>load<u8>(w + 9 + (o >> 4)), acc);
+    if (dt == DT_Q5K) {
+      hb0 = i16x8.shr_u(hb0, 2);
+      hb1 = i16x8.shr_u(hb1, 2);
+    }
+  }
   // the mins: sum_s (dmin * m[s]) * xsum[s], 4 sub-blocks a lane group
   const dmin = f32x4.splat(load<f32>(w, 4));
   return f32x4.sub(acc, fma(u8x8ToF32(w + 16, dmin, false), v128.load(xs), f32x4.mul(u8x8ToF32(w + 16, dmin, true), v128.load(xs, 16))));
