@@ -175,3 +175,12 @@ test("a K-quant tensor whose bytes do not match its shape is refused before it i
   assert.throws(() => placePacked(rt1.heap, "bad", { ...w, q: w.q.subarray(0, w.q.length - 1) }), /Q4_K \[3, 256\] has 431 bytes, want 432/);
   assert.throws(() => placePacked(rt1.heap, "bad", { ...w, cols: 300 }), RangeError);
 });
+
+test("a K-quant matrix too wide for the thread scratch is an error (a trap), not an overrun", () => {
+  const rt = new CpuRuntime({ threads: 1, scratchBytes: 4096 }); // a quantized token of 2048 columns needs 4368 bytes
+  try {
+    assert.throws(() => k.matmulPacked(rt, new Float32Array(2048), written("q4_k", 4, 2048, 3), undefined, 1), /unreachable/);
+  } finally {
+    rt.close();
+  }
+});

@@ -331,7 +331,9 @@ export function matmulK(tid: i32, nth: i32, scratch: usize, scratchBytes: i32, o
   const n0 = shareStart(N, tid, act, 4);
   const n1 = shareStart(N, tid + 1, act, 4);
   if (n0 >= n1) return;
-  if ((T >= PREFILL_T && scratchBytes >= K * 4) || scratchBytes < tokBytes(K)) {
+  // a quantized token (2K + K/8 bytes) needs less scratch than a dequantized row (4K)
+  if (scratchBytes < tokBytes(K)) unreachable(); // K past ~30000 columns at the default 64 KiB: a trap, not an overrun
+  if (T >= PREFILL_T && scratchBytes >= K * 4) {
     matmulDequant(dt, scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
   } else if (dt == DT_Q4K) matmulDots4(scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
   else if (dt == DT_Q5K) matmulDots5(scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
