@@ -98,10 +98,14 @@ function quantizeTok(dst: usize, x: usize, K: i32, striped: bool): void {
   let lo: v128, hi: v128;
   if (dt == DT_Q4K) {
     // x striped: lane i of 16 bytes holds columns 2i (bits 0..3), 2i + 1 (8..11) and, 32 on, 2i (4..7), 2i + 1 (12..15)
-    lo = i32x4.add(nibDot(q0, 12, xo), nibDot(q0, 4, xo + 16));
-    lo = i32x4.add(lo, i32x4.add(nibDot(q1, 12, xo + 32), nibDot(q1, 4, xo + 48)));
-    hi = i32x4.add(nibDot(q0, 8, xo + 64), i32x4.dot_i16x8_s(i16x8.shr_u(q0, 12), v128.load(xo + 80)));
-    hi = i32x4.add(hi, i32x4.add(nibDot(q1, 8, xo + 96), i32x4.dot_i16x8_s(i16x8.shr_u(q1, 12), v128.load(xo + 112))));
+    // masked in place (x1, x256, x16), the scaled sums shifted back once per sub-block (exact: multiples)
+    const mA = i16x8.splat(0x000f), mB = i16x8.splat(0x0f00), mC = i16x8.splat(0x00f0);
+    const a = i32x4.add(i32x4.dot_i16x8_s(v128.and(q0, mA), v128.load(xo)), i32x4.dot_i16x8_s(v128.and(q1, mA), v128.load(xo + 32)));
+    const b = i32x4.add(i32x4.dot_i16x8_s(v128.and(q0, mB), v128.load(xo + 16)), i32x4.dot_i16x8_s(v128.and(q1, mB), v128.load(xo + 48)));
+    const cc = i32x4.add(i32x4.dot_i16x8_s(v128.and(q0, mC), v128.load(xo + 64)), i32x4.dot_i16x8_s(v128.and(q1, mC), v128.load(xo + 96)));
+    const dd = i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_u(q0, 12), v128.load(xo + 80)), i32x4.dot_i16x8_s(i16x8.shr_u(q1, 12), v128.load(xo + 112)));
+    lo = i32x4.add(a, i32x4.shr_s(b, 8));
+    hi = i32x4.add(i32x4.shr_s(cc, 4), dd);
   } else {
     const m4 = i8x16.splat(0x0f), b5 = i8x16.splat(0x10);
     const l0 = v128.or(v128.and(q0, m4), v128.and(i16x8.shl(hb0, 4), b5));
