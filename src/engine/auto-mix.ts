@@ -15,7 +15,8 @@
  *    back promotions that still fit.
  * 4. The mix is built (GPTQ too where the candidates are calibrated) and measured like
  *    the uniform candidates: real perplexity, measured ms/token. Over budget, the factor
- *    is refitted on that measurement and the target tightened; at most MAX_ROUNDS builds per base.
+ *    is refitted on that measurement and the target tightened; well within it, refitted
+ *    and bits given back once (kept only if still within). At most MAX_ROUNDS builds per base.
  */
 import type { Checkpoint } from "../checkpoint/types.js";
 import type { KvCacheShape, WeightMap } from "../backends/backend.js";
@@ -41,6 +42,9 @@ const SMALL_MODEL_PARAMS = 20e6;
 const MAX_ROUNDS = 4;
 /** The first target leaves this share of the budget as headroom for the additive model's error. */
 const FIRST_MARGIN = 0.8;
+/** A mix measured under this share of the budget is worth one cheaper try; its increase is floored at RELAX_FLOOR of the budget for the refit. */
+const RELAX_BELOW = 0.5;
+const RELAX_FLOOR = 0.1;
 
 export interface MixSearch {
   ckpt: Checkpoint;
@@ -93,13 +97,19 @@ export function searchMixes(s: MixSearch): CandidateResult[] {
   return rows;
 }
 
-/** Greedy, build, measure; over budget, refit and tighten; the rows of every build. */
+/**
+ * Greedy, build, measure. Over budget: refit on the measurement and tighten. Well within
+ * it (under RELAX_BELOW of the budget): refit and give bits back once; if that mix
+ * misses, the one before stands. The rows of every build.
+ */
 function verifiedMixes(s: MixSearch, names: readonly string[], base: { c: Candidate; r: CandidateResult }, problem: MixProblem): CandidateResult[] {
   const { rungs } = problem;
   let levels = names.map(() => 0);
   // log-perplexity increase per unit of summed KL (on text sampled from the fp32 model the expected log-perplexity increase is the KL itself)
   let perKl = Math.log1p(base.r.increase!) / Math.max(1e-12, predictedKl(problem, levels));
   let margin = FIRST_MARGIN;
+  let relaxed = false;
+  let built = "";
   const rows: CandidateResult[] = [];
   for (let round = 1; round <= MAX_ROUNDS; round++) {
     const target = (margin * Math.log1p(s.budget)) / perKl;
@@ -108,6 +118,8 @@ function verifiedMixes(s: MixSearch, names: readonly string[], base: { c: Candid
       s.log(`auto: mix from ${rungs[0].label}: round ${round}: every group promoted to fp32; the uniform fp32 row stands for it`);
       break;
     }
+    if (levels.join() === built) break; // the refit moved nothing
+    built = levels.join();
     const predicted = predictedKl(problem, levels);
     const mix = describeMix(names, levels.map((l) => rungs[l].label));
     const quant = { ...base.c.quant!, overrides: mixOverrides(names, rungs, levels) };
@@ -115,9 +127,18 @@ function verifiedMixes(s: MixSearch, names: readonly string[], base: { c: Candid
     rows.push(r);
     const got = r.increase === undefined ? "not measured" : `${r.increase >= 0 ? "+" : ""}${(100 * r.increase).toFixed(3)}%`;
     s.log(`auto: mix from ${rungs[0].label}: round ${round}: summed KL ${predicted.toExponential(2)} (target ${target.toExponential(2)}, predicted +${(100 * Math.expm1(predicted * perKl)).toFixed(3)}%), measured ${got}`);
-    if (r.withinBudget || r.increase === undefined) break;
-    perKl = Math.max(perKl, Math.log1p(r.increase) / Math.max(1e-12, predicted)); // refit on the mix itself
-    margin *= 0.7;
+    if (r.increase === undefined) break;
+    // refit on the mix itself (a measured increase near 0 or below is floored: it says little about the slope)
+    const fitted = Math.log1p(Math.max(r.increase, RELAX_FLOOR * s.budget)) / Math.max(1e-12, predicted);
+    if (r.withinBudget) {
+      if (relaxed || r.increase >= RELAX_BELOW * s.budget || fitted >= perKl) break;
+      relaxed = true;
+      perKl = fitted;
+    } else {
+      if (relaxed) break;
+      perKl = Math.max(perKl, fitted);
+      margin *= 0.7;
+    }
   }
   return rows;
 }
