@@ -45,6 +45,8 @@ const FIRST_MARGIN = 0.8;
 /** A mix measured under this share of the budget is worth one cheaper try; its increase is floored at RELAX_FLOOR of the budget for the refit. */
 const RELAX_BELOW = 0.5;
 const RELAX_FLOOR = 0.1;
+/** A relaxed target is at most this multiple of the passing mix's summed KL: the KL model is too rough for longer steps (measured on stories260K). */
+const RELAX_STEP = 1.5;
 
 export interface MixSearch {
   ckpt: Checkpoint;
@@ -111,14 +113,15 @@ function verifiedMixes(s: MixSearch, names: readonly string[], base: { c: Candid
   let relaxed = false;
   let built = "";
   const rows: CandidateResult[] = [];
+  let cap = Infinity; // after a relax: at most RELAX_STEP x the KL of the mix that measured well within
   for (let round = 1; round <= MAX_ROUNDS; round++) {
-    const target = (margin * Math.log1p(s.budget)) / perKl;
+    const target = Math.min(cap, (margin * Math.log1p(s.budget)) / perKl);
     levels = promote(problem, levels, target);
     if (levels.every((l) => l === rungs.length - 1)) {
       s.log(`auto: mix from ${rungs[0].label}: round ${round}: every group promoted to fp32; the uniform fp32 row stands for it`);
       break;
     }
-    if (levels.join() === built) break; // the refit moved nothing
+    if (levels.join() === built || levels.every((l) => l === 0)) break; // the refit moved nothing, or gave every bit back (the uniform base's row stands)
     built = levels.join();
     const predicted = predictedKl(problem, levels);
     const mix = describeMix(names, levels.map((l) => rungs[l].label));
@@ -134,6 +137,7 @@ function verifiedMixes(s: MixSearch, names: readonly string[], base: { c: Candid
       if (relaxed || r.increase >= RELAX_BELOW * s.budget || fitted >= perKl) break;
       relaxed = true;
       perKl = fitted;
+      cap = RELAX_STEP * predicted;
     } else {
       if (relaxed) break;
       perKl = Math.max(perKl, fitted);

@@ -94,7 +94,7 @@ export async function buildAutoEngineDir(ckpt: Checkpoint, dir: string, opts: Pa
       }
     }
     // per-layer-group mixes: each built into the temp folder and measured as above, one `built` entry per row
-    const files = await targetByName(base.target).buildFiles?.(base);
+    const files = results.some((r) => !r.withinBudget) ? await targetByName(base.target).buildFiles?.(base) : undefined; // the cuda target's kernels, only where a mix may be built
     const tryBuild = (name: string, quant: QuantOptions): CandidateResult => {
       const cdir = join(tmp, `c${built.length}`);
       const entry: (typeof built)[number] = {};
