@@ -1,8 +1,9 @@
 // @ts-nocheck AssemblyScript (compiled by asc, not tsc)
 /**
  * out [T, N] = x [T, K] @ w [N, K]^T (+ bias) with w a GGUF K-quant (Q4_K, Q5_K, Q6_K) in
- * the kernel form ../kquant-layout.ts places: each row's super-blocks of 256 columns in
- * order, each with its scales decoded at bind (f32 d / dmin, one byte per sub-block scale):
+ * the kernel form ../kquant-layout.ts places: Q4_K / Q5_K rows in groups of 4 (padded with zero
+ * rows), a group's super-blocks of 256 columns in order, the 4 rows' block b side by side; Q6_K
+ * row-major; each block with its scales decoded at bind (f32 d / dmin, a byte per sub-block scale):
  *   DT_Q4K (152 B): f32 d | f32 dmin | u8 sc[8] | u8 m[8] | u8 qs[128]
  *   DT_Q5K (184 B): f32 d | f32 dmin | u8 sc[8] | u8 m[8] | u8 qh[32] | u8 qs[128]
  *   DT_Q6K (212 B): f32 d | i8 sc[16] | u8 ql[128] | u8 qh[64]
@@ -32,6 +33,22 @@ const PREFILL_T: i32 = 16;
 
 @inline function blockBytes(dt: i32): usize {
   return dt == DT_Q4K ? 152 : dt == DT_Q5K ? 184 : 212;
+}
+
+/** Rows side by side: 4 for Q4_K / Q5_K (their decode takes 4 rows a pass), 1 for Q6_K (four of its blocks at once measured slower). */
+@inline function groupRows(dt: i32): usize {
+  return dt == DT_Q6K ? 1 : 4;
+}
+
+/** Bytes from one super-block of a row to its next. */
+@inline function blockStride(dt: i32): usize {
+  return groupRows(dt) * blockBytes(dt);
+}
+
+/** Where row n's first super-block is: its group of groupRows rows, then its place among them. */
+@inline function rowAt(dt: i32, q: usize, K: i32, n: i32): usize {
+  const G = groupRows(dt);
+  return q + (<usize>n / G) * <usize>(K >> 8) * G * blockBytes(dt) + (<usize>n % G) * blockBytes(dt);
 }
 
 /** Bytes of one quantized token in scratch: f32 scale, 12 pad bytes, int16 [K], f32 sums [K / 32]. */
@@ -200,35 +217,76 @@ function quantizeTok(dst: usize, x: usize, K: i32, striped: bool): void {
   return fma(f32x4.convert_i32x4_s(dot16s(i8x16.sub(q6Quarter(a, b, hb, 3), off), xo + 192)), bcast(hi, j + 2), acc);
 }
 
-/** dot(row w, quantized token xt) before the token's scale: nb super-blocks. */
-@inline function rowDot(dt: i32, w: usize, xt: usize, K: i32): f32 {
+/** dot(row w, quantized token xt) before the token's scale: nb super-blocks, bs bytes apart. */
+@inline function rowDot(dt: i32, w: usize, bs: usize, xt: usize, K: i32): f32 {
   const nb = K >> 8;
-  const bb = blockBytes(dt);
   const x = xt + 16;
   const xs = x + (<usize>K << 1);
   let acc = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
-    const wb = w + <usize>b * bb;
+    const wb = w + <usize>b * bs;
     if (dt == DT_Q6K) acc = block6(wb, x + (<usize>b << 9), acc);
     else acc = block45(dt, wb, x + (<usize>b << 9), xs + (<usize>b << 5), acc);
   }
   return hsum(acc);
 }
 
+/** [sum a, sum b, sum c, sum d] */
+@inline function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(a, b, 2, 6, 3, 7));
+  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
+}
+
+/** The 4 rows of group g (their super-blocks side by side: one stream, four independent chains) against one token. */
+@inline function rowDot4(dt: i32, w: usize, xt: usize, K: i32): v128 {
+  const nb = K >> 8;
+  const bb = blockBytes(dt);
+  const x = xt + 16;
+  const xs = x + (<usize>K << 1);
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const wb = w + <usize>b * 4 * bb;
+    const xb = x + (<usize>b << 9);
+    if (dt == DT_Q6K) {
+      a0 = block6(wb, xb, a0);
+      a1 = block6(wb + bb, xb, a1);
+      a2 = block6(wb + 2 * bb, xb, a2);
+      a3 = block6(wb + 3 * bb, xb, a3);
+    } else {
+      const xsb = xs + (<usize>b << 5);
+      a0 = block45(dt, wb, xb, xsb, a0);
+      a1 = block45(dt, wb + bb, xb, xsb, a1);
+      a2 = block45(dt, wb + 2 * bb, xb, xsb, a2);
+      a3 = block45(dt, wb + 3 * bb, xb, xsb, a3);
+    }
+  }
+  return hsum4(a0, a1, a2, a3);
+}
+
 /** Few tokens: as many quantized x rows as scratch holds, then each row of the share against them (the row stays in L1 across tokens). */
 @inline function matmulDots(dt: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
   const tb = tokBytes(K);
-  const rb = <usize>(K >> 8) * blockBytes(dt);
   const per = max(1, scratchBytes / tb);
   for (let t0 = 0; t0 < T; t0 += per) {
     const t1 = min(T, t0 + per);
     for (let t = t0; t < t1; t++) quantizeTok(scratch + <usize>(t - t0) * <usize>tb, x + ((<usize>t * <usize>K) << 2), K, dt == DT_Q4K);
-    for (let n = n0; n < n1; n++) {
-      const w = q + <usize>n * rb;
-      const b: f32 = bias ? load<f32>(bias + (<usize>n << 2)) : 0;
+    // n0 is a multiple of 4 (shares are), and so is n1 unless it is N: groups of 4 rows, the last one partial
+    for (let n = n0; n < n1; n += 4) {
+      const w = rowAt(dt, q, K, n);
+      const rows = min(4, n1 - n);
+      const b = bias && rows == 4 ? v128.load(bias + (<usize>n << 2)) : f32x4.splat(0);
       for (let t = t0; t < t1; t++) {
         const xt = scratch + <usize>(t - t0) * <usize>tb;
-        store<f32>(out + ((<usize>t * <usize>N + <usize>n) << 2), rowDot(dt, w, xt, K) * load<f32>(xt) + b);
+        const o = out + ((<usize>t * <usize>N + <usize>n) << 2);
+        if (rows == 4 && dt != DT_Q6K) {
+          v128.store(o, fma(rowDot4(dt, w, xt, K), v128.load32_splat(xt), b));
+          continue;
+        }
+        for (let r = 0; r < rows; r++) {
+          const br: f32 = bias ? load<f32>(bias + (<usize>(n + r) << 2)) : 0;
+          store<f32>(o + (<usize>r << 2), rowDot(dt, rowAt(dt, q, K, n + r), blockStride(dt), xt, K) * load<f32>(xt) + br);
+        }
       }
     }
   }
@@ -305,10 +363,11 @@ function matmulDots6(scratch: usize, scratchBytes: i32, out: usize, x: usize, q:
 @inline function dequantRows(dt: i32, dst: usize, q: usize, K: i32, n0: i32, n1: i32): void {
   const nb = K >> 8;
   const bb = blockBytes(dt);
+  const bs = blockStride(dt);
   for (let n = n0; n < n1; n++) {
-    const w = q + <usize>n * <usize>nb * bb;
+    const w = rowAt(dt, q, K, n);
     const o = dst + ((<usize>(n - n0) * <usize>K) << 2);
-    for (let b = 0; b < nb; b++) dequantBlock(dt, w + <usize>b * bb, o + (<usize>b << 10));
+    for (let b = 0; b < nb; b++) dequantBlock(dt, w + <usize>b * bs, o + (<usize>b << 10));
   }
 }
 
