@@ -8,11 +8,13 @@
 #   second run:  bash bench/device-check.sh --big        (Llama-3-8B shape, BF16 and FP8)
 #
 # --quick (~8 min): libraries and device, backend vs reference on every model variant
-#   and kernel path, --quant int8-wo / int4-wo engines with their packed weights kept
-#   on the GPU (bench/device/packed-engines.ts), stories260K vs the goldens, random-weight Llama/Qwen2 vs
-#   transformers logits, then HBM bandwidth, decode batch 1 and throughput at 1/8/64
-#   concurrent requests on Llama-110M and TinyLlama-1.1B shapes (BF16, dummy weights)
-#   with transformers `generate` (static cache) on the same shapes.
+#   and kernel path, --quant int8-wo / int4-wo [--int4-asym] engines with their packed
+#   weights kept on the GPU (i8 / i4 / i4z: bench/device/packed-engines.ts), stories260K vs
+#   the goldens, random-weight Llama/Qwen2 vs transformers logits, then HBM bandwidth,
+#   decode batch 1 and throughput at 1/8/64 concurrent requests on Llama-110M and
+#   TinyLlama-1.1B shapes (BF16, dummy weights), then batch-1 decode with int4 weights,
+#   symmetric and with zero points (i4 g128, i4z g128), with transformers `generate`
+#   (static cache) on the same shapes. --big times i4 / i4z on the 8B shape the same way.
 # --big (~8 min): the same speed runs on the Llama-3-8B shape, BF16 and FP8 weights.
 # --final (~6 min): correctness (both), the profile at batch 1 / 64, llmrt speed on all
 #   shapes, then transformers on $HF_SHAPES (default the TinyLlama shape) with one timed run.

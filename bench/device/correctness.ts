@@ -59,7 +59,7 @@ export function gpuCases(): [CompareCase, CudaBackendOptions][] {
   out.push([{ name: "fp16", config: g, dtype: "fp16", tol: 5e-3 }, {}]);
   out.push([{ name: "f32 with bf16 KV", config: g, dtype: "fp32", kvDtype: "bf16", tol: 1e-2 }, {}]);
   out.push([{ name: "bf16 fp8 KV", config: big, dtype: "bf16", tol: 8e-2, lengths: [130, 40, 9], chunk: 64 }, { kvDtype: "fp8" }]);
-  for (const [fmt, tol] of [["i8", 5e-2], ["i4", 0.3], ["fp8", 0.1]] as const) {
+  for (const [fmt, tol] of [["i8", 5e-2], ["i4", 0.3], ["i4z", 0.3], ["fp8", 0.1]] as const) {
     for (const linear of ["gemv", "gemm", "auto"] as const) out.push([{ name: `bf16 weights ${fmt} linear=${linear}`, config: big, dtype: "bf16", tol, lengths: [130, 40, 9], chunk: 64 }, { weightFormat: fmt, linear }]);
   }
   return out;

@@ -82,31 +82,36 @@ async function main(): Promise<void> {
       const runs: unknown[] = [];
       const file = `speed-${mode}.json`;
       const variants: [string, CudaBackendOptions][] = mode === "big" ? [["bf16", {}], ["fp8", { weightFormat: "fp8" }]] : [["bf16", {}]];
+      // weight-only int4, symmetric (i4) and with zero points (i4z: AWQ / GPTQ / --int4-asym), g128:
+      // decode at batch 1 only (what int4 weights are for), after every shape's main variants
+      // so they never push those out of the stage's time
+      const int4: [string, CudaBackendOptions][] = [["i4 g128", { weightFormat: "i4", int4GroupSize: 128 }], ["i4z g128", { weightFormat: "i4z", int4GroupSize: 128 }]];
       // --shapes / --concurrency / --tokens shrink a dry run (bench/device-check.sh on the CPU emulator)
       const shapes = opt("shapes") ? opt("shapes").split(",") : mode === "big" ? BIG_SHAPES : QUICK_SHAPES;
       const conc = opt("concurrency", "1,8,64").split(",").map(Number);
       const N = Number(opt("tokens", "128"));
-      for (const shape of shapes) {
-        for (const [variant, o] of variants) {
-          const run: Record<string, unknown> = { shape, variant };
-          runs.push(run);
-          try {
-            const e = dummyEngine(shapeConfig(shape), 64, 512, 2048, { ...base, ...o });
-            run.memory = e.bound.memorySummary;
-            run.decode = measureDecode(e, N, mode === "big" ? N / 2 : N, mode === "big" ? 2 : 3, hbm);
-            console.log(`${shape} ${variant} decode: ${JSON.stringify(run.decode)}`);
+      const plan = [...shapes.flatMap((shape) => variants.map(([v, o]) => [shape, v, o, false] as const)), ...shapes.flatMap((shape) => int4.map(([v, o]) => [shape, v, o, true] as const))];
+      for (const [shape, variant, o, decodeOnly] of plan) {
+        const run: Record<string, unknown> = { shape, variant };
+        runs.push(run);
+        try {
+          const e = dummyEngine(shapeConfig(shape), 64, 512, 2048, { ...base, ...o });
+          run.memory = e.bound.memorySummary;
+          run.decode = measureDecode(e, N, mode === "big" ? N / 2 : N, mode === "big" ? 2 : 3, hbm);
+          console.log(`${shape} ${variant} decode: ${JSON.stringify(run.decode)}`);
+          if (!decodeOnly) {
             run.throughput = conc.map((c) => {
               const t = measureConcurrency(e, c, N, N, 2048);
               console.log(`${shape} ${variant} c${c}: ${JSON.stringify(t)}`);
               return t;
             });
-            e.bound.dispose();
-          } catch (err) {
-            run.error = (err as Error).message.split("\n")[0];
-            console.log(`${shape} ${variant}: ERROR ${run.error}`);
           }
-          save(file, { hbm_gbps: hbm, runs });
+          e.bound.dispose();
+        } catch (err) {
+          run.error = (err as Error).message.split("\n")[0];
+          console.log(`${shape} ${variant}: ERROR ${run.error}`);
         }
+        save(file, { hbm_gbps: hbm, runs });
       }
       return;
     }

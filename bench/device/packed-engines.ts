@@ -1,7 +1,7 @@
 /**
- * `--quant int8-wo | int4-wo` engines on the cuda target against the reference backend
+ * `--quant int8-wo | int4-wo [--int4-asym]` engines on the cuda target against the reference backend
  * running the same engine (same graph, same packed weights): the device formats the
- * packed weights took (i8 / i4 kept as they are, or dequantized with a reason), the
+ * packed weights took (i8 / i4 / i4z kept as they are, or dequantized with a reason), the
  * logits of scripted ragged steps, and greedy tokens. Used by test/unit/cuda-packed.test.ts
  * (CPU emulator) and bench/device/correctness.ts (a GPU).
  */
@@ -34,7 +34,7 @@ export interface PackedCase {
   quant?: NonNullable<BuildOptions["quant"]>;
   gguf?: "q4_0" | "q8_0";
   dtype: BuildOptions["dtype"];
-  /** The device format every linear weight should take: "i8", "i4 g128", or the activation type where the layout falls back. */
+  /** The device format every linear weight should take: "i8", "i4 g128", "i4z g64", or the activation type where the layout falls back. */
   want: string;
   /** Largest relative logit error: the f32-activation tolerance of the cuda tests (the packed values are exact there), bf16's otherwise. */
   tol: number;
@@ -45,7 +45,9 @@ export const PACKED_CASES: PackedCase[] = [
   { name: "int4-wo g128", quant: { scheme: "int4-wo", groupSize: 128 }, dtype: "fp32", want: "i4 g128", tol: 2e-5 },
   { name: "int4-wo g32", quant: { scheme: "int4-wo", groupSize: 32 }, dtype: "fp32", want: "i4 g32", tol: 2e-5 },
   { name: "int4-wo g64 bf16", quant: { scheme: "int4-wo", groupSize: 64 }, dtype: "bf16", want: "i4 g64", tol: 3e-2 },
-  { name: "int4-wo g64 asym", quant: { scheme: "int4-wo", groupSize: 64, asym: true }, dtype: "fp32", want: "f32", tol: 2e-5 },
+  // asymmetric int4: i4z, zero points uploaded with the scales (fp32: exact as the symmetric cases; bf16: bf16's tolerance)
+  { name: "int4-wo g64 asym", quant: { scheme: "int4-wo", groupSize: 64, asym: true }, dtype: "fp32", want: "i4z g64", tol: 2e-5 },
+  { name: "int4-wo g128 asym bf16", quant: { scheme: "int4-wo", groupSize: 128, asym: true }, dtype: "bf16", want: "i4z g128", tol: 3e-2 },
   { name: "GGUF Q4_0", gguf: "q4_0", dtype: "fp32", want: "i4 g32", tol: 2e-5 },
   { name: "GGUF Q8_0", gguf: "q8_0", dtype: "fp32", want: "i8 g32", tol: 2e-5 },
 ];

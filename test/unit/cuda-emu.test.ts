@@ -105,7 +105,7 @@ describe("cuda backend on the CPU emulator", { skip: missing ?? false }, () => {
     check({ name: "mistral_window", config: MODEL_VARIANTS.mistral_window, dtype: "bf16", kvDtype: "f32", tol: 3e-2 });
   });
 
-  for (const [fmt, tol] of [["i8", 5e-2], ["i4", 0.3], ["fp8", 0.1]] as const) {
+  for (const [fmt, tol] of [["i8", 5e-2], ["i4", 0.3], ["i4z", 0.3], ["fp8", 0.1]] as const) {
     test(`weight-only ${fmt}: GEMV and tensor-core GEMM read the same weights`, () => {
       const c: CompareCase = { name: "llama_gqa", config: MODEL_VARIANTS.llama_gqa, dtype: "bf16", tol };
       const gemv = compareCase(c, backend({ weightFormat: fmt, linear: "gemv" }));

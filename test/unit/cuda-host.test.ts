@@ -207,6 +207,12 @@ describe("dtypes and settings", () => {
     assert.equal(weightFormat("linear", [64, 96], p), "i8");
     assert.equal(weightFormat("table", [64, 256], p), "bf16");
     assert.equal(describeWeight("w", [64, 256], "linear", "i4", 128).bytes, 64 * 128 + 4 * 64 * 2);
+    // i4z: the same plus one zero-point byte per row and group
+    assert.equal(weightFormat("linear", [64, 256], { ...p, linear: "i4z" }), "i4z");
+    assert.equal(weightFormat("linear", [64, 96], { ...p, linear: "i4z" }), "i8");
+    assert.equal(describeWeight("w", [64, 256], "linear", "i4z", 128).bytes, 64 * 128 + 4 * 64 * 2 + 64 * 2);
+    checkWeightFormat("f32", "i4z");
+    assert.throws(() => checkWeightFormat("f16", "i4z"), OptionError);
   });
 
   test("the activation type follows the stored weights; dummy loading defaults to bf16", () => {

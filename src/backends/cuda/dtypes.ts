@@ -8,7 +8,8 @@ import { OptionError } from "../../errors.js";
 
 export type ActDType = "f32" | "bf16" | "f16";
 export type CacheDType = ActDType | "fp8";
-export type WeightFormat = ActDType | "i8" | "i4" | "fp8";
+/** i4z: int4 with a zero point per group (one byte): packed asymmetric int4 engines (AWQ, GPTQ, --int4-asym), or weightFormat "i4z". */
+export type WeightFormat = ActDType | "i8" | "i4" | "i4z" | "fp8";
 
 export const ACT_DTYPES: readonly ActDType[] = ["f32", "bf16", "f16"];
 
@@ -22,7 +23,7 @@ export function cacheBytes(t: CacheDType): number {
 
 /** Bytes of an [N, K] weight in `fmt` (int4: two per byte), without scales. */
 export function weightBytes(fmt: WeightFormat, N: number, K: number): number {
-  if (fmt === "i4") return Math.ceil((N * K) / 2);
+  if (fmt === "i4" || fmt === "i4z") return Math.ceil((N * K) / 2);
   if (fmt === "i8" || fmt === "fp8") return N * K;
   return N * K * actBytes(fmt);
 }
@@ -30,8 +31,13 @@ export function weightBytes(fmt: WeightFormat, N: number, K: number): number {
 /** Floats of scale an [N, K] weight carries: one per row (fp8), per row and group (i4; i8, whose group is K for one per row). */
 export function scaleCount(fmt: WeightFormat, N: number, K: number, group: number): number {
   if (fmt === "fp8") return N;
-  if (fmt === "i8" || fmt === "i4") return N * (K / group);
+  if (fmt === "i8" || fmt === "i4" || fmt === "i4z") return N * (K / group);
   return 0;
+}
+
+/** Zero-point bytes an [N, K] weight carries: one per row and group (i4z). */
+export function zeroCount(fmt: WeightFormat, N: number, K: number, group: number): number {
+  return fmt === "i4z" ? N * (K / group) : 0;
 }
 
 /** Suffix of kernels over activations T with a KV cache C: "bf16", or "f32_bf16" where they differ. */
@@ -65,7 +71,7 @@ export function effectiveCache(act: ActDType, requested: CacheDType): CacheDType
 }
 
 /** Quantized weight formats each activation type's linear kernels read (gemm.cu's instantiations). */
-export const QUANT_WEIGHTS: Record<ActDType, readonly WeightFormat[]> = { bf16: ["i8", "i4", "fp8"], f32: ["i8", "i4"], f16: [] };
+export const QUANT_WEIGHTS: Record<ActDType, readonly WeightFormat[]> = { bf16: ["i8", "i4", "i4z", "fp8"], f32: ["i8", "i4", "i4z"], f16: [] };
 
 export function checkWeightFormat(act: ActDType, w: WeightFormat): void {
   const ok = w === act || QUANT_WEIGHTS[act].includes(w);

@@ -18,12 +18,12 @@ export function allKernelNames(): string[] {
     if (c !== "f32") names.push(`attn_decode_sv_${s}_d64`, `attn_decode_sv_${s}_d128`);
     if (a !== "f32") names.push(`attn_prefill_${s}_d64`, `attn_prefill_${s}_d128`);
   }
-  for (const w of ["f32", "i8", "i4"]) names.push(`gemv_f32_${w}`, `gemm_f32_${w}`);
+  for (const w of ["f32", "i8", "i4", "i4z"]) names.push(`gemv_f32_${w}`, `gemm_f32_${w}`);
   const linear = (a: string, w: string) => [`gemv_${a}_${w}`, `gemv_${a}_${w}_f32out`, `gemv4_${a}_${w}`, `gemv4_${a}_${w}_f32out`, `gemm_tc_${a}_${w}`, `gemm_tc_${a}_${w}_f32out`];
   names.push(...linear("bf16", "bf16"), ...linear("f16", "f16"));
-  for (const w of ["i8", "i4", "fp8"]) names.push(...linear("bf16", w));
+  for (const w of ["i8", "i4", "i4z", "fp8"]) names.push(...linear("bf16", w));
   names.push("argmax_rows", "topk_rows");
-  names.push("quant_i8_rows", "quant_i4_groups", "quant_fp8_tensor", "absmax_f32", "absmax_bf16", "absmax_f16", "quant_fp8_act_bf16", "quant_fp8_act_f16", "fill_bytes");
+  names.push("quant_i8_rows", "quant_i4_groups", "quant_i4z_groups", "fill_bytes_const", "quant_fp8_tensor", "absmax_f32", "absmax_bf16", "absmax_f16", "quant_fp8_act_bf16", "quant_fp8_act_f16", "fill_bytes");
   for (const t of ["f32", "bf16", "f16", "fp8"]) names.push(`fill_uniform_${t}`);
   return names;
 }

@@ -20,7 +20,7 @@ export type LinearMode = "auto" | "gemv" | "gemv4" | "gemm" | "cublas";
 
 export const GEMV_MAX_M = 8;
 /** Values per 16-byte weight load in gemv, by format. */
-export const GEMV_VEC: Record<DeviceWeight["fmt"], number> = { f32: 4, bf16: 8, f16: 8, i8: 16, i4: 32, fp8: 16 };
+export const GEMV_VEC: Record<DeviceWeight["fmt"], number> = { f32: 4, bf16: 8, f16: 8, i8: 16, i4: 32, i4z: 32, fp8: 16 };
 
 export interface LinearContext {
   k: KernelModules;
@@ -86,6 +86,7 @@ export function launchLinear(c: LinearContext, out: DevPtr, outF32: boolean, x: 
   }
   if (path === "cublas" || path === "cublas_fp8") path = "gemm_tc"; // no cuBLASLt plan for this shape
   const args: Arg[] = [["ptr", out], ["ptr", x], ["ptr", w.ptr], ["ptr", w.scale], ["i32", w.group], ["ptr", bias], ["i32", M], ["i32", N], ["i32", K]];
+  if (w.fmt === "i4z") args.push(["ptr", w.zero]); // the i4z kernels' one extra argument (gemm.cu LINEAR_Z)
   const ws = weightSuffix(c.act, w);
   if (path === "gemv") c.k.launch(`gemv_${c.act}_${ws}${outSuffix}`, [Math.ceil(N / 8), 1, 1], [256, 1, 1], args);
   else if (path === "gemv4") c.k.launch(`gemv4_${c.act}_${ws}${outSuffix}`, [Math.ceil(N / 2), 1, 1], [256, 1, 1], args);

@@ -7,18 +7,21 @@
  *   int4, zero point 8 (or zero points that are all 8),      -> i4 with that group
  *     groups that tile each row and are a multiple of 32
  *     columns (WI4::vec reads 32 values of one group)
- * Both keep the engine's bytes: int8 row-major; int4 two per byte, even column in the low
- * nibble (the layout quant_i4_groups writes); scales f32 [rows, groups].
- * Anything else (asymmetric int4, ragged last groups, groups the kernels cannot step
- * through, f16 activations, which have no int8 / int4 kernels) is dequantized on the
- * host and stored as the backend's weight policy says; the log line says which and why.
+ *   int4 with zero points (--int4-asym, AWQ, GPTQ), the     -> i4z with that group
+ *     same groups
+ * All keep the engine's bytes: int8 row-major; int4 two per byte, even column in the low
+ * nibble (the layout quant_i4_groups writes); scales f32 [rows, groups]; i4z's zero
+ * points u8 [rows, groups], as PackedMatrix.zeros holds them.
+ * Anything else (ragged last groups, groups the kernels cannot step through, f16
+ * activations, which have no int8 / int4 kernels) is dequantized on the host and stored
+ * as the backend's weight policy says; the log line says which and why.
  */
 import type { PackedWeightMap, WeightMap } from "../backend.js";
 import { dequantize, groupsPerRow, type PackedMatrix } from "../../quant/packed.js";
 import { QUANT_WEIGHTS, type ActDType } from "./dtypes.js";
 import type { WeightRole } from "./weights.js";
 
-export type PackedDevice = { fmt: "i8" | "i4"; group: number } | { why: string };
+export type PackedDevice = { fmt: "i8" | "i4" | "i4z"; group: number } | { why: string };
 
 /** The device format a packed matrix uploads to as it is, or why it cannot. */
 export function packedDeviceFormat(m: Pick<PackedMatrix, "dtype" | "layout" | "cols"> & { zeros?: Uint8Array | null }, act: ActDType): PackedDevice {
@@ -33,12 +36,13 @@ export function packedDeviceFormat(m: Pick<PackedMatrix, "dtype" | "layout" | "c
     if (cols % layout.groupSize !== 0) return { why: `ragged last group (${cols} columns in groups of ${layout.groupSize})` };
     return layout.groupSize % 16 === 0 ? { fmt, group: layout.groupSize } : { why: `int8 in groups of ${layout.groupSize} columns (the i8 kernels read 16 at a time)` };
   }
-  // a symmetric GPTQ release arrives with a zero point per group, every one 8: the i4 format exactly
-  if (layout.asym && !m.zeros?.every((z) => z === 8)) return { why: "asymmetric int4 (the i4 kernels' zero point is 8)" };
   const group = G === 1 ? cols : layout.groupSize; // one group per row: the row is the group
   if (cols % group !== 0) return { why: `ragged last group (${cols} columns in groups of ${group})` };
   if (group % 32 !== 0) return { why: `groups of ${group} columns (the i4 kernels read 32 at a time)` };
-  return { fmt, group };
+  // a symmetric GPTQ release arrives with a zero point per group, every one 8: the i4 format
+  // exactly (no zero bytes to read); real zero points: i4z, the same with a byte per group
+  const zp = layout.asym && !(m.zeros?.every((z) => z === 8) ?? false);
+  return { fmt: zp ? "i4z" : fmt, group };
 }
 
 /** One packed weight's fate at bind: the device format it kept, or why it was dequantized. */
@@ -58,7 +62,7 @@ export function packedLabel(m: Pick<PackedMatrix, "dtype" | "layout" | "cols">):
 
 export interface PackedSplit {
   /** Uploaded as they are: name -> matrix and device format. */
-  keep: Map<string, { m: PackedMatrix; fmt: "i8" | "i4"; group: number }>;
+  keep: Map<string, { m: PackedMatrix; fmt: "i8" | "i4" | "i4z"; group: number }>;
   /** Dequantized on the host (float32), to store as the weight policy says. */
   widened: WeightMap;
   uploads: PackedUpload[];
@@ -81,9 +85,9 @@ function uploadOf(name: string, m: PackedMatrix, dev: PackedDevice): PackedUploa
   return "fmt" in dev ? { name, from: packedLabel(m), to: deviceLabel(dev.fmt, dev.group, m.cols) } : { name, from: packedLabel(m), to: null, why: dev.why };
 }
 
-/** "i8" (a scale per row), "i8 g32", "i4 g128". */
+/** "i8" (a scale per row), "i8 g32", "i4 g128", "i4z g64". */
 export function deviceLabel(fmt: string, group: number, cols: number): string {
-  return fmt === "i4" || (fmt === "i8" && group !== cols) ? `${fmt} g${group}` : fmt;
+  return fmt === "i4" || fmt === "i4z" || (fmt === "i8" && group !== cols) ? `${fmt} g${group}` : fmt;
 }
 
 /**

@@ -17,9 +17,9 @@ import type { WeightPolicy } from "./weights.js";
 export interface CudaBackendOptions {
   /** Activation type: default the engine's weight storage type (bf16 for dummy loading). */
   dtype?: ActDType;
-  /** Linear-layer weights: "same" (the activation type, default), int8, int4 or fp8 (weight-only). */
-  weightFormat?: "same" | "i8" | "i4" | "fp8";
-  /** int4 scale group along K (default 128). */
+  /** Linear-layer weights: "same" (the activation type, default), int8, int4, int4 with zero points (i4z) or fp8 (weight-only). */
+  weightFormat?: "same" | "i8" | "i4" | "i4z" | "fp8";
+  /** int4 / i4z scale group along K (default 128). */
   int4GroupSize?: number;
   /** KV cache storage (default: the KvCacheShape's dtype, else the activation type); fp8 needs sm_89+. */
   kvDtype?: CacheDType;

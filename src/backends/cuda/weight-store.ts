@@ -10,12 +10,12 @@ import { EngineError } from "../../errors.js";
 import type { Graph } from "../../graph/ir.js";
 import type { CudaDriver, DevPtr } from "./driver.js";
 import type { KernelModules } from "./modules.js";
-import { scaleCount, weightBytes } from "./dtypes.js";
+import { scaleCount, weightBytes, zeroCount } from "./dtypes.js";
 import type { PackedSplit } from "./packed-upload.js";
 import type { PackedMatrix } from "../../quant/packed.js";
 import { convertWeight, describeWeight, fillDummyWeight, weightFormat, weightRoles, type DeviceWeight, type WeightPolicy } from "./weights.js";
 
-export type WeightPlan = Omit<DeviceWeight, "ptr" | "scale">[];
+export type WeightPlan = Omit<DeviceWeight, "ptr" | "scale" | "zero">[];
 
 /** Formats and bytes of every weight: a packed one kept as it is (packed-upload.ts) in its own format and group, the rest as the policy says. */
 export function planWeights(g: Graph, p: WeightPolicy, keep: PackedSplit["keep"] = new Map()): WeightPlan {
@@ -27,7 +27,7 @@ export function planWeights(g: Graph, p: WeightPolicy, keep: PackedSplit["keep"]
     const kept = keep.get(name);
     const fmt = kept?.fmt ?? weightFormat(role, d.shape, p);
     // the scale group: a kept packed weight's own; quantized here, i4's option and i8's whole row
-    const group = kept?.group ?? (fmt === "i4" ? p.int4Group : d.shape[d.shape.length - 1]);
+    const group = kept?.group ?? (fmt === "i4" || fmt === "i4z" ? p.int4Group : d.shape[d.shape.length - 1]);
     out.push(describeWeight(name, d.shape, role, fmt, group));
   }
   return out;
@@ -78,15 +78,17 @@ export class DeviceWeightStore {
     }
   }
 
-  /** A packed matrix's bytes and scales copied as they are: its layout is the device format (packed-upload.ts). */
+  /** A packed matrix's bytes, scales (and i4z's zero points) copied as they are: its layout is the device format (packed-upload.ts). */
   private uploadPacked(w: DeviceWeight, m: PackedMatrix): void {
     const qBytes = weightBytes(w.fmt, w.rows, w.cols);
     const scales = scaleCount(w.fmt, w.rows, w.cols, w.group);
-    if (m.rows !== w.rows || m.cols !== w.cols || m.q.length !== qBytes || m.scales.length !== scales) {
-      throw new EngineError(w.name, `packed ${m.dtype} [${m.rows}, ${m.cols}] does not fit the graph's [${w.rows}, ${w.cols}] as ${w.fmt} (${m.q.length} bytes, ${m.scales.length} scales; want ${qBytes}, ${scales})`);
+    const zeros = zeroCount(w.fmt, w.rows, w.cols, w.group);
+    if (m.rows !== w.rows || m.cols !== w.cols || m.q.length !== qBytes || m.scales.length !== scales || (m.zeros?.length ?? 0) !== zeros) {
+      throw new EngineError(w.name, `packed ${m.dtype} [${m.rows}, ${m.cols}] does not fit the graph's [${w.rows}, ${w.cols}] as ${w.fmt} (${m.q.length} bytes, ${m.scales.length} scales, ${m.zeros?.length ?? 0} zeros; want ${qBytes}, ${scales}, ${zeros})`);
     }
     this.driver.htod(w.ptr, m.q, qBytes);
     this.driver.htod(w.scale, m.scales, 4 * scales);
+    if (zeros) this.driver.htod(w.zero, m.zeros!, zeros);
   }
 
   /** Adds a float32 vector (e.g. RoPE frequencies) under `name`. */
@@ -96,13 +98,16 @@ export class DeviceWeightStore {
     return w;
   }
 
-  private allocate(d: Omit<DeviceWeight, "ptr" | "scale">): DeviceWeight {
+  private allocate(d: Omit<DeviceWeight, "ptr" | "scale" | "zero">): DeviceWeight {
     const scaleBytes = 4 * scaleCount(d.fmt, d.rows, d.cols, d.group);
-    const ptr = this.driver.alloc(d.bytes - scaleBytes);
+    const zeroBytes = zeroCount(d.fmt, d.rows, d.cols, d.group);
+    const ptr = this.driver.alloc(d.bytes - scaleBytes - zeroBytes);
     this.allocations.push(ptr);
     const scale = scaleBytes ? this.driver.alloc(scaleBytes) : 0;
     if (scale) this.allocations.push(scale);
-    const w: DeviceWeight = { ...d, ptr, scale };
+    const zero = zeroBytes ? this.driver.alloc(zeroBytes) : 0;
+    if (zero) this.allocations.push(zero);
+    const w: DeviceWeight = { ...d, ptr, scale, zero };
     this.byName.set(d.name, w);
     this.bytes += d.bytes;
     return w;

@@ -9,7 +9,7 @@
  */
 import type { Graph } from "../../graph/ir.js";
 import type { DevPtr } from "./driver.js";
-import { scaleCount, weightBytes, type ActDType, type WeightFormat } from "./dtypes.js";
+import { scaleCount, weightBytes, zeroCount, type ActDType, type WeightFormat } from "./dtypes.js";
 import type { KernelModules } from "./modules.js";
 
 export type WeightRole = "linear" | "table" | "vector";
@@ -22,8 +22,10 @@ export interface DeviceWeight {
   rows: number;
   cols: number;
   ptr: DevPtr;
-  /** Scales of i8/i4/fp8 weights (0 otherwise). */
+  /** Scales of i8/i4/i4z/fp8 weights (0 otherwise). */
   scale: DevPtr;
+  /** Zero points of i4z weights, one byte per row and group (0 otherwise). */
+  zero: DevPtr;
   group: number;
   bytes: number;
 }
@@ -31,7 +33,7 @@ export interface DeviceWeight {
 export interface WeightPolicy {
   act: ActDType;
   /** Format of linear weights ("same": the activation type). */
-  linear: "same" | "i8" | "i4" | "fp8";
+  linear: "same" | "i8" | "i4" | "i4z" | "fp8";
   int4Group: number;
 }
 
@@ -49,14 +51,14 @@ export function weightFormat(role: WeightRole, shape: readonly number[], p: Weig
   if (role === "vector") return "f32";
   if (role === "table" || p.linear === "same") return p.act;
   const K = shape[shape.length - 1];
-  if (p.linear === "i4" && (K % p.int4Group !== 0 || K % 32 !== 0)) return "i8"; // groups must tile the rows
+  if ((p.linear === "i4" || p.linear === "i4z") && (K % p.int4Group !== 0 || K % 32 !== 0)) return "i8"; // groups must tile the rows
   return p.linear;
 }
 
-export function describeWeight(name: string, shape: readonly number[], role: WeightRole, fmt: WeightFormat, group: number): Omit<DeviceWeight, "ptr" | "scale"> {
+export function describeWeight(name: string, shape: readonly number[], role: WeightRole, fmt: WeightFormat, group: number): Omit<DeviceWeight, "ptr" | "scale" | "zero"> {
   const rows = shape.length >= 2 ? shape.slice(0, -1).reduce((a, b) => a * b, 1) : 1;
   const cols = shape[shape.length - 1] ?? 1;
-  const bytes = weightBytes(fmt, rows, cols) + 4 * scaleCount(fmt, rows, cols, group);
+  const bytes = weightBytes(fmt, rows, cols) + 4 * scaleCount(fmt, rows, cols, group) + zeroCount(fmt, rows, cols, group);
   return { name, role, fmt, rows, cols, group, bytes };
 }
 
@@ -79,6 +81,8 @@ export function convertWeight(k: KernelModules, w: DeviceWeight, src: DevPtr, am
       return k.launch("quant_i8_rows", [w.rows, 1, 1], [256, 1, 1], [["ptr", w.ptr], ["ptr", w.scale], ["ptr", src], ["i32", w.cols]]);
     case "i4":
       return k.launch("quant_i4_groups", [w.rows, w.cols / w.group, 1], [32, 1, 1], [["ptr", w.ptr], ["ptr", w.scale], ["ptr", src], ["i32", w.cols], ["i32", w.group]]);
+    case "i4z":
+      return k.launch("quant_i4z_groups", [w.rows, w.cols / w.group, 1], [32, 1, 1], [["ptr", w.ptr], ["ptr", w.scale], ["ptr", w.zero], ["ptr", src], ["i32", w.cols], ["i32", w.group]]);
     case "fp8":
       k.driver.memset32Async(amax, 0, 1, k.stream);
       k.launch("absmax_f32", strideGrid(n, smCount), [256, 1, 1], [["ptr", amax], ["ptr", src], ["u64", n]]);
@@ -102,10 +106,13 @@ export function fillDummyWeight(k: KernelModules, w: DeviceWeight, seed: number,
     case "f16":
       return uniform(w.fmt, w.ptr, n, -a, a);
     case "i8":
-    case "i4": {
+    case "i4":
+    case "i4z": {
       k.launch("fill_bytes", strideGrid(w.bytes, smCount), [256, 1, 1], [["ptr", w.ptr], ["u64", weightBytes(w.fmt, w.rows, w.cols)], ["u64", h]]);
       const s = a / (w.fmt === "i8" ? 127 : 7);
       const count = scaleCount(w.fmt, w.rows, w.cols, w.group);
+      // i4z: zero points of 8 give i4's values, read through the zero-point kernels (speed runs)
+      if (w.fmt === "i4z") k.launch("fill_bytes_const", strideGrid(count, smCount), [256, 1, 1], [["ptr", w.zero], ["u64", count], ["u32", 8]]);
       return uniform("f32", w.scale, count, s, s);
     }
     case "fp8":

@@ -183,18 +183,26 @@ __device__ void gemm_f32(OUT* out, const T* x, WeightRef wr, const float* bias, 
 #define LINEAR_ARGS(T) const T *x, const void *w, const float *scale, int group, const float *bias, int M, int N, int K
 #define LINEAR(KIND, NAME, T, W, OUT)                                                                  \
   extern "C" __global__ void NAME(OUT* out, LINEAR_ARGS(T)) {                                             \
-    KIND<T, W, OUT>(out, x, WeightRef{w, scale, group}, bias, M, N, K);                                \
+    KIND<T, W, OUT>(out, x, WeightRef{w, scale, group, nullptr}, bias, M, N, K);                       \
+  }                                                                                                    \
+  LLMRT_EXPORT(NAME)
+// int4 with zero points: the same kernels with one more argument, last, so that every
+// other kernel keeps its signature
+#define LINEAR_Z(KIND, NAME, T, W, OUT)                                                                \
+  extern "C" __global__ void NAME(OUT* out, LINEAR_ARGS(T), const unsigned char* zero) {                \
+    KIND<T, W, OUT>(out, x, WeightRef{w, scale, group, zero}, bias, M, N, K);                          \
   }                                                                                                    \
   LLMRT_EXPORT(NAME)
 
-// name: kind_<activation>_<weight>[_f32out]
-#define LINEAR_HALF(S, T, WS, W)                          \
-  LINEAR(gemv, gemv_##S##_##WS, T, W, T)                  \
-  LINEAR(gemv, gemv_##S##_##WS##_f32out, T, W, float)     \
-  LINEAR(gemv4, gemv4_##S##_##WS, T, W, T)                \
-  LINEAR(gemv4, gemv4_##S##_##WS##_f32out, T, W, float)   \
-  LINEAR(gemm_tc, gemm_tc_##S##_##WS, T, W, T)            \
-  LINEAR(gemm_tc, gemm_tc_##S##_##WS##_f32out, T, W, float)
+// name: kind_<activation>_<weight>[_f32out]; weight i4z: int4 with zero points (WI4Z)
+#define LINEAR_HALF_(L, S, T, WS, W)                   \
+  L(gemv, gemv_##S##_##WS, T, W, T)                      \
+  L(gemv, gemv_##S##_##WS##_f32out, T, W, float)         \
+  L(gemv4, gemv4_##S##_##WS, T, W, T)                    \
+  L(gemv4, gemv4_##S##_##WS##_f32out, T, W, float)       \
+  L(gemm_tc, gemm_tc_##S##_##WS, T, W, T)                \
+  L(gemm_tc, gemm_tc_##S##_##WS##_f32out, T, W, float)
+#define LINEAR_HALF(S, T, WS, W) LINEAR_HALF_(LINEAR, S, T, WS, W)
 
 LINEAR(gemv, gemv_f32_f32, float, WF32, float)
 LINEAR(gemm_f32, gemm_f32_f32, float, WF32, float)
@@ -204,8 +212,11 @@ LINEAR(gemv, gemv_f32_i8, float, WI8, float)
 LINEAR(gemm_f32, gemm_f32_i8, float, WI8, float)
 LINEAR(gemv, gemv_f32_i4, float, WI4, float)
 LINEAR(gemm_f32, gemm_f32_i4, float, WI4, float)
+LINEAR_Z(gemv, gemv_f32_i4z, float, WI4Z, float)
+LINEAR_Z(gemm_f32, gemm_f32_i4z, float, WI4Z, float)
 LINEAR_HALF(bf16, bf16, bf16, WBF16)
 LINEAR_HALF(bf16, bf16, i8, WI8)
 LINEAR_HALF(bf16, bf16, i4, WI4)
+LINEAR_HALF_(LINEAR_Z, bf16, bf16, i4z, WI4Z)
 LINEAR_HALF(bf16, bf16, fp8, WFP8)
 LINEAR_HALF(f16, f16, f16, WF16)

@@ -38,6 +38,28 @@ extern "C" __global__ void quant_i4_groups(unsigned char* q, float* scale, const
 }
 LLMRT_EXPORT(quant_i4_groups)
 
+// int4 with a zero point per row and group (WI4Z), as src/quant/quantize.ts's asymmetric
+// grid: [lo, hi] = [min(0, min w), max(0, max w)] over 15 steps, zero = round(-lo / scale)
+// in [0, 15], q = round(w / scale) + zero in [0, 15]. grid (N, K / group), block 32.
+extern "C" __global__ void quant_i4z_groups(unsigned char* q, float* scale, unsigned char* zero, const float* w, int K, int group) {
+  const int n = blockIdx.x, gi = blockIdx.y, lane = threadIdx.x;
+  const float* src = w + (size_t)n * K + (size_t)gi * group;
+  float lo = 0.f, hi = 0.f;
+  for (int k = lane; k < group; k += 32) lo = fminf(lo, src[k]), hi = fmaxf(hi, src[k]);
+  lo = -warp_max(-lo);
+  hi = warp_max(hi);
+  const float s = hi > lo ? (hi - lo) / 15.f : 1.f;
+  const int z = min(15, max(0, __float2int_rn(-lo / s)));
+  const size_t g = (size_t)n * (K / group) + gi;
+  if (lane == 0) scale[g] = s, zero[g] = (unsigned char)z;
+  for (int k2 = lane; k2 < group / 2; k2 += 32) {
+    const int a = min(15, max(0, __float2int_rn(src[2 * k2] / s) + z));
+    const int b = min(15, max(0, __float2int_rn(src[2 * k2 + 1] / s) + z));
+    q[((size_t)n * K + (size_t)gi * group) / 2 + k2] = (unsigned char)(a | (b << 4));
+  }
+}
+LLMRT_EXPORT(quant_i4z_groups)
+
 // fp8 e4m3 with one scale for the whole tensor (what cuBLASLt's FP8 GEMM takes), copied
 // to every row's scale so the GEMV reads the same format as int8: s = amax / 448 (amax
 // from absmax_f32 over the tensor). grid (N), block 256.
@@ -107,6 +129,12 @@ extern "C" __global__ void fill_bytes(unsigned char* dst, u64 n, u64 seed) {
     dst[i] = (unsigned char)(hash01(seed, i) * 256.f);
 }
 LLMRT_EXPORT(fill_bytes)
+
+// dst [n] = v (i4z dummy zero points: a kernel, as the rest of the dummy fill, on the stream)
+extern "C" __global__ void fill_bytes_const(unsigned char* dst, u64 n, unsigned v) {
+  for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) dst[i] = (unsigned char)v;
+}
+LLMRT_EXPORT(fill_bytes_const)
 
 #define FILL(S, T)                                                                               \
   extern "C" __global__ void fill_uniform_##S(T* dst, u64 n, u64 seed, float lo, float hi) {     \

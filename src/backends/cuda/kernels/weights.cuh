@@ -5,6 +5,8 @@
 //                    `group` columns (GGUF Q8_0: 32):          w = q * scale[n, k / group]
 //   WI4              int4, two per byte (even k in the low nibble), one float scale per
 //                    row and group of `group` columns, zero at 8: w = (q - 8) * scale[n, k / group]
+//   WI4Z             the same with a zero point per row and group, one byte each (AWQ, GPTQ,
+//                    --int4-asym):                   w = (q - zero[n, k / group]) * scale[n, k / group]
 //   WFP8             fp8 e4m3, one float scale per output row:  w = q * scale[n]
 #pragma once
 #include "common.cuh"
@@ -13,6 +15,7 @@ struct WeightRef {
   const void* w;
   const float* scale;  // WFP8: [N]; WI8, WI4: [N, K / group]
   int group;           // WI4: a multiple of 32; WI8: a multiple of 16, = K for one scale per row
+  const unsigned char* zero;  // WI4Z: [N, K / group], one byte per group; null otherwise
 };
 
 struct WF32 {
@@ -57,25 +60,43 @@ struct WI8 {
   }
 };
 
-struct WI4 {
+// ZP: a zero point per group read with its scale (one byte per 32 values at most); a
+// template parameter so the symmetric kernels compile exactly as before, no branch inside
+template <bool ZP>
+struct WI4T {
   static constexpr int VEC = 32;
   __device__ static float at(const WeightRef& r, int K, int n, int k) {
     const unsigned char b = ((const unsigned char*)r.w)[((size_t)n * K + k) >> 1];
     const int q = (k & 1) ? (b >> 4) : (b & 15);
-    return (float)(q - 8) * r.scale[(size_t)n * (K / r.group) + k / r.group];
+    const size_t g = (size_t)n * (K / r.group) + k / r.group;
+    if constexpr (ZP) return ((float)q - (float)r.zero[g]) * r.scale[g];
+    else return (float)(q - 8) * r.scale[g];
   }
   // 32 values of one group (k a multiple of 32, group a multiple of 32)
   __device__ static void vec(const WeightRef& r, int K, int n, int k, float* out) {
     const uint4 v = *(const uint4*)((const unsigned char*)r.w + (((size_t)n * K + k) >> 1));
     const unsigned char* b = (const unsigned char*)&v;
-    const float s = r.scale[(size_t)n * (K / r.group) + k / r.group];
+    const size_t g = (size_t)n * (K / r.group) + k / r.group;
+    const float s = r.scale[g];
+    if constexpr (ZP) {
+      // (q - z) * s as the reference computes it (packed.ts dequantizeRow): exact in f32
+      const float z = (float)r.zero[g];
 #pragma unroll
-    for (int e = 0; e < 16; e++) {
-      out[2 * e] = (float)((b[e] & 15) - 8) * s;
-      out[2 * e + 1] = (float)((b[e] >> 4) - 8) * s;
+      for (int e = 0; e < 16; e++) {
+        out[2 * e] = ((float)(b[e] & 15) - z) * s;
+        out[2 * e + 1] = ((float)(b[e] >> 4) - z) * s;
+      }
+    } else {
+#pragma unroll
+      for (int e = 0; e < 16; e++) {
+        out[2 * e] = (float)((b[e] & 15) - 8) * s;
+        out[2 * e + 1] = (float)((b[e] >> 4) - 8) * s;
+      }
     }
   }
 };
+typedef WI4T<false> WI4;
+typedef WI4T<true> WI4Z;
 
 struct WFP8 {
   static constexpr int VEC = 16;
