@@ -4,8 +4,9 @@
  * text sampled from the FP32 model (seed 3) and scored on another sample (seed 7) and on
  * the llama2.c goldens. On stories260K the gate is met, and asserted, with the asymmetric
  * layout (--int4-asym: GPTQ keeps each group's asymmetric or symmetric grid); with the
- * default symmetric layout it is NOT met yet (bench/RESULTS.md, "int4-wo calibrated"):
- * that test is a todo that runs and reports the figures. Also asserted: calibrated
+ * default symmetric layout it is NOT met yet (bench/RESULTS.md, "Symmetric int4 g32"):
+ * the per-group steps and refine.ts's sweeps lowered its KL to fp32 by ~12% over 26 texts,
+ * but the seed-7 text still rises +7.45%; that test is a todo that runs and reports the figures. Also asserted: calibrated
  * symmetric int4 is below round-to-nearest on the golden text and on the mean over two
  * more sampled texts. On the random-weight model
  * whose dims divide by 128 the gate holds and is asserted (near-uniform there: weakly telling). Engines are built as
@@ -84,7 +85,7 @@ function storiesGate(t: Parameters<typeof fixtures>[0], name: string, prefix: st
   }
 }
 
-test("int4-wo g32 gate on stories260K: calibrated int4 within 5% of fp32 on a sampled text (seed 7) and on the golden text", { todo: "not met yet: calibrated int4 g32 measures +6.70% (seed 7) and +6.95% (golden); see bench/RESULTS.md" }, (t) => {
+test("int4-wo g32 gate on stories260K: calibrated int4 within 5% of fp32 on a sampled text (seed 7) and on the golden text", { todo: "not met yet: calibrated int4 g32 measures +7.45% (seed 7) and +4.63% (golden); see bench/RESULTS.md, Symmetric int4 g32" }, (t) => {
   storiesGate(t, "calibrated", "s", { ...INT4_G32, method: "gptq" });
 });
 
