@@ -121,7 +121,10 @@ function verifiedMixes(s: MixSearch, names: readonly string[], base: { c: Candid
       s.log(`auto: mix from ${rungs[0].label}: round ${round}: every group promoted to fp32; the uniform fp32 row stands for it`);
       break;
     }
-    if (levels.join() === built || levels.every((l) => l === 0)) break; // the refit moved nothing, or gave every bit back (the uniform base's row stands)
+    if (levels.join() === built || levels.every((l) => l === 0)) {
+      s.log(`auto: mix from ${rungs[0].label}: round ${round}: the refit ${levels.every((l) => l === 0) ? "gives every promotion back (the uniform base's row stands)" : "moves no group"}; stop`);
+      break;
+    }
     built = levels.join();
     const predicted = predictedKl(problem, levels);
     const mix = describeMix(names, levels.map((l) => rungs[l].label));
