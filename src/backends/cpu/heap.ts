@@ -4,7 +4,6 @@
  * out its weights, cache and buffers once). wasm32 caps it at 4 GiB.
  */
 import { LlmrtError } from "../../errors.js";
-import { adviseHugePages } from "./hugepages.js";
 import { wasm, type WasmMemory } from "./wasm-api.js";
 
 const PAGE = 65536;
@@ -31,8 +30,6 @@ export class WasmHeap {
   constructor(base: number, reserve: number) {
     const pages = Math.min(MAX_PAGES, Math.ceil((base + reserve + PAGE) / PAGE));
     this.memory = new wasm.Memory({ initial: pages, maximum: MAX_PAGES, shared: true });
-    // a shared memory's whole maximum is reserved up front, so the advice covers its growth too
-    adviseHugePages(this.memory.buffer, HEAP_LIMIT_BYTES);
     this.top = align(base, 64);
   }
 
