@@ -16,7 +16,7 @@
  * among several threads instead (flash-decoding): each leaves its partial (m, l, O) in its
  * scratch and the last one to finish, counted in the step's sync words, merges them.
  */
-import { arg, axpy, dot, fma, hmax, hsum, DT_F32 } from "./simd";
+import { arg, axpy, dot, fma, hmax, hsum, rawHi, rawLo, DT_BF16, DT_F16, DT_F32 } from "./simd";
 import { kvAxpy, kvDot, kvHeadBytes, kvRowBytes, kvWidenHead } from "./kv";
 import { expv, exps } from "./exp";
 
@@ -320,7 +320,10 @@ function scoreRange(sc: usize, r: i32, a: i32, b: i32, raw: bool): void {
   const q = rowQ(sc, r), sr = rowS(sc, r);
   let jj = a;
   if (raw) {
-    for (; jj < b; jj++) store<f32>(sr + (<usize>jj << 2), kvDot(gDt, q, krow(sc, jj), hd) * gScale);
+    // 16-bit caches: eight keys a pass, widened in registers; int8 a key at a time (its 8-key pass measured slower)
+    if (gDt == DT_BF16) scoreRaw(DT_BF16, sc, q, sr, a, b);
+    else if (gDt == DT_F16) scoreRaw(DT_F16, sc, q, sr, a, b);
+    else for (; jj < b; jj++) store<f32>(sr + (<usize>jj << 2), kvDot(gDt, q, krow(sc, jj), hd) * gScale);
     return;
   }
   const scaleV = f32x4.splat(gScale);
@@ -328,6 +331,100 @@ function scoreRange(sc: usize, r: i32, a: i32, b: i32, raw: bool): void {
   if ((hd & 3) == 0) for (; jj + 8 <= b; jj += 8) dot8(q, sc, jj, hd, sr + (<usize>jj << 2), scaleV);
   for (; jj + 4 <= b; jj += 4) v128.store(sr + (<usize>jj << 2), f32x4.mul(dot4(q, krow(sc, jj), krow(sc, jj + 1), krow(sc, jj + 2), krow(sc, jj + 3), hd), scaleV));
   for (; jj < b; jj++) store<f32>(sr + (<usize>jj << 2), dot(q, krow(sc, jj), hd) * gScale);
+}
+
+/** Scores of one query q over block keys [a, b) read from a 16-bit cache as it is (one-row units), into sr. */
+@inline function scoreRaw(dt: i32, sc: usize, q: usize, sr: usize, a: i32, b: i32): void {
+  const hd = gHd;
+  let jj = a;
+  if ((hd & 7) == 0) for (; jj + 8 <= b; jj += 8) dot8Raw(dt, q, sc, jj, hd, sr + (<usize>jj << 2));
+  for (; jj < b; jj++) store<f32>(sr + (<usize>jj << 2), kvDot(dt, q, krow(sc, jj), hd) * gScale);
+}
+
+/** out[0..8) = [q.k_jj .. q.k_jj+7] * scale, 16-bit keys widened in registers, n a multiple of 8. */
+@inline function dot8Raw(dt: i32, q: usize, sc: usize, jj: i32, n: i32, out: usize): void {
+  const a = krow(sc, jj), b = krow(sc, jj + 1), c = krow(sc, jj + 2), d = krow(sc, jj + 3);
+  const e = krow(sc, jj + 4), f = krow(sc, jj + 5), g = krow(sc, jj + 6), h = krow(sc, jj + 7);
+  let sa = f32x4.splat(0), sb = f32x4.splat(0), sc_ = f32x4.splat(0), sd = f32x4.splat(0);
+  let se = f32x4.splat(0), sf = f32x4.splat(0), sg = f32x4.splat(0), sh = f32x4.splat(0);
+  for (let i = 0; i < n; i += 8) {
+    const o = <usize>i << 2;
+    const x0 = v128.load(q + o), x1 = v128.load(q + o, 16);
+    let k = v128.load(a + (<usize>i << 1));
+    sa = fma(x1, rawHi(dt, k), fma(x0, rawLo(dt, k), sa));
+    k = v128.load(b + (<usize>i << 1));
+    sb = fma(x1, rawHi(dt, k), fma(x0, rawLo(dt, k), sb));
+    k = v128.load(c + (<usize>i << 1));
+    sc_ = fma(x1, rawHi(dt, k), fma(x0, rawLo(dt, k), sc_));
+    k = v128.load(d + (<usize>i << 1));
+    sd = fma(x1, rawHi(dt, k), fma(x0, rawLo(dt, k), sd));
+    k = v128.load(e + (<usize>i << 1));
+    se = fma(x1, rawHi(dt, k), fma(x0, rawLo(dt, k), se));
+    k = v128.load(f + (<usize>i << 1));
+    sf = fma(x1, rawHi(dt, k), fma(x0, rawLo(dt, k), sf));
+    k = v128.load(g + (<usize>i << 1));
+    sg = fma(x1, rawHi(dt, k), fma(x0, rawLo(dt, k), sg));
+    k = v128.load(h + (<usize>i << 1));
+    sh = fma(x1, rawHi(dt, k), fma(x0, rawLo(dt, k), sh));
+  }
+  const s = f32x4.splat(gScale);
+  v128.store(out, f32x4.mul(sum4(sa, sb, sc_, sd), s));
+  v128.store(out, f32x4.mul(sum4(se, sf, sg, sh), s), 16);
+}
+
+/** O[r] += p[r, j] v_j over block keys [a, b), 16-bit values widened in registers (one-row units). */
+@inline function accumulateRaw(dt: i32, sc: usize, r: i32, a: i32, b: i32): void {
+  if (a >= b) return;
+  const hd = gHd;
+  const o = rowO(sc, r), sr = rowS(sc, r);
+  if ((hd & 7) != 0) {
+    for (let jj = a; jj < b; jj++) kvAxpy(dt, o, load<f32>(sr + (<usize>jj << 2)), krow(sc, jj), hd);
+    return;
+  }
+  let d = 0;
+  // 32 outputs a pass: eight FMA chains across the keys, as accumulateRange
+  for (; d + 32 <= hd; d += 32) {
+    const od = o + (<usize>d << 2);
+    let y0 = v128.load(od), y1 = v128.load(od, 16), y2 = v128.load(od, 32), y3 = v128.load(od, 48);
+    let y4 = v128.load(od, 64), y5 = v128.load(od, 80), y6 = v128.load(od, 96), y7 = v128.load(od, 112);
+    for (let jj = a; jj < b; jj++) {
+      const v = krow(sc, jj);
+      const p = v128.load32_splat(sr + (<usize>jj << 2));
+      let k = v128.load(v + (<usize>d << 1));
+      y0 = fma(p, rawLo(dt, k), y0);
+      y1 = fma(p, rawHi(dt, k), y1);
+      k = v128.load(v + (<usize>(d + 8) << 1));
+      y2 = fma(p, rawLo(dt, k), y2);
+      y3 = fma(p, rawHi(dt, k), y3);
+      k = v128.load(v + (<usize>(d + 16) << 1));
+      y4 = fma(p, rawLo(dt, k), y4);
+      y5 = fma(p, rawHi(dt, k), y5);
+      k = v128.load(v + (<usize>(d + 24) << 1));
+      y6 = fma(p, rawLo(dt, k), y6);
+      y7 = fma(p, rawHi(dt, k), y7);
+    }
+    v128.store(od, y0);
+    v128.store(od, y1, 16);
+    v128.store(od, y2, 32);
+    v128.store(od, y3, 48);
+    v128.store(od, y4, 64);
+    v128.store(od, y5, 80);
+    v128.store(od, y6, 96);
+    v128.store(od, y7, 112);
+  }
+  for (; d < hd; d += 8) {
+    const od = o + (<usize>d << 2);
+    let y0 = v128.load(od), y1 = v128.load(od, 16);
+    for (let jj = a; jj < b; jj++) {
+      const v = krow(sc, jj);
+      const p = v128.load32_splat(sr + (<usize>jj << 2));
+      const k = v128.load(v + (<usize>d << 1));
+      y0 = fma(p, rawLo(dt, k), y0);
+      y1 = fma(p, rawHi(dt, k), y1);
+    }
+    v128.store(od, y0);
+    v128.store(od, y1, 16);
+  }
 }
 
 /** Scores of rows r and r + 1 over block keys [a, b), b - a a multiple of 4. */
@@ -430,8 +527,12 @@ function accumulateBlock(sc: usize, rows: i32, raw: bool): void {
   }
   for (; r < rows; r++) {
     if (raw) {
-      const o = rowO(sc, r), sr = rowS(sc, r);
-      for (let jj = rowLo(sc, r); jj < rowHi(sc, r); jj++) kvAxpy(gDt, o, load<f32>(sr + (<usize>jj << 2)), krow(sc, jj), gHd);
+      if (gDt == DT_BF16) accumulateRaw(DT_BF16, sc, r, rowLo(sc, r), rowHi(sc, r));
+      else if (gDt == DT_F16) accumulateRaw(DT_F16, sc, r, rowLo(sc, r), rowHi(sc, r));
+      else {
+        const o = rowO(sc, r), sr = rowS(sc, r);
+        for (let jj = rowLo(sc, r); jj < rowHi(sc, r); jj++) kvAxpy(gDt, o, load<f32>(sr + (<usize>jj << 2)), krow(sc, jj), gHd);
+      }
     } else {
       accumulateRange(sc, r, rowLo(sc, r), rowHi(sc, r));
     }
