@@ -98,6 +98,29 @@ describe("cpu norms and elementwise", () => {
       assertClose(k.siluMul(rt2, packed, cols), wantSm, 1e-6, "silu_mul");
     });
   }
+
+  test("silu and silu_mul at extreme gates: large, tiny, zero, infinite, NaN (vector and scalar-tail lanes)", () => {
+    const gates = [-1000, -120, -88.5, -88, -87.5, -30, -1e-30, -0, 0, 1e-30, 0.5, 30, 88, 89, 120, 3e38, -3e38, Infinity, -Infinity, NaN, -5, 7];
+    const a = Float32Array.from(gates); // 22 values: five vectors of four, then a tail of two
+    const want = new Float32Array(a.length);
+    ref.silu(want, a);
+    const got = k.elementwise(rt1, "silu", a);
+    for (let i = 0; i < a.length; i++) {
+      if (Number.isNaN(want[i])) assert.ok(Number.isNaN(got[i]), `silu(${a[i]}) = ${got[i]}, want NaN`);
+      else assert.ok(got[i] === want[i] || Math.abs(got[i] - want[i]) <= 1e-6 * (1 + Math.abs(want[i])), `silu(${a[i]}) = ${got[i]}, want ${want[i]}`);
+    }
+    const up = Float32Array.from(gates, (_, i) => (i % 3) - 1.5);
+    const packed = new Float32Array(2 * a.length);
+    packed.set(a);
+    packed.set(up, a.length);
+    const wantSm = new Float32Array(a.length);
+    siluMulPacked(wantSm, packed, a.length);
+    const gotSm = k.siluMul(rt1, packed, a.length);
+    for (let i = 0; i < a.length; i++) {
+      if (Number.isNaN(wantSm[i])) assert.ok(Number.isNaN(gotSm[i]), `silu_mul(${a[i]}) = ${gotSm[i]}, want NaN`);
+      else assert.ok(gotSm[i] === wantSm[i] || Math.abs(gotSm[i] - wantSm[i]) <= 1e-6 * (1 + Math.abs(wantSm[i])), `silu_mul(${a[i]}) = ${gotSm[i]}, want ${wantSm[i]}`);
+    }
+  });
 });
 
 describe("cpu sampling helpers", () => {

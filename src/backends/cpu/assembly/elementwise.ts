@@ -2,12 +2,25 @@
 /** Elementwise ops, row copies and the KV write, split over elements or rows. */
 import { activeThreads, dtBytes, shareStart, wAt, wHi, wLo } from "./simd";
 import { kvRowBytes, storeKv } from "./kv";
+import { expv } from "./exp";
 
 /** Elements per thread below which one thread does it all. */
 const MIN_ELEMS: i32 = 16384;
 
+/**
+ * silu(g) = g / (1 + e^-g) on four lanes, e^-g by exp.ts's vector exp (~1 ulp), which
+ * takes x <= 88: past that e^-g is made Infinity, as in f32, so g / Infinity gives -0 (and
+ * -Infinity gives NaN, as the reference's formula does); NaN stays NaN.
+ */
+@inline function siluv(g: v128): v128 {
+  const x = f32x4.neg(g);
+  const e = v128.bitselect(f32x4.splat(Infinity), expv(f32x4.min(x, f32x4.splat(88))), f32x4.gt(x, f32x4.splat(88)));
+  return f32x4.div(g, f32x4.add(f32x4.splat(1), e));
+}
+
+/** One value through the vector path (the same rounding as the lanes). */
 @inline function siluf(g: f32): f32 {
-  return g / (<f32>1 + Mathf.exp(-g));
+  return f32x4.extract_lane(siluv(f32x4.splat(g)), 0);
 }
 
 /** op 0: out = a + b; 1: out = a * b; 2: out = silu(a). n elements. */
@@ -28,6 +41,7 @@ export function elementwise(tid: i32, nth: i32, kind: i32, out: usize, a: usize,
     }
     for (; i < e; i++) store<f32>(out + (<usize>i << 2), load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2)));
   } else {
+    for (; i + 4 <= e; i += 4) v128.store(out + (<usize>i << 2), siluv(v128.load(a + (<usize>i << 2))));
     for (; i < e; i++) store<f32>(out + (<usize>i << 2), siluf(load<f32>(a + (<usize>i << 2))));
   }
 }
@@ -40,7 +54,12 @@ export function siluMul(tid: i32, nth: i32, out: usize, x: usize, rows: i32, I: 
     const g = x + (<usize>r * <usize>I << 3);
     const u = g + (<usize>I << 2);
     const o = out + (<usize>r * <usize>I << 2);
-    for (let i = 0; i < I; i++) {
+    let i = 0;
+    for (; i + 4 <= I; i += 4) {
+      const k = <usize>i << 2;
+      v128.store(o + k, f32x4.mul(siluv(v128.load(g + k)), v128.load(u + k)));
+    }
+    for (; i < I; i++) {
       const k = <usize>i << 2;
       store<f32>(o + k, siluf(load<f32>(g + k)) * load<f32>(u + k));
     }

@@ -13,7 +13,7 @@ const LN2_HI: f32 = 0.693359375; // few mantissa bits: n * LN2_HI is exact for |
 const LN2_LO: f32 = -2.12194440e-4;
 const X_MIN: f32 = -87.0;
 
-/** e^x per lane, for x <= 88 (softmax feeds x <= 0). */
+/** e^x per lane, for x <= 88 (softmax feeds x <= 0; silu clamps to 88). */
 @inline export function expv(x: v128): v128 {
   const under = f32x4.lt(x, f32x4.splat(X_MIN));
   const xc = f32x4.max(x, f32x4.splat(X_MIN));
