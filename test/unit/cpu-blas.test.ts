@@ -7,6 +7,8 @@
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { BlasError, systemBlas, type Blas } from "../../src/backends/cpu/blas.js";
 import { BlasMatmul } from "../../src/backends/cpu/blas-matmul.js";
 import { CpuBackend } from "../../src/backends/cpu/backend.js";
@@ -28,6 +30,8 @@ import { Sequence } from "../../src/runtime/sequence.js";
 import { buildStep } from "../../src/runtime/step-builder.js";
 import { assertClose, randomF32 } from "./cpu-util.js";
 import { BLOCK_SIZE, VARIANTS, maxRelErr, scenario, variantCheckpoint, weightsFor } from "./graph-util.js";
+
+const blasModule = fileURLToPath(new URL("../../src/backends/cpu/blas.ts", import.meta.url));
 
 /** A 9-token prefill, then four one-token decode steps of the same sequence. */
 function prefillThenDecode(): StepBatch[] {
@@ -216,4 +220,13 @@ test("LLMRT_BLAS: off turns the path off; a library that cannot be loaded is a t
     () => systemBlas({ LLMRT_BLAS: "/nonexistent/libopenblas.so.0" }),
     (e: unknown) => e instanceof BlasError && /nonexistent\/libopenblas\.so\.0/.test(e.message) && /LLMRT_BLAS=off/.test(e.hint ?? ""),
   );
+});
+
+test("loading OpenBLAS sets OPENBLAS_THREAD_TIMEOUT to the shortest spin where it is unset, and keeps a value the user set", (t) => {
+  if (!blasOrSkip(t)) return;
+  const probe = (env: NodeJS.ProcessEnv) =>
+    execFileSync(process.execPath, ["--import", "tsx", "-e", `const b = await import(${JSON.stringify(blasModule)}); b.systemBlas(); console.log(process.env.OPENBLAS_THREAD_TIMEOUT ?? "unset");`], { env, encoding: "utf8" }).trim();
+  const { OPENBLAS_THREAD_TIMEOUT: _, ...base } = process.env;
+  assert.equal(probe({ ...base, LLMRT_BLAS: "auto" }), "4");
+  assert.equal(probe({ ...base, LLMRT_BLAS: "auto", OPENBLAS_THREAD_TIMEOUT: "12" }), "12");
 });

@@ -8,7 +8,8 @@
  * LLMRT_BLAS picks the library: unset or "auto" tries OpenBLAS's usual names, "off"
  * (or "0") turns the path off, anything else is a library file to load (a missing or
  * unusable one is an error, not a silent fallback). OPENBLAS_CORETYPE and
- * OPENBLAS_NUM_THREADS are OpenBLAS's own and are left as the user set them.
+ * OPENBLAS_NUM_THREADS are OpenBLAS's own and are left as the user set them;
+ * OPENBLAS_THREAD_TIMEOUT too, but where it is unset we set it before loading (below).
  *
  * Memory: the operands are views of the backend's shared WebAssembly memory; koffi
  * passes a typed array's address without copying, so sgemm reads weights and writes
@@ -102,7 +103,18 @@ export function systemBlas(env: NodeJS.ProcessEnv = process.env): Blas | undefin
   return blas;
 }
 
+/**
+ * OpenBLAS's idle threads spin 2^28 cycles (~0.1 s) after each call before they sleep.
+ * Between its calls the pool's threads run kernels, and with as many threads as cores the
+ * spinners take their cores: 16 sequences decoding on 2 threads ran 10% (f32) and 25%
+ * (bf16, widened between calls) faster with the shortest spin, 2^4 cycles. Read by
+ * OpenBLAS when it loads; a value the user set is kept.
+ */
+export const THREAD_TIMEOUT_ENV = "OPENBLAS_THREAD_TIMEOUT";
+const THREAD_TIMEOUT = "4";
+
 function tryLoad(files: string[], fail?: (file: string, e: string) => never): Blas | undefined {
+  process.env[THREAD_TIMEOUT_ENV] ??= THREAD_TIMEOUT;
   let koffi: any;
   try {
     koffi = createRequire(import.meta.url)("koffi");
