@@ -6,7 +6,8 @@
 import type { Command } from "commander";
 import { isEngineDir, openModelSpec } from "../api/load-model.js";
 import type { ModelConfig } from "../checkpoint/config.js";
-import { planEngine } from "../engine/build.js";
+import { keptPackedFormats, planEngine } from "../engine/build.js";
+import { DEFAULT_PASSES } from "../graph/passes/pipeline.js";
 import { deserializeGraph, readManifest } from "../engine/format.js";
 import { ENGINE_DTYPES, resolveBuildOptions, type BuildOptions, type EngineDType } from "../engine/options.js";
 import { formatBytes, type BuildReport } from "../engine/report.js";
@@ -111,7 +112,7 @@ export async function inspect(path: string, f: InspectFlags): Promise<string> {
     const { checkpoint } = await openModelSpec(path);
     try {
       const options = resolveBuildOptions(checkpoint.config, { dtype: f.dtype as EngineDType, maxBatchTokens: f.maxBatchTokens, maxSeqs: f.maxSeqs });
-      const plan = planEngine(checkpoint.config, options);
+      const plan = planEngine(checkpoint.config, options, DEFAULT_PASSES, keptPackedFormats(checkpoint, options));
       lines = [
         `checkpoint ${checkpoint.format} ${checkpoint.path} (not built: what \`llmrt build\` would make)`,
         `model     ${describeModel(checkpoint.config)}`,

@@ -23,6 +23,7 @@ import { encodePacked, type PackedDType } from "../quant/packed.js";
 import { smoothQuantWeights, type CalibrationData } from "./smoothquant.js";
 import { gptqWeights } from "./gptq-build.js";
 import { checkOverridesMatch, quantFor } from "../quant/overrides.js";
+import { isKQuant } from "../checkpoint/ggml-kquants.js";
 
 export interface EnginePlan {
   config: ModelConfig;
@@ -35,9 +36,13 @@ export interface EnginePlan {
   report: BuildReport;
 }
 
-/** Graph work only (no weights read): cheap, also what `llmrt inspect PATH` shows. */
-export function planEngine(config: ModelConfig, options: BuildOptions, passes: readonly Pass[] = DEFAULT_PASSES): EnginePlan {
-  const plainGraph = buildLlamaGraph(config);
+/**
+ * Graph work only (no weights read): cheap, also what `llmrt inspect PATH` shows.
+ * `keptFormat` names the packed format a checkpoint tensor is kept in (keptPackedFormats),
+ * so that fusion leaves weights of different formats apart.
+ */
+export function planEngine(config: ModelConfig, options: BuildOptions, passes: readonly Pass[] = DEFAULT_PASSES, keptFormat?: (tensor: string) => string | undefined): EnginePlan {
+  const plainGraph = keptFormat ? markKeptFormats(buildLlamaGraph(config), keptFormat) : buildLlamaGraph(config);
   const { graph, log } = runPasses(plainGraph, passes);
   const capacity = { T: options.maxBatchTokens, R: options.maxLogitRows };
   const memory = planMemory(graph, capacity);
@@ -50,6 +55,31 @@ export function planEngine(config: ModelConfig, options: BuildOptions, passes: r
   }
   const report = makeReport(plainGraph, graph, log, memory, unfused.naiveBytes, weightBytes);
   return { config, options, plainGraph, graph, memory, report };
+}
+
+function markKeptFormats(g: Graph, keptFormat: (tensor: string) => string | undefined): Graph {
+  const tensors = new Map(g.tensors);
+  for (const [name, d] of g.tensors) {
+    if (d.kind !== "weight" || (d.source && d.source.kind !== "checkpoint")) continue;
+    const stored = keptFormat(d.source?.name ?? name);
+    if (stored) tensors.set(name, { ...d, stored });
+  }
+  return { ...g, tensors };
+}
+
+/**
+ * The packed format each checkpoint tensor keeps in a build for `target` without --quant
+ * (GGUF Q8_0 / Q4_0 / K-quant blocks, where the target's backend reads packed weights);
+ * nothing under --quant, which packs every matmul weight in one scheme.
+ */
+export function keptPackedFormats(ckpt: Checkpoint, options: BuildOptions): ((tensor: string) => string | undefined) | undefined {
+  if (options.quant !== undefined) return undefined;
+  if ((targetByName(options.target).createBackend(undefined, options).packedDTypes ?? []).length === 0) return undefined;
+  return (tensor) => {
+    if (!ckpt.has(tensor)) return undefined;
+    const dtype = ckpt.info(tensor).dtype;
+    return dtype === "q8_0" || dtype === "q4_0" || isKQuant(dtype) ? dtype : undefined;
+  };
 }
 
 export interface BuildProgress {
@@ -73,7 +103,7 @@ export interface BuildHooks {
 export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<BuildOptions> = {}, hooks: BuildHooks = {}): EngineManifest {
   const options = resolveBuildOptions(ckpt.config, opts);
   const target = targetByName(options.target);
-  const plan = planEngine(ckpt.config, options);
+  const plan = planEngine(ckpt.config, options, DEFAULT_PASSES, keptPackedFormats(ckpt, options));
   checkOverridesMatch(options.quant?.overrides, matmulOnlyWeights(plan.graph));
   // w8a8: calibrate and smooth first (a bad calibration file fails before the dir is touched); its weights replace the recipes' values below
   const sq = options.quant?.scheme === "w8a8" ? smoothQuantWeights(plan.graph, ckpt.config, ckpt, options.quant, hooks.calibration, hooks.onCalibration) : undefined;

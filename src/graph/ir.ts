@@ -26,6 +26,12 @@ export interface WeightDecl {
   shape: number[];
   /** How the builder makes this weight; absent = the checkpoint tensor of the same name. */
   source?: WeightSource;
+  /**
+   * The packed format (e.g. "q4_k", "q6_k") the build keeps this checkpoint tensor in, where
+   * it keeps one: fusion never stacks weights of different packed formats (one would have
+   * to be widened to f32 for them to share a matrix).
+   */
+  stored?: string;
 }
 
 export type TensorDecl = ActivationDecl | WeightDecl;

@@ -10,6 +10,8 @@ import type { Graph } from "../../src/graph/ir.js";
 import { DEFAULT_PASSES } from "../../src/graph/passes/pipeline.js";
 import { validateGraph } from "../../src/graph/validate.js";
 import { buildLlamaGraph } from "../../src/models/llama.js";
+import { planEngine } from "../../src/engine/build.js";
+import { resolveBuildOptions } from "../../src/engine/options.js";
 import { VARIANTS, count, maxRelErr, runScenario, snapshot, variantCheckpoint } from "./graph-util.js";
 
 type Check = (before: Graph, after: Graph, layers: number, over: (typeof VARIANTS)[string]) => void;
@@ -112,4 +114,20 @@ test("eliminate-dead removes an unread op chain and its tensors, keeps KV writes
   assert.equal(out.ops.length, g.ops.length - 2);
   assert.equal(count(out, "kv_write"), count(g, "kv_write"));
   assert.match(dce.describe(g, out), /removed 3 dead tensors and 2 dead ops/);
+});
+
+test("fusion leaves sibling matmuls apart when the build keeps their weights in different packed formats (a Q4_K_M file's Q6_K attn_v)", () => {
+  const config = variantCheckpoint({}).config;
+  const options = resolveBuildOptions(config, {});
+  // layer 0: Q / K in Q4_K, V in Q6_K; layer 1: gate in Q6_K, up in Q4_K; every other weight Q4_K
+  const kept = (name: string) => (name === "blk.0.attn_v.weight" || name === "blk.1.ffn_gate.weight" ? "q6_k" : "q4_k");
+  const matmuls = (g: Graph, layer: number) => g.ops.filter((op) => op.op === "matmul" && op.w.startsWith(`blk.${layer}.`)).length;
+  const mixed = planEngine(config, options, DEFAULT_PASSES, kept).graph;
+  assert.equal(matmuls(mixed, 0), 6, "layer 0: q, k, v apart; gate|up fused; output, down");
+  assert.equal(matmuls(mixed, 1), 5, "layer 1: qkv fused; gate, up apart; output, down");
+  const uniform = planEngine(config, options, DEFAULT_PASSES, () => "q4_k").graph;
+  assert.deepEqual([matmuls(uniform, 0), matmuls(uniform, 1)], [4, 4], "one format: qkv, gate|up, output, down in every layer");
+  assert.deepEqual(uniform.ops, planEngine(config, options).graph.ops, "the same ops as a build that keeps no packed format");
+  const ckpt = variantCheckpoint({});
+  assert.deepEqual(runScenario(mixed, ckpt), runScenario(buildLlamaGraph(config), ckpt), "outputs unchanged");
 });

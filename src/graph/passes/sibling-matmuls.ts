@@ -10,12 +10,13 @@ import { GraphEditor, fusedName, sourceOf } from "../rewrite.js";
 
 type Matmul = Extract<Op, { op: "matmul" }>;
 
-/** True when the matmuls at these indices can be fused: same input, all or none biased. */
+/** True when the matmuls at these indices can be fused: same input, all or none biased, weights kept in one packed format (or none). */
 export function canFuseSiblings(g: Graph, idx: number[]): boolean {
   const ms = idx.map((i) => g.ops[i]);
   if (!ms.every((m): m is Matmul => m.op === "matmul")) return false;
   const m0 = ms[0] as Matmul;
-  return ms.every((m) => (m as Matmul).x === m0.x && Boolean((m as Matmul).bias) === Boolean(m0.bias)) && new Set(idx).size === idx.length;
+  const stored = (m: Matmul) => (g.tensors.get(m.w) as { stored?: string } | undefined)?.stored;
+  return ms.every((m) => (m as Matmul).x === m0.x && Boolean((m as Matmul).bias) === Boolean(m0.bias) && stored(m as Matmul) === stored(m0)) && new Set(idx).size === idx.length;
 }
 
 /** Fuses each group of sibling matmul indices (check canFuseSiblings first). */
