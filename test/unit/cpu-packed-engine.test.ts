@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { kernelModule } from "../../src/backends/cpu/wasm-module.js";
 import { CpuBackend, type CpuBound } from "../../src/backends/cpu/backend.js";
 import { openCheckpoint } from "../../src/checkpoint/open.js";
 import { buildEngineDir } from "../../src/engine/build.js";
@@ -37,6 +38,13 @@ const GEN = 32;
  * weights: only the summation order differs there.
  */
 const TOL = 1e-3;
+/**
+ * Int4 in groups of 32 on the relaxed SIMD build decodes with 8-bit activations per 32
+ * columns (qmatmul.ts matmulRows4R, as llama.cpp's Q8_0 activations): measured 1.7e-2 of the
+ * largest logit here, a mean KL of 2.1e-4 to the reference's int4 where int4 itself is 5.2e-2
+ * from fp32. Those engines are also checked on the plain SIMD128 build (int16) at TOL.
+ */
+const TOL_INT8_ACTIVATIONS = 3e-2;
 
 function argmax(row: Float32Array): number {
   let best = 0;
@@ -87,6 +95,29 @@ const QUANTS: [string, QuantOptions][] = [
   ["int4-wo g64 asym", { scheme: "int4-wo", groupSize: 64, asym: true }],
 ];
 
+/** Greedy tokens and logits of the cpu engine in `dir` against `ref` on the golden prompts; the worst logit error. */
+function compareCpu(ref: Engine, dir: string, goldens: ReturnType<typeof readGolden>[], simd: "simd" | undefined): number {
+  const cpuBackend = new CpuBackend({ threads: 2, parallelMacs: 0, ...(simd ? { simd } : {}) });
+  let bound: CpuBound | undefined;
+  const cpu = Engine.load(dir, { backend: { name: "cpu", packedDTypes: cpuBackend.packedDTypes, bind: (...a: Parameters<CpuBackend["bind"]>) => (bound = cpuBackend.bind(...a)) } });
+  try {
+    const kept = [...cpu.graph.tensors.keys()].filter((n) => ["int8", "int4"].includes(bound!.packedDType(n) ?? ""));
+    assert.ok(kept.length >= 5 * 3, `matmul weights kept packed on the cpu backend (${kept.length})`);
+    let worst = 0;
+    for (const g of goldens) {
+      const want = greedy(ref, g.prompt_token_ids);
+      const got = greedy(cpu, g.prompt_token_ids);
+      assert.deepEqual(got.tokens, want.tokens, `"${g.prompt}": greedy tokens`);
+      want.logits.forEach((w, i) => (worst = Math.max(worst, relToMax(got.logits[i], w))));
+      const forced = [...g.prompt_token_ids, ...g.output_token_ids].slice(0, 40);
+      worst = Math.max(worst, relToMax(prefill(cpu, forced), prefill(ref, forced)));
+    }
+    return worst;
+  } finally {
+    bound?.close();
+  }
+}
+
 for (const [name, quant] of QUANTS) {
   test(`stories260K ${name}: cpu backend (weights packed) = reference backend: greedy tokens, logits`, (t) => {
     const model = fixture(t, "models/stories260K");
@@ -101,25 +132,13 @@ for (const [name, quant] of QUANTS) {
       ckpt.close();
     }
     const ref = Engine.load(dirs.reference);
-    const cpuBackend = new CpuBackend({ threads: 2, parallelMacs: 0 });
-    let bound: CpuBound | undefined;
-    const cpu = Engine.load(dirs.cpu, { backend: { name: "cpu", packedDTypes: cpuBackend.packedDTypes, bind: (...a: Parameters<CpuBackend["bind"]>) => (bound = cpuBackend.bind(...a)) } });
-    try {
-      const kept = [...cpu.graph.tensors.keys()].filter((n) => ["int8", "int4"].includes(bound!.packedDType(n) ?? ""));
-      assert.ok(kept.length >= 5 * 3, `matmul weights kept packed on the cpu backend (${kept.length})`);
-      let worst = 0;
-      for (const g of goldens.map(readGolden)) {
-        const want = greedy(ref, g.prompt_token_ids);
-        const got = greedy(cpu, g.prompt_token_ids);
-        assert.deepEqual(got.tokens, want.tokens, `"${g.prompt}": greedy tokens`);
-        want.logits.forEach((w, i) => (worst = Math.max(worst, relToMax(got.logits[i], w))));
-        const forced = [...g.prompt_token_ids, ...g.output_token_ids].slice(0, 40);
-        worst = Math.max(worst, relToMax(prefill(cpu, forced), prefill(ref, forced)));
-      }
-      t.diagnostic(`${name}: worst logit error ${worst.toExponential(2)} of the largest logit`);
-      assert.ok(worst < TOL, `logit error ${worst}`);
-    } finally {
-      bound?.close();
-    }
+    const int8Activations = quant.scheme === "int4-wo" && quant.groupSize === 32 && kernelModule().simd === "relaxed";
+    const worst = compareCpu(ref, dirs.cpu, goldens.map(readGolden), undefined);
+    t.diagnostic(`${name}: worst logit error ${worst.toExponential(2)} of the largest logit`);
+    assert.ok(worst < (int8Activations ? TOL_INT8_ACTIVATIONS : TOL), `logit error ${worst}`);
+    if (!int8Activations) return;
+    const plain = compareCpu(ref, dirs.cpu, goldens.map(readGolden), "simd");
+    t.diagnostic(`${name}, plain SIMD128 build (int16 activations): worst logit error ${plain.toExponential(2)}`);
+    assert.ok(plain < TOL, `plain SIMD128 build: logit error ${plain}`);
   });
 }

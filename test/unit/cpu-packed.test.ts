@@ -53,9 +53,11 @@ function matmulPackedVia(rt: CpuRuntime, x: Float32Array, w: PackedMatrix, bias:
 /**
  * Decode quantizes each x row to int16 with scale s = max|x_t| / 32767, so x_tk moves by at
  * most s / 2 and out[t, n] by at most s / 2 * sum_k |w_nk|; f32 sums add ~1e-6 relative.
- * Prefill (dequantized rows, f32 tiles) stays well inside the same bound.
+ * Int4 in groups of 32 on the relaxed build (`int8Chunks`) quantizes x to int8 per 32-column
+ * chunk instead (s_c = max|x| of the chunk / 127): the bound is the sum of s_c / 2 * sum |w|
+ * over the chunk. Prefill (dequantized rows, f32 tiles) stays well inside either bound.
  */
-function assertWithinBound(got: Float32Array, want: Float32Array, x: Float32Array, w: PackedMatrix, T: number, what: string): void {
+function assertWithinBound(got: Float32Array, want: Float32Array, x: Float32Array, w: PackedMatrix, T: number, what: string, int8Chunks = false): void {
   const { rows: N, cols: K } = w;
   const wf = dequantize(w);
   for (let t = 0; t < T; t++) {
@@ -63,8 +65,15 @@ function assertWithinBound(got: Float32Array, want: Float32Array, x: Float32Arra
     for (let i = 0; i < K; i++) amax = Math.max(amax, Math.abs(x[t * K + i]));
     for (let n = 0; n < N; n++) {
       let l1 = 0;
-      for (let i = 0; i < K; i++) l1 += Math.abs(wf[n * K + i]);
-      const bound = ((amax / 32767) * 0.5 + amax * 2e-6) * l1 + 1e-6;
+      let chunked = 0;
+      for (let c = 0; c < K; c += 32) {
+        let cmax = 0;
+        let cl1 = 0;
+        for (let i = c; i < Math.min(K, c + 32); i++) ((cmax = Math.max(cmax, Math.abs(x[t * K + i]))), (cl1 += Math.abs(wf[n * K + i])));
+        chunked += (cmax / 127) * 0.5 * cl1;
+        l1 += cl1;
+      }
+      const bound = (int8Chunks ? chunked : (amax / 32767) * 0.5 * l1) + amax * 2e-6 * l1 + 1e-6;
       const i = t * N + n;
       const err = Math.abs(got[i] - want[i]);
       if (!(err <= bound)) assert.fail(`${what}: out[${t}, ${n}] = ${got[i]}, want ${want[i]} (error ${err} > bound ${bound})`);
@@ -78,7 +87,9 @@ function check(w: PackedMatrix, T: number, seed: number, threads: CpuRuntime[] =
   const bias = N % 2 ? randomF32(N, seed + 1) : undefined;
   const want = new Float32Array(T * N);
   matmulPacked(want, x, w, bias, T, K, N);
-  for (const rt of threads) assertWithinBound(k.matmulPacked(rt, x, w, bias, T), want, x, w, T, `${rt.threads} thread(s)`);
+  // the relaxed build's int4 g32 decode: 8-bit activations per 32 columns (qmatmul.ts matmulRows4R)
+  const int8Chunks = (rt: CpuRuntime) => rt.simd === "relaxed" && w.dtype === "int4" && w.layout.groupSize === 32 && T < 16;
+  for (const rt of threads) assertWithinBound(k.matmulPacked(rt, x, w, bias, T), want, x, w, T, `${rt.threads} thread(s)`, int8Chunks(rt));
   // the plain SIMD128 build; q row-major through the row-block and the row-at-a-time kernels
   assertWithinBound(k.matmulPacked(plain1, x, w, bias, T), want, x, w, T, "plain SIMD");
   assertWithinBound(matmulPackedVia(rt1, x, w, bias, T, false, 0), want, x, w, T, "row-major, row blocks");
@@ -127,6 +138,26 @@ describe("cpu packed matmul vs the reference", () => {
       check(packedFromQ4_0(quantizeQ4_0(v), N, 96), T, T + 6);
     });
   }
+
+  test("int4 g32 decode with 8-bit activations is exact on integer inputs (relaxed dot: nibbles as the unsigned operand, 16-bit pair sums)", (t) => {
+    if (rt1.simd !== "relaxed") return t.skip("this runtime has no relaxed SIMD (the 8-bit path is the relaxed build's)");
+    // scales 1 and x of integers with a +-127 in every 32 columns: the activation scale is 1, every sum an exact integer
+    for (const [N, K] of [[9, 96], [5, 200], [33, 4095]]) {
+      const rand = (i: number) => ((i * 2654435761) >>> 0) / 2 ** 32;
+      const w: PackedMatrix = { dtype: "int4", layout: { groupSize: 32, asym: false, scale: "f32" }, rows: N, cols: K, q: Uint8Array.from({ length: N * Math.ceil(K / 2) }, (_, i) => Math.floor(rand(i + 7) * 256)), scales: new Float32Array(N * Math.ceil(K / 32)).fill(1), zeros: null };
+      const x = Float32Array.from({ length: K }, (_, k) => (k % 32 === 5 || k === K - 1 ? (k % 64 === 5 ? -127 : 127) : Math.round((rand(k + 99) * 2 - 1) * 127)));
+      const want = new Float32Array(N);
+      for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) {
+          const b = w.q[n * Math.ceil(K / 2) + (k >> 1)];
+          s += x[k] * ((k & 1 ? b >> 4 : b & 15) - 8);
+        }
+        want[n] = s;
+      }
+      for (const rt of [rt1, rt2]) assert.deepEqual(k.matmulPacked(rt, x, w, undefined, 1), want, `${rt.threads} thread(s), [${N}, ${K}]`);
+    }
+  });
 
   test("zero points and scales reach the result (a wrong zero is caught)", () => {
     const w = quantize(randomF32(8 * 64, 3, 0.5), 8, 64, "int4", { groupSize: 32, asym: true, scale: "f32" });
