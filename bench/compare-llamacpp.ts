@@ -17,7 +17,9 @@
  * its blocks packed: an engine dir built for target cpu, loaded with packed int8 / int4
  * weights); int8-wo / int4-wo (g32) run llmrt on an engine quantized by `llmrt build --quant`
  * from the F32 GGUF, against llama.cpp on the Q8_0 / Q4_0 GGUF (the nearest format); q4_k / q5_k /
- * q6_k run both on that GGUF (llmrt keeps its K-quant blocks packed: assembly/kquant.ts).
+ * q6_k run both on that GGUF (llmrt keeps its K-quant blocks packed: assembly/kquant.ts);
+ * q4_k_m runs both on a GGUF in llama.cpp's Q4_K_M mix (Q6_K head, and attn_v / ffn_down of
+ * half the layers; Q4_K elsewhere).
  */
 import { parseArgs } from "node:util";
 import type { Token } from "node-llama-cpp";
@@ -33,7 +35,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildEngineDir } from "../src/engine/build.js";
 import { Engine } from "../src/engine/engine.js";
-import { syntheticModelFile, syntheticSpecConfig } from "../src/models/synthetic-files.js";
+import { syntheticModelFile, syntheticSpecConfig, type GgufMix } from "../src/models/synthetic-files.js";
 import { PACKED_DTYPES } from "./decode-rate.js";
 import { machineLine } from "./machine.js";
 
@@ -148,7 +150,7 @@ const rows: string[] = [];
   vocab = config.vocabSize;
   for (const dt of a.dtypes.split(",")) {
     const q = PACKED_DTYPES[dt];
-    const { path: file, written } = syntheticModelFile(config, "gguf", (q?.peer ?? dt) as TensorDType);
+    const { path: file, written } = syntheticModelFile(config, "gguf", (q?.peer ?? dt) as TensorDType | GgufMix);
     log(`${written ? "wrote" : "reusing"} ${file}`);
     const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
     const ckpt = openCheckpoint(q && q.peer !== dt ? syntheticModelFile(config, "gguf", "f32").path : file);

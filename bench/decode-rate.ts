@@ -9,6 +9,7 @@ import type { LlamaModel, Token } from "node-llama-cpp";
 import type { TensorDType } from "../src/checkpoint/types.js";
 import type { Engine } from "../src/engine/engine.js";
 import type { QuantOptions } from "../src/quant/options.js";
+import type { GgufMix } from "../src/models/synthetic-files.js";
 import { BlockPool } from "../src/runtime/kv-cache.js";
 import { Sequence } from "../src/runtime/sequence.js";
 import { buildStep } from "../src/runtime/step-builder.js";
@@ -23,7 +24,7 @@ export const cpuMs = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1000;
  * from (`file`: Q8_0 / Q4_0 kept packed, int8-wo / int4-wo g32 quantized from F32). The K-quants
  * have no --quant: a cpu build keeps the GGUF's Q4_K / Q5_K / Q6_K blocks as they are.
  */
-export const PACKED_DTYPES: Record<string, { quant?: QuantOptions; peer: TensorDType; file: TensorDType }> = {
+export const PACKED_DTYPES: Record<string, { quant?: QuantOptions; peer: TensorDType | GgufMix; file: TensorDType | GgufMix }> = {
   q8_0: { quant: { scheme: "int8-wo" }, peer: "q8_0", file: "q8_0" },
   q4_0: { quant: { scheme: "int4-wo", groupSize: 32 }, peer: "q4_0", file: "q4_0" },
   "int8-wo": { quant: { scheme: "int8-wo" }, peer: "q8_0", file: "f32" },
@@ -31,6 +32,7 @@ export const PACKED_DTYPES: Record<string, { quant?: QuantOptions; peer: TensorD
   q4_k: { peer: "q4_k", file: "q4_k" },
   q5_k: { peer: "q5_k", file: "q5_k" },
   q6_k: { peer: "q6_k", file: "q6_k" },
+  q4_k_m: { peer: "q4_k_m", file: "q4_k_m" },
 };
 
 /** llmrt: prefill tokens[0, P), then G one-token steps; `afterPrompt` runs between them (e.g. clearing a profile). */

@@ -26,6 +26,23 @@ export const FORMAT_DTYPES: Record<SyntheticFormat, readonly TensorDType[]> = {
   llama2c: ["f32", "q8_0"],
 };
 export const SYNTHETIC_FORMATS = Object.keys(FORMAT_DTYPES) as SyntheticFormat[];
+
+/** GGUF files of mixed tensor types, as llama.cpp's quantize writes them (`llama-quantize ... Q4_K_M`). */
+export type GgufMix = "q4_k_m";
+export const GGUF_MIXES: readonly GgufMix[] = ["q4_k_m"];
+
+/** llama.cpp's layers that get more bits in a K-quant mix: the first and last eighth, and every third between. */
+function useMoreBits(layer: number, numLayers: number): boolean {
+  const eighth = Math.floor(numLayers / 8);
+  return layer < eighth || layer >= Math.floor((7 * numLayers) / 8) || (layer - eighth) % 3 === 2;
+}
+
+/** A Q4_K_M file's type for each matrix: Q6_K for the head and for attn_v / ffn_down of the layers above; Q4_K for the rest. */
+export function q4KMTensorType(name: string, numLayers: number): TensorDType {
+  if (name === "output.weight") return "q6_k";
+  const m = /^blk\.(\d+)\.(attn_v|ffn_down)\.weight$/.exec(name);
+  return m && useMoreBits(Number(m[1]), numLayers) ? "q6_k" : "q4_k";
+}
 export const SYNTHETIC_DTYPES = ["f32", "f16", "bf16", "q8_0", "q4_0"] as const;
 
 /** Bumped when the bytes written for a key change, so old entries are not reused. */
@@ -55,7 +72,7 @@ export function syntheticCacheRoot(): string {
 }
 
 /** The cache entry name: a hash of everything that decides the bytes, then format and dtype. */
-export function syntheticKey(config: ModelConfig, format: SyntheticFormat, dtype: TensorDType): string {
+export function syntheticKey(config: ModelConfig, format: SyntheticFormat, dtype: TensorDType | GgufMix): string {
   const hash = createHash("sha256").update(JSON.stringify({ v: WRITER_VERSION, seed: SEED, config })).digest("hex").slice(0, 16);
   return `${hash}-${format}-${dtype}`;
 }
@@ -65,8 +82,9 @@ function modelPathIn(dir: string, format: SyntheticFormat): string {
   return format === "gguf" ? join(dir, "model.gguf") : format === "llama2c" ? join(dir, "model.bin") : dir;
 }
 
-export function checkSyntheticFormat(format: SyntheticFormat, dtype: TensorDType): void {
-  if (!FORMAT_DTYPES[format].includes(dtype)) {
+export function checkSyntheticFormat(format: SyntheticFormat, dtype: TensorDType | GgufMix): void {
+  if (format === "gguf" && GGUF_MIXES.includes(dtype as GgufMix)) return;
+  if (!FORMAT_DTYPES[format].includes(dtype as TensorDType)) {
     throw new OptionError("--model-dtype", `a ${format} file cannot store ${dtype}`, `for ${format} choose one of: ${FORMAT_DTYPES[format].join(", ")}`);
   }
 }
@@ -85,8 +103,8 @@ export interface WriteSyntheticOptions {
   beforeRename?: () => void;
 }
 
-/** The random-weight model of `config` as a `format` file in `dtype`: reused when cached, else written once. */
-export function syntheticModelFile(config: ModelConfig, format: SyntheticFormat, dtype: TensorDType, opts: WriteSyntheticOptions = {}): SyntheticFile {
+/** The random-weight model of `config` as a `format` file in `dtype` (or a GGUF mix): reused when cached, else written once. */
+export function syntheticModelFile(config: ModelConfig, format: SyntheticFormat, dtype: TensorDType | GgufMix, opts: WriteSyntheticOptions = {}): SyntheticFile {
   checkSyntheticFormat(format, dtype);
   const root = opts.root ?? syntheticCacheRoot();
   const dir = join(root, syntheticKey(config, format, dtype));
@@ -97,7 +115,8 @@ export function syntheticModelFile(config: ModelConfig, format: SyntheticFormat,
     mkdirSync(tmp);
     const src = syntheticCheckpoint(config, SEED);
     const at = modelPathIn(tmp, format);
-    if (format === "gguf") writeModelGguf(at, config, src, { dtype, name: "llmrt synthetic" });
+    if (dtype === "q4_k_m") writeModelGguf(at, config, src, { dtype: "q4_k", dtypeOf: (n) => q4KMTensorType(n, config.numLayers), name: "llmrt synthetic" });
+    else if (format === "gguf") writeModelGguf(at, config, src, { dtype, name: "llmrt synthetic" });
     else if (format === "safetensors") writeHfCheckpoint(at, config, src, { dtype: dtype as "f32" | "f16" | "bf16" });
     else writeLlama2c(at, config, src, dtype as "f32" | "q8_0");
     opts.beforeRename?.();

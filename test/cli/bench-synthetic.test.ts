@@ -74,6 +74,24 @@ for (const [label, config] of [["tiny preset", syntheticConfig(SYNTHETIC_PRESETS
   });
 }
 
+test("a synthetic Q4_K_M GGUF mixes types as llama.cpp's quantize does: Q6_K head, attn_v and ffn_down of the first and last eighth and every third layer between; Q4_K elsewhere", (t) => {
+  const config = syntheticSpecConfig(`synthetic:${JSON.stringify({ ...JSON_SHAPE, hiddenSize: 256, intermediateSize: 512, numLayers: 16 })}`)!;
+  const f = syntheticModelFile(config, "gguf", "q4_k_m", { root: tmpRoot(t) });
+  const ck = openCheckpoint(f.path);
+  try {
+    const moreBits = [0, 1, 4, 7, 10, 13, 14, 15]; // n = 16: i < 2, i >= 14, (i - 2) % 3 == 2
+    for (let i = 0; i < 16; i++) {
+      const want = moreBits.includes(i) ? "q6_k" : "q4_k";
+      for (const m of ["attn_v", "ffn_down"]) assert.equal(ck.info(`blk.${i}.${m}.weight`).dtype, want, `layer ${i} ${m}`);
+      for (const m of ["attn_q", "attn_k", "attn_output", "ffn_gate", "ffn_up"]) assert.equal(ck.info(`blk.${i}.${m}.weight`).dtype, "q4_k", `layer ${i} ${m}`);
+    }
+    assert.equal(ck.info("output.weight").dtype, "q6_k");
+    assert.equal(ck.info("token_embd.weight").dtype, "q4_k");
+  } finally {
+    ck.close();
+  }
+});
+
 test("a file format that cannot hold the dtype is refused with the choices it has", () => {
   assert.throws(() => syntheticModelFile(syntheticConfig(SYNTHETIC_PRESETS.tiny), "safetensors", "q4_0", { root: "/nonexistent" }), /safetensors file cannot store q4_0.*f32, f16, bf16/s);
 });
