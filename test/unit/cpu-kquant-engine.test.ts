@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CpuBackend, type CpuBound } from "../../src/backends/cpu/backend.js";
+import { kernelModule } from "../../src/backends/cpu/wasm-module.js";
 import { systemBlas } from "../../src/backends/cpu/blas.js";
 import { isKQuant } from "../../src/checkpoint/ggml-kquants.js";
 import { openCheckpoint } from "../../src/checkpoint/open.js";
@@ -36,6 +37,27 @@ const GEN = 12;
  * moves them by a K-quant step (1e-2 and more).
  */
 const TOL = 2e-3;
+/**
+ * Q4_K / Q6_K on the relaxed build decode with 8-bit activations per 256 columns (llama.cpp's
+ * Q8_K; cpu-kquant.test.ts bounds each call and checks exact sums on 8-bit inputs): on this
+ * random model the logits move by up to 0.17 of the largest (llama.cpp's own 8-bit
+ * activations moved its top-5 probabilities by 0.16-0.19 on such a model), enough to flip
+ * near-ties, so that build is teacher-forced on the reference's tokens and must pick the same
+ * token wherever the reference's top two are further apart than that. The plain SIMD128 build
+ * (int16 activations) is held to TOL and equal greedy tokens.
+ */
+const TOL_INT8_ACTIVATIONS = 0.3;
+
+/** The gap between the two largest logits of a row, relative to the largest |logit|. */
+function topGap(row: Float32Array): number {
+  let a = -Infinity, b = -Infinity, m = 0;
+  for (const v of row) {
+    if (v > a) [a, b] = [v, a];
+    else if (v > b) b = v;
+    m = Math.max(m, Math.abs(v));
+  }
+  return (a - b) / m;
+}
 
 /** Q4_K_M-like: llama.cpp keeps ffn_down, attn_v (some layers) and the head in Q6_K. */
 function mix(name: string): TensorDType | undefined {
@@ -50,7 +72,8 @@ function argmax(row: Float32Array): number {
   return best;
 }
 
-function greedy(e: Engine, prompt: number[]): { tokens: number[]; logits: Float32Array[] } {
+/** Greedy decode; with `follow`, teacher-forced: each step feeds follow[i] (the tokens chosen are still recorded). */
+function greedy(e: Engine, prompt: number[], follow?: number[]): { tokens: number[]; logits: Float32Array[] } {
   const seq = new Sequence(0, prompt);
   new BlockPool(e.kv.numBlocks, e.kv.blockSize).reserve(seq, prompt.length + GEN);
   const tokens: number[] = [];
@@ -61,7 +84,7 @@ function greedy(e: Engine, prompt: number[]): { tokens: number[]; logits: Float3
     seq.numComputed += numNew;
     logits.push(row);
     tokens.push(argmax(row));
-    seq.tokens.push(tokens.at(-1)!);
+    seq.tokens.push(follow ? follow[i] : tokens.at(-1)!);
     numNew = 1;
   }
   return { tokens, logits };
@@ -107,12 +130,16 @@ test("Q4_K_M-like GGUF: cpu backend (K-quants packed) = reference backend: greed
   const wantPrefill = prefill(ref, forced);
   const blas = systemBlas({ LLMRT_BLAS: "auto" });
   if (!blas) t.diagnostic("no OpenBLAS: the BLAS variant is skipped");
-  for (const threads of [1, 2]) {
-    for (const useBlas of blas ? [false, true] : [false]) {
-      const cpuBackend = new CpuBackend({ threads, parallelMacs: 0, blas: useBlas ? blas! : false });
+  const relaxed = kernelModule().simd === "relaxed";
+  const variants = [1, 2].flatMap((threads) => (blas ? [false, true] : [false]).map((useBlas) => ({ threads, useBlas, simd: undefined as "simd" | undefined })));
+  if (relaxed) variants.push({ threads: 1, useBlas: false, simd: "simd" });
+  for (const { threads, useBlas, simd } of variants) {
+    {
+      const cpuBackend = new CpuBackend({ threads, parallelMacs: 0, blas: useBlas ? blas! : false, ...(simd ? { simd } : {}) });
       let bound: CpuBound | undefined;
       const cpu = Engine.load(dirs.cpu, { backend: { name: "cpu", packedDTypes: cpuBackend.packedDTypes, bind: (...a: Parameters<CpuBackend["bind"]>) => (bound = cpuBackend.bind(...a)) } });
-      const what = `${threads} thread(s), BLAS ${useBlas ? "on" : "off"}`;
+      const what = `${threads} thread(s), BLAS ${useBlas ? "on" : "off"}${simd ? ", plain SIMD128 build" : ""}`;
+      const int8 = relaxed && !simd;
       try {
         const kept = new Set([...cpu.graph.tensors.keys()].map((n) => bound!.packedDType(n)).filter((d) => d && isKQuant(d)));
         assert.deepEqual([...kept].sort(), ["q4_k", "q5_k", "q6_k"], `${what}: K-quant matrices kept packed`);
@@ -123,14 +150,18 @@ test("Q4_K_M-like GGUF: cpu backend (K-quants packed) = reference backend: greed
         assert.equal(matmulsOf(0), 4, `${what}: layer 0 (Q4_K Q / K, Q6_K V): q, k, v and the output projection`);
         assert.equal(matmulsOf(1), 2, `${what}: layer 1 (Q5_K Q / K / V fused): qkv and the output projection`);
         let worst = 0;
+        const tol = int8 ? TOL_INT8_ACTIVATIONS : TOL;
         prompts.forEach((p, i) => {
-          const got = greedy(cpu, p);
-          assert.deepEqual(got.tokens, want[i].tokens, `${what}: greedy tokens of prompt ${i}`);
-          want[i].logits.forEach((w, j) => (worst = Math.max(worst, relToMax(got.logits[j], w))));
+          const got = greedy(cpu, p, int8 ? want[i].tokens : undefined);
+          if (!int8) assert.deepEqual(got.tokens, want[i].tokens, `${what}: greedy tokens of prompt ${i}`);
+          want[i].logits.forEach((w, j) => {
+            worst = Math.max(worst, relToMax(got.logits[j], w));
+            if (int8 && topGap(w) > tol) assert.equal(got.tokens[j], want[i].tokens[j], `${what}: prompt ${i} step ${j}: the token (reference's top-two gap ${topGap(w).toExponential(2)})`);
+          });
         });
         const pre = relToMax(prefill(cpu, forced), wantPrefill);
         t.diagnostic(`${what}: worst decode logit error ${worst.toExponential(2)}, prefill ${pre.toExponential(2)} of the largest logit`);
-        assert.ok(worst < TOL && pre < TOL, `${what}: logit error decode ${worst}, prefill ${pre}`);
+        assert.ok(worst < tol && pre < TOL, `${what}: logit error decode ${worst}, prefill ${pre}`);
       } finally {
         bound?.close();
       }

@@ -55,16 +55,26 @@ function randomBlocks(dtype: KQuantDType, N: number, K: number, seed: number): P
 /**
  * Decode quantizes each x row to int16 (scale s = max|x_t| / 32767): x_tk moves by at most
  * s / 2, so out[t, n] by at most s / 2 * sum_k |w_nk|; f32 sums add ~1e-6 relative (the
- * reference sums in f64). Prefill (f32 values, f32 tiles) stays well inside the same bound.
+ * reference sums in f64). Q4_K / Q6_K on the relaxed build (`int8Blocks`) quantize x to
+ * int8 per 256-column super-block instead (s_b = max|x| of the block / 127, llama.cpp's
+ * Q8_K): the bound is the sum of s_b / 2 * sum |w| over each block. Prefill (f32 values,
+ * f32 tiles) stays well inside either bound.
  */
-function assertWithinBound(got: Float32Array, want: Float32Array, x: Float32Array, wf: Float32Array, T: number, N: number, K: number, what: string): void {
+function assertWithinBound(got: Float32Array, want: Float32Array, x: Float32Array, wf: Float32Array, T: number, N: number, K: number, what: string, int8Blocks = false): void {
   for (let t = 0; t < T; t++) {
     let amax = 0;
     for (let i = 0; i < K; i++) amax = Math.max(amax, Math.abs(x[t * K + i]));
     for (let n = 0; n < N; n++) {
       let l1 = 0;
-      for (let i = 0; i < K; i++) l1 += Math.abs(wf[n * K + i]);
-      const bound = ((amax / 32767) * 0.5 + amax * 2e-6) * l1 + 1e-6;
+      let blocked = 0;
+      for (let b = 0; b < K; b += 256) {
+        let bmax = 0;
+        let bl1 = 0;
+        for (let i = b; i < b + 256; i++) ((bmax = Math.max(bmax, Math.abs(x[t * K + i]))), (bl1 += Math.abs(wf[n * K + i])));
+        blocked += (bmax / 127) * 0.5 * bl1;
+        l1 += bl1;
+      }
+      const bound = (int8Blocks ? blocked : (amax / 32767) * 0.5 * l1) + amax * 2e-6 * l1 + 1e-6;
       const i = t * N + n;
       const err = Math.abs(got[i] - want[i]);
       if (!(err <= bound)) assert.fail(`${what}: out[${t}, ${n}] = ${got[i]}, want ${want[i]} (error ${err} > bound ${bound})`);
@@ -79,8 +89,28 @@ function check(w: PackedMatrix, T: number, seed: number, runtimes: CpuRuntime[])
   const want = new Float32Array(T * N);
   matmulKQuant(want, x, w, bias, T, K, N);
   const wf = dequantize(w);
-  for (const rt of runtimes) assertWithinBound(k.matmulPacked(rt, x, w, bias, T), want, x, wf, T, N, K, `${rt.threads} thread(s)${rt === plain1 ? " plain SIMD" : ""}`);
+  // the relaxed build's Q4_K / Q6_K decode: 8-bit activations per super-block (kquant.ts matmulDotsR)
+  const int8Blocks = (rt: CpuRuntime) => rt.simd === "relaxed" && w.dtype !== "q5_k" && T < 16;
+  for (const rt of runtimes) assertWithinBound(k.matmulPacked(rt, x, w, bias, T), want, x, wf, T, N, K, `${rt.threads} thread(s)${rt === plain1 ? " plain SIMD" : ""}`, int8Blocks(rt));
 }
+
+test("Q4_K / Q6_K decode on 8-bit-exact activations (each 256 columns integers times max / 127) = the reference to f32 rounding (3e-4: the Q6_K offset of 32 comes off as one sum; a wrong scale, min or offset is off by O(1))", (t) => {
+  if (rt1.simd !== "relaxed") return t.skip("this runtime has no relaxed SIMD (the 8-bit path is the relaxed build's)");
+  for (const dtype of ["q4_k", "q6_k"] as const) {
+    for (const [T, K, N] of [[1, 256, 9], [3, 1280, 33], [2, 768, 4]]) {
+      const w = randomBlocks(dtype, N, K, N + K);
+      const r = randomF32(T * K, K + 1);
+      // per token and 256 columns: scale c, values c * q / 127 with q integer and one q = +-127
+      const x = Float32Array.from(r, (v, i) => ((i % 256 === 7 ? (v < 0 ? -127 : 127) : Math.round(v * 127)) * (1 + (i >> 8) * 0.25)) / 127);
+      const want = new Float32Array(T * N);
+      matmulKQuant(want, x, w, undefined, T, K, N);
+      for (const rt of [rt1, rt2]) {
+        const got = k.matmulPacked(rt, x, w, undefined, T);
+        for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 3e-4 * (1 + Math.abs(want[i])), `${dtype} T=${T} K=${K} N=${N} ${rt.threads} thread(s): out ${i} = ${got[i]}, want ${want[i]}`);
+      }
+    }
+  }
+});
 
 const makers = [
   ["written", written],

@@ -18,6 +18,9 @@
  * scale per token (as qmatmul.ts; plus each 32-column sub-block's sum, for the mins), then
  * per row and token: integer dots per sub-block (i32x4.dot_i16x8_s over the weights
  * widened to i16), each scaled in f32 by d * sc[s]; minus sum_s dmin * m[s] * xsum[s].
+ * On the relaxed build Q4_K and Q6_K decode with 8-bit activations instead, one scale per
+ * super-block (llama.cpp's Q8_K), the 4-bit / 6-bit values being the 7-bit unsigned operand
+ * of i16x8.relaxed_dot_i8x16_i7x16_s (matmulDotsR); Q5_K keeps int16.
  * Many tokens (prefill): row blocks dequantized into scratch (the reference's values:
  * (d * sc) * q - dmin * m, rounded to f32 at each step) and the f32 tiles of matmul.ts.
  */
@@ -264,6 +267,154 @@ function quantizeTok(dst: usize, x: usize, K: i32, striped: bool): void {
   return hsum4(a0, a1, a2, a3);
 }
 
+// ---- decode on the relaxed build (Q4_K, Q6_K): 8-bit activations, as llama.cpp's Q8_K ----
+// The token (scratch): int8 X [K] in column order, one scale per super-block xs [K / 256]
+// (max|x| of its 256 columns / 127), then xs * (sum of X) per 16 columns [K / 16] (Q6_K's
+// offset of 32) and per 32 columns [K / 32] (Q4_K's mins), as f32.
+
+/** x row [K] (K % 256 == 0) -> the 8-bit token at dst (layout above). */
+function quantizeTok8(dst: usize, x: usize, K: i32): void {
+  const XS = dst + <usize>K, S16 = XS + (<usize>K >> 6), S32 = S16 + (<usize>K >> 2);
+  for (let b = 0; b < K; b += 256) {
+    let m = f32x4.splat(0);
+    for (let k = b; k < b + 256; k += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>k << 2))));
+    const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+    const xs: f32 = amax / 127;
+    const inv = f32x4.splat(amax > 0 ? <f32>127 / amax : 0);
+    store<f32>(XS + (<usize>b >> 6), xs);
+    for (let k = b; k < b + 256; k += 16) {
+      const p = x + (<usize>k << 2);
+      const h0 = i16x8.narrow_i32x4_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p), inv))), i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 16), inv))));
+      const h1 = i16x8.narrow_i32x4_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 32), inv))), i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 48), inv))));
+      v128.store(dst + <usize>k, i8x16.narrow_i16x8_s(h0, h1));
+      const l = i32x4.extadd_pairwise_i16x8_s(i16x8.add(h0, h1));
+      const sum = <f32>(i32x4.extract_lane(l, 0) + i32x4.extract_lane(l, 1) + i32x4.extract_lane(l, 2) + i32x4.extract_lane(l, 3));
+      store<f32>(S16 + (<usize>k >> 2), xs * sum);
+    }
+    for (let k = b; k < b + 256; k += 32) store<f32>(S32 + (<usize>k >> 3), load<f32>(S16 + (<usize>k >> 2)) + load<f32>(S16 + (<usize>k >> 2), 4));
+  }
+}
+
+/** X . u over 16 columns: u (i8x16, 0..63) the 7-bit operand of the relaxed dot, X int8 at xo; 4 i32 lanes. */
+@inline function rdot16(u: v128, xo: usize): v128 {
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xo), u));
+}
+
+/** Two 16-column runs (u 0..15 each) summed in 16 bits (|.| <= 4 * 15 * 127), then widened: 4 i32 lanes. */
+@inline function rdot32(u0: v128, u1: v128, xo: usize): v128 {
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xo), u0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xo, 16), u1)));
+}
+
+/** Q4_K super-block at w against the 8-bit token's block (X at x, scale xs, sums per 32 columns at s32), added to acc. */
+@inline function block4R(w: usize, x: usize, xs: f32, s32: usize, acc: v128): v128 {
+  const d = load<f32>(w);
+  const qs = w + 24;
+  const m = i8x16.splat(0x0f);
+  for (let c = 0; c < 4; c++) {
+    const o = <usize>c << 5;
+    const q0 = v128.load(qs + o), q1 = v128.load(qs + o, 16);
+    const xo = x + (<usize>c << 6);
+    const lo = rdot32(v128.and(q0, m), v128.and(q1, m), xo);
+    const hi = rdot32(v128.and(i16x8.shr_u(q0, 4), m), v128.and(i16x8.shr_u(q1, 4), m), xo + 32);
+    // scale[s] = d * sc[s], rounded to f32 as the reference does, then times the block's activation scale
+    acc = fma(f32x4.convert_i32x4_s(lo), f32x4.splat(d * <f32>load<u8>(w + 8 + (o >> 4)) * xs), acc);
+    acc = fma(f32x4.convert_i32x4_s(hi), f32x4.splat(d * <f32>load<u8>(w + 9 + (o >> 4)) * xs), acc);
+  }
+  const dmin = f32x4.splat(load<f32>(w, 4));
+  return f32x4.sub(acc, fma(u8x8ToF32(w + 16, dmin, false), v128.load(s32), f32x4.mul(u8x8ToF32(w + 16, dmin, true), v128.load(s32, 16))));
+}
+
+/** Q6_K super-block at w against the 8-bit token's block (X at x, scale xs, sums per 16 columns at s16), added to acc. */
+@inline function block6R(w: usize, x: usize, xs: f32, s16: usize, acc: v128): v128 {
+  const d = f32x4.splat(load<f32>(w));
+  const sb = v128.load(w + 4);
+  const e0 = i16x8.extend_low_i8x16_s(sb), e1 = i16x8.extend_high_i8x16_s(sb);
+  // scale[s] = d * sc[s] (as the reference), sub-blocks 4j .. 4j + 3 in lanes
+  const sc0 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(e0)), d);
+  const sc1 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(e0)), d);
+  const sc2 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(e1)), d);
+  const sc3 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(e1)), d);
+  // the values are u - 32: sum_s scale[s] * 32 * (xs * sum X over sub-block s) comes off once
+  const off = fma(sc0, v128.load(s16), fma(sc1, v128.load(s16, 16), fma(sc2, v128.load(s16, 32), f32x4.mul(sc3, v128.load(s16, 48)))));
+  const xv = f32x4.splat(xs);
+  const t0 = f32x4.mul(sc0, xv), t1 = f32x4.mul(sc1, xv), t2 = f32x4.mul(sc2, xv), t3 = f32x4.mul(sc3, xv);
+  acc = q6GroupR(w, x, 0, 0, t0, t1, acc);
+  acc = q6GroupR(w, x, 0, 16, t0, t1, acc);
+  acc = q6GroupR(w, x, 1, 0, t2, t3, acc);
+  acc = q6GroupR(w, x, 1, 16, t2, t3, acc);
+  return fma(off, f32x4.splat(-32), acc);
+}
+
+/** q6Group on the 8-bit token: the values u (0..63) go to the relaxed dot as they are. */
+@inline function q6GroupR(w: usize, x: usize, h: i32, l0: i32, lo: v128, hi: v128, acc: v128): v128 {
+  const ql = w + 20 + <usize>(64 * h + l0);
+  const a = v128.load(ql), b = v128.load(ql, 32);
+  const hb = v128.load(w + 148 + <usize>(32 * h + l0));
+  const xo = x + <usize>(128 * h + l0);
+  const j = l0 >> 4;
+  acc = fma(f32x4.convert_i32x4_s(rdot16(q6Quarter(a, b, hb, 0), xo)), bcast(lo, j), acc);
+  acc = fma(f32x4.convert_i32x4_s(rdot16(q6Quarter(a, b, hb, 1), xo + 32)), bcast(lo, j + 2), acc);
+  acc = fma(f32x4.convert_i32x4_s(rdot16(q6Quarter(a, b, hb, 2), xo + 64)), bcast(hi, j), acc);
+  return fma(f32x4.convert_i32x4_s(rdot16(q6Quarter(a, b, hb, 3), xo + 96)), bcast(hi, j + 2), acc);
+}
+
+/** One row (super-blocks bs bytes apart) against an 8-bit token. */
+@inline function rowDotR(dt: i32, w: usize, bs: usize, xt: usize, K: i32): f32 {
+  const XS = xt + <usize>K, S16 = XS + (<usize>K >> 6), S32 = S16 + (<usize>K >> 2);
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < (K >> 8); b++) {
+    const wb = w + <usize>b * bs;
+    const xs = load<f32>(XS + (<usize>b << 2));
+    if (dt == DT_Q6K) acc = block6R(wb, xt + (<usize>b << 8), xs, S16 + (<usize>b << 6), acc);
+    else acc = block4R(wb, xt + (<usize>b << 8), xs, S32 + (<usize>b << 5), acc);
+  }
+  return hsum(acc);
+}
+
+/** Q4_K: the 4 rows of a group against an 8-bit token. */
+@inline function rowDot4R(w: usize, xt: usize, K: i32): v128 {
+  const bb = blockBytes(DT_Q4K);
+  const XS = xt + <usize>K, S32 = XS + (<usize>K >> 6) + (<usize>K >> 2);
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  for (let b = 0; b < (K >> 8); b++) {
+    const wb = w + <usize>b * 4 * bb;
+    const xb = xt + (<usize>b << 8);
+    const xs = load<f32>(XS + (<usize>b << 2));
+    const sb = S32 + (<usize>b << 5);
+    a0 = block4R(wb, xb, xs, sb, a0);
+    a1 = block4R(wb + bb, xb, xs, sb, a1);
+    a2 = block4R(wb + 2 * bb, xb, xs, sb, a2);
+    a3 = block4R(wb + 3 * bb, xb, xs, sb, a3);
+  }
+  return hsum4(a0, a1, a2, a3);
+}
+
+/** matmulDots on the relaxed build for Q4_K / Q6_K: 8-bit tokens, no token scale left to apply. */
+@inline function matmulDotsR(dt: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  const tb = tokBytes(K);
+  const per = max(1, scratchBytes / tb);
+  for (let t0 = 0; t0 < T; t0 += per) {
+    const t1 = min(T, t0 + per);
+    for (let t = t0; t < t1; t++) quantizeTok8(scratch + <usize>(t - t0) * <usize>tb, x + ((<usize>t * <usize>K) << 2), K);
+    for (let n = n0; n < n1; n += 4) {
+      const w = rowAt(dt, q, K, n);
+      const rows = min(4, n1 - n);
+      for (let t = t0; t < t1; t++) {
+        const xt = scratch + <usize>(t - t0) * <usize>tb;
+        const o = out + ((<usize>t * <usize>N + <usize>n) << 2);
+        if (rows == 4 && dt == DT_Q4K) {
+          v128.store(o, f32x4.add(rowDot4R(w, xt, K), bias ? v128.load(bias + (<usize>n << 2)) : f32x4.splat(0)));
+          continue;
+        }
+        for (let r = 0; r < rows; r++) {
+          const br: f32 = bias ? load<f32>(bias + (<usize>(n + r) << 2)) : 0;
+          store<f32>(o + (<usize>r << 2), rowDotR(dt, rowAt(dt, q, K, n + r), blockStride(dt), xt, K) + br);
+        }
+      }
+    }
+  }
+}
+
 /** Few tokens: as many quantized x rows as scratch holds, then each row of the share against them (the row stays in L1 across tokens). */
 @inline function matmulDots(dt: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
   const tb = tokBytes(K);
@@ -293,13 +444,15 @@ function quantizeTok(dst: usize, x: usize, K: i32, striped: bool): void {
 }
 
 function matmulDots4(scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
-  matmulDots(DT_Q4K, scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
+  if (ASC_FEATURE_RELAXED_SIMD) matmulDotsR(DT_Q4K, scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
+  else matmulDots(DT_Q4K, scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
 }
 function matmulDots5(scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
   matmulDots(DT_Q5K, scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
 }
 function matmulDots6(scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
-  matmulDots(DT_Q6K, scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
+  if (ASC_FEATURE_RELAXED_SIMD) matmulDotsR(DT_Q6K, scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
+  else matmulDots(DT_Q6K, scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
 }
 
 /** 16 integers (i8x16; signed or not) * scale - min as f32 at p [16]: two roundings, as the reference. */
