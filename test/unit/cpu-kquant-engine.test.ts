@@ -38,7 +38,7 @@ const GEN = 12;
  */
 const TOL = 2e-3;
 /**
- * Q4_K / Q6_K on the relaxed build decode with 8-bit activations per 256 columns (llama.cpp's
+ * K-quants on the relaxed build decode with 8-bit activations per 256 columns (llama.cpp's
  * Q8_K; cpu-kquant.test.ts bounds each call and checks exact sums on 8-bit inputs): on this
  * random model the logits move by up to 0.17 of the largest (llama.cpp's own 8-bit
  * activations moved its top-5 probabilities by 0.16-0.19 on such a model), enough to flip

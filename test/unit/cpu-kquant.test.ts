@@ -55,7 +55,7 @@ function randomBlocks(dtype: KQuantDType, N: number, K: number, seed: number): P
 /**
  * Decode quantizes each x row to int16 (scale s = max|x_t| / 32767): x_tk moves by at most
  * s / 2, so out[t, n] by at most s / 2 * sum_k |w_nk|; f32 sums add ~1e-6 relative (the
- * reference sums in f64). Q4_K / Q6_K on the relaxed build (`int8Blocks`) quantize x to
+ * reference sums in f64). The relaxed build (`int8Blocks`) quantizes x to
  * int8 per 256-column super-block instead (s_b = max|x| of the block / 127, llama.cpp's
  * Q8_K): the bound is the sum of s_b / 2 * sum |w| over each block. Prefill (f32 values,
  * f32 tiles) stays well inside either bound.
@@ -89,14 +89,14 @@ function check(w: PackedMatrix, T: number, seed: number, runtimes: CpuRuntime[])
   const want = new Float32Array(T * N);
   matmulKQuant(want, x, w, bias, T, K, N);
   const wf = dequantize(w);
-  // the relaxed build's Q4_K / Q6_K decode: 8-bit activations per super-block (kquant.ts matmulDotsR)
-  const int8Blocks = (rt: CpuRuntime) => rt.simd === "relaxed" && w.dtype !== "q5_k" && T < 16;
+  // the relaxed build's K-quant decode: 8-bit activations per super-block (kquant.ts matmulDotsR)
+  const int8Blocks = (rt: CpuRuntime) => rt.simd === "relaxed" && T < 16;
   for (const rt of runtimes) assertWithinBound(k.matmulPacked(rt, x, w, bias, T), want, x, wf, T, N, K, `${rt.threads} thread(s)${rt === plain1 ? " plain SIMD" : ""}`, int8Blocks(rt));
 }
 
-test("Q4_K / Q6_K decode on 8-bit-exact activations (each 256 columns integers times max / 127) = the reference to f32 rounding (3e-4: the Q6_K offset of 32 comes off as one sum; a wrong scale, min or offset is off by O(1))", (t) => {
+test("K-quant decode on 8-bit-exact activations (each 256 columns integers times max / 127) = the reference to f32 rounding (3e-4: the Q6_K offset of 32 comes off as one sum; a wrong scale, min or offset is off by O(1))", (t) => {
   if (rt1.simd !== "relaxed") return t.skip("this runtime has no relaxed SIMD (the 8-bit path is the relaxed build's)");
-  for (const dtype of ["q4_k", "q6_k"] as const) {
+  for (const dtype of KQUANT_DTYPES) {
     for (const [T, K, N] of [[1, 256, 9], [3, 1280, 33], [2, 768, 4]]) {
       const w = randomBlocks(dtype, N, K, N + K);
       const r = randomF32(T * K, K + 1);

@@ -18,9 +18,9 @@
  * scale per token (as qmatmul.ts; plus each 32-column sub-block's sum, for the mins), then
  * per row and token: integer dots per sub-block (i32x4.dot_i16x8_s over the weights
  * widened to i16), each scaled in f32 by d * sc[s]; minus sum_s dmin * m[s] * xsum[s].
- * On the relaxed build Q4_K and Q6_K decode with 8-bit activations instead, one scale per
- * super-block (llama.cpp's Q8_K), the 4-bit / 6-bit values being the 7-bit unsigned operand
- * of i16x8.relaxed_dot_i8x16_i7x16_s (matmulDotsR); Q5_K keeps int16.
+ * On the relaxed build they decode with 8-bit activations instead, one scale per
+ * super-block (llama.cpp's Q8_K), the 4- / 5- / 6-bit values being the 7-bit unsigned operand
+ * of i16x8.relaxed_dot_i8x16_i7x16_s (matmulDotsR).
  * Many tokens (prefill): row blocks dequantized into scratch (the reference's values:
  * (d * sc) * q - dmin * m, rounded to f32 at each step) and the f32 tiles of matmul.ts.
  */
@@ -267,10 +267,10 @@ function quantizeTok(dst: usize, x: usize, K: i32, striped: bool): void {
   return hsum4(a0, a1, a2, a3);
 }
 
-// ---- decode on the relaxed build (Q4_K, Q6_K): 8-bit activations, as llama.cpp's Q8_K ----
+// ---- decode on the relaxed build: 8-bit activations, as llama.cpp's Q8_K ----
 // The token (scratch): int8 X [K] in column order, one scale per super-block xs [K / 256]
 // (max|x| of its 256 columns / 127), then xs * (sum of X) per 16 columns [K / 16] (Q6_K's
-// offset of 32) and per 32 columns [K / 32] (Q4_K's mins), as f32.
+// offset of 32) and per 32 columns [K / 32] (Q4_K / Q5_K's mins), as f32.
 
 /** x row [K] (K % 256 == 0) -> the 8-bit token at dst (layout above). */
 function quantizeTok8(dst: usize, x: usize, K: i32): void {
@@ -300,22 +300,36 @@ function quantizeTok8(dst: usize, x: usize, K: i32): void {
   return i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xo), u));
 }
 
-/** Two 16-column runs (u 0..15 each) summed in 16 bits (|.| <= 4 * 15 * 127), then widened: 4 i32 lanes. */
+/** Two 16-column runs (u 0..31 each) summed in 16 bits (|.| <= 4 * 31 * 127), then widened: 4 i32 lanes. */
 @inline function rdot32(u0: v128, u1: v128, xo: usize): v128 {
   return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xo), u0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xo, 16), u1)));
 }
 
-/** Q4_K super-block at w against the 8-bit token's block (X at x, scale xs, sums per 32 columns at s32), added to acc. */
-@inline function block4R(w: usize, x: usize, xs: f32, s32: usize, acc: v128): v128 {
+/** Q4_K / Q5_K super-block at w against the 8-bit token's block (X at x, scale xs, sums per 32 columns at s32), added to acc. */
+@inline function block45R(dt: i32, w: usize, x: usize, xs: f32, s32: usize, acc: v128): v128 {
   const d = load<f32>(w);
-  const qs = w + 24;
-  const m = i8x16.splat(0x0f);
+  const qs = w + (dt == DT_Q4K ? 24 : 56);
+  const m = i8x16.splat(0x0f), b5 = i8x16.splat(0x10);
+  // Q5_K: bits 0 / 1 of each qh byte are the fifth bits of chunk c's low / high nibbles (shifted down 2 a chunk)
+  let hb0 = dt == DT_Q5K ? v128.load(w + 24) : i8x16.splat(0);
+  let hb1 = dt == DT_Q5K ? v128.load(w + 40) : i8x16.splat(0);
   for (let c = 0; c < 4; c++) {
     const o = <usize>c << 5;
     const q0 = v128.load(qs + o), q1 = v128.load(qs + o, 16);
+    let l0 = v128.and(q0, m), l1 = v128.and(q1, m);
+    let h0 = v128.and(i16x8.shr_u(q0, 4), m), h1 = v128.and(i16x8.shr_u(q1, 4), m);
+    if (dt == DT_Q5K) {
+      l0 = v128.or(l0, v128.and(i16x8.shl(hb0, 4), b5));
+      l1 = v128.or(l1, v128.and(i16x8.shl(hb1, 4), b5));
+      h0 = v128.or(h0, v128.and(i16x8.shl(hb0, 3), b5));
+      h1 = v128.or(h1, v128.and(i16x8.shl(hb1, 3), b5));
+      hb0 = i16x8.shr_u(hb0, 2);
+      hb1 = i16x8.shr_u(hb1, 2);
+    }
     const xo = x + (<usize>c << 6);
-    const lo = rdot32(v128.and(q0, m), v128.and(q1, m), xo);
-    const hi = rdot32(v128.and(i16x8.shr_u(q0, 4), m), v128.and(i16x8.shr_u(q1, 4), m), xo + 32);
+    // values up to 31: 16-bit sums of four products stay under 4 * 31 * 127
+    const lo = rdot32(l0, l1, xo);
+    const hi = rdot32(h0, h1, xo + 32);
     // scale[s] = d * sc[s], rounded to f32 as the reference does, then times the block's activation scale
     acc = fma(f32x4.convert_i32x4_s(lo), f32x4.splat(d * <f32>load<u8>(w + 8 + (o >> 4)) * xs), acc);
     acc = fma(f32x4.convert_i32x4_s(hi), f32x4.splat(d * <f32>load<u8>(w + 9 + (o >> 4)) * xs), acc);
@@ -366,14 +380,14 @@ function quantizeTok8(dst: usize, x: usize, K: i32): void {
     const wb = w + <usize>b * bs;
     const xs = load<f32>(XS + (<usize>b << 2));
     if (dt == DT_Q6K) acc = block6R(wb, xt + (<usize>b << 8), xs, S16 + (<usize>b << 6), acc);
-    else acc = block4R(wb, xt + (<usize>b << 8), xs, S32 + (<usize>b << 5), acc);
+    else acc = block45R(dt, wb, xt + (<usize>b << 8), xs, S32 + (<usize>b << 5), acc);
   }
   return hsum(acc);
 }
 
-/** Q4_K: the 4 rows of a group against an 8-bit token. */
-@inline function rowDot4R(w: usize, xt: usize, K: i32): v128 {
-  const bb = blockBytes(DT_Q4K);
+/** Q4_K / Q5_K: the 4 rows of a group against an 8-bit token. */
+@inline function rowDot4R(dt: i32, w: usize, xt: usize, K: i32): v128 {
+  const bb = blockBytes(dt);
   const XS = xt + <usize>K, S32 = XS + (<usize>K >> 6) + (<usize>K >> 2);
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   for (let b = 0; b < (K >> 8); b++) {
@@ -381,15 +395,15 @@ function quantizeTok8(dst: usize, x: usize, K: i32): void {
     const xb = xt + (<usize>b << 8);
     const xs = load<f32>(XS + (<usize>b << 2));
     const sb = S32 + (<usize>b << 5);
-    a0 = block4R(wb, xb, xs, sb, a0);
-    a1 = block4R(wb + bb, xb, xs, sb, a1);
-    a2 = block4R(wb + 2 * bb, xb, xs, sb, a2);
-    a3 = block4R(wb + 3 * bb, xb, xs, sb, a3);
+    a0 = block45R(dt, wb, xb, xs, sb, a0);
+    a1 = block45R(dt, wb + bb, xb, xs, sb, a1);
+    a2 = block45R(dt, wb + 2 * bb, xb, xs, sb, a2);
+    a3 = block45R(dt, wb + 3 * bb, xb, xs, sb, a3);
   }
   return hsum4(a0, a1, a2, a3);
 }
 
-/** matmulDots on the relaxed build for Q4_K / Q6_K: 8-bit tokens, no token scale left to apply. */
+/** matmulDots on the relaxed build: 8-bit tokens, no token scale left to apply. */
 @inline function matmulDotsR(dt: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
   const tb = tokBytes(K);
   const per = max(1, scratchBytes / tb);
@@ -402,8 +416,8 @@ function quantizeTok8(dst: usize, x: usize, K: i32): void {
       for (let t = t0; t < t1; t++) {
         const xt = scratch + <usize>(t - t0) * <usize>tb;
         const o = out + ((<usize>t * <usize>N + <usize>n) << 2);
-        if (rows == 4 && dt == DT_Q4K) {
-          v128.store(o, f32x4.add(rowDot4R(w, xt, K), bias ? v128.load(bias + (<usize>n << 2)) : f32x4.splat(0)));
+        if (rows == 4 && dt != DT_Q6K) {
+          v128.store(o, f32x4.add(rowDot4R(dt, w, xt, K), bias ? v128.load(bias + (<usize>n << 2)) : f32x4.splat(0)));
           continue;
         }
         for (let r = 0; r < rows; r++) {
@@ -448,7 +462,8 @@ function matmulDots4(scratch: usize, scratchBytes: i32, out: usize, x: usize, q:
   else matmulDots(DT_Q4K, scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
 }
 function matmulDots5(scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
-  matmulDots(DT_Q5K, scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
+  if (ASC_FEATURE_RELAXED_SIMD) matmulDotsR(DT_Q5K, scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
+  else matmulDots(DT_Q5K, scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
 }
 function matmulDots6(scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
   if (ASC_FEATURE_RELAXED_SIMD) matmulDotsR(DT_Q6K, scratch, scratchBytes, out, x, q, bias, T, K, N, n0, n1);
