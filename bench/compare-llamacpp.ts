@@ -29,7 +29,7 @@ import { CpuRuntime } from "../src/backends/cpu/runtime.js";
 import type { KvDType } from "../src/backends/backend.js";
 import { openCheckpoint } from "../src/checkpoint/open.js";
 import type { TensorDType } from "../src/checkpoint/types.js";
-import { measureLatency, measureThroughput, median, weightBytesPerToken } from "../src/cli/bench.js";
+import { measureLatency, measureThroughput, median, packedWeightBytesPerToken, weightBytesPerToken } from "../src/cli/bench.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -132,15 +132,6 @@ function llmrtParallel(engine: Engine): number {
 }
 
 
-/** Bytes a decode step reads from a packed engine: every weight as bound (packed ones as stored), the embedding table but one row. */
-function packedBytesPerToken(engine: Engine, bound: CpuBound): number {
-  const emb = engine.graph.ops.find((o) => o.op === "embedding");
-  const table = emb && "table" in emb ? engine.graph.tensors.get(emb.table as string) : undefined;
-  const shape = table?.kind === "weight" ? table.shape : [0, 0];
-  const per = bound.packedDType(emb && "table" in emb ? (emb.table as string) : "") === "f32" ? 4 : 2;
-  return bound.weightBytes - (shape[0] - 1) * shape[1] * per;
-}
-
 let vocab = 32000;
 const rows: string[] = [];
 {
@@ -163,7 +154,7 @@ const rows: string[] = [];
       let bound: CpuBound | undefined;
       const backend = { name: cpu.name, packedDTypes: cpu.packedDTypes, bind: (...args: Parameters<CpuBackend["bind"]>) => (bound = cpu.bind(...args)) };
       const engine = engineDir ? Engine.load(engineDir, { backend, blockSize: 16, kvDtype: a["kv-dtype"] as KvDType }) : Engine.fromCheckpoint(ckpt, { backend, dtype: dt === "f32" ? "fp32" : dt === "f16" ? "fp16" : "bf16", maxSeqLen: Math.max(P + G, 16 + NG) + 1, maxSeqs: Math.max(1, N), maxBatchTokens: Math.max(P, 512), maxLogitRows: Math.max(1, N), blockSize: 16, kvDtype: a["kv-dtype"] as KvDType });
-      const bytes = q ? packedBytesPerToken(engine, bound!) : weightBytesPerToken(engine, dt === "f32" ? "fp32" : "fp16", (n) => bound?.packedDType(n));
+      const bytes = q ? packedWeightBytesPerToken(engine, bound!) : weightBytesPerToken(engine, dt === "f32" ? "fp32" : "fp16", (n) => bound?.packedDType(n));
       const m = { cppPre: [] as number[], cppDec: [] as number[], ourPre: [] as number[], ourDec: [] as number[], cppPar: [] as number[], ourPar: [] as number[] };
       for (let r = 0; r < rounds; r++) {
         // alternate: llama.cpp, then llmrt, each round

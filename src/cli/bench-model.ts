@@ -11,6 +11,7 @@ import { systemBlas } from "../backends/cpu/blas.js";
 import { HEAP_LIMIT_BYTES, HeapLimitError } from "../backends/cpu/heap.js";
 import type { ModelConfig } from "../checkpoint/config.js";
 import { expectedTensors } from "../checkpoint/expected-tensors.js";
+import { isKQuant } from "../checkpoint/ggml-kquants.js";
 import type { Checkpoint, TensorDType } from "../checkpoint/types.js";
 import type { EngineDType } from "../engine/options.js";
 import { OptionError } from "../errors.js";
@@ -41,13 +42,21 @@ export function defaultModelDtype(format: SyntheticFormat, dtype: EngineDType): 
 /**
  * Least bytes the CPU backend's heap takes: packed weights (vectors f32; matrices in the
  * engine dtype, or 16 bits in an fp32 engine when the source is 16-bit, since the backend
- * keeps the narrowest exact type) plus the KV cache. Activations come on top.
+ * keeps the narrowest exact type; GGUF Q8_0 / Q4_0 / K-quant matrices packed, at most 1.125
+ * bytes a value) plus the KV cache. Activations come on top.
  */
+const isGgmlPacked = (d: TensorDType) => d === "q8_0" || d === "q4_0" || isKQuant(d);
+
 export function cpuHeapBytes(config: ModelConfig, tensors: Iterable<{ shape: readonly number[]; dtype: TensorDType }>, o: BenchSizes & { dtype: EngineDType; kvDtype?: KvDType; blas?: boolean }): { weights: number; kv: number } {
   let weights = 0;
   let largestF32Matrix = 0;
   for (const t of tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
+    if (t.shape.length >= 2 && isGgmlPacked(t.dtype)) {
+      // kept packed (cpu/packed.ts, kquant-layout.ts): at most int8 with an f32 scale per 32 values
+      weights += Math.ceil(n * 1.125);
+      continue;
+    }
     const narrow = o.dtype !== "fp32" || t.dtype === "f16" || t.dtype === "bf16";
     // with a system BLAS, f32 matrices past the limit stay outside the heap (cpu/backend.ts), but
     // for an embedding table (at most the largest matrix) that other kernels read
@@ -64,7 +73,7 @@ function checkCpuHeap(config: ModelConfig, tensors: Iterable<{ shape: readonly n
   if (weights + kv <= HEAP_LIMIT_BYTES) return;
   const hint = o.dtype === "fp32"
     ? "store weights in 16 bits (--dtype bf16 or fp16; it halves the matrices), install OpenBLAS (f32 matrices then stay outside WebAssembly's memory), or pick a smaller shape"
-    : "the weights do not fit even in 16 bits; quantized files (q8_0, q4_0) are widened to 16 bits on this target, so pick a smaller shape, fewer --concurrency / shorter lengths, or --kv-dtype int8";
+    : "the weights do not fit even in 16 bits; pick a quantized file (--model-dtype q8_0, q4_0 or a K-quant: kept packed), a smaller shape, fewer --concurrency / shorter lengths, or --kv-dtype int8";
   throw new HeapLimitError(weights + kv, `weights (${weights} bytes, --dtype ${o.dtype}) and the KV cache (${kv} bytes, ${o.kvDtype ?? "f32"})`, hint);
 }
 

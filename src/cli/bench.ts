@@ -14,10 +14,15 @@
  * checkpoint (bench-model.ts). --kv-dtype sets the KV cache storage. With --json the last
  * stdout line is one JSON object.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Option, type Command } from "commander";
 import { KV_DTYPES, type Backend, type KvDType } from "../backends/backend.js";
 import { CpuBackend, resolveThreads, type CpuBound } from "../backends/cpu/backend.js";
 import type { Checkpoint, TensorDType } from "../checkpoint/types.js";
+import { isKQuant } from "../checkpoint/ggml-kquants.js";
+import { buildEngineDir } from "../engine/build.js";
 import { Engine } from "../engine/engine.js";
 import type { EngineDType } from "../engine/options.js";
 import { targetByName } from "../engine/targets.js";
@@ -54,12 +59,34 @@ export async function openBenchModel(spec: string): Promise<Checkpoint> {
   return (await openBenchCheckpoint({ model: spec, target: "none", dtype: "fp32" }, { maxSeqs: 1, maxSeqLen: 1, blockSize: 16 })).ckpt;
 }
 
+/** Whether a build keeps some of the checkpoint's weights packed (GGUF Q8_0 / Q4_0 / K-quant blocks, AWQ / GPTQ): an in-memory build would widen them. */
+function keepsPacked(ckpt: Checkpoint): boolean {
+  return ckpt.quantMethod !== undefined || ckpt.tensors().some((t) => t.dtype === "q8_0" || t.dtype === "q4_0" || isKQuant(t.dtype));
+}
+
+/**
+ * The engine to bench: built in memory, or, for a checkpoint with packed weights, built into
+ * a temporary engine dir and loaded, as `generate` / `serve` run it (their cached engine), so
+ * the packed kernels are what is measured.
+ */
+function benchBuild(ckpt: Checkpoint, f: CommonFlags, sizes: { dtype: EngineDType; maxSeqLen: number; maxSeqs: number; maxBatchTokens: number; maxLogitRows: number; blockSize: number }, backend: () => Backend): Engine {
+  if (!keepsPacked(ckpt)) return Engine.fromCheckpoint(ckpt, { backend: backend(), ...sizes, kvDtype: f.kvDtype });
+  const dir = mkdtempSync(join(tmpdir(), "llmrt-bench-engine-"));
+  try {
+    const { blockSize, ...build } = sizes;
+    buildEngineDir(ckpt, dir, { ...build, target: f.target });
+    return Engine.load(dir, { backend: backend(), blockSize, kvDtype: f.kvDtype });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Opens the model and builds the engine, timing both (seconds; writing a synthetic file excluded): what a user's file costs to load. */
 async function benchEngine(f: CommonFlags, sizes: { dtype: EngineDType; maxSeqLen: number; maxSeqs: number; maxBatchTokens: number; maxLogitRows: number; blockSize: number }, backend: () => Backend) {
   const t0 = performance.now();
   const { ckpt, file, writeS = 0 } = await openBenchCheckpoint(f, sizes);
   try {
-    const engine = f.loadFormat === "dummy" ? dummyEngine(ckpt.config, { target: f.target, ...sizes }) : Engine.fromCheckpoint(ckpt, { backend: backend(), ...sizes, kvDtype: f.kvDtype });
+    const engine = f.loadFormat === "dummy" ? dummyEngine(ckpt.config, { target: f.target, ...sizes }) : benchBuild(ckpt, f, sizes, backend);
     const fields = { ...(file ? { model_file: file } : {}), kv_dtype: engine.kv.dtype ?? "f32", kv_bytes: engine.kvBytes, load_s: r2((performance.now() - t0) / 1000 - writeS) };
     return { engine, fields };
   } finally {
@@ -71,7 +98,7 @@ async function benchEngine(f: CommonFlags, sizes: { dtype: EngineDType; maxSeqLe
 function backendFor(f: CommonFlags & { profile?: boolean }, onBound: (b: CpuBound) => void = () => {}): Backend {
   if (f.target !== "cpu") return targetByName(f.target).createBackend();
   const cpu = new CpuBackend({ threads: f.threads, profile: f.profile });
-  return { name: cpu.name, bind: (...args: Parameters<CpuBackend["bind"]>) => { const b = cpu.bind(...args); onBound(b); return b; } };
+  return { name: cpu.name, packedDTypes: cpu.packedDTypes, bind: (...args: Parameters<CpuBackend["bind"]>) => { const b = cpu.bind(...args); onBound(b); return b; } };
 }
 
 /** Bytes of weights one decode step reads: every matrix a matmul reads, plus one embedding row and the vectors. `stored`: a weight's dtype as the backend packed it, when known. */
@@ -89,6 +116,25 @@ export function weightBytesPerToken(engine: Engine, dtype: EngineDType, stored: 
 }
 
 
+/**
+ * Weight bytes a decode step reads from a CPU engine with packed weights: every weight as the
+ * backend placed it (packed ones with their scales), less all but one row of the embedding table.
+ */
+export function packedWeightBytesPerToken(engine: Engine, bound: CpuBound): number {
+  const emb = engine.graph.ops.find((o) => o.op === "embedding");
+  const table = emb && "table" in emb ? (emb.table as string) : "";
+  const d = engine.graph.tensors.get(table);
+  const [rows, cols] = d?.kind === "weight" ? d.shape : [1, 0];
+  const stored = bound.packedDType(table);
+  const perValue = stored === "f32" ? 4 : stored === "bf16" || stored === "f16" ? 2 : stored === "int8" ? 1 : 0.5; // packed tables: their values' share, scales aside
+  return bound.weightBytes - (rows - 1) * cols * perValue;
+}
+
+/** Whether the CPU engine holds any weight packed (int8 / int4 / K-quants). */
+function hasPackedWeights(engine: Engine, bound: CpuBound): boolean {
+  return [...engine.graph.tensors].some(([n, d]) => d.kind === "weight" && !["f32", "bf16", "f16", undefined].includes(bound.packedDType(n)));
+}
+
 interface LatencyFlags extends CommonFlags {
   profile?: boolean;
   promptTokens: number;
@@ -105,7 +151,7 @@ async function runLatency(f: LatencyFlags): Promise<void> {
   const progress = bar("bench latency", f.runs * G, !!f.json);
   const { prefill, decode } = measureLatency(engine, P, G, f.runs, (d) => progress.update(d));
   progress.stop();
-  const bytes = weightBytesPerToken(engine, f.dtype, (n) => bound?.packedDType(n));
+  const bytes = bound && hasPackedWeights(engine, bound) ? packedWeightBytesPerToken(engine, bound) : weightBytesPerToken(engine, f.dtype, (n) => bound?.packedDType(n));
   const decodeTps = G / median(decode);
   const result = {
     model: f.model,

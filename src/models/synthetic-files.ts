@@ -43,7 +43,7 @@ export function q4KMTensorType(name: string, numLayers: number): TensorDType {
   const m = /^blk\.(\d+)\.(attn_v|ffn_down)\.weight$/.exec(name);
   return m && useMoreBits(Number(m[1]), numLayers) ? "q6_k" : "q4_k";
 }
-export const SYNTHETIC_DTYPES = ["f32", "f16", "bf16", "q8_0", "q4_0"] as const;
+export const SYNTHETIC_DTYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"] as const;
 
 /** Bumped when the bytes written for a key change, so old entries are not reused. */
 const WRITER_VERSION = 1;

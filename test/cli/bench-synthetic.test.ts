@@ -134,6 +134,25 @@ test("bench writes the synthetic file once, then reuses it untouched; --kv-dtype
   assert.ok(jb.decode_tok_per_s > 0);
 });
 
+test("bench latency on a Q4_0 / Q4_K GGUF measures the packed engine generate and serve run, not weights widened in memory", (t) => {
+  const cache = tmpRoot(t);
+  const shape = JSON.stringify({ ...JSON_SHAPE, hiddenSize: 256, intermediateSize: 512 });
+  const widened = (() => {
+    const c = syntheticSpecConfig(`synthetic:${shape}`)!;
+    let n = 0;
+    for (const [name, s] of expectedTensors(c)) if (s.length === 2 && name !== "token_embd.weight") n += s[0] * s[1];
+    return 2 * n; // the matrices in 16 bits
+  })();
+  for (const dtype of ["q4_0", "q4_k"]) {
+    const r = runCli(["bench", "latency", "--model", `synthetic:${shape}`, "--model-format", "gguf", "--model-dtype", dtype, "--prompt-tokens", "4", "--gen-tokens", "2", "--runs", "1", "--threads", "1", "--json"], { LLMRT_CACHE: cache });
+    assert.equal(r.status, 0, r.stderr);
+    const j = lastJson(r.stdout);
+    // 4-bit matrices with their scales: well under half of 16 bits
+    assert.ok(j.weight_bytes_per_token < 0.45 * widened, `${dtype}: ${j.weight_bytes_per_token} weight bytes a token, 16-bit matrices ${widened}`);
+    assert.ok(j.decode_tok_per_s > 0);
+  }
+});
+
 function runCliAsync(args: string[], env: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
