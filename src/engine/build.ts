@@ -69,16 +69,21 @@ function markKeptFormats(g: Graph, keptFormat: (tensor: string) => string | unde
 
 /**
  * The packed format each checkpoint tensor keeps in a build for `target` without --quant
- * (GGUF Q8_0 / Q4_0 / K-quant blocks, where the target's backend reads packed weights);
- * nothing under --quant, which packs every matmul weight in one scheme.
+ * (GGUF Q8_0 / Q4_0 / K-quant blocks, where the target's backend reads that packing: the
+ * cuda target reads int8 / int4 but widens K-quants); nothing under --quant, which packs
+ * every matmul weight in one scheme.
  */
 export function keptPackedFormats(ckpt: Checkpoint, options: BuildOptions): ((tensor: string) => string | undefined) | undefined {
   if (options.quant !== undefined) return undefined;
-  if ((targetByName(options.target).createBackend(undefined, options).packedDTypes ?? []).length === 0) return undefined;
+  const reads: readonly string[] = targetByName(options.target).createBackend(undefined, options).packedDTypes ?? [];
+  if (reads.length === 0) return undefined;
+  // the packed dtype each GGML block format is kept as (quant/ggml.ts, quant/kquant.ts)
+  const keptAs = (dtype: string) => (dtype === "q8_0" ? "int8" : dtype === "q4_0" ? "int4" : isKQuant(dtype) ? dtype : undefined);
   return (tensor) => {
     if (!ckpt.has(tensor)) return undefined;
     const dtype = ckpt.info(tensor).dtype;
-    return dtype === "q8_0" || dtype === "q4_0" || isKQuant(dtype) ? dtype : undefined;
+    const kept = keptAs(dtype);
+    return kept && reads.includes(kept) ? dtype : undefined;
   };
 }
 

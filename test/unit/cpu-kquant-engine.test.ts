@@ -19,7 +19,8 @@ import { isKQuant } from "../../src/checkpoint/ggml-kquants.js";
 import { openCheckpoint } from "../../src/checkpoint/open.js";
 import type { TensorDType } from "../../src/checkpoint/types.js";
 import { writeModelGguf } from "../../src/checkpoint/write-gguf-model.js";
-import { buildEngineDir } from "../../src/engine/build.js";
+import { buildEngineDir, keptPackedFormats } from "../../src/engine/build.js";
+import { resolveBuildOptions, type BuildOptions } from "../../src/engine/options.js";
 import { Engine } from "../../src/engine/engine.js";
 import { BlockPool } from "../../src/runtime/kv-cache.js";
 import { Sequence } from "../../src/runtime/sequence.js";
@@ -120,6 +121,11 @@ test("Q4_K_M-like GGUF: cpu backend (K-quants packed) = reference backend: greed
     const m = buildEngineDir(ckpt, dirs.cpu, { ...OPTS, target: "cpu" });
     t.diagnostic(`cpu build: ${m.report.packed}`);
     for (const dt of ["q4_k", "q5_k", "q6_k"]) assert.match(m.report.packed ?? "", new RegExp(`gguf ${dt}`), `the cpu build keeps ${dt}`);
+    // what fusion keeps apart: the formats a build keeps packed (cpu: K-quants; cuda widens them, so fuses as before; --quant repacks all)
+    const kept = (opts: Partial<BuildOptions>) => keptPackedFormats(ckpt, resolveBuildOptions(ckpt.config, { ...OPTS, ...opts }));
+    assert.deepEqual(["blk.0.attn_q.weight", "blk.0.attn_v.weight"].map((n) => kept({ target: "cpu" })?.(n)), ["q4_k", "q6_k"]);
+    assert.equal(kept({ target: "cuda" })?.("blk.0.attn_v.weight"), undefined);
+    assert.equal(kept({ target: "cpu", quant: { scheme: "int8-wo" } as BuildOptions["quant"] }), undefined);
   } finally {
     ckpt.close();
   }
