@@ -11,10 +11,10 @@ import { systemBlas } from "../backends/cpu/blas.js";
 import { HEAP_LIMIT_BYTES, HeapLimitError } from "../backends/cpu/heap.js";
 import type { ModelConfig } from "../checkpoint/config.js";
 import { expectedTensors } from "../checkpoint/expected-tensors.js";
-import { isKQuant } from "../checkpoint/ggml-kquants.js";
 import type { Checkpoint, TensorDType } from "../checkpoint/types.js";
 import type { EngineDType } from "../engine/options.js";
 import { OptionError } from "../errors.js";
+import { ggmlPackedDType } from "../quant/ggml.js";
 import { FORMAT_DTYPES, syntheticModelFile, syntheticSpecConfig, type SyntheticFormat } from "../models/synthetic-files.js";
 import { syntheticCheckpoint } from "../models/synthetic.js";
 
@@ -45,14 +45,12 @@ export function defaultModelDtype(format: SyntheticFormat, dtype: EngineDType): 
  * keeps the narrowest exact type; GGUF Q8_0 / Q4_0 / K-quant matrices packed, at most 1.125
  * bytes a value) plus the KV cache. Activations come on top.
  */
-const isGgmlPacked = (d: TensorDType) => d === "q8_0" || d === "q4_0" || isKQuant(d);
-
 export function cpuHeapBytes(config: ModelConfig, tensors: Iterable<{ shape: readonly number[]; dtype: TensorDType }>, o: BenchSizes & { dtype: EngineDType; kvDtype?: KvDType; blas?: boolean }): { weights: number; kv: number } {
   let weights = 0;
   let largestF32Matrix = 0;
   for (const t of tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
-    if (t.shape.length >= 2 && isGgmlPacked(t.dtype)) {
+    if (t.shape.length >= 2 && ggmlPackedDType(t.dtype)) {
       // kept packed (cpu/packed.ts, kquant-layout.ts): at most int8 with an f32 scale per 32 values
       weights += Math.ceil(n * 1.125);
       continue;

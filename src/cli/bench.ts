@@ -21,8 +21,8 @@ import { Option, type Command } from "commander";
 import { KV_DTYPES, type Backend, type KvDType } from "../backends/backend.js";
 import { CpuBackend, resolveThreads, type CpuBound } from "../backends/cpu/backend.js";
 import type { Checkpoint, TensorDType } from "../checkpoint/types.js";
-import { isKQuant } from "../checkpoint/ggml-kquants.js";
 import { buildEngineDir } from "../engine/build.js";
+import { ggmlPackedDType } from "../quant/ggml.js";
 import { Engine } from "../engine/engine.js";
 import type { EngineDType } from "../engine/options.js";
 import { targetByName } from "../engine/targets.js";
@@ -61,7 +61,7 @@ export async function openBenchModel(spec: string): Promise<Checkpoint> {
 
 /** Whether a build keeps some of the checkpoint's weights packed (GGUF Q8_0 / Q4_0 / K-quant blocks, AWQ / GPTQ): an in-memory build would widen them. */
 function keepsPacked(ckpt: Checkpoint): boolean {
-  return ckpt.quantMethod !== undefined || ckpt.tensors().some((t) => t.dtype === "q8_0" || t.dtype === "q4_0" || isKQuant(t.dtype));
+  return ckpt.quantMethod !== undefined || ckpt.tensors().some((t) => ggmlPackedDType(t.dtype) !== undefined);
 }
 
 /**

@@ -23,7 +23,7 @@ import { encodePacked, type PackedDType } from "../quant/packed.js";
 import { smoothQuantWeights, type CalibrationData } from "./smoothquant.js";
 import { gptqWeights } from "./gptq-build.js";
 import { checkOverridesMatch, quantFor } from "../quant/overrides.js";
-import { isKQuant } from "../checkpoint/ggml-kquants.js";
+import { ggmlPackedDType } from "../quant/ggml.js";
 
 export interface EnginePlan {
   config: ModelConfig;
@@ -77,12 +77,10 @@ export function keptPackedFormats(ckpt: Checkpoint, options: BuildOptions): ((te
   if (options.quant !== undefined) return undefined;
   const reads: readonly string[] = targetByName(options.target).createBackend(undefined, options).packedDTypes ?? [];
   if (reads.length === 0) return undefined;
-  // the packed dtype each GGML block format is kept as (quant/ggml.ts, quant/kquant.ts)
-  const keptAs = (dtype: string) => (dtype === "q8_0" ? "int8" : dtype === "q4_0" ? "int4" : isKQuant(dtype) ? dtype : undefined);
   return (tensor) => {
     if (!ckpt.has(tensor)) return undefined;
     const dtype = ckpt.info(tensor).dtype;
-    const kept = keptAs(dtype);
+    const kept = ggmlPackedDType(dtype);
     return kept && reads.includes(kept) ? dtype : undefined;
   };
 }

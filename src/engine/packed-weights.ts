@@ -7,7 +7,7 @@
 import type { Checkpoint } from "../checkpoint/types.js";
 import type { Graph, WeightSource } from "../graph/ir.js";
 import { isKQuant } from "../checkpoint/ggml-kquants.js";
-import { packedFromQ4_0, packedFromQ8_0 } from "../quant/ggml.js";
+import { ggmlPackedDType, packedFromQ4_0, packedFromQ8_0 } from "../quant/ggml.js";
 import { packedFromKQuant } from "../quant/kquant.js";
 import { W8A8_TARGETS, packedFormatFor, type QuantOptions } from "../quant/options.js";
 import { OptionError } from "../errors.js";
@@ -37,7 +37,7 @@ export function packedFromCheckpoint(src: WeightSource, ckpt: Checkpoint): Packe
     if (kept) return kept;
     if (!ckpt.readRaw) return null;
     const info = ckpt.info(src.name);
-    if (info.shape.length !== 2 || (info.dtype !== "q8_0" && info.dtype !== "q4_0" && !isKQuant(info.dtype))) return null;
+    if (info.shape.length !== 2 || !ggmlPackedDType(info.dtype)) return null;
     const raw = ckpt.readRaw(src.name);
     if (!raw) return null;
     const [rows, cols] = info.shape;

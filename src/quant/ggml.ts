@@ -5,10 +5,16 @@
  * which GGUF requires of these types.
  */
 import { f16Lookup } from "../checkpoint/fp16.js";
+import { isKQuant } from "../checkpoint/ggml-kquants.js";
 import { Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, QK } from "../checkpoint/ggml-quants.js";
-import type { PackedMatrix } from "./packed.js";
+import type { PackedDType, PackedMatrix } from "./packed.js";
 
 export const GGML_LAYOUT = { groupSize: QK, asym: false, scale: "f16" } as const;
+
+/** The packed dtype a GGML block-quantized tensor is kept as (Q8_0 int8, Q4_0 int4, K-quants as they are); undefined for other dtypes. */
+export function ggmlPackedDType(dtype: string): PackedDType | undefined {
+  return dtype === "q8_0" ? "int8" : dtype === "q4_0" ? "int4" : isKQuant(dtype) ? dtype : undefined;
+}
 
 /** raw: the tensor's blocks [rows * cols / 32] of 34 bytes -> int8, groups of 32, f16 scales. */
 export function packedFromQ8_0(raw: Uint8Array, rows: number, cols: number): PackedMatrix {

@@ -21,7 +21,7 @@ import { KQUANTS, KQUANT_DTYPES, QK_K, type KQuantDType } from "../../src/checkp
 import { quantizeKQuant } from "../../src/checkpoint/ggml-kquants-write.js";
 import { matmulKQuant, packedFromKQuant } from "../../src/quant/kquant.js";
 import { dequantize, type PackedMatrix } from "../../src/quant/packed.js";
-import { randomF32 } from "./cpu-util.js";
+import { assertWithinDecodeBound, randomF32 } from "./cpu-util.js";
 
 const rt2 = new CpuRuntime({ threads: 2, spin: 2000 });
 const rt1 = new CpuRuntime({ threads: 1 });
@@ -52,36 +52,6 @@ function randomBlocks(dtype: KQuantDType, N: number, K: number, seed: number): P
   return packedFromKQuant(raw, dtype, N, K);
 }
 
-/**
- * Decode quantizes each x row to int16 (scale s = max|x_t| / 32767): x_tk moves by at most
- * s / 2, so out[t, n] by at most s / 2 * sum_k |w_nk|; f32 sums add ~1e-6 relative (the
- * reference sums in f64). The relaxed build (`int8Blocks`) quantizes x to
- * int8 per 256-column super-block instead (s_b = max|x| of the block / 127, llama.cpp's
- * Q8_K): the bound is the sum of s_b / 2 * sum |w| over each block. Prefill (f32 values,
- * f32 tiles) stays well inside either bound.
- */
-function assertWithinBound(got: Float32Array, want: Float32Array, x: Float32Array, wf: Float32Array, T: number, N: number, K: number, what: string, int8Blocks = false): void {
-  for (let t = 0; t < T; t++) {
-    let amax = 0;
-    for (let i = 0; i < K; i++) amax = Math.max(amax, Math.abs(x[t * K + i]));
-    for (let n = 0; n < N; n++) {
-      let l1 = 0;
-      let blocked = 0;
-      for (let b = 0; b < K; b += 256) {
-        let bmax = 0;
-        let bl1 = 0;
-        for (let i = b; i < b + 256; i++) ((bmax = Math.max(bmax, Math.abs(x[t * K + i]))), (bl1 += Math.abs(wf[n * K + i])));
-        blocked += (bmax / 127) * 0.5 * bl1;
-        l1 += bl1;
-      }
-      const bound = (int8Blocks ? blocked : (amax / 32767) * 0.5 * l1) + amax * 2e-6 * l1 + 1e-6;
-      const i = t * N + n;
-      const err = Math.abs(got[i] - want[i]);
-      if (!(err <= bound)) assert.fail(`${what}: out[${t}, ${n}] = ${got[i]}, want ${want[i]} (error ${err} > bound ${bound})`);
-    }
-  }
-}
-
 function check(w: PackedMatrix, T: number, seed: number, runtimes: CpuRuntime[]): void {
   const { rows: N, cols: K } = w;
   const x = randomF32(T * K, seed, 2);
@@ -91,7 +61,7 @@ function check(w: PackedMatrix, T: number, seed: number, runtimes: CpuRuntime[])
   const wf = dequantize(w);
   // the relaxed build's K-quant decode: 8-bit activations per super-block (kquant.ts matmulDotsR)
   const int8Blocks = (rt: CpuRuntime) => rt.simd === "relaxed" && T < 16;
-  for (const rt of runtimes) assertWithinBound(k.matmulPacked(rt, x, w, bias, T), want, x, wf, T, N, K, `${rt.threads} thread(s)${rt === plain1 ? " plain SIMD" : ""}`, int8Blocks(rt));
+  for (const rt of runtimes) assertWithinDecodeBound(k.matmulPacked(rt, x, w, bias, T), want, x, wf, T, N, K, `${rt.threads} thread(s)${rt === plain1 ? " plain SIMD" : ""}`, int8Blocks(rt) ? 256 : undefined);
 }
 
 test("K-quant decode on 8-bit-exact activations (each 256 columns integers times max / 127) = the reference to f32 rounding (3e-4: the Q6_K offset of 32 comes off as one sum; a wrong scale, min or offset is off by O(1))", (t) => {
@@ -191,7 +161,7 @@ test("BLAS matmul over dequantized K-quant row blocks = the reference (ragged la
           const got = rt.heap.f32(op, M * N);
           // f32 sgemm over exact values vs the reference's f64 sums per sub-block
           const wf = dequantize(packed);
-          assertWithinBound(got, want, x, wf, M, N, K, `${dtype} BLAS [${M}, ${K}] x [${N}, ${K}]^T ${threads} thread(s)`);
+          assertWithinDecodeBound(got, want, x, wf, M, N, K, `${dtype} BLAS [${M}, ${K}] x [${N}, ${K}]^T ${threads} thread(s)`);
         } finally {
           rt.heap.release(mark);
         }

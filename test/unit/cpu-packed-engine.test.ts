@@ -40,7 +40,7 @@ const GEN = 32;
 const TOL = 1e-3;
 /**
  * Int4 in groups of 32 on the relaxed SIMD build decodes with 8-bit activations per 32
- * columns (qmatmul.ts matmulRows4R, as llama.cpp's Q8_0 activations): measured 1.7e-2 of the
+ * columns (qmatmul8.ts matmulRows4R, as llama.cpp's Q8_0 activations): measured 1.7e-2 of the
  * largest logit here, a mean KL of 2.1e-4 to the reference's int4 where int4 itself is 5.2e-2
  * from fp32. Those engines are also checked on the plain SIMD128 build (int16) at TOL.
  */

@@ -20,7 +20,7 @@ import { packedFromQ4_0, packedFromQ8_0 } from "../../src/quant/ggml.js";
 import { matmulPacked } from "../../src/quant/matmul.js";
 import { dequantize, type PackedDType, type PackedLayout, type PackedMatrix } from "../../src/quant/packed.js";
 import { quantize } from "../../src/quant/quantize.js";
-import { randomF32 } from "./cpu-util.js";
+import { assertWithinDecodeBound, randomF32 } from "./cpu-util.js";
 
 const rt2 = new CpuRuntime({ threads: 2, spin: 2000 });
 const rt1 = new CpuRuntime({ threads: 1 });
@@ -50,35 +50,9 @@ function matmulPackedVia(rt: CpuRuntime, x: Float32Array, w: PackedMatrix, bias:
   }
 }
 
-/**
- * Decode quantizes each x row to int16 with scale s = max|x_t| / 32767, so x_tk moves by at
- * most s / 2 and out[t, n] by at most s / 2 * sum_k |w_nk|; f32 sums add ~1e-6 relative.
- * Int4 in groups of 32 on the relaxed build (`int8Chunks`) quantizes x to int8 per 32-column
- * chunk instead (s_c = max|x| of the chunk / 127): the bound is the sum of s_c / 2 * sum |w|
- * over the chunk. Prefill (dequantized rows, f32 tiles) stays well inside either bound.
- */
+/** The rounding bound of cpu-util.ts (int16 activations, or int8 per 32 columns: `int8Chunks`), for w as packed. */
 function assertWithinBound(got: Float32Array, want: Float32Array, x: Float32Array, w: PackedMatrix, T: number, what: string, int8Chunks = false): void {
-  const { rows: N, cols: K } = w;
-  const wf = dequantize(w);
-  for (let t = 0; t < T; t++) {
-    let amax = 0;
-    for (let i = 0; i < K; i++) amax = Math.max(amax, Math.abs(x[t * K + i]));
-    for (let n = 0; n < N; n++) {
-      let l1 = 0;
-      let chunked = 0;
-      for (let c = 0; c < K; c += 32) {
-        let cmax = 0;
-        let cl1 = 0;
-        for (let i = c; i < Math.min(K, c + 32); i++) ((cmax = Math.max(cmax, Math.abs(x[t * K + i]))), (cl1 += Math.abs(wf[n * K + i])));
-        chunked += (cmax / 127) * 0.5 * cl1;
-        l1 += cl1;
-      }
-      const bound = (int8Chunks ? chunked : (amax / 32767) * 0.5 * l1) + amax * 2e-6 * l1 + 1e-6;
-      const i = t * N + n;
-      const err = Math.abs(got[i] - want[i]);
-      if (!(err <= bound)) assert.fail(`${what}: out[${t}, ${n}] = ${got[i]}, want ${want[i]} (error ${err} > bound ${bound})`);
-    }
-  }
+  assertWithinDecodeBound(got, want, x, dequantize(w), T, w.rows, w.cols, what, int8Chunks ? 32 : undefined);
 }
 
 function check(w: PackedMatrix, T: number, seed: number, threads: CpuRuntime[] = [rt2]): void {
@@ -87,7 +61,7 @@ function check(w: PackedMatrix, T: number, seed: number, threads: CpuRuntime[] =
   const bias = N % 2 ? randomF32(N, seed + 1) : undefined;
   const want = new Float32Array(T * N);
   matmulPacked(want, x, w, bias, T, K, N);
-  // the relaxed build's int4 g32 decode: 8-bit activations per 32 columns (qmatmul.ts matmulRows4R)
+  // the relaxed build's int4 g32 decode: 8-bit activations per 32 columns (qmatmul8.ts matmulRows4R)
   const int8Chunks = (rt: CpuRuntime) => rt.simd === "relaxed" && w.dtype === "int4" && w.layout.groupSize === 32 && T < 16;
   for (const rt of threads) assertWithinBound(k.matmulPacked(rt, x, w, bias, T), want, x, w, T, `${rt.threads} thread(s)`, int8Chunks(rt));
   // the plain SIMD128 build; q row-major through the row-block and the row-at-a-time kernels

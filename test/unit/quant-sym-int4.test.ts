@@ -15,6 +15,7 @@ import { matmulPacked } from "../../src/quant/matmul.js";
 import { decodePacked, dequantize, encodePacked, type PackedLayout, type PackedMatrix } from "../../src/quant/packed.js";
 import { codeOn, fitSymInt4, quantize, valueOf, type GroupGrid } from "../../src/quant/quantize.js";
 import { refineRows } from "../../src/quant/refine.js";
+import { assertWithinDecodeBound } from "./cpu-util.js";
 
 const rt = new CpuRuntime({ threads: 1 });
 after(() => rt.close());
@@ -127,24 +128,7 @@ test("GPTQ symmetric int4 g32: the sweeps lower the layer loss below the pass al
     const want = new Float32Array(T * rows);
     matmulPacked(want, x, g.packed, undefined, T, K, rows);
     const got = k.matmulPacked(rt, x, g.packed, undefined, T);
-    const wf = dequantize(g.packed);
-    for (let t = 0; t < T; t++) {
-      let amax = 0;
-      for (let i = 0; i < K; i++) amax = Math.max(amax, Math.abs(x[t * K + i]));
-      for (let n = 0; n < rows; n++) {
-        let l1 = 0;
-        let chunked = 0; // the relaxed build's 8-bit activations, one scale per 32 columns (cpu-packed.test.ts)
-        for (let c = 0; c < K; c += 32) {
-          let cmax = 0;
-          let cl1 = 0;
-          for (let i = c; i < Math.min(K, c + 32); i++) ((cmax = Math.max(cmax, Math.abs(x[t * K + i]))), (cl1 += Math.abs(wf[n * K + i])));
-          chunked += (cmax / 127) * 0.5 * cl1;
-          l1 += cl1;
-        }
-        const rounding = rt.simd === "relaxed" ? chunked : (amax / 32767) * 0.5 * l1; // else the kernel's int16 activations
-        const bound = rounding + amax * 2e-6 * l1 + 1e-6;
-        assert.ok(Math.abs(got[t * rows + n] - want[t * rows + n]) <= bound, `T ${T} out[${t}, ${n}]: ${got[t * rows + n]} vs ${want[t * rows + n]}`);
-      }
-    }
+    // the kernel's rounding: 8-bit activations per 32 columns on the relaxed build, int16 on the plain one (cpu-util.ts)
+    assertWithinDecodeBound(got, want, x, dequantize(g.packed), T, rows, K, `T ${T}`, rt.simd === "relaxed" ? 32 : undefined);
   }
 });

@@ -348,28 +348,26 @@ function scoreRange(sc: usize, r: i32, a: i32, b: i32, raw: bool): void {
   let sa = f32x4.splat(0), sb = f32x4.splat(0), sc_ = f32x4.splat(0), sd = f32x4.splat(0);
   let se = f32x4.splat(0), sf = f32x4.splat(0), sg = f32x4.splat(0), sh = f32x4.splat(0);
   for (let i = 0; i < n; i += 8) {
-    const o = <usize>i << 2;
+    const o = <usize>i << 2, k = <usize>i << 1;
     const x0 = v128.load(q + o), x1 = v128.load(q + o, 16);
-    let k = v128.load(a + (<usize>i << 1));
-    sa = fma(x1, rawHi(dt, k), fma(x0, rawLo(dt, k), sa));
-    k = v128.load(b + (<usize>i << 1));
-    sb = fma(x1, rawHi(dt, k), fma(x0, rawLo(dt, k), sb));
-    k = v128.load(c + (<usize>i << 1));
-    sc_ = fma(x1, rawHi(dt, k), fma(x0, rawLo(dt, k), sc_));
-    k = v128.load(d + (<usize>i << 1));
-    sd = fma(x1, rawHi(dt, k), fma(x0, rawLo(dt, k), sd));
-    k = v128.load(e + (<usize>i << 1));
-    se = fma(x1, rawHi(dt, k), fma(x0, rawLo(dt, k), se));
-    k = v128.load(f + (<usize>i << 1));
-    sf = fma(x1, rawHi(dt, k), fma(x0, rawLo(dt, k), sf));
-    k = v128.load(g + (<usize>i << 1));
-    sg = fma(x1, rawHi(dt, k), fma(x0, rawLo(dt, k), sg));
-    k = v128.load(h + (<usize>i << 1));
-    sh = fma(x1, rawHi(dt, k), fma(x0, rawLo(dt, k), sh));
+    sa = fma8(dt, x0, x1, a + k, sa);
+    sb = fma8(dt, x0, x1, b + k, sb);
+    sc_ = fma8(dt, x0, x1, c + k, sc_);
+    sd = fma8(dt, x0, x1, d + k, sd);
+    se = fma8(dt, x0, x1, e + k, se);
+    sf = fma8(dt, x0, x1, f + k, sf);
+    sg = fma8(dt, x0, x1, g + k, sg);
+    sh = fma8(dt, x0, x1, h + k, sh);
   }
   const s = f32x4.splat(gScale);
   v128.store(out, f32x4.mul(sum4(sa, sb, sc_, sd), s));
   v128.store(out, f32x4.mul(sum4(se, sf, sg, sh), s), 16);
+}
+
+/** acc + x0 . (values 0..3) + x1 . (values 4..7) of the 8 16-bit values at p, widened in registers. */
+@inline function fma8(dt: i32, x0: v128, x1: v128, p: usize, acc: v128): v128 {
+  const k = v128.load(p);
+  return fma(x1, rawHi(dt, k), fma(x0, rawLo(dt, k), acc));
 }
 
 /** O[r] += p[r, j] v_j over block keys [a, b), 16-bit values widened in registers (one-row units). */

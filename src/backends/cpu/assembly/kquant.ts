@@ -146,6 +146,12 @@ function quantizeTok(dst: usize, x: usize, K: i32, striped: bool): void {
   return f32x4.mul(f32x4.convert_i32x4_s(hi ? i32x4.extend_high_i16x8_u(h) : i32x4.extend_low_i16x8_u(h)), f);
 }
 
+/** Q4_K / Q5_K mins: sum_s (dmin * m[s]) * xsum[s] over the 8 sub-blocks (xsum at xs), 4 sub-blocks a lane group. */
+@inline function mins(w: usize, xs: usize): v128 {
+  const dmin = f32x4.splat(load<f32>(w, 4));
+  return fma(u8x8ToF32(w + 16, dmin, false), v128.load(xs), f32x4.mul(u8x8ToF32(w + 16, dmin, true), v128.load(xs, 16)));
+}
+
 /**
  * Q4_K / Q5_K super-block at w against a quantized token's 256 columns (x int16, xs its 8
  * sub-block sums), added to acc (f32 lanes, before the token's scale). A loop over the 4
@@ -165,9 +171,7 @@ function quantizeTok(dst: usize, x: usize, K: i32, striped: bool): void {
       hb1 = i16x8.shr_u(hb1, 2);
     }
   }
-  // the mins: sum_s (dmin * m[s]) * xsum[s], 4 sub-blocks a lane group
-  const dmin = f32x4.splat(load<f32>(w, 4));
-  return f32x4.sub(acc, fma(u8x8ToF32(w + 16, dmin, false), v128.load(xs), f32x4.mul(u8x8ToF32(w + 16, dmin, true), v128.load(xs, 16))));
+  return f32x4.sub(acc, mins(w, xs));
 }
 
 /** The 16 Q6_K values (u in [0, 63]) of quarter r of 32-column group l0 of half h: see the header (16-bit shifts, masked). */
@@ -179,8 +183,12 @@ function quantizeTok(dst: usize, x: usize, K: i32, striped: bool): void {
   return v128.or(v128.and(i16x8.shr_u(b, 4), m4), v128.and(i16x8.shr_u(hb, 2), m2));
 }
 
-/** Q6_K super-block at w against a quantized token's 256 columns, added to acc. */
-@inline function block6(w: usize, x: usize, acc: v128): v128 {
+/**
+ * Q6_K super-block at w against a quantized token's 256 columns, added to acc: the int16
+ * token (x), or with `eight` (a constant once inlined) the 8-bit one (X at x, its block
+ * scale xs, sums per 16 columns at s16: the values' offset of 32 comes off once).
+ */
+@inline function block6(w: usize, x: usize, acc: v128, eight: bool = false, xs: f32 = 0, s16: usize = 0): v128 {
   const d = f32x4.splat(load<f32>(w));
   // scale[s] = d * sc[s] (int8), sub-blocks 4j .. 4j + 3 in lanes
   const sb = v128.load(w + 4);
@@ -189,6 +197,20 @@ function quantizeTok(dst: usize, x: usize, K: i32, striped: bool): void {
   const sc1 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(e0)), d);
   const sc2 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(e1)), d);
   const sc3 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(e1)), d);
+  // (the relaxed dot compiles into the relaxed build only)
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    if (eight) {
+      // sum_s scale[s] * 32 * (xs * sum X over sub-block s)
+      const off = fma(sc0, v128.load(s16), fma(sc1, v128.load(s16, 16), fma(sc2, v128.load(s16, 32), f32x4.mul(sc3, v128.load(s16, 48)))));
+      const xv = f32x4.splat(xs);
+      const t0 = f32x4.mul(sc0, xv), t1 = f32x4.mul(sc1, xv), t2 = f32x4.mul(sc2, xv), t3 = f32x4.mul(sc3, xv);
+      acc = q6GroupR(w, x, 0, 0, t0, t1, acc);
+      acc = q6GroupR(w, x, 0, 16, t0, t1, acc);
+      acc = q6GroupR(w, x, 1, 0, t2, t3, acc);
+      acc = q6GroupR(w, x, 1, 16, t2, t3, acc);
+      return fma(off, f32x4.splat(-32), acc);
+    }
+  }
   acc = q6Group(w, x, 0, 0, sc0, sc1, acc);
   acc = q6Group(w, x, 0, 16, sc0, sc1, acc);
   acc = q6Group(w, x, 1, 0, sc2, sc3, acc);
@@ -334,29 +356,7 @@ function quantizeTok8(dst: usize, x: usize, K: i32): void {
     acc = fma(f32x4.convert_i32x4_s(lo), f32x4.splat(d * <f32>load<u8>(w + 8 + (o >> 4)) * xs), acc);
     acc = fma(f32x4.convert_i32x4_s(hi), f32x4.splat(d * <f32>load<u8>(w + 9 + (o >> 4)) * xs), acc);
   }
-  const dmin = f32x4.splat(load<f32>(w, 4));
-  return f32x4.sub(acc, fma(u8x8ToF32(w + 16, dmin, false), v128.load(s32), f32x4.mul(u8x8ToF32(w + 16, dmin, true), v128.load(s32, 16))));
-}
-
-/** Q6_K super-block at w against the 8-bit token's block (X at x, scale xs, sums per 16 columns at s16), added to acc. */
-@inline function block6R(w: usize, x: usize, xs: f32, s16: usize, acc: v128): v128 {
-  const d = f32x4.splat(load<f32>(w));
-  const sb = v128.load(w + 4);
-  const e0 = i16x8.extend_low_i8x16_s(sb), e1 = i16x8.extend_high_i8x16_s(sb);
-  // scale[s] = d * sc[s] (as the reference), sub-blocks 4j .. 4j + 3 in lanes
-  const sc0 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(e0)), d);
-  const sc1 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(e0)), d);
-  const sc2 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(e1)), d);
-  const sc3 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(e1)), d);
-  // the values are u - 32: sum_s scale[s] * 32 * (xs * sum X over sub-block s) comes off once
-  const off = fma(sc0, v128.load(s16), fma(sc1, v128.load(s16, 16), fma(sc2, v128.load(s16, 32), f32x4.mul(sc3, v128.load(s16, 48)))));
-  const xv = f32x4.splat(xs);
-  const t0 = f32x4.mul(sc0, xv), t1 = f32x4.mul(sc1, xv), t2 = f32x4.mul(sc2, xv), t3 = f32x4.mul(sc3, xv);
-  acc = q6GroupR(w, x, 0, 0, t0, t1, acc);
-  acc = q6GroupR(w, x, 0, 16, t0, t1, acc);
-  acc = q6GroupR(w, x, 1, 0, t2, t3, acc);
-  acc = q6GroupR(w, x, 1, 16, t2, t3, acc);
-  return fma(off, f32x4.splat(-32), acc);
+  return f32x4.sub(acc, mins(w, s32));
 }
 
 /** q6Group on the 8-bit token: the values u (0..63) go to the relaxed dot as they are. */
@@ -379,7 +379,7 @@ function quantizeTok8(dst: usize, x: usize, K: i32): void {
   for (let b = 0; b < (K >> 8); b++) {
     const wb = w + <usize>b * bs;
     const xs = load<f32>(XS + (<usize>b << 2));
-    if (dt == DT_Q6K) acc = block6R(wb, xt + (<usize>b << 8), xs, S16 + (<usize>b << 6), acc);
+    if (dt == DT_Q6K) acc = block6(wb, xt + (<usize>b << 8), acc, true, xs, S16 + (<usize>b << 6));
     else acc = block45R(dt, wb, xt + (<usize>b << 8), xs, S32 + (<usize>b << 5), acc);
   }
   return hsum(acc);

@@ -16,7 +16,7 @@
  * dots shifted back in i32; zero points come out of the loop: sum over groups of scale *
  * zero * (sum of X over the group).
  * Int4 in groups of 32 in the interleaved layout, relaxed build: 8-bit activations per 32
- * columns and i16x8.relaxed_dot_i8x16_i7x16_s instead (matmulRows4R, below).
+ * columns and i16x8.relaxed_dot_i8x16_i7x16_s instead (qmatmul8.ts).
  * Many tokens (prefill), or groups that do not nest in the 16 / 32-column chunks: row
  * blocks are dequantized into scratch as f32 and the f32 tiles of matmul.ts run over them.
  * The earlier row-at-a-time kernel (matmulInt) stays for groups the row blocks do not take
@@ -24,6 +24,7 @@
  */
 import { fma, hsum, shareStart, activeThreads, DT_F32 } from "./simd";
 import { matmulRange } from "./matmul";
+import { matmulRows4R } from "./qmatmul8";
 
 export const DT_Q8: i32 = 4;
 export const DT_Q4: i32 = 5;
@@ -44,12 +45,12 @@ export function packedKernel(floatDecode: i32, prefillT: i32): void {
   PREFILL_T = prefillT;
 }
 
-@inline function padK(K: i32): i32 {
+@inline export function padK(K: i32): i32 {
   return (K + 31) & ~31;
 }
 
 /** Bytes of one quantized token in scratch: an f32 scale, 12 pad bytes, int16 [padK(K)], then (int4) i32x4 lane sums per 32-column chunk. */
-@inline function tokBytes(K: i32): i32 {
+@inline export function tokBytes(K: i32): i32 {
   return 16 + (padK(K) << 1) + (padK(K) >> 1);
 }
 
@@ -361,7 +362,7 @@ function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32): void {
 }
 
 /** [sum a, sum b, sum c, sum d] */
-@inline function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
+@inline export function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
   const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(a, b, 2, 6, 3, 7));
   const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 2, 6, 3, 7));
   return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
@@ -427,7 +428,7 @@ function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32): void {
 }
 
 /** int4: sum over groups of scale * zero * (sum of X over the group), the zero point's share (zeros 0: 8). */
-@inline function zeroTerm(sc: usize, zr: usize, NL: i32, L: usize): f32 {
+@inline export function zeroTerm(sc: usize, zr: usize, NL: i32, L: usize): f32 {
   let acc = f32x4.splat(0);
   let g = 0;
   if (zr) {
@@ -447,6 +448,12 @@ function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32): void {
   return s;
 }
 
+/** zeroTerm of 4 consecutive rows (scales sb bytes apart; zero points NG apart, or none), one a lane. */
+@inline export function zeroTerms4(sc: usize, sb: usize, zr: usize, NG: i32, L: usize): v128 {
+  const z = f32x4.splat(zeroTerm(sc, zr, NG, L));
+  return f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(z, 1, zeroTerm(sc + sb, zr ? zr + <usize>NG : 0, NG, L)), 2, zeroTerm(sc + 2 * sb, zr ? zr + 2 * <usize>NG : 0, NG, L)), 3, zeroTerm(sc + 3 * sb, zr ? zr + 3 * <usize>NG : 0, NG, L));
+}
+
 /** Whether the row-block kernels take groups of G over K columns: one group per row, or a multiple of 32 columns up to SEG. */
 @inline function rowBlocked(G: i32, K: i32): bool {
   return G >= K || (G % 32 == 0 && G <= SEG);
@@ -457,7 +464,7 @@ function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32): void {
  * interleaved layout of packed.ts): blocks of 4 rows of padK(K) columns, chunk c of the
  * block's rows side by side; else row-major.
  */
-@inline function rowAt(dt: i32, il: bool, q: usize, K: i32, n: i32): usize {
+@inline export function rowAt(dt: i32, il: bool, q: usize, K: i32, n: i32): usize {
   const cb: usize = dt != DT_Q4 ? 32 : 16;
   if (il) return q + <usize>(n >> 2) * ((<usize>padK(K) * cb) >> 3) + <usize>(n & 3) * cb;
   return q + <usize>n * (dt != DT_Q4 ? <usize>K : <usize>((K + 1) >> 1));
@@ -492,7 +499,7 @@ function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32): void {
         if (dt == DT_Q4) {
           const L = xt + 16 + (<usize>Kp << 1);
           const zr = zeros ? zeros + <usize>n * <usize>NG : 0;
-          const z = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(zeroTerm(sc, zr, NG, L)), 1, zeroTerm(sc + sb, zr ? zr + <usize>NG : 0, NG, L)), 2, zeroTerm(sc + 2 * sb, zr ? zr + 2 * <usize>NG : 0, NG, L)), 3, zeroTerm(sc + 3 * sb, zr ? zr + 3 * <usize>NG : 0, NG, L));
+          const z = zeroTerms4(sc, sb, zr, NG, L);
           d = f32x4.sub(d, z);
         }
         v128.store(out + ((<usize>t * <usize>N + <usize>n) << 2), fma(d, v128.load32_splat(xt), b));
@@ -517,113 +524,6 @@ function matmulRows8(il: bool, scratch: usize, scratchBytes: i32, out: usize, x:
 }
 function matmulRows4(il: bool, scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, scales: usize, zeros: usize, G: i32, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
   matmulRows(DT_Q4, il, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
-}
-
-// ---- decode, int4 in groups of 32, relaxed SIMD: 8-bit dots ----
-// The quantized token (scratch): per 32-column chunk c, int8 X at 32c (its 16 even columns,
-// then its 16 odd ones: the low and high nibbles of a weight chunk's 16 bytes), then the
-// chunks' scales xs [Kp / 32] f32 (max|x| of the chunk / 127, as llama.cpp's Q8_0 activations),
-// then xs_c * sum X over the chunk [Kp / 32] f32 (the zero points' share, one group per chunk).
-
-/** x row [K] -> the 8-bit token at dst (layout above). */
-function quantizeTok8(dst: usize, x: usize, K: i32): void {
-  const Kp = padK(K);
-  const S = dst + <usize>Kp, L = S + (<usize>Kp >> 3);
-  for (let c = 0; c < Kp; c += 32) {
-    const e = min(c + 32, K);
-    let m: f32 = 0;
-    for (let k = c; k < e; k++) m = max(m, abs(load<f32>(x + (<usize>k << 2))));
-    const inv: f32 = m > 0 ? <f32>127 / m : 0;
-    let sum = 0;
-    for (let j = 0; j < 32; j++) {
-      const v: i32 = c + j < e ? <i32>nearest(load<f32>(x + (<usize>(c + j) << 2)) * inv) : 0;
-      store<i8>(dst + <usize>c + (<usize>(j & 1) << 4) + (<usize>j >> 1), <i8>v);
-      sum += v;
-    }
-    store<f32>(S + (<usize>c >> 3), m / 127);
-    store<f32>(L + (<usize>c >> 3), (m / 127) * <f32>sum);
-  }
-}
-
-/**
- * X . u over one 32-column chunk (16 bytes of nibbles at w, X at xo): each nibble (0..15) is
- * the 7-bit unsigned operand of i16x8.relaxed_dot_i8x16_i7x16_s (one pmaddubsw on x86), the
- * pair sums (|.| <= 4 * 15 * 127) added in 16 bits, then widened pairwise to i32.
- */
-@inline function chunk4R(w: usize, xo: usize, m: v128): v128 {
-  const v = v128.load(w);
-  const p = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xo), v128.and(v, m)), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xo, 16), v128.and(i16x8.shr_u(v, 4), m)));
-  return i32x4.extadd_pairwise_i16x8_s(p);
-}
-
-/** 4 rows (interleaved layout: row r of a chunk at w + 16 r) against an 8-bit token: sum over chunks of scale * xs_c * (X . u), before the zero point. */
-@inline function dot4R(w: usize, sc: usize, NG: i32, Kp: i32, xq: usize): v128 {
-  const sb = <usize>NG << 2;
-  const m = i8x16.splat(0x0f);
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-  let wc = w, s = sc;
-  const S = xq + <usize>Kp;
-  for (let c = 0; c < Kp; c += 32) {
-    const xo = xq + <usize>c;
-    const xs = v128.load32_splat(S + (<usize>c >> 3));
-    a0 = fma(f32x4.mul(f32x4.convert_i32x4_s(chunk4R(wc, xo, m)), xs), v128.load32_splat(s), a0);
-    a1 = fma(f32x4.mul(f32x4.convert_i32x4_s(chunk4R(wc + 16, xo, m)), xs), v128.load32_splat(s + sb), a1);
-    a2 = fma(f32x4.mul(f32x4.convert_i32x4_s(chunk4R(wc + 32, xo, m)), xs), v128.load32_splat(s + 2 * sb), a2);
-    a3 = fma(f32x4.mul(f32x4.convert_i32x4_s(chunk4R(wc + 48, xo, m)), xs), v128.load32_splat(s + 3 * sb), a3);
-    wc += 64;
-    s += 4;
-  }
-  return hsum4(a0, a1, a2, a3);
-}
-
-/** One row (past the last block of 4; chunk c at w + 64 c) against an 8-bit token. */
-@inline function dot1R(w: usize, sc: usize, Kp: i32, xq: usize): f32 {
-  const m = i8x16.splat(0x0f);
-  let a = f32x4.splat(0);
-  let wc = w, s = sc;
-  const S = xq + <usize>Kp;
-  for (let c = 0; c < Kp; c += 32) {
-    a = fma(f32x4.mul(f32x4.convert_i32x4_s(chunk4R(wc, xq + <usize>c, m)), v128.load32_splat(S + (<usize>c >> 3))), v128.load32_splat(s), a);
-    wc += 64;
-    s += 4;
-  }
-  return hsum(a);
-}
-
-/** Few tokens, int4 in groups of 32 in the interleaved layout, relaxed SIMD: blocks of 4 rows against 8-bit tokens. */
-function matmulRows4R(scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, scales: usize, zeros: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
-  const tb = tokBytes(K);
-  const Kp = padK(K);
-  const NG = Kp >> 5;
-  const sb = <usize>NG << 2;
-  const per = max(1, scratchBytes / tb);
-  for (let t0 = 0; t0 < T; t0 += per) {
-    const t1 = min(T, t0 + per);
-    for (let t = t0; t < t1; t++) quantizeTok8(scratch + <usize>(t - t0) * <usize>tb, x + ((<usize>t * <usize>K) << 2), K);
-    let n = n0;
-    for (; n + 4 <= n1; n += 4) {
-      const w = rowAt(DT_Q4, true, q, K, n);
-      const sc = scales + <usize>n * sb;
-      const zr = zeros ? zeros + <usize>n * <usize>NG : 0;
-      const b = bias ? v128.load(bias + (<usize>n << 2)) : f32x4.splat(0);
-      for (let t = t0; t < t1; t++) {
-        const xt = scratch + <usize>(t - t0) * <usize>tb;
-        const L = xt + <usize>Kp + (<usize>Kp >> 3);
-        const z = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(zeroTerm(sc, zr, NG, L)), 1, zeroTerm(sc + sb, zr ? zr + <usize>NG : 0, NG, L)), 2, zeroTerm(sc + 2 * sb, zr ? zr + 2 * <usize>NG : 0, NG, L)), 3, zeroTerm(sc + 3 * sb, zr ? zr + 3 * <usize>NG : 0, NG, L));
-        v128.store(out + ((<usize>t * <usize>N + <usize>n) << 2), f32x4.add(f32x4.sub(dot4R(w, sc, NG, Kp, xt), z), b));
-      }
-    }
-    for (; n < n1; n++) {
-      const w = rowAt(DT_Q4, true, q, K, n);
-      const sc = scales + <usize>n * sb;
-      const b: f32 = bias ? load<f32>(bias + (<usize>n << 2)) : 0;
-      for (let t = t0; t < t1; t++) {
-        const xt = scratch + <usize>(t - t0) * <usize>tb;
-        const L = xt + <usize>Kp + (<usize>Kp >> 3);
-        store<f32>(out + ((<usize>t * <usize>N + <usize>n) << 2), dot1R(w, sc, Kp, xt) - zeroTerm(sc, zeros ? zeros + <usize>n * <usize>NG : 0, NG, L) + b);
-      }
-    }
-  }
 }
 
 /** Rows [n0, n1) of w in the interleaved layout (groups rowBlocked) as f32 into dst [n1 - n0, K]. */

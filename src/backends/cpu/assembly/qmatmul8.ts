@@ -1,0 +1,115 @@
+// @ts-nocheck AssemblyScript (compiled by asc, not tsc)
+/**
+ * Packed int4 in groups of 32 (Q4_0, int4-wo g32), interleaved layout (qmatmul.ts), decoded
+ * on the relaxed build with 8-bit activations, as llama.cpp's Q8_0 activations: each 32-column
+ * chunk's nibbles (0..15) are the 7-bit unsigned operand of i16x8.relaxed_dot_i8x16_i7x16_s
+ * (one pmaddubsw per 16 weights on x86), pair sums added in 16 bits and widened once.
+ */
+import { fma, hsum } from "./simd";
+import { DT_Q4, hsum4, padK, rowAt, tokBytes, zeroTerm, zeroTerms4 } from "./qmatmul";
+
+// The quantized token (scratch): per 32-column chunk c, int8 X at 32c (its 16 even columns,
+// then its 16 odd ones: the low and high nibbles of a weight chunk's 16 bytes), then the
+// chunks' scales xs [Kp / 32] f32 (max|x| of the chunk / 127, as llama.cpp's Q8_0 activations),
+// then xs_c * sum X over the chunk [Kp / 32] f32 (the zero points' share, one group per chunk).
+
+/** x row [K] -> the 8-bit token at dst (layout above). */
+function quantizeTok8(dst: usize, x: usize, K: i32): void {
+  const Kp = padK(K);
+  const S = dst + <usize>Kp, L = S + (<usize>Kp >> 3);
+  for (let c = 0; c < Kp; c += 32) {
+    const e = min(c + 32, K);
+    let m: f32 = 0;
+    for (let k = c; k < e; k++) m = max(m, abs(load<f32>(x + (<usize>k << 2))));
+    const inv: f32 = m > 0 ? <f32>127 / m : 0;
+    let sum = 0;
+    for (let j = 0; j < 32; j++) {
+      const v: i32 = c + j < e ? <i32>nearest(load<f32>(x + (<usize>(c + j) << 2)) * inv) : 0;
+      store<i8>(dst + <usize>c + (<usize>(j & 1) << 4) + (<usize>j >> 1), <i8>v);
+      sum += v;
+    }
+    store<f32>(S + (<usize>c >> 3), m / 127);
+    store<f32>(L + (<usize>c >> 3), (m / 127) * <f32>sum);
+  }
+}
+
+/**
+ * X . u over one 32-column chunk (16 bytes of nibbles at w, X at xo): each nibble (0..15) is
+ * the 7-bit unsigned operand of i16x8.relaxed_dot_i8x16_i7x16_s (one pmaddubsw on x86), the
+ * pair sums (|.| <= 4 * 15 * 127) added in 16 bits, then widened pairwise to i32.
+ */
+@inline function chunk4R(w: usize, xo: usize, m: v128): v128 {
+  const v = v128.load(w);
+  const p = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xo), v128.and(v, m)), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xo, 16), v128.and(i16x8.shr_u(v, 4), m)));
+  return i32x4.extadd_pairwise_i16x8_s(p);
+}
+
+/** 4 rows (interleaved layout: row r of a chunk at w + 16 r) against an 8-bit token: sum over chunks of scale * xs_c * (X . u), before the zero point. */
+@inline function dot4R(w: usize, sc: usize, NG: i32, Kp: i32, xq: usize): v128 {
+  const sb = <usize>NG << 2;
+  const m = i8x16.splat(0x0f);
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let wc = w, s = sc;
+  const S = xq + <usize>Kp;
+  for (let c = 0; c < Kp; c += 32) {
+    const xo = xq + <usize>c;
+    const xs = v128.load32_splat(S + (<usize>c >> 3));
+    a0 = fma(f32x4.mul(f32x4.convert_i32x4_s(chunk4R(wc, xo, m)), xs), v128.load32_splat(s), a0);
+    a1 = fma(f32x4.mul(f32x4.convert_i32x4_s(chunk4R(wc + 16, xo, m)), xs), v128.load32_splat(s + sb), a1);
+    a2 = fma(f32x4.mul(f32x4.convert_i32x4_s(chunk4R(wc + 32, xo, m)), xs), v128.load32_splat(s + 2 * sb), a2);
+    a3 = fma(f32x4.mul(f32x4.convert_i32x4_s(chunk4R(wc + 48, xo, m)), xs), v128.load32_splat(s + 3 * sb), a3);
+    wc += 64;
+    s += 4;
+  }
+  return hsum4(a0, a1, a2, a3);
+}
+
+/** One row (past the last block of 4; chunk c at w + 64 c) against an 8-bit token. */
+@inline function dot1R(w: usize, sc: usize, Kp: i32, xq: usize): f32 {
+  const m = i8x16.splat(0x0f);
+  let a = f32x4.splat(0);
+  let wc = w, s = sc;
+  const S = xq + <usize>Kp;
+  for (let c = 0; c < Kp; c += 32) {
+    a = fma(f32x4.mul(f32x4.convert_i32x4_s(chunk4R(wc, xq + <usize>c, m)), v128.load32_splat(S + (<usize>c >> 3))), v128.load32_splat(s), a);
+    wc += 64;
+    s += 4;
+  }
+  return hsum(a);
+}
+
+/** Few tokens, int4 in groups of 32 in the interleaved layout, relaxed SIMD: blocks of 4 rows against 8-bit tokens. */
+export function matmulRows4R(scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, scales: usize, zeros: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  const tb = tokBytes(K);
+  const Kp = padK(K);
+  const NG = Kp >> 5;
+  const sb = <usize>NG << 2;
+  const per = max(1, scratchBytes / tb);
+  for (let t0 = 0; t0 < T; t0 += per) {
+    const t1 = min(T, t0 + per);
+    for (let t = t0; t < t1; t++) quantizeTok8(scratch + <usize>(t - t0) * <usize>tb, x + ((<usize>t * <usize>K) << 2), K);
+    let n = n0;
+    for (; n + 4 <= n1; n += 4) {
+      const w = rowAt(DT_Q4, true, q, K, n);
+      const sc = scales + <usize>n * sb;
+      const zr = zeros ? zeros + <usize>n * <usize>NG : 0;
+      const b = bias ? v128.load(bias + (<usize>n << 2)) : f32x4.splat(0);
+      for (let t = t0; t < t1; t++) {
+        const xt = scratch + <usize>(t - t0) * <usize>tb;
+        const L = xt + <usize>Kp + (<usize>Kp >> 3);
+        const z = zeroTerms4(sc, sb, zr, NG, L);
+        v128.store(out + ((<usize>t * <usize>N + <usize>n) << 2), f32x4.add(f32x4.sub(dot4R(w, sc, NG, Kp, xt), z), b));
+      }
+    }
+    for (; n < n1; n++) {
+      const w = rowAt(DT_Q4, true, q, K, n);
+      const sc = scales + <usize>n * sb;
+      const b: f32 = bias ? load<f32>(bias + (<usize>n << 2)) : 0;
+      for (let t = t0; t < t1; t++) {
+        const xt = scratch + <usize>(t - t0) * <usize>tb;
+        const L = xt + <usize>Kp + (<usize>Kp >> 3);
+        store<f32>(out + ((<usize>t * <usize>N + <usize>n) << 2), dot1R(w, sc, Kp, xt) - zeroTerm(sc, zeros ? zeros + <usize>n * <usize>NG : 0, NG, L) + b);
+      }
+    }
+  }
+}
