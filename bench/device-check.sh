@@ -91,8 +91,10 @@ elif [ "$MODE" = "--final" ]; then
   timeout 60 "${APP[@]}" speed --quick --out "$OUT" "${CUBINS[@]}"
   timeout 80 "${APP[@]}" speed --big --out "$OUT" "${CUBINS[@]}"
 
-  stage "speed: transformers generate, static cache, ${HF_SHAPES:=tinyllama-1.1b} (one timed run)"
-  timeout ${HF_S:-170} python3 bench/device/hf_bench.py --shapes "$HF_SHAPES" --runs 1 --out "$OUT/hf-bench-quick.json"
+  if [ "${HF_S:-170}" != 0 ]; then # HF_S=0: transformers already measured on this card (bench/results)
+    stage "speed: transformers generate, static cache, ${HF_SHAPES:=tinyllama-1.1b} (one timed run)"
+    timeout ${HF_S:-170} python3 bench/device/hf_bench.py --shapes "$HF_SHAPES" --runs 1 --out "$OUT/hf-bench-quick.json"
+  fi
 elif [ "$MODE" = "--profile" ]; then
   stage "correctness: CUDA backend vs reference, stories260K goldens"
   timeout ${CORRECTNESS_S:-140} "${APP[@]}" correctness --out "$OUT" --shared "$LLMRT_SHARED" "${CUBINS[@]}"

@@ -55,6 +55,12 @@ export function gpuCases(): [CompareCase, CudaBackendOptions][] {
   const big = { ...g, hiddenSize: 512, numHeads: 4, numKvHeads: 2, intermediateSize: 1024, vocabSize: 2000 }; // head dim 128
   for (const linear of ["gemv", "gemm", "cublas"] as const) out.push([{ name: `bf16 hd128 linear=${linear}`, config: big, dtype: "bf16", tol: 3e-2, lengths: [130, 40, 9], chunk: 64 }, { linear }]);
   out.push([{ name: "bf16 hd128 decode-kernel only", config: big, dtype: "bf16", tol: 3e-2, lengths: [130, 40, 9], chunk: 64 }, { decodeAttentionOnly: true }]);
+  // each decode-attention form forced, prefill rows through it too (the tiled form's split merge races for real here)
+  for (const form of ["direct", "staged", "tiled"] as const) {
+    out.push([{ name: `bf16 hd128 decode ${form}`, config: big, dtype: "bf16", tol: 3e-2, lengths: [300, 130, 40, 9], chunk: 64 }, { decodeAttentionOnly: true, decodeAttention: form }]);
+    out.push([{ name: `bf16 fp8 KV decode ${form}`, config: big, dtype: "bf16", tol: 8e-2, lengths: [300, 130, 40, 9], chunk: 64 }, { kvDtype: "fp8", decodeAttention: form }]);
+  }
+  out.push([{ name: "bf16 window decode tiled", config: MODEL_VARIANTS.mistral_window, dtype: "bf16", tol: 3e-2, lengths: [130, 40, 9] }, { decodeAttention: "tiled" }]);
   out.push([{ name: "bf16 no CUDA graphs", config: g, dtype: "bf16", tol: 3e-2 }, { cudaGraphs: false }]);
   out.push([{ name: "fp16", config: g, dtype: "fp16", tol: 5e-3 }, {}]);
   out.push([{ name: "f32 with bf16 KV", config: g, dtype: "fp32", kvDtype: "bf16", tol: 1e-2 }, {}]);

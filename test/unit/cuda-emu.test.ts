@@ -126,6 +126,30 @@ describe("cuda backend on the CPU emulator", { skip: missing ?? false }, () => {
     }
   });
 
+  test("tiled decode attention (split over KV, merged by the last block) equals the reference, prefill rows included", () => {
+    // contexts of up to 130 positions: several 32-key tiles a split and 2-3 splits a row on the emulator's 4 SMs
+    const lengths = [130, 40, 9];
+    const wide = { hiddenSize: 256, numHeads: 2, numKvHeads: 1, intermediateSize: 192, vocabSize: 150 }; // head size 128
+    const group16 = { hiddenSize: 256, numHeads: 16, numKvHeads: 1, intermediateSize: 192, vocabSize: 150 }; // two head chunks of 8
+    // [model, activations, KV cache asked of the reference, of the cuda backend, tolerance]
+    const cases = [
+      [MODEL_VARIANTS.llama_gqa, "bf16", undefined, undefined, 3e-2],
+      [MODEL_VARIANTS.llama_gqa, "bf16", undefined, "fp8", 8e-2],
+      [MODEL_VARIANTS.llama_gqa, "fp32", "bf16", undefined, 1e-2],
+      [MODEL_VARIANTS.mistral_window, "bf16", undefined, undefined, 3e-2],
+      [wide, "bf16", undefined, undefined, 3e-2],
+      [group16, "fp16", undefined, undefined, 1e-2],
+    ] as const;
+    for (const [i, [config, dtype, refKv, cudaKv, tol]] of cases.entries()) {
+      const c: CompareCase = { name: `tiled ${dtype}`, config, dtype, kvDtype: refKv, tol, lengths: [...lengths], chunk: 32 };
+      for (const cudaGraphs of i === 0 ? [true, false] : [true]) {
+        const tiled = check(c, { decodeAttention: "tiled", decodeAttentionOnly: true, kvDtype: cudaKv, cudaGraphs });
+        const direct = check(c, { decodeAttention: "direct", decodeAttentionOnly: true, kvDtype: cudaKv, cudaGraphs });
+        assert.ok(Math.abs(tiled.maxRel - direct.maxRel) < tol / 4, `${dtype}/${cudaKv ?? refKv}: tiled ${tiled.maxRel} vs direct ${direct.maxRel}`);
+      }
+    }
+  });
+
   test("bf16: split-K GEMV, and the tactics timed at bind, give the reference's logits", () => {
     const c: CompareCase = { name: "qwen2_bias", config: MODEL_VARIANTS.qwen2_bias, dtype: "bf16", tol: 3e-2 };
     check(c, { linear: "gemv4" });
@@ -137,8 +161,9 @@ describe("cuda backend on the CPU emulator", { skip: missing ?? false }, () => {
     const shapes = new Set(plan.graph.ops.flatMap((o) => (o.op === "matmul" ? [o.w] : [])).map((w) => bound.deviceWeights.get(w)).map((w) => `${w.rows}x${w.cols}`));
     assert.equal(new Set(bound.tactics.rows.map((r) => r.shape.split(" ")[0])).size, shapes.size);
     for (const r of bound.tactics.rows) assert.equal(r.chosen.length, 4, r.shape);
-    // both decode-attention forms were timed at 1 row and at the larger size
-    assert.deepEqual(Object.keys(bound.attnPick.us).sort(), ["direct@1", `direct@${Math.min(64, plan.memory.capacity.T, plan.memory.capacity.R)}`, "staged@1", `staged@${Math.min(64, plan.memory.capacity.T, plan.memory.capacity.R)}`].sort());
+    // the three decode-attention forms were timed at 1 row and at the larger size
+    const big = Math.min(64, plan.memory.capacity.T, plan.memory.capacity.R);
+    assert.deepEqual(Object.keys(bound.attnPick.us).sort(), ["direct", "staged", "tiled"].flatMap((v) => [`${v}@1`, `${v}@${big}`]).sort());
     bound.dispose();
   });
 });

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { MODEL_VARIANTS, caseModel, makeStep } from "../../bench/device/compare.js";
 import { encodeArgs, MAX_ARGS } from "../../src/backends/cuda/args.js";
-import { chooseSplits, decodeBlocksPerRow, decodeHeadBucket, MAX_SPLITS, prefillKernelFits } from "../../src/backends/cuda/attention.js";
+import { chooseSplits, decodeBlocksPerRow, decodeForm, decodeHeadBucket, DIRECT_MAX_SPLITS, MAX_SPLITS, prefillKernelFits } from "../../src/backends/cuda/attention.js";
 import { bucketFor, graphBucket, padDecodeStep, planBuckets } from "../../src/backends/cuda/buckets.js";
 import { normalizeArch } from "../../src/backends/cuda/compile.js";
 import { planDeviceMemory } from "../../src/backends/cuda/device-memory.js";
@@ -140,9 +140,18 @@ describe("step metadata", () => {
 describe("kernel choices", () => {
   test("attention splits fill the GPU only when the rows are few and the contexts long", () => {
     assert.equal(chooseSplits(64, 8, 4096, 132), 1);
-    assert.equal(chooseSplits(1, 8, 4096, 132), MAX_SPLITS);
+    assert.equal(chooseSplits(1, 8, 4096, 132), DIRECT_MAX_SPLITS);
     assert.equal(chooseSplits(1, 8, 300, 132), 2);
     assert.equal(chooseSplits(0, 8, 300, 132), 1);
+    // tiled: splits down to one 32-key tile, ~4 blocks an SM, up to MAX_SPLITS (merged in-kernel)
+    assert.equal(chooseSplits(1, 8, 4096, 132, "tiled"), MAX_SPLITS);
+    assert.equal(chooseSplits(1, 8, 300, 132, "tiled"), 10);
+    assert.equal(chooseSplits(64, 8, 4096, 132, "tiled"), 2);
+    assert.equal(chooseSplits(64, 12, 4096, 132, "tiled"), 1);
+    assert.equal(chooseSplits(65, 1, 4096, 132, "tiled"), 1); // beyond the partial buffers' rows
+    assert.equal(decodeForm("tiled", "bf16", 128), "tiled");
+    assert.equal(decodeForm("tiled", "f32", 128), "direct");
+    assert.equal(decodeForm("staged", "fp8", 256), "direct");
     assert.equal(decodeBlocksPerRow({ numHeads: 32, numKvHeads: 8 }), 8);
     assert.equal(decodeBlocksPerRow({ numHeads: 32, numKvHeads: 2 }), 4);
     assert.equal(decodeHeadBucket(8), 64);

@@ -10,7 +10,12 @@ import { kvSuffix, type ActDType, type CacheDType } from "./dtypes.js";
 import type { KernelModules } from "./modules.js";
 import type { StepLayout } from "./step-meta.js";
 
-export const MAX_SPLITS = 8;
+/** Splits the partial buffers are sized for (the tiled kernel's most). */
+export const MAX_SPLITS = 32;
+/** Splits the direct and staged kernels merge (kernels/attention_decode.cu SPLITS_MAX). */
+export const DIRECT_MAX_SPLITS = 8;
+/** Keys per tile of the tiled decode kernel (kernels/attention_tiled.cu TK). */
+export const TILE_KEYS = 32;
 /** Decode rows the split partials are sized for; more rows never split. */
 export const SPLIT_ROWS = 64;
 /** Query heads one decode block serves (kernels/attention_decode.cu GMAX). */
@@ -26,14 +31,22 @@ export function decodeHeadBucket(D: number, sameCache = true): 64 | 128 | 256 {
 }
 
 /**
- * The decode kernel's two forms: "direct" reads each V row from HBM as P V needs it;
+ * The decode kernel's three forms: "direct" reads each V row from HBM as P V needs it;
  * "staged" loads a key's V row with its K row into shared memory (fewer dependent
- * round trips at small batch). Staged exists for 16-bit and fp8 caches, head size <= 128.
+ * round trips at small batch); "tiled" (kernels/attention_tiled.cu) loads a tile of 32
+ * keys' K and V rows at once with the whole block, splits down to one tile, and merges
+ * the splits in the last block to finish. Staged and tiled exist for 16-bit and fp8
+ * caches, head size <= 128.
  */
-export type DecodeVariant = "direct" | "staged";
+export type DecodeVariant = "direct" | "staged" | "tiled";
 
 export function stagedDecodeFits(cache: CacheDType, D: number): boolean {
   return cache !== "f32" && D <= 128;
+}
+
+/** The form a step launches: the asked one where it exists for this cache and head size, else direct. */
+export function decodeForm(asked: DecodeVariant, cache: CacheDType, D: number): DecodeVariant {
+  return asked !== "direct" && stagedDecodeFits(cache, D) ? asked : "direct";
 }
 
 /** Whether the tensor-core prefill kernel covers this activation type and head size. */
@@ -42,16 +55,20 @@ export function prefillKernelFits(act: ActDType, D: number): boolean {
 }
 
 /**
- * How many KV splits the decode kernel uses: enough blocks for ~2 waves over the SMs,
- * no split shorter than 256 positions, at most MAX_SPLITS.
+ * How many KV splits the decode kernel uses. Direct and staged: enough blocks for ~2
+ * waves over the SMs, no split shorter than 256 positions, at most DIRECT_MAX_SPLITS
+ * (each split is a pass of a second kernel's merge). Tiled: ~4 blocks an SM (several
+ * are resident at once, each waiting on its tile's loads), splits down to one tile,
+ * at most MAX_SPLITS; its merge costs no launch.
  */
-export function chooseSplits(rows: number, blocksPerRow: number, maxContext: number, smCount: number): number {
+export function chooseSplits(rows: number, blocksPerRow: number, maxContext: number, smCount: number, form: DecodeVariant = "direct"): number {
   if (rows === 0 || rows > SPLIT_ROWS) return 1;
   const blocks = rows * blocksPerRow;
-  if (blocks >= 2 * smCount) return 1;
-  const want = Math.ceil((2 * smCount) / blocks);
-  const byLength = Math.ceil(maxContext / 256);
-  return Math.max(1, Math.min(want, byLength, MAX_SPLITS));
+  const [waves, minKeys, most] = form === "tiled" ? [4, TILE_KEYS, MAX_SPLITS] : [2, 256, DIRECT_MAX_SPLITS];
+  if (blocks >= waves * smCount) return 1;
+  const want = Math.ceil((waves * smCount) / blocks);
+  const byLength = Math.ceil(maxContext / minKeys);
+  return Math.max(1, Math.min(want, byLength, most));
 }
 
 export function decodeBlocksPerRow(g: Pick<AttentionGeometry, "numHeads" | "numKvHeads">): number {
@@ -71,9 +88,11 @@ export interface AttentionContext {
   /** Split partials: [SPLIT_ROWS, H, MAX_SPLITS, D] and [.., 2] floats. */
   partO: DevPtr;
   partML: DevPtr;
+  /** The tiled kernel's finished-split counts, [SPLIT_ROWS, decodeBlocksPerRow] int32, zero between launches. */
+  splitsDone: DevPtr;
   /** Force the decode kernel for every row (tests). */
   decodeOnly: boolean;
-  /** The decode kernel's form for this step (bind-time tactic, or forced). */
+  /** The decode kernel's form for this step (bind-time tactic, or forced; decodeForm already applied). */
   decodeVariant: DecodeVariant;
 }
 
@@ -86,13 +105,14 @@ export function launchAttention(c: AttentionContext, g: AttentionGeometry, q: De
   const window = g.slidingWindow ?? 0;
   if (z.decodeRows > 0) {
     const splits = c.splits;
-    const staged = c.decodeVariant === "staged" && stagedDecodeFits(c.cache, D);
-    c.k.launch(`attn_decode_${staged ? "sv_" : ""}${kvs}_d${decodeHeadBucket(D, c.act === c.cache)}`, [z.decodeRows, decodeBlocksPerRow(g), splits], [128, 1, 1], [
-      ["ptr", out], ["ptr", c.partO], ["ptr", c.partML], ["ptr", q], ["ptr", kc], ["ptr", vc],
+    const form = decodeForm(c.decodeVariant, c.cache, D);
+    const prefix = { direct: "attn_decode_", staged: "attn_decode_sv_", tiled: "attn_decode_tl_" }[form];
+    c.k.launch(`${prefix}${kvs}_d${decodeHeadBucket(D, c.act === c.cache)}`, [z.decodeRows, decodeBlocksPerRow(g), splits], [128, 1, 1], [
+      ["ptr", out], ["ptr", c.partO], ["ptr", c.partML], ...(form === "tiled" ? [["ptr", c.splitsDone] as const] : []), ["ptr", q], ["ptr", kc], ["ptr", vc],
       ["ptr", m("decodeRows")], ["ptr", m("tokenSeq")], ["ptr", m("positions")], ["ptr", m("tables")],
       ["i32", z.stride], ["i32", c.blockSize], ["i32", H], ["i32", KH], ["i32", D], ["f32", g.scale], ["i32", window], ["i32", splits], ["f32", c.kvScale],
     ]);
-    if (splits > 1) {
+    if (splits > 1 && form !== "tiled") {
       c.k.launch(`attn_combine_${c.act}`, [z.decodeRows, H, 1], [128, 1, 1], [
         ["ptr", out], ["ptr", c.partO], ["ptr", c.partML], ["ptr", m("decodeRows")], ["i32", H], ["i32", D], ["i32", splits],
       ]);

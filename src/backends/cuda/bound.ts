@@ -10,7 +10,7 @@ import { opInputs, type Graph, type Op } from "../../graph/ir.js";
 import { rowsFor, type MemoryPlan } from "../../graph/passes/plan-memory.js";
 import type { StepBatch } from "../../graph/step-batch.js";
 import { ropeInvFreq } from "../reference/rope.js";
-import { chooseSplits, decodeBlocksPerRow, launchAttention, MAX_SPLITS, prefillKernelFits, SPLIT_ROWS, stagedDecodeFits, type DecodeVariant } from "./attention.js";
+import { chooseSplits, decodeBlocksPerRow, decodeForm, launchAttention, MAX_SPLITS, prefillKernelFits, SPLIT_ROWS, stagedDecodeFits, type DecodeVariant } from "./attention.js";
 import { graphBucket, padDecodeStep, planBuckets } from "./buckets.js";
 import type { CublasLt } from "./cublaslt.js";
 import { planDeviceMemory } from "./device-memory.js";
@@ -63,6 +63,7 @@ export class CudaBound implements BoundGraph {
   private readonly staging: { ptr: Ptr; ints: Int32Array };
   private readonly partO: DevPtr;
   private readonly partML: DevPtr;
+  private readonly splitsDone: DevPtr;
   private readonly f32 = new Set<string>();
   private readonly graphs = new Map<number, Ptr>();
   private readonly buckets: number[];
@@ -77,7 +78,7 @@ export class CudaBound implements BoundGraph {
   readonly packedUploads: PackedUpload[];
   /** The decode matmul paths timed fastest at bind (empty when autotuning is off). */
   readonly tactics: Tactics;
-  /** The decode-attention form timed fastest at bind for small (<= ATTN_SMALL_ROWS rows) and large steps; "direct" when not timed. */
+  /** The decode-attention form timed fastest at bind for small (<= ATTN_SMALL_ROWS rows) and large steps (direct, staged, tiled); "direct" when not timed. */
   attnPick: { small: DecodeVariant; large: DecodeVariant; us: Record<string, number> } = { small: "direct", large: "direct", us: {} };
 
   constructor(
@@ -115,7 +116,8 @@ export class CudaBound implements BoundGraph {
     this.graphStride = Math.min(s.graphTableStride, this.strideCap);
     const metaLayout = layoutStep({ T: capT, S: capT, R: capR, stride: this.strideCap, decodeRows: capT, tiles: capT });
     const geo = this.attnGeo ?? { numHeads: 1, headDim: 1 };
-    const partFloats = SPLIT_ROWS * geo.numHeads * MAX_SPLITS * (geo.headDim + 2);
+    const partRows = SPLIT_ROWS * geo.numHeads * MAX_SPLITS; // split partials: O [.., D] and (max, sum) [.., 2]
+    const partFloats = partRows * (geo.headDim + 2);
     const biggestUpload = Math.max(0, ...wplan.filter((w) => host.has(w.name)).map((w) => 4 * w.rows * w.cols));
     const mem = planDeviceMemory({
       freeBytes: driver.memInfo().free,
@@ -141,8 +143,11 @@ export class CudaBound implements BoundGraph {
     this.meta = driver.alloc(4 * metaLayout.ints);
     const pinned = driver.allocHost(4 * metaLayout.ints);
     this.staging = { ptr: pinned.ptr, ints: new Int32Array(pinned.buffer) };
-    this.partO = driver.alloc(4 * partFloats);
-    this.partML = driver.alloc(4 * partFloats);
+    this.partO = driver.alloc(4 * partRows * geo.headDim);
+    this.partML = driver.alloc(4 * partRows * 2);
+    const doneInts = SPLIT_ROWS * (this.attnGeo ? decodeBlocksPerRow(this.attnGeo) : 1);
+    this.splitsDone = driver.alloc(4 * doneInts);
+    driver.memset32(this.splitsDone, 0, doneInts); // the tiled kernel's last block leaves each count at zero again
     this.buckets = planBuckets({ maxBatch: Math.min(capT, capR), maxBucket: s.maxBucket });
     // the FP8 path's scratch exists before any CUDA graph is captured
     if (lt && wplan.some((w) => w.fmt === "fp8")) this.fp8Scratch(capT * this.maxLinearK());
@@ -153,7 +158,7 @@ export class CudaBound implements BoundGraph {
   }
 
   /**
-   * Times both decode-attention forms on a synthetic decode step of one layer (every row
+   * Times the decode-attention forms on a synthetic decode step of one layer (every row
    * with up to 512 cached positions over distinct blocks), at 1 row and at up to 64 rows,
    * and keeps the faster of each. The cache's contents do not matter to the time.
    */
@@ -182,9 +187,8 @@ export class CudaBound implements BoundGraph {
           logitRows: ints(rows, (i) => i),
         };
         const times: [DecodeVariant, number][] = [];
-        for (const v of ["direct", "staged"] as const) {
-          const { ctx } = this.prepare(step, false);
-          ctx.decodeVariant = v;
+        for (const v of ["direct", "staged", "tiled"] as const) {
+          const { ctx } = this.prepare(step, false, v);
           const kv = ctx.kvPtrs(0);
           const run = () => launchAttention(ctx, op, ctx.at(op.q), ctx.at(op.out), kv.k, kv.v);
           run();
@@ -195,7 +199,7 @@ export class CudaBound implements BoundGraph {
           pick.us[`${v}@${rows}`] = us;
           times.push([v, us]);
         }
-        const best = times[0][1] <= times[1][1] ? times[0][0] : times[1][0];
+        const best = times.reduce((a, b) => (b[1] < a[1] ? b : a))[0];
         if (rows === 1) pick.small = best;
         else pick.large = best;
       }
@@ -293,7 +297,7 @@ export class CudaBound implements BoundGraph {
   }
 
   /** Checks the step, pads it to its decode bucket (when graphs may be used), uploads its metadata; returns the launch context. */
-  private prepare(step: StepBatch, graphs: boolean): { bucket: number | null; ctx: OpContext } {
+  private prepare(step: StepBatch, graphs: boolean, form?: DecodeVariant): { bucket: number | null; ctx: OpContext } {
     const { T: capT, R: capR } = this.plan.capacity;
     if (step.numTokens > capT || step.logitRows.length > capR) {
       throw new RangeError(`cuda backend: step of ${step.numTokens} tokens / ${step.logitRows.length} logit rows exceeds the planned ${capT} / ${capR}`);
@@ -314,7 +318,9 @@ export class CudaBound implements BoundGraph {
     const bpr = this.attnGeo ? decodeBlocksPerRow(this.attnGeo) : 1;
     const maxCtx = bucket === null ? split.maxDecodeContext : this.graphStride * this.kv.blockSize;
     const rows = split.decodeRows.length;
-    return { bucket, ctx: this.context(run, layout, chooseSplits(rows, bpr, maxCtx, this.driver.info.smCount), this.decodeVariant(rows)) };
+    const geo = this.attnGeo;
+    const variant = geo ? decodeForm(form ?? this.decodeVariant(rows), this.s.cache, geo.headDim) : "direct";
+    return { bucket, ctx: this.context(run, layout, chooseSplits(rows, bpr, maxCtx, this.driver.info.smCount, variant), variant) };
   }
 
   /** The CUDA graph of a decode bucket, captured from `ctx`'s launches on first use. */
@@ -450,6 +456,7 @@ export class CudaBound implements BoundGraph {
       splits,
       partO: this.partO,
       partML: this.partML,
+      splitsDone: this.splitsDone,
       decodeOnly: s.decodeOnly,
       decodeVariant,
       at: (name) => {
@@ -505,7 +512,7 @@ export class CudaBound implements BoundGraph {
     for (const g of this.graphs.values()) this.driver.destroyGraph(g);
     this.graphs.clear();
     this.weights.dispose();
-    for (const p of [this.arena, this.kvBase, this.meta, this.partO, this.partML]) this.driver.free(p);
+    for (const p of [this.arena, this.kvBase, this.meta, this.partO, this.partML, this.splitsDone]) this.driver.free(p);
     if (this.fp8) for (const p of [this.fp8.xq, this.fp8.amax, this.fp8.scale]) this.driver.free(p);
     if (this.topk) (this.driver.free(this.topk.ids), this.driver.free(this.topk.values));
     this.driver.freeHost(this.staging.ptr);

@@ -17,6 +17,7 @@ export const KERNEL_UNITS = [
   "norm",
   "rope_kv",
   "attention_decode",
+  "attention_tiled",
   "attention_prefill",
   "gemm",
   "sampling",

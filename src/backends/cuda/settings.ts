@@ -9,6 +9,7 @@ import type { Graph } from "../../graph/ir.js";
 import type { Collectives } from "../collectives.js";
 import type { Cubins } from "./compile.js";
 import { checkKvPair, checkWeightFormat, effectiveCache, type ActDType, type CacheDType } from "./dtypes.js";
+import type { DecodeVariant } from "./attention.js";
 import type { DeviceCollectives } from "./host-collectives.js";
 import type { LinearMode } from "./linear.js";
 import type { NcclIds, NcclPlace } from "./nccl.js";
@@ -48,7 +49,7 @@ export interface CudaBackendOptions {
   /** Timed calls per tactic candidate (default 10). */
   autotuneReps?: number;
   /** Decode attention kernel: "auto" (timed at bind with the tactics; "direct" where not timed), or forced. */
-  decodeAttention?: "auto" | "direct" | "staged";
+  decodeAttention?: "auto" | DecodeVariant;
   /** Run every attention row through the decode kernel (tests). */
   decodeAttentionOnly?: boolean;
   /** KV blocks: the requested number (default), or "fill" a share of free GPU memory. */
@@ -79,7 +80,7 @@ export interface BoundSettings {
   /** The device is the CPU emulator (tests): timings mean nothing there. */
   emulated: boolean;
   decodeOnly: boolean;
-  decodeAttention: "auto" | "direct" | "staged";
+  decodeAttention: "auto" | DecodeVariant;
   graphs: boolean;
   maxBucket: number;
   graphTableStride: number;

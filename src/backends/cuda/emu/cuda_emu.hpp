@@ -155,6 +155,15 @@ inline float atomicAdd(float* p, float v) {
   *p = old + v;
   return old;
 }
+inline int atomicAdd(int* p, int v) {
+  const int old = *p;
+  *p = old + v;
+  return old;
+}
+// Blocks run one at a time and share one memory: a fence orders nothing more, and a
+// read that skips L1 reads what any other read would.
+inline void __threadfence() {}
+template <typename T> inline T __ldcg(const T* p) { return *p; }
 
 using std::fmaxf;
 using std::fminf;
