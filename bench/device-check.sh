@@ -16,8 +16,9 @@
 #   symmetric and with zero points (i4 g128, i4z g128), with transformers `generate`
 #   (static cache) on the same shapes. --big times i4 / i4z on the 8B shape the same way.
 # --big (~8 min): the same speed runs on the Llama-3-8B shape, BF16 and FP8 weights.
-# --final (~6 min): correctness (both), the profile at batch 1 / 64, llmrt speed on all
-#   shapes, then transformers on $HF_SHAPES (default the TinyLlama shape) with one timed run.
+# --final (~3-6 min): correctness (both), the profile at batch 1 / 64, decode attention
+#   alone (bench/device/attention.ts), llmrt speed on all shapes, then transformers on
+#   $HF_SHAPES (default the TinyLlama shape) with one timed run (HF_S=0 skips it).
 # --profile (~5 min): correctness, then where each decode step's time goes (bench/device/
 #   profile.ts: graph replay, per-op GPU time, host copies, the bind-time tactics), then
 #   the llmrt speed runs of --quick and --big without transformers.
@@ -86,6 +87,9 @@ elif [ "$MODE" = "--final" ]; then
 
   stage "profile: per op and per kernel (batch 1 / 64, context 256)"
   timeout 60 "${APP[@]}" profile --out "$OUT" --batches 1,64 "${CUBINS[@]}"
+
+  stage "decode attention alone: each form at 1 / 8 / 64 rows, 256 / 1024 / 4096 positions (graph replays)"
+  timeout 60 "${APP[@]}" attention --out "$OUT" "${CUBINS[@]}"
 
   stage "speed: llmrt, quick shapes then the 8B shape"
   timeout 60 "${APP[@]}" speed --quick --out "$OUT" "${CUBINS[@]}"

@@ -8,6 +8,8 @@
  *   device speed        --out DIR --quick|--big HBM, decode b1, throughput 1/8/64
  *   device profile      --out DIR [--shapes a,b] [--batches 1,8,64] [--context N]
  *                                            where a decode step's GPU and host time goes
+ *   device attention    --out DIR [--shapes a,b] [--rows 1,8,64] [--contexts 256,1024,4096]
+ *                                            decode attention alone: each form, rows x context
  *   device table        --out DIR            the summary table
  *
  * --cubins DIR: a folder with kernels/<unit>.sm_90.cubin (prepared here without a GPU);
@@ -22,6 +24,7 @@ import type { CudaBackendOptions } from "../../src/backends/cuda/settings.js";
 import { runBackendCases, runGoldens, runPackedEngines, type CheckRow } from "./correctness.js";
 import { runHfComparison } from "./hf.js";
 import { BIG_SHAPES, QUICK_SHAPES, shapeConfig } from "./shapes.js";
+import { attentionTable } from "./attention.js";
 import { formatProfile, profileBatch } from "./profile.js";
 import { dummyEngine, measureConcurrency, measureDecode, measureHbm } from "./speed.js";
 import { summaryTable } from "./table.js";
@@ -142,6 +145,20 @@ async function main(): Promise<void> {
           console.log(`${shape}: ERROR ${run.error}`);
         }
         save("profile.json", { runs });
+      }
+      return;
+    }
+    case "attention": {
+      const shapes = opt("shapes", "llama-110m,tinyllama-1.1b,llama-3-8b").split(",");
+      const rows: unknown[] = [];
+      for (const shape of shapes) {
+        try {
+          const nums = (name: string, d: string) => opt(name, d).split(",").map(Number);
+          rows.push(...attentionTable([shape], base, (l) => console.log(l), nums("rows", "1,8,64"), nums("contexts", "256,1024,4096")));
+        } catch (err) {
+          console.log(`${shape}: ERROR ${(err as Error).message.split("\n")[0]}`);
+        }
+        save("attention.json", { rows });
       }
       return;
     }

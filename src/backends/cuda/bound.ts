@@ -158,55 +158,77 @@ export class CudaBound implements BoundGraph {
   }
 
   /**
-   * Times the decode-attention forms on a synthetic decode step of one layer (every row
-   * with up to 512 cached positions over distinct blocks), at 1 row and at up to 64 rows,
-   * and keeps the faster of each. The cache's contents do not matter to the time.
+   * Times the decode-attention forms on a synthetic decode step of one layer at 1 row and
+   * at up to 64 rows (512 cached positions each) and keeps the faster of each.
    */
   private timeDecodeAttention(): CudaBound["attnPick"] {
-    const op = this.graph.ops.find((o) => o.op === "attention" || o.op === "attention_qkv");
     const pick: CudaBound["attnPick"] = { small: "direct", large: "direct", us: {} };
-    if (!op || (op.op !== "attention" && op.op !== "attention_qkv")) return pick;
-    const bs = this.kv.blockSize;
-    const d = this.driver;
-    const [e0, e1] = [d.createEvent(), d.createEvent()];
-    const reps = this.s.autotuneReps;
-    try {
-      for (const rows of [1, Math.min(64, this.plan.capacity.T, this.plan.capacity.R)]) {
-        const perSeq = Math.min(Math.floor(this.kv.numBlocks / rows), Math.ceil(512 / bs), this.graphStride);
-        if (perSeq < 1) continue;
-        const len = perSeq * bs;
-        const ints = (n: number, f: (i: number) => number) => Int32Array.from({ length: n }, (_, i) => f(i));
-        const step: StepBatch = {
-          numTokens: rows,
-          tokenIds: new Int32Array(rows),
-          positions: ints(rows, () => len - 1),
-          seqStarts: ints(rows + 1, (i) => i),
-          contextLens: ints(rows, () => len),
-          blockTables: Array.from({ length: rows }, (_, r) => ints(perSeq, (b) => r * perSeq + b)),
-          slotMapping: ints(rows, (r) => (r * perSeq + perSeq - 1) * bs + bs - 1),
-          logitRows: ints(rows, (i) => i),
-        };
-        const times: [DecodeVariant, number][] = [];
-        for (const v of ["direct", "staged", "tiled"] as const) {
-          const { ctx } = this.prepare(step, false, v);
-          const kv = ctx.kvPtrs(0);
-          const run = () => launchAttention(ctx, op, ctx.at(op.q), ctx.at(op.out), kv.k, kv.v);
-          run();
-          d.recordEvent(e0, this.k.stream);
-          for (let i = 0; i < reps; i++) run();
-          d.recordEvent(e1, this.k.stream);
-          const us = (1000 * d.elapsedMs(e0, e1)) / reps;
-          pick.us[`${v}@${rows}`] = us;
-          times.push([v, us]);
-        }
-        const best = times.reduce((a, b) => (b[1] < a[1] ? b : a))[0];
-        if (rows === 1) pick.small = best;
-        else pick.large = best;
+    for (const rows of [1, Math.min(64, this.plan.capacity.T, this.plan.capacity.R)]) {
+      const times: [DecodeVariant, number][] = [];
+      for (const v of ["direct", "staged", "tiled"] as const) {
+        const us = this.timeAttention(rows, 512, v);
+        if (us === null) continue;
+        pick.us[`${v}@${rows}`] = us;
+        times.push([v, us]);
       }
-    } finally {
-      d.destroyEvent(e0), d.destroyEvent(e1);
+      if (times.length === 0) continue;
+      const best = times.reduce((a, b) => (b[1] < a[1] ? b : a))[0];
+      if (rows === 1) pick.small = best;
+      else pick.large = best;
     }
     return pick;
+  }
+
+  /**
+   * GPU microseconds of one layer's decode attention in `form` for `rows` rows of up to
+   * `context` cached positions each over distinct blocks (fewer where the cache or the
+   * block tables are smaller), as a CUDA graph of `reps` launches replays it, so the host's
+   * launch cost is not counted. The cache's contents do not matter to the time. Null: no
+   * attention op, or no room for one block a row.
+   */
+  timeAttention(rows: number, context: number, form: DecodeVariant, reps = this.s.autotuneReps): number | null {
+    const op = this.graph.ops.find((o) => o.op === "attention" || o.op === "attention_qkv");
+    if (!op || (op.op !== "attention" && op.op !== "attention_qkv")) return null;
+    const bs = this.kv.blockSize;
+    const perSeq = Math.min(Math.floor(this.kv.numBlocks / rows), Math.ceil(context / bs), this.graphStride);
+    if (perSeq < 1 || rows > this.plan.capacity.T) return null;
+    const len = perSeq * bs;
+    const ints = (n: number, f: (i: number) => number) => Int32Array.from({ length: n }, (_, i) => f(i));
+    const step: StepBatch = {
+      numTokens: rows,
+      tokenIds: new Int32Array(rows),
+      positions: ints(rows, () => len - 1),
+      seqStarts: ints(rows + 1, (i) => i),
+      contextLens: ints(rows, () => len),
+      blockTables: Array.from({ length: rows }, (_, r) => ints(perSeq, (b) => r * perSeq + b)),
+      slotMapping: ints(rows, (r) => (r * perSeq + perSeq - 1) * bs + bs - 1),
+      logitRows: ints(rows, (i) => i),
+    };
+    const d = this.driver;
+    const stream = this.k.stream!;
+    const { ctx } = this.prepare(step, false, form);
+    const kv = ctx.kvPtrs(0);
+    const run = () => launchAttention(ctx, op, ctx.at(op.q), ctx.at(op.out), kv.k, kv.v);
+    run();
+    d.beginCapture(stream);
+    let exec: Ptr;
+    try {
+      for (let i = 0; i < reps; i++) run();
+    } finally {
+      exec = d.endCapture(stream);
+    }
+    const [e0, e1] = [d.createEvent(), d.createEvent()];
+    try {
+      d.launchGraph(exec, stream);
+      d.recordEvent(e0, stream);
+      d.launchGraph(exec, stream);
+      d.recordEvent(e1, stream);
+      d.syncStream(stream);
+      return (1000 * d.elapsedMs(e0, e1)) / reps;
+    } finally {
+      d.destroyEvent(e0), d.destroyEvent(e1);
+      d.destroyGraph(exec);
+    }
   }
 
   /**

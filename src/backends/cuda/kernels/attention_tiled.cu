@@ -3,11 +3,11 @@
 // attention_decode.cu (reference: attention in src/backends/reference/ops.ts).
 //
 // Why a third form: at small batch a decode step is a chain of dependent loads (block
-// table -> slot -> K/V row). Here a tile of TK keys costs two round trips: the block
-// looks up the tile's TK slots together, then loads all of its K and V rows at once
-// with 16-byte copies spread over the block's 128 threads (every load in flight), and
-// computes from shared memory. Short splits (down to one tile) give enough blocks to
-// cover the GPU at batch 1, and the merge costs no extra launch.
+// table -> slot -> K/V row). Here the block looks up a tile's TK slots together, then
+// copies all of its K and V rows at once (cp.async, 16 bytes a copy, spread over the
+// block's 128 threads) into one of two shared-memory stages, and computes on the other
+// stage's tile meanwhile. Short splits (down to one tile) give enough blocks to cover
+// the GPU at batch 1, and the merge costs no extra launch.
 //
 // grid (n, KH * chunks, splits), block 128 = 4 warps.
 //   blockIdx.x  which listed query token; blockIdx.y KV head and chunk of <= GMAX query
@@ -25,15 +25,6 @@ constexpr int TK = 32;           // keys per tile (attention.ts TILE_KEYS)
 constexpr int THREADS = 128;
 constexpr int TPK = THREADS / TK;  // threads per key in the score pass
 
-// `n` bytes (8 or 16) from global to shared memory.
-template <int N> __device__ __forceinline__ void copy_chunk(unsigned char* dst, const void* src);
-template <> __device__ __forceinline__ void copy_chunk<16>(unsigned char* dst, const void* src) {
-  *(uint4*)dst = *(const uint4*)src;
-}
-template <> __device__ __forceinline__ void copy_chunk<8>(unsigned char* dst, const void* src) {
-  *(uint2*)dst = *(const uint2*)src;
-}
-
 // Two consecutive cache values (one 32-bit or 16-bit word of shared memory) as floats.
 template <typename C> __device__ __forceinline__ void load2(const C* p, float scale, float& a, float& b) {
   a = to_f(p[0]) * scale, b = to_f(p[1]) * scale;
@@ -48,18 +39,18 @@ __device__ void decode(T* out, float* part_o, float* part_ml, int* done, const T
   constexpr int RS = DMAX * (int)sizeof(C) + 4 * CB;      // a staged row: padded so 4 rows' chunks hit distinct banks
   constexpr int PAIRS = DMAX / 2;                         // P V: threads per key subset, two dims each
   constexpr int KS = THREADS / PAIRS;                     // key subsets
-  constexpr int STAGE_BYTES = 2 * TK * RS;
+  constexpr int STAGE_BYTES = 2 * 2 * TK * RS;           // two stages of a K and a V tile
   constexpr int MERGE_BYTES = KS * GMAX * DMAX * 4;
   constexpr int LOADS = TK * (DMAX / 8) / THREADS;        // chunks of K (and of V) per thread per tile
   __shared__ __align__(16) float s_q[GMAX][DMAX];         // this block's query heads, pre-scaled
   __shared__ float s_p[GMAX][TK];                         // the tile's probabilities
   __shared__ float s_red[4][GMAX];                        // per-warp maxima
   __shared__ float s_l[KS][GMAX];
-  __shared__ int s_slot[TK];
+  __shared__ float s_m[GMAX];                             // the running maxima at the end (the same in every thread)
+  __shared__ int s_slot[2][TK];
   __shared__ int s_last;
   __shared__ __align__(16) unsigned char s_big[STAGE_BYTES > MERGE_BYTES ? STAGE_BYTES : MERGE_BYTES];
-  unsigned char* s_k = s_big;            // [TK][RS] during the tiles
-  unsigned char* s_v = s_big + TK * RS;  // [TK][RS]
+  // stage b: K tile at s_big + 2 b TK RS, V tile TK RS after it, each [TK][RS] bytes
   float(*s_o)[GMAX][DMAX] = reinterpret_cast<float(*)[GMAX][DMAX]>(s_big);  // [KS][GMAX][DMAX] after them
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -86,20 +77,44 @@ __device__ void decode(T* out, float* part_o, float* part_ml, int* done, const T
 #pragma unroll
   for (int g = 0; g < GMAX; g++) m[g] = neg_inf(), l[g] = 0.f, acc[g][0] = acc[g][1] = 0.f;
 
-  for (int base = lo; base < hi; base += TK) {
-    const int n = min(TK, hi - base);
-    if (tid < TK) s_slot[tid] = tid < n ? kv_slot(table, base + tid, block_size) : 0;
-    __syncthreads();  // also: the previous tile's readers are done with s_k / s_v / s_p
+  // tile i covers [lo + i TK, min(hi, lo + (i + 1) TK)); its slots, then its rows, into stage i % 2
+  const int tiles = hi > lo ? div_up(hi - lo, TK) : 0;
+  auto look_up = [=](int i) {
+    const int j = lo + i * TK + tid;
+    if (tid < TK) s_slot[i & 1][tid] = j < hi ? kv_slot(table, j, block_size) : 0;
+  };
+  auto fetch = [=](int i) {
+    const int n = min(TK, hi - lo - i * TK);
+    unsigned char* k_tile = s_big + (i & 1) * 2 * TK * RS;
 #pragma unroll
     for (int u = 0; u < LOADS; u++) {
-      const int i = tid + u * THREADS, r = i / nch, c = i % nch;
+      const int x = tid + u * THREADS, r = x / nch, c = x % nch;
       if (r < n) {
-        const size_t src = (size_t)s_slot[r] * kv_dim + kh * D + c * 8;
-        copy_chunk<CB>(s_k + r * RS + c * CB, kc + src);
-        copy_chunk<CB>(s_v + r * RS + c * CB, vc + src);
+        const size_t src = (size_t)s_slot[i & 1][r] * kv_dim + kh * D + c * 8;
+        cp_async<CB>(k_tile + r * RS + c * CB, kc + src);
+        cp_async<CB>(k_tile + TK * RS + r * RS + c * CB, vc + src);
       }
     }
+    cp_async_commit();
+  };
+  if (tiles > 0) {
+    look_up(0);
     __syncthreads();
+    fetch(0);
+  }
+  for (int i = 0; i < tiles; i++) {
+    const int n = min(TK, hi - lo - i * TK);
+    if (i + 1 < tiles) {  // the next tile's copies go out before this one is read
+      look_up(i + 1);
+      __syncthreads();  // also: every thread is done with stage (i + 1) % 2's last tile
+      fetch(i + 1);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const unsigned char* s_k = s_big + (i & 1) * 2 * TK * RS;
+    const unsigned char* s_v = s_k + TK * RS;
 
     // scores of key `key` against the G heads, a quarter of the dims per thread
     float s[GMAX];
@@ -118,6 +133,7 @@ __device__ void decode(T* out, float* part_o, float* part_ml, int* done, const T
     const bool valid = key < n;
 #pragma unroll
     for (int g = 0; g < GMAX; g++) {
+      if (g >= G) break;  // uniform over the block
       s[g] += __shfl_xor_sync(0xffffffffu, s[g], 1);
       s[g] += __shfl_xor_sync(0xffffffffu, s[g], 2);
       const float w = warp_max(valid ? s[g] : neg_inf());
@@ -128,9 +144,11 @@ __device__ void decode(T* out, float* part_o, float* part_ml, int* done, const T
     float corr[GMAX];
 #pragma unroll
     for (int g = 0; g < GMAX; g++) {
+      corr[g] = 1.f;
+      if (g >= G) continue;  // s_red holds nothing for these heads
       const float mn = fmaxf(m[g], fmaxf(fmaxf(s_red[0][g], s_red[1][g]), fmaxf(s_red[2][g], s_red[3][g])));
-      corr[g] = g < G ? expf(m[g] - mn) : 1.f;  // the first tile: exp(-inf) = 0
-      if (sub == 0 && g < G) s_p[g][key] = valid ? expf(s[g] - mn) : 0.f;
+      corr[g] = expf(m[g] - mn);  // the first tile: exp(-inf) = 0
+      if (sub == 0) s_p[g][key] = valid ? expf(s[g] - mn) : 0.f;
       m[g] = mn;
     }
     __syncthreads();
@@ -152,12 +170,13 @@ __device__ void decode(T* out, float* part_o, float* part_ml, int* done, const T
     }
   }
 
-  // merge the key subsets (s_o reuses the staging memory: wait for the last tile's readers)
+  // merge the key subsets (s_o reuses the stages: wait for the last tile's readers)
   __syncthreads();
 #pragma unroll
   for (int g = 0; g < GMAX; g++) {
     s_o[ks][g][d0] = acc[g][0], s_o[ks][g][d0 + 1] = acc[g][1];
     if (pair == 0) s_l[ks][g] = l[g];
+    if (tid == 0) s_m[g] = m[g];
   }
   __syncthreads();
   const size_t prow = (size_t)blockIdx.x * H;  // partials: part_o [n, H, splits, D], part_ml [n, H, splits, 2]
@@ -171,7 +190,7 @@ __device__ void decode(T* out, float* part_o, float* part_ml, int* done, const T
     } else {
       const size_t p = (prow + h) * splits + blockIdx.z;
       part_o[p * D + d] = O;
-      if (d == 0) part_ml[p * 2] = m[g], part_ml[p * 2 + 1] = L;  // an empty split: -inf, 0
+      if (d == 0) part_ml[p * 2] = s_m[g], part_ml[p * 2 + 1] = L;  // an empty split: -inf, 0
     }
   }
   if (splits == 1) return;

@@ -158,6 +158,42 @@ __device__ __forceinline__ void mma_16816(float c[4], const u32 a[4], const u32 
 #endif
 }
 
+// ---- asynchronous copies into shared memory -----------------------------------------
+//
+// cp.async (sm_80+): N bytes (8 or 16) global -> shared without passing through
+// registers, so a block can start its next tile's loads and compute on the current one.
+// Elsewhere (older targets, the emulator) a plain copy: the same result, synchronously.
+template <int N>
+__device__ __forceinline__ void cp_async(void* smem, const void* gmem) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+  if constexpr (N == 16) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+  } else {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" ::"r"(s), "l"(gmem), "n"(N));
+  }
+#else
+  if constexpr (N == 16) *(uint4*)smem = *(const uint4*)gmem;
+  else *(uint2*)smem = *(const uint2*)gmem;
+#endif
+}
+
+// Closes the group of this thread's copies issued since the last commit.
+__device__ __forceinline__ void cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+
+// Waits until at most N of this thread's committed groups are still in flight (a
+// __syncthreads after it makes every thread's landed copies visible to the block).
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
+
 // ---- small helpers -----------------------------------------------------------------
 
 // 8 consecutive values as float, times `scale`, in one 16-byte load for 16-bit types
