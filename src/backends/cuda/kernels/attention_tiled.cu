@@ -23,6 +23,7 @@ namespace tiled {
 constexpr int GMAX = 8;          // query heads per block (attention.ts HEADS_PER_BLOCK)
 constexpr int TK = 32;           // keys per tile (attention.ts TILE_KEYS)
 constexpr int THREADS = 128;
+constexpr int SPLITS_MAX = 32;   // attention.ts MAX_SPLITS
 constexpr int TPK = THREADS / TK;  // threads per key in the score pass
 
 // Two consecutive cache values (one 32-bit or 16-bit word of shared memory) as floats.
@@ -40,7 +41,7 @@ __device__ void decode(T* out, float* part_o, float* part_ml, int* done, const T
   constexpr int PAIRS = DMAX / 2;                         // P V: threads per key subset, two dims each
   constexpr int KS = THREADS / PAIRS;                     // key subsets
   constexpr int STAGE_BYTES = 2 * 2 * TK * RS;           // two stages of a K and a V tile
-  constexpr int MERGE_BYTES = KS * GMAX * DMAX * 4;
+  constexpr int MERGE_BYTES = KS * GMAX * DMAX * 4 > 2 * GMAX * SPLITS_MAX * 4 ? KS * GMAX * DMAX * 4 : 2 * GMAX * SPLITS_MAX * 4;
   constexpr int LOADS = TK * (DMAX / 8) / THREADS;        // chunks of K (and of V) per thread per tile
   __shared__ __align__(16) float s_q[GMAX][DMAX];         // this block's query heads, pre-scaled
   __shared__ float s_p[GMAX][TK];                         // the tile's probabilities
@@ -207,20 +208,33 @@ __device__ void decode(T* out, float* part_o, float* part_ml, int* done, const T
   __syncthreads();
   if (!s_last) return;
   __threadfence();
+  // each (head, split)'s weight e^(M_z - M) / sum_z L_z e^(M_z - M) once, in shared memory
+  // (the stages are free now), then every output a sum of independent loads
+  float(*s_w)[SPLITS_MAX] = reinterpret_cast<float(*)[SPLITS_MAX]>(s_big);               // [GMAX][SPLITS_MAX]
+  float(*s_lz)[SPLITS_MAX] = reinterpret_cast<float(*)[SPLITS_MAX]>(s_big) + GMAX;        // [GMAX][SPLITS_MAX]
+  for (int i = tid; i < G * splits; i += THREADS) {
+    const int g = i / splits, z = i % splits;
+    const size_t p = (prow + h0 + g) * splits + z;
+    s_w[g][z] = __ldcg(part_ml + p * 2), s_lz[g][z] = __ldcg(part_ml + p * 2 + 1);
+  }
+  __syncthreads();
+  if (tid < G) {
+    float M = neg_inf(), L = 0.f;
+    for (int z = 0; z < splits; z++) M = fmaxf(M, s_w[tid][z]);
+    for (int z = 0; z < splits; z++) {
+      const float w = s_w[tid][z] == neg_inf() ? 0.f : expf(s_w[tid][z] - M);  // an empty split weighs nothing
+      s_w[tid][z] = w, L += s_lz[tid][z] * w;
+    }
+    for (int z = 0; z < splits; z++) s_w[tid][z] /= L;
+  }
+  __syncthreads();
   for (int i = tid; i < G * D; i += THREADS) {
     const int g = i / D, d = i % D;
-    const size_t p0 = (prow + h0 + g) * splits;
-    float M = neg_inf();
-    for (int z = 0; z < splits; z++) M = fmaxf(M, __ldcg(part_ml + (p0 + z) * 2));
-    float O = 0.f, L = 0.f;
-    for (int z = 0; z < splits; z++) {
-      const float mz = __ldcg(part_ml + (p0 + z) * 2);
-      if (mz == neg_inf()) continue;  // an empty split
-      const float w = expf(mz - M);
-      L += __ldcg(part_ml + (p0 + z) * 2 + 1) * w;
-      O += __ldcg(part_o + (p0 + z) * D + d) * w;
-    }
-    out[(size_t)t * q_dim + (h0 + g) * D + d] = from_f<T>(O / L);
+    const float* po = part_o + (prow + h0 + g) * splits * D + d;
+    float O = 0.f;
+#pragma unroll 8
+    for (int z = 0; z < splits; z++) O += __ldcg(po + (size_t)z * D) * s_w[g][z];
+    out[(size_t)t * q_dim + (h0 + g) * D + d] = from_f<T>(O);
   }
 }
 
