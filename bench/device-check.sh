@@ -95,6 +95,13 @@ elif [ "$MODE" = "--final" ]; then
   timeout 60 "${APP[@]}" speed --quick --out "$OUT" "${CUBINS[@]}"
   timeout 80 "${APP[@]}" speed --big --out "$OUT" "${CUBINS[@]}"
 
+  if [ "${PDL_PASS:-1}" != 0 ]; then # the same with programmatic dependent launch (settings.pdl)
+    stage "profile and speed with programmatic dependent launch (--pdl)"
+    timeout 40 "${APP[@]}" profile --out "$OUT" --batches 1,64 --pdl --tag pdl "${CUBINS[@]}"
+    timeout 60 "${APP[@]}" speed --quick --out "$OUT" --pdl --tag pdl "${CUBINS[@]}"
+    timeout 80 "${APP[@]}" speed --big --out "$OUT" --pdl --tag pdl "${CUBINS[@]}"
+  fi
+
   if [ "${HF_S:-170}" != 0 ]; then # HF_S=0: transformers already measured on this card (bench/results)
     stage "speed: transformers generate, static cache, ${HF_SHAPES:=tinyllama-1.1b} (one timed run)"
     timeout ${HF_S:-170} python3 bench/device/hf_bench.py --shapes "$HF_SHAPES" --runs 1 --out "$OUT/hf-bench-quick.json"

@@ -61,6 +61,11 @@ export function gpuCases(): [CompareCase, CudaBackendOptions][] {
     out.push([{ name: `bf16 fp8 KV decode ${form}`, config: big, dtype: "bf16", tol: 8e-2, lengths: [300, 130, 40, 9], chunk: 64 }, { kvDtype: "fp8", decodeAttention: form }]);
   }
   out.push([{ name: "bf16 window decode tiled", config: MODEL_VARIANTS.mistral_window, dtype: "bf16", tol: 3e-2, lengths: [130, 40, 9] }, { decodeAttention: "tiled" }]);
+  // programmatic dependent launch: every kernel of the step may start before the previous one ends
+  out.push([{ name: "bf16 hd128 pdl", config: big, dtype: "bf16", tol: 3e-2, lengths: [300, 130, 40, 9], chunk: 64 }, { pdl: true }]);
+  out.push([{ name: "bf16 hd128 pdl gemv, no graphs", config: big, dtype: "bf16", tol: 3e-2, lengths: [130, 40, 9], chunk: 64 }, { pdl: true, linear: "gemv", cudaGraphs: false }]);
+  out.push([{ name: "f32 pdl", config: g, dtype: "fp32", tol: 2e-5 }, { pdl: true }]);
+  out.push([{ name: "bf16 weights i4 pdl", config: big, dtype: "bf16", tol: 0.3, lengths: [130, 40, 9], chunk: 64 }, { pdl: true, weightFormat: "i4" }]);
   out.push([{ name: "bf16 no CUDA graphs", config: g, dtype: "bf16", tol: 3e-2 }, { cudaGraphs: false }]);
   out.push([{ name: "fp16", config: g, dtype: "fp16", tol: 5e-3 }, {}]);
   out.push([{ name: "f32 with bf16 KV", config: g, dtype: "fp32", kvDtype: "bf16", tol: 1e-2 }, {}]);

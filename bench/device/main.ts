@@ -12,6 +12,8 @@
  *                                            decode attention alone: each form, rows x context
  *   device table        --out DIR            the summary table
  *
+ * --pdl: launch the step's kernels overlapped (programmatic dependent launch, settings.pdl);
+ * --tag T: write NAME-T.json instead of NAME.json.
  * --cubins DIR: a folder with kernels/<unit>.sm_90.cubin (prepared here without a GPU);
  * without it, or on another architecture, the kernels compile on the GPU machine.
  * Every stage writes its JSON as it goes, so a stage cut short still leaves its rows.
@@ -36,10 +38,12 @@ const opt = (name: string, dflt = ""): string => {
   return i >= 0 ? args[i + 1] : dflt;
 };
 const out = opt("out", "bench/out");
-const base: CudaBackendOptions = opt("cubins") ? { engineDir: opt("cubins") } : {};
+const base: CudaBackendOptions = { ...(opt("cubins") ? { engineDir: opt("cubins") } : {}), ...(args.includes("--pdl") ? { pdl: true } : {}) };
+/** --tag T: JSON files written as NAME-T.json (e.g. a second pass with --pdl beside the first). */
+const tag = opt("tag");
 
 function save(file: string, data: unknown): void {
-  writeFileSync(join(out, file), JSON.stringify(data, null, 1) + "\n");
+  writeFileSync(join(out, tag ? file.replace(/\.json$/, `-${tag}.json`) : file), JSON.stringify(data, null, 1) + "\n");
 }
 
 function logRow(r: CheckRow): void {

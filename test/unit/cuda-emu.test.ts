@@ -150,6 +150,26 @@ describe("cuda backend on the CPU emulator", { skip: missing ?? false }, () => {
     }
   });
 
+  test("programmatic dependent launch: the step's kernels through cuLaunchKernelEx give the reference's logits", () => {
+    const c: CompareCase = { name: "llama_gqa", config: MODEL_VARIANTS.llama_gqa, dtype: "bf16", tol: 3e-2, lengths: [70, 20, 9], chunk: 32 };
+    const driver = backend().modules().driver;
+    const plain = driver.launchOverlapped;
+    const count = (o: CudaBackendOptions) => {
+      let n = 0;
+      driver.launchOverlapped = (...a: Parameters<typeof plain>) => (n++, plain.apply(driver, a));
+      try {
+        // the emulator's cuLaunchKernelEx reads grid, block, stream and the attribute from the config: a wrong layout fails the logits
+        assert.ok(check(c, o).argmaxAgree > 0.9);
+      } finally {
+        driver.launchOverlapped = plain;
+      }
+      return n;
+    };
+    assert.ok(driver.canOverlapLaunches);
+    for (const cudaGraphs of [true, false]) assert.ok(count({ pdl: true, cudaGraphs, decodeAttention: "tiled" }) > 50, "kernels were not launched overlapped");
+    if (process.env.LLMRT_CUDA_PDL !== "1") assert.equal(count({ cudaGraphs: false }), 0); // off unless asked
+  });
+
   test("bf16: split-K GEMV, and the tactics timed at bind, give the reference's logits", () => {
     const c: CompareCase = { name: "qwen2_bias", config: MODEL_VARIANTS.qwen2_bias, dtype: "bf16", tol: 3e-2 };
     check(c, { linear: "gemv4" });

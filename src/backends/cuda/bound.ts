@@ -101,6 +101,7 @@ export class CudaBound implements BoundGraph {
     this.vocab = emb && emb.op === "embedding" ? (graph.tensors.get(emb.table) as { shape: number[] }).shape[0] : Infinity;
     this.markF32();
     this.hostStaged = graph.ops.some(isCudaHostOp);
+    k.overlap = s.pdl && driver.canOverlapLaunches;
 
     // packed weights: uploaded as they are where their layout is a device format, else widened here
     const split = splitPacked(packed, weightRoles(graph), s.act);

@@ -85,11 +85,21 @@ const PROTOS: Record<string, string[]> = {
 
 type Fns = Record<keyof typeof PROTOS, NativeFn>;
 
+/** Present in drivers of CUDA 11.8 and later; launches with attributes (programmatic dependent launch). */
+const LAUNCH_EX = "int cuLaunchKernelEx(void *config, void *f, void *params, void *extra)";
+const CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
+// CUlaunchConfig (56 bytes: grid, block, shared bytes, stream at 32, attrs at 40, count at 48),
+// then one CUlaunchAttribute (id at 0, its value union from 8; 72 bytes)
+const CONFIG_BYTES = 56;
+const ATTRIBUTE_BYTES = 72;
+
+type Library = { fn: Fns; launchEx: NativeFn | null; path: string; count: number };
+
 const drivers = new Map<string, CudaDriver>();
-const libraries = new Map<string, { fn: Fns; path: string; count: number }>();
+const libraries = new Map<string, Library>();
 
 /** libcuda bound and initialized (once per thread), with its device count. */
-function initLibrary(search: SearchEnv): { fn: Fns; path: string; count: number } {
+function initLibrary(search: SearchEnv): Library {
   const found = findLibrary("cuda", search);
   if (!found.path) {
     throw new CudaUnavailableError("no CUDA driver (libcuda.so.1) was found", found.searched, `install the NVIDIA driver, or set ${LIB_DIR_ENV} to the folder holding libcuda.so.1`);
@@ -98,6 +108,12 @@ function initLibrary(search: SearchEnv): { fn: Fns; path: string; count: number 
   if (cached) return cached;
   const lib = openLibrary(found.path);
   const fn = Object.fromEntries(Object.entries(PROTOS).map(([k, p]) => [k, bindFirst(lib, p)])) as Fns;
+  let launchEx: NativeFn | null = null;
+  try {
+    launchEx = lib.func(LAUNCH_EX);
+  } catch {
+    // an older driver: launches never overlap (CudaDriver.launchOverlapped falls back)
+  }
   const r = fn.init(0) as number;
   if (r !== 0) {
     const what = r === 100 ? "no CUDA-capable GPU is visible" : `cuInit failed with error ${r}`;
@@ -106,7 +122,7 @@ function initLibrary(search: SearchEnv): { fn: Fns; path: string; count: number 
   const count = [0];
   fn.deviceCount(count);
   if (count[0] < 1) throw new CudaUnavailableError(`the CUDA driver at ${found.path} sees no GPU`, [], "check nvidia-smi and CUDA_VISIBLE_DEVICES");
-  const out = { fn, path: found.path, count: count[0] };
+  const out = { fn, launchEx, path: found.path, count: count[0] };
   libraries.set(found.path, out);
   return out;
 }
@@ -116,14 +132,20 @@ export class CudaDriver {
   private readonly fn: Fns;
   private readonly ctx: Ptr;
 
+  private readonly launchEx: NativeFn | null;
+  /** Native memory for cuLaunchKernelEx's config and its one attribute (one launch at a time per driver). */
+  private launchConfig: { ptr: Ptr; view: DataView } | null = null;
+
   private constructor(
     fn: Fns,
+    launchEx: NativeFn | null,
     readonly libraryPath: string,
     /** Devices the driver sees (CUDA_VISIBLE_DEVICES applied), and the one this driver binds. */
     readonly deviceCount = 1,
     readonly ordinal = 0,
   ) {
     this.fn = fn;
+    this.launchEx = launchEx;
     const dev = this.out("cuDeviceGet", (o) => fn.deviceGet(o, ordinal));
     this.ctx = this.out("cuDevicePrimaryCtxRetain", (o) => fn.ctxRetain(o, dev)) as Ptr;
     this.check("cuCtxSetCurrent", fn.ctxSetCurrent(this.ctx));
@@ -146,12 +168,12 @@ export class CudaDriver {
    * CudaUnavailableError where libcuda is missing or reports no such device.
    */
   static open(search: SearchEnv = systemSearchEnv, ordinal = 0): CudaDriver {
-    const { fn, path, count } = initLibrary(search);
+    const { fn, launchEx, path, count } = initLibrary(search);
     const key = `${path}#${ordinal}`;
     const cached = drivers.get(key);
     if (cached) return cached;
     if (ordinal >= count) throw new CudaUnavailableError(`device ${ordinal} was asked for, the CUDA driver at ${path} sees ${count}`, [], "check nvidia-smi and CUDA_VISIBLE_DEVICES");
-    const d = new CudaDriver(fn, path, count, ordinal);
+    const d = new CudaDriver(fn, launchEx, path, count, ordinal);
     drivers.set(key, d);
     return d;
   }
@@ -309,6 +331,36 @@ export class CudaDriver {
   /** Launches `f` with `params`: the address of an array of pointers to each argument's value. */
   launch(f: Ptr, grid: [number, number, number], block: [number, number, number], params: Ptr, stream: Ptr | null, name = "kernel"): void {
     this.check("cuLaunchKernel", this.fn.launch(f, grid[0], grid[1], grid[2], block[0], block[1], block[2], 0, stream, params, null), `${name} grid [${grid}] block [${block}]`);
+  }
+
+  /** Whether launchOverlapped can overlap kernels (the driver has cuLaunchKernelEx and the GPU is Hopper or later). */
+  get canOverlapLaunches(): boolean {
+    return this.launchEx !== null && this.info.computeCapability[0] >= 9;
+  }
+
+  /**
+   * Launches `f` allowed to start before the previous kernel on the stream has finished
+   * (programmatic dependent launch): the kernel must wait for it itself (griddepcontrol.wait,
+   * kernels/common.cuh pdl_wait) before it reads what that kernel wrote or writes anything.
+   * A plain launch where the driver or GPU cannot.
+   */
+  launchOverlapped(f: Ptr, grid: [number, number, number], block: [number, number, number], params: Ptr, stream: Ptr | null, name = "kernel"): void {
+    if (!this.canOverlapLaunches) return this.launch(f, grid, block, params, stream, name);
+    if (!this.launchConfig) {
+      const koffi = loadKoffi();
+      const ptr: Ptr = koffi.alloc("uint8_t", CONFIG_BYTES + ATTRIBUTE_BYTES);
+      const view = new DataView(koffi.view(ptr, CONFIG_BYTES + ATTRIBUTE_BYTES) as ArrayBuffer);
+      view.setBigUint64(40, BigInt(ptr) + BigInt(CONFIG_BYTES), true);
+      view.setUint32(48, 1, true);
+      view.setUint32(CONFIG_BYTES, CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, true);
+      view.setInt32(CONFIG_BYTES + 8, 1, true); // programmaticStreamSerializationAllowed
+      this.launchConfig = { ptr, view };
+    }
+    const v = this.launchConfig.view;
+    [...grid, ...block].forEach((x, i) => v.setUint32(4 * i, x, true));
+    v.setUint32(24, 0, true);
+    v.setBigUint64(32, stream === null ? 0n : BigInt(stream), true);
+    this.check("cuLaunchKernelEx", this.launchEx!(this.launchConfig.ptr, f, params, null), `${name} grid [${grid}] block [${block}] (overlapped)`);
   }
 
   beginCapture(s: Ptr): void {

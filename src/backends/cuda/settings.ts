@@ -10,6 +10,8 @@ import type { Collectives } from "../collectives.js";
 import type { Cubins } from "./compile.js";
 import { checkKvPair, checkWeightFormat, effectiveCache, type ActDType, type CacheDType } from "./dtypes.js";
 import type { DecodeVariant } from "./attention.js";
+
+export const PDL_ENV = "LLMRT_CUDA_PDL";
 import type { DeviceCollectives } from "./host-collectives.js";
 import type { LinearMode } from "./linear.js";
 import type { NcclIds, NcclPlace } from "./nccl.js";
@@ -52,6 +54,12 @@ export interface CudaBackendOptions {
   decodeAttention?: "auto" | DecodeVariant;
   /** Run every attention row through the decode kernel (tests). */
   decodeAttentionOnly?: boolean;
+  /**
+   * Programmatic dependent launch (Hopper and later): each of llmrt's kernels may start
+   * while the previous one drains, waiting in the kernel for its inputs; a GEMV prefetches
+   * its weights into L2 meanwhile. Default: the LLMRT_CUDA_PDL variable ("1" on, "0" off), else off.
+   */
+  pdl?: boolean;
   /** KV blocks: the requested number (default), or "fill" a share of free GPU memory. */
   kvBlocks?: "requested" | "fill";
   /** Share of free GPU memory to use (default 0.9). */
@@ -81,6 +89,7 @@ export interface BoundSettings {
   emulated: boolean;
   decodeOnly: boolean;
   decodeAttention: "auto" | DecodeVariant;
+  pdl: boolean;
   graphs: boolean;
   maxBucket: number;
   graphTableStride: number;
@@ -134,6 +143,7 @@ export function resolveSettings(o: CudaBackendOptions, g: Graph, w: WeightMap, k
     emulated,
     decodeOnly: o.decodeAttentionOnly ?? false,
     decodeAttention: o.decodeAttention ?? "auto",
+    pdl: o.pdl ?? process.env[PDL_ENV] === "1",
     graphs: o.cudaGraphs ?? true,
     maxBucket: o.maxGraphBatch ?? 256,
     graphTableStride: o.graphTableStride ?? Math.ceil(4096 / blockSize),

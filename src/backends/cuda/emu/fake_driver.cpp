@@ -216,6 +216,16 @@ CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, uns
   return run(n);
 }
 
+// Launch attributes change only when a kernel may start on a GPU (programmatic
+// serialization lets it overlap the previous one); here every launch runs in order.
+CUresult cuLaunchKernelEx(const CUlaunchConfig* c, CUfunction f, void** params, void** extra) {
+  if (!c) return CUDA_ERROR_INVALID_VALUE;
+  for (unsigned i = 0; i < c->numAttrs; i++)
+    if (c->attrs[i].id != CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION) return CUDA_ERROR_NOT_SUPPORTED;
+  return cuLaunchKernel(f, c->gridDimX, c->gridDimY, c->gridDimZ, c->blockDimX, c->blockDimY, c->blockDimZ,
+                        c->sharedMemBytes, c->hStream, params, extra);
+}
+
 CUresult cuStreamBeginCapture(CUstream s, CUstreamCaptureMode) {
   if (!s) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
   ((StreamImpl*)s)->capture = new GraphImpl();

@@ -234,6 +234,7 @@ __device__ void attn_combine(T* out, const float* part_o, const float* part_ml, 
       T* out, float* part_o, float* part_ml, const T* q, const C* kc, const C* vc, const int* tokens,              \
       const int* token_seq, const int* positions, const int* block_tables, int max_blocks, int block_size, int H,  \
       int KH, int D, float scale, int window, int splits, float kv_scale) {                                        \
+    pdl_wait(), pdl_trigger();                                                                                     \
     AttnStep st{tokens, token_seq, positions, block_tables, max_blocks, block_size};                               \
     attn_decode<T, C, DM, STAGE>(out, part_o, part_ml, q, kc, vc, st, H, KH, D, scale, window, splits, kv_scale);  \
   }                                                                                                                \
@@ -248,6 +249,7 @@ __device__ void attn_combine(T* out, const float* part_o, const float* part_ml, 
 #define COMBINE(S, T)                                                                                              \
   extern "C" __global__ void attn_combine_##S(T* out, const float* part_o, const float* part_ml, const int* tokens, \
                                               int H, int D, int splits) {                                          \
+    pdl_wait(), pdl_trigger();                                                                                     \
     attn_combine<T>(out, part_o, part_ml, tokens, H, D, splits);                                                   \
   }                                                                                                                \
   LLMRT_EXPORT(attn_combine_##S)

@@ -153,7 +153,8 @@ __device__ void attn_prefill(T* out, const T* q, const C* kc, const C* vc, const
   extern "C" __global__ void __launch_bounds__(128) attn_prefill_##S##_d##D(                                      \
       T* out, const T* q, const C* kc, const C* vc, const int* tiles, const int* seq_starts, const int* positions, \
       const int* block_tables, int max_blocks, int block_size, int H, int KH, float scale, int window,            \
-      float kv_scale) {                                                                                           \
+      float kv_scale) {  \
+    pdl_wait(), pdl_trigger();                                                                                           \
     attn_prefill<T, C, D>(out, q, kc, vc, tiles, seq_starts, positions, block_tables, max_blocks, block_size, H,  \
                           KH, scale, window, kv_scale);                                                           \
   }                                                                                                               \

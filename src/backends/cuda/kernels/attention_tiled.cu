@@ -245,6 +245,7 @@ __device__ void decode(T* out, float* part_o, float* part_ml, int* done, const T
       T* out, float* part_o, float* part_ml, int* done, const T* q, const C* kc, const C* vc, const int* tokens,   \
       const int* token_seq, const int* positions, const int* block_tables, int max_blocks, int block_size, int H,  \
       int KH, int D, float scale, int window, int splits, float kv_scale) {                                        \
+    pdl_wait(), pdl_trigger();                                                                                     \
     tiled::decode<T, C, DM>(out, part_o, part_ml, done, q, kc, vc, tokens, token_seq, positions, block_tables,     \
                             max_blocks, block_size, H, KH, D, scale, window, splits, kv_scale);                    \
   }                                                                                                                \

@@ -194,6 +194,34 @@ __device__ __forceinline__ void cp_async_wait() {
 #endif
 }
 
+// ---- programmatic dependent launch (Hopper) -------------------------------------------
+//
+// The host may launch a step's kernels so that each can start before the previous one
+// has finished (cuLaunchKernelEx with programmatic stream serialization: driver.ts
+// launchOverlapped). Every kernel of the units the host launches that way begins with
+// pdl_wait() (all earlier kernels on the stream complete, their writes visible) before it
+// reads an activation or writes anything, then pdl_trigger() (the next kernel may start
+// its own blocks). Only constant weights may be touched before the wait (gemv's L2
+// prefetch). Both are no-ops below sm_90, in the emulator, and in a plain launch.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+// Starts bringing the 128-byte line holding `p` into L2 (no-op in the emulator).
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+#if defined(__CUDA_ARCH__)
+  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
+#endif
+}
+
 // ---- small helpers -----------------------------------------------------------------
 
 // 8 consecutive values as float, times `scale`, in one 16-byte load for 16-bit types

@@ -109,23 +109,27 @@ __device__ void to_f32(float* dst, const T* src, size_t n) {
 
 #define ELEMENTWISE(S, T)                                                                                   \
   extern "C" __global__ void embedding_##S(T* out, const T* table, const int* ids, int rows, int H, int vocab) { \
+    pdl_wait(), pdl_trigger(); \
     embedding<T>(out, table, ids, rows, H, vocab);                                                           \
   }                                                                                                          \
-  extern "C" __global__ void add_##S(T* out, const T* a, const T* b, int n) { add<T>(out, a, b, n); }       \
-  extern "C" __global__ void mul_##S(T* out, const T* a, const T* b, int n) { mul<T>(out, a, b, n); }       \
-  extern "C" __global__ void silu_##S(T* out, const T* x, int n) { silu<T>(out, x, n); }                    \
-  extern "C" __global__ void silu_mul_##S(T* out, const T* x, int rows, int I) { silu_mul<T>(out, x, rows, I); } \
+  extern "C" __global__ void add_##S(T* out, const T* a, const T* b, int n) { pdl_wait(), pdl_trigger(); add<T>(out, a, b, n); }       \
+  extern "C" __global__ void mul_##S(T* out, const T* a, const T* b, int n) { pdl_wait(), pdl_trigger(); mul<T>(out, a, b, n); }       \
+  extern "C" __global__ void silu_##S(T* out, const T* x, int n) { pdl_wait(), pdl_trigger(); silu<T>(out, x, n); }                    \
+  extern "C" __global__ void silu_mul_##S(T* out, const T* x, int rows, int I) { pdl_wait(), pdl_trigger(); silu_mul<T>(out, x, rows, I); } \
   extern "C" __global__ void slice_cols_##S(T* out, const T* x, int rows, int xcols, int start, int n) {   \
+    pdl_wait(), pdl_trigger();   \
     slice_cols<T>(out, x, rows, xcols, start, n);                                                            \
   }                                                                                                          \
   extern "C" __global__ void gather_rows_##S(T* out, const T* x, const int* idx, int R, int cols) {        \
+    pdl_wait(), pdl_trigger();        \
     gather_rows<T>(out, x, idx, R, cols);                                                                    \
   }                                                                                                          \
   extern "C" __global__ void add_bias_##S(T* out, const float* bias, int rows, int n) {                    \
+    pdl_wait(), pdl_trigger();                    \
     add_bias<T>(out, bias, rows, n);                                                                         \
   }                                                                                                          \
-  extern "C" __global__ void from_f32_##S(T* dst, const float* src, u64 n) { from_f32<T>(dst, src, n); }   \
-  extern "C" __global__ void to_f32_##S(float* dst, const T* src, u64 n) { to_f32<T>(dst, src, n); }       \
+  extern "C" __global__ void from_f32_##S(T* dst, const float* src, u64 n) { pdl_wait(), pdl_trigger(); from_f32<T>(dst, src, n); }   \
+  extern "C" __global__ void to_f32_##S(float* dst, const T* src, u64 n) { pdl_wait(), pdl_trigger(); to_f32<T>(dst, src, n); }       \
   LLMRT_EXPORT(embedding_##S)                                                                                \
   LLMRT_EXPORT(add_##S)                                                                                      \
   LLMRT_EXPORT(mul_##S)                                                                                      \

@@ -12,6 +12,7 @@
 #include "weights.cuh"
 
 constexpr int GEMV_MAXM = 8;
+constexpr int GEMV_PREFETCH = 16;  // 16-byte steps of a lane prefetched before the wait (8 KB of a one-warp row)
 
 // grid (ceil(N / (8 / WPR))), block 256 = 8 warps; WPR warps share one output row, each
 // taking every WPR-th 16-byte column chunk (split K: more loads in flight for long rows
@@ -22,6 +23,16 @@ __device__ void gemv_split(OUT* out, const T* x, WeightRef wr, const float* bias
   constexpr int ROWS = 8 / WPR;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int n = blockIdx.x * ROWS + warp / WPR, part = warp % WPR;
+  if (n < N) {  // this lane's first weight bytes into L2 while the previous kernel finishes (weights are constant)
+    const char* row = (const char*)wr.w + (size_t)n * K * (16 / W::VEC);
+    const size_t bytes = (size_t)K * 16 / W::VEC;
+#pragma unroll
+    for (int i = 0; i < GEMV_PREFETCH; i++) {
+      const size_t at = (size_t)(part * 32 + lane) * 16 + (size_t)i * WPR * 512;
+      if (at < bytes && lane % 8 == 0) prefetch_l2(row + at);  // one lane per 128-byte line
+    }
+  }
+  pdl_wait(), pdl_trigger();
   float acc[GEMV_MAXM];
 #pragma unroll
   for (int m = 0; m < GEMV_MAXM; m++) acc[m] = 0.f;
@@ -90,6 +101,7 @@ __device__ void gemv4(OUT* out, const T* x, WeightRef wr, const float* bias, int
 template <typename T, typename W, typename OUT>
 __device__ void gemm_tc(OUT* out, const T* x, WeightRef wr, const float* bias, int M, int N, int K) {
   constexpr int BM = 64, BN = 64, BK = 32, P = BK + 8;  // +8: rows fall on distinct banks
+  pdl_wait(), pdl_trigger();
   __shared__ __align__(16) T As[BM][P];
   __shared__ __align__(16) T Bs[BN][P];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, tq = lane & 3;
@@ -147,6 +159,7 @@ __device__ void gemm_tc(OUT* out, const T* x, WeightRef wr, const float* bias, i
 template <typename T, typename W, typename OUT>
 __device__ void gemm_f32(OUT* out, const T* x, WeightRef wr, const float* bias, int M, int N, int K) {
   constexpr int BM = 64, BN = 64, BK = 16;
+  pdl_wait(), pdl_trigger();
   __shared__ float As[BK][BM + 1];  // transposed tiles: [k][row]
   __shared__ float Bs[BK][BN + 1];
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;

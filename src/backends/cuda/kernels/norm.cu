@@ -116,10 +116,12 @@ __device__ void add_rmsnorm(T* out, T* sum, const T* a, const T* b, const float*
 
 #define NORM(S, T)                                                                                                  \
   extern "C" __global__ void rmsnorm_##S(T* out, const T* x, const float* w, int groups, int group, float eps) {     \
+    pdl_wait(), pdl_trigger();                                                                                       \
     rmsnorm<T>(out, x, w, groups, group, eps);                                                                       \
   }                                                                                                                  \
   extern "C" __global__ void add_rmsnorm_##S(T* out, T* sum, const T* a, const T* b, const float* w, int rows, int cols, \
                                              float eps) {                                                            \
+    pdl_wait(), pdl_trigger();                                                                                       \
     add_rmsnorm<T>(out, sum, a, b, w, rows, cols, eps);                                                              \
   }                                                                                                                  \
   LLMRT_EXPORT(rmsnorm_##S)                                                                                          \

@@ -132,6 +132,7 @@ __device__ void qkv_rope_kv(T* q_rot, C* kc, C* vc, const T* qkv, const int* pos
 #define ROPE(S, T)                                                                                              \
   extern "C" __global__ void rope_##S(T* out, const T* x, const int* positions, const float* inv_freq, int cols, \
                                       int D, int rot_dim, int interleaved) {                                     \
+    pdl_wait(), pdl_trigger();                                                                                         \
     rope<T>(out, x, positions, inv_freq, cols, D, rot_dim, interleaved);                                         \
   }                                                                                                              \
   LLMRT_EXPORT(rope_##S)
@@ -139,12 +140,14 @@ __device__ void qkv_rope_kv(T* q_rot, C* kc, C* vc, const T* qkv, const int* pos
 #define KV(S, T, C)                                                                                                  \
   extern "C" __global__ void kv_write_##S(C* kc, C* vc, const T* k, const T* v, const int* slots, int kv_dim,        \
                                           float kv_scale) {                                                          \
+    pdl_wait(), pdl_trigger();                                                                                         \
     kv_write<T, C>(kc, vc, k, v, slots, kv_dim, kv_scale);                                                           \
   }                                                                                                                  \
   extern "C" __global__ void qkv_rope_kv_##S(T* q_rot, C* kc, C* vc, const T* qkv, const int* positions,             \
                                              const int* slots, const float* inv_freq, const float* q_norm,           \
                                              const float* k_norm, int H, int KH, int D, int rot_dim, int interleaved, \
                                              float eps, float kv_scale) {                                            \
+    pdl_wait(), pdl_trigger();                                                                                       \
     qkv_rope_kv<T, C>(q_rot, kc, vc, qkv, positions, slots, inv_freq, q_norm, k_norm, H, KH, D, rot_dim, interleaved, \
                       eps, kv_scale);                                                                                \
   }                                                                                                                  \

@@ -42,6 +42,7 @@ __device__ bool block_best(const float* row, int V, float after_v, int after_i, 
 // ids [R] = argmax of each row; -1 where the row holds a NaN or nothing above -Infinity
 // (the host sampler's error, raised by the caller)
 extern "C" __global__ void argmax_rows(int* ids, const float* logits, int V) {
+  pdl_wait(), pdl_trigger();
   float v;
   int i;
   const bool nan = block_best(logits + (size_t)blockIdx.x * V, V, __int_as_float(0x7f800000), -1, v, i);
@@ -52,6 +53,7 @@ LLMRT_EXPORT(argmax_rows)
 // ids, vals [R, k]: each row's k best, best first (k passes over the row: fine for the
 // k <= 64 samplers use, and exact).
 extern "C" __global__ void topk_rows(int* ids, float* vals, const float* logits, int V, int k) {
+  pdl_wait(), pdl_trigger();
   const float* row = logits + (size_t)blockIdx.x * V;
   float v = __int_as_float(0x7f800000);
   int i = -1;
