@@ -116,6 +116,13 @@ elif [ "$MODE" = "--profile" ]; then
   stage "speed: llmrt only, quick shapes then the 8B shape"
   timeout 80 "${APP[@]}" speed --quick --out "$OUT" "${CUBINS[@]}" ${SPEED_ARGS:-}
   timeout 150 "${APP[@]}" speed --big --out "$OUT" "${CUBINS[@]}" ${SPEED_ARGS:-}
+elif [ "$MODE" = "--pdl-linears" ]; then # the 8B step with PDL and each forced matmul path
+  for lin in auto gemv gemv4; do
+    stage "profile llama-3-8b b1, --pdl, linear $lin"
+    timeout 40 "${APP[@]}" profile --out "$OUT" --shapes llama-3-8b --batches 1 --pdl --linear $lin --tag "pdl-$lin" "${CUBINS[@]}"
+  done
+  stage "speed llama-3-8b, --pdl --linear gemv (decode b1, c1, c8)"
+  timeout 50 "${APP[@]}" speed --big --out "$OUT" --shapes llama-3-8b --concurrency 1,8 --pdl --linear gemv --tag pdl-gemv "${CUBINS[@]}"
 else
   stage "speed: llmrt (Llama-3-8B shape, BF16 and FP8 weights, dummy)"
   timeout 300 "${APP[@]}" speed --big --out "$OUT" "${CUBINS[@]}"

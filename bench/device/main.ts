@@ -13,6 +13,7 @@
  *   device table        --out DIR            the summary table
  *
  * --pdl: launch the step's kernels overlapped (programmatic dependent launch, settings.pdl);
+ * --linear MODE: force a matmul path (gemv, gemv4, cublas, gemm) instead of the bind-time tactics.
  * --tag T: write NAME-T.json instead of NAME.json.
  * --cubins DIR: a folder with kernels/<unit>.sm_90.cubin (prepared here without a GPU);
  * without it, or on another architecture, the kernels compile on the GPU machine.
@@ -38,7 +39,11 @@ const opt = (name: string, dflt = ""): string => {
   return i >= 0 ? args[i + 1] : dflt;
 };
 const out = opt("out", "bench/out");
-const base: CudaBackendOptions = { ...(opt("cubins") ? { engineDir: opt("cubins") } : {}), ...(args.includes("--pdl") ? { pdl: true } : {}) };
+const base: CudaBackendOptions = {
+  ...(opt("cubins") ? { engineDir: opt("cubins") } : {}),
+  ...(args.includes("--pdl") ? { pdl: true } : {}),
+  ...(opt("linear") ? { linear: opt("linear") as CudaBackendOptions["linear"] } : {}),
+};
 /** --tag T: JSON files written as NAME-T.json (e.g. a second pass with --pdl beside the first). */
 const tag = opt("tag");
 

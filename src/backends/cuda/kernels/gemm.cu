@@ -24,7 +24,7 @@ __device__ void gemv_split(OUT* out, const T* x, WeightRef wr, const float* bias
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int n = blockIdx.x * ROWS + warp / WPR, part = warp % WPR;
   if (n < N) {  // this lane's first weight bytes into L2 while the previous kernel finishes (weights are constant)
-    const char* row = (const char*)wr.w + (size_t)n * K * (16 / W::VEC);
+    const char* row = (const char*)wr.w + (size_t)n * K * 16 / W::VEC;  // 16 / VEC bytes a value (int4: half)
     const size_t bytes = (size_t)K * 16 / W::VEC;
 #pragma unroll
     for (int i = 0; i < GEMV_PREFETCH; i++) {
