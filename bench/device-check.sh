@@ -137,3 +137,8 @@ stage "summary"
 
 # a pipe, not exec > >(tee): the table, printed last, must be out before the command ends
 run 2>&1 | tee -a "$LOG"
+# the device tool brings back at most 8 files: the JSON travels as one archive beside the log
+# (untar into bench/results/<card>-<date>/<call>/ when recording)
+if [ "${PACK_JSON:-1}" != 0 ] && ls "$OUT"/*.json > /dev/null 2>&1; then
+  (cd "$OUT" && tar czf json.tgz *.json && rm -f *.json)
+fi
