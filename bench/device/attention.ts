@@ -1,6 +1,6 @@
 /**
  * Decode attention alone, for the device check: each kernel form (direct, staged,
- * tiled) at 1 / 8 / 64 rows and 256 / 1024 / 4096 cached positions, on the attention
+ * tiled, mma) at 1 / 8 / 64 rows and 256 / 1024 / 4096 cached positions, on the attention
  * geometry of each shape (two layers: attention time does not depend on the depth),
  * as CUDA-graph replays (CudaBound.timeAttention), with the KV bytes each call reads
  * over the time as GB/s. The bind-time pick reads the same timer.
@@ -30,7 +30,7 @@ export function attentionTable(shapes: string[], o: CudaBackendOptions, log: (li
       for (const rows of rowsList) {
         for (const context of contexts) {
           const cells: string[] = [];
-          for (const form of ["direct", "staged", "tiled"] as const) {
+          for (const form of ["direct", "staged", "tiled", "mma"] as const) {
             const us = e.bound.timeAttention(rows, context, form, 20);
             const gbps = us === null ? null : (rows * context * kvBytesPerPos) / (us * 1e3);
             out.push({ shape, rows, context, form, us, gbps });

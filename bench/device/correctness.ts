@@ -56,7 +56,7 @@ export function gpuCases(): [CompareCase, CudaBackendOptions][] {
   for (const linear of ["gemv", "gemm", "cublas"] as const) out.push([{ name: `bf16 hd128 linear=${linear}`, config: big, dtype: "bf16", tol: 3e-2, lengths: [130, 40, 9], chunk: 64 }, { linear }]);
   out.push([{ name: "bf16 hd128 decode-kernel only", config: big, dtype: "bf16", tol: 3e-2, lengths: [130, 40, 9], chunk: 64 }, { decodeAttentionOnly: true }]);
   // each decode-attention form forced, prefill rows through it too (the tiled form's split merge races for real here)
-  for (const form of ["direct", "staged", "tiled"] as const) {
+  for (const form of ["direct", "staged", "tiled", "mma"] as const) {
     out.push([{ name: `bf16 hd128 decode ${form}`, config: big, dtype: "bf16", tol: 3e-2, lengths: [300, 130, 40, 9], chunk: 64 }, { decodeAttentionOnly: true, decodeAttention: form }]);
     out.push([{ name: `bf16 fp8 KV decode ${form}`, config: big, dtype: "bf16", tol: 8e-2, lengths: [300, 130, 40, 9], chunk: 64 }, { kvDtype: "fp8", decodeAttention: form }]);
   }

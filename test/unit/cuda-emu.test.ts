@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
 import { compareCase, MODEL_VARIANTS, type CompareCase } from "../../bench/device/compare.js";
 import { CudaBackend } from "../../src/backends/cuda/backend.js";
+import { KernelModules } from "../../src/backends/cuda/modules.js";
 import type { CudaBackendOptions } from "../../src/backends/cuda/settings.js";
 import { buildEmulator, emulatorUnavailable } from "../../src/backends/cuda/emu/build-emu.js";
 import { KERNEL_UNITS } from "../../src/backends/cuda/kernel-sources.js";
@@ -150,6 +151,36 @@ describe("cuda backend on the CPU emulator", { skip: missing ?? false }, () => {
     }
   });
 
+  test("tensor-core decode attention (mma: a KV head's query heads as mma rows) equals the reference and the direct form", () => {
+    const launched = new Map<string, number>();
+    const plain = KernelModules.prototype.launch;
+    KernelModules.prototype.launch = function (this: KernelModules, name, ...rest) {
+      if (name.startsWith("attn_decode_mma_")) launched.set(name, (launched.get(name) ?? 0) + 1);
+      return plain.call(this, name, ...rest);
+    };
+    try {
+      const lengths = [150, 40, 9]; // 64-key tiles: several a split, 2-3 splits a row on the emulator's 4 SMs
+      const d64 = (heads: number, kv: number) => ({ hiddenSize: 64 * heads, numHeads: heads, numKvHeads: kv, intermediateSize: 128, vocabSize: 150 });
+      // [model, activations, KV cache of the cuda backend, tolerance]
+      const cases = [
+        [d64(4, 2), "bf16", undefined, 3e-2], // group 2, head size 64
+        [{ hiddenSize: 256, numHeads: 2, numKvHeads: 1, intermediateSize: 192, vocabSize: 150 }, "bf16", "fp8", 8e-2], // head size 128, fp8 KV
+        [d64(8, 1), "fp16", undefined, 1e-2], // group 8, as TinyLlama
+        [d64(20, 1), "bf16", undefined, 3e-2], // group 20: a chunk of 16 heads and one of 4
+        [MODEL_VARIANTS.mistral_window, "bf16", undefined, 3e-2], // sliding window, head size 64
+      ] as const;
+      for (const [config, dtype, cudaKv, tol] of cases) {
+        const c: CompareCase = { name: `mma ${dtype}`, config, dtype, tol, lengths: [...lengths], chunk: 32 };
+        const mma = check(c, { decodeAttention: "mma", decodeAttentionOnly: true, kvDtype: cudaKv });
+        const direct = check(c, { decodeAttention: "direct", decodeAttentionOnly: true, kvDtype: cudaKv });
+        assert.ok(Math.abs(mma.maxRel - direct.maxRel) < tol / 4, `${dtype}/${cudaKv}: mma ${mma.maxRel} vs direct ${direct.maxRel}`);
+      }
+    } finally {
+      KernelModules.prototype.launch = plain;
+    }
+    for (const k of ["attn_decode_mma_bf16_d64", "attn_decode_mma_bf16_fp8_d128", "attn_decode_mma_f16_d64"]) assert.ok(launched.get(k), `${k} never ran`);
+  });
+
   test("programmatic dependent launch: the step's kernels through cuLaunchKernelEx give the reference's logits", () => {
     const c: CompareCase = { name: "llama_gqa", config: MODEL_VARIANTS.llama_gqa, dtype: "bf16", tol: 3e-2, lengths: [70, 20, 9], chunk: 32 };
     const driver = backend().modules().driver;
@@ -181,9 +212,9 @@ describe("cuda backend on the CPU emulator", { skip: missing ?? false }, () => {
     const shapes = new Set(plan.graph.ops.flatMap((o) => (o.op === "matmul" ? [o.w] : [])).map((w) => bound.deviceWeights.get(w)).map((w) => `${w.rows}x${w.cols}`));
     assert.equal(new Set(bound.tactics.rows.map((r) => r.shape.split(" ")[0])).size, shapes.size);
     for (const r of bound.tactics.rows) assert.equal(r.chosen.length, 4, r.shape);
-    // the three decode-attention forms were timed at 1 row and at the larger size
+    // the four decode-attention forms (head size 64, bf16) were timed at 1 row and at the larger size
     const big = Math.min(64, plan.memory.capacity.T, plan.memory.capacity.R);
-    assert.deepEqual(Object.keys(bound.attnPick.us).sort(), ["direct", "staged", "tiled"].flatMap((v) => [`${v}@1`, `${v}@${big}`]).sort());
+    assert.deepEqual(Object.keys(bound.attnPick.us).sort(), ["direct", "staged", "tiled", "mma"].flatMap((v) => [`${v}@1`, `${v}@${big}`]).sort());
     bound.dispose();
   });
 });

@@ -149,9 +149,17 @@ describe("kernel choices", () => {
     assert.equal(chooseSplits(64, 8, 4096, 132, "tiled"), 2);
     assert.equal(chooseSplits(64, 12, 4096, 132, "tiled"), 1);
     assert.equal(chooseSplits(65, 1, 4096, 132, "tiled"), 1); // beyond the partial buffers' rows
-    assert.equal(decodeForm("tiled", "bf16", 128), "tiled");
-    assert.equal(decodeForm("tiled", "f32", 128), "direct");
-    assert.equal(decodeForm("staged", "fp8", 256), "direct");
+    assert.equal(decodeForm("tiled", "bf16", "bf16", 128), "tiled");
+    assert.equal(decodeForm("tiled", "f32", "f32", 128), "direct");
+    assert.equal(decodeForm("staged", "bf16", "fp8", 256), "direct");
+    // mma: 16-bit activations, head size 64 or 128, any cache they pair with; 16 query heads a block
+    assert.equal(decodeForm("mma", "bf16", "fp8", 128), "mma");
+    assert.equal(decodeForm("mma", "f32", "bf16", 128), "direct");
+    assert.equal(decodeForm("mma", "f16", "f16", 96), "direct");
+    assert.equal(decodeBlocksPerRow({ numHeads: 32, numKvHeads: 2 }, "mma"), 2);
+    assert.equal(decodeBlocksPerRow({ numHeads: 32, numKvHeads: 8 }, "mma"), 8);
+    assert.equal(chooseSplits(1, 8, 4096, 132, "mma"), MAX_SPLITS);
+    assert.equal(chooseSplits(1, 8, 300, 132, "mma"), 5);
     assert.equal(decodeBlocksPerRow({ numHeads: 32, numKvHeads: 8 }), 8);
     assert.equal(decodeBlocksPerRow({ numHeads: 32, numKvHeads: 2 }), 4);
     assert.equal(decodeHeadBucket(8), 64);

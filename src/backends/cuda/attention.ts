@@ -16,6 +16,9 @@ export const MAX_SPLITS = 32;
 export const DIRECT_MAX_SPLITS = 8;
 /** Keys per tile of the tiled decode kernel (kernels/attention_tiled.cu TK). */
 export const TILE_KEYS = 32;
+/** Keys per tile and query heads per block of the tensor-core decode kernel (kernels/attention_mma.cu BK, GMAX). */
+export const MMA_TILE_KEYS = 64;
+export const MMA_HEADS_PER_BLOCK = 16;
 /** Decode rows the split partials are sized for; more rows never split. */
 export const SPLIT_ROWS = 64;
 /** Query heads one decode block serves (kernels/attention_decode.cu GMAX). */
@@ -31,21 +34,28 @@ export function decodeHeadBucket(D: number, sameCache = true): 64 | 128 | 256 {
 }
 
 /**
- * The decode kernel's three forms: "direct" reads each V row from HBM as P V needs it;
+ * The decode kernel's forms: "direct" reads each V row from HBM as P V needs it;
  * "staged" loads a key's V row with its K row into shared memory (fewer dependent
  * round trips at small batch); "tiled" (kernels/attention_tiled.cu) loads a tile of 32
  * keys' K and V rows at once with the whole block, splits down to one tile, and merges
- * the splits in the last block to finish. Staged and tiled exist for 16-bit and fp8
- * caches, head size <= 128.
+ * the splits in the last block to finish; "mma" (kernels/attention_mma.cu) does the same
+ * over 64-key tiles with the query heads of a KV head as the rows of tensor-core tiles.
+ * Staged and tiled exist for 16-bit and fp8 caches, head size <= 128; mma for 16-bit
+ * activations, head size 64 or 128.
  */
-export type DecodeVariant = "direct" | "staged" | "tiled";
+export type DecodeVariant = "direct" | "staged" | "tiled" | "mma";
 
 export function stagedDecodeFits(cache: CacheDType, D: number): boolean {
   return cache !== "f32" && D <= 128;
 }
 
-/** The form a step launches: the asked one where it exists for this cache and head size, else direct. */
-export function decodeForm(asked: DecodeVariant, cache: CacheDType, D: number): DecodeVariant {
+export function mmaDecodeFits(act: ActDType, D: number): boolean {
+  return act !== "f32" && (D === 64 || D === 128);
+}
+
+/** The form a step launches: the asked one where it exists for these types and head size, else direct. */
+export function decodeForm(asked: DecodeVariant, act: ActDType, cache: CacheDType, D: number): DecodeVariant {
+  if (asked === "mma") return mmaDecodeFits(act, D) ? "mma" : "direct";
   return asked !== "direct" && stagedDecodeFits(cache, D) ? asked : "direct";
 }
 
@@ -64,15 +74,17 @@ export function prefillKernelFits(act: ActDType, D: number): boolean {
 export function chooseSplits(rows: number, blocksPerRow: number, maxContext: number, smCount: number, form: DecodeVariant = "direct"): number {
   if (rows === 0 || rows > SPLIT_ROWS) return 1;
   const blocks = rows * blocksPerRow;
-  const [waves, minKeys, most] = form === "tiled" ? [4, TILE_KEYS, MAX_SPLITS] : [2, 256, DIRECT_MAX_SPLITS];
+  const [waves, minKeys, most] =
+    form === "tiled" ? [4, TILE_KEYS, MAX_SPLITS] : form === "mma" ? [4, MMA_TILE_KEYS, MAX_SPLITS] : [2, 256, DIRECT_MAX_SPLITS];
   if (blocks >= waves * smCount) return 1;
   const want = Math.ceil((waves * smCount) / blocks);
   const byLength = Math.ceil(maxContext / minKeys);
   return Math.max(1, Math.min(want, byLength, most));
 }
 
-export function decodeBlocksPerRow(g: Pick<AttentionGeometry, "numHeads" | "numKvHeads">): number {
-  return g.numKvHeads * Math.ceil(g.numHeads / g.numKvHeads / HEADS_PER_BLOCK);
+/** Blocks a decode row takes: a KV head and up to HEADS_PER_BLOCK of its query heads each (mma: MMA_HEADS_PER_BLOCK). */
+export function decodeBlocksPerRow(g: Pick<AttentionGeometry, "numHeads" | "numKvHeads">, form: DecodeVariant = "direct"): number {
+  return g.numKvHeads * Math.ceil(g.numHeads / g.numKvHeads / (form === "mma" ? MMA_HEADS_PER_BLOCK : HEADS_PER_BLOCK));
 }
 
 export interface AttentionContext {
@@ -105,14 +117,15 @@ export function launchAttention(c: AttentionContext, g: AttentionGeometry, q: De
   const window = g.slidingWindow ?? 0;
   if (z.decodeRows > 0) {
     const splits = c.splits;
-    const form = decodeForm(c.decodeVariant, c.cache, D);
-    const prefix = { direct: "attn_decode_", staged: "attn_decode_sv_", tiled: "attn_decode_tl_" }[form];
-    c.k.launch(`${prefix}${kvs}_d${decodeHeadBucket(D, c.act === c.cache)}`, [z.decodeRows, decodeBlocksPerRow(g), splits], [128, 1, 1], [
-      ["ptr", out], ["ptr", c.partO], ["ptr", c.partML], ...(form === "tiled" ? [["ptr", c.splitsDone] as const] : []), ["ptr", q], ["ptr", kc], ["ptr", vc],
+    const form = decodeForm(c.decodeVariant, c.act, c.cache, D);
+    const prefix = { direct: "attn_decode_", staged: "attn_decode_sv_", tiled: "attn_decode_tl_", mma: "attn_decode_mma_" }[form];
+    const mergesItself = form === "tiled" || form === "mma";
+    c.k.launch(`${prefix}${kvs}_d${decodeHeadBucket(D, c.act === c.cache)}`, [z.decodeRows, decodeBlocksPerRow(g, form), splits], [128, 1, 1], [
+      ["ptr", out], ["ptr", c.partO], ["ptr", c.partML], ...(mergesItself ? [["ptr", c.splitsDone] as const] : []), ["ptr", q], ["ptr", kc], ["ptr", vc],
       ["ptr", m("decodeRows")], ["ptr", m("tokenSeq")], ["ptr", m("positions")], ["ptr", m("tables")],
       ["i32", z.stride], ["i32", c.blockSize], ["i32", H], ["i32", KH], ["i32", D], ["f32", g.scale], ["i32", window], ["i32", splits], ["f32", c.kvScale],
     ]);
-    if (splits > 1 && form !== "tiled") {
+    if (splits > 1 && !mergesItself) {
       c.k.launch(`attn_combine_${c.act}`, [z.decodeRows, H, 1], [128, 1, 1], [
         ["ptr", out], ["ptr", c.partO], ["ptr", c.partML], ["ptr", m("decodeRows")], ["i32", H], ["i32", D], ["i32", splits],
       ]);

@@ -10,7 +10,7 @@ import { opInputs, type Graph, type Op } from "../../graph/ir.js";
 import { rowsFor, type MemoryPlan } from "../../graph/passes/plan-memory.js";
 import type { StepBatch } from "../../graph/step-batch.js";
 import { ropeInvFreq } from "../reference/rope.js";
-import { chooseSplits, decodeBlocksPerRow, decodeForm, launchAttention, MAX_SPLITS, prefillKernelFits, SPLIT_ROWS, stagedDecodeFits, type DecodeVariant } from "./attention.js";
+import { chooseSplits, decodeBlocksPerRow, decodeForm, launchAttention, MAX_SPLITS, prefillKernelFits, SPLIT_ROWS, type DecodeVariant } from "./attention.js";
 import { graphBucket, padDecodeStep, planBuckets } from "./buckets.js";
 import type { CublasLt } from "./cublaslt.js";
 import { planDeviceMemory } from "./device-memory.js";
@@ -155,7 +155,10 @@ export class CudaBound implements BoundGraph {
     driver.syncStream(k.stream);
     const linears = graph.ops.flatMap((op) => (op.op === "matmul" ? [{ w: this.weights.get(op.w), outF32: this.f32.has(op.out) }] : []));
     this.tactics = s.autotune && s.linearMode === "auto" ? timeTactics({ driver, k, lt, act: s.act, smCount: driver.info.smCount, linears, maxRows: capT, reps: s.autotuneReps, flushL2: !s.emulated }) : new Tactics();
-    if (s.autotune && s.decodeAttention === "auto" && this.attnGeo && stagedDecodeFits(s.cache, this.attnGeo.headDim)) this.attnPick = this.timeDecodeAttention();
+    // decode attention: timed where a form other than direct exists for these types and head size
+    const attnD = this.attnGeo?.headDim;
+    const choice = attnD !== undefined && (["staged", "mma"] as const).some((v) => decodeForm(v, s.act, s.cache, attnD) === v);
+    if (s.autotune && s.decodeAttention === "auto" && choice) this.attnPick = this.timeDecodeAttention();
   }
 
   /**
@@ -166,7 +169,7 @@ export class CudaBound implements BoundGraph {
     const pick: CudaBound["attnPick"] = { small: "direct", large: "direct", us: {} };
     for (const rows of [1, Math.min(64, this.plan.capacity.T, this.plan.capacity.R)]) {
       const times: [DecodeVariant, number][] = [];
-      for (const v of ["direct", "staged", "tiled"] as const) {
+      for (const v of ["direct", "staged", "tiled", "mma"] as const) {
         const us = this.timeAttention(rows, 512, v);
         if (us === null) continue;
         pick.us[`${v}@${rows}`] = us;
@@ -185,11 +188,12 @@ export class CudaBound implements BoundGraph {
    * `context` cached positions each over distinct blocks (fewer where the cache or the
    * block tables are smaller), as a CUDA graph of `reps` launches replays it, so the host's
    * launch cost is not counted. The cache's contents do not matter to the time. Null: no
-   * attention op, or no room for one block a row.
+   * attention op, no such form for these types and head size, or no room for one block a row.
    */
   timeAttention(rows: number, context: number, form: DecodeVariant, reps = this.s.autotuneReps): number | null {
     const op = this.graph.ops.find((o) => o.op === "attention" || o.op === "attention_qkv");
     if (!op || (op.op !== "attention" && op.op !== "attention_qkv")) return null;
+    if (decodeForm(form, this.s.act, this.s.cache, op.headDim) !== form) return null;
     const bs = this.kv.blockSize;
     const perSeq = Math.min(Math.floor(this.kv.numBlocks / rows), Math.ceil(context / bs), this.graphStride);
     if (perSeq < 1 || rows > this.plan.capacity.T) return null;
@@ -338,11 +342,11 @@ export class CudaBound implements BoundGraph {
     packStep(run, split, layout, this.staging.ints);
     this.driver.htodAsync(this.meta, this.staging.ptr, 4 * layout.ints, this.k.stream);
 
-    const bpr = this.attnGeo ? decodeBlocksPerRow(this.attnGeo) : 1;
     const maxCtx = bucket === null ? split.maxDecodeContext : this.graphStride * this.kv.blockSize;
     const rows = split.decodeRows.length;
     const geo = this.attnGeo;
-    const variant = geo ? decodeForm(form ?? this.decodeVariant(rows), this.s.cache, geo.headDim) : "direct";
+    const variant = geo ? decodeForm(form ?? this.decodeVariant(rows), this.s.act, this.s.cache, geo.headDim) : "direct";
+    const bpr = geo ? decodeBlocksPerRow(geo, variant) : 1;
     return { bucket, ctx: this.context(run, layout, chooseSplits(rows, bpr, maxCtx, this.driver.info.smCount, variant), variant) };
   }
 

@@ -16,7 +16,7 @@ export function allKernelNames(): string[] {
     names.push(`kv_write_${s}`, `qkv_rope_kv_${s}`, `attn_decode_${s}_d64`, `attn_decode_${s}_d128`);
     if (a === c) names.push(`attn_decode_${s}_d256`);
     if (c !== "f32") names.push(`attn_decode_sv_${s}_d64`, `attn_decode_sv_${s}_d128`, `attn_decode_tl_${s}_d64`, `attn_decode_tl_${s}_d128`);
-    if (a !== "f32") names.push(`attn_prefill_${s}_d64`, `attn_prefill_${s}_d128`);
+    if (a !== "f32") names.push(`attn_prefill_${s}_d64`, `attn_prefill_${s}_d128`, `attn_decode_mma_${s}_d64`, `attn_decode_mma_${s}_d128`);
   }
   for (const w of ["f32", "i8", "i4", "i4z"]) names.push(`gemv_f32_${w}`, `gemm_f32_${w}`);
   const linear = (a: string, w: string) => [`gemv_${a}_${w}`, `gemv_${a}_${w}_f32out`, `gemv4_${a}_${w}`, `gemv4_${a}_${w}_f32out`, `gemm_tc_${a}_${w}`, `gemm_tc_${a}_${w}_f32out`];

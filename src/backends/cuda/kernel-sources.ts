@@ -18,6 +18,7 @@ export const KERNEL_UNITS = [
   "rope_kv",
   "attention_decode",
   "attention_tiled",
+  "attention_mma",
   "attention_prefill",
   "gemm",
   "sampling",

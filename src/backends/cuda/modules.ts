@@ -11,7 +11,7 @@ import type { CudaDriver, Ptr } from "./driver.js";
 export type Dim3 = [number, number, number];
 
 /** Units whose every kernel starts with pdl_wait() (kernels/common.cuh): launched overlapped when asked. */
-const OVERLAP_UNITS = new Set(["elementwise", "norm", "rope_kv", "attention_decode", "attention_tiled", "attention_prefill", "gemm", "sampling"]);
+const OVERLAP_UNITS = new Set(["elementwise", "norm", "rope_kv", "attention_decode", "attention_tiled", "attention_mma", "attention_prefill", "gemm", "sampling"]);
 
 export class KernelModules {
   private readonly modules: { unit: string; module: Ptr }[] = [];

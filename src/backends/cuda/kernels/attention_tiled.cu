@@ -16,7 +16,7 @@
 // chunks), summed by two shuffles. P V: a thread owns two output dims over a subset of
 // the tile's keys; the subsets merge once at the end. 16-bit and fp8 caches, D <= 128,
 // D a multiple of 8.
-#include "common.cuh"
+#include "attention_splits.cuh"
 
 namespace tiled {
 
@@ -49,7 +49,6 @@ __device__ void decode(T* out, float* part_o, float* part_ml, int* done, const T
   __shared__ float s_l[KS][GMAX];
   __shared__ float s_m[GMAX];                             // the running maxima at the end (the same in every thread)
   __shared__ int s_slot[2][TK];
-  __shared__ int s_last;
   __shared__ __align__(16) unsigned char s_big[STAGE_BYTES > MERGE_BYTES ? STAGE_BYTES : MERGE_BYTES];
   // stage b: K tile at s_big + 2 b TK RS, V tile TK RS after it, each [TK][RS] bytes
   float(*s_o)[GMAX][DMAX] = reinterpret_cast<float(*)[GMAX][DMAX]>(s_big);  // [KS][GMAX][DMAX] after them
@@ -180,62 +179,21 @@ __device__ void decode(T* out, float* part_o, float* part_ml, int* done, const T
     if (tid == 0) s_m[g] = m[g];
   }
   __syncthreads();
-  const size_t prow = (size_t)blockIdx.x * H;  // partials: part_o [n, H, splits, D], part_ml [n, H, splits, 2]
-  for (int i = tid; i < G * D; i += THREADS) {
-    const int g = i / D, d = i % D, h = h0 + g;
-    float O = 0.f, L = 0.f;
+  // this block's output from the key subsets' sums; the splits' merge
+  auto O = [=](int g, int d) {
+    float o = 0.f;
 #pragma unroll
-    for (int k = 0; k < KS; k++) O += s_o[k][g][d], L += s_l[k][g];
-    if (splits == 1) {
-      out[(size_t)t * q_dim + h * D + d] = from_f<T>(O / L);
-    } else {
-      const size_t p = (prow + h) * splits + blockIdx.z;
-      part_o[p * D + d] = O;
-      if (d == 0) part_ml[p * 2] = s_m[g], part_ml[p * 2 + 1] = L;  // an empty split: -inf, 0
-    }
-  }
-  if (splits == 1) return;
-
-  // the last of this (token, head chunk)'s splits to finish merges them all
-  __threadfence();
-  __syncthreads();
-  int* count = done + blockIdx.x * gridDim.y + blockIdx.y;
-  if (tid == 0) {
-    const int before = atomicAdd(count, 1);
-    s_last = before == splits - 1;
-    if (s_last) *count = 0;  // ready for the next launch
-  }
-  __syncthreads();
-  if (!s_last) return;
-  __threadfence();
-  // each (head, split)'s weight e^(M_z - M) / sum_z L_z e^(M_z - M) once, in shared memory
-  // (the stages are free now), then every output a sum of independent loads
-  float(*s_w)[SPLITS_MAX] = reinterpret_cast<float(*)[SPLITS_MAX]>(s_big);               // [GMAX][SPLITS_MAX]
-  float(*s_lz)[SPLITS_MAX] = reinterpret_cast<float(*)[SPLITS_MAX]>(s_big) + GMAX;        // [GMAX][SPLITS_MAX]
-  for (int i = tid; i < G * splits; i += THREADS) {
-    const int g = i / splits, z = i % splits;
-    const size_t p = (prow + h0 + g) * splits + z;
-    s_w[g][z] = __ldcg(part_ml + p * 2), s_lz[g][z] = __ldcg(part_ml + p * 2 + 1);
-  }
-  __syncthreads();
-  if (tid < G) {
-    float M = neg_inf(), L = 0.f;
-    for (int z = 0; z < splits; z++) M = fmaxf(M, s_w[tid][z]);
-    for (int z = 0; z < splits; z++) {
-      const float w = s_w[tid][z] == neg_inf() ? 0.f : expf(s_w[tid][z] - M);  // an empty split weighs nothing
-      s_w[tid][z] = w, L += s_lz[tid][z] * w;
-    }
-    for (int z = 0; z < splits; z++) s_w[tid][z] /= L;
-  }
-  __syncthreads();
-  for (int i = tid; i < G * D; i += THREADS) {
-    const int g = i / D, d = i % D;
-    const float* po = part_o + (prow + h0 + g) * splits * D + d;
-    float O = 0.f;
-#pragma unroll 8
-    for (int z = 0; z < splits; z++) O += __ldcg(po + (size_t)z * D) * s_w[g][z];
-    out[(size_t)t * q_dim + (h0 + g) * D + d] = from_f<T>(O);
-  }
+    for (int k = 0; k < KS; k++) o += s_o[k][g][d];
+    return o;
+  };
+  auto L = [=](int g) {
+    float x = 0.f;
+#pragma unroll
+    for (int k = 0; k < KS; k++) x += s_l[k][g];
+    return x;
+  };
+  finish_splits<T, GMAX, SPLITS_MAX>(out, part_o, part_ml, done, reinterpret_cast<float*>(s_big), t, H, h0, G, D, splits, O, L,
+                                     [=](int g) { return s_m[g]; });
 }
 
 }  // namespace tiled
