@@ -212,9 +212,9 @@ describe("cuda backend on the CPU emulator", { skip: missing ?? false }, () => {
     const shapes = new Set(plan.graph.ops.flatMap((o) => (o.op === "matmul" ? [o.w] : [])).map((w) => bound.deviceWeights.get(w)).map((w) => `${w.rows}x${w.cols}`));
     assert.equal(new Set(bound.tactics.rows.map((r) => r.shape.split(" ")[0])).size, shapes.size);
     for (const r of bound.tactics.rows) assert.equal(r.chosen.length, 4, r.shape);
-    // the four decode-attention forms (head size 64, bf16) were timed at 1 row and at the larger size
+    // the forms the bind may pick (mma: not until a GPU has run it) were timed at 1 row and at the larger size
     const big = Math.min(64, plan.memory.capacity.T, plan.memory.capacity.R);
-    assert.deepEqual(Object.keys(bound.attnPick.us).sort(), ["direct", "staged", "tiled", "mma"].flatMap((v) => [`${v}@1`, `${v}@${big}`]).sort());
+    assert.deepEqual(Object.keys(bound.attnPick.us).sort(), ["direct", "staged", "tiled"].flatMap((v) => [`${v}@1`, `${v}@${big}`]).sort());
     bound.dispose();
   });
 });

@@ -29,6 +29,11 @@ import { Tactics, timeTactics } from "./tactics.js";
 
 /** Decode steps of at most this many rows use the attention form timed at 1 row; larger ones the one timed at 64. */
 export const ATTN_SMALL_ROWS = 8;
+/**
+ * The decode-attention forms the bind may pick. "mma" is left out until a GPU run has
+ * checked and timed it (written after the last one; `decodeAttention: "mma"` forces it).
+ */
+export const AUTO_DECODE_FORMS: readonly DecodeVariant[] = ["direct", "staged", "tiled"];
 
 export interface StepProfile {
   /** The decode bucket's CUDA graph replayed (null: the step runs launch by launch). */
@@ -157,7 +162,7 @@ export class CudaBound implements BoundGraph {
     this.tactics = s.autotune && s.linearMode === "auto" ? timeTactics({ driver, k, lt, act: s.act, smCount: driver.info.smCount, linears, maxRows: capT, reps: s.autotuneReps, flushL2: !s.emulated }) : new Tactics();
     // decode attention: timed where a form other than direct exists for these types and head size
     const attnD = this.attnGeo?.headDim;
-    const choice = attnD !== undefined && (["staged", "mma"] as const).some((v) => decodeForm(v, s.act, s.cache, attnD) === v);
+    const choice = attnD !== undefined && AUTO_DECODE_FORMS.some((v) => v !== "direct" && decodeForm(v, s.act, s.cache, attnD) === v);
     if (s.autotune && s.decodeAttention === "auto" && choice) this.attnPick = this.timeDecodeAttention();
   }
 
@@ -169,7 +174,7 @@ export class CudaBound implements BoundGraph {
     const pick: CudaBound["attnPick"] = { small: "direct", large: "direct", us: {} };
     for (const rows of [1, Math.min(64, this.plan.capacity.T, this.plan.capacity.R)]) {
       const times: [DecodeVariant, number][] = [];
-      for (const v of ["direct", "staged", "tiled", "mma"] as const) {
+      for (const v of AUTO_DECODE_FORMS) {
         const us = this.timeAttention(rows, 512, v);
         if (us === null) continue;
         pick.us[`${v}@${rows}`] = us;
