@@ -202,13 +202,12 @@ function quantizeTok(dst: usize, x: usize, K: i32, striped: bool): void {
     if (eight) {
       // sum_s scale[s] * 32 * (xs * sum X over sub-block s)
       const off = fma(sc0, v128.load(s16), fma(sc1, v128.load(s16, 16), fma(sc2, v128.load(s16, 32), f32x4.mul(sc3, v128.load(s16, 48)))));
-      const xv = f32x4.splat(xs);
-      const t0 = f32x4.mul(sc0, xv), t1 = f32x4.mul(sc1, xv), t2 = f32x4.mul(sc2, xv), t3 = f32x4.mul(sc3, xv);
-      acc = q6GroupR(w, x, 0, 0, t0, t1, acc);
-      acc = q6GroupR(w, x, 0, 16, t0, t1, acc);
-      acc = q6GroupR(w, x, 1, 0, t2, t3, acc);
-      acc = q6GroupR(w, x, 1, 16, t2, t3, acc);
-      return fma(off, f32x4.splat(-32), acc);
+      // sum_s sc[s] * (u . X over sub-block s) in integers, then d * xs once
+      let ia = q6GroupR(w, x, 0, 0, e0, i32x4.splat(0));
+      ia = q6GroupR(w, x, 0, 16, e0, ia);
+      ia = q6GroupR(w, x, 1, 0, e1, ia);
+      ia = q6GroupR(w, x, 1, 16, e1, ia);
+      return fma(off, f32x4.splat(-32), fma(f32x4.convert_i32x4_s(ia), f32x4.splat(load<f32>(w) * xs), acc));
     }
   }
   acc = q6Group(w, x, 0, 0, sc0, sc1, acc);
@@ -317,14 +316,13 @@ function quantizeTok8(dst: usize, x: usize, K: i32): void {
   }
 }
 
-/** X . u over 16 columns: u (i8x16, 0..63) the 7-bit operand of the relaxed dot, X int8 at xo; 4 i32 lanes. */
-@inline function rdot16(u: v128, xo: usize): v128 {
-  return i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xo), u));
-}
-
-/** Two 16-column runs (u 0..31 each) summed in 16 bits (|.| <= 4 * 31 * 127), then widened: 4 i32 lanes. */
-@inline function rdot32(u0: v128, u1: v128, xo: usize): v128 {
-  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xo), u0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xo, 16), u1)));
+/**
+ * Two 16-column runs (u 0..31 each) summed in 16 bits (|.| <= 4 * 31 * 127), then each
+ * lane pair times the sub-block's scale sc (0..63) and widened (i32x4.dot_i16x8_s): 4 i32 lanes.
+ */
+@inline function rdot32s(u0: v128, u1: v128, xo: usize, sc: i32): v128 {
+  const p = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xo), u0), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xo, 16), u1));
+  return i32x4.dot_i16x8_s(p, i16x8.splat(<i16>sc));
 }
 
 /** Q4_K / Q5_K super-block at w against the 8-bit token's block (X at x, scale xs, sums per 32 columns at s32), added to acc. */
@@ -335,6 +333,7 @@ function quantizeTok8(dst: usize, x: usize, K: i32): void {
   // Q5_K: bits 0 / 1 of each qh byte are the fifth bits of chunk c's low / high nibbles (shifted down 2 a chunk)
   let hb0 = dt == DT_Q5K ? v128.load(w + 24) : i8x16.splat(0);
   let hb1 = dt == DT_Q5K ? v128.load(w + 40) : i8x16.splat(0);
+  let ia = i32x4.splat(0);
   for (let c = 0; c < 4; c++) {
     const o = <usize>c << 5;
     const q0 = v128.load(qs + o), q1 = v128.load(qs + o, 16);
@@ -349,27 +348,41 @@ function quantizeTok8(dst: usize, x: usize, K: i32): void {
       hb1 = i16x8.shr_u(hb1, 2);
     }
     const xo = x + (<usize>c << 6);
-    // values up to 31: 16-bit sums of four products stay under 4 * 31 * 127
-    const lo = rdot32(l0, l1, xo);
-    const hi = rdot32(h0, h1, xo + 32);
-    // scale[s] = d * sc[s], rounded to f32 as the reference does, then times the block's activation scale
-    acc = fma(f32x4.convert_i32x4_s(lo), f32x4.splat(d * <f32>load<u8>(w + 8 + (o >> 4)) * xs), acc);
-    acc = fma(f32x4.convert_i32x4_s(hi), f32x4.splat(d * <f32>load<u8>(w + 9 + (o >> 4)) * xs), acc);
+    // sum_s sc[s] * (u . X over sub-block s) in integers (sub-blocks 2c, 2c + 1), then d * xs once
+    ia = i32x4.add(ia, rdot32s(l0, l1, xo, load<u8>(w + 8 + (o >> 4))));
+    ia = i32x4.add(ia, rdot32s(h0, h1, xo + 32, load<u8>(w + 9 + (o >> 4))));
   }
-  return f32x4.sub(acc, mins(w, s32));
+  return f32x4.sub(fma(f32x4.convert_i32x4_s(ia), f32x4.splat(d * xs), acc), mins(w, s32));
 }
 
-/** q6Group on the 8-bit token: the values u (0..63) go to the relaxed dot as they are. */
-@inline function q6GroupR(w: usize, x: usize, h: i32, l0: i32, lo: v128, hi: v128, acc: v128): v128 {
+/** Lane i (a constant once inlined) of the i16x8 v in every lane. */
+@inline function bcast16(v: v128, i: i32): v128 {
+  if (i == 0) return v128.shuffle<i16>(v, v, 0, 0, 0, 0, 0, 0, 0, 0);
+  if (i == 1) return v128.shuffle<i16>(v, v, 1, 1, 1, 1, 1, 1, 1, 1);
+  if (i == 2) return v128.shuffle<i16>(v, v, 2, 2, 2, 2, 2, 2, 2, 2);
+  if (i == 3) return v128.shuffle<i16>(v, v, 3, 3, 3, 3, 3, 3, 3, 3);
+  if (i == 4) return v128.shuffle<i16>(v, v, 4, 4, 4, 4, 4, 4, 4, 4);
+  if (i == 5) return v128.shuffle<i16>(v, v, 5, 5, 5, 5, 5, 5, 5, 5);
+  if (i == 6) return v128.shuffle<i16>(v, v, 6, 6, 6, 6, 6, 6, 6, 6);
+  return v128.shuffle<i16>(v, v, 7, 7, 7, 7, 7, 7, 7, 7);
+}
+
+/**
+ * q6Group on the 8-bit token, in integers: the values u (0..63) go to the relaxed dot as
+ * they are (pairs of products within 16 bits: 2 * 63 * 127), and i32x4.dot_i16x8_s
+ * multiplies each pair sum by its sub-block's int8 scale (lanes of sc, the half's 8) and
+ * widens in one step; added to the i32 accumulator ia.
+ */
+@inline function q6GroupR(w: usize, x: usize, h: i32, l0: i32, sc: v128, ia: v128): v128 {
   const ql = w + 20 + <usize>(64 * h + l0);
   const a = v128.load(ql), b = v128.load(ql, 32);
   const hb = v128.load(w + 148 + <usize>(32 * h + l0));
   const xo = x + <usize>(128 * h + l0);
-  const j = l0 >> 4;
-  acc = fma(f32x4.convert_i32x4_s(rdot16(q6Quarter(a, b, hb, 0), xo)), bcast(lo, j), acc);
-  acc = fma(f32x4.convert_i32x4_s(rdot16(q6Quarter(a, b, hb, 1), xo + 32)), bcast(lo, j + 2), acc);
-  acc = fma(f32x4.convert_i32x4_s(rdot16(q6Quarter(a, b, hb, 2), xo + 64)), bcast(hi, j), acc);
-  return fma(f32x4.convert_i32x4_s(rdot16(q6Quarter(a, b, hb, 3), xo + 96)), bcast(hi, j + 2), acc);
+  const j = l0 >> 4; // sub-block within the half: j + 2r
+  ia = i32x4.add(ia, i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xo), q6Quarter(a, b, hb, 0)), bcast16(sc, j)));
+  ia = i32x4.add(ia, i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xo, 32), q6Quarter(a, b, hb, 1)), bcast16(sc, j + 2)));
+  ia = i32x4.add(ia, i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xo, 64), q6Quarter(a, b, hb, 2)), bcast16(sc, j + 4)));
+  return i32x4.add(ia, i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xo, 96), q6Quarter(a, b, hb, 3)), bcast16(sc, j + 6)));
 }
 
 /** One row (super-blocks bs bytes apart) against an 8-bit token. */
