@@ -10,6 +10,7 @@
 // w takes keys 16w..16w+15 of each tile with its own online softmax, and the warps merge
 // once at the end; the splits merge in the last block to finish (attention_splits.cuh).
 // Head size 64 or 128; 16-bit activations; a 16-bit or fp8 cache.
+#include "attention_mma.cuh"
 #include "attention_splits.cuh"
 
 namespace mma_decode {
@@ -24,8 +25,8 @@ __host__ __device__ constexpr int cmax(int a, int b) { return a > b ? a : b; }
 template <typename T, typename C, int D>
 __device__ void decode(T* out, float* part_o, float* part_ml, int* done, const T* q, const C* kc, const C* vc,
                        const int* tokens, const int* token_seq, const int* positions, const int* block_tables,
-                       int max_blocks, int block_size, int H, int KH, float scale, int window, int splits,
-                       float kv_scale) {
+                       int max_blocks, int block_size, int H, int KH, int /* the head size: D */, float scale, int window,
+                       int splits, float kv_scale) {
   constexpr int KP = D + 8, VP = BK + 8;  // +8: rows fall on distinct banks
   constexpr int STAGE = (BK * KP + D * VP) * (int)sizeof(T);
   constexpr int MERGE = 4 * GMAX * D * 4;  // the warps' outputs, after the tiles
@@ -69,24 +70,7 @@ __device__ void decode(T* out, float* part_o, float* part_ml, int* done, const T
   float m0 = neg_inf(), m1 = neg_inf(), l0 = 0.f, l1 = 0.f;  // l: this lane's share of its rows' sums
 
   for (int kt = lo; kt < hi; kt += BK) {
-    // stage K and V^T: consecutive threads take consecutive keys, 8 dims each
-    for (int c = tid; c < BK * (D / 8); c += THREADS) {
-      const int key = c % BK, d8 = (c / BK) * 8, j = kt + key;
-      float kv[8], vv[8];
-      if (j < hi) {
-        const size_t row = (size_t)kv_slot(table, j, block_size) * kv_dim + kh * D + d8;
-        load8(kc + row, kv_scale, kv);
-        load8(vc + row, kv_scale, vv);
-      } else {
-#pragma unroll
-        for (int e = 0; e < 8; e++) kv[e] = vv[e] = 0.f;
-      }
-#pragma unroll
-      for (int e = 0; e < 8; e++) {
-        Ks[key][d8 + e] = from_f<T>(kv[e]);
-        Vt[d8 + e][key] = from_f<T>(vv[e]);
-      }
-    }
+    stage_kv_tile<T, C, D, BK, KP, VP>(Ks, Vt, kc, vc, table, block_size, kv_dim, kh, kt, hi, kv_scale);
     __syncthreads();
 
     // S [16 heads x 16 keys] for this warp's keys 16 warp .. 16 warp + 15
@@ -101,7 +85,7 @@ __device__ void decode(T* out, float* part_o, float* part_ml, int* done, const T
         mma_16816<T>(s[nt], qf[kk], b);
       }
     }
-    // keys past the split's end masked; scale; row maxima over the quad
+    // keys past the split's end masked; scale; this lane's row maxima
     float mx0 = neg_inf(), mx1 = neg_inf();
 #pragma unroll
     for (int nt = 0; nt < 2; nt++) {
@@ -113,28 +97,11 @@ __device__ void decode(T* out, float* part_o, float* part_ml, int* done, const T
         else mx1 = fmaxf(mx1, s[nt][e]);
       }
     }
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-    // a warp that has seen no visible key keeps p = 0 (exp of -inf) instead of NaN
-    const float mu0 = mn0 == neg_inf() ? 0.f : mn0, mu1 = mn1 == neg_inf() ? 0.f : mn1;
-    const float c0 = expf(m0 - mu0), c1 = expf(m1 - mu1);
-    l0 *= c0, l1 *= c1;
-#pragma unroll
-    for (int nt = 0; nt < 2; nt++) {
-      s[nt][0] = expf(s[nt][0] - mu0), s[nt][1] = expf(s[nt][1] - mu0);
-      s[nt][2] = expf(s[nt][2] - mu1), s[nt][3] = expf(s[nt][3] - mu1);
-      l0 += s[nt][0] + s[nt][1], l1 += s[nt][2] + s[nt][3];
-    }
-#pragma unroll
-    for (int dt = 0; dt < D / 8; dt++) o[dt][0] *= c0, o[dt][1] *= c0, o[dt][2] *= c1, o[dt][3] *= c1;
-    m0 = mn0, m1 = mn1;
+    softmax_step(s, mx0, mx1, m0, m1, l0, l1, o);
 
     // O [16 x D] += P V over the warp's 16 keys: the S accumulators are P's A fragment
-    const u32 a[4] = {pack2f<T>(s[0][0], s[0][1]), pack2f<T>(s[0][2], s[0][3]), pack2f<T>(s[1][0], s[1][1]),
-                      pack2f<T>(s[1][2], s[1][3])};
+    u32 a[4];
+    p_fragment<T>(s, 0, a);
 #pragma unroll
     for (int dt = 0; dt < D / 8; dt++) {
       const u32 b[2] = {*(const u32*)&Vt[dt * 8 + g][k0 + 2 * tq], *(const u32*)&Vt[dt * 8 + g][k0 + 2 * tq + 8]};
@@ -144,10 +111,7 @@ __device__ void decode(T* out, float* part_o, float* part_ml, int* done, const T
   }
 
   // merge the warps: each row's (max, sum, output) into shared memory (over the stages)
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  l0 = quad_sum(l0), l1 = quad_sum(l1);
   __syncthreads();  // no tile at all: nothing to wait for, but every warp passes here before s_o is written
 #pragma unroll
   for (int dt = 0; dt < D / 8; dt++) {
@@ -176,17 +140,7 @@ __device__ void decode(T* out, float* part_o, float* part_ml, int* done, const T
 
 }  // namespace mma_decode
 
-// same arguments as attn_decode_tl_* (the head size is the kernel's: D is ignored)
-#define MMA_DECODE(S, T, C, DM)                                                                                     \
-  extern "C" __global__ void __launch_bounds__(mma_decode::THREADS) attn_decode_mma_##S##_d##DM(                   \
-      T* out, float* part_o, float* part_ml, int* done, const T* q, const C* kc, const C* vc, const int* tokens,   \
-      const int* token_seq, const int* positions, const int* block_tables, int max_blocks, int block_size, int H,  \
-      int KH, int D, float scale, int window, int splits, float kv_scale) {                                        \
-    pdl_wait(), pdl_trigger();                                                                                     \
-    mma_decode::decode<T, C, DM>(out, part_o, part_ml, done, q, kc, vc, tokens, token_seq, positions,              \
-                                 block_tables, max_blocks, block_size, H, KH, scale, window, splits, kv_scale);    \
-  }                                                                                                                \
-  LLMRT_EXPORT(attn_decode_mma_##S##_d##DM)
+#define MMA_DECODE(S, T, C, DM) SPLIT_DECODE_KERNEL(attn_decode_mma_##S##_d##DM, mma_decode::decode, mma_decode::THREADS, T, C, DM)
 #define MMA_DECODE_D(S, T, C) MMA_DECODE(S, T, C, 64) MMA_DECODE(S, T, C, 128)
 
 // the (activation, cache) pairs of dtypes.ts KV_PAIRS with 16-bit activations

@@ -7,7 +7,7 @@
 // idle. Warp w owns rows 16w..16w+15. For each 64-key tile of the visible range, K and
 // V (transposed) are staged in shared memory, S = Q K^T and O += P V run on tensor
 // cores, and an online softmax keeps each row's max and sum in registers.
-#include "common.cuh"
+#include "attention_mma.cuh"
 
 template <typename T, typename C, int D>
 __device__ void attn_prefill(T* out, const T* q, const C* kc, const C* vc, const int* tiles, const int* seq_starts,
@@ -50,25 +50,7 @@ __device__ void attn_prefill(T* out, const T* q, const C* kc, const C* vc, const
   const int pos_first = positions[q0], pos_last = positions[q0 + nrows - 1];
   const int k_begin = window > 0 ? max(0, pos_first - window + 1) : 0;
   for (int kt = k_begin; kt <= pos_last; kt += BK) {
-    // stage K and V^T: consecutive threads take consecutive keys (the V^T stores then
-    // hit distinct banks); each takes 8 dims
-    for (int c = threadIdx.x; c < BK * (D / 8); c += blockDim.x) {
-      const int key = c % BK, d8 = (c / BK) * 8, j = kt + key;
-      float kv[8], vv[8];
-      if (j <= pos_last) {
-        const size_t row = (size_t)kv_slot(table, j, block_size) * kv_dim + kh * D + d8;
-        load8(kc + row, kv_scale, kv);
-        load8(vc + row, kv_scale, vv);
-      } else {
-#pragma unroll
-        for (int e = 0; e < 8; e++) kv[e] = vv[e] = 0.f;
-      }
-#pragma unroll
-      for (int e = 0; e < 8; e++) {
-        Ks[key][d8 + e] = from_f<T>(kv[e]);
-        Vt[d8 + e][key] = from_f<T>(vv[e]);
-      }
-    }
+    stage_kv_tile<T, C, D, BK, KP, VP>(Ks, Vt, kc, vc, table, block_size, kv_dim, kh, kt, pos_last + 1, kv_scale);
     __syncthreads();
 
     // S [16 x 64] = Q K^T for this warp's rows
@@ -83,7 +65,7 @@ __device__ void attn_prefill(T* out, const T* q, const C* kc, const C* vc, const
       }
     }
 
-    // causal + window mask, scale, row maxima (a row's 64 values sit in the 4 lanes of a quad)
+    // causal + window mask, scale, this lane's row maxima (a row's 64 values sit in the 4 lanes of a quad)
     float mx0 = neg_inf(), mx1 = neg_inf();
 #pragma unroll
     for (int nt = 0; nt < BK / 8; nt++) {
@@ -98,30 +80,13 @@ __device__ void attn_prefill(T* out, const T* q, const C* kc, const C* vc, const
         else mx1 = fmaxf(mx1, s[nt][e]);
       }
     }
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-    // a row with nothing visible yet keeps p = 0 (exp of -inf) instead of NaN
-    const float mu0 = mn0 == neg_inf() ? 0.f : mn0, mu1 = mn1 == neg_inf() ? 0.f : mn1;
-    const float c0 = expf(m0 - mu0), c1 = expf(m1 - mu1);
-    l0 *= c0, l1 *= c1;
-#pragma unroll
-    for (int nt = 0; nt < BK / 8; nt++) {
-      s[nt][0] = expf(s[nt][0] - mu0), s[nt][1] = expf(s[nt][1] - mu0);
-      s[nt][2] = expf(s[nt][2] - mu1), s[nt][3] = expf(s[nt][3] - mu1);
-      l0 += s[nt][0] + s[nt][1], l1 += s[nt][2] + s[nt][3];
-    }
-#pragma unroll
-    for (int dt = 0; dt < D / 8; dt++) o[dt][0] *= c0, o[dt][1] *= c0, o[dt][2] *= c1, o[dt][3] *= c1;
-    m0 = mn0, m1 = mn1;
+    softmax_step(s, mx0, mx1, m0, m1, l0, l1, o);
 
     // O [16 x D] += P V: the S accumulators are already laid out as P's A fragments
 #pragma unroll
     for (int kk = 0; kk < BK / 16; kk++) {
-      const u32 a[4] = {pack2f<T>(s[2 * kk][0], s[2 * kk][1]), pack2f<T>(s[2 * kk][2], s[2 * kk][3]),
-                        pack2f<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack2f<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      u32 a[4];
+      p_fragment<T>(s, kk, a);
 #pragma unroll
       for (int dt = 0; dt < D / 8; dt++) {
         const u32 b[2] = {*(const u32*)&Vt[dt * 8 + g][kk * 16 + 2 * tq], *(const u32*)&Vt[dt * 8 + g][kk * 16 + 2 * tq + 8]};
@@ -131,10 +96,7 @@ __device__ void attn_prefill(T* out, const T* q, const C* kc, const C* vc, const
     __syncthreads();  // the next tile overwrites Ks and Vt
   }
 
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  l0 = quad_sum(l0), l1 = quad_sum(l1);
 #pragma unroll
   for (int dt = 0; dt < D / 8; dt++) {
     const int c = h * D + dt * 8 + 2 * tq;

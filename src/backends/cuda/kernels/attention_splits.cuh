@@ -68,3 +68,16 @@ __device__ void finish_splits(T* out, float* part_o, float* part_ml, int* done, 
     out[t * q_dim + (h0 + g) * D + d] = from_f<T>(Ox);
   }
 }
+
+// A split decode form's kernel: the argument list launchAttention (attention.ts) passes
+// every form that merges its own splits, then FN<T, C, DM> with the same arguments.
+#define SPLIT_DECODE_KERNEL(NAME, FN, THREADS, T, C, DM)                                                          \
+  extern "C" __global__ void __launch_bounds__(THREADS) NAME(                                                      \
+      T* out, float* part_o, float* part_ml, int* done, const T* q, const C* kc, const C* vc, const int* tokens,   \
+      const int* token_seq, const int* positions, const int* block_tables, int max_blocks, int block_size, int H,  \
+      int KH, int D, float scale, int window, int splits, float kv_scale) {                                        \
+    pdl_wait(), pdl_trigger();                                                                                     \
+    FN<T, C, DM>(out, part_o, part_ml, done, q, kc, vc, tokens, token_seq, positions, block_tables, max_blocks,     \
+                 block_size, H, KH, D, scale, window, splits, kv_scale);                                           \
+  }                                                                                                                \
+  LLMRT_EXPORT(NAME)

@@ -198,16 +198,7 @@ __device__ void decode(T* out, float* part_o, float* part_ml, int* done, const T
 
 }  // namespace tiled
 
-#define TILED(S, T, C, DM)                                                                                          \
-  extern "C" __global__ void __launch_bounds__(tiled::THREADS) attn_decode_tl_##S##_d##DM(                         \
-      T* out, float* part_o, float* part_ml, int* done, const T* q, const C* kc, const C* vc, const int* tokens,   \
-      const int* token_seq, const int* positions, const int* block_tables, int max_blocks, int block_size, int H,  \
-      int KH, int D, float scale, int window, int splits, float kv_scale) {                                        \
-    pdl_wait(), pdl_trigger();                                                                                     \
-    tiled::decode<T, C, DM>(out, part_o, part_ml, done, q, kc, vc, tokens, token_seq, positions, block_tables,     \
-                            max_blocks, block_size, H, KH, D, scale, window, splits, kv_scale);                    \
-  }                                                                                                                \
-  LLMRT_EXPORT(attn_decode_tl_##S##_d##DM)
+#define TILED(S, T, C, DM) SPLIT_DECODE_KERNEL(attn_decode_tl_##S##_d##DM, tiled::decode, tiled::THREADS, T, C, DM)
 #define TILED_D(S, T, C) TILED(S, T, C, 64) TILED(S, T, C, 128)
 
 // the (activation, cache) pairs of dtypes.ts KV_PAIRS with a 16-bit or fp8 cache
