@@ -126,7 +126,7 @@ for (const threads of args.threads.split(",").map(Number)) {
     }
     const [w, c] = [sorted(wall), sorted(cpu)];
     const mid = Math.floor(w.length / 2);
-    console.log(`threads ${threads}: wall ms best ${w[0].toFixed(2)} median ${w[mid].toFixed(2)}; cpu ms best ${c[0].toFixed(2)} median ${c[mid].toFixed(2)}`);
+    console.log(`threads ${threads}: wall ms best ${w[0].toFixed(3)} median ${w[mid].toFixed(3)}; cpu ms best ${c[0].toFixed(3)} median ${c[mid].toFixed(3)}`);
   } finally {
     rt.close();
   }

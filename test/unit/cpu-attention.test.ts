@@ -174,6 +174,9 @@ const DECODE_CASES: { name: string; heads: number; kvHeads: number; headDim: num
   { name: "two sequences (contexts 150 and 13), MHA 2:2, headDim 36", heads: 2, kvHeads: 2, headDim: 36, window: null, seqs: [{ cached: 149, fresh: 1 }, { cached: 12, fresh: 1 }] },
   { name: "one sequence, MHA 2:2, headDim 18 (not whole vectors), window 77", heads: 2, kvHeads: 2, headDim: 18, window: 77, seqs: [{ cached: 200, fresh: 1 }] },
   { name: "one sequence, MHA 2:2, headDim 40, context 9", heads: 2, kvHeads: 2, headDim: 40, window: null, seqs: [{ cached: 8, fresh: 1 }] },
+  // a decode unit takes every KV head while they fit its row and output budget (32 rows, 4096 floats)
+  { name: "two sequences, GQA 32:8, headDim 128 (a unit's budget exactly), window 90", heads: 32, kvHeads: 8, headDim: 128, window: 90, seqs: [{ cached: 240, fresh: 1 }, { cached: 61, fresh: 1 }] },
+  { name: "three sequences, MHA 40:40, headDim 16 (more heads than a unit holds: a unit a head)", heads: 40, kvHeads: 40, headDim: 16, window: null, seqs: [{ cached: 70, fresh: 1 }, { cached: 0, fresh: 1 }, { cached: 33, fresh: 1 }] },
 ];
 
 function runLong(c: { heads: number; kvHeads: number; headDim: number; window: number | null; seqs: { cached: number; fresh: number }[] }, dt: KvDType, qScale: number, runtimes: [string, CpuRuntime][]): void {
