@@ -70,6 +70,8 @@ let gDt: i32 = 0, gHd: i32 = 0, gGroup: i32 = 0, gQDim: i32 = 0, gBs: i32 = 0, g
 let gRowB: usize = 0, gHeadB: usize = 0;
 let gScale: f32 = 0;
 let gKB: i32 = 0;
+/** Added to every SC_KROW pointer (runKeys: a head's offset in the rows, and V's plane from K's); 0 outside runKeys' shared walk. */
+let gRowOff: usize = 0;
 
 export function attention(tid: i32, nth: i32, scratch: usize, args: usize): void {
   const step = <usize>arg(args, AT_STEP);
@@ -242,6 +244,10 @@ function initKvhRows(sc: usize, r0: i32, t0: i32, nTok: i32, kvh: i32, g0: i32, 
 function runKeys(sc: usize, rows: i32, h0: i32, nKvh: i32, table: usize, k0: i32, k1: i32): void {
   // one row gains nothing from widening a block first: read the cache as it is
   const raw = gDt != DT_F32 && rows == 1;
+  // rows read in place: one walk of the block table a block serves every head (K and V
+  // rows sit at the same offsets of their planes), each head's rows then gRowOff away
+  const shared = nKvh > 1 && (raw || gDt == DT_F32);
+  const vDelta = gVc - gKc;
   const kb = nKvh > 1 ? min(gKB, KB_ALL) : gKB;
   for (let jb = k0; jb < k1; jb += kb) {
     const je = min(jb + kb, k1);
@@ -249,14 +255,18 @@ function runKeys(sc: usize, rows: i32, h0: i32, nKvh: i32, table: usize, k0: i32
       touchRows(sc, gKc, table, jb, je);
       touchRows(sc, gVc, table, jb, je);
     }
+    if (shared) loadBlock(sc, gKc, 0, table, jb, je, true);
     for (let kvh = h0; kvh < h0 + nKvh; kvh++) {
       const kvOff = <usize>kvh * gHeadB;
       const r0 = (kvh - h0) * rows;
-      loadBlock(sc, gKc, kvOff, table, jb, je, raw);
+      if (shared) gRowOff = kvOff;
+      else loadBlock(sc, gKc, kvOff, table, jb, je, raw);
       scoreBlock(sc, r0, r0 + rows, jb, je, raw);
-      loadBlock(sc, gVc, kvOff, table, jb, je, raw);
+      if (shared) gRowOff = kvOff + vDelta;
+      else loadBlock(sc, gVc, kvOff, table, jb, je, raw);
       accumulateBlock(sc, r0, r0 + rows, raw);
     }
+    gRowOff = 0;
   }
 }
 
@@ -306,7 +316,7 @@ function loadBlock(sc: usize, plane: usize, kvOff: usize, table: usize, jb: i32,
 }
 
 @inline function krow(sc: usize, jj: i32): usize {
-  return <usize>load<i32>(sc + SC_KROW + (<usize>jj << 2));
+  return <usize>load<i32>(sc + SC_KROW + (<usize>jj << 2)) + gRowOff;
 }
 
 /** Scores of rows [r0, r1) over their visible keys of the block, folded into their running m, l and O. */
