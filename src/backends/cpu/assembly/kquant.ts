@@ -186,30 +186,30 @@ function quantizeTok(dst: usize, x: usize, K: i32, striped: bool): void {
 /**
  * Q6_K super-block at w against a quantized token's 256 columns, added to acc: the int16
  * token (x), or with `eight` (a constant once inlined) the 8-bit one (X at x, its block
- * scale xs, sums per 16 columns at s16: the values' offset of 32 comes off once).
+ * scale xs, i16 sums of X per 16 columns at i16: the values' offset of 32 comes off once).
  */
-@inline function block6(w: usize, x: usize, acc: v128, eight: bool = false, xs: f32 = 0, s16: usize = 0): v128 {
-  const d = f32x4.splat(load<f32>(w));
-  // scale[s] = d * sc[s] (int8), sub-blocks 4j .. 4j + 3 in lanes
+@inline function block6(w: usize, x: usize, acc: v128, eight: bool = false, xs: f32 = 0, i16: usize = 0): v128 {
+  // sc[s] (int8) of sub-blocks 0 .. 7 and 8 .. 15 as i16 lanes
   const sb = v128.load(w + 4);
   const e0 = i16x8.extend_low_i8x16_s(sb), e1 = i16x8.extend_high_i8x16_s(sb);
-  const sc0 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(e0)), d);
-  const sc1 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(e0)), d);
-  const sc2 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(e1)), d);
-  const sc3 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(e1)), d);
   // (the relaxed dot compiles into the relaxed build only)
   if (ASC_FEATURE_RELAXED_SIMD) {
     if (eight) {
-      // sum_s scale[s] * 32 * (xs * sum X over sub-block s)
-      const off = fma(sc0, v128.load(s16), fma(sc1, v128.load(s16, 16), fma(sc2, v128.load(s16, 32), f32x4.mul(sc3, v128.load(s16, 48)))));
-      // sum_s sc[s] * (u . X over sub-block s) in integers, then d * xs once
+      // sum_s sc[s] * ((u . X) - 32 * sum X) over sub-blocks s, all in integers, then d * xs once
       let ia = q6GroupR(w, x, 0, 0, e0, i32x4.splat(0));
       ia = q6GroupR(w, x, 0, 16, e0, ia);
       ia = q6GroupR(w, x, 1, 0, e1, ia);
       ia = q6GroupR(w, x, 1, 16, e1, ia);
-      return fma(off, f32x4.splat(-32), fma(f32x4.convert_i32x4_s(ia), f32x4.splat(load<f32>(w) * xs), acc));
+      const off = i32x4.add(i32x4.dot_i16x8_s(e0, v128.load(i16)), i32x4.dot_i16x8_s(e1, v128.load(i16, 16)));
+      return fma(f32x4.convert_i32x4_s(i32x4.sub(ia, i32x4.shl(off, 5))), f32x4.splat(load<f32>(w) * xs), acc);
     }
   }
+  // scale[s] = d * sc[s], sub-blocks 4j .. 4j + 3 in lanes
+  const d = f32x4.splat(load<f32>(w));
+  const sc0 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(e0)), d);
+  const sc1 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(e0)), d);
+  const sc2 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(e1)), d);
+  const sc3 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(e1)), d);
   acc = q6Group(w, x, 0, 0, sc0, sc1, acc);
   acc = q6Group(w, x, 0, 16, sc0, sc1, acc);
   acc = q6Group(w, x, 1, 0, sc2, sc3, acc);
@@ -290,12 +290,13 @@ function quantizeTok(dst: usize, x: usize, K: i32, striped: bool): void {
 
 // ---- decode on the relaxed build: 8-bit activations, as llama.cpp's Q8_K ----
 // The token (scratch): int8 X [K] in column order, one scale per super-block xs [K / 256]
-// (max|x| of its 256 columns / 127), then xs * (sum of X) per 16 columns [K / 16] (Q6_K's
-// offset of 32) and per 32 columns [K / 32] (Q4_K / Q5_K's mins), as f32.
+// (max|x| of its 256 columns / 127), then xs * (sum of X) per 16 columns [K / 16] and per
+// 32 columns [K / 32] (Q4_K / Q5_K's mins) as f32, then the sum of X per 16 columns as i16
+// [K / 16] (Q6_K's offset of 32, taken off in integers; |sum| <= 16 * 127).
 
 /** x row [K] (K % 256 == 0) -> the 8-bit token at dst (layout above). */
 function quantizeTok8(dst: usize, x: usize, K: i32): void {
-  const XS = dst + <usize>K, S16 = XS + (<usize>K >> 6), S32 = S16 + (<usize>K >> 2);
+  const XS = dst + <usize>K, S16 = XS + (<usize>K >> 6), S32 = S16 + (<usize>K >> 2), I16 = S32 + (<usize>K >> 3);
   for (let b = 0; b < K; b += 256) {
     let m = f32x4.splat(0);
     for (let k = b; k < b + 256; k += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>k << 2))));
@@ -309,8 +310,9 @@ function quantizeTok8(dst: usize, x: usize, K: i32): void {
       const h1 = i16x8.narrow_i32x4_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 32), inv))), i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p, 48), inv))));
       v128.store(dst + <usize>k, i8x16.narrow_i16x8_s(h0, h1));
       const l = i32x4.extadd_pairwise_i16x8_s(i16x8.add(h0, h1));
-      const sum = <f32>(i32x4.extract_lane(l, 0) + i32x4.extract_lane(l, 1) + i32x4.extract_lane(l, 2) + i32x4.extract_lane(l, 3));
-      store<f32>(S16 + (<usize>k >> 2), xs * sum);
+      const isum = i32x4.extract_lane(l, 0) + i32x4.extract_lane(l, 1) + i32x4.extract_lane(l, 2) + i32x4.extract_lane(l, 3);
+      store<f32>(S16 + (<usize>k >> 2), xs * <f32>isum);
+      store<i16>(I16 + (<usize>k >> 3), <i16>isum);
     }
     for (let k = b; k < b + 256; k += 32) store<f32>(S32 + (<usize>k >> 3), load<f32>(S16 + (<usize>k >> 2)) + load<f32>(S16 + (<usize>k >> 2), 4));
   }
@@ -387,12 +389,12 @@ function quantizeTok8(dst: usize, x: usize, K: i32): void {
 
 /** One row (super-blocks bs bytes apart) against an 8-bit token. */
 @inline function rowDotR(dt: i32, w: usize, bs: usize, xt: usize, K: i32): f32 {
-  const XS = xt + <usize>K, S16 = XS + (<usize>K >> 6), S32 = S16 + (<usize>K >> 2);
+  const XS = xt + <usize>K, S16 = XS + (<usize>K >> 6), S32 = S16 + (<usize>K >> 2), I16 = S32 + (<usize>K >> 3);
   let acc = f32x4.splat(0);
   for (let b = 0; b < (K >> 8); b++) {
     const wb = w + <usize>b * bs;
     const xs = load<f32>(XS + (<usize>b << 2));
-    if (dt == DT_Q6K) acc = block6(wb, xt + (<usize>b << 8), acc, true, xs, S16 + (<usize>b << 6));
+    if (dt == DT_Q6K) acc = block6(wb, xt + (<usize>b << 8), acc, true, xs, I16 + (<usize>b << 5));
     else acc = block45R(dt, wb, xt + (<usize>b << 8), xs, S32 + (<usize>b << 5), acc);
   }
   return hsum(acc);
