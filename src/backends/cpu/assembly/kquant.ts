@@ -291,12 +291,13 @@ function quantizeTok(dst: usize, x: usize, K: i32, striped: bool): void {
 // ---- decode on the relaxed build: 8-bit activations, as llama.cpp's Q8_K ----
 // The token (scratch): int8 X [K] in column order, one scale per super-block xs [K / 256]
 // (max|x| of its 256 columns / 127), then xs * (sum of X) per 16 columns [K / 16] and per
-// 32 columns [K / 32] (Q4_K / Q5_K's mins) as f32, then the sum of X per 16 columns as i16
-// [K / 16] (Q6_K's offset of 32, taken off in integers; |sum| <= 16 * 127).
+// 32 columns [K / 32] as f32, then the sum of X per 16 columns [K / 16] and per 32 columns
+// [K / 32] as i16 (Q6_K's offset of 32 and Q4_K / Q5_K's mins, taken off in integers;
+// |sum| <= 32 * 127).
 
 /** x row [K] (K % 256 == 0) -> the 8-bit token at dst (layout above). */
 function quantizeTok8(dst: usize, x: usize, K: i32): void {
-  const XS = dst + <usize>K, S16 = XS + (<usize>K >> 6), S32 = S16 + (<usize>K >> 2), I16 = S32 + (<usize>K >> 3);
+  const XS = dst + <usize>K, S16 = XS + (<usize>K >> 6), S32 = S16 + (<usize>K >> 2), I16 = S32 + (<usize>K >> 3), I32 = I16 + (<usize>K >> 3);
   for (let b = 0; b < K; b += 256) {
     let m = f32x4.splat(0);
     for (let k = b; k < b + 256; k += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>k << 2))));
@@ -314,7 +315,10 @@ function quantizeTok8(dst: usize, x: usize, K: i32): void {
       store<f32>(S16 + (<usize>k >> 2), xs * <f32>isum);
       store<i16>(I16 + (<usize>k >> 3), <i16>isum);
     }
-    for (let k = b; k < b + 256; k += 32) store<f32>(S32 + (<usize>k >> 3), load<f32>(S16 + (<usize>k >> 2)) + load<f32>(S16 + (<usize>k >> 2), 4));
+    for (let k = b; k < b + 256; k += 32) {
+      store<f32>(S32 + (<usize>k >> 3), load<f32>(S16 + (<usize>k >> 2)) + load<f32>(S16 + (<usize>k >> 2), 4));
+      store<i16>(I32 + (<usize>k >> 4), load<i16>(I16 + (<usize>k >> 3)) + load<i16>(I16 + (<usize>k >> 3), 2));
+    }
   }
 }
 
@@ -327,8 +331,13 @@ function quantizeTok8(dst: usize, x: usize, K: i32): void {
   return i32x4.dot_i16x8_s(p, i16x8.splat(<i16>sc));
 }
 
-/** Q4_K / Q5_K super-block at w against the 8-bit token's block (X at x, scale xs, sums per 32 columns at s32), added to acc. */
-@inline function block45R(dt: i32, w: usize, x: usize, xs: f32, s32: usize, acc: v128): v128 {
+/** Q4_K / Q5_K mins on the 8-bit token, in integers: sum_s m[s] * (sum of X over sub-block s) (i16 sums at i32s), lanes to be summed. */
+@inline function minsI(w: usize, i32s: usize): v128 {
+  return i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(v128.load64_zero(w + 16)), v128.load(i32s));
+}
+
+/** Q4_K / Q5_K super-block at w against the 8-bit token's block (X at x, scale xs, i16 sums per 32 columns at i32s), added to acc. */
+@inline function block45R(dt: i32, w: usize, x: usize, xs: f32, i32s: usize, acc: v128): v128 {
   const d = load<f32>(w);
   const qs = w + (dt == DT_Q4K ? 24 : 56);
   const m = i8x16.splat(0x0f), b5 = i8x16.splat(0x10);
@@ -354,7 +363,7 @@ function quantizeTok8(dst: usize, x: usize, K: i32): void {
     ia = i32x4.add(ia, rdot32s(l0, l1, xo, load<u8>(w + 8 + (o >> 4))));
     ia = i32x4.add(ia, rdot32s(h0, h1, xo + 32, load<u8>(w + 9 + (o >> 4))));
   }
-  return f32x4.sub(fma(f32x4.convert_i32x4_s(ia), f32x4.splat(d * xs), acc), mins(w, s32));
+  return fma(f32x4.convert_i32x4_s(minsI(w, i32s)), f32x4.splat(-load<f32>(w, 4) * xs), fma(f32x4.convert_i32x4_s(ia), f32x4.splat(d * xs), acc));
 }
 
 /** Lane i (a constant once inlined) of the i16x8 v in every lane. */
@@ -389,13 +398,13 @@ function quantizeTok8(dst: usize, x: usize, K: i32): void {
 
 /** One row (super-blocks bs bytes apart) against an 8-bit token. */
 @inline function rowDotR(dt: i32, w: usize, bs: usize, xt: usize, K: i32): f32 {
-  const XS = xt + <usize>K, S16 = XS + (<usize>K >> 6), S32 = S16 + (<usize>K >> 2), I16 = S32 + (<usize>K >> 3);
+  const XS = xt + <usize>K, S16 = XS + (<usize>K >> 6), S32 = S16 + (<usize>K >> 2), I16 = S32 + (<usize>K >> 3), I32 = I16 + (<usize>K >> 3);
   let acc = f32x4.splat(0);
   for (let b = 0; b < (K >> 8); b++) {
     const wb = w + <usize>b * bs;
     const xs = load<f32>(XS + (<usize>b << 2));
     if (dt == DT_Q6K) acc = block6(wb, xt + (<usize>b << 8), acc, true, xs, I16 + (<usize>b << 5));
-    else acc = block45R(dt, wb, xt + (<usize>b << 8), xs, S32 + (<usize>b << 5), acc);
+    else acc = block45R(dt, wb, xt + (<usize>b << 8), xs, I32 + (<usize>b << 4), acc);
   }
   return hsum(acc);
 }
@@ -403,13 +412,14 @@ function quantizeTok8(dst: usize, x: usize, K: i32): void {
 /** Q4_K / Q5_K: the 4 rows of a group against an 8-bit token. */
 @inline function rowDot4R(dt: i32, w: usize, xt: usize, K: i32): v128 {
   const bb = blockBytes(dt);
-  const XS = xt + <usize>K, S32 = XS + (<usize>K >> 6) + (<usize>K >> 2);
+  // the token's layout: see quantizeTok8
+  const XS = xt + <usize>K, I32 = XS + (<usize>K >> 6) + (<usize>K >> 2) + (<usize>K >> 2);
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   for (let b = 0; b < (K >> 8); b++) {
     const wb = w + <usize>b * 4 * bb;
     const xb = xt + (<usize>b << 8);
     const xs = load<f32>(XS + (<usize>b << 2));
-    const sb = S32 + (<usize>b << 5);
+    const sb = I32 + (<usize>b << 4);
     a0 = block45R(dt, wb, xb, xs, sb, a0);
     a1 = block45R(dt, wb + bb, xb, xs, sb, a1);
     a2 = block45R(dt, wb + 2 * bb, xb, xs, sb, a2);
