@@ -285,7 +285,9 @@ function touchRows(sc: usize, plane: usize, table: usize, jb: i32, je: i32): voi
     const n = min(je - j, bs - off); // keys of this paged block: consecutive slots, one contiguous run
     const p0 = plane + (<usize>(load<i32>(table + (<usize>bi << 2)) * bs + off)) * rowB;
     const p1 = p0 + <usize>n * rowB;
-    for (let p = p0; p < p1; p += 64) acc = v128.or(acc, v128.load(p));
+    // 16-byte loads that stay inside the run (its bytes need not be a multiple of 64), the last one at its end
+    for (let p = p0; p + 16 <= p1; p += 64) acc = v128.or(acc, v128.load(p));
+    if (p1 - p0 >= 16) acc = v128.or(acc, v128.load(p1 - 16));
     j += n;
   }
   v128.store(sc + SC_TOUCH, acc); // keeps the loads
