@@ -54,7 +54,7 @@ const PREFILL_T: i32 = 16;
   return q + (<usize>n / G) * <usize>(K >> 8) * G * blockBytes(dt) + (<usize>n % G) * blockBytes(dt);
 }
 
-/** Bytes of one quantized token in scratch: f32 scale, 12 pad bytes, int16 [K], f32 sums [K / 32]. */
+/** Bytes of one quantized token in scratch: f32 scale, 12 pad bytes, int16 [K], f32 sums [K / 32] (the 8-bit token of quantizeTok8, ~1.6 K bytes, fits too). */
 @inline function tokBytes(K: i32): i32 {
   return 16 + (K << 1) + (K >> 3);
 }
