@@ -54,7 +54,7 @@ const PREFILL_T: i32 = 16;
   return q + (<usize>n / G) * <usize>(K >> 8) * G * blockBytes(dt) + (<usize>n % G) * blockBytes(dt);
 }
 
-/** Bytes of one quantized token in scratch: f32 scale, 12 pad bytes, int16 [K], f32 sums [K / 32] (the 8-bit token of quantizeTok8, ~1.6 K bytes, fits too). */
+/** Bytes of one quantized token in scratch: f32 scale, 12 pad bytes, int16 [K], f32 sums [K / 32] (the 8-bit token of quantizeTok8, ~1.2 K bytes, fits too). */
 @inline function tokBytes(K: i32): i32 {
   return 16 + (K << 1) + (K >> 3);
 }
@@ -290,14 +290,26 @@ function quantizeTok(dst: usize, x: usize, K: i32, striped: bool): void {
 
 // ---- decode on the relaxed build: 8-bit activations, as llama.cpp's Q8_K ----
 // The token (scratch): int8 X [K] in column order, one scale per super-block xs [K / 256]
-// (max|x| of its 256 columns / 127), then xs * (sum of X) per 16 columns [K / 16] and per
-// 32 columns [K / 32] as f32, then the sum of X per 16 columns [K / 16] and per 32 columns
-// [K / 32] as i16 (Q6_K's offset of 32 and Q4_K / Q5_K's mins, taken off in integers;
-// |sum| <= 32 * 127).
+// f32 (max|x| of its 256 columns / 127), then the sum of X per 16 columns [K / 16] and per
+// 32 columns [K / 32] as i16 (Q6_K's offset of 32 and Q4_K / Q5_K's mins, taken off in
+// integers; |sum| <= 32 * 127).
+
+/** Where the 8-bit token at xt keeps its super-block scales, its 16-column sums and its 32-column sums. */
+@inline function tok8Scales(xt: usize, K: i32): usize {
+  return xt + <usize>K;
+}
+
+@inline function tok8Sums16(xt: usize, K: i32): usize {
+  return tok8Scales(xt, K) + (<usize>K >> 6);
+}
+
+@inline function tok8Sums32(xt: usize, K: i32): usize {
+  return tok8Sums16(xt, K) + (<usize>K >> 3);
+}
 
 /** x row [K] (K % 256 == 0) -> the 8-bit token at dst (layout above). */
 function quantizeTok8(dst: usize, x: usize, K: i32): void {
-  const XS = dst + <usize>K, S16 = XS + (<usize>K >> 6), S32 = S16 + (<usize>K >> 2), I16 = S32 + (<usize>K >> 3), I32 = I16 + (<usize>K >> 3);
+  const XS = tok8Scales(dst, K), I16 = tok8Sums16(dst, K), I32 = tok8Sums32(dst, K);
   for (let b = 0; b < K; b += 256) {
     let m = f32x4.splat(0);
     for (let k = b; k < b + 256; k += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>k << 2))));
@@ -312,13 +324,9 @@ function quantizeTok8(dst: usize, x: usize, K: i32): void {
       v128.store(dst + <usize>k, i8x16.narrow_i16x8_s(h0, h1));
       const l = i32x4.extadd_pairwise_i16x8_s(i16x8.add(h0, h1));
       const isum = i32x4.extract_lane(l, 0) + i32x4.extract_lane(l, 1) + i32x4.extract_lane(l, 2) + i32x4.extract_lane(l, 3);
-      store<f32>(S16 + (<usize>k >> 2), xs * <f32>isum);
       store<i16>(I16 + (<usize>k >> 3), <i16>isum);
     }
-    for (let k = b; k < b + 256; k += 32) {
-      store<f32>(S32 + (<usize>k >> 3), load<f32>(S16 + (<usize>k >> 2)) + load<f32>(S16 + (<usize>k >> 2), 4));
-      store<i16>(I32 + (<usize>k >> 4), load<i16>(I16 + (<usize>k >> 3)) + load<i16>(I16 + (<usize>k >> 3), 2));
-    }
+    for (let k = b; k < b + 256; k += 32) store<i16>(I32 + (<usize>k >> 4), load<i16>(I16 + (<usize>k >> 3)) + load<i16>(I16 + (<usize>k >> 3), 2));
   }
 }
 
@@ -398,7 +406,7 @@ function quantizeTok8(dst: usize, x: usize, K: i32): void {
 
 /** One row (super-blocks bs bytes apart) against an 8-bit token. */
 @inline function rowDotR(dt: i32, w: usize, bs: usize, xt: usize, K: i32): f32 {
-  const XS = xt + <usize>K, S16 = XS + (<usize>K >> 6), S32 = S16 + (<usize>K >> 2), I16 = S32 + (<usize>K >> 3), I32 = I16 + (<usize>K >> 3);
+  const XS = tok8Scales(xt, K), I16 = tok8Sums16(xt, K), I32 = tok8Sums32(xt, K);
   let acc = f32x4.splat(0);
   for (let b = 0; b < (K >> 8); b++) {
     const wb = w + <usize>b * bs;
@@ -412,8 +420,7 @@ function quantizeTok8(dst: usize, x: usize, K: i32): void {
 /** Q4_K / Q5_K: the 4 rows of a group against an 8-bit token. */
 @inline function rowDot4R(dt: i32, w: usize, xt: usize, K: i32): v128 {
   const bb = blockBytes(dt);
-  // the token's layout: see quantizeTok8
-  const XS = xt + <usize>K, I32 = XS + (<usize>K >> 6) + (<usize>K >> 2) + (<usize>K >> 2);
+  const XS = tok8Scales(xt, K), I32 = tok8Sums32(xt, K);
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   for (let b = 0; b < (K >> 8); b++) {
     const wb = w + <usize>b * 4 * bb;
