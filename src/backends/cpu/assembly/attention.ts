@@ -12,10 +12,10 @@
  *
  * A one-token tile (a decode, alone or in a step with prefills) makes a unit of every KV
  * head of its sequence where they fit the row budget: each block of keys is first read
- * whole in address order (touchRows), then scored and accumulated head by head from cache. A head's keys alone are short reads
- * at the row stride, which left decode waiting on DRAM (at 576 positions, 0.3 ms a layer
- * for any KV dtype, half the bytes or not; 110M Q4_0 decode 1.17x faster with the pass,
- * 1.26x with a bf16 cache).
+ * whole in address order (touchRows), then scored and accumulated head by head from
+ * cache. A head's keys alone are short reads at the row stride, which left decode waiting
+ * on DRAM (at 576 positions, 0.3 ms a layer for any KV dtype, half the bytes or not; 110M
+ * Q4_0 decode 1.17x faster with the pass, 1.26x with a bf16 cache).
  *
  * Scheduling: every thread walks the same list of units in order and takes a contiguous
  * run of equal cost (cost ~ keys seen x rows: late prefill tiles weigh more). When there
@@ -85,9 +85,9 @@ export function attention(tid: i32, nth: i32, scratch: usize, args: usize): void
   const gn = min(gGroup, rowsMax);
   const chunks = (gGroup + gn - 1) / gn;
   const tq = max(1, min(TQ_MAX, rowsMax / gn));
-  // a one-token tile (a decode) whose heads all fit one unit takes every KV head, key block
-  // by key block, and reads each block's rows whole first (touchRows)
-  const allHeads = chunks == 1 && kvHeads * gGroup <= rowsMax ? kvHeads : 1;
+  // KV heads a unit takes: a one-token tile (a decode) whose heads all fit one unit takes
+  // every one, key block by key block, and reads each block's rows whole first (touchRows)
+  const decodeKvh = chunks == 1 && kvHeads * gGroup <= rowsMax ? kvHeads : 1;
   // pass 1: how many units, and their total cost
   let units = 0;
   let total: f64 = 0;
@@ -95,7 +95,7 @@ export function attention(tid: i32, nth: i32, scratch: usize, args: usize): void
     const a = load<i32>(seqStarts + (<usize>s << 2)), b = load<i32>(seqStarts + (<usize>(s + 1) << 2));
     for (let t0 = a; t0 < b; t0 += tq) {
       const nTok = min(tq, b - t0);
-      units += (nTok == 1 ? kvHeads / allHeads : kvHeads) * chunks;
+      units += (kvHeads / (nTok == 1 ? decodeKvh : 1)) * chunks;
       total += <f64>(tileKeys(t0, nTok) + UNIT_OVERHEAD) * <f64>(gGroup * kvHeads);
     }
   }
@@ -110,7 +110,7 @@ export function attention(tid: i32, nth: i32, scratch: usize, args: usize): void
     for (let t0 = a; t0 < b; t0 += tq) {
       const nTok = min(tq, b - t0);
       const keys = tileKeys(t0, nTok);
-      const unitKvh = nTok == 1 ? allHeads : 1;
+      const unitKvh = nTok == 1 ? decodeKvh : 1;
       for (let kvh = 0; kvh < kvHeads; kvh += unitKvh) {
         for (let c = 0; c < chunks; c++) {
           const g0 = c * gn, gc = min(gn, gGroup - g0);
