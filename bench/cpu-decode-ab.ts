@@ -7,9 +7,11 @@
  *
  *   node --import tsx bench/cpu-decode-ab.ts --a DIR_OR_WASM --b DIR_OR_WASM [--dtype q4_0]
  *     [--kv-a f32] [--kv-b f32] [--prompt-tokens 512] [--gen-tokens 128] [--rounds 3] [--threads 1]
+ *     [--row-major-a]
  *
  * DIR: a folder holding kernels.relaxed.wasm (e.g. a copy of dist/src/backends/cpu/wasm made
- * before a change); the same folder twice with --kv-a / --kv-b compares KV dtypes. Prints each
+ * before a change); the same folder twice with --kv-a / --kv-b compares KV dtypes, and with
+ * --row-major-a A's matrices all row-major (no column blocks) against B's default layout. Prints each
  * round's decode tok/s and the median of the per-round speed ratios B / A.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -43,6 +45,8 @@ const { values: a } = parseArgs({
     "gen-tokens": { type: "string", default: "128" },
     rounds: { type: "string", default: "3" },
     threads: { type: "string", default: "1" },
+    // A with every matrix row-major (CpuBackendOptions.colBlocks false), to measure the column blocks
+    "row-major-a": { type: "boolean", default: false },
   },
 });
 if (!a.a || !a.b) throw new Error("cpu-decode-ab: --a and --b name the two kernel builds (a folder with kernels.relaxed.wasm, or a .wasm file)");
@@ -65,13 +69,13 @@ const limits = { maxSeqLen: P + G + 1, maxSeqs: 1, maxBatchTokens: Math.max(P, 1
 const engineDir = dense[a.dtype!] ? undefined : mkdtempSync(join(tmpdir(), "llmrt-decode-ab-"));
 if (engineDir) buildEngineDir(ckpt, engineDir, { target: "cpu", ...limits });
 
-function engine(where: string, kvDtype: KvDType): Engine {
-  const backend = new CpuBackend({ threads, kernels: kernels(where) });
+function engine(where: string, kvDtype: KvDType, colBlocks = true): Engine {
+  const backend = new CpuBackend({ threads, kernels: kernels(where), colBlocks });
   if (engineDir) return Engine.load(engineDir, { backend, blockSize: 16, kvDtype });
   return Engine.fromCheckpoint(ckpt, { backend, dtype: dense[a.dtype!], blockSize: 16, kvDtype, ...limits });
 }
 
-const engines = [engine(a.a, kvA), engine(a.b, kvB)];
+const engines = [engine(a.a, kvA, !a["row-major-a"]), engine(a.b, kvB)];
 const tokPerS: [number[], number[]] = [[], []];
 const ratios: number[] = [];
 console.log(`command: node --import tsx bench/cpu-decode-ab.ts ${process.argv.slice(2).join(" ")}`);

@@ -26,6 +26,9 @@ describe("cpu matmul", () => {
     [4, 100, 4095],
     [1, 768, 257],
     [9, 8, 130],
+    [2, 37, 9],
+    [3, 203, 17],
+    [11, 64, 5],
   ];
   for (const dtype of ["f32", "bf16", "f16"] as WeightDType[]) {
     for (const [T, K, N] of cases) {

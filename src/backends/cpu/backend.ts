@@ -45,6 +45,8 @@ export interface CpuBackendOptions {
   blasMatmul?: BlasMatmulOptions;
   /** Keep f32 matrices that only matmuls read outside the WebAssembly heap, for BLAS (default: only when the model would not fit its 4 GiB). */
   externalWeights?: boolean;
+  /** Store 16-bit matrices with rows over 4096 values in column blocks (layout.ts; default true; false: all row-major, for A / B benchmarks). */
+  colBlocks?: boolean;
 }
 
 let processThreads: number | undefined;
@@ -130,7 +132,7 @@ export class CpuBound implements BoundGraph {
     this.rt = new CpuRuntime({ threads, simd: opts.simd, spin: opts.spin, kernels: opts.kernels, scratchBytes, reserveBytes: weightBytes + this.kvBytes + (plan?.arenaBytes ?? 0) + (1 << 20) });
     closer.register(this, this.rt);
     try {
-      this.tensors = new TensorTable(this.rt.heap, graph, weights, plan, packed, external);
+      this.tensors = new TensorTable(this.rt.heap, graph, weights, plan, packed, external, opts.colBlocks ?? true);
       for (let l = 0; l < kv.numLayers; l++) {
         this.cache.push({ k: this.rt.heap.alloc(slots * this.kvRow, "KV cache"), v: this.rt.heap.alloc(slots * this.kvRow, "KV cache") });
       }
@@ -154,6 +156,11 @@ export class CpuBound implements BoundGraph {
   /** How a weight is stored (f32, bf16, f16, int8, int4). */
   packedDType(name: string): string | undefined {
     return this.tensors.weights.get(name)?.dtype;
+  }
+
+  /** Columns per block of a matrix stored in column blocks (layout.ts inColBlocks); undefined: row-major. */
+  colBlock(name: string): number | undefined {
+    return this.tensors.weights.get(name)?.colBlock;
   }
 
   /** Whether a weight lives outside the heap (read by BLAS only). */

@@ -87,7 +87,7 @@ export class BlasMatmul {
       const n1 = Math.min(N, n0 + rows);
       const q = w.packed;
       if (q) p.reset().emit(OP.DEQUANT_ROWS, this.block, w.ptr, q.scales, q.zeros, q.code, q.groupSize, K, n0, n1);
-      else p.reset().emit(OP.WIDEN_ROWS, this.block, w.ptr, DTYPE_CODE[w.dtype as "bf16" | "f16"], K, n0, n1);
+      else p.reset().emit(OP.WIDEN_ROWS, this.block, w.ptr, DTYPE_CODE[w.dtype as "bf16" | "f16"], K, n0, n1, N, w.colBlock ?? 0);
       this.rt.run(threads);
       this.blas.sgemm(M, n1 - n0, K, x, block, out.subarray(n0), N, beta, threads);
     }

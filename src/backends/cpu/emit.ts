@@ -63,7 +63,7 @@ export function emitOp(p: ProgramWriter, op: Op, c: EmitContext): void {
         p.emit(OP.MATMUL_Q, at(op.out), at(op.x), w.ptr, q.scales, q.zeros, q.code, q.groupSize, op.bias ? at(op.bias) : 0, rows(c, op.x), K, N);
         return;
       }
-      p.emit(OP.MATMUL, at(op.out), at(op.x), w.ptr, DTYPE_CODE[w.dtype as WeightDType], op.bias ? at(op.bias) : 0, rows(c, op.x), K, N);
+      p.emit(OP.MATMUL, at(op.out), at(op.x), w.ptr, DTYPE_CODE[w.dtype as WeightDType], op.bias ? at(op.bias) : 0, rows(c, op.x), K, N, w.colBlock ?? 0);
       return;
     }
     case "slice_cols":

@@ -41,7 +41,7 @@ export function matmul(rt: CpuRuntime, x: Float32Array, w: PackedWeight, bias: F
   const [N, K] = w.shape;
   return session(rt, (put, make) => {
     const out = make(T * N * 4);
-    runOne(rt, OP.MATMUL, out, put(x), put(w.bytes), DTYPE_CODE[w.dtype], bias ? put(bias) : 0, T, K, N);
+    runOne(rt, OP.MATMUL, out, put(x), put(w.bytes), DTYPE_CODE[w.dtype], bias ? put(bias) : 0, T, K, N, w.colBlock ?? 0);
     return rt.heap.f32(out, T * N).slice();
   });
 }

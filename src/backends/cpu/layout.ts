@@ -12,13 +12,42 @@ import { f16ToF32, f32ArrayToBf16, f32ArrayToF16, f32ToF16 } from "../../checkpo
 
 export type WeightDType = "f32" | "bf16" | "f16";
 
-export const CPU_LAYOUT = "row-major [out, in]; matrices f32, bf16 or fp16 as built, vectors f32; packed int8 / int4 stored as built (4-row interleaved at load), GGUF Q4_K / Q5_K / Q6_K kept as their blocks (scales decoded at load: packed.ts, kquant-layout.ts)";
+export const CPU_LAYOUT = "row-major [out, in]; matrices f32, bf16 or fp16 as built, vectors f32 (16-bit matrices with rows over 4096 values in column blocks of 2048 at load); packed int8 / int4 stored as built (4-row interleaved at load), GGUF Q4_K / Q5_K / Q6_K kept as their blocks (scales decoded at load: packed.ts, kquant-layout.ts)";
 
 export interface PackedWeight {
   dtype: WeightDType;
   shape: number[];
-  /** The stored bytes, row-major. */
+  /** The stored bytes: row-major, or in column blocks where colBlock is set. */
   bytes: Uint8Array;
+  /** Columns per block (inColBlocks); absent: row-major. */
+  colBlock?: number;
+}
+
+/** Columns of a column block: 8 KB of f32 activations, which stay in L1 beside the weight stream. */
+export const COL_BLOCK = 2048;
+
+/**
+ * Whether a matrix decodes faster in column blocks: 16-bit rows over 4096 values (their
+ * activation row, 4 bytes a value, no longer stays in L1 while the weights stream past;
+ * f32 matrices of that width go to BLAS, which reads them row-major).
+ */
+export const wantsColBlocks = (dt: WeightDType, shape: readonly number[]): boolean => dt !== "f32" && shape.length === 2 && shape[1] > 2 * COL_BLOCK;
+
+/**
+ * A row-major [N, K] matrix as ceil(K / kc) row-major matrices [N, kc] (the last [N, K mod kc]
+ * when kc does not divide K), one after another: assembly/matmul.ts reads it a block at a time.
+ */
+export function inColBlocks(p: PackedWeight, kc = COL_BLOCK): PackedWeight {
+  const [N, K] = p.shape;
+  if (p.colBlock !== undefined || p.shape.length !== 2 || kc % 32 !== 0 || kc >= K) throw new RangeError(`inColBlocks: [${p.shape.join(", ")}] in blocks of ${kc} columns`);
+  const eb = bytesPer(p.dtype);
+  const out = new Uint8Array(p.bytes.byteLength);
+  let at = 0;
+  for (let k0 = 0; k0 < K; k0 += kc) {
+    const span = Math.min(kc, K - k0) * eb;
+    for (let n = 0; n < N; n++, at += span) out.set(p.bytes.subarray((n * K + k0) * eb, (n * K + k0) * eb + span), at);
+  }
+  return { ...p, bytes: out, colBlock: kc };
 }
 
 export function bytesPer(dt: WeightDType): number {

@@ -62,13 +62,14 @@ export class ProgramWriter {
     return this;
   }
 
-  /** One call: opcode (| F_NOBAR) and up to 31 argument words. */
+  /** One call: opcode (| F_NOBAR) and up to 31 argument words (the rest 0). */
   emit(op: number, ...args: number[]): this {
     const at = this.n * INSTR_WORDS;
     if (at + INSTR_WORDS > this.words.length) throw new RangeError(`cpu program: more than ${this.words.length / INSTR_WORDS} calls`);
     if (args.length >= INSTR_WORDS) throw new RangeError(`cpu program: ${args.length} arguments for op ${op}`);
     this.words[at] = op;
     for (let i = 0; i < args.length; i++) this.words[at + 1 + i] = args[i];
+    this.words.fill(0, at + 1 + args.length, at + INSTR_WORDS); // arguments not given read as 0
     this.n++;
     return this;
   }

@@ -9,7 +9,8 @@ import { colsOf, type Graph } from "../../graph/ir.js";
 import { planMemory, rowsFor, type MemoryPlan, type PlanCapacity } from "../../graph/passes/plan-memory.js";
 import type { WasmHeap } from "./heap.js";
 import type { PackedDType } from "../../quant/packed.js";
-import { packWeight, type WeightDType } from "./layout.js";
+import { inColBlocks, packWeight, wantsColBlocks, type WeightDType } from "./layout.js";
+import { matmulOnlyWeights } from "../../engine/packed-weights.js";
 import { placePacked, type PackedSlot } from "./packed.js";
 
 export interface WeightSlot {
@@ -21,6 +22,8 @@ export interface WeightSlot {
   packed?: PackedSlot;
   /** An f32 matrix kept outside the heap (ptr 0): only the system BLAS reads it (blas-matmul.ts). */
   external?: Float32Array;
+  /** Columns per block of a matrix stored in column blocks (layout.ts inColBlocks); absent: row-major. */
+  colBlock?: number;
 }
 
 export class TensorTable {
@@ -38,9 +41,12 @@ export class TensorTable {
     packed: PackedWeightMap = new Map(),
     /** Weights that stay outside the heap where they are f32 (matmul-only weights of a model too big for it). */
     external: ReadonlySet<string> = new Set(),
+    /** Whether wide 16-bit matrices only matmuls read go into column blocks (layout.ts wantsColBlocks). */
+    colBlocks = true,
     /** Whether the plan came from the engine (fixed) or is ours (grows with the step). */
     readonly fixedPlan = plan !== undefined,
   ) {
+    const matmulOnly = matmulOnlyWeights(graph); // the others (embedding tables) are read by row
     for (const [name, d] of graph.tensors) {
       if (d.kind !== "weight") continue;
       const pm = packed.get(name);
@@ -53,14 +59,15 @@ export class TensorTable {
       const values = weights.get(name);
       const want = d.shape.reduce((a, b) => a * b, 1);
       if (!values || values.length !== want) throw new Error(`cpu backend: weight "${name}" has ${values?.length ?? "no"} values, want ${want}`);
-      const p = packWeight(values, d.shape);
+      let p = packWeight(values, d.shape);
       if (external.has(name) && p.dtype === "f32") {
         this.weights.set(name, { ptr: 0, dtype: "f32", shape: d.shape, bytes: values.byteLength, external: values });
         continue;
       }
+      if (colBlocks && matmulOnly.has(name) && wantsColBlocks(p.dtype, p.shape)) p = inColBlocks(p);
       const ptr = heap.alloc(p.bytes.byteLength, `weight ${name}`);
       heap.u8(ptr, p.bytes.byteLength).set(p.bytes);
-      this.weights.set(name, { ptr, dtype: p.dtype, shape: d.shape, bytes: p.bytes.byteLength });
+      this.weights.set(name, { ptr, dtype: p.dtype, shape: d.shape, bytes: p.bytes.byteLength, ...(p.colBlock ? { colBlock: p.colBlock } : {}) });
     }
     for (const op of graph.ops) {
       if (op.op !== "rope_inv_freq") continue;

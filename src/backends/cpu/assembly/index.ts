@@ -71,7 +71,7 @@ export function runProgram(ctrl: usize, prog: usize, tid: i32, nth: i32): bool {
     const op = word & 0xff;
     const a = p + 4;
     if (op == OP_END) return true;
-    else if (op == OP_MATMUL) matmul(tid, nth, scratch, scratchBytes, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7));
+    else if (op == OP_MATMUL) matmul(tid, nth, scratch, scratchBytes, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7), arg(a, 8));
     else if (op == OP_MATMUL_Q && arg(a, 5) >= DT_Q4K) matmulK(tid, nth, scratch, scratchBytes, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 5), arg(a, 7), arg(a, 8), arg(a, 9), arg(a, 10)); // K-quants: no scales / zeros / group words
     else if (op == OP_MATMUL_Q) matmulQ(tid, nth, scratch, scratchBytes, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7), arg(a, 8), arg(a, 9), arg(a, 10));
     else if (op == OP_RMSNORM) rmsnorm(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), reinterpret<f32>(arg(a, 5)));
@@ -87,7 +87,7 @@ export function runProgram(ctrl: usize, prog: usize, tid: i32, nth: i32): bool {
     else if (op == OP_ATTENTION) attention(tid, nth, scratch, a);
     else if (op == OP_ARGMAX) argmax(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3));
     else if (op == OP_READ_SUM) readSum(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2));
-    else if (op == OP_WIDEN_ROWS) widenRowsShare(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5));
+    else if (op == OP_WIDEN_ROWS) widenRowsShare(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7));
     else if (op == OP_DEQUANT_ROWS && arg(a, 4) >= DT_Q4K) dequantRowsKShare(tid, nth, arg(a, 0), arg(a, 1), arg(a, 4), arg(a, 6), arg(a, 7), arg(a, 8));
     else if (op == OP_DEQUANT_ROWS) dequantRowsShare(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7), arg(a, 8));
     else if (op == OP_TOPK) topk(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4));

@@ -11,11 +11,20 @@
  * fp16 weights under 8 tokens run as DT_F16S: the activations are scaled by a power of two
  * into scratch once per call, so 4 weights decode with two integer ops and no multiply
  * (SIMD128 has no fp16 conversion; the generic decode, simd.ts f16LanesToF32, takes 4).
+ *
+ * Column blocks (`kc` > 0, layout.ts inColBlocks): a long-row 16-bit matrix is stored as
+ * ceil(K / kc) row-major matrices [N, kc] (the last one narrower), block after block. One
+ * token then reads x a block (8 KB) at a time while the weights stay one sequential
+ * stream; over whole rows, x (K * 4 bytes, 22 KB at K = 5632) and the streaming weights
+ * overflow L1 and x is fetched again every row (DRAM-cold decode 1.4x slower at K = 5632).
+ * More tokens widen row blocks to f32 (widenRows gathers the pieces) and run as row-major.
  */
 import { dtBytes, fma, hmax, hsum, shareStart, activeThreads, rawHi, rawLo, wAt, wHi, wLo, DT_BF16, DT_F16, DT_F16S, DT_F32 } from "./simd";
 
 /** Bytes of weight rows per block: the block stays in L2 while every group of 4 tokens passes over it. */
 const BLOCK_BYTES: i32 = 256 << 10;
+/** Under this many tokens, rowsSeqFew (groups of 2 and 3 over one weight stream); from it, 4-token tiles (fp16 from 8: widened row blocks). */
+const FEW_MAX: i32 = 12;
 
 /**
  * DT_F16S weights decode as value * 2^-112, so their activations are scaled by 2^s (max|x|
@@ -44,8 +53,13 @@ const X_LIMIT: f32 = 1.152921504606847e18; // 2^60
   return s;
 }
 
+/** Stores v at o, or adds it to what is there (acc: a column block after the first). */
+@inline function put(o: usize, v: f32, acc: bool): void {
+  store<f32>(o, acc ? load<f32>(o) + v : v);
+}
+
 /** out[n..n+4) for one token: 4 weight rows against x. */
-@inline function rows4(dt: i32, x: usize, w: usize, out: usize, bias: usize, K: i32, n: i32): void {
+@inline function rows4(dt: i32, x: usize, w: usize, out: usize, bias: usize, K: i32, n: i32, acc: bool): void {
   const rb = <usize>K * dtBytes(dt);
   const w0 = w + <usize>n * rb;
   const w1 = w0 + rb;
@@ -72,14 +86,14 @@ const X_LIMIT: f32 = 1.152921504606847e18; // 2^60
   }
   const o = out + (<usize>n << 2);
   const bb = bias + (<usize>n << 2);
-  store<f32>(o, unscale(dt, hsum(f32x4.add(a0, b0)) + tail(dt, x, w0, K8, K)) + (bias ? load<f32>(bb) : 0));
-  store<f32>(o, unscale(dt, hsum(f32x4.add(a1, b1)) + tail(dt, x, w1, K8, K)) + (bias ? load<f32>(bb, 4) : 0), 4);
-  store<f32>(o, unscale(dt, hsum(f32x4.add(a2, b2)) + tail(dt, x, w2, K8, K)) + (bias ? load<f32>(bb, 8) : 0), 8);
-  store<f32>(o, unscale(dt, hsum(f32x4.add(a3, b3)) + tail(dt, x, w3, K8, K)) + (bias ? load<f32>(bb, 12) : 0), 12);
+  put(o, unscale(dt, hsum(f32x4.add(a0, b0)) + tail(dt, x, w0, K8, K)) + (bias ? load<f32>(bb) : 0), acc);
+  put(o + 4, unscale(dt, hsum(f32x4.add(a1, b1)) + tail(dt, x, w1, K8, K)) + (bias ? load<f32>(bb, 4) : 0), acc);
+  put(o + 8, unscale(dt, hsum(f32x4.add(a2, b2)) + tail(dt, x, w2, K8, K)) + (bias ? load<f32>(bb, 8) : 0), acc);
+  put(o + 12, unscale(dt, hsum(f32x4.add(a3, b3)) + tail(dt, x, w3, K8, K)) + (bias ? load<f32>(bb, 12) : 0), acc);
 }
 
 /** out[n] for one token: one weight row against x. */
-@inline function rows1(dt: i32, x: usize, w: usize, out: usize, bias: usize, K: i32, n: i32): void {
+@inline function rows1(dt: i32, x: usize, w: usize, out: usize, bias: usize, K: i32, n: i32, acc: bool): void {
   const w0 = w + <usize>n * <usize>K * dtBytes(dt);
   let a0 = f32x4.splat(0), b0 = f32x4.splat(0);
   const K8 = K & ~7;
@@ -89,7 +103,7 @@ const X_LIMIT: f32 = 1.152921504606847e18; // 2^60
     a0 = fma(v128.load(xo), wLo(dt, wo), a0);
     b0 = fma(v128.load(xo, 16), wHi(dt, wo), b0);
   }
-  store<f32>(out + (<usize>n << 2), unscale(dt, hsum(f32x4.add(a0, b0)) + tail(dt, x, w0, K8, K)) + (bias ? load<f32>(bias + (<usize>n << 2)) : 0));
+  put(out + (<usize>n << 2), unscale(dt, hsum(f32x4.add(a0, b0)) + tail(dt, x, w0, K8, K)) + (bias ? load<f32>(bias + (<usize>n << 2)) : 0), acc);
 }
 
 /**
@@ -142,18 +156,149 @@ const X_LIMIT: f32 = 1.152921504606847e18; // 2^60
  * out[n0..n1) for one token, one row at a time: the weights are read as one sequential
  * stream (4 rows side by side are 4 short streams, which DRAM prefetchers follow worse).
  */
-@inline function rowsSeq(dt: i32, x: usize, w: usize, out: usize, bias: usize, K: i32, n0: i32, n1: i32): void {
+@inline function rowsSeq(dt: i32, x: usize, w: usize, out: usize, bias: usize, K: i32, n0: i32, n1: i32, acc: bool = false): void {
   const rb = <usize>K * dtBytes(dt);
   for (let n = n0; n < n1; n++) {
     const s = unscale(dt, dotRow(dt, x, w + <usize>n * rb, K));
-    store<f32>(out + (<usize>n << 2), s + (bias ? load<f32>(bias + (<usize>n << 2)) : 0));
+    put(out + (<usize>n << 2), s + (bias ? load<f32>(bias + (<usize>n << 2)) : 0), acc);
   }
 }
 
-/** out[t..t+4, n..n+2): 4 tokens x 2 weight rows; xs = K * 4 bytes between token rows, os = N * 4 between output rows. */
-@inline function tile4x2(dt: i32, x: usize, w: usize, out: usize, bias: usize, K: i32, N: i32, n: i32): void {
+/** The 8 weights at p as f32: lo (0..3) and hi (4..7); one load serves both for 16-bit rows. */
+@inline function w8lo(dt: i32, p: usize, raw: v128): v128 {
+  return dt == DT_BF16 ? rawLo(dt, raw) : wLo(dt, p);
+}
+@inline function w8hi(dt: i32, p: usize, raw: v128): v128 {
+  return dt == DT_BF16 ? rawHi(dt, raw) : wHi(dt, p);
+}
+
+/**
+ * out[t, n0..n1) for 2 tokens (rowsSeq3: 3; x rows xs bytes apart, out rows os), one weight row
+ * at a time: each row is read once, as one sequential stream (rowsSeq), and decoded once for
+ * both tokens, 8 columns a pass. Over 4 rows side by side (rows4) each token took a pass
+ * over the weights at half rowsSeq's speed: 2 tokens cost 4x one token. (16 columns a pass
+ * for 2 tokens, or 4 tokens a pass, spilled the accumulators in V8 and ran slower.)
+ */
+@inline function rowsSeq2(dt: i32, x: usize, xs: usize, w: usize, out: usize, os: usize, bias: usize, K: i32, n0: i32, n1: i32, acc: bool): void {
   const rb = <usize>K * dtBytes(dt);
-  const xs = <usize>K << 2;
+  const K8 = K & ~7;
+  for (let n = n0; n < n1; n++) {
+    const wr = w + <usize>n * rb;
+    let a0 = f32x4.splat(0), b0 = f32x4.splat(0);
+    let a1 = f32x4.splat(0), b1 = f32x4.splat(0);
+    for (let k = 0; k < K8; k += 8) {
+      const wo = wr + <usize>k * dtBytes(dt);
+      const r = dt == DT_BF16 ? v128.load(wo) : f32x4.splat(0);
+      const wl = w8lo(dt, wo, r), wh = w8hi(dt, wo, r);
+      const x0 = x + (<usize>k << 2);
+      a0 = fma(v128.load(x0), wl, a0);
+      b0 = fma(v128.load(x0, 16), wh, b0);
+      a1 = fma(v128.load(x0 + xs), wl, a1);
+      b1 = fma(v128.load(x0 + xs, 16), wh, b1);
+    }
+    const bn: f32 = bias ? load<f32>(bias + (<usize>n << 2)) : 0;
+    const o = out + (<usize>n << 2);
+    put(o, unscale(dt, hsum(f32x4.add(a0, b0)) + tail(dt, x, wr, K8, K)) + bn, acc);
+    put(o + os, unscale(dt, hsum(f32x4.add(a1, b1)) + tail(dt, x + xs, wr, K8, K)) + bn, acc);
+  }
+}
+
+/** rowsSeq2 for 3 tokens (its own body: binaryen merged one body with G a constant back into a loop test). */
+@inline function rowsSeq3(dt: i32, x: usize, xs: usize, w: usize, out: usize, os: usize, bias: usize, K: i32, n0: i32, n1: i32, acc: bool): void {
+  const rb = <usize>K * dtBytes(dt);
+  const K8 = K & ~7;
+  const x2s = xs << 1;
+  for (let n = n0; n < n1; n++) {
+    const wr = w + <usize>n * rb;
+    let a0 = f32x4.splat(0), b0 = f32x4.splat(0);
+    let a1 = f32x4.splat(0), b1 = f32x4.splat(0);
+    let a2 = f32x4.splat(0), b2 = f32x4.splat(0);
+    for (let k = 0; k < K8; k += 8) {
+      const wo = wr + <usize>k * dtBytes(dt);
+      const r = dt == DT_BF16 ? v128.load(wo) : f32x4.splat(0);
+      const wl = w8lo(dt, wo, r), wh = w8hi(dt, wo, r);
+      const x0 = x + (<usize>k << 2);
+      a0 = fma(v128.load(x0), wl, a0);
+      b0 = fma(v128.load(x0, 16), wh, b0);
+      a1 = fma(v128.load(x0 + xs), wl, a1);
+      b1 = fma(v128.load(x0 + xs, 16), wh, b1);
+      a2 = fma(v128.load(x0 + x2s), wl, a2);
+      b2 = fma(v128.load(x0 + x2s, 16), wh, b2);
+    }
+    const bn: f32 = bias ? load<f32>(bias + (<usize>n << 2)) : 0;
+    const o = out + (<usize>n << 2);
+    put(o, unscale(dt, hsum(f32x4.add(a0, b0)) + tail(dt, x, wr, K8, K)) + bn, acc);
+    put(o + os, unscale(dt, hsum(f32x4.add(a1, b1)) + tail(dt, x + xs, wr, K8, K)) + bn, acc);
+    put(o + (os << 1), unscale(dt, hsum(f32x4.add(a2, b2)) + tail(dt, x + x2s, wr, K8, K)) + bn, acc);
+  }
+}
+
+/** 2 .. 7 tokens as groups of 3 and 2 (7: 3 + 2 + 2), each group one pass over the rows. */
+@inline function rowsSeqFew(dt: i32, x: usize, xs: usize, w: usize, out: usize, os: usize, bias: usize, T: i32, K: i32, n0: i32, n1: i32, acc: bool): void {
+  let t = 0;
+  while (t < T) {
+    const g = T - t == 4 || T - t == 2 ? 2 : 3;
+    if (g == 3) rowsSeq3(dt, x + <usize>t * xs, xs, w, out + <usize>t * os, os, bias, K, n0, n1, acc);
+    else rowsSeq2(dt, x + <usize>t * xs, xs, w, out + <usize>t * os, os, bias, K, n0, n1, acc);
+    t += g;
+  }
+}
+// one function a dtype, out of matmulRange: inlined there, V8 spilled their accumulators
+function fewF32(x: usize, xs: usize, w: usize, out: usize, os: usize, bias: usize, T: i32, K: i32, n0: i32, n1: i32, acc: bool): void {
+  rowsSeqFew(DT_F32, x, xs, w, out, os, bias, T, K, n0, n1, acc);
+}
+function fewBf16(x: usize, xs: usize, w: usize, out: usize, os: usize, bias: usize, T: i32, K: i32, n0: i32, n1: i32, acc: bool): void {
+  rowsSeqFew(DT_BF16, x, xs, w, out, os, bias, T, K, n0, n1, acc);
+}
+function fewF16(x: usize, xs: usize, w: usize, out: usize, os: usize, bias: usize, T: i32, K: i32, n0: i32, n1: i32, acc: bool): void {
+  rowsSeqFew(DT_F16, x, xs, w, out, os, bias, T, K, n0, n1, acc);
+}
+function fewF16S(x: usize, xs: usize, w: usize, out: usize, os: usize, bias: usize, T: i32, K: i32, n0: i32, n1: i32, acc: bool): void {
+  rowsSeqFew(DT_F16S, x, xs, w, out, os, bias, T, K, n0, n1, acc);
+}
+
+/**
+ * out[n0..n1) for one token over a column-blocked w (see the header): each block's rows
+ * are one sequential stream against its 8 KB of x; partial sums wait in out.
+ */
+@inline function rowsSeqBlocks(dt: i32, x: usize, w: usize, out: usize, bias: usize, K: i32, N: i32, kc: i32, n0: i32, n1: i32): void {
+  let block = w; // block c: [N, kl] at w + c * kc * N elements
+  for (let k0 = 0; k0 < K; k0 += kc) {
+    const kl = min(kc, K - k0);
+    if (dt == DT_BF16) blockRowsBf16(x + (<usize>k0 << 2), block, out, kl, n0, n1, k0 == 0);
+    else if (dt == DT_F16) blockRowsF16(x + (<usize>k0 << 2), block, out, kl, n0, n1, k0 == 0);
+    else blockRowsF16S(x + (<usize>k0 << 2), block, out, kl, n0, n1, k0 == 0);
+    block += <usize>N * <usize>kl * dtBytes(dt);
+  }
+  for (let n = n0; n < n1; n++) {
+    const o = out + (<usize>n << 2);
+    store<f32>(o, unscale(dt, load<f32>(o)) + (bias ? load<f32>(bias + (<usize>n << 2)) : 0));
+  }
+}
+
+/** out[n] (=, or += after the first block) dot(x, row n of one block [N, kl]) for n in [n0, n1). */
+@inline function blockRows(dt: i32, x: usize, block: usize, out: usize, kl: i32, n0: i32, n1: i32, first: bool): void {
+  const rb = <usize>kl * dtBytes(dt);
+  for (let n = n0; n < n1; n++) {
+    const s = dotRow(dt, x, block + <usize>n * rb, kl);
+    const o = out + (<usize>n << 2);
+    store<f32>(o, first ? s : load<f32>(o) + s);
+  }
+}
+// not inlined: a row loop nested in the block loop ran 1.4x slower in V8 than the same loop alone
+function blockRowsBf16(x: usize, block: usize, out: usize, kl: i32, n0: i32, n1: i32, first: bool): void {
+  blockRows(DT_BF16, x, block, out, kl, n0, n1, first);
+}
+function blockRowsF16(x: usize, block: usize, out: usize, kl: i32, n0: i32, n1: i32, first: bool): void {
+  blockRows(DT_F16, x, block, out, kl, n0, n1, first);
+}
+function blockRowsF16S(x: usize, block: usize, out: usize, kl: i32, n0: i32, n1: i32, first: bool): void {
+  blockRows(DT_F16S, x, block, out, kl, n0, n1, first);
+}
+
+/** out[t..t+4, n..n+2) (= or +=): 4 tokens x 2 weight rows; xs bytes between token rows, os = N * 4 between output rows. */
+@inline function tile4x2(dt: i32, x: usize, w: usize, out: usize, bias: usize, K: i32, N: i32, n: i32, xs: usize, acc: bool): void {
+  const rb = <usize>K * dtBytes(dt);
   const w0 = w + <usize>n * rb;
   const w1 = w0 + rb;
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
@@ -187,26 +332,36 @@ const X_LIMIT: f32 = 1.152921504606847e18; // 2^60
   const os = <usize>N << 2;
   let o = out + (<usize>n << 2);
   let xr = x;
-  store<f32>(o, unscale(dt, hsum(c00) + tail(dt, xr, w0, K8, K)) + bn0);
-  store<f32>(o, unscale(dt, hsum(c01) + tail(dt, xr, w1, K8, K)) + bn1, 4);
+  put(o, unscale(dt, hsum(c00) + tail(dt, xr, w0, K8, K)) + bn0, acc);
+  put(o + 4, unscale(dt, hsum(c01) + tail(dt, xr, w1, K8, K)) + bn1, acc);
   o += os; xr += xs;
-  store<f32>(o, unscale(dt, hsum(c10) + tail(dt, xr, w0, K8, K)) + bn0);
-  store<f32>(o, unscale(dt, hsum(c11) + tail(dt, xr, w1, K8, K)) + bn1, 4);
+  put(o, unscale(dt, hsum(c10) + tail(dt, xr, w0, K8, K)) + bn0, acc);
+  put(o + 4, unscale(dt, hsum(c11) + tail(dt, xr, w1, K8, K)) + bn1, acc);
   o += os; xr += xs;
-  store<f32>(o, unscale(dt, hsum(c20) + tail(dt, xr, w0, K8, K)) + bn0);
-  store<f32>(o, unscale(dt, hsum(c21) + tail(dt, xr, w1, K8, K)) + bn1, 4);
+  put(o, unscale(dt, hsum(c20) + tail(dt, xr, w0, K8, K)) + bn0, acc);
+  put(o + 4, unscale(dt, hsum(c21) + tail(dt, xr, w1, K8, K)) + bn1, acc);
   o += os; xr += xs;
-  store<f32>(o, unscale(dt, hsum(c30) + tail(dt, xr, w0, K8, K)) + bn0);
-  store<f32>(o, unscale(dt, hsum(c31) + tail(dt, xr, w1, K8, K)) + bn1, 4);
+  put(o, unscale(dt, hsum(c30) + tail(dt, xr, w0, K8, K)) + bn0, acc);
+  put(o + 4, unscale(dt, hsum(c31) + tail(dt, xr, w1, K8, K)) + bn1, acc);
 }
 
-/** Rows [n0, n1) of out for every token, weights of one dtype (inlined per dtype). */
-@inline export function matmulRange(dt: i32, out: usize, x: usize, w: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
-  const xs = <usize>K << 2;
+/**
+ * Rows [n0, n1) of out for every token, weights of one dtype (inlined per dtype); x's token
+ * rows xs bytes apart (0: K * 4), out stored or (acc) added to.
+ */
+@inline export function matmulRange(dt: i32, out: usize, x: usize, w: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32, xs0: usize = 0, acc: bool = false): void {
+  const xs = xs0 ? xs0 : <usize>K << 2;
   const os = <usize>N << 2;
   const T4 = T & ~3;
   if (T == 1 && (SEQ_T1 || dt == DT_F16S)) {
-    rowsSeq(dt, x, w, out, bias, K, n0, n1);
+    rowsSeq(dt, x, w, out, bias, K, n0, n1, acc);
+    return;
+  }
+  if (T < FEW_MAX && (SEQ_T1 || dt == DT_F16S)) {
+    if (dt == DT_F32) fewF32(x, xs, w, out, os, bias, T, K, n0, n1, acc);
+    else if (dt == DT_BF16) fewBf16(x, xs, w, out, os, bias, T, K, n0, n1, acc);
+    else if (dt == DT_F16) fewF16(x, xs, w, out, os, bias, T, K, n0, n1, acc);
+    else fewF16S(x, xs, w, out, os, bias, T, K, n0, n1, acc);
     return;
   }
   // bigger blocks mean fewer passes over x (each block re-reads all of it)
@@ -218,24 +373,40 @@ const X_LIMIT: f32 = 1.152921504606847e18; // 2^60
       const xt = x + <usize>t * xs;
       const ot = out + <usize>t * os;
       let n = nb;
-      for (; n + 2 <= ne; n += 2) tile4x2(dt, xt, w, ot, bias, K, N, n);
-      for (; n < ne; n++) for (let u = 0; u < 4; u++) rows1(dt, xt + <usize>u * xs, w, ot + <usize>u * os, bias, K, n);
+      for (; n + 2 <= ne; n += 2) tile4x2(dt, xt, w, ot, bias, K, N, n, xs, acc);
+      for (; n < ne; n++) for (let u = 0; u < 4; u++) rows1(dt, xt + <usize>u * xs, w, ot + <usize>u * os, bias, K, n, acc);
     }
     // leftover tokens (all of them when T < 4) one at a time, 4 rows per pass
     for (let t = T4; t < T; t++) {
       const xt = x + <usize>t * xs;
       const ot = out + <usize>t * os;
       let n = nb;
-      for (; n + 4 <= ne; n += 4) rows4(dt, xt, w, ot, bias, K, n);
-      for (; n < ne; n++) rows1(dt, xt, w, ot, bias, K, n);
+      for (; n + 4 <= ne; n += 4) rows4(dt, xt, w, ot, bias, K, n, acc);
+      for (; n < ne; n++) rows1(dt, xt, w, ot, bias, K, n, acc);
     }
   }
 }
 
-/** Widens rows [n0, n1) of w (stored in dt) into f32 at dst: [n1 - n0, K], reading w as one stream. */
-@inline export function widenRows(dt: i32, dst: usize, w: usize, K: i32, n0: i32, n1: i32): void {
-  const src = w + <usize>n0 * <usize>K * dtBytes(dt);
-  const n = (n1 - n0) * K;
+/**
+ * Widens rows [n0, n1) of w [N, K] (stored in dt; in column blocks of kc when 0 < kc < K)
+ * into f32 at dst: [n1 - n0, K] row-major, reading w as one stream (one per block).
+ */
+@inline export function widenRows(dt: i32, dst: usize, w: usize, K: i32, N: i32, kc: i32, n0: i32, n1: i32): void {
+  if (kc <= 0 || kc >= K) {
+    widenSpan(dt, dst, w + <usize>n0 * <usize>K * dtBytes(dt), (n1 - n0) * K);
+    return;
+  }
+  let block = w;
+  for (let k0 = 0; k0 < K; k0 += kc) {
+    const kl = min(kc, K - k0);
+    const rb = <usize>kl * dtBytes(dt);
+    for (let n = n0; n < n1; n++) widenSpan(dt, dst + ((<usize>(n - n0) * <usize>K + <usize>k0) << 2), block + <usize>n * rb, kl);
+    block += <usize>N * rb;
+  }
+}
+
+/** n consecutive values at src (stored in dt) -> f32 at dst. */
+@inline function widenSpan(dt: i32, dst: usize, src: usize, n: i32): void {
   if (dt == DT_F32) {
     memory.copy(dst, src, <usize>n << 2);
     return;
@@ -254,16 +425,71 @@ const X_LIMIT: f32 = 1.152921504606847e18; // 2^60
  * is widened once, not once per tile, and its subnormals stay out of the float multiply),
  * then the f32 tiles run over it from L2.
  */
-function matmulBlocked(dt: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, w: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+function matmulBlocked(dt: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, w: usize, bias: usize, T: i32, K: i32, N: i32, kc: i32, n0: i32, n1: i32): void {
   const rows = max(1, min(256, scratchBytes / (K * 4)));
   for (let nb = n0; nb < n1; nb += rows) {
     const ne = min(nb + rows, n1);
-    if (dt == DT_F32) widenRows(DT_F32, scratch, w, K, nb, ne);
-    else if (dt == DT_BF16) widenRows(DT_BF16, scratch, w, K, nb, ne);
-    else widenRows(DT_F16, scratch, w, K, nb, ne);
+    if (dt == DT_F32) widenRows(DT_F32, scratch, w, K, N, kc, nb, ne);
+    else if (dt == DT_BF16) widenRows(DT_BF16, scratch, w, K, N, kc, nb, ne);
+    else widenRows(DT_F16, scratch, w, K, N, kc, nb, ne);
     // row n of the f32 view lives at scratch + (n - nb) * K * 4
-    matmulRange(DT_F32, out, x, scratch - <usize>nb * <usize>K * 4, bias, T, K, N, nb, ne);
+    tilesF32(out, x, <usize>K << 2, scratch - <usize>nb * <usize>K * 4, bias, T, K, N, nb, ne, false);
   }
+}
+
+/**
+ * Tokens over a column-blocked w (see the header), block by block: each block's rows are
+ * widened to f32 in scratch a row block at a time (one sequential stream), then the f32
+ * tiles add the block's columns into out (the first block stores, with the bias).
+ */
+function matmulBlockedCols(dt: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, w: usize, bias: usize, T: i32, K: i32, N: i32, kc: i32, n0: i32, n1: i32): void {
+  let block = w;
+  for (let k0 = 0; k0 < K; k0 += kc) {
+    const kl = min(kc, K - k0);
+    const rb = <usize>kl * dtBytes(dt);
+    const rows = max(1, min(256, scratchBytes / (kl * 4)));
+    for (let nb = n0; nb < n1; nb += rows) {
+      const ne = min(nb + rows, n1);
+      if (dt == DT_BF16) widenSpan(DT_BF16, scratch, block + <usize>nb * rb, (ne - nb) * kl);
+      else widenSpan(DT_F16, scratch, block + <usize>nb * rb, (ne - nb) * kl);
+      // row n of the f32 view lives at scratch + (n - nb) * kl * 4
+      tilesF32(out, x + (<usize>k0 << 2), <usize>K << 2, scratch - <usize>nb * <usize>kl * 4, k0 == 0 ? bias : 0, T, kl, N, nb, ne, k0 > 0);
+    }
+    block += <usize>N * rb;
+  }
+}
+
+/**
+ * 2 .. 7 tokens over a column-blocked w: each block's rows read in place (as matmulRange
+ * reads row-major ones), its columns added into out (fp16: against the scaled activations).
+ */
+function matmulFewCols(dt: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, w: usize, bias: usize, T: i32, K: i32, N: i32, kc: i32, n0: i32, n1: i32): void {
+  const scaled = dt == DT_F16 && <usize>T * <usize>K * 4 <= <usize>scratchBytes && scaleActivations(scratch, x, T, K);
+  const xx = scaled ? scratch : x;
+  let block = w;
+  for (let k0 = 0; k0 < K; k0 += kc) {
+    const kl = min(kc, K - k0);
+    const xk = xx + (<usize>k0 << 2);
+    const b = k0 == 0 ? bias : 0;
+    if (dt == DT_BF16) tilesBf16(out, xk, <usize>K << 2, block, b, T, kl, N, n0, n1, k0 > 0);
+    else if (scaled) tilesF16S(out, xk, <usize>K << 2, block, b, T, kl, N, n0, n1, k0 > 0);
+    else tilesF16(out, xk, <usize>K << 2, block, b, T, kl, N, n0, n1, k0 > 0);
+    block += <usize>N * <usize>kl * dtBytes(dt);
+  }
+}
+
+// matmulRange, one function a dtype: inlined into one big matmul, V8 compiled every path slower (up to 2x)
+function tilesF32(out: usize, x: usize, xs: usize, w: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32, acc: bool): void {
+  matmulRange(DT_F32, out, x, w, bias, T, K, N, n0, n1, xs, acc);
+}
+function tilesBf16(out: usize, x: usize, xs: usize, w: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32, acc: bool): void {
+  matmulRange(DT_BF16, out, x, w, bias, T, K, N, n0, n1, xs, acc);
+}
+function tilesF16(out: usize, x: usize, xs: usize, w: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32, acc: bool): void {
+  matmulRange(DT_F16, out, x, w, bias, T, K, N, n0, n1, xs, acc);
+}
+function tilesF16S(out: usize, x: usize, xs: usize, w: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32, acc: bool): void {
+  matmulRange(DT_F16S, out, x, w, bias, T, K, N, n0, n1, xs, acc);
 }
 
 /** max |x[i]| over n values; NaN when any is NaN. */
@@ -316,22 +542,33 @@ export function matvecSequential(on: i32): void {
   SEQ_T1 = on != 0;
 }
 
-/** This thread's share of out [T, N] = x [T, K] @ w [N, K]^T (+ bias; 0 = none). */
-export function matmul(tid: i32, nth: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, w: usize, dt: i32, bias: usize, T: i32, K: i32, N: i32): void {
+/**
+ * This thread's share of out [T, N] = x [T, K] @ w [N, K]^T (+ bias; 0 = none); kc > 0:
+ * w in column blocks of kc (see the header; the caller's scratch holds 4 rows of K).
+ */
+export function matmul(tid: i32, nth: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, w: usize, dt: i32, bias: usize, T: i32, K: i32, N: i32, kc: i32): void {
   // enough rows per thread that waking it pays: about 64K multiply-adds
   const act = activeThreads(N, nth, max(4, (1 << 16) / max(1, T * K)));
   const n0 = shareStart(N, tid, act, 4);
   const n1 = shareStart(N, tid + 1, act, 4);
   if (n0 >= n1) return;
+  if (kc > 0 && kc < K) {
+    if (T >= 8) matmulBlockedCols(dt, scratch, scratchBytes, out, x, w, bias, T, K, N, kc, n0, n1);
+    else if (T > 1) matmulFewCols(dt, scratch, scratchBytes, out, x, w, bias, T, K, N, kc, n0, n1);
+    else if (dt == DT_F16 && <usize>K * 4 <= <usize>scratchBytes && scaleActivations(scratch, x, 1, K)) rowsSeqBlocks(DT_F16S, scratch, w, out, bias, K, N, kc, n0, n1);
+    else if (dt == DT_F16) rowsSeqBlocks(DT_F16, x, w, out, bias, K, N, kc, n0, n1);
+    else rowsSeqBlocks(DT_BF16, x, w, out, bias, K, N, kc, n0, n1);
+    return;
+  }
   if (T >= 8 && scratchBytes >= K * 16 && (BLOCKED_ALL || dt == DT_F16)) {
-    matmulBlocked(dt, scratch, scratchBytes, out, x, w, bias, T, K, N, n0, n1);
+    matmulBlocked(dt, scratch, scratchBytes, out, x, w, bias, T, K, N, 0, n0, n1);
     return;
   }
   if (dt == DT_F16 && <usize>T * <usize>K * 4 <= <usize>scratchBytes && scaleActivations(scratch, x, T, K)) {
-    matmulRange(DT_F16S, out, scratch, w, bias, T, K, N, n0, n1);
+    tilesF16S(out, scratch, <usize>K << 2, w, bias, T, K, N, n0, n1, false);
     return;
   }
-  if (dt == DT_F32) matmulRange(DT_F32, out, x, w, bias, T, K, N, n0, n1);
-  else if (dt == DT_BF16) matmulRange(DT_BF16, out, x, w, bias, T, K, N, n0, n1);
-  else matmulRange(DT_F16, out, x, w, bias, T, K, N, n0, n1);
+  if (dt == DT_F32) tilesF32(out, x, <usize>K << 2, w, bias, T, K, N, n0, n1, false);
+  else if (dt == DT_BF16) tilesBf16(out, x, <usize>K << 2, w, bias, T, K, N, n0, n1, false);
+  else tilesF16(out, x, <usize>K << 2, w, bias, T, K, N, n0, n1, false);
 }
