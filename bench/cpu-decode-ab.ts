@@ -7,11 +7,12 @@
  *
  *   node --import tsx bench/cpu-decode-ab.ts --a DIR_OR_WASM --b DIR_OR_WASM [--dtype q4_0]
  *     [--kv-a f32] [--kv-b f32] [--prompt-tokens 512] [--gen-tokens 128] [--rounds 3] [--threads 1]
- *     [--row-major-a]
+ *     [--row-major-a] [--seqs 1]
  *
  * DIR: a folder holding kernels.relaxed.wasm (e.g. a copy of dist/src/backends/cpu/wasm made
  * before a change); the same folder twice with --kv-a / --kv-b compares KV dtypes, and with
- * --row-major-a A's matrices all row-major (no column blocks) against B's default layout. Prints each
+ * --row-major-a A's matrices all row-major (no column blocks) against B's default layout. With
+ * --seqs S each engine decodes S sequences, one token of each a step (tok/s counts all). Prints each
  * round's decode tok/s and the median of the per-round speed ratios B / A.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -45,12 +46,14 @@ const { values: a } = parseArgs({
     "gen-tokens": { type: "string", default: "128" },
     rounds: { type: "string", default: "3" },
     threads: { type: "string", default: "1" },
+    // sequences decoding together: each step takes one token of each
+    seqs: { type: "string", default: "1" },
     // A with every matrix row-major (CpuBackendOptions.colBlocks false), to measure the column blocks
     "row-major-a": { type: "boolean", default: false },
   },
 });
 if (!a.a || !a.b) throw new Error("cpu-decode-ab: --a and --b name the two kernel builds (a folder with kernels.relaxed.wasm, or a .wasm file)");
-const P = Number(a["prompt-tokens"]), G = Number(a["gen-tokens"]), rounds = Number(a.rounds), threads = Number(a.threads);
+const P = Number(a["prompt-tokens"]), G = Number(a["gen-tokens"]), rounds = Number(a.rounds), threads = Number(a.threads), S = Number(a.seqs);
 const kvA = a["kv-a"] as KvDType, kvB = (a["kv-b"] ?? kvA) as KvDType;
 const dense: Record<string, "fp32" | "fp16" | "bf16"> = { f32: "fp32", f16: "fp16", bf16: "bf16" };
 
@@ -64,7 +67,7 @@ function kernels(where: string): KernelModule {
 const config = syntheticSpecConfig(`synthetic:${a.shape}`);
 if (!config) throw new Error(`cpu-decode-ab: unknown shape ${a.shape}`);
 const ckpt = openCheckpoint(syntheticModelFile(config, "gguf", a.dtype as TensorDType).path);
-const limits = { maxSeqLen: P + G + 1, maxSeqs: 1, maxBatchTokens: Math.max(P, 16), maxLogitRows: 1 };
+const limits = { maxSeqLen: P + G + 1, maxSeqs: S, maxBatchTokens: Math.max(P, 16, S), maxLogitRows: S };
 // packed formats go through an engine dir: in-memory builds keep no packed weights
 const engineDir = dense[a.dtype!] ? undefined : mkdtempSync(join(tmpdir(), "llmrt-decode-ab-"));
 if (engineDir) buildEngineDir(ckpt, engineDir, { target: "cpu", ...limits });
@@ -83,19 +86,23 @@ console.log(`machine: ${machineLine()}`);
 try {
   // round 0 warms up (JIT, page faults) and is not counted
   for (let r = 0; r <= rounds; r++) {
-    const seqs = engines.map((e) => {
-      const s = new Sequence(0, Array.from({ length: P + G }, (_, i) => (i * 7919 + 13) % config.vocabSize));
-      new BlockPool(e.kv.numBlocks, e.kv.blockSize, false).reserve(s, P + G);
-      return s;
+    const seqs: Sequence[][] = engines.map((e) => {
+      const pool = new BlockPool(e.kv.numBlocks, e.kv.blockSize, false);
+      return Array.from({ length: S }, (_, j) => {
+        const s: Sequence = new Sequence(j, Array.from({ length: P + G }, (_, i) => (i * 7919 + 13 + 101 * j) % config.vocabSize));
+        pool.reserve(s, P + G);
+        return s;
+      });
     });
-    const step = (k: number, n: number) => {
-      const s = buildStep([{ seq: seqs[k], numNew: n, wantLogits: true }], engines[k].kv.blockSize);
+    // one step of engine k: n new tokens of each of its sequences in `which`
+    const step = (k: number, n: number, which = seqs[k]) => {
+      const s = buildStep(which.map((seq) => ({ seq, numNew: n, wantLogits: true })), engines[k].kv.blockSize);
       const t = performance.now();
       engines[k].forward(s);
-      seqs[k].numComputed += n;
+      for (const seq of which) seq.numComputed += n;
       return performance.now() - t;
     };
-    if (P > 0) (step(0, P), step(1, P));
+    if (P > 0) for (let j = 0; j < S; j++) (step(0, P, [seqs[0][j]]), step(1, P, [seqs[1][j]]));
     const ms = [0, 0];
     for (let i = 0; i < G; i++) {
       const first = i & 1;
@@ -103,12 +110,12 @@ try {
       ms[1 - first] += step(1 - first, 1);
     }
     if (r === 0) continue;
-    tokPerS[0].push((1000 * G) / ms[0]);
-    tokPerS[1].push((1000 * G) / ms[1]);
+    tokPerS[0].push((1000 * G * S) / ms[0]);
+    tokPerS[1].push((1000 * G * S) / ms[1]);
     ratios.push(ms[0] / ms[1]);
     console.log(`round ${r}: A ${tokPerS[0].at(-1)!.toFixed(1)}, B ${tokPerS[1].at(-1)!.toFixed(1)} tok/s`);
   }
-  console.log(`${a.shape} ${a.dtype}, ${threads} thread(s), prompt ${P}, ${G} decode steps, KV ${kvA} / ${kvB}: A ${median(tokPerS[0]).toFixed(1)}, B ${median(tokPerS[1]).toFixed(1)} tok/s (medians); B / A speed ${median(ratios).toFixed(3)} (median of ${rounds} rounds)`);
+  console.log(`${a.shape} ${a.dtype}, ${threads} thread(s), ${S} sequence(s), prompt ${P}, ${G} decode steps, KV ${kvA} / ${kvB}: A ${median(tokPerS[0]).toFixed(1)}, B ${median(tokPerS[1]).toFixed(1)} tok/s (medians); B / A speed ${median(ratios).toFixed(3)} (median of ${rounds} rounds)`);
 } finally {
   ckpt.close();
   if (engineDir) rmSync(engineDir, { recursive: true, force: true });
