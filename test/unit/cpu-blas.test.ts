@@ -24,29 +24,10 @@ import { roundTrip } from "../../src/engine/weights.js";
 import { runPasses } from "../../src/graph/passes/pipeline.js";
 import { planMemory } from "../../src/graph/passes/plan-memory.js";
 import { buildLlamaGraph } from "../../src/models/llama.js";
-import type { StepBatch } from "../../src/graph/step-batch.js";
-import { BlockPool } from "../../src/runtime/kv-cache.js";
-import { Sequence } from "../../src/runtime/sequence.js";
-import { buildStep } from "../../src/runtime/step-builder.js";
 import { assertClose, randomF32 } from "./cpu-util.js";
-import { BLOCK_SIZE, VARIANTS, maxRelErr, scenario, variantCheckpoint, weightsFor } from "./graph-util.js";
+import { BLOCK_SIZE, VARIANTS, maxRelErr, oneSequenceSteps, scenario, variantCheckpoint, weightsFor } from "./graph-util.js";
 
 const blasModule = fileURLToPath(new URL("../../src/backends/cpu/blas.ts", import.meta.url));
-
-/** A 9-token prefill, then four one-token decode steps of the same sequence. */
-function prefillThenDecode(): StepBatch[] {
-  const pool = new BlockPool(16, BLOCK_SIZE);
-  const seq = new Sequence(0, [1, 7, 12, 30, 4, 9, 22, 41, 3, 17, 8, 5, 2]);
-  const steps: StepBatch[] = [];
-  for (const n of [9, 1, 1, 1, 1]) {
-    pool.reserve(seq, seq.numComputed + n);
-    const step = buildStep([{ seq, numNew: n, wantLogits: true }], BLOCK_SIZE);
-    step.logitRows = Int32Array.from({ length: n }, (_, i) => i);
-    steps.push(step);
-    seq.numComputed += n;
-  }
-  return steps;
-}
 
 function blasOrSkip(t: TestContext): Blas | null {
   const blas = systemBlas({ LLMRT_BLAS: "auto" });
@@ -198,7 +179,7 @@ test("cpu backend with f32 matrices outside the heap (a model past 4 GiB): BLAS 
     assert.equal(tied.length, 1, "the variant's head is the embedding table");
     for (const n of matmulWeights) assert.equal(cpu.isExternal(n), !tied.includes(n), n);
     // ragged several-token steps (sgemm), then a prefill and one-token decode steps (sgemv)
-    for (const [i, s] of [...scenario(), ...prefillThenDecode()].entries()) {
+    for (const [i, s] of [...scenario(), ...oneSequenceSteps([1, 7, 12, 30, 4, 9, 22, 41, 3, 17, 8, 5, 2], [9, 1, 1, 1, 1])].entries()) {
       const want = ref.forward(s).get("logits")!;
       const got = cpu.forward(s).get("logits")!;
       assert.ok(maxRelErr(got, want) < 1e-5, `step ${i}: error ${maxRelErr(got, want)}`);

@@ -23,11 +23,8 @@ import { roundTrip } from "../../src/engine/weights.js";
 import type { StepBatch } from "../../src/graph/step-batch.js";
 import { runPasses } from "../../src/graph/passes/pipeline.js";
 import { buildLlamaGraph } from "../../src/models/llama.js";
-import { BlockPool } from "../../src/runtime/kv-cache.js";
-import { Sequence } from "../../src/runtime/sequence.js";
-import { buildStep } from "../../src/runtime/step-builder.js";
 import { assertClose, randomF32 } from "./cpu-util.js";
-import { BLOCK_SIZE, maxRelErr, scenario, variantCheckpoint, weightsFor } from "./graph-util.js";
+import { BLOCK_SIZE, maxRelErr, oneSequenceSteps, scenario, variantCheckpoint, weightsFor } from "./graph-util.js";
 
 const builds = (["relaxed", "simd"] as const).map((simd) => ({ simd, rt1: new CpuRuntime({ threads: 1, simd }), rt2: new CpuRuntime({ threads: 2, spin: 2000, simd }) }));
 after(() => builds.forEach((b) => (b.rt1.close(), b.rt2.close())));
@@ -114,20 +111,8 @@ test("BLAS path: column-blocked bf16 / fp16 weights widen to the row-major f32 r
   }
 });
 
-/** Prefill and mixed steps (graph-util's scenario), then one-token decodes of a third sequence. */
-function steps(): StepBatch[] {
-  const all = scenario();
-  const pool = new BlockPool(16, BLOCK_SIZE);
-  const seq = new Sequence(2, [1, 7, 12, 30, 4, 9]);
-  for (const n of [6, 1, 1, 1]) {
-    pool.reserve(seq, seq.numComputed + n);
-    const step = buildStep([{ seq, numNew: n, wantLogits: true }], BLOCK_SIZE);
-    step.logitRows = Int32Array.from({ length: n }, (_, i) => i);
-    all.push(step);
-    seq.numComputed += n;
-  }
-  return all;
-}
+/** Prefill and mixed steps (graph-util's scenario), then a prefill and one-token decodes of a third sequence. */
+const steps = (): StepBatch[] => [...scenario(), ...oneSequenceSteps([1, 7, 12, 30, 4, 9, 22, 41, 3], [6, 1, 1, 1], 2)];
 
 test("cpu backend = reference with a wide ffn_down (K 4104) in bf16 / fp16: stored in column blocks, the embedding row-major", () => {
   const ckpt = variantCheckpoint({ intermediateSize: 4104, tieWordEmbeddings: true });

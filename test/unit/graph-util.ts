@@ -52,6 +52,21 @@ export function scenario(): StepBatch[] {
   return steps;
 }
 
+/** One sequence of `tokens` run as steps of `counts` new tokens each (a prefill, then decodes), every row wanting logits. */
+export function oneSequenceSteps(tokens: number[], counts: number[], id = 0): StepBatch[] {
+  const pool = new BlockPool(16, BLOCK_SIZE);
+  const seq = new Sequence(id, tokens);
+  const steps: StepBatch[] = [];
+  for (const n of counts) {
+    pool.reserve(seq, seq.numComputed + n);
+    const step = buildStep([{ seq, numNew: n, wantLogits: true }], BLOCK_SIZE);
+    step.logitRows = Int32Array.from({ length: n }, (_, i) => i);
+    steps.push(step);
+    seq.numComputed += n;
+  }
+  return steps;
+}
+
 export function weightsFor(g: Graph, ckpt: Checkpoint): WeightMap {
   const w: WeightMap = new Map();
   for (const [name, d] of g.tensors) if (d.kind === "weight") w.set(name, materializeWeight(g, name, ckpt));

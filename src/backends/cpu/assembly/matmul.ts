@@ -4,9 +4,11 @@
  *
  * Dot-product form over the stored rows: the weight layout needs no repacking and one
  * kernel serves decode (T = 1: one weight row at a time, one sequential stream, 8
- * accumulators) and prefill (T >= 4: 4-token x 2-row register tiles, each weight vector widened once
- * and used 4 times). Threads split the N rows; rows are walked in blocks that stay in L2
- * while every token group passes over them, so each weight is read from DRAM once per step.
+ * accumulators), a few tokens (2 .. 11: each row read once and decoded once for a group of
+ * 2 or 3 tokens) and prefill (8+ tokens: row blocks widened to f32 in scratch, then 4-token x
+ * 2-row register tiles over them, each weight vector used 4 times). Threads split the N rows;
+ * rows are walked in blocks that stay in L2 while every token group passes over them, so
+ * each weight is read from DRAM once per step.
  *
  * fp16 weights under 8 tokens run as DT_F16S: the activations are scaled by a power of two
  * into scratch once per call, so 4 weights decode with two integer ops and no multiply
@@ -17,13 +19,13 @@
  * token then reads x a block (8 KB) at a time while the weights stay one sequential
  * stream; over whole rows, x (K * 4 bytes, 22 KB at K = 5632) and the streaming weights
  * overflow L1 and x is fetched again every row (DRAM-cold decode 1.4x slower at K = 5632).
- * More tokens widen row blocks to f32 (widenRows gathers the pieces) and run as row-major.
+ * 2 .. 7 tokens read each block in place and add into out; 8+ widen a block's rows to f32.
  */
 import { dtBytes, fma, hmax, hsum, shareStart, activeThreads, rawHi, rawLo, wAt, wHi, wLo, DT_BF16, DT_F16, DT_F16S, DT_F32 } from "./simd";
 
 /** Bytes of weight rows per block: the block stays in L2 while every group of 4 tokens passes over it. */
 const BLOCK_BYTES: i32 = 256 << 10;
-/** Under this many tokens, rowsSeqFew (groups of 2 and 3 over one weight stream); from it, 4-token tiles (fp16 from 8: widened row blocks). */
+/** Under this many tokens, rowsSeqFew (groups of 2 and 3 over one weight stream; from 8 tokens over f32 rows widened in scratch); from it, 4-token tiles. */
 const FEW_MAX: i32 = 12;
 
 /**
