@@ -130,6 +130,9 @@ test("BLAS matmul: the row thresholds pick which matmuls go to BLAS", (t) => {
     const bf16 = place(rt, roundTrip(randomF32(8 * 8, 4), "bf16"), 8, 8, "bf16");
     const mm = new BlasMatmul(blas, rt, [f32, bf16], { minRows: 4, minRows16: 12 });
     assert.deepEqual([mm.takes(f32, 3), mm.takes(f32, 4), mm.takes(bf16, 11), mm.takes(bf16, 12)], [false, true, false, true]);
+    // the defaults: f32 from 8 rows; 16-bit from 8 on one thread, 12 on more
+    const dflt = new BlasMatmul(blas, rt, [f32, bf16]);
+    assert.deepEqual([dflt.takes(f32, 7), dflt.takes(f32, 8), dflt.takes(bf16, 7, 1), dflt.takes(bf16, 8, 1), dflt.takes(bf16, 11, 2), dflt.takes(bf16, 12, 2)], [false, true, false, true, false, true]);
     const onlyF32 = new BlasMatmul(blas, rt, [f32], { minRows16: 1 });
     assert.equal(onlyF32.takes(bf16, 64), false, "no widening buffer was sized for a 16-bit weight");
   } finally {

@@ -190,7 +190,7 @@ export class CpuBound implements BoundGraph {
       if (isHostOp(op)) {
         flush(); // it reads what the calls before it wrote
         runHostOp(op, host);
-      } else if (op.op === "matmul" && this.blasTakes(op.w, rows(ctx, op.x))) {
+      } else if (op.op === "matmul" && this.blasTakes(op.w, rows(ctx, op.x), nth)) {
         flush();
         this.blasMatmul(op, ctx, nth);
       } else emitOp(p, op, ctx);
@@ -203,9 +203,9 @@ export class CpuBound implements BoundGraph {
     return new Map(this.graph.outputs.map((o) => [o, this.tensors.view(o, cap).slice()]));
   }
 
-  private blasTakes(weight: string, x: number): boolean {
+  private blasTakes(weight: string, x: number, threads: number): boolean {
     const w = this.tensors.weights.get(weight);
-    return this.blas !== undefined && w !== undefined && this.blas.takes(w, x);
+    return this.blas !== undefined && w !== undefined && this.blas.takes(w, x, threads);
   }
 
   private blasMatmul(op: Extract<Graph["ops"][number], { op: "matmul" }>, c: EmitContext, nth: number): void {

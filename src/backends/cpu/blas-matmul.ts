@@ -19,10 +19,20 @@ import { DTYPE_CODE, OP } from "./program.js";
 import type { CpuRuntime } from "./runtime.js";
 import type { WeightSlot } from "./tensors.js";
 
+/**
+ * The default row thresholds: crossovers measured with bench/cpu-blas.ts (Llama-110M layer shapes,
+ * 2-core AMD EPYC, OpenBLAS 0.3.21) against the WASM kernels' few-token path (2..11 rows): f32 from
+ * 8 rows (WASM 1.1-1.3x faster at 6, BLAS 1.3-1.8x at 8 on one thread, even at 8 on two); 16-bit
+ * from 8 rows on one thread (BLAS 1.04-1.5x at 8), 12 on more (WASM 1.2-1.8x at 10 on two: OpenBLAS
+ * splits small products badly).
+ */
+const MIN_ROWS_F32 = 8;
+const minRows16For = (threads: number) => (threads <= 1 ? 8 : 12);
+
 export interface BlasMatmulOptions {
-  /** Fewest rows of x for which f32 weights go to BLAS (default 4). */
+  /** Fewest rows of x for which f32 weights go to BLAS (default 8). */
   minRows?: number;
-  /** Fewest rows of x for which bf16 / fp16 weights go to BLAS (default 12). */
+  /** Fewest rows of x for which bf16 / fp16 weights go to BLAS (default 8 on one thread, else 12). */
   minRows16?: number;
   /** Fewest rows of x for which packed int8 / int4 weights go to BLAS (default 16). */
   minRowsPacked?: number;
@@ -32,7 +42,7 @@ export interface BlasMatmulOptions {
 
 export class BlasMatmul {
   private readonly minRows: number;
-  private readonly minRows16: number;
+  private readonly minRows16: number | undefined;
   private readonly minRowsPacked: number;
   /** The widened block: [blockRows, K] f32, sized for the widest 16-bit or packed weight. */
   private block = 0;
@@ -44,8 +54,8 @@ export class BlasMatmul {
     weights: Iterable<WeightSlot>,
     o: BlasMatmulOptions = {},
   ) {
-    this.minRows = o.minRows ?? 4;
-    this.minRows16 = o.minRows16 ?? 12;
+    this.minRows = o.minRows ?? MIN_ROWS_F32;
+    this.minRows16 = o.minRows16;
     this.minRowsPacked = o.minRowsPacked ?? 16;
     let maxK = 0;
     for (const w of weights) if (w.dtype !== "f32" && w.shape.length === 2) maxK = Math.max(maxK, w.shape[1]);
@@ -55,12 +65,12 @@ export class BlasMatmul {
     }
   }
 
-  /** Whether a matmul over `rows` rows of x with weight w goes to BLAS. */
-  takes(w: WeightSlot, rows: number): boolean {
+  /** Whether a matmul over `rows` rows of x with weight w, on `threads` threads, goes to BLAS. */
+  takes(w: WeightSlot, rows: number, threads = 1): boolean {
     if (w.external) return true; // nothing else can read it
     if (w.shape.length !== 2) return false;
     if (w.dtype === "f32") return rows >= this.minRows;
-    return this.block !== 0 && rows >= (w.packed ? this.minRowsPacked : this.minRows16);
+    return this.block !== 0 && rows >= (w.packed ? this.minRowsPacked : (this.minRows16 ?? minRows16For(threads)));
   }
 
   /**
