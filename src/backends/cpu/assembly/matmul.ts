@@ -5,7 +5,7 @@
  * Dot-product form over the stored rows: the weight layout needs no repacking and one
  * kernel serves decode (T = 1: one weight row at a time, one sequential stream, 8
  * accumulators), a few tokens (2 .. 11: each row read once and decoded once for a group of
- * 2 or 3 tokens) and prefill (8+ tokens: row blocks widened to f32 in scratch, then 4-token x
+ * up to 3 tokens) and prefill (8+ tokens: row blocks widened to f32 in scratch, then 4-token x
  * 2-row register tiles over them, each weight vector used 4 times). Threads split the N rows;
  * rows are walked in blocks that stay in L2 while every token group passes over them, so
  * each weight is read from DRAM once per step.
@@ -25,7 +25,7 @@ import { dtBytes, fma, hmax, hsum, shareStart, activeThreads, rawHi, rawLo, wAt,
 
 /** Bytes of weight rows per block: the block stays in L2 while every group of 4 tokens passes over it. */
 const BLOCK_BYTES: i32 = 256 << 10;
-/** Under this many tokens, rowsSeqFew (groups of 2 and 3 over one weight stream; from 8 tokens over f32 rows widened in scratch); from it, 4-token tiles. */
+/** Under this many tokens, rowsSeqFew (groups of 3, then 1 or 2, over one weight stream; from 8 tokens over f32 rows widened in scratch); from it, 4-token tiles. */
 const FEW_MAX: i32 = 12;
 
 /**
