@@ -65,6 +65,13 @@ test("chat page: a sent message streams a reply into the bubble and the metrics 
       }).observe(document.getElementById("log")!, { subtree: true, childList: true, characterData: true });
     });
 
+    // the tiny model writes 200 tokens in a few ms: on a busy machine the browser read the whole
+    // stream at once and rendered it in one change. A throttled download (32 KB/s for ~30 KB of
+    // events) spreads the events over about a second, so the bubble must show the reply growing.
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Network.enable");
+    await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: 32 * 1024, uploadThroughput: -1 });
+
     await page.fill("#input", "Hello there, tiny model!");
     await page.click("#go");
     await page.waitForSelector(".msg.user .body");
@@ -76,6 +83,7 @@ test("chat page: a sent message streams a reply into the bubble and the metrics 
     const seen: string[] = await page.evaluate(() => (window as any).__seen);
     assert.equal(await page.$(".msg.error"), null, `no error bubble: ${reply}`);
     assert.ok(reply.length > 0, "the assistant bubble holds the reply");
+    t.diagnostic(`the bubble changed ${seen.length} times while the reply streamed in`);
     assert.ok(seen.length >= 3, `the reply streamed in: the bubble changed ${seen.length} times`);
     for (let i = 1; i < seen.length; i++) assert.ok(seen[i].startsWith(seen[i - 1]), "each update extends the text shown before");
     assert.equal(seen.at(-1), reply);
