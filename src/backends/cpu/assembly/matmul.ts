@@ -19,7 +19,7 @@
  * token then reads x a block (8 KB) at a time while the weights stay one sequential
  * stream; over whole rows, x (K * 4 bytes, 22 KB at K = 5632) and the streaming weights
  * overflow L1 and x is fetched again every row (DRAM-cold decode 1.4x slower at K = 5632).
- * 2 .. 7 tokens read each block in place and add into out; 8+ widen a block's rows to f32.
+ * Under 8 tokens each block's rows are read in place and added into out; 8+ widen a block's rows to f32.
  */
 import { dtBytes, fma, hmax, hsum, shareStart, activeThreads, rawHi, rawLo, wAt, wHi, wLo, DT_BF16, DT_F16, DT_F16S, DT_F32 } from "./simd";
 
@@ -265,45 +265,6 @@ function fewF16S(x: usize, xs: usize, w: usize, out: usize, os: usize, bias: usi
   rowsSeqFew(DT_F16S, x, xs, w, out, os, bias, T, K, n0, n1, acc);
 }
 
-/**
- * out[n0..n1) for one token over a column-blocked w (see the header): each block's rows
- * are one sequential stream against its 8 KB of x; partial sums wait in out.
- */
-@inline function rowsSeqBlocks(dt: i32, x: usize, w: usize, out: usize, bias: usize, K: i32, N: i32, kc: i32, n0: i32, n1: i32): void {
-  let block = w; // block c: [N, kl] at w + c * kc * N elements
-  for (let k0 = 0; k0 < K; k0 += kc) {
-    const kl = min(kc, K - k0);
-    if (dt == DT_BF16) blockRowsBf16(x + (<usize>k0 << 2), block, out, kl, n0, n1, k0 == 0);
-    else if (dt == DT_F16) blockRowsF16(x + (<usize>k0 << 2), block, out, kl, n0, n1, k0 == 0);
-    else blockRowsF16S(x + (<usize>k0 << 2), block, out, kl, n0, n1, k0 == 0);
-    block += <usize>N * <usize>kl * dtBytes(dt);
-  }
-  for (let n = n0; n < n1; n++) {
-    const o = out + (<usize>n << 2);
-    store<f32>(o, unscale(dt, load<f32>(o)) + (bias ? load<f32>(bias + (<usize>n << 2)) : 0));
-  }
-}
-
-/** out[n] (=, or += after the first block) dot(x, row n of one block [N, kl]) for n in [n0, n1). */
-@inline function blockRows(dt: i32, x: usize, block: usize, out: usize, kl: i32, n0: i32, n1: i32, first: bool): void {
-  const rb = <usize>kl * dtBytes(dt);
-  for (let n = n0; n < n1; n++) {
-    const s = dotRow(dt, x, block + <usize>n * rb, kl);
-    const o = out + (<usize>n << 2);
-    store<f32>(o, first ? s : load<f32>(o) + s);
-  }
-}
-// not inlined: a row loop nested in the block loop ran 1.4x slower in V8 than the same loop alone
-function blockRowsBf16(x: usize, block: usize, out: usize, kl: i32, n0: i32, n1: i32, first: bool): void {
-  blockRows(DT_BF16, x, block, out, kl, n0, n1, first);
-}
-function blockRowsF16(x: usize, block: usize, out: usize, kl: i32, n0: i32, n1: i32, first: bool): void {
-  blockRows(DT_F16, x, block, out, kl, n0, n1, first);
-}
-function blockRowsF16S(x: usize, block: usize, out: usize, kl: i32, n0: i32, n1: i32, first: bool): void {
-  blockRows(DT_F16S, x, block, out, kl, n0, n1, first);
-}
-
 /** out[t..t+4, n..n+2) (= or +=): 4 tokens x 2 weight rows; xs bytes between token rows, os = N * 4 between output rows. */
 @inline function tile4x2(dt: i32, x: usize, w: usize, out: usize, bias: usize, K: i32, N: i32, n: i32, xs: usize, acc: bool): void {
   const rb = <usize>K * dtBytes(dt);
@@ -433,13 +394,14 @@ function blockRowsF16S(x: usize, block: usize, out: usize, kl: i32, n0: i32, n1:
  * is widened once, not once per tile, and its subnormals stay out of the float multiply),
  * then the f32 tiles run over it from L2.
  */
-function matmulBlocked(dt: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, w: usize, bias: usize, T: i32, K: i32, N: i32, kc: i32, n0: i32, n1: i32): void {
+function matmulBlocked(dt: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, w: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
   const rows = max(1, min(256, scratchBytes / (K * 4)));
+  const rb = <usize>K * dtBytes(dt);
   for (let nb = n0; nb < n1; nb += rows) {
     const ne = min(nb + rows, n1);
-    if (dt == DT_F32) widenRows(DT_F32, scratch, w, K, N, kc, nb, ne);
-    else if (dt == DT_BF16) widenRows(DT_BF16, scratch, w, K, N, kc, nb, ne);
-    else widenRows(DT_F16, scratch, w, K, N, kc, nb, ne);
+    if (dt == DT_F32) widenSpan(DT_F32, scratch, w + <usize>nb * rb, (ne - nb) * K);
+    else if (dt == DT_BF16) widenSpan(DT_BF16, scratch, w + <usize>nb * rb, (ne - nb) * K);
+    else widenSpan(DT_F16, scratch, w + <usize>nb * rb, (ne - nb) * K);
     // row n of the f32 view lives at scratch + (n - nb) * K * 4
     tilesF32(out, x, <usize>K << 2, scratch - <usize>nb * <usize>K * 4, bias, T, K, N, nb, ne, false);
   }
@@ -468,10 +430,12 @@ function matmulBlockedCols(dt: i32, scratch: usize, scratchBytes: i32, out: usiz
 }
 
 /**
- * 2 .. 7 tokens over a column-blocked w: each block's rows read in place (as matmulRange
- * reads row-major ones), its columns added into out (fp16: against the scaled activations).
+ * 1 .. 7 tokens over a column-blocked w: each block's rows read in place (as matmulRange
+ * reads row-major ones: one token, each block's rows one stream against its 8 KB of x), its
+ * columns added into out (fp16: against the scaled activations). Each block is a call of
+ * its own: the row loop inlined into this block loop ran 1.4x slower in V8.
  */
-function matmulFewCols(dt: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, w: usize, bias: usize, T: i32, K: i32, N: i32, kc: i32, n0: i32, n1: i32): void {
+function matmulColsInPlace(dt: i32, scratch: usize, scratchBytes: i32, out: usize, x: usize, w: usize, bias: usize, T: i32, K: i32, N: i32, kc: i32, n0: i32, n1: i32): void {
   const scaled = dt == DT_F16 && <usize>T * <usize>K * 4 <= <usize>scratchBytes && scaleActivations(scratch, x, T, K);
   const xx = scaled ? scratch : x;
   let block = w;
@@ -562,14 +526,11 @@ export function matmul(tid: i32, nth: i32, scratch: usize, scratchBytes: i32, ou
   if (n0 >= n1) return;
   if (kc > 0 && kc < K) {
     if (T >= 8) matmulBlockedCols(dt, scratch, scratchBytes, out, x, w, bias, T, K, N, kc, n0, n1);
-    else if (T > 1) matmulFewCols(dt, scratch, scratchBytes, out, x, w, bias, T, K, N, kc, n0, n1);
-    else if (dt == DT_F16 && <usize>K * 4 <= <usize>scratchBytes && scaleActivations(scratch, x, 1, K)) rowsSeqBlocks(DT_F16S, scratch, w, out, bias, K, N, kc, n0, n1);
-    else if (dt == DT_F16) rowsSeqBlocks(DT_F16, x, w, out, bias, K, N, kc, n0, n1);
-    else rowsSeqBlocks(DT_BF16, x, w, out, bias, K, N, kc, n0, n1);
+    else matmulColsInPlace(dt, scratch, scratchBytes, out, x, w, bias, T, K, N, kc, n0, n1);
     return;
   }
   if (T >= 8 && scratchBytes >= K * 16 && (BLOCKED_ALL || dt == DT_F16)) {
-    matmulBlocked(dt, scratch, scratchBytes, out, x, w, bias, T, K, N, 0, n0, n1);
+    matmulBlocked(dt, scratch, scratchBytes, out, x, w, bias, T, K, N, n0, n1);
     return;
   }
   if (dt == DT_F16 && <usize>T * <usize>K * 4 <= <usize>scratchBytes && scaleActivations(scratch, x, T, K)) {
