@@ -95,11 +95,11 @@ elif [ "$MODE" = "--final" ]; then
   timeout 60 "${APP[@]}" speed --quick --out "$OUT" "${CUBINS[@]}"
   timeout 80 "${APP[@]}" speed --big --out "$OUT" "${CUBINS[@]}"
 
-  if [ "${PDL_PASS:-1}" != 0 ]; then # the same with programmatic dependent launch (settings.pdl)
-    stage "profile and speed with programmatic dependent launch (--pdl)"
-    timeout 40 "${APP[@]}" profile --out "$OUT" --batches 1,64 --pdl --tag pdl "${CUBINS[@]}"
-    timeout 60 "${APP[@]}" speed --quick --out "$OUT" --pdl --tag pdl "${CUBINS[@]}"
-    timeout 80 "${APP[@]}" speed --big --out "$OUT" --pdl --tag pdl "${CUBINS[@]}"
+  if [ "${PDL_PASS:-1}" != 0 ]; then # the same without programmatic dependent launch (the default: small decode steps only)
+    stage "profile and speed without programmatic dependent launch (--no-pdl)"
+    timeout 40 "${APP[@]}" profile --out "$OUT" --batches 1,64 --no-pdl --tag nopdl "${CUBINS[@]}"
+    timeout 60 "${APP[@]}" speed --quick --out "$OUT" --no-pdl --tag nopdl "${CUBINS[@]}"
+    timeout 80 "${APP[@]}" speed --big --out "$OUT" --no-pdl --tag nopdl "${CUBINS[@]}"
   fi
 
   if [ "${HF_S:-170}" != 0 ]; then # HF_S=0: transformers already measured on this card (bench/results)

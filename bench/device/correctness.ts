@@ -60,6 +60,11 @@ export function gpuCases(): [CompareCase, CudaBackendOptions][] {
     out.push([{ name: `bf16 hd128 decode ${form}`, config: big, dtype: "bf16", tol: 3e-2, lengths: [300, 130, 40, 9], chunk: 64 }, { decodeAttentionOnly: true, decodeAttention: form }]);
     out.push([{ name: `bf16 fp8 KV decode ${form}`, config: big, dtype: "bf16", tol: 8e-2, lengths: [300, 130, 40, 9], chunk: 64 }, { kvDtype: "fp8", decodeAttention: form }]);
   }
+  // TinyLlama's grouping for the mma form (8 query heads of size 64 a KV head), and 20 heads over one (two head chunks)
+  const g8 = { ...g, hiddenSize: 512, numHeads: 8, numKvHeads: 1, intermediateSize: 1024, vocabSize: 2000 };
+  const g20 = { ...g, hiddenSize: 1280, numHeads: 20, numKvHeads: 1, intermediateSize: 1024, vocabSize: 2000 };
+  out.push([{ name: "bf16 hd64 group 8 decode mma", config: g8, dtype: "bf16", tol: 3e-2, lengths: [300, 130, 40, 9], chunk: 64 }, { decodeAttentionOnly: true, decodeAttention: "mma" }]);
+  out.push([{ name: "bf16 hd64 group 20 decode mma", config: g20, dtype: "bf16", tol: 3e-2, lengths: [130, 40, 9], chunk: 64 }, { decodeAttention: "mma" }]);
   out.push([{ name: "bf16 window decode tiled", config: MODEL_VARIANTS.mistral_window, dtype: "bf16", tol: 3e-2, lengths: [130, 40, 9] }, { decodeAttention: "tiled" }]);
   // programmatic dependent launch: every kernel of the step may start before the previous one ends
   out.push([{ name: "bf16 hd128 pdl", config: big, dtype: "bf16", tol: 3e-2, lengths: [300, 130, 40, 9], chunk: 64 }, { pdl: true }]);

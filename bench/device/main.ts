@@ -12,7 +12,8 @@
  *                                            decode attention alone: each form, rows x context
  *   device table        --out DIR            the summary table
  *
- * --pdl: launch the step's kernels overlapped (programmatic dependent launch, settings.pdl);
+ * --pdl / --no-pdl: launch every step's kernels overlapped (programmatic dependent launch,
+ *   settings.pdl) / none; without either, the default ("auto": small decode steps only);
  * --linear MODE: force a matmul path (gemv, gemv4, cublas, gemm) instead of the bind-time tactics.
  * --tag T: write NAME-T.json instead of NAME.json.
  * --cubins DIR: a folder with kernels/<unit>.sm_90.cubin (prepared here without a GPU);
@@ -41,7 +42,7 @@ const opt = (name: string, dflt = ""): string => {
 const out = opt("out", "bench/out");
 const base: CudaBackendOptions = {
   ...(opt("cubins") ? { engineDir: opt("cubins") } : {}),
-  ...(args.includes("--pdl") ? { pdl: true } : {}),
+  ...(args.includes("--pdl") ? { pdl: true } : args.includes("--no-pdl") ? { pdl: false } : {}),
   ...(opt("linear") ? { linear: opt("linear") as CudaBackendOptions["linear"] } : {}),
 };
 /** --tag T: JSON files written as NAME-T.json (e.g. a second pass with --pdl beside the first). */

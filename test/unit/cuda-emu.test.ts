@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
 import { compareCase, MODEL_VARIANTS, type CompareCase } from "../../bench/device/compare.js";
 import { CudaBackend } from "../../src/backends/cuda/backend.js";
+import { AUTO_DECODE_FORMS } from "../../src/backends/cuda/bound.js";
+import { decodeForm } from "../../src/backends/cuda/attention.js";
 import { KernelModules } from "../../src/backends/cuda/modules.js";
 import type { CudaBackendOptions } from "../../src/backends/cuda/settings.js";
 import { buildEmulator, emulatorUnavailable } from "../../src/backends/cuda/emu/build-emu.js";
@@ -198,7 +200,13 @@ describe("cuda backend on the CPU emulator", { skip: missing ?? false }, () => {
     };
     assert.ok(driver.canOverlapLaunches);
     for (const cudaGraphs of [true, false]) assert.ok(count({ pdl: true, cudaGraphs, decodeAttention: "tiled" }) > 50, "kernels were not launched overlapped");
-    if (process.env.LLMRT_CUDA_PDL !== "1") assert.equal(count({ cudaGraphs: false }), 0); // off unless asked
+    assert.equal(count({ pdl: false }), 0);
+    if (process.env.LLMRT_CUDA_PDL === undefined) {
+      // "auto": only the graph-captured decode steps of up to PDL_AUTO_ROWS rows (two of this case's steps: 3 rows, 1 token each)
+      assert.equal(count({ cudaGraphs: false }), 0);
+      const auto = count({ cudaGraphs: true });
+      assert.ok(auto > 0 && auto < count({ pdl: true, cudaGraphs: true }), `auto: ${auto} launches overlapped`);
+    }
   });
 
   test("bf16: split-K GEMV, and the tactics timed at bind, give the reference's logits", () => {
@@ -212,9 +220,11 @@ describe("cuda backend on the CPU emulator", { skip: missing ?? false }, () => {
     const shapes = new Set(plan.graph.ops.flatMap((o) => (o.op === "matmul" ? [o.w] : [])).map((w) => bound.deviceWeights.get(w)).map((w) => `${w.rows}x${w.cols}`));
     assert.equal(new Set(bound.tactics.rows.map((r) => r.shape.split(" ")[0])).size, shapes.size);
     for (const r of bound.tactics.rows) assert.equal(r.chosen.length, 4, r.shape);
-    // the forms the bind may pick (mma: not until a GPU has run it) were timed at 1 row and at the larger size
+    // every form the bind may pick that exists for these types and head size was timed at 1 row and at the larger size
     const big = Math.min(64, plan.memory.capacity.T, plan.memory.capacity.R);
-    assert.deepEqual(Object.keys(bound.attnPick.us).sort(), ["direct", "staged", "tiled"].flatMap((v) => [`${v}@1`, `${v}@${big}`]).sort());
+    const forms = AUTO_DECODE_FORMS.filter((v) => decodeForm(v, "bf16", "bf16", config.headDim) === v);
+    assert.ok(forms.includes("mma") && forms.includes("tiled"), forms.join());
+    assert.deepEqual(Object.keys(bound.attnPick.us).sort(), forms.flatMap((v) => [`${v}@1`, `${v}@${big}`]).sort());
     bound.dispose();
   });
 });

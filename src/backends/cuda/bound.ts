@@ -24,16 +24,13 @@ import { layoutStep, maxTableLength, packStep, splitAttention, stepSizes, type S
 import { DeviceWeightStore, planWeights } from "./weight-store.js";
 import { describeUploads, splitPacked, type PackedUpload } from "./packed-upload.js";
 import { weightRoles } from "./weights.js";
-import type { BoundSettings } from "./settings.js";
+import { PDL_AUTO_ROWS, type BoundSettings } from "./settings.js";
 import { Tactics, timeTactics } from "./tactics.js";
 
 /** Decode steps of at most this many rows use the attention form timed at 1 row; larger ones the one timed at 64. */
 export const ATTN_SMALL_ROWS = 8;
-/**
- * The decode-attention forms the bind may pick. "mma" is left out until a GPU run has
- * checked and timed it (written after the last one; `decodeAttention: "mma"` forces it).
- */
-export const AUTO_DECODE_FORMS: readonly DecodeVariant[] = ["direct", "staged", "tiled"];
+/** The decode-attention forms the bind times and picks from (each where it exists for the engine's types and head size). */
+export const AUTO_DECODE_FORMS: readonly DecodeVariant[] = ["direct", "staged", "tiled", "mma"];
 
 export interface StepProfile {
   /** The decode bucket's CUDA graph replayed (null: the step runs launch by launch). */
@@ -106,7 +103,7 @@ export class CudaBound implements BoundGraph {
     this.vocab = emb && emb.op === "embedding" ? (graph.tensors.get(emb.table) as { shape: number[] }).shape[0] : Infinity;
     this.markF32();
     this.hostStaged = graph.ops.some(isCudaHostOp);
-    k.overlap = s.pdl && driver.canOverlapLaunches;
+    k.overlap = s.pdl === true && driver.canOverlapLaunches; // bind-time timings: overlapped only when always asked
 
     // packed weights: uploaded as they are where their layout is a device format, else widened here
     const split = splitPacked(packed, weightRoles(graph), s.act);
@@ -338,6 +335,7 @@ export class CudaBound implements BoundGraph {
 
     // no CUDA graph across a host-staged collective (nor embedding_part, whose copies depend on the token ids)
     const bucket = graphs && !this.hostStaged ? graphBucket(step, this.buckets, this.graphStride) : null;
+    this.k.overlap = this.driver.canOverlapLaunches && (this.s.pdl === true || (this.s.pdl === "auto" && bucket !== null && bucket <= PDL_AUTO_ROWS));
     const run = bucket === null ? step : padDecodeStep(step, bucket, this.kv.numBlocks, this.kv.blockSize);
     const prefillOk = !this.s.decodeOnly && this.attnGeo !== null && prefillKernelFits(this.s.act, this.attnGeo.headDim);
     const split = splitAttention(run, prefillOk);

@@ -12,6 +12,12 @@ import { checkKvPair, checkWeightFormat, effectiveCache, type ActDType, type Cac
 import type { DecodeVariant } from "./attention.js";
 
 export const PDL_ENV = "LLMRT_CUDA_PDL";
+/** Under pdl "auto", CUDA-graph decode steps of at most this many rows launch overlapped. */
+export const PDL_AUTO_ROWS = 8;
+
+function pdlFromEnv(v: string | undefined): boolean | "auto" {
+  return v === "1" ? true : v === "0" ? false : "auto";
+}
 import type { DeviceCollectives } from "./host-collectives.js";
 import type { LinearMode } from "./linear.js";
 import type { NcclIds, NcclPlace } from "./nccl.js";
@@ -57,9 +63,12 @@ export interface CudaBackendOptions {
   /**
    * Programmatic dependent launch (Hopper and later): each of llmrt's kernels may start
    * while the previous one drains, waiting in the kernel for its inputs; a GEMV prefetches
-   * its weights into L2 meanwhile. Default: the LLMRT_CUDA_PDL variable ("1" on, "0" off), else off.
+   * its weights into L2 meanwhile. "auto" (default): on for CUDA-graph decode steps of at most
+   * PDL_AUTO_ROWS rows, where it measured 3-10% faster a step (bench/RESULTS.md), off for
+   * larger and prefill steps (a 64-row TinyLlama step was 7-9% slower with it). The
+   * LLMRT_CUDA_PDL variable ("1" on, "0" off) overrides the default.
    */
-  pdl?: boolean;
+  pdl?: boolean | "auto";
   /** KV blocks: the requested number (default), or "fill" a share of free GPU memory. */
   kvBlocks?: "requested" | "fill";
   /** Share of free GPU memory to use (default 0.9). */
@@ -89,7 +98,7 @@ export interface BoundSettings {
   emulated: boolean;
   decodeOnly: boolean;
   decodeAttention: "auto" | DecodeVariant;
-  pdl: boolean;
+  pdl: boolean | "auto";
   graphs: boolean;
   maxBucket: number;
   graphTableStride: number;
@@ -143,7 +152,7 @@ export function resolveSettings(o: CudaBackendOptions, g: Graph, w: WeightMap, k
     emulated,
     decodeOnly: o.decodeAttentionOnly ?? false,
     decodeAttention: o.decodeAttention ?? "auto",
-    pdl: o.pdl ?? process.env[PDL_ENV] === "1",
+    pdl: o.pdl ?? pdlFromEnv(process.env[PDL_ENV]),
     graphs: o.cudaGraphs ?? true,
     maxBucket: o.maxGraphBatch ?? 256,
     graphTableStride: o.graphTableStride ?? Math.ceil(4096 / blockSize),
