@@ -26,6 +26,9 @@ export interface BatchProfile {
   host_argmax_ms: number;
   /** forwardTopK(1) wall time: the step with the argmax on the device. */
   device_greedy_ms: number;
+  /** GPU time of that argmax alone, and of a top-40 (launch by launch). */
+  argmax_us: number;
+  top40_us: number;
   /** Weight bytes / graph time (GB/s). */
   weight_gbps: number | null;
 }
@@ -61,6 +64,8 @@ export function profileBatch(e: DummyEngine, batch: number, context: number, rep
     for (let r = 0; r < batch; r++) if (logits.subarray(r * V, (r + 1) * V).every((x) => !Number.isNaN(x))) argmax(logits.subarray(r * V, (r + 1) * V));
   });
   const device_greedy_ms = wall(() => bound.forwardTopK(step, 1));
+  const argmax_us = bound.timeSelect(batch, 1);
+  const top40_us = bound.timeSelect(batch, 40, 5);
   return {
     batch,
     context,
@@ -71,6 +76,8 @@ export function profileBatch(e: DummyEngine, batch: number, context: number, rep
     host_forward_ms,
     host_argmax_ms,
     device_greedy_ms,
+    argmax_us,
+    top40_us,
     weight_gbps: p.graphUs ? e.decodeBytes / (p.graphUs * 1e3) : null,
   };
 }
@@ -78,7 +85,7 @@ export function profileBatch(e: DummyEngine, batch: number, context: number, rep
 /** A few lines per batch: totals, then the ops that take 90% of the launch-by-launch time. */
 export function formatProfile(shape: string, b: BatchProfile): string {
   const f = (x: number) => x.toFixed(1);
-  const head = `${shape} b${b.batch} ctx${b.context}: graph ${b.graph_us === null ? "-" : f(b.graph_us)} us (${b.weight_gbps === null ? "-" : b.weight_gbps.toFixed(0)} GB/s of weights), launch by launch ${f(b.step_us)} us; host: forward ${b.host_forward_ms.toFixed(2)} ms + JS argmax ${b.host_argmax_ms.toFixed(2)} ms, device greedy ${b.device_greedy_ms.toFixed(2)} ms`;
+  const head = `${shape} b${b.batch} ctx${b.context}: graph ${b.graph_us === null ? "-" : f(b.graph_us)} us (${b.weight_gbps === null ? "-" : b.weight_gbps.toFixed(0)} GB/s of weights), launch by launch ${f(b.step_us)} us; host: forward ${b.host_forward_ms.toFixed(2)} ms + JS argmax ${b.host_argmax_ms.toFixed(2)} ms, device greedy ${b.device_greedy_ms.toFixed(2)} ms (argmax ${f(b.argmax_us)} us, top-40 ${f(b.top40_us)} us)`;
   const lines = [head];
   let acc = 0;
   for (const [label, us] of b.ops) {

@@ -11,6 +11,7 @@ import { CudaBackend } from "../../src/backends/cuda/backend.js";
 import { AUTO_DECODE_FORMS } from "../../src/backends/cuda/bound.js";
 import { decodeForm } from "../../src/backends/cuda/attention.js";
 import { KernelModules } from "../../src/backends/cuda/modules.js";
+import { DeviceSelect, selectSplits } from "../../src/backends/cuda/select.js";
 import type { CudaBackendOptions } from "../../src/backends/cuda/settings.js";
 import { buildEmulator, emulatorUnavailable } from "../../src/backends/cuda/emu/build-emu.js";
 import { KERNEL_UNITS } from "../../src/backends/cuda/kernel-sources.js";
@@ -68,6 +69,53 @@ describe("cuda backend on the CPU emulator", { skip: missing ?? false }, () => {
     poisoned.set(head.w, w);
     const bad = backend().bind(plan.graph, poisoned, kv, plan.memory).forwardTopK(makeStep(seqs.map((s) => ({ ...s, done: 0 })), [5, 3], 16), 1);
     assert.deepEqual([...bad.ids], [-1, -1]);
+  });
+
+  test("argmax and top-k split over chunks of a row equal a host sort (ties to the lower id, NaN rows, chunks shorter than k)", () => {
+    const k = backend().modules();
+    const d = k.driver;
+    const rand = (() => {
+      let x = 7;
+      return () => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648);
+    })();
+    const best = (row: Float32Array, n: number) =>
+      [...row].map((v, i) => [v, i]).filter(([v]) => !Number.isNaN(v)).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, n);
+    for (const [V, chunk, topK] of [[1000, 64, 5], [10, 3, 6], [300, 4096, 3], [4099, 100, 40]] as const) {
+      const R = 4;
+      // values on a coarse grid, so ties across chunks are common
+      const logits = Float32Array.from({ length: R * V }, () => Math.floor(rand() * 50) / 4);
+      logits[1 * V + V - 1] = NaN; // row 1: a NaN in the last chunk
+      logits.fill(-Infinity, 2 * V, 3 * V); // row 2: nothing above -Infinity
+      logits[3 * V + 5] = 99, logits[3 * V + V - 2] = 99; // row 3: the best tied in the first and last chunks
+      const dev = d.alloc(4 * R * V);
+      d.htod(dev, logits);
+      const sel = new DeviceSelect(d, k, chunk);
+      try {
+        for (let rep = 0; rep < 2; rep++) { // twice: the per-row counters are back at zero after a launch
+          const out = sel.launch(dev, R, V, 1);
+          const ids = new Int32Array(R);
+          d.dtoh(ids, out.ids);
+          const want = [0, 1, 2, 3].map((r) => (r === 1 || r === 2 ? -1 : best(logits.subarray(r * V, (r + 1) * V), 1)[0][1]));
+          assert.deepEqual([...ids], want, `argmax V ${V} chunk ${chunk}`);
+          if (V > 5) assert.equal(ids[3], 5);
+          d.memset32(out.ids, 12345, R); // the next launch must write every row again
+        }
+        const top = sel.launch(dev, R, V, topK);
+        const ids = new Int32Array(R * topK);
+        const vals = new Float32Array(R * topK);
+        d.dtoh(ids, top.ids), d.dtoh(vals, top.values);
+        for (const r of [0, 3]) {
+          const want = best(logits.subarray(r * V, (r + 1) * V), topK);
+          assert.deepEqual([...ids.subarray(r * topK, (r + 1) * topK)], want.map((x) => x[1]), `top-${topK} ids, row ${r}, V ${V} chunk ${chunk}`);
+          assert.deepEqual([...vals.subarray(r * topK, (r + 1) * topK)], want.map((x) => x[0]));
+        }
+      } finally {
+        sel.dispose();
+        d.free(dev);
+      }
+    }
+    assert.deepEqual(selectSplits(128256), { P: 63, chunk: 2036 });
+    assert.deepEqual(selectSplits(300), { P: 1, chunk: 300 });
   });
 
   test("copyBlock copies a block's K and V in every layer (copy-on-write), as the reference does", () => {

@@ -25,6 +25,7 @@ import { DeviceWeightStore, planWeights } from "./weight-store.js";
 import { describeUploads, splitPacked, type PackedUpload } from "./packed-upload.js";
 import { weightRoles } from "./weights.js";
 import { PDL_AUTO_ROWS, type BoundSettings } from "./settings.js";
+import { DeviceSelect } from "./select.js";
 import { Tactics, timeTactics } from "./tactics.js";
 
 /** Decode steps of at most this many rows use the attention form timed at 1 row; larger ones the one timed at 64. */
@@ -66,6 +67,7 @@ export class CudaBound implements BoundGraph {
   private readonly partO: DevPtr;
   private readonly partML: DevPtr;
   private readonly splitsDone: DevPtr;
+  private readonly select: DeviceSelect;
   private readonly f32 = new Set<string>();
   private readonly graphs = new Map<number, Ptr>();
   private readonly buckets: number[];
@@ -80,7 +82,7 @@ export class CudaBound implements BoundGraph {
   readonly packedUploads: PackedUpload[];
   /** The decode matmul paths timed fastest at bind (empty when autotuning is off). */
   readonly tactics: Tactics;
-  /** The decode-attention form timed fastest at bind for small (<= ATTN_SMALL_ROWS rows) and large steps (direct, staged, tiled); "direct" when not timed. */
+  /** The decode-attention form timed fastest at bind for small (<= ATTN_SMALL_ROWS rows) and large steps (of AUTO_DECODE_FORMS); "direct" when not timed. */
   attnPick: { small: DecodeVariant; large: DecodeVariant; us: Record<string, number> } = { small: "direct", large: "direct", us: {} };
 
   constructor(
@@ -104,6 +106,7 @@ export class CudaBound implements BoundGraph {
     this.markF32();
     this.hostStaged = graph.ops.some(isCudaHostOp);
     k.overlap = s.pdl === true && driver.canOverlapLaunches; // bind-time timings: overlapped only when always asked
+    this.select = new DeviceSelect(driver, k);
 
     // packed weights: uploaded as they are where their layout is a device format, else widened here
     const split = splitPacked(packed, weightRoles(graph), s.act);
@@ -183,6 +186,24 @@ export class CudaBound implements BoundGraph {
       else pick.large = best;
     }
     return pick;
+  }
+
+  /** GPU microseconds of picking each of `rows` logits rows' `k` best on the device (the logits as they are), launch by launch; for the device check. */
+  timeSelect(rows: number, k = 1, reps = 20): number {
+    const output = this.graph.outputs[0];
+    const V = (this.graph.tensors.get(output) as { cols: number }).cols;
+    const logits = this.arena + this.plan.offsets[output];
+    const ev = [this.driver.createEvent(), this.driver.createEvent()];
+    try {
+      this.select.launch(logits, rows, V, k);
+      this.driver.recordEvent(ev[0], this.k.stream);
+      for (let i = 0; i < reps; i++) this.select.launch(logits, rows, V, k);
+      this.driver.recordEvent(ev[1], this.k.stream);
+      this.driver.syncStream(this.k.stream);
+      return (1000 * this.driver.elapsedMs(ev[0], ev[1])) / reps;
+    } finally {
+      for (const e of ev) this.driver.destroyEvent(e);
+    }
   }
 
   /**
@@ -274,23 +295,11 @@ export class CudaBound implements BoundGraph {
     const ids = new Int32Array(R * k);
     const values = new Float32Array(R * k);
     if (R === 0) return { ids, values };
-    const out = this.topkScratch(R * k);
-    if (k === 1) this.k.launch("argmax_rows", [R, 1, 1], [256, 1, 1], [["ptr", out.ids], ["ptr", logits], ["i32", V]]);
-    else this.k.launch("topk_rows", [R, 1, 1], [256, 1, 1], [["ptr", out.ids], ["ptr", out.values], ["ptr", logits], ["i32", V], ["i32", k]]);
+    const out = this.select.launch(logits, R, V, k);
     this.driver.dtohAsync(ids, out.ids, 4 * R * k, this.k.stream);
     if (k > 1) this.driver.dtohAsync(values, out.values, 4 * R * k, this.k.stream);
     this.driver.syncStream(this.k.stream);
     return { ids, values };
-  }
-
-  private topk: { ids: DevPtr; values: DevPtr; n: number } | null = null;
-
-  private topkScratch(n: number): { ids: DevPtr; values: DevPtr } {
-    if (!this.topk || this.topk.n < n) {
-      if (this.topk) (this.driver.free(this.topk.ids), this.driver.free(this.topk.values));
-      this.topk = { ids: this.driver.alloc(4 * n), values: this.driver.alloc(4 * n), n };
-    }
-    return this.topk;
   }
 
   /**
@@ -544,7 +553,7 @@ export class CudaBound implements BoundGraph {
     this.weights.dispose();
     for (const p of [this.arena, this.kvBase, this.meta, this.partO, this.partML, this.splitsDone]) this.driver.free(p);
     if (this.fp8) for (const p of [this.fp8.xq, this.fp8.amax, this.fp8.scale]) this.driver.free(p);
-    if (this.topk) (this.driver.free(this.topk.ids), this.driver.free(this.topk.values));
+    this.select.dispose();
     this.driver.freeHost(this.staging.ptr);
   }
 }

@@ -22,7 +22,7 @@ export function allKernelNames(): string[] {
   const linear = (a: string, w: string) => [`gemv_${a}_${w}`, `gemv_${a}_${w}_f32out`, `gemv4_${a}_${w}`, `gemv4_${a}_${w}_f32out`, `gemm_tc_${a}_${w}`, `gemm_tc_${a}_${w}_f32out`];
   names.push(...linear("bf16", "bf16"), ...linear("f16", "f16"));
   for (const w of ["i8", "i4", "i4z", "fp8"]) names.push(...linear("bf16", w));
-  names.push("argmax_rows", "topk_rows");
+  names.push("argmax_split", "topk_split");
   names.push("quant_i8_rows", "quant_i4_groups", "quant_i4z_groups", "fill_bytes_const", "quant_fp8_tensor", "absmax_f32", "absmax_bf16", "absmax_f16", "quant_fp8_act_bf16", "quant_fp8_act_f16", "fill_bytes");
   for (const t of ["f32", "bf16", "f16", "fp8"]) names.push(`fill_uniform_${t}`);
   return names;
