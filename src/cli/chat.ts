@@ -12,7 +12,7 @@ import { cliProgressReporter } from "../checkpoint/hub.js";
 import { OptionError } from "../errors.js";
 import type { SamplingParamsInput } from "../runtime/sampling-params.js";
 import { applyTokenizerChatTemplate, encodeChatPrompt, type ChatMessage } from "../tokenizer/chat-template.js";
-import { floatOption, intOption } from "./options.js";
+import { floatOption, intOption, samplingFilterOptions } from "./options.js";
 
 interface ChatFlags {
   model: string;
@@ -29,18 +29,15 @@ interface ChatFlags {
 }
 
 export function registerChat(program: Command): void {
-  program
+  const cmd = program
     .command("chat")
     .description("chat with a model in the terminal (its chat template, streamed replies, history; /reset, /exit)")
     .option("--model <path>", "checkpoint file or directory, engine, Hugging Face id, or synthetic:tiny", DEFAULT_MODEL)
     .option("--tokenizer <path>", "tokenizer.json, llama2.c tokenizer file or GGUF, overriding the model's own")
     .option("--system <text>", "system prompt")
     .option("--max-tokens <n>", "most tokens per reply", intOption("--max-tokens", 1), 512)
-    .option("--temperature <t>", "sampling temperature; 0 = greedy", floatOption("--temperature"), 0.7)
-    .option("--top-k <k>", "keep the k most likely tokens (0 = off)", intOption("--top-k"))
-    .option("--top-p <p>", "nucleus sampling mass (1 = off)", floatOption("--top-p"))
-    .option("--min-p <p>", "drop tokens below p x the top probability (0 = off)", floatOption("--min-p"))
-    .option("--repetition-penalty <r>", "penalize tokens already seen (1 = off)", floatOption("--repetition-penalty"))
+    .option("--temperature <t>", "sampling temperature; 0 = greedy", floatOption("--temperature"), 0.7);
+  samplingFilterOptions(cmd)
     .option("--seed <s>", "random seed", intOption("--seed"))
     .option("--max-seq-len <n>", "longest conversation (prompt + reply) in tokens", intOption("--max-seq-len", 2))
     .action(async (flags: ChatFlags) => runChat(flags));

@@ -12,7 +12,7 @@ import type { RequestOutput } from "../api/outputs.js";
 import type { SamplingParamsInput } from "../runtime/sampling-params.js";
 import { cliProgressReporter } from "../checkpoint/hub.js";
 import { setDefaultCpuThreads } from "../backends/cpu/backend.js";
-import { collect, floatOption, intOption } from "./options.js";
+import { collect, floatOption, intOption, samplingFilterOptions } from "./options.js";
 
 interface GenerateFlags {
   model: string;
@@ -46,7 +46,7 @@ interface GenerateFlags {
 }
 
 export function registerGenerate(program: Command): void {
-  program
+  const cmd = program
     .command("generate")
     .description("generate text from one or more prompts")
     .option("--model <path>", "checkpoint file or directory, Hugging Face id (org/name[@rev][/file]), or synthetic:tiny", DEFAULT_MODEL)
@@ -54,11 +54,8 @@ export function registerGenerate(program: Command): void {
     .option("--prompt <text>", "prompt text (repeat for a batch)", collect, [])
     .option("--prompts-file <file>", "one prompt per line, run as one batch")
     .option("--max-tokens <n>", "most tokens to generate per prompt", intOption("--max-tokens", 1), 256)
-    .option("--temperature <t>", "sampling temperature; 0 = greedy", floatOption("--temperature"), 0.8)
-    .option("--top-k <k>", "keep the k most likely tokens (0 = off)", intOption("--top-k"))
-    .option("--top-p <p>", "nucleus sampling mass (1 = off)", floatOption("--top-p"))
-    .option("--min-p <p>", "drop tokens below p x the top probability (0 = off)", floatOption("--min-p"))
-    .option("--repetition-penalty <r>", "penalize tokens already seen (1 = off)", floatOption("--repetition-penalty"))
+    .option("--temperature <t>", "sampling temperature; 0 = greedy", floatOption("--temperature"), 0.8);
+  samplingFilterOptions(cmd)
     .option("--presence-penalty <p>", "OpenAI presence penalty", floatOption("--presence-penalty"))
     .option("--frequency-penalty <p>", "OpenAI frequency penalty", floatOption("--frequency-penalty"))
     .option("--seed <s>", "random seed: same seed, same output", intOption("--seed"))

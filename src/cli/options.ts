@@ -1,5 +1,5 @@
 /** Parsers for numeric CLI options, with errors that name the flag. */
-import { InvalidArgumentError } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 
 export function intOption(flag: string, min = 0) {
   return (v: string): number => {
@@ -19,4 +19,13 @@ export function floatOption(flag: string) {
 
 export function collect(v: string, prev: string[] = []): string[] {
   return [...prev, v];
+}
+
+/** The sampling filters chat and generate share (their defaults live in the sampler). */
+export function samplingFilterOptions(cmd: Command): Command {
+  return cmd
+    .option("--top-k <k>", "keep the k most likely tokens (0 = off)", intOption("--top-k"))
+    .option("--top-p <p>", "nucleus sampling mass (1 = off)", floatOption("--top-p"))
+    .option("--min-p <p>", "drop tokens below p x the top probability (0 = off)", floatOption("--min-p"))
+    .option("--repetition-penalty <r>", "penalize tokens already seen (1 = off)", floatOption("--repetition-penalty"));
 }
