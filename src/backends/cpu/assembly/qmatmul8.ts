@@ -6,7 +6,8 @@
  * (one pmaddubsw per 16 weights on x86), pair sums added in 16 bits and widened once.
  */
 import { fma, hsum } from "./simd";
-import { DT_Q4, hsum4, padK, rowAt, tokBytes, zeroTerm, zeroTerms4 } from "./qmatmul";
+import { DT_Q4, padK, rowAt, tokBytes } from "./qmatmul";
+import { hsum4, zeroTerm, zeroTerms4 } from "./qmatmul-rows";
 
 // The quantized token (scratch): per 32-column chunk c, int8 X at 32c (its 16 even columns,
 // then its 16 odd ones: the low and high nibbles of a weight chunk's 16 bytes), then the
