@@ -268,6 +268,7 @@ describe("cuda backend on the CPU emulator", { skip: missing ?? false }, () => {
     const shapes = new Set(plan.graph.ops.flatMap((o) => (o.op === "matmul" ? [o.w] : [])).map((w) => bound.deviceWeights.get(w)).map((w) => `${w.rows}x${w.cols}`));
     assert.equal(new Set(bound.tactics.rows.map((r) => r.shape.split(" ")[0])).size, shapes.size);
     for (const r of bound.tactics.rows) assert.equal(r.chosen.length, 4, r.shape);
+    for (const r of bound.tactics.rows) assert.deepEqual(Object.keys(r.us).sort(), ["cublas", "gemm", "gemv", "gemv4"], r.shape);
     // every form the bind may pick that exists for these types and head size was timed at 1 row and at the larger size
     const big = Math.min(64, plan.memory.capacity.T, plan.memory.capacity.R);
     const forms = AUTO_DECODE_FORMS.filter((v) => decodeForm(v, "bf16", "bf16", config.headDim) === v);

@@ -1,8 +1,8 @@
 /**
  * Which kernel computes a matmul, out [M, N] = x [M, K] @ W [N, K]^T (+ bias):
  *   M <= 8 and rows 16-byte tileable   gemv (bandwidth-bound decode; every weight format),
- *                                      or gemv4 / cuBLASLt where the bind-time tactics
- *                                      (tactics.ts) timed them faster for this shape
+ *                                      or gemv4 / gemm_tc / cuBLASLt where the bind-time
+ *                                      tactics (tactics.ts) timed them faster for this shape
  *   f32 activations                    gemm_f32
  *   bf16/f16 weights, cuBLASLt found   cuBLASLt (bias added after)
  *   fp8 weights, cuBLASLt found        activations quantized per tensor, cuBLASLt FP8

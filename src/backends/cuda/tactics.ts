@@ -2,7 +2,9 @@
  * Tactic selection for decode-sized matmuls, as TensorRT times its kernels at build: for
  * every distinct linear shape of the graph and each row-count bucket (1, 2, 4, 8), time
  * the candidate paths on this GPU and keep the fastest. Candidates: gemv (a warp per row),
- * gemv4 (four warps split each row's K), and cuBLASLt where it reads the weight as it is.
+ * gemv4 (four warps split each row's K), gemm_tc (tensor-core tiles: at 8 rows the GEMVs
+ * turn compute-bound, and for int8 / int4 / fp8 weights cuBLASLt is no candidate), and
+ * cuBLASLt where it reads the weight as it is.
  * Paths that change numerics (FP8 activations) are never candidates.
  */
 import type { CublasLt } from "./cublaslt.js";
@@ -15,7 +17,7 @@ import type { DeviceWeight } from "./weights.js";
 /** Row counts timed; a step of M rows uses the tactic of the smallest bucket >= M. */
 export const TACTIC_M = [1, 2, 4, 8] as const;
 
-const CANDIDATES: [LinearMode, LinearPath][] = [["gemv", "gemv"], ["gemv4", "gemv4"], ["cublas", "cublas"]];
+const CANDIDATES: [LinearMode, LinearPath][] = [["gemv", "gemv"], ["gemv4", "gemv4"], ["gemm", "gemm_tc"], ["cublas", "cublas"]];
 
 export function tacticBucket(M: number): number | null {
   for (const b of TACTIC_M) if (M <= b) return b;
