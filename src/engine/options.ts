@@ -37,7 +37,7 @@ export function resolveBuildOptions(config: ModelConfig, o: Partial<BuildOptions
   if (dtype === "fp8" && o.target !== "cuda") throw new OptionError("--dtype", `fp8 weights run on the cuda target only, not "${o.target ?? DEFAULT_TARGET}"`, "use --target cuda (Ada or Hopper GPUs), or --quant int8-wo for the cpu and reference targets");
   if (dtype === "fp8" && o.quant) throw new OptionError("--dtype", "fp8 weights and --quant are two weight formats; pick one");
   if (o.quant?.scheme === "w8a8" && !W8A8_TARGETS.includes(o.target ?? DEFAULT_TARGET)) {
-    throw new OptionError("--quant", `w8a8 (int8 activations and weights) runs on the ${W8A8_TARGETS.join(", ")} target only, not "${o.target}"`, `build with --target ${W8A8_TARGETS[0]}, or use --quant int8-wo (weight-only) for this target`);
+    throw new OptionError("--quant", `w8a8 (int8 activations and weights) runs on the ${W8A8_TARGETS.join(" and ")} targets only, not "${o.target}"`, `build with --target ${W8A8_TARGETS[0]}, or use --quant int8-wo (weight-only) for this target`);
   }
   const maxSeqs = o.maxSeqs ?? 16;
   const maxSeqLen = o.maxSeqLen ?? Math.min(config.maxPositionEmbeddings, 4096);

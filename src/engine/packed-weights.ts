@@ -121,7 +121,7 @@ export function decodeEntry(bytes: Uint8Array, e: TensorEntry, keepPacked: boole
   if (!isPackedDType(e.dtype)) return decodeWeight(bytes, e.dtype);
   if (!e.quant) throw new Error(`engine tensor ${e.name}: dtype ${e.dtype} without its quant layout`);
   if (e.dtype === "w8a8" && !keepPacked) {
-    throw new OptionError("--quant", `tensor ${e.name} is w8a8 (int8 activations as well as weights), which only the ${W8A8_TARGETS.join(", ")} backend runs`, `load the engine on the ${W8A8_TARGETS[0]} backend, or rebuild with --quant int8-wo for this one`);
+    throw new OptionError("--quant", `tensor ${e.name} is w8a8 (int8 activations as well as weights), which only the ${W8A8_TARGETS.join(" and ")} backends run`, `load the engine on the ${W8A8_TARGETS[0]} backend, or rebuild with --quant int8-wo for this one`);
   }
   const p = decodePacked(bytes, e.dtype, e.quant, e.shape);
   return keepPacked ? p : dequantize(p);

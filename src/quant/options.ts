@@ -10,7 +10,7 @@ export const DEFAULT_SMOOTH_ALPHA = 0.5;
 export const DEFAULT_CALIB_SAMPLES = 32;
 export const DEFAULT_CALIB_SEQ_LEN = 256;
 /** Targets whose backend runs w8a8 matmuls (int8 activations too); others refuse the scheme. */
-export const W8A8_TARGETS: readonly string[] = ["reference"];
+export const W8A8_TARGETS: readonly string[] = ["reference", "cpu"];
 export const INT4_GROUP_SIZES = [32, 64, 128] as const;
 export const DEFAULT_INT4_GROUP = 128;
 

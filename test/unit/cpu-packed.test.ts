@@ -140,4 +140,29 @@ describe("cpu packed matmul vs the reference", () => {
     const bad = k.matmulPacked(rt1, x, { ...w, zeros: w.zeros!.map((z) => z ^ 1) }, undefined, 1);
     assert.ok(good.some((v, i) => Math.abs(v - bad[i]) > 1e-3));
   });
+
+  test("w8a8: int8 tokens against per-channel int8 rows equal the reference W8A8 matmul (every token count, interleaved and row-major, both builds, 1 and 2 threads)", () => {
+    for (const [N, K] of [[37, 100], [64, 4099], [9, 2176]] as const) {
+      const int8 = quantize(randomF32(N * K, N + K, 0.5), N, K, "int8", { groupSize: K, asym: false, scale: "f32" });
+      const w: PackedMatrix = { ...int8, dtype: "w8a8" };
+      const bias = randomF32(N, 3, 0.1);
+      for (const T of [1, 3, 5, 17, 40]) {
+        const x = randomF32(T * K, T * 7 + K, 2);
+        const want = new Float32Array(T * N);
+        matmulPacked(want, x, w, bias, T, K, N);
+        const tol = (i: number) => 2e-6 * Math.max(1, Math.abs(want[i]));
+        const runs: [string, Float32Array][] = [
+          ["2 threads", k.matmulPacked(rt2, x, w, bias, T)],
+          ["1 thread", k.matmulPacked(rt1, x, w, bias, T)],
+          ["plain SIMD", k.matmulPacked(plain1, x, w, bias, T)],
+          ["row-major", matmulPackedVia(rt1, x, w, bias, T, false, 0)],
+        ];
+        for (const [what, got] of runs) got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) <= tol(i), `${what} [${N}, ${K}] T ${T} at ${i}: ${v} vs ${want[i]}`));
+        // int8-wo on the same bytes (int16 tokens) differs: the activations really are int8 here
+        const wo = k.matmulPacked(rt1, x, int8, bias, T);
+        assert.ok(wo.some((v, i) => Math.abs(v - want[i]) > tol(i)), `[${N}, ${K}] T ${T}: w8a8 ran as int8-wo`);
+      }
+    }
+  });
 });
+

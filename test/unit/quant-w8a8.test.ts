@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { WeightMap } from "../../src/backends/backend.js";
+import { CpuBackend } from "../../src/backends/cpu/backend.js";
 import { ReferenceBackend } from "../../src/backends/reference/backend.js";
 import { planEngine } from "../../src/engine/build.js";
 import { Engine } from "../../src/engine/engine.js";
@@ -169,9 +170,30 @@ test("llmrt build --quant w8a8 --calib-data: log reports alpha, samples and per-
   const entry = m.weights.tensors.find((t) => t.dtype === "w8a8")!;
   const reader = new WeightsReader(out, m);
   try {
-    assert.throws(() => decodeEntry(reader.read(entry, true), entry, false), (err: unknown) => err instanceof OptionError && /w8a8 .* only the reference backend runs/.test(err.message));
+    assert.throws(() => decodeEntry(reader.read(entry, true), entry, false), (err: unknown) => err instanceof OptionError && /w8a8 .* only the reference and cpu backends run/.test(err.message));
   } finally {
     reader.close();
+  }
+
+  // the cpu target runs it too, on its int8 x int8 kernel: the reference backend's logits, prefill and decode
+  const outCpu = join(tmp, "e-w8a8-cpu");
+  await build("--model", "synthetic:tiny", "-o", outCpu, "--quant", "w8a8", "--calib-data", calib, "--calib-samples", "2", "--smooth-alpha", "0.75", "--max-seq-len", "64", "--target", "cpu");
+  assert.ok(readManifest(outCpu).weights.tensors.some((t) => t.dtype === "w8a8"));
+  const onCpu = Engine.load(outCpu, { backend: new CpuBackend({ threads: 2 }) });
+  const onRef = Engine.load(out); // the same build for the reference target
+  try {
+    // 20 tokens (the engine's many-token path), then 3 (its few-token path), 16 logit rows / 3
+    const steps = [{ ...prefillStep(ids), logitRows: Int32Array.from({ length: 16 }, (_, i) => i + 4) }, { ...prefillStep(ids.slice(0, 3)), logitRows: Int32Array.of(0, 1, 2) }];
+    for (const s of steps) {
+      const a = onCpu.forward(s);
+      const b = onRef.forward(s);
+      const scale = Math.max(...b.map(Math.abs));
+      const worst = Math.max(...b.map((v, i) => Math.abs(v - a[i])));
+      assert.ok(worst < 1e-4 * scale, `cpu w8a8 vs reference: max |logit diff| ${worst} of ${scale}`);
+    }
+  } finally {
+    onCpu.close();
+    onRef.close();
   }
 
   const empty = join(tmp, "empty.txt");
@@ -184,5 +206,5 @@ test("llmrt build --quant w8a8 --calib-data: log reports alpha, samples and per-
   await refused(/--calib-data: needs --quant w8a8/, "--calib-data", calib);
   await refused(/--smooth-alpha: applies to --quant w8a8 only/, "--quant", "int8-wo", "--smooth-alpha", "0.5");
   await refused(/--smooth-alpha: 1\.5 is outside \[0, 1\]/, "--quant", "w8a8", "--calib-data", calib, "--smooth-alpha", "1.5");
-  await refused(/--quant: w8a8 .* runs on the reference target only, not "cpu"/, "--quant", "w8a8", "--calib-data", calib, "--target", "cpu");
+  await refused(/--quant: w8a8 .* runs on the reference and cpu targets only, not "cuda"/, "--quant", "w8a8", "--calib-data", calib, "--target", "cuda");
 });

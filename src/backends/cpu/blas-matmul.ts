@@ -69,6 +69,7 @@ export class BlasMatmul {
   takes(w: WeightSlot, rows: number, threads = 1): boolean {
     if (w.external) return true; // nothing else can read it
     if (w.shape.length !== 2) return false;
+    if (w.packed?.dtype === "w8a8") return false; // its tokens are quantized too: the integer kernel at every size
     if (w.dtype === "f32") return rows >= this.minRows;
     return this.block !== 0 && rows >= (w.packed ? this.minRowsPacked : (this.minRows16 ?? minRows16For(threads)));
   }

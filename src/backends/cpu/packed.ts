@@ -10,14 +10,19 @@
  * GGUF K-quants go in their kernel form (kquant-layout.ts: scales decoded, quants as they are).
  */
 import { KQUANT_DTYPES, isKQuant } from "../../checkpoint/ggml-kquants.js";
-import type { PackedDType, PackedMatrix } from "../../quant/packed.js";
+import { isInt8Storage, type PackedDType, type PackedMatrix } from "../../quant/packed.js";
 import type { WasmHeap } from "./heap.js";
 import { KQUANT_CODE, kernelFormBytes, toKernelForm } from "./kquant-layout.js";
 
-/** The CPU backend's packed formats; codes mirror assembly/qmatmul.ts (DT_Q8, DT_Q4; DT_Q8I, DT_Q4I interleaved) and assembly/kquant.ts (DT_Q4K ..). */
-export const CPU_PACKED_DTYPES: readonly PackedDType[] = ["int8", "int4", ...KQUANT_DTYPES];
-export const PACKED_CODE: Partial<Record<PackedDType, number>> = { int8: 4, int4: 5, ...KQUANT_CODE };
-const INTERLEAVED_CODE: Partial<Record<PackedDType, number>> = { int8: 6, int4: 7 };
+/**
+ * The CPU backend's packed formats; codes mirror assembly/qmatmul.ts (DT_Q8, DT_Q4; DT_Q8I,
+ * DT_Q4I interleaved; w8a8: int8 bytes with the ACT8 flag, its tokens quantized to int8 too)
+ * and assembly/kquant.ts (DT_Q4K ..).
+ */
+export const CPU_PACKED_DTYPES: readonly PackedDType[] = ["int8", "int4", "w8a8", ...KQUANT_DTYPES];
+const ACT8 = 0x10000;
+export const PACKED_CODE: Partial<Record<PackedDType, number>> = { int8: 4, int4: 5, w8a8: 4 | ACT8, ...KQUANT_CODE };
+const INTERLEAVED_CODE: Partial<Record<PackedDType, number>> = { int8: 6, int4: 7, w8a8: 6 | ACT8 };
 
 /** The kernel may read up to 31 bytes past a row's end (last chunk, against zero activations). */
 const TAIL_PAD = 32;
@@ -43,7 +48,7 @@ export function interleaves(p: PackedMatrix): boolean {
 /** Bytes of q as placed. */
 function qBytes(p: PackedMatrix, interleave: boolean): number {
   if (!interleave) return p.q.byteLength;
-  const chunk = p.dtype === "int8" ? 32 : 16;
+  const chunk = isInt8Storage(p.dtype) ? 32 : 16;
   return Math.ceil(p.rows / 4) * 4 * Math.ceil(p.cols / 32) * chunk;
 }
 
@@ -54,8 +59,8 @@ export function packedSlotBytes(p: PackedMatrix): number {
 
 /** q [rows, row bytes] -> dst in the interleaved layout (zero padded). */
 function interleave(dst: Uint8Array, p: PackedMatrix): void {
-  const chunk = p.dtype === "int8" ? 32 : 16;
-  const rb = p.dtype === "int8" ? p.cols : (p.cols + 1) >> 1;
+  const chunk = isInt8Storage(p.dtype) ? 32 : 16;
+  const rb = isInt8Storage(p.dtype) ? p.cols : (p.cols + 1) >> 1;
   const chunks = Math.ceil(p.cols / 32);
   dst.fill(0);
   for (let n = 0; n < p.rows; n++) {

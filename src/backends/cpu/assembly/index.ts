@@ -7,7 +7,7 @@
  * wake-up serves a whole forward pass. Word layouts are mirrored in ../program.ts.
  */
 import { matmul } from "./matmul";
-import { dequantRowsShare, matmulQ } from "./qmatmul";
+import { dequantRowsShare, matmulQ, ACT8 } from "./qmatmul";
 import { dequantRowsKShare, matmulK, DT_Q4K } from "./kquant";
 export { packedKernel } from "./qmatmul";
 export { matmulStaged, matvecSequential } from "./matmul";
@@ -72,7 +72,7 @@ export function runProgram(ctrl: usize, prog: usize, tid: i32, nth: i32): bool {
     const a = p + 4;
     if (op == OP_END) return true;
     else if (op == OP_MATMUL) matmul(tid, nth, scratch, scratchBytes, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7), arg(a, 8));
-    else if (op == OP_MATMUL_Q && arg(a, 5) >= DT_Q4K) matmulK(tid, nth, scratch, scratchBytes, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 5), arg(a, 7), arg(a, 8), arg(a, 9), arg(a, 10)); // K-quants: no scales / zeros / group words
+    else if (op == OP_MATMUL_Q && (arg(a, 5) & ~ACT8) >= DT_Q4K) matmulK(tid, nth, scratch, scratchBytes, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 5), arg(a, 7), arg(a, 8), arg(a, 9), arg(a, 10)); // K-quants: no scales / zeros / group words
     else if (op == OP_MATMUL_Q) matmulQ(tid, nth, scratch, scratchBytes, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7), arg(a, 8), arg(a, 9), arg(a, 10));
     else if (op == OP_RMSNORM) rmsnorm(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), reinterpret<f32>(arg(a, 5)));
     else if (op == OP_ADD_RMSNORM) addRmsnorm(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), reinterpret<f32>(arg(a, 7)));

@@ -12,14 +12,27 @@ import { absMax, chunkStride, padK, rowAt, stripedAt, tokBytes, DT_Q4, DT_Q8, SE
 // then (int4) f32 sums of X per group. int8: X in column order; int4: each 32 columns as 4
 // stripes (column 4i + s at 8s + i), the order in which nibbles come out of 16-bit lanes.
 
-/** x row [K] -> X at dst + 16 in the layout of dt, scale at dst; int4: per group sums of X (f32) after X. */
-function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32): void {
+/**
+ * x row [K] -> X at dst + 16 in the layout of dt, scale at dst; int4: per group sums of X (f32) after X.
+ * act8 (w8a8, int8 only): X = round(x / s) with s = max|x| / 127, as src/quant/w8a8.ts
+ * quantizes (the division and the rounding half up in f64), so the integer sums are its own.
+ */
+function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32, act8: bool = false): void {
   const amax = absMax(x, K);
   let k = 0;
   const inv: f32 = amax > 0 ? <f32>32767 / amax : 0;
   store<f32>(dst, amax / 32767);
   const q = dst + 16;
   const Kp = padK(K);
+  if (act8) {
+    const s: f32 = amax / 127;
+    store<f32>(dst, s);
+    for (k = 0; k < Kp; k++) {
+      const v: f64 = k < K && s > 0 ? floor(<f64>load<f32>(x + (<usize>k << 2)) / <f64>s + 0.5) : 0;
+      store<i16>(q + (<usize>k << 1), <i16>(<i32>min(127.0, max(-127.0, v))));
+    }
+    return;
+  }
   if (dt == DT_Q8) {
     for (k = 0; k < Kp; k++) store<i16>(q + (<usize>k << 1), <i16>(k < K ? <i32>nearest(load<f32>(x + (<usize>k << 2)) * inv) : 0));
     return;
@@ -153,7 +166,7 @@ function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32): void {
 }
 
 /** Few tokens, groups rowBlocked: blocks of 4 rows against each quantized token (dt a constant: one copy per format). */
-@inline function matmulRows(dt: i32, il: bool, scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, scales: usize, zeros: usize, G: i32, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+@inline function matmulRows(dt: i32, il: bool, scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, scales: usize, zeros: usize, G: i32, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32, act8: bool = false): void {
   const tb = tokBytes(K);
   const Kp = padK(K);
   const NG = (K + G - 1) / G;
@@ -165,7 +178,7 @@ function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32): void {
   const per = max(1, scratchBytes / tb);
   for (let t0 = 0; t0 < T; t0 += per) {
     const t1 = min(T, t0 + per);
-    for (let t = t0; t < t1; t++) quantizeTok(scratch + <usize>(t - t0) * <usize>tb, x + ((<usize>t * <usize>K) << 2), K, dt, G);
+    for (let t = t0; t < t1; t++) quantizeTok(scratch + <usize>(t - t0) * <usize>tb, x + ((<usize>t * <usize>K) << 2), K, dt, G, act8);
     let n = n0;
     for (; n + 4 <= n1; n += 4) {
       const w = rowAt(dt, il, q, K, n);
@@ -199,6 +212,10 @@ function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32): void {
 
 export function matmulRows8(il: bool, scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, scales: usize, zeros: usize, G: i32, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
   matmulRows(DT_Q8, il, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
+}
+/** w8a8: int8 weights per channel against int8 tokens (quantizeTok act8). */
+export function matmulRowsW8A8(il: bool, scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, scales: usize, G: i32, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  matmulRows(DT_Q8, il, scratch, scratchBytes, out, x, q, scales, 0, G, bias, T, K, N, n0, n1, true);
 }
 export function matmulRows4(il: bool, scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, scales: usize, zeros: usize, G: i32, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
   matmulRows(DT_Q4, il, scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);

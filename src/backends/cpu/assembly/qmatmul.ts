@@ -29,7 +29,7 @@
  */
 import { shareStart, activeThreads } from "./simd";
 import { matmulRows4R } from "./qmatmul8";
-import { matmulRows4, matmulRows8 } from "./qmatmul-rows";
+import { matmulRows4, matmulRows8, matmulRowsW8A8 } from "./qmatmul-rows";
 import { matmulFloat, matmulInt } from "./qmatmul-fallback";
 import { dequantRows, dequantRowsIl, matmulDequant, matmulDequantIl } from "./qmatmul-dequant";
 
@@ -38,6 +38,11 @@ export const DT_Q4: i32 = 5;
 /** int8 / int4 in the 4-row interleaved layout (packed.ts): chunks of 32 columns of 4 rows side by side. */
 export const DT_Q8I: i32 = 6;
 export const DT_Q4I: i32 = 7;
+/**
+ * A flag on DT_Q8 / DT_Q8I: w8a8 (SmoothQuant), the activations quantized per token to
+ * int8 as well (src/quant/w8a8.ts), so every token count takes the integer dots.
+ */
+export const ACT8: i32 = 0x10000;
 
 /** Columns summed in i32 before a flush to f32: 2048 int8 x int16 products per lane pair stay under 2^31. */
 export const SEG: i32 = 2048;
@@ -109,6 +114,13 @@ export function matmulQ(tid: i32, nth: i32, scratch: usize, scratchBytes: i32, o
   const n0 = shareStart(N, tid, act, 4);
   const n1 = shareStart(N, tid + 1, act, 4);
   if (n0 >= n1) return;
+  if (dt & ACT8) {
+    // int8 x int8 sums for every token count (the reference's numerics; no dequantized
+    // prefill): per-channel groups always take the row blocks; the bind sizes scratch for a token
+    if (scratchBytes < tokBytes(K) || !rowBlocked(G, K)) unreachable();
+    matmulRowsW8A8((dt & ~ACT8) == DT_Q8I, scratch, scratchBytes, out, x, q, scales, G, bias, T, K, N, n0, n1);
+    return;
+  }
   if (dt == DT_Q8I || dt == DT_Q4I) {
     // the interleaved layout (packed.ts places it only for rowBlocked groups)
     if (T >= PREFILL_T && scratchBytes >= K * 4) {
