@@ -16,7 +16,8 @@
  * Quantized entries of --dtypes: q8_0 / q4_0 run both engines on that GGUF (llmrt keeps
  * its blocks packed: an engine dir built for target cpu, loaded with packed int8 / int4
  * weights); int8-wo / int4-wo (g32) run llmrt on an engine quantized by `llmrt build --quant`
- * from the F32 GGUF, against llama.cpp on the Q8_0 / Q4_0 GGUF (the nearest format); q4_k / q5_k /
+ * from the F32 GGUF, against llama.cpp on the Q8_0 / Q4_0 GGUF (the nearest format); w8a8 the
+ * same against Q8_0 (SmoothQuant calibrated on fixed tokens: speed only); q4_k / q5_k /
  * q6_k run both on that GGUF (llmrt keeps its K-quant blocks packed: assembly/kquant.ts);
  * q4_k_m runs both on a GGUF in llama.cpp's Q4_K_M mix (Q6_K head, and attn_v / ffn_down of
  * half the layers; Q4_K elsewhere).
@@ -147,7 +148,8 @@ const rows: string[] = [];
     const ckpt = openCheckpoint(q && q.peer !== dt ? syntheticModelFile(config, "gguf", "f32").path : file);
     // packed engines go through an engine dir: in-memory builds keep no packed weights
     const engineDir = q ? mkdtempSync(join(tmpdir(), "llmrt-compare-")) : undefined;
-    if (engineDir) buildEngineDir(ckpt, engineDir, { target: "cpu", quant: q!.quant, maxSeqLen: Math.max(P + G, 16 + NG) + 1, maxSeqs: Math.max(1, N), maxBatchTokens: Math.max(P, 512), maxLogitRows: Math.max(1, N) });
+    const calibration = q?.quant?.scheme === "w8a8" ? { tokens: Array.from({ length: 512 }, (_, i) => (i * 7919 + 13) % config.vocabSize), source: "fixed pseudo-random tokens" } : undefined;
+    if (engineDir) buildEngineDir(ckpt, engineDir, { target: "cpu", quant: q!.quant, maxSeqLen: Math.max(P + G, 16 + NG) + 1, maxSeqs: Math.max(1, N), maxBatchTokens: Math.max(P, 512), maxLogitRows: Math.max(1, N) }, { calibration });
     for (const threads of threadList) {
       // keep the bound graph to stop its threads when done
       const cpu = new CpuBackend({ threads });

@@ -21,7 +21,7 @@ export const cpuMs = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1000;
 
 /**
  * Packed --dtypes: llmrt's --quant, the GGUF llama.cpp runs (`peer`) and the one llmrt builds
- * from (`file`: Q8_0 / Q4_0 kept packed, int8-wo / int4-wo g32 quantized from F32). The K-quants
+ * from (`file`: Q8_0 / Q4_0 kept packed, int8-wo / int4-wo g32 / w8a8 quantized from F32). The K-quants
  * have no --quant: a cpu build keeps the GGUF's Q4_K / Q5_K / Q6_K blocks as they are.
  */
 export const PACKED_DTYPES: Record<string, { quant?: QuantOptions; peer: TensorDType | GgufMix; file: TensorDType | GgufMix }> = {
@@ -29,6 +29,8 @@ export const PACKED_DTYPES: Record<string, { quant?: QuantOptions; peer: TensorD
   q4_0: { quant: { scheme: "int4-wo", groupSize: 32 }, peer: "q4_0", file: "q4_0" },
   "int8-wo": { quant: { scheme: "int8-wo" }, peer: "q8_0", file: "f32" },
   "int4-wo": { quant: { scheme: "int4-wo", groupSize: 32 }, peer: "q4_0", file: "f32" },
+  // SmoothQuant int8 x int8 (calibrated on random tokens: the speed does not depend on them)
+  w8a8: { quant: { scheme: "w8a8" }, peer: "q8_0", file: "f32" },
   q4_k: { peer: "q4_k", file: "q4_k" },
   q5_k: { peer: "q5_k", file: "q5_k" },
   q6_k: { peer: "q6_k", file: "q6_k" },

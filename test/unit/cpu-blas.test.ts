@@ -15,7 +15,8 @@ import { CpuBackend } from "../../src/backends/cpu/backend.js";
 import { packWeight, type WeightDType } from "../../src/backends/cpu/layout.js";
 import { placePacked } from "../../src/backends/cpu/packed.js";
 import { CpuRuntime } from "../../src/backends/cpu/runtime.js";
-import { dequantize } from "../../src/quant/packed.js";
+import { dequantize, type PackedMatrix } from "../../src/quant/packed.js";
+import { matmulW8A8 } from "../../src/quant/w8a8.js";
 import { quantize } from "../../src/quant/quantize.js";
 import type { WeightSlot } from "../../src/backends/cpu/tensors.js";
 import { ReferenceBackend } from "../../src/backends/reference/backend.js";
@@ -114,6 +115,41 @@ test("BLAS matmul = reference matmul on packed int8 / int4 weights (sym / asym, 
           assertClose(rt.heap.f32(op, M * N), want, 2e-6 * Math.sqrt(K), `${c.dtype} g${c.groupSize}${c.asym ? " asym" : ""} ${interleave ? "interleaved" : "row-major"} [${M}, ${K}] x [${N}, ${K}]^T`);
           rt.heap.release(mark);
         }
+      }
+    }
+  } finally {
+    rt.close();
+  }
+});
+
+test("BLAS matmul on w8a8 weights = the reference W8A8 matmul (tokens on their int8 grid; both q layouts, bias)", (t) => {
+  const blas = blasOrSkip(t);
+  if (!blas) return;
+  const rt = new CpuRuntime({ threads: 2 });
+  try {
+    let seed = 90;
+    for (const [M, N, K] of [[16, 37, 72], [33, 20, 200]]) {
+      for (const interleave of [true, false]) {
+        const mark = rt.heap.mark();
+        const packed: PackedMatrix = { ...quantize(randomF32(N * K, seed++, 0.5), N, K, "int8", { groupSize: K, asym: false, scale: "f32" }), dtype: "w8a8" };
+        const placed = placePacked(rt.heap, "w", packed, { interleave });
+        const slot: WeightSlot = { ptr: placed.ptr, dtype: "w8a8", shape: [N, K], bytes: placed.bytes, packed: placed.slot };
+        const mm = new BlasMatmul(blas, rt, [slot], { blockBytes: 3 * K * 4, minRowsPacked: 16 });
+        assert.ok(mm.takes(slot, M));
+        const x = randomF32(M * K, seed++);
+        const bias = randomF32(N, seed++);
+        const xp = rt.heap.alloc(M * K * 4);
+        const op = rt.heap.alloc(M * N * 4);
+        rt.heap.f32(xp, M * K).set(x);
+        mm.run(slot, rt.heap.f32(xp, M * K), rt.heap.f32(op, M * N), bias, M, 2);
+        const want = new Float32Array(M * N);
+        matmulW8A8(want, x, packed, bias, M, K, N);
+        assertClose(rt.heap.f32(op, M * N), want, 2e-6 * Math.sqrt(K), `w8a8 ${interleave ? "interleaved" : "row-major"} [${M}, ${K}] x [${N}, ${K}]^T`);
+        // weight-only int8 on the same bytes (x as it is) is measurably another result
+        const wo = new Float32Array(M * N);
+        refMatmul(wo, x, dequantize(packed), bias, M, K, N);
+        assert.ok(wo.some((v, i) => Math.abs(v - want[i]) > 1e-3), "w8a8 ran weight-only");
+        rt.heap.release(mark);
       }
     }
   } finally {

@@ -9,7 +9,8 @@
  * block's columns of out are computed: the widening costs one pass over the weights,
  * which many rows of x amortize, so 16-bit weights need more rows than f32 to gain.
  * Packed int8 / int4 weights are dequantized the same way (qmatmul.ts's row dequantizer,
- * either q layout), from the row count where their own kernels dequantize too (prefill).
+ * either q layout), from the row count where their own kernels dequantize too (prefill);
+ * w8a8 also puts x on its per-token int8 grid first (src/quant/w8a8.ts's rounding).
  *
  * A model whose f32 matrices do not fit WebAssembly's 4 GiB keeps them outside the heap
  * (tensors.ts `external`): those matmuls come here at any row count (one row: sgemv).
@@ -18,6 +19,7 @@ import type { Blas } from "./blas.js";
 import { DTYPE_CODE, OP } from "./program.js";
 import type { CpuRuntime } from "./runtime.js";
 import type { WeightSlot } from "./tensors.js";
+import { quantizeRowInt8 } from "../../quant/w8a8.js";
 
 /**
  * The default row thresholds: crossovers measured with bench/cpu-blas.ts (Llama-110M layer shapes,
@@ -69,7 +71,6 @@ export class BlasMatmul {
   takes(w: WeightSlot, rows: number, threads = 1): boolean {
     if (w.external) return true; // nothing else can read it
     if (w.shape.length !== 2) return false;
-    if (w.packed?.dtype === "w8a8") return false; // its tokens are quantized too: the integer kernel at every size
     if (w.dtype === "f32") return rows >= this.minRows;
     return this.block !== 0 && rows >= (w.packed ? this.minRowsPacked : (this.minRows16 ?? minRows16For(threads)));
   }
@@ -91,6 +92,9 @@ export class BlasMatmul {
       else this.blas.sgemm(M, N, K, x, wf, out, N, beta, threads);
       return;
     }
+    // w8a8: the tokens on their int8 grid first, so sgemm sums the products the integer
+    // kernel does (each rounded to f32, in sgemm's order)
+    if (w.packed?.dtype === "w8a8") x = quantizeRowsInt8(x, M, K);
     const rows = Math.floor(this.blockFloats / K); // the buffer holds a whole number of rows at every K up to the widest
     const block = this.rt.heap.f32(this.block, this.blockFloats);
     const p = this.rt.program;
@@ -104,4 +108,15 @@ export class BlasMatmul {
     }
     p.reset();
   }
+}
+
+/** x [M, K] with each row quantized per token to int8 as src/quant/w8a8.ts does, then scaled back (a copy). */
+function quantizeRowsInt8(x: Float32Array, M: number, K: number): Float32Array {
+  const q = new Int8Array(K);
+  const out = new Float32Array(M * K);
+  for (let m = 0; m < M; m++) {
+    const s = quantizeRowInt8(x, m * K, K, q, 0);
+    for (let k = 0; k < K; k++) out[m * K + k] = q[k] * s;
+  }
+  return out;
 }

@@ -88,7 +88,7 @@ export function runProgram(ctrl: usize, prog: usize, tid: i32, nth: i32): bool {
     else if (op == OP_ARGMAX) argmax(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3));
     else if (op == OP_READ_SUM) readSum(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2));
     else if (op == OP_WIDEN_ROWS) widenRowsShare(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7));
-    else if (op == OP_DEQUANT_ROWS && arg(a, 4) >= DT_Q4K) dequantRowsKShare(tid, nth, arg(a, 0), arg(a, 1), arg(a, 4), arg(a, 6), arg(a, 7), arg(a, 8));
+    else if (op == OP_DEQUANT_ROWS && (arg(a, 4) & ~ACT8) >= DT_Q4K) dequantRowsKShare(tid, nth, arg(a, 0), arg(a, 1), arg(a, 4), arg(a, 6), arg(a, 7), arg(a, 8));
     else if (op == OP_DEQUANT_ROWS) dequantRowsShare(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7), arg(a, 8));
     else if (op == OP_TOPK) topk(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4));
     else unreachable();

@@ -148,6 +148,7 @@ export function matmulQ(tid: i32, nth: i32, scratch: usize, scratchBytes: i32, o
 
 /** This thread's share of rows [n0, n1) of w (packed in dt, any layout) as f32 into dst [n1 - n0, K]: the BLAS path's widening (../blas-matmul.ts). */
 export function dequantRowsShare(tid: i32, nth: i32, dst: usize, q: usize, scales: usize, zeros: usize, dt: i32, G: i32, K: i32, n0: i32, n1: i32): void {
+  dt &= ~ACT8; // w8a8 rows are int8 rows (its tokens are rounded by the caller)
   const rows = n1 - n0;
   const act = activeThreads(rows, nth, max(1, (1 << 15) / max(1, K)));
   const r0 = n0 + shareStart(rows, tid, act, 1);
