@@ -19,7 +19,6 @@ import type { Blas } from "./blas.js";
 import { DTYPE_CODE, OP } from "./program.js";
 import type { CpuRuntime } from "./runtime.js";
 import type { WeightSlot } from "./tensors.js";
-import { quantizeRowInt8 } from "../../quant/w8a8.js";
 
 /**
  * The default row thresholds: crossovers measured with bench/cpu-blas.ts (Llama-110M layer shapes,
@@ -49,6 +48,8 @@ export class BlasMatmul {
   /** The widened block: [blockRows, K] f32, sized for the widest 16-bit or packed weight. */
   private block = 0;
   private blockFloats = 0;
+  /** w8a8 prefill: the tokens on their int8 grid [M, K] f32, grown to the largest step seen. */
+  private grid = { ptr: 0, floats: 0 };
 
   constructor(
     readonly blas: Blas,
@@ -94,7 +95,7 @@ export class BlasMatmul {
     }
     // w8a8: the tokens on their int8 grid first, so sgemm sums the products the integer
     // kernel does (each rounded to f32, in sgemm's order)
-    if (w.packed?.dtype === "w8a8") x = quantizeRowsInt8(x, M, K);
+    if (w.packed?.dtype === "w8a8") x = this.quantizeRowsInt8(x, M, K, threads);
     const rows = Math.floor(this.blockFloats / K); // the buffer holds a whole number of rows at every K up to the widest
     const block = this.rt.heap.f32(this.block, this.blockFloats);
     const p = this.rt.program;
@@ -108,15 +109,12 @@ export class BlasMatmul {
     }
     p.reset();
   }
-}
 
-/** x [M, K] with each row quantized per token to int8 as src/quant/w8a8.ts does, then scaled back (a copy). */
-function quantizeRowsInt8(x: Float32Array, M: number, K: number): Float32Array {
-  const q = new Int8Array(K);
-  const out = new Float32Array(M * K);
-  for (let m = 0; m < M; m++) {
-    const s = quantizeRowInt8(x, m * K, K, q, 0);
-    for (let k = 0; k < K; k++) out[m * K + k] = q[k] * s;
+  /** x [M, K] (a view of the heap, as every activation is) on its per-token int8 grid, into a buffer of this matmul's (OP.QUANT_ROWS_I8). */
+  private quantizeRowsInt8(x: Float32Array, M: number, K: number, threads: number): Float32Array {
+    if (this.grid.floats < M * K) this.grid = { ptr: this.rt.heap.alloc(M * K * 4, "w8a8 tokens on their int8 grid (BLAS)"), floats: M * K };
+    this.rt.program.reset().emit(OP.QUANT_ROWS_I8, this.grid.ptr, x.byteOffset, M, K);
+    this.rt.run(threads);
+    return this.rt.heap.f32(this.grid.ptr, M * K);
   }
-  return out;
 }

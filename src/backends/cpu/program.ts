@@ -27,6 +27,7 @@ export const OP = {
   MATMUL_Q: 16,
   WIDEN_ROWS: 17,
   DEQUANT_ROWS: 18,
+  QUANT_ROWS_I8: 19,
 } as const;
 
 /** No barrier after the call: the next call does not read what this one wrote. */

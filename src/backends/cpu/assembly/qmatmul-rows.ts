@@ -5,7 +5,7 @@
  * 32-column chunk, one copy of the loop per format (matmulRows8 / matmulRows4); zeroTerm and
  * hsum4 are shared with qmatmul8.ts.
  */
-import { fma, hsum } from "./simd";
+import { activeThreads, fma, hsum, shareStart } from "./simd";
 import { absMax, chunkStride, padK, rowAt, stripedAt, tokBytes, DT_Q4, DT_Q8, SEG } from "./qmatmul";
 
 // The quantized token (scratch): f32 scale, 12 pad bytes, int16 X [padK(K)] (|X| <= 32767),
@@ -48,6 +48,39 @@ function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32, act8: bool =
       sum += v;
     }
     store<f32>(L + (<usize>g << 2), <f32>sum);
+  }
+}
+
+/**
+ * This thread's share of rows: dst [M, K] = x on its per-token int8 grid, q * s with
+ * s = max|x| / 127 and q rounded as quantizeTok's act8 rounds (w8a8's BLAS prefill: sgemm
+ * then sums the products the integer kernel does). Two lanes of f64 a step: the same
+ * division and rounding as the scalar reference.
+ */
+export function quantRowsI8Share(tid: i32, nth: i32, dst: usize, x: usize, M: i32, K: i32): void {
+  const act = activeThreads(M, nth, max(1, (1 << 14) / max(1, K)));
+  const m0 = shareStart(M, tid, act, 1);
+  const m1 = shareStart(M, tid + 1, act, 1);
+  for (let m = m0; m < m1; m++) {
+    const xr = x + ((<usize>m * <usize>K) << 2);
+    const dr = dst + ((<usize>m * <usize>K) << 2);
+    const s: f32 = absMax(xr, K) / 127;
+    const sv = f64x2.splat(<f64>s), half = f64x2.splat(0.5), hi = f64x2.splat(127), lo = f64x2.splat(-127);
+    let k = 0;
+    if (s > 0) {
+      for (; k + 4 <= K; k += 4) {
+        const v = v128.load(xr + (<usize>k << 2));
+        const a = f64x2.max(lo, f64x2.min(hi, f64x2.floor(f64x2.add(f64x2.div(f64x2.promote_low_f32x4(v), sv), half))));
+        const b = f64x2.max(lo, f64x2.min(hi, f64x2.floor(f64x2.add(f64x2.div(f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 0, 1)), sv), half))));
+        const ra = f32x4.demote_f64x2_zero(f64x2.mul(a, sv));
+        const rb = f32x4.demote_f64x2_zero(f64x2.mul(b, sv));
+        v128.store(dr + (<usize>k << 2), v128.shuffle<f32>(ra, rb, 0, 1, 4, 5));
+      }
+    }
+    for (; k < K; k++) {
+      const v: f64 = s > 0 ? min(127.0, max(-127.0, floor(<f64>load<f32>(xr + (<usize>k << 2)) / <f64>s + 0.5))) : 0;
+      store<f32>(dr + (<usize>k << 2), <f32>(v * <f64>s));
+    }
   }
 }
 
