@@ -87,6 +87,7 @@ const cases: [T: number, K: number, N: number][] = [
   [1, 64, 1],
   [1, 33, 4],
   [3, 4095, 5],
+  [1, 5000, 13], // one token over long rows (several i32 segments a row)
   [1, 37, 7],
   [7, 100, 33],
   [33, 200, 9],
