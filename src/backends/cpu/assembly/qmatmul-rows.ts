@@ -20,8 +20,6 @@ import { absMax, chunkStride, padK, rowAt, stripedAt, tokBytes, DT_Q4, DT_Q8, SE
 function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32, act8: bool = false): void {
   const amax = absMax(x, K);
   let k = 0;
-  const inv: f32 = amax > 0 ? <f32>32767 / amax : 0;
-  store<f32>(dst, amax / 32767);
   const q = dst + 16;
   const Kp = padK(K);
   if (act8) {
@@ -33,6 +31,8 @@ function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32, act8: bool =
     }
     return;
   }
+  const inv: f32 = amax > 0 ? <f32>32767 / amax : 0;
+  store<f32>(dst, amax / 32767);
   if (dt == DT_Q8) {
     for (k = 0; k < Kp; k++) store<i16>(q + (<usize>k << 1), <i16>(k < K ? <i32>nearest(load<f32>(x + (<usize>k << 2)) * inv) : 0));
     return;
