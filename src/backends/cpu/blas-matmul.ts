@@ -50,6 +50,8 @@ export class BlasMatmul {
   private blockFloats = 0;
   /** w8a8 prefill: the tokens on their int8 grid [M, K] f32, grown to the largest step seen. */
   private grid = { ptr: 0, floats: 0 };
+  /** The widest row of a 16-bit or packed weight. */
+  private maxK = 0;
 
   constructor(
     readonly blas: Blas,
@@ -62,6 +64,7 @@ export class BlasMatmul {
     this.minRowsPacked = o.minRowsPacked ?? 16;
     let maxK = 0;
     for (const w of weights) if (w.dtype !== "f32" && w.shape.length === 2) maxK = Math.max(maxK, w.shape[1]);
+    this.maxK = maxK;
     if (maxK > 0) {
       this.blockFloats = Math.max(maxK, Math.floor((o.blockBytes ?? 4 << 20) / 4 / maxK) * maxK);
       this.block = rt.heap.alloc(this.blockFloats * 4, "widened weight block (BLAS)");
@@ -112,7 +115,8 @@ export class BlasMatmul {
 
   /** x [M, K] (a view of the heap, as every activation is) on its per-token int8 grid, into a buffer of this matmul's (OP.QUANT_ROWS_I8). */
   private quantizeRowsInt8(x: Float32Array, M: number, K: number, threads: number): Float32Array {
-    if (this.grid.floats < M * K) this.grid = { ptr: this.rt.heap.alloc(M * K * 4, "w8a8 tokens on their int8 grid (BLAS)"), floats: M * K };
+    // sized for the widest row, so only a step with more rows than any before allocates (the heap does not free)
+    if (this.grid.floats < M * K) this.grid = { ptr: this.rt.heap.alloc(M * this.maxK * 4, "w8a8 tokens on their int8 grid (BLAS)"), floats: M * this.maxK };
     this.rt.program.reset().emit(OP.QUANT_ROWS_I8, this.grid.ptr, x.byteOffset, M, K);
     this.rt.run(threads);
     return this.rt.heap.f32(this.grid.ptr, M * K);

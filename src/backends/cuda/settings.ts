@@ -11,6 +11,11 @@ import type { Cubins } from "./compile.js";
 import { checkKvPair, checkWeightFormat, effectiveCache, type ActDType, type CacheDType } from "./dtypes.js";
 import type { DecodeVariant } from "./attention.js";
 
+import type { DeviceCollectives } from "./host-collectives.js";
+import type { LinearMode } from "./linear.js";
+import type { NcclIds, NcclPlace } from "./nccl.js";
+import type { WeightPolicy } from "./weights.js";
+
 export const PDL_ENV = "LLMRT_CUDA_PDL";
 /** Under pdl "auto", CUDA-graph decode steps of at most this many rows launch overlapped. */
 export const PDL_AUTO_ROWS = 8;
@@ -18,10 +23,6 @@ export const PDL_AUTO_ROWS = 8;
 function pdlFromEnv(v: string | undefined): boolean | "auto" {
   return v === "1" ? true : v === "0" ? false : "auto";
 }
-import type { DeviceCollectives } from "./host-collectives.js";
-import type { LinearMode } from "./linear.js";
-import type { NcclIds, NcclPlace } from "./nccl.js";
-import type { WeightPolicy } from "./weights.js";
 
 export interface CudaBackendOptions {
   /** Activation type: default the engine's weight storage type (bf16 for dummy loading). */

@@ -12,6 +12,14 @@ import { absMax, chunkStride, padK, rowAt, stripedAt, tokBytes, DT_Q4, DT_Q8, SE
 // then (int4) f32 sums of X per group. int8: X in column order; int4: each 32 columns as 4
 // stripes (column 4i + s at 8s + i), the order in which nibbles come out of 16-bit lanes.
 
+/** w8a8's token scale and rounding, as src/quant/w8a8.ts: s = max|x| / 127, q = round(x / s) half up in f64, within +-127. */
+@inline function scaleI8(amax: f32): f32 {
+  return amax / 127;
+}
+@inline function roundI8(x: f32, s: f32): f64 {
+  return min(127.0, max(-127.0, floor(<f64>x / <f64>s + 0.5)));
+}
+
 /**
  * x row [K] -> X at dst + 16 in the layout of dt, scale at dst; int4: per group sums of X (f32) after X.
  * act8 (w8a8, int8 only): X = round(x / s) with s = max|x| / 127, as src/quant/w8a8.ts
@@ -23,12 +31,9 @@ function quantizeTok(dst: usize, x: usize, K: i32, dt: i32, G: i32, act8: bool =
   const q = dst + 16;
   const Kp = padK(K);
   if (act8) {
-    const s: f32 = amax / 127;
+    const s = scaleI8(amax);
     store<f32>(dst, s);
-    for (k = 0; k < Kp; k++) {
-      const v: f64 = k < K && s > 0 ? floor(<f64>load<f32>(x + (<usize>k << 2)) / <f64>s + 0.5) : 0;
-      store<i16>(q + (<usize>k << 1), <i16>(<i32>min(127.0, max(-127.0, v))));
-    }
+    for (k = 0; k < Kp; k++) store<i16>(q + (<usize>k << 1), <i16>(k < K && s > 0 ? <i32>roundI8(load<f32>(x + (<usize>k << 2)), s) : 0));
     return;
   }
   const inv: f32 = amax > 0 ? <f32>32767 / amax : 0;
@@ -64,7 +69,7 @@ export function quantRowsI8Share(tid: i32, nth: i32, dst: usize, x: usize, M: i3
   for (let m = m0; m < m1; m++) {
     const xr = x + ((<usize>m * <usize>K) << 2);
     const dr = dst + ((<usize>m * <usize>K) << 2);
-    const s: f32 = absMax(xr, K) / 127;
+    const s = scaleI8(absMax(xr, K));
     const sv = f64x2.splat(<f64>s), half = f64x2.splat(0.5), hi = f64x2.splat(127), lo = f64x2.splat(-127);
     let k = 0;
     if (s > 0) {
@@ -77,10 +82,7 @@ export function quantRowsI8Share(tid: i32, nth: i32, dst: usize, x: usize, M: i3
         v128.store(dr + (<usize>k << 2), v128.shuffle<f32>(ra, rb, 0, 1, 4, 5));
       }
     }
-    for (; k < K; k++) {
-      const v: f64 = s > 0 ? min(127.0, max(-127.0, floor(<f64>load<f32>(xr + (<usize>k << 2)) / <f64>s + 0.5))) : 0;
-      store<f32>(dr + (<usize>k << 2), <f32>(v * <f64>s));
-    }
+    for (; k < K; k++) store<f32>(dr + (<usize>k << 2), s > 0 ? <f32>(roundI8(load<f32>(xr + (<usize>k << 2)), s) * <f64>s) : 0);
   }
 }
 
