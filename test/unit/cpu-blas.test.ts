@@ -93,15 +93,16 @@ test("BLAS matmul = reference matmul on packed int8 / int4 weights (sym / asym, 
       { dtype: "int8", groupSize: 72, asym: false }, // one group per row at K = 72
       { dtype: "int8", groupSize: 32, asym: false },
       { dtype: "int4", groupSize: 32, asym: false },
+      { dtype: "int4", groupSize: 32, asym: true },
       { dtype: "int4", groupSize: 64, asym: true },
       { dtype: "int4", groupSize: 40, asym: false }, // ragged last group, no interleaving
     ] as const;
     for (const c of cases) {
       for (const [M, N, K] of [[16, 37, 72], [21, 64, 72], [33, 5, 72]]) {
-        for (const interleave of [true, false]) {
+        for (const [layout, interleave, lanes] of [["interleaved", true, false], ["lanes", true, true], ["row-major", false, false]] as const) {
           const mark = rt.heap.mark();
           const packed = quantize(randomF32(N * K, seed++, 0.5), N, K, c.dtype, { groupSize: c.groupSize, asym: c.asym, scale: "f32" });
-          const placed = placePacked(rt.heap, "w", packed, { interleave });
+          const placed = placePacked(rt.heap, "w", packed, { interleave, lanes });
           const slot: WeightSlot = { ptr: placed.ptr, dtype: c.dtype, shape: [N, K], bytes: placed.bytes, packed: placed.slot };
           const mm = new BlasMatmul(blas, rt, [slot], { blockBytes: 3 * K * 4, minRowsPacked: 16 });
           assert.ok(mm.takes(slot, M));
@@ -112,7 +113,7 @@ test("BLAS matmul = reference matmul on packed int8 / int4 weights (sym / asym, 
           mm.run(slot, rt.heap.f32(xp, M * K), rt.heap.f32(op, M * N), undefined, M, 2);
           const want = new Float32Array(M * N);
           refMatmul(want, x, dequantize(packed), undefined, M, K, N);
-          assertClose(rt.heap.f32(op, M * N), want, 2e-6 * Math.sqrt(K), `${c.dtype} g${c.groupSize}${c.asym ? " asym" : ""} ${interleave ? "interleaved" : "row-major"} [${M}, ${K}] x [${N}, ${K}]^T`);
+          assertClose(rt.heap.f32(op, M * N), want, 2e-6 * Math.sqrt(K), `${c.dtype} g${c.groupSize}${c.asym ? " asym" : ""} ${layout} [${M}, ${K}] x [${N}, ${K}]^T`);
           rt.heap.release(mark);
         }
       }

@@ -27,7 +27,7 @@ const rt1 = new CpuRuntime({ threads: 1 });
 const plain1 = new CpuRuntime({ threads: 1, simd: "simd" });
 after(() => (rt2.close(), rt1.close(), plain1.close()));
 
-/** The packed matmul with q placed interleaved or row-major, decode by kernel `mode` (qmatmul.ts packedKernel: 0 row blocks, 2 a row at a time). */
+/** The packed matmul with q placed interleaved (never in lanes) or row-major, decode by kernel `mode` (qmatmul.ts packedKernel: 0 row blocks, 2 a row at a time). */
 function matmulPackedVia(rt: CpuRuntime, x: Float32Array, w: PackedMatrix, bias: Float32Array | undefined, T: number, interleave: boolean, mode: number): Float32Array {
   const { rows: N, cols: K } = w;
   const main = rt.pool.main as unknown as { packedKernel(mode: number, prefillT: number): void };
@@ -61,9 +61,10 @@ function check(w: PackedMatrix, T: number, seed: number, threads: CpuRuntime[] =
   const bias = N % 2 ? randomF32(N, seed + 1) : undefined;
   const want = new Float32Array(T * N);
   matmulPacked(want, x, w, bias, T, K, N);
-  // the relaxed build's int4 g32 decode: 8-bit activations per 32 columns (qmatmul8.ts matmulRows4R)
+  // the relaxed build's int4 g32 decode: 8-bit activations per 32 columns (qmatmul8.ts, lanes and interleaved)
   const int8Chunks = (rt: CpuRuntime) => rt.simd === "relaxed" && w.dtype === "int4" && w.layout.groupSize === 32 && T < 16;
   for (const rt of threads) assertWithinBound(k.matmulPacked(rt, x, w, bias, T), want, x, w, T, `${rt.threads} thread(s)`, int8Chunks(rt));
+  assertWithinBound(matmulPackedVia(rt1, x, w, bias, T, true, 0), want, x, w, T, "interleaved, row blocks", int8Chunks(rt1));
   // the plain SIMD128 build; q row-major through the row-block and the row-at-a-time kernels
   assertWithinBound(k.matmulPacked(plain1, x, w, bias, T), want, x, w, T, "plain SIMD");
   assertWithinBound(matmulPackedVia(rt1, x, w, bias, T, false, 0), want, x, w, T, "row-major, row blocks");
@@ -131,6 +132,19 @@ describe("cpu packed matmul vs the reference", () => {
         want[n] = s;
       }
       for (const rt of [rt1, rt2]) assert.deepEqual(k.matmulPacked(rt, x, w, undefined, 1), want, `${rt.threads} thread(s), [${N}, ${K}]`);
+    }
+  });
+
+  test("int4 g32 in the lanes layout dequantizes to the reference's values (rows from any offset, ragged K, sym and asym)", () => {
+    for (const asym of [false, true]) {
+      for (const [N, K] of [[9, 72], [6, 37], [13, 100], [4, 32]]) {
+        const w = quantize(randomF32(N * K, N * 7 + K, 0.5), N, K, "int4", { groupSize: 32, asym, scale: "f32" });
+        const ref = dequantize(w);
+        for (const [n0, n1] of [[0, N], [1, N], [3, Math.min(N, 6)], [N - 1, N]]) {
+          const got = k.dequantPackedRows(rt1, w, n0, n1);
+          assert.deepEqual(got, ref.subarray(n0 * K, n1 * K), `${asym ? "asym" : "sym"} [${N}, ${K}] rows ${n0}..${n1}`);
+        }
+      }
     }
   });
 

@@ -47,6 +47,8 @@ export interface CpuBackendOptions {
   externalWeights?: boolean;
   /** Store 16-bit matrices with rows over 4096 values in column blocks (layout.ts; default true; false: all row-major, for A / B benchmarks). */
   colBlocks?: boolean;
+  /** Place int4 g32 in the lanes layout where the relaxed build runs (packed.ts; default true; false: the 4-row interleaved layout, for A / B benchmarks). */
+  packedLanes?: boolean;
 }
 
 let processThreads: number | undefined;
@@ -132,7 +134,7 @@ export class CpuBound implements BoundGraph {
     this.rt = new CpuRuntime({ threads, simd: opts.simd, spin: opts.spin, kernels: opts.kernels, scratchBytes, reserveBytes: weightBytes + this.kvBytes + (plan?.arenaBytes ?? 0) + (1 << 20) });
     closer.register(this, this.rt);
     try {
-      this.tensors = new TensorTable(this.rt.heap, graph, weights, plan, packed, external, opts.colBlocks ?? true);
+      this.tensors = new TensorTable(this.rt.heap, graph, weights, plan, packed, external, opts.colBlocks ?? true, (opts.packedLanes ?? true) && this.rt.simd === "relaxed");
       for (let l = 0; l < kv.numLayers; l++) {
         this.cache.push({ k: this.rt.heap.alloc(slots * this.kvRow, "KV cache"), v: this.rt.heap.alloc(slots * this.kvRow, "KV cache") });
       }

@@ -51,7 +51,7 @@ export function matmulPacked(rt: CpuRuntime, x: Float32Array, w: PackedMatrix, b
   const { rows: N, cols: K } = w;
   return session(rt, (put, make) => {
     const out = make(T * N * 4);
-    const { ptr, slot } = placePacked(rt.heap, "w", w);
+    const { ptr, slot } = placePacked(rt.heap, "w", w, { lanes: rt.simd === "relaxed" });
     runOne(rt, OP.MATMUL_Q, out, put(x), ptr, slot.scales, slot.zeros, slot.code, slot.groupSize, bias ? put(bias) : 0, T, K, N);
     return rt.heap.f32(out, T * N).slice();
   });
@@ -62,7 +62,7 @@ export function dequantPackedRows(rt: CpuRuntime, w: PackedMatrix, n0: number, n
   const K = w.cols;
   return session(rt, (_put, make) => {
     const out = make((n1 - n0) * K * 4);
-    const { ptr, slot } = placePacked(rt.heap, "w", w);
+    const { ptr, slot } = placePacked(rt.heap, "w", w, { lanes: rt.simd === "relaxed" });
     runOne(rt, OP.DEQUANT_ROWS, out, ptr, slot.scales, slot.zeros, slot.code, slot.groupSize, K, n0, n1);
     return rt.heap.f32(out, (n1 - n0) * K).slice();
   });

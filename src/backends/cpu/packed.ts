@@ -7,6 +7,10 @@
  * row padded to a multiple of 32 columns, and within a block the rows' 32-column chunks side
  * by side (chunk 0 of rows 0..3, chunk 1 of rows 0..3, ...), so a block streams from memory
  * in one pass. The bytes of a chunk keep their order (int4: column 2i low nibble, 2i+1 high).
+ * Int4 in groups of 32 goes one step further where the relaxed build runs (`lanes`): within
+ * a block's 64 bytes of a chunk the rows' 4-byte words are transposed (16 i + 4 r: row r's
+ * bytes 4i .. 4i+3) and the scales and zero points are in blocks of 4 rows too, so the decode
+ * kernel (assembly/qmatmul8.ts, DT_Q4L) gets the 4 rows' sums in the 4 lanes.
  * GGUF K-quants go in their kernel form (kquant-layout.ts: scales decoded, quants as they are).
  */
 import { KQUANT_DTYPES, isKQuant } from "../../checkpoint/ggml-kquants.js";
@@ -23,6 +27,8 @@ export const CPU_PACKED_DTYPES: readonly PackedDType[] = ["int8", "int4", "w8a8"
 const ACT8 = 0x10000;
 export const PACKED_CODE: Partial<Record<PackedDType, number>> = { int8: 4, int4: 5, w8a8: 4 | ACT8, ...KQUANT_CODE };
 const INTERLEAVED_CODE: Partial<Record<PackedDType, number>> = { int8: 6, int4: 7, w8a8: 6 | ACT8 };
+/** assembly/qmatmul.ts DT_Q4L: int4 g32, a block's 4 rows in the lanes. */
+const LANES_CODE = 11;
 
 /** The kernel may read up to 31 bytes past a row's end (last chunk, against zero activations). */
 const TAIL_PAD = 32;
@@ -54,7 +60,37 @@ function qBytes(p: PackedMatrix, interleave: boolean): number {
 
 export function packedSlotBytes(p: PackedMatrix): number {
   if (isKQuant(p.dtype)) return kernelFormBytes(p.dtype, p.rows, p.cols) + 64;
-  return Math.max(p.q.byteLength, qBytes(p, interleaves(p))) + TAIL_PAD + p.scales.byteLength + (p.zeros?.byteLength ?? 0) + 3 * 64;
+  // scales and zero points of up to 3 padding rows (the lanes layout's last block)
+  const pad = 3 * Math.ceil(p.cols / 32) * 5;
+  return Math.max(p.q.byteLength, qBytes(p, interleaves(p))) + TAIL_PAD + p.scales.byteLength + (p.zeros?.byteLength ?? 0) + pad + 3 * 64;
+}
+
+/** Whether p goes in the lanes layout where the kernels allow it: int4 in groups of exactly 32 columns. */
+function takesLanes(p: PackedMatrix): boolean {
+  return p.dtype === "int4" && p.cols >= 32 && p.layout.groupSize === 32;
+}
+
+/**
+ * p in the lanes layout (DT_Q4L): q [ceil(rows / 4)][chunks][64] with row r's bytes 4i .. 4i+3
+ * of a chunk at 16 i + 4 r; scales f32 and zero points u8 [ceil(rows / 4)][chunks][4]; padding 0.
+ */
+function toLanes(p: PackedMatrix): { q: Uint8Array; scales: Float32Array; zeros: Uint8Array | null } {
+  const rb = (p.cols + 1) >> 1;
+  const chunks = Math.ceil(p.cols / 32);
+  const blocks = Math.ceil(p.rows / 4);
+  const q = new Uint8Array(blocks * chunks * 64);
+  const scales = new Float32Array(blocks * chunks * 4);
+  const zeros = p.zeros ? new Uint8Array(blocks * chunks * 4) : null;
+  for (let n = 0; n < p.rows; n++) {
+    const r = n & 3;
+    for (let c = 0; c < chunks; c++) {
+      const at = ((n >> 2) * chunks + c) * 4 + r;
+      scales[at] = p.scales[n * chunks + c];
+      if (zeros) zeros[at] = p.zeros![n * chunks + c];
+      for (let j = 0; j < 16 && c * 16 + j < rb; j++) q[(at - r) * 16 + (j >> 2) * 16 + r * 4 + (j & 3)] = p.q[n * rb + c * 16 + j];
+    }
+  }
+  return { q, scales, zeros };
 }
 
 /** q [rows, row bytes] -> dst in the interleaved layout (zero padded). */
@@ -72,9 +108,10 @@ function interleave(dst: Uint8Array, p: PackedMatrix): void {
 
 /**
  * Copies p into the heap; returns the q pointer, the slot and the bytes a step reads.
- * `interleave: false` keeps q row-major (benchmarks compare the layouts).
+ * `interleave: false` keeps q row-major (benchmarks compare the layouts); `lanes: true` (the
+ * relaxed build runs: its decode kernel reads the lanes layout) places int4 g32 so.
  */
-export function placePacked(heap: WasmHeap, name: string, p: PackedMatrix, opts: { interleave?: boolean } = {}): { ptr: number; slot: PackedSlot; bytes: number } {
+export function placePacked(heap: WasmHeap, name: string, p: PackedMatrix, opts: { interleave?: boolean; lanes?: boolean } = {}): { ptr: number; slot: PackedSlot; bytes: number } {
   const plain = PACKED_CODE[p.dtype];
   if (plain === undefined) throw new Error(`cpu backend: weight "${name}" is packed as ${p.dtype}, which the cpu kernels do not read (have: ${CPU_PACKED_DTYPES.join(", ")})`);
   if (isKQuant(p.dtype)) {
@@ -84,6 +121,7 @@ export function placePacked(heap: WasmHeap, name: string, p: PackedMatrix, opts:
     return { ptr, slot: { dtype: p.dtype, code: plain, groupSize: p.layout.groupSize, scales: 0, zeros: 0 }, bytes: n };
   }
   const il = (opts.interleave ?? true) && interleaves(p);
+  if (il && opts.lanes && takesLanes(p)) return placeLanes(heap, name, p);
   const n = qBytes(p, il);
   const ptr = heap.alloc(n + TAIL_PAD, `weight ${name}`);
   if (il) interleave(heap.u8(ptr, n), p);
@@ -97,4 +135,19 @@ export function placePacked(heap: WasmHeap, name: string, p: PackedMatrix, opts:
   }
   const slot = { dtype: p.dtype, code: il ? INTERLEAVED_CODE[p.dtype]! : plain, groupSize: Math.min(p.layout.groupSize, p.cols), scales, zeros };
   return { ptr, slot, bytes: n + p.scales.byteLength + (p.zeros?.byteLength ?? 0) };
+}
+
+function placeLanes(heap: WasmHeap, name: string, p: PackedMatrix): { ptr: number; slot: PackedSlot; bytes: number } {
+  const l = toLanes(p);
+  const ptr = heap.alloc(l.q.byteLength, `weight ${name}`);
+  heap.u8(ptr, l.q.byteLength).set(l.q);
+  const scales = heap.alloc(l.scales.byteLength, `scales of ${name}`);
+  heap.f32(scales, l.scales.length).set(l.scales);
+  let zeros = 0;
+  if (l.zeros) {
+    zeros = heap.alloc(l.zeros.byteLength, `zero points of ${name}`);
+    heap.u8(zeros, l.zeros.byteLength).set(l.zeros);
+  }
+  const slot = { dtype: p.dtype, code: LANES_CODE, groupSize: 32, scales, zeros };
+  return { ptr, slot, bytes: l.q.byteLength + l.scales.byteLength + (l.zeros?.byteLength ?? 0) };
 }

@@ -43,6 +43,8 @@ export class TensorTable {
     external: ReadonlySet<string> = new Set(),
     /** Whether wide 16-bit matrices only matmuls read go into column blocks (layout.ts wantsColBlocks). */
     colBlocks = true,
+    /** Whether int4 g32 goes in the lanes layout (packed.ts; the relaxed build's decode reads it). */
+    packedLanes = false,
     /** Whether the plan came from the engine (fixed) or is ours (grows with the step). */
     readonly fixedPlan = plan !== undefined,
   ) {
@@ -52,7 +54,7 @@ export class TensorTable {
       const pm = packed.get(name);
       if (pm) {
         if (pm.rows !== d.shape[0] || pm.cols !== d.shape[1]) throw new Error(`cpu backend: packed weight "${name}" is [${pm.rows}, ${pm.cols}], want [${d.shape.join(", ")}]`);
-        const { ptr, slot, bytes } = placePacked(heap, name, pm);
+        const { ptr, slot, bytes } = placePacked(heap, name, pm, { lanes: packedLanes });
         this.weights.set(name, { ptr, dtype: pm.dtype, shape: d.shape, bytes, packed: slot });
         continue;
       }

@@ -7,8 +7,8 @@
  * wake-up serves a whole forward pass. Word layouts are mirrored in ../program.ts.
  */
 import { matmul } from "./matmul";
-import { dequantRowsShare, matmulQ, ACT8 } from "./qmatmul";
-import { dequantRowsKShare, matmulK, DT_Q4K } from "./kquant";
+import { dequantRowsShare, matmulQ } from "./qmatmul";
+import { dequantRowsKShare, isKQuant, matmulK } from "./kquant";
 import { quantRowsI8Share } from "./qmatmul-rows";
 export { packedKernel } from "./qmatmul";
 export { matmulStaged, matvecSequential } from "./matmul";
@@ -73,7 +73,7 @@ export function runProgram(ctrl: usize, prog: usize, tid: i32, nth: i32): bool {
     const a = p + 4;
     if (op == OP_END) return true;
     else if (op == OP_MATMUL) matmul(tid, nth, scratch, scratchBytes, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7), arg(a, 8));
-    else if (op == OP_MATMUL_Q && (arg(a, 5) & ~ACT8) >= DT_Q4K) matmulK(tid, nth, scratch, scratchBytes, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 5), arg(a, 7), arg(a, 8), arg(a, 9), arg(a, 10)); // K-quants: no scales / zeros / group words
+    else if (op == OP_MATMUL_Q && isKQuant(arg(a, 5))) matmulK(tid, nth, scratch, scratchBytes, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 5), arg(a, 7), arg(a, 8), arg(a, 9), arg(a, 10)); // K-quants: no scales / zeros / group words
     else if (op == OP_MATMUL_Q) matmulQ(tid, nth, scratch, scratchBytes, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7), arg(a, 8), arg(a, 9), arg(a, 10));
     else if (op == OP_RMSNORM) rmsnorm(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), reinterpret<f32>(arg(a, 5)));
     else if (op == OP_ADD_RMSNORM) addRmsnorm(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), reinterpret<f32>(arg(a, 7)));
@@ -89,7 +89,7 @@ export function runProgram(ctrl: usize, prog: usize, tid: i32, nth: i32): bool {
     else if (op == OP_ARGMAX) argmax(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3));
     else if (op == OP_READ_SUM) readSum(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2));
     else if (op == OP_WIDEN_ROWS) widenRowsShare(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7));
-    else if (op == OP_DEQUANT_ROWS && (arg(a, 4) & ~ACT8) >= DT_Q4K) dequantRowsKShare(tid, nth, arg(a, 0), arg(a, 1), arg(a, 4), arg(a, 6), arg(a, 7), arg(a, 8));
+    else if (op == OP_DEQUANT_ROWS && isKQuant(arg(a, 4))) dequantRowsKShare(tid, nth, arg(a, 0), arg(a, 1), arg(a, 4), arg(a, 6), arg(a, 7), arg(a, 8));
     else if (op == OP_QUANT_ROWS_I8) quantRowsI8Share(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3));
     else if (op == OP_DEQUANT_ROWS) dequantRowsShare(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7), arg(a, 8));
     else if (op == OP_TOPK) topk(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4));

@@ -38,6 +38,11 @@ export const DT_Q4K: i32 = 8;
 export const DT_Q5K: i32 = 9;
 export const DT_Q6K: i32 = 10;
 
+/** Whether a packed dtype code is a K-quant's (the codes past them are qmatmul.ts's again). */
+@inline export function isKQuant(dt: i32): bool {
+  return dt >= DT_Q4K && dt <= DT_Q6K;
+}
+
 /** From this many tokens on, dequantizing a row block once beats integer dots per token. */
 const PREFILL_T: i32 = 16;
 

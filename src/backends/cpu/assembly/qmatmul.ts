@@ -15,8 +15,9 @@
  * nibbles are masked in place (x1, x16, x256) or shifted down (the top one), the x16 / x256
  * dots shifted back in i32; zero points come out of the loop: sum over groups of scale *
  * zero * (sum of X over the group).
- * Int4 in groups of 32 in the interleaved layout, relaxed build: 8-bit activations per 32
- * columns and i16x8.relaxed_dot_i8x16_i7x16_s instead (qmatmul8.ts).
+ * Int4 in groups of 32, relaxed build: 8-bit activations per 32 columns and
+ * i16x8.relaxed_dot_i8x16_i7x16_s instead (qmatmul8.ts), on the lanes layout (DT_Q4L, a block's
+ * 4 rows in the lanes) as packed.ts places it there, or the interleaved one.
  * Many tokens (prefill), or groups that do not nest in the 16 / 32-column chunks: row
  * blocks are dequantized into scratch as f32 and the f32 tiles of matmul.ts run over them.
  * The earlier row-at-a-time kernel (matmulInt) stays for groups the row blocks do not take
@@ -28,16 +29,21 @@
  * the dequantized row blocks (prefill, BLAS), qmatmul8.ts the relaxed build's int4 g32 decode.
  */
 import { shareStart, activeThreads } from "./simd";
-import { matmulRows4R } from "./qmatmul8";
+import { matmulRows4L, matmulRows4R } from "./qmatmul8";
 import { matmulRows4, matmulRows8, matmulRowsW8A8 } from "./qmatmul-rows";
 import { matmulFloat, matmulInt } from "./qmatmul-fallback";
-import { dequantRows, dequantRowsIl, matmulDequant, matmulDequantIl } from "./qmatmul-dequant";
+import { dequantRows, dequantRowsIl, dequantRowsL, matmulDequant, matmulDequantIl, matmulDequantL } from "./qmatmul-dequant";
 
 export const DT_Q8: i32 = 4;
 export const DT_Q4: i32 = 5;
 /** int8 / int4 in the 4-row interleaved layout (packed.ts): chunks of 32 columns of 4 rows side by side. */
 export const DT_Q8I: i32 = 6;
 export const DT_Q4I: i32 = 7;
+/**
+ * int4 in groups of 32 with a block's 4 rows in the lanes (qmatmul8.ts, packed.ts), for the
+ * relaxed build's 8-bit decode; scales and zero points in blocks of 4 rows too. (8..10: K-quants.)
+ */
+export const DT_Q4L: i32 = 11;
 /**
  * A flag on DT_Q8 / DT_Q8I: w8a8 (SmoothQuant), the activations quantized per token to
  * int8 as well (src/quant/w8a8.ts), so every token count takes the integer dots.
@@ -121,6 +127,13 @@ export function matmulQ(tid: i32, nth: i32, scratch: usize, scratchBytes: i32, o
     matmulRowsW8A8((dt & ~ACT8) == DT_Q8I, scratch, scratchBytes, out, x, q, scales, G, bias, T, K, N, n0, n1);
     return;
   }
+  if (dt == DT_Q4L) {
+    // placed only where the relaxed build runs (packed.ts)
+    if (T >= PREFILL_T && scratchBytes >= K * 4) matmulDequantL(scratch, scratchBytes, out, x, q, scales, zeros, bias, T, K, N, n0, n1);
+    else if (ASC_FEATURE_RELAXED_SIMD && scratchBytes >= tokBytes(K)) matmulRows4L(scratch, scratchBytes, out, x, q, scales, zeros, bias, T, K, N, n0, n1);
+    else unreachable();
+    return;
+  }
   if (dt == DT_Q8I || dt == DT_Q4I) {
     // the interleaved layout (packed.ts places it only for rowBlocked groups)
     if (T >= PREFILL_T && scratchBytes >= K * 4) {
@@ -155,7 +168,8 @@ export function dequantRowsShare(tid: i32, nth: i32, dst: usize, q: usize, scale
   const r1 = n0 + shareStart(rows, tid + 1, act, 1);
   if (r0 >= r1) return;
   const d = dst + ((<usize>(r0 - n0) * <usize>K) << 2);
-  if (dt == DT_Q8I) dequantRowsIl(DT_Q8, d, q, scales, zeros, G, K, r0, r1);
+  if (dt == DT_Q4L) dequantRowsL(d, q, scales, zeros, K, r0, r1);
+  else if (dt == DT_Q8I) dequantRowsIl(DT_Q8, d, q, scales, zeros, G, K, r0, r1);
   else if (dt == DT_Q4I) dequantRowsIl(DT_Q4, d, q, scales, zeros, G, K, r0, r1);
   else if (dt == DT_Q8) dequantRows(DT_Q8, d, q, scales, zeros, G, K, r0, r1);
   else dequantRows(DT_Q4, d, q, scales, zeros, G, K, r0, r1);

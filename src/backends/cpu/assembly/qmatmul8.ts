@@ -12,12 +12,13 @@ import { hsum4, zeroTerm, zeroTerms4 } from "./qmatmul-rows";
 // The quantized token (scratch): per 32-column chunk c, int8 X at 32c (its 16 even columns,
 // then its 16 odd ones: the low and high nibbles of a weight chunk's 16 bytes), then the
 // chunks' scales xs [Kp / 32] f32 (max|x| of the chunk / 127, as llama.cpp's Q8_0 activations),
-// then xs_c * sum X over the chunk [Kp / 32] f32 (the zero points' share, one group per chunk).
+// then xs_c * sum X over the chunk [Kp / 32] f32 (the zero points' share, one group per chunk),
+// then sum X over the chunk [Kp / 32] i32 (the same share in integers, for DT_Q4L).
 
 /** x row [K] -> the 8-bit token at dst (layout above). */
 function quantizeTok8(dst: usize, x: usize, K: i32): void {
   const Kp = padK(K);
-  const S = dst + <usize>Kp, L = S + (<usize>Kp >> 3);
+  const S = dst + <usize>Kp, L = S + (<usize>Kp >> 3), SX = L + (<usize>Kp >> 3);
   for (let c = 0; c < Kp; c += 32) {
     const e = min(c + 32, K);
     let m: f32 = 0;
@@ -31,6 +32,7 @@ function quantizeTok8(dst: usize, x: usize, K: i32): void {
     }
     store<f32>(S + (<usize>c >> 3), m / 127);
     store<f32>(L + (<usize>c >> 3), (m / 127) * <f32>sum);
+    store<i32>(SX + (<usize>c >> 3), sum);
   }
 }
 
@@ -113,4 +115,84 @@ export function matmulRows4R(scratch: usize, scratchBytes: i32, out: usize, x: u
       }
     }
   }
+}
+
+// DT_Q4L, int4 g32 with a block's 4 rows in the lanes (packed.ts): chunk c of a block of 4 rows
+// is 64 bytes, bytes 16i + 4r .. +3 holding bytes 4i .. 4i+3 of row r's chunk (columns 8i ..
+// 8i+7: low nibbles the even ones, high the odd); scales [N/4][NG][4] f32, zero points
+// (asymmetric) [N/4][NG][4] u8. A relaxed dot over 16 such bytes gives pair sums that one
+// pairwise add turns into the 4 rows' sums, lane r = row r: no horizontal sums, and one
+// convert, scaling and FMA a chunk for all 4 rows (the interleaved form: one each per row).
+
+/** 16 bytes of the 4 rows (8 columns each, v) against X: the low nibbles' columns at xo (4 bytes), the high ones' at xo + 16. */
+@inline function pairDotsL(v: v128, xo: usize, m: v128): v128 {
+  return i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xo), v128.and(v, m)), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load32_splat(xo, 16), v128.and(i16x8.shr_u(v, 4), m)));
+}
+
+/**
+ * A block's 4 rows against an 8-bit token: lane r = sum over chunks of scale * xs_c * (X . u -
+ * zero * sum X), the zero point (8, or the row's own) taken out in integers per chunk. The 8
+ * pair sums of a chunk stay under 2^15 (8 x 2 x 15 x 127).
+ */
+@inline function dot4L(w: usize, s4: usize, z4: usize, Kp: i32, xq: usize): v128 {
+  const m = i8x16.splat(0x0f);
+  const XS = xq + <usize>Kp, SX = XS + (<usize>Kp >> 2);
+  let acc = f32x4.splat(0);
+  let wc = w, sc = s4, zc = z4;
+  for (let c = 0; c < Kp; c += 32) {
+    const xo = xq + <usize>c;
+    const p01 = i16x8.add(pairDotsL(v128.load(wc), xo, m), pairDotsL(v128.load(wc, 16), xo + 4, m));
+    const p23 = i16x8.add(pairDotsL(v128.load(wc, 32), xo + 8, m), pairDotsL(v128.load(wc, 48), xo + 12, m));
+    const d = i32x4.extadd_pairwise_i16x8_s(i16x8.add(p01, p23));
+    const sx = v128.load32_splat(SX + (<usize>c >> 3));
+    const zt = z4 ? i32x4.mul(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(zc))), sx) : i32x4.shl(sx, 3);
+    acc = fma(f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(d, zt)), v128.load32_splat(XS + (<usize>c >> 3))), v128.load(sc), acc);
+    wc += 64;
+    sc += 16;
+    zc += 4;
+  }
+  return acc;
+}
+
+/** Few tokens, DT_Q4L, relaxed SIMD: each block of 4 rows against each 8-bit token (n0 a multiple of 4). */
+export function matmulRows4L(scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, s4: usize, z4: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  const tb = tokBytes(K);
+  const Kp = padK(K);
+  const NG = Kp >> 5;
+  const per = max(1, scratchBytes / tb);
+  for (let t0 = 0; t0 < T; t0 += per) {
+    const t1 = min(T, t0 + per);
+    for (let t = t0; t < t1; t++) quantizeTok8(scratch + <usize>(t - t0) * <usize>tb, x + ((<usize>t * <usize>K) << 2), K);
+    for (let n = n0; n < n1; n += 4) {
+      const blk = <usize>(n >> 2);
+      const w = q + blk * (<usize>Kp << 1);
+      const sc = s4 + blk * (<usize>NG << 4);
+      const zc = z4 ? z4 + blk * (<usize>NG << 2) : 0;
+      const full = n + 4 <= n1;
+      let b = f32x4.splat(0);
+      if (bias) b = full ? v128.load(bias + (<usize>n << 2)) : loadTail(bias + (<usize>n << 2), n1 - n);
+      for (let t = t0; t < t1; t++) {
+        const xt = scratch + <usize>(t - t0) * <usize>tb;
+        const r = f32x4.add(zc ? dot4L(w, sc, zc, Kp, xt) : dot4L(w, sc, 0, Kp, xt), b);
+        const o = out + ((<usize>t * <usize>N + <usize>n) << 2);
+        if (full) v128.store(o, r);
+        else storeTail(o, r, n1 - n);
+      }
+    }
+  }
+}
+
+/** The first n (< 4) floats at p, the other lanes 0. */
+@inline function loadTail(p: usize, n: i32): v128 {
+  let v = f32x4.replace_lane(f32x4.splat(0), 0, load<f32>(p));
+  if (n > 1) v = f32x4.replace_lane(v, 1, load<f32>(p, 4));
+  if (n > 2) v = f32x4.replace_lane(v, 2, load<f32>(p, 8));
+  return v;
+}
+
+/** The first n (< 4) lanes of v to p. */
+@inline function storeTail(p: usize, v: v128, n: i32): void {
+  store<f32>(p, f32x4.extract_lane(v, 0));
+  if (n > 1) store<f32>(p, f32x4.extract_lane(v, 1), 4);
+  if (n > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
 }
