@@ -7,12 +7,13 @@
  *
  *   node --import tsx bench/cpu-decode-ab.ts --a DIR_OR_WASM --b DIR_OR_WASM [--dtype q4_0]
  *     [--kv-a f32] [--kv-b f32] [--prompt-tokens 512] [--gen-tokens 128] [--rounds 3] [--threads 1]
- *     [--row-major-a] [--interleaved-a] [--seqs 1]
+ *     [--row-major-a] [--interleaved-a] [--small-pages-a] [--seqs 1]
  *
  * DIR: a folder holding kernels.relaxed.wasm (e.g. a copy of dist/src/backends/cpu/wasm made
  * before a change); the same folder twice with --kv-a / --kv-b compares KV dtypes, and with
  * --row-major-a A's matrices all row-major (no column blocks) against B's default layout, and with
- * --interleaved-a A's int4 g32 in the 4-row interleaved layout instead of the lanes one. With
+ * --interleaved-a A's int4 g32 in the 4-row interleaved layout instead of the lanes one, and with
+ * --small-pages-a A's memory on 4 KiB pages (no transparent huge pages asked for). With
  * --seqs S each engine decodes S sequences, one token of each a step (tok/s counts all). Prints each
  * round's decode tok/s and the median of the per-round speed ratios B / A.
  */
@@ -53,6 +54,8 @@ const { values: a } = parseArgs({
     "row-major-a": { type: "boolean", default: false },
     // A with int4 g32 interleaved (CpuBackendOptions.packedLanes false), to measure the lanes layout
     "interleaved-a": { type: "boolean", default: false },
+    // A without transparent huge pages (CpuBackendOptions.hugePages false)
+    "small-pages-a": { type: "boolean", default: false },
   },
 });
 if (!a.a || !a.b) throw new Error("cpu-decode-ab: --a and --b name the two kernel builds (a folder with kernels.relaxed.wasm, or a .wasm file)");
@@ -75,13 +78,13 @@ const limits = { maxSeqLen: P + G + 1, maxSeqs: S, maxBatchTokens: Math.max(P, 1
 const engineDir = dense[a.dtype!] ? undefined : mkdtempSync(join(tmpdir(), "llmrt-decode-ab-"));
 if (engineDir) buildEngineDir(ckpt, engineDir, { target: "cpu", ...limits });
 
-function engine(where: string, kvDtype: KvDType, colBlocks = true, packedLanes = true): Engine {
-  const backend = new CpuBackend({ threads, kernels: kernels(where), colBlocks, packedLanes });
+function engine(where: string, kvDtype: KvDType, colBlocks = true, packedLanes = true, hugePages = true): Engine {
+  const backend = new CpuBackend({ threads, kernels: kernels(where), colBlocks, packedLanes, hugePages });
   if (engineDir) return Engine.load(engineDir, { backend, blockSize: 16, kvDtype });
   return Engine.fromCheckpoint(ckpt, { backend, dtype: dense[a.dtype!], blockSize: 16, kvDtype, ...limits });
 }
 
-const engines = [engine(a.a, kvA, !a["row-major-a"], !a["interleaved-a"]), engine(a.b, kvB)];
+const engines = [engine(a.a, kvA, !a["row-major-a"], !a["interleaved-a"], !a["small-pages-a"]), engine(a.b, kvB)];
 const tokPerS: [number[], number[]] = [[], []];
 const ratios: number[] = [];
 console.log(`command: node --import tsx bench/cpu-decode-ab.ts ${process.argv.slice(2).join(" ")}`);

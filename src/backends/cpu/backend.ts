@@ -49,6 +49,8 @@ export interface CpuBackendOptions {
   colBlocks?: boolean;
   /** Place int4 g32 in the lanes layout where the relaxed build runs (packed.ts; default true; false: the 4-row interleaved layout, for A / B benchmarks). */
   packedLanes?: boolean;
+  /** Ask Linux for transparent huge pages over the backend's memory (default true; LLMRT_HUGEPAGES=0 or false: 4 KiB pages, for A / B benchmarks). */
+  hugePages?: boolean;
 }
 
 let processThreads: number | undefined;
@@ -131,7 +133,7 @@ export class CpuBound implements BoundGraph {
     // scratch per thread: rope angles, an attention unit's tiles (~41 KiB whatever the context:
     // assembly/attention.ts), a matmul's quantized tokens, or the fp16 rows a prefill matmul widens (256 KB)
     const scratchBytes = 4096 + Math.max(kvDim * 4, 256 << 10);
-    this.rt = new CpuRuntime({ threads, simd: opts.simd, spin: opts.spin, kernels: opts.kernels, scratchBytes, reserveBytes: weightBytes + this.kvBytes + (plan?.arenaBytes ?? 0) + (1 << 20) });
+    this.rt = new CpuRuntime({ threads, simd: opts.simd, spin: opts.spin, kernels: opts.kernels, hugePages: opts.hugePages, scratchBytes, reserveBytes: weightBytes + this.kvBytes + (plan?.arenaBytes ?? 0) + (1 << 20) });
     closer.register(this, this.rt);
     try {
       this.tensors = new TensorTable(this.rt.heap, graph, weights, plan, packed, external, opts.colBlocks ?? true, (opts.packedLanes ?? true) && this.rt.simd === "relaxed");

@@ -4,6 +4,7 @@
  * out its weights, cache and buffers once). wasm32 caps it at 4 GiB.
  */
 import { LlmrtError } from "../../errors.js";
+import { adviseHugePages } from "./huge-pages.js";
 import { wasm, type WasmMemory } from "./wasm-api.js";
 
 const PAGE = 65536;
@@ -26,10 +27,15 @@ export class WasmHeap {
   readonly memory: WasmMemory;
   private top: number;
 
-  /** `base`: first free byte (past the module's static data); `reserve`: bytes expected, to size the memory once. */
-  constructor(base: number, reserve: number) {
+  /**
+   * `base`: first free byte (past the module's static data); `reserve`: bytes expected, to size
+   * the memory once; `hugePages`: ask for transparent huge pages over all it may grow to (huge-pages.ts).
+   */
+  constructor(base: number, reserve: number, hugePages = false) {
     const pages = Math.min(MAX_PAGES, Math.ceil((base + reserve + PAGE) / PAGE));
     this.memory = new wasm.Memory({ initial: pages, maximum: MAX_PAGES, shared: true });
+    // before anything past the static data is touched: pages get their size when first written
+    if (hugePages) adviseHugePages(this.memory.buffer, base, HEAP_LIMIT_BYTES);
     this.top = align(base, 64);
   }
 

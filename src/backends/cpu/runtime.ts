@@ -24,6 +24,8 @@ export interface CpuRuntimeOptions {
   spin?: number;
   /** The compiled kernels to use (a rank thread gets its process's: bundled, it cannot find the .wasm files). */
   kernels?: KernelModule;
+  /** Ask Linux for transparent huge pages over the memory (default true; huge-pages.ts). */
+  hugePages?: boolean;
 }
 
 export function defaultThreads(): number {
@@ -48,7 +50,7 @@ export class CpuRuntime {
     const base = (new wasm.Instance(km.module, { env: { memory: probe.memory } }).exports as unknown as KernelExports).heapBase();
     const maxCalls = o.maxCalls ?? 4096;
     const scratch = o.scratchBytes ?? 65536;
-    this.heap = new WasmHeap(base, (o.reserveBytes ?? 0) + maxCalls * INSTR_WORDS * 4 + scratch * this.threads + 4096);
+    this.heap = new WasmHeap(base, (o.reserveBytes ?? 0) + maxCalls * INSTR_WORDS * 4 + scratch * this.threads + 4096, o.hugePages ?? true);
     this.progPtr = this.heap.alloc(maxCalls * INSTR_WORDS * 4, "program");
     this.program = new ProgramWriter(this.heap.i32(this.progPtr, maxCalls * INSTR_WORDS));
     this.pool = new ThreadPool(km.module, this.heap, this.threads, scratch, o.spin ?? DEFAULT_SPIN);
