@@ -8,7 +8,9 @@
  * Times are CPU time of this process (the machine is shared), best of batches.
  * 2. A whole decode step's matmuls (12 layers of qkv, o, gate_up, down, then the LM head,
  *    each matrix its own copy: they stream from DRAM as in a real step): ms per token and
- *    weight GB/s, kernels alternating, best of rounds.
+ *    weight GB/s, kernels alternating, best of rounds; int4 g32 also in the lanes layout
+ *    (packed.ts, the relaxed build's default for it: "rows lanes"). --shape tinyllama-1.1b
+ *    takes that model's matrices (22 layers) instead.
  *
  *   node --import tsx bench/cpu-packed-kernels.ts [--skip-shapes] [--rounds 6] [--formats 0,1,2,3]
  */
@@ -19,8 +21,10 @@ import { CpuRuntime } from "../src/backends/cpu/runtime.js";
 import { quantize } from "../src/quant/quantize.js";
 import type { PackedDType, PackedLayout } from "../src/quant/packed.js";
 
-const { values: a } = parseArgs({ options: { "skip-shapes": { type: "boolean", default: false }, rounds: { type: "string", default: "6" }, formats: { type: "string" } } });
-const rt = new CpuRuntime({ threads: 1, reserveBytes: 360 << 20, scratchBytes: 260 << 10 });
+const { values: a } = parseArgs({ options: { "skip-shapes": { type: "boolean", default: false }, rounds: { type: "string", default: "6" }, formats: { type: "string" }, shape: { type: "string", default: "llama-110m" } } });
+const tiny = a.shape === "tinyllama-1.1b";
+if (!tiny && a.shape !== "llama-110m") throw new Error("cpu-packed-kernels: --shape is llama-110m or tinyllama-1.1b");
+const rt = new CpuRuntime({ threads: 1, reserveBytes: (tiny ? 2200 : 360) * 2 ** 20, scratchBytes: 260 << 10 });
 const main = rt.pool.main as unknown as { packedKernel(mode: number, prefillT: number): void };
 const shapes: [K: number, N: number][] = [[768, 2304], [768, 768], [768, 4096], [2048, 768], [768, 32000]];
 const allFormats: [string, PackedDType, (K: number) => PackedLayout][] = [
@@ -34,7 +38,6 @@ const allFormats: [string, PackedDType, (K: number) => PackedLayout][] = [
 const formats = a.formats ? a.formats.split(",").map((i) => allFormats[Number(i)]) : allFormats;
 /** label, packedKernel mode, q interleaved (packed.ts) */
 const MODES = [["rows il", 0, true], ["rows", 0, false], ["row", 2, false], ["float", 1, false]] as const;
-const STEP_MODES = MODES.slice(0, 3);
 /** CPU time (ms) of this process: on a loaded machine, unlike wall time, not counting the time other processes hold the core (the runtime has 1 thread: the kernels run on this one). */
 const cpuMs = () => {
   const u = process.cpuUsage();
@@ -81,22 +84,29 @@ if (!a["skip-shapes"]) {
 }
 
 // a decode step's matmuls, every matrix its own copy in the heap
-const layers = 12;
-const step: [K: number, N: number, copies: number][] = [[768, 2304, layers], [768, 768, layers], [768, 4096, layers], [2048, 768, layers], [768, 32000, 1]];
+const layers = tiny ? 22 : 12;
+const step: [K: number, N: number, copies: number][] = tiny
+  ? [[2048, 2560, layers], [2048, 2048, layers], [2048, 11264, layers], [5632, 2048, layers], [2048, 32000, 1]]
+  : [[768, 2304, layers], [768, 768, layers], [768, 4096, layers], [2048, 768, layers], [768, 32000, 1]];
+/** Step modes: label, packedKernel mode, placement (lanes: int4 g32 on the relaxed build only). */
+const STEP_RUNS: [string, number, "il" | "rm" | "lanes"][] = [["rows il", 0, "il"], ...(tiny ? [] : ([["rows", 0, "rm"], ["row", 2, "rm"]] as [string, number, "rm"][])), ["rows lanes", 0, "lanes"]];
 for (const [name, dtype, layout] of formats.filter((f) => allFormats.indexOf(f) < 4)) {
   const mark = rt.heap.mark();
-  const x = rt.heap.alloc(2048 * 4);
-  rt.heap.f32(x, 2048).set(rand(2048));
+  const maxK = Math.max(...step.map(([K]) => K));
+  const x = rt.heap.alloc(maxK * 4);
+  rt.heap.f32(x, maxK).set(rand(maxK));
   const out = rt.heap.alloc(32000 * 4);
-  const calls: number[][][] = [[], []];
+  const lanes = rt.simd === "relaxed" && dtype === "int4" && layout(2048).groupSize === 32;
+  const runs = STEP_RUNS.filter(([, , at]) => at !== "lanes" || lanes);
+  const calls = new Map<string, number[][]>(runs.map(([, , at]) => [at, []]));
   let bytes = 0;
   for (const [K, N, copies] of step) {
     const w = quantize(rand(N * K), N, K, dtype, layout(K));
     for (let c = 0; c < copies; c++) {
-      for (const il of [true, false]) {
-        const p = placePacked(rt.heap, "w", w, { interleave: il });
-        calls[il ? 0 : 1].push([out, x, p.ptr, p.slot.scales, p.slot.zeros, p.slot.code, p.slot.groupSize, 0, 1, K, N]);
-        if (il) bytes += p.bytes;
+      for (const [at, list] of calls) {
+        const p = placePacked(rt.heap, "w", w, { interleave: at !== "rm", lanes: at === "lanes" });
+        list.push([out, x, p.ptr, p.slot.scales, p.slot.zeros, p.slot.code, p.slot.groupSize, 0, 1, K, N]);
+        if (at === "il") bytes += p.bytes;
       }
     }
   }
@@ -104,10 +114,10 @@ for (const [name, dtype, layout] of formats.filter((f) => allFormats.indexOf(f) 
   const order = [...Array(layers).keys()].flatMap((l) => [0, 1, 2, 3].map((m) => l + m * layers)).concat([4 * layers]);
   const best = new Map<string, number[]>();
   for (let r = 0; r < Number(a.rounds); r++) {
-    for (const [label, mode, il] of STEP_MODES) {
+    for (const [label, mode, at] of runs) {
       main.packedKernel(mode, 16);
       const p = rt.program.reset();
-      for (const i of order) p.emit(OP.MATMUL_Q, ...(calls[il ? 0 : 1][i] as [number, ...number[]]));
+      for (const i of order) p.emit(OP.MATMUL_Q, ...(calls.get(at)![i] as [number, ...number[]]));
       rt.run();
       // single steps, kernels alternating: the best is the one least disturbed by other load
       for (let i = 0; i < 5; i++) {
