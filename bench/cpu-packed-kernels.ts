@@ -33,6 +33,7 @@ const allFormats: [string, PackedDType, (K: number) => PackedLayout][] = [
   ["Q4_0 (int4 g32)", "int4", () => ({ groupSize: 32, asym: false, scale: "f16" })],
   ["int4 g32 asym", "int4", () => ({ groupSize: 32, asym: true, scale: "f32" })],
   ["int4 g128 asym", "int4", () => ({ groupSize: 128, asym: true, scale: "f32" })],
+  ["int4 g128 (int4-wo's default)", "int4", () => ({ groupSize: 128, asym: false, scale: "f32" })],
 ];
 /** --formats 0,2: the formats above by index */
 const formats = a.formats ? a.formats.split(",").map((i) => allFormats[Number(i)]) : allFormats;
@@ -90,13 +91,14 @@ const step: [K: number, N: number, copies: number][] = tiny
   : [[768, 2304, layers], [768, 768, layers], [768, 4096, layers], [2048, 768, layers], [768, 32000, 1]];
 /** Step modes: label, packedKernel mode, placement (lanes: int4 g32 on the relaxed build only). */
 const STEP_RUNS: [string, number, "il" | "rm" | "lanes"][] = [["rows il", 0, "il"], ...(tiny ? [] : ([["rows", 0, "rm"], ["row", 2, "rm"]] as [string, number, "rm"][])), ["rows lanes", 0, "lanes"]];
-for (const [name, dtype, layout] of formats.filter((f) => allFormats.indexOf(f) < 4)) {
+// without --formats, the first four (the shapes above take them all)
+for (const [name, dtype, layout] of a.formats ? formats : formats.slice(0, 4)) {
   const mark = rt.heap.mark();
   const maxK = Math.max(...step.map(([K]) => K));
   const x = rt.heap.alloc(maxK * 4);
   rt.heap.f32(x, maxK).set(rand(maxK));
   const out = rt.heap.alloc(32000 * 4);
-  const lanes = rt.simd === "relaxed" && dtype === "int4" && layout(2048).groupSize === 32;
+  const lanes = rt.simd === "relaxed" && dtype === "int4" && layout(2048).groupSize % 32 === 0;
   const runs = STEP_RUNS.filter(([, , at]) => at !== "lanes" || lanes);
   const calls = new Map<string, number[][]>(runs.map(([, , at]) => [at, []]));
   let bytes = 0;

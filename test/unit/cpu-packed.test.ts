@@ -12,7 +12,7 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as k from "../../src/backends/cpu/kernels.js";
-import { placePacked } from "../../src/backends/cpu/packed.js";
+import { placePacked, takesLanes } from "../../src/backends/cpu/packed.js";
 import { OP } from "../../src/backends/cpu/program.js";
 import { CpuRuntime } from "../../src/backends/cpu/runtime.js";
 import { quantizeQ4_0, quantizeQ8_0 } from "../../src/checkpoint/ggml-quants.js";
@@ -61,10 +61,13 @@ function check(w: PackedMatrix, T: number, seed: number, threads: CpuRuntime[] =
   const bias = N % 2 ? randomF32(N, seed + 1) : undefined;
   const want = new Float32Array(T * N);
   matmulPacked(want, x, w, bias, T, K, N);
-  // the relaxed build's int4 g32 decode: 8-bit activations per 32 columns (qmatmul8.ts, lanes and interleaved)
-  const int8Chunks = (rt: CpuRuntime) => rt.simd === "relaxed" && w.dtype === "int4" && w.layout.groupSize === 32 && T < 16;
-  for (const rt of threads) assertWithinBound(k.matmulPacked(rt, x, w, bias, T), want, x, w, T, `${rt.threads} thread(s)`, int8Chunks(rt));
-  assertWithinBound(matmulPackedVia(rt1, x, w, bias, T, true, 0), want, x, w, T, "interleaved, row blocks", int8Chunks(rt1));
+  // the relaxed build's int4 decode with 8-bit activations per 32 columns (qmatmul8.ts): the
+  // lanes layout (groups of a multiple of 32, as packed.ts places it there), the interleaved one (g32)
+  const relaxedDecode = (rt: CpuRuntime) => rt.simd === "relaxed" && T < 16;
+  const int8Lanes = (rt: CpuRuntime) => relaxedDecode(rt) && takesLanes(w);
+  const int8Il = (rt: CpuRuntime) => relaxedDecode(rt) && w.dtype === "int4" && w.layout.groupSize === 32;
+  for (const rt of threads) assertWithinBound(k.matmulPacked(rt, x, w, bias, T), want, x, w, T, `${rt.threads} thread(s)`, int8Lanes(rt));
+  assertWithinBound(matmulPackedVia(rt1, x, w, bias, T, true, 0), want, x, w, T, "interleaved, row blocks", int8Il(rt1));
   // the plain SIMD128 build; q row-major through the row-block and the row-at-a-time kernels
   assertWithinBound(k.matmulPacked(plain1, x, w, bias, T), want, x, w, T, "plain SIMD");
   assertWithinBound(matmulPackedVia(rt1, x, w, bias, T, false, 0), want, x, w, T, "row-major, row blocks");
@@ -135,14 +138,15 @@ describe("cpu packed matmul vs the reference", () => {
     }
   });
 
-  test("int4 g32 in the lanes layout dequantizes to the reference's values (rows from any offset, ragged K, sym and asym)", () => {
-    for (const asym of [false, true]) {
-      for (const [N, K] of [[9, 72], [6, 37], [13, 100], [4, 32]]) {
-        const w = quantize(randomF32(N * K, N * 7 + K, 0.5), N, K, "int4", { groupSize: 32, asym, scale: "f32" });
+  test("int4 in the lanes layout dequantizes to the reference's values (rows from any offset, ragged K, groups 32 / 64 / 128 / per channel, sym and asym)", () => {
+    for (const [asym, G] of [[false, 32], [true, 32], [false, 64], [true, 128], [true, 0]] as const) {
+      for (const [N, K] of [[9, 72], [6, 37], [13, 100], [4, 32], [5, 320]]) {
+        if (G === 0 && K % 32) continue; // per channel: lanes only where K is a multiple of 32
+        const w = quantize(randomF32(N * K, N * 7 + K, 0.5), N, K, "int4", { groupSize: G || K, asym, scale: "f32" });
         const ref = dequantize(w);
         for (const [n0, n1] of [[0, N], [1, N], [3, Math.min(N, 6)], [N - 1, N]]) {
           const got = k.dequantPackedRows(rt1, w, n0, n1);
-          assert.deepEqual(got, ref.subarray(n0 * K, n1 * K), `${asym ? "asym" : "sym"} [${N}, ${K}] rows ${n0}..${n1}`);
+          assert.deepEqual(got, ref.subarray(n0 * K, n1 * K), `${asym ? "asym" : "sym"} g${G || K} [${N}, ${K}] rows ${n0}..${n1}`);
         }
       }
     }

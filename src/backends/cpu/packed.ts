@@ -7,7 +7,7 @@
  * row padded to a multiple of 32 columns, and within a block the rows' 32-column chunks side
  * by side (chunk 0 of rows 0..3, chunk 1 of rows 0..3, ...), so a block streams from memory
  * in one pass. The bytes of a chunk keep their order (int4: column 2i low nibble, 2i+1 high).
- * Int4 in groups of 32 goes one step further where the relaxed build runs (`lanes`): within
+ * Int4 in groups of a multiple of 32 goes one step further where the relaxed build runs (`lanes`): within
  * a block's 64 bytes of a chunk the rows' 4-byte words are transposed (16 i + 4 r: row r's
  * bytes 4i .. 4i+3) and the scales and zero points are in blocks of 4 rows too, so the decode
  * kernel (assembly/qmatmul8.ts, DT_Q4L) gets the 4 rows' sums in the 4 lanes.
@@ -65,29 +65,33 @@ export function packedSlotBytes(p: PackedMatrix): number {
   return Math.max(p.q.byteLength, qBytes(p, interleaves(p))) + TAIL_PAD + p.scales.byteLength + (p.zeros?.byteLength ?? 0) + pad + 3 * 64;
 }
 
-/** Whether p goes in the lanes layout where the kernels allow it: int4 in groups of exactly 32 columns. */
-function takesLanes(p: PackedMatrix): boolean {
-  return p.dtype === "int4" && p.cols >= 32 && p.layout.groupSize === 32;
+/** Whether p goes in the lanes layout where the kernels allow it: int4 in groups of a multiple of 32 columns. */
+export function takesLanes(p: PackedMatrix): boolean {
+  return p.dtype === "int4" && p.cols >= 32 && Math.min(p.layout.groupSize, p.cols) % 32 === 0;
 }
 
 /**
  * p in the lanes layout (DT_Q4L): q [ceil(rows / 4)][chunks][64] with row r's bytes 4i .. 4i+3
- * of a chunk at 16 i + 4 r; scales f32 and zero points u8 [ceil(rows / 4)][chunks][4]; padding 0.
+ * of a chunk at 16 i + 4 r; scales f32 and zero points u8 [ceil(rows / 4)][groups][4]; padding 0.
  */
 function toLanes(p: PackedMatrix): { q: Uint8Array; scales: Float32Array; zeros: Uint8Array | null } {
   const rb = (p.cols + 1) >> 1;
   const chunks = Math.ceil(p.cols / 32);
+  const groups = Math.ceil(p.cols / Math.min(p.layout.groupSize, p.cols));
   const blocks = Math.ceil(p.rows / 4);
   const q = new Uint8Array(blocks * chunks * 64);
-  const scales = new Float32Array(blocks * chunks * 4);
-  const zeros = p.zeros ? new Uint8Array(blocks * chunks * 4) : null;
+  const scales = new Float32Array(blocks * groups * 4);
+  const zeros = p.zeros ? new Uint8Array(blocks * groups * 4) : null;
   for (let n = 0; n < p.rows; n++) {
     const r = n & 3;
+    for (let g = 0; g < groups; g++) {
+      const at = ((n >> 2) * groups + g) * 4 + r;
+      scales[at] = p.scales[n * groups + g];
+      if (zeros) zeros[at] = p.zeros![n * groups + g];
+    }
     for (let c = 0; c < chunks; c++) {
-      const at = ((n >> 2) * chunks + c) * 4 + r;
-      scales[at] = p.scales[n * chunks + c];
-      if (zeros) zeros[at] = p.zeros![n * chunks + c];
-      for (let j = 0; j < 16 && c * 16 + j < rb; j++) q[(at - r) * 16 + (j >> 2) * 16 + r * 4 + (j & 3)] = p.q[n * rb + c * 16 + j];
+      const base = ((n >> 2) * chunks + c) * 64 + r * 4;
+      for (let j = 0; j < 16 && c * 16 + j < rb; j++) q[base + (j >> 2) * 16 + (j & 3)] = p.q[n * rb + c * 16 + j];
     }
   }
   return { q, scales, zeros };
@@ -148,6 +152,6 @@ function placeLanes(heap: WasmHeap, name: string, p: PackedMatrix): { ptr: numbe
     zeros = heap.alloc(l.zeros.byteLength, `zero points of ${name}`);
     heap.u8(zeros, l.zeros.byteLength).set(l.zeros);
   }
-  const slot = { dtype: p.dtype, code: LANES_CODE, groupSize: 32, scales, zeros };
+  const slot = { dtype: p.dtype, code: LANES_CODE, groupSize: Math.min(p.layout.groupSize, p.cols), scales, zeros };
   return { ptr, slot, bytes: l.q.byteLength + l.scales.byteLength + (l.zeros?.byteLength ?? 0) };
 }

@@ -110,9 +110,11 @@ export function matmulDequantIl(dt: i32, scratch: usize, scratchBytes: i32, out:
 }
 
 /** Rows [n0, n1) of w in DT_Q4L (qmatmul8.ts: a block's 4 rows in the lanes) as f32 into dst [n1 - n0, K]. */
-export function dequantRowsL(dst: usize, q: usize, s4: usize, z4: usize, K: i32, n0: i32, n1: i32): void {
+export function dequantRowsL(dst: usize, q: usize, s4: usize, z4: usize, G: i32, K: i32, n0: i32, n1: i32): void {
   const Kp = padK(K);
-  const NG = Kp >> 5;
+  const NC = Kp >> 5; // chunks a row
+  const NG = (K + G - 1) / G; // groups a row
+  const cpg = G >> 5;
   const full = K >> 5; // chunks of 32 columns inside K
   const rowBytes = <usize>K << 2;
   for (let n = n0; n < n1; ) {
@@ -120,7 +122,7 @@ export function dequantRowsL(dst: usize, q: usize, s4: usize, z4: usize, K: i32,
     const o = dst + <usize>(n - n0) * rowBytes;
     if ((n & 3) != 0 || n + 4 > n1) {
       // a row of a block the range cuts
-      for (let c = 0; c < NG; c++) chunkL(o, q, s4, z4, K, NG, blk, c, n & 3);
+      for (let c = 0; c < NC; c++) chunkL(o, q, s4, z4, K, NC, NG, cpg, blk, c, n & 3);
       n++;
       continue;
     }
@@ -132,14 +134,14 @@ export function dequantRowsL(dst: usize, q: usize, s4: usize, z4: usize, K: i32,
       const v0 = v128.load(wc), v1 = v128.load(wc, 16), v2 = v128.load(wc, 32), v3 = v128.load(wc, 48);
       const a = v128.shuffle<i32>(v0, v1, 0, 4, 1, 5), b = v128.shuffle<i32>(v2, v3, 0, 4, 1, 5);
       const e = v128.shuffle<i32>(v0, v1, 2, 6, 3, 7), f = v128.shuffle<i32>(v2, v3, 2, 6, 3, 7);
-      const at = (blk * <usize>NG + <usize>c) << 2;
+      const at = (blk * <usize>NG + <usize>(c / cpg)) << 2;
       const p = o + (<usize>c << 7);
       storeInt4Chunk(v128.shuffle<i64>(a, b, 0, 2), zeroAt(z4, at), load<f32>(s4 + (at << 2)), p);
       storeInt4Chunk(v128.shuffle<i64>(a, b, 1, 3), zeroAt(z4, at + 1), load<f32>(s4 + (at << 2), 4), p + rowBytes);
       storeInt4Chunk(v128.shuffle<i64>(e, f, 0, 2), zeroAt(z4, at + 2), load<f32>(s4 + (at << 2), 8), p + 2 * rowBytes);
       storeInt4Chunk(v128.shuffle<i64>(e, f, 1, 3), zeroAt(z4, at + 3), load<f32>(s4 + (at << 2), 12), p + 3 * rowBytes);
     }
-    for (let r = 0; r < 4; r++) for (let c = full; c < NG; c++) chunkL(o + <usize>r * rowBytes, q, s4, z4, K, NG, blk, c, r);
+    for (let r = 0; r < 4; r++) for (let c = full; c < NC; c++) chunkL(o + <usize>r * rowBytes, q, s4, z4, K, NC, NG, cpg, blk, c, r);
     n += 4;
   }
 }
@@ -148,12 +150,12 @@ export function dequantRowsL(dst: usize, q: usize, s4: usize, z4: usize, K: i32,
   return z4 ? <i32>load<u8>(z4 + at) : 8;
 }
 
-/** Chunk c of row r of block blk in DT_Q4L, byte by byte, into the row's f32 at o (columns past K not written). */
-function chunkL(o: usize, q: usize, s4: usize, z4: usize, K: i32, NG: i32, blk: usize, c: i32, r: i32): void {
-  const at = ((blk * <usize>NG + <usize>c) << 2) | <usize>r;
+/** Chunk c of row r of block blk in DT_Q4L (NC chunks, NG groups of cpg chunks a row), byte by byte, into the row's f32 at o (columns past K not written). */
+function chunkL(o: usize, q: usize, s4: usize, z4: usize, K: i32, NC: i32, NG: i32, cpg: i32, blk: usize, c: i32, r: i32): void {
+  const at = ((blk * <usize>NG + <usize>(c / cpg)) << 2) | <usize>r;
   const z = zeroAt(z4, at);
   const s = load<f32>(s4 + (at << 2));
-  const wc = q + blk * (<usize>NG << 6) + (<usize>c << 6) + (<usize>r << 2);
+  const wc = q + blk * (<usize>NC << 6) + (<usize>c << 6) + (<usize>r << 2);
   for (let j = 0; j < 16; j++) {
     const k = (c << 5) + (j << 1);
     if (k >= K) break;
@@ -164,11 +166,11 @@ function chunkL(o: usize, q: usize, s4: usize, z4: usize, K: i32, NG: i32, blk: 
 }
 
 /** Many tokens, DT_Q4L: row blocks dequantized into scratch, then the f32 tiles. */
-export function matmulDequantL(scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, s4: usize, z4: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+export function matmulDequantL(scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, s4: usize, z4: usize, G: i32, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
   const rows = max(1, min(256, scratchBytes / (K * 4)));
   for (let nb = n0; nb < n1; nb += rows) {
     const ne = min(nb + rows, n1);
-    dequantRowsL(scratch, q, s4, z4, K, nb, ne);
+    dequantRowsL(scratch, q, s4, z4, G, K, nb, ne);
     matmulRange(DT_F32, out, x, scratch - <usize>nb * <usize>K * 4, bias, T, K, N, nb, ne);
   }
 }

@@ -40,8 +40,9 @@ export const DT_Q4: i32 = 5;
 export const DT_Q8I: i32 = 6;
 export const DT_Q4I: i32 = 7;
 /**
- * int4 in groups of 32 with a block's 4 rows in the lanes (qmatmul8.ts, packed.ts), for the
- * relaxed build's 8-bit decode; scales and zero points in blocks of 4 rows too. (8..10: K-quants.)
+ * int4 in groups of a multiple of 32 columns with a block's 4 rows in the lanes (qmatmul8.ts,
+ * packed.ts), for the relaxed build's 8-bit decode; scales and zero points in blocks of 4 rows
+ * too. (8..10: K-quants.)
  */
 export const DT_Q4L: i32 = 11;
 /**
@@ -129,8 +130,8 @@ export function matmulQ(tid: i32, nth: i32, scratch: usize, scratchBytes: i32, o
   }
   if (dt == DT_Q4L) {
     // placed only where the relaxed build runs (packed.ts)
-    if (T >= PREFILL_T && scratchBytes >= K * 4) matmulDequantL(scratch, scratchBytes, out, x, q, scales, zeros, bias, T, K, N, n0, n1);
-    else if (ASC_FEATURE_RELAXED_SIMD && scratchBytes >= tokBytes(K)) matmulRows4L(scratch, scratchBytes, out, x, q, scales, zeros, bias, T, K, N, n0, n1);
+    if (T >= PREFILL_T && scratchBytes >= K * 4) matmulDequantL(scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
+    else if (ASC_FEATURE_RELAXED_SIMD && scratchBytes >= tokBytes(K)) matmulRows4L(scratch, scratchBytes, out, x, q, scales, zeros, G, bias, T, K, N, n0, n1);
     else unreachable();
     return;
   }
@@ -168,7 +169,7 @@ export function dequantRowsShare(tid: i32, nth: i32, dst: usize, q: usize, scale
   const r1 = n0 + shareStart(rows, tid + 1, act, 1);
   if (r0 >= r1) return;
   const d = dst + ((<usize>(r0 - n0) * <usize>K) << 2);
-  if (dt == DT_Q4L) dequantRowsL(d, q, scales, zeros, K, r0, r1);
+  if (dt == DT_Q4L) dequantRowsL(d, q, scales, zeros, G, K, r0, r1);
   else if (dt == DT_Q8I) dequantRowsIl(DT_Q8, d, q, scales, zeros, G, K, r0, r1);
   else if (dt == DT_Q4I) dequantRowsIl(DT_Q4, d, q, scales, zeros, G, K, r0, r1);
   else if (dt == DT_Q8) dequantRows(DT_Q8, d, q, scales, zeros, G, K, r0, r1);

@@ -117,10 +117,10 @@ export function matmulRows4R(scratch: usize, scratchBytes: i32, out: usize, x: u
   }
 }
 
-// DT_Q4L, int4 g32 with a block's 4 rows in the lanes (packed.ts): chunk c of a block of 4 rows
-// is 64 bytes, bytes 16i + 4r .. +3 holding bytes 4i .. 4i+3 of row r's chunk (columns 8i ..
-// 8i+7: low nibbles the even ones, high the odd); scales [N/4][NG][4] f32, zero points
-// (asymmetric) [N/4][NG][4] u8. A relaxed dot over 16 such bytes gives pair sums that one
+// DT_Q4L, int4 in groups of a multiple of 32 columns with a block's 4 rows in the lanes
+// (packed.ts): chunk c of a block of 4 rows is 64 bytes, bytes 16i + 4r .. +3 holding bytes
+// 4i .. 4i+3 of row r's chunk (columns 8i .. 8i+7: low nibbles the even ones, high the odd);
+// scales [N/4][NG][4] f32, zero points (asymmetric) [N/4][NG][4] u8, NG groups a row. A relaxed dot over 16 such bytes gives pair sums that one
 // pairwise add turns into the 4 rows' sums, lane r = row r: no horizontal sums, and one
 // convert, scaling and FMA a chunk for all 4 rows (the interleaved form: one each per row).
 
@@ -130,9 +130,9 @@ export function matmulRows4R(scratch: usize, scratchBytes: i32, out: usize, x: u
 }
 
 /**
- * A block's 4 rows against an 8-bit token: lane r = sum over chunks of scale * xs_c * (X . u -
- * zero * sum X), the zero point (8, or the row's own) taken out in integers per chunk. The 8
- * pair sums of a chunk stay under 2^15 (8 x 2 x 15 x 127).
+ * A block's 4 rows against an 8-bit token, groups of 32 columns: lane r = sum over chunks of
+ * scale * xs_c * (X . u - zero * sum X), the zero point (8, or the row's own) taken out in
+ * integers per chunk. The 8 pair sums of a chunk stay under 2^15 (8 x 2 x 15 x 127).
  */
 @inline function dot4L(w: usize, s4: usize, z4: usize, Kp: i32, xq: usize): v128 {
   const m = i8x16.splat(0x0f);
@@ -140,10 +140,7 @@ export function matmulRows4R(scratch: usize, scratchBytes: i32, out: usize, x: u
   let acc = f32x4.splat(0);
   let wc = w, sc = s4, zc = z4;
   for (let c = 0; c < Kp; c += 32) {
-    const xo = xq + <usize>c;
-    const p01 = i16x8.add(pairDotsL(v128.load(wc), xo, m), pairDotsL(v128.load(wc, 16), xo + 4, m));
-    const p23 = i16x8.add(pairDotsL(v128.load(wc, 32), xo + 8, m), pairDotsL(v128.load(wc, 48), xo + 12, m));
-    const d = i32x4.extadd_pairwise_i16x8_s(i16x8.add(p01, p23));
+    const d = chunkDotL(wc, xq + <usize>c, m);
     const sx = v128.load32_splat(SX + (<usize>c >> 3));
     const zt = z4 ? i32x4.mul(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(zc))), sx) : i32x4.shl(sx, 3);
     acc = fma(f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(d, zt)), v128.load32_splat(XS + (<usize>c >> 3))), v128.load(sc), acc);
@@ -154,30 +151,74 @@ export function matmulRows4R(scratch: usize, scratchBytes: i32, out: usize, x: u
   return acc;
 }
 
-/** Few tokens, DT_Q4L, relaxed SIMD: each block of 4 rows against each 8-bit token (n0 a multiple of 4). */
-export function matmulRows4L(scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, s4: usize, z4: usize, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+/**
+ * dot4L for groups of cpg chunks (64, 128 columns): the chunks' terms summed in f32 per group,
+ * then one scaling a group. (A loop of one chunk a group ran g32 ~9% slower: dot4L stays.)
+ */
+@inline function dot4LG(w: usize, s4: usize, z4: usize, Kp: i32, cpg: i32, xq: usize): v128 {
+  const m = i8x16.splat(0x0f);
+  const XS = xq + <usize>Kp, SX = XS + (<usize>Kp >> 2);
+  let acc = f32x4.splat(0);
+  let wc = w, sc = s4, zc = z4;
+  for (let c = 0; c < Kp; ) {
+    const ce = min(Kp, c + (cpg << 5));
+    const zv = z4 ? i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(zc))) : i32x4.splat(8);
+    let part = f32x4.splat(0);
+    for (; c < ce; c += 32) {
+      const d = chunkDotL(wc, xq + <usize>c, m);
+      const zt = i32x4.mul(zv, v128.load32_splat(SX + (<usize>c >> 3)));
+      part = fma(f32x4.convert_i32x4_s(i32x4.sub(d, zt)), v128.load32_splat(XS + (<usize>c >> 3)), part);
+      wc += 64;
+    }
+    acc = fma(part, v128.load(sc), acc);
+    sc += 16;
+    zc += 4;
+  }
+  return acc;
+}
+
+/** X . u of a chunk for the block's 4 rows (lane r = row r), w the chunk's 64 bytes, X at xo. */
+@inline function chunkDotL(w: usize, xo: usize, m: v128): v128 {
+  const p01 = i16x8.add(pairDotsL(v128.load(w), xo, m), pairDotsL(v128.load(w, 16), xo + 4, m));
+  const p23 = i16x8.add(pairDotsL(v128.load(w, 32), xo + 8, m), pairDotsL(v128.load(w, 48), xo + 12, m));
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(p01, p23));
+}
+
+/** Few tokens, DT_Q4L (groups of G, a multiple of 32), relaxed SIMD: each block of 4 rows against each 8-bit token (n0 a multiple of 4). */
+export function matmulRows4L(scratch: usize, scratchBytes: i32, out: usize, x: usize, q: usize, s4: usize, z4: usize, G: i32, bias: usize, T: i32, K: i32, N: i32, n0: i32, n1: i32): void {
   const tb = tokBytes(K);
-  const Kp = padK(K);
-  const NG = Kp >> 5;
   const per = max(1, scratchBytes / tb);
   for (let t0 = 0; t0 < T; t0 += per) {
     const t1 = min(T, t0 + per);
     for (let t = t0; t < t1; t++) quantizeTok8(scratch + <usize>(t - t0) * <usize>tb, x + ((<usize>t * <usize>K) << 2), K);
-    for (let n = n0; n < n1; n += 4) {
-      const blk = <usize>(n >> 2);
-      const w = q + blk * (<usize>Kp << 1);
-      const sc = s4 + blk * (<usize>NG << 4);
-      const zc = z4 ? z4 + blk * (<usize>NG << 2) : 0;
-      const full = n + 4 <= n1;
-      let b = f32x4.splat(0);
-      if (bias) b = full ? v128.load(bias + (<usize>n << 2)) : loadTail(bias + (<usize>n << 2), n1 - n);
-      for (let t = t0; t < t1; t++) {
-        const xt = scratch + <usize>(t - t0) * <usize>tb;
-        const r = f32x4.add(zc ? dot4L(w, sc, zc, Kp, xt) : dot4L(w, sc, 0, Kp, xt), b);
-        const o = out + ((<usize>t * <usize>N + <usize>n) << 2);
-        if (full) v128.store(o, r);
-        else storeTail(o, r, n1 - n);
-      }
+    // one copy of the loop per kernel (grouped a constant)
+    if (G == 32) rowsL(false, scratch, tb, out, q, s4, z4, G, bias, t0, t1, K, N, n0, n1);
+    else rowsL(true, scratch, tb, out, q, s4, z4, G, bias, t0, t1, K, N, n0, n1);
+  }
+}
+
+/** Rows [n0, n1) (n0 a multiple of 4) against tokens t0 .. t1 quantized at scratch, tb bytes apart; grouped: G > 32 (dot4LG). */
+@inline function rowsL(grouped: bool, scratch: usize, tb: i32, out: usize, q: usize, s4: usize, z4: usize, G: i32, bias: usize, t0: i32, t1: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  const Kp = padK(K);
+  const NG = (K + G - 1) / G;
+  const cpg = G >> 5;
+  for (let n = n0; n < n1; n += 4) {
+    const blk = <usize>(n >> 2);
+    const w = q + blk * (<usize>Kp << 1);
+    const sc = s4 + blk * (<usize>NG << 4);
+    const zc = z4 ? z4 + blk * (<usize>NG << 2) : 0;
+    const full = n + 4 <= n1;
+    let b = f32x4.splat(0);
+    if (bias) b = full ? v128.load(bias + (<usize>n << 2)) : loadTail(bias + (<usize>n << 2), n1 - n);
+    for (let t = t0; t < t1; t++) {
+      const xt = scratch + <usize>(t - t0) * <usize>tb;
+      let r: v128;
+      if (grouped) r = zc ? dot4LG(w, sc, zc, Kp, cpg, xt) : dot4LG(w, sc, 0, Kp, cpg, xt);
+      else r = zc ? dot4L(w, sc, zc, Kp, xt) : dot4L(w, sc, 0, Kp, xt);
+      r = f32x4.add(r, b);
+      const o = out + ((<usize>t * <usize>N + <usize>n) << 2);
+      if (full) v128.store(o, r);
+      else storeTail(o, r, n1 - n);
     }
   }
 }
