@@ -39,10 +39,11 @@ const GEN = 32;
  */
 const TOL = 1e-3;
 /**
- * Int4 in groups of 32 on the relaxed SIMD build decodes with 8-bit activations per 32
- * columns (qmatmul8.ts matmulRows4R, as llama.cpp's Q8_0 activations): measured 1.7e-2 of the
- * largest logit here, a mean KL of 2.1e-4 to the reference's int4 where int4 itself is 5.2e-2
- * from fp32. Those engines are also checked on the plain SIMD128 build (int16) at TOL.
+ * Int4 in groups of a multiple of 32 on the relaxed SIMD build decodes with 8-bit activations
+ * per 32 columns (qmatmul8.ts, the lanes layout, as llama.cpp's Q8_0 activations): measured
+ * 1.7e-2 of the largest logit here with g32 (a mean KL of 2.1e-4 to the reference's int4 where
+ * int4 itself is 5.2e-2 from fp32), 2.7e-2 with g64 asym. Those engines are also checked on the
+ * plain SIMD128 build (int16) at TOL.
  */
 const TOL_INT8_ACTIVATIONS = 3e-2;
 
@@ -132,7 +133,7 @@ for (const [name, quant] of QUANTS) {
       ckpt.close();
     }
     const ref = Engine.load(dirs.reference);
-    const int8Activations = quant.scheme === "int4-wo" && quant.groupSize === 32 && kernelModule().simd === "relaxed";
+    const int8Activations = quant.scheme === "int4-wo" && kernelModule().simd === "relaxed"; // groups 32 / 64 / 128: all in the lanes layout
     const worst = compareCpu(ref, dirs.cpu, goldens.map(readGolden), undefined);
     t.diagnostic(`${name}: worst logit error ${worst.toExponential(2)} of the largest logit`);
     assert.ok(worst < (int8Activations ? TOL_INT8_ACTIVATIONS : TOL), `logit error ${worst}`);
