@@ -47,7 +47,7 @@ export interface CpuBackendOptions {
   externalWeights?: boolean;
   /** Store 16-bit matrices with rows over 4096 values in column blocks (layout.ts; default true; false: all row-major, for A / B benchmarks). */
   colBlocks?: boolean;
-  /** Place int4 g32 in the lanes layout where the relaxed build runs (packed.ts; default true; false: the 4-row interleaved layout, for A / B benchmarks). */
+  /** Place int4 (groups of a multiple of 32) in the lanes layout where the relaxed build runs (packed.ts; default true; false: the 4-row interleaved layout, for A / B benchmarks). */
   packedLanes?: boolean;
   /** Ask Linux for transparent huge pages over the backend's memory (default true; LLMRT_HUGEPAGES=0 or false: 4 KiB pages, for A / B benchmarks). */
   hugePages?: boolean;

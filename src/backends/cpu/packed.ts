@@ -7,10 +7,10 @@
  * row padded to a multiple of 32 columns, and within a block the rows' 32-column chunks side
  * by side (chunk 0 of rows 0..3, chunk 1 of rows 0..3, ...), so a block streams from memory
  * in one pass. The bytes of a chunk keep their order (int4: column 2i low nibble, 2i+1 high).
- * Int4 in groups of a multiple of 32 goes one step further where the relaxed build runs (`lanes`): within
- * a block's 64 bytes of a chunk the rows' 4-byte words are transposed (16 i + 4 r: row r's
- * bytes 4i .. 4i+3) and the scales and zero points are in blocks of 4 rows too, so the decode
- * kernel (assembly/qmatmul8.ts, DT_Q4L) gets the 4 rows' sums in the 4 lanes.
+ * Int4 in groups of a multiple of 32 goes one step further where the relaxed build runs
+ * (`lanes`): within a block's 64 bytes of a chunk the rows' 4-byte words are transposed (16 i +
+ * 4 r: row r's bytes 4i .. 4i+3) and the scales and zero points are in blocks of 4 rows too, so
+ * the decode kernel (assembly/qmatmul8.ts, DT_Q4L) gets the 4 rows' sums in the 4 lanes.
  * GGUF K-quants go in their kernel form (kquant-layout.ts: scales decoded, quants as they are).
  */
 import { KQUANT_DTYPES, isKQuant } from "../../checkpoint/ggml-kquants.js";
@@ -27,7 +27,7 @@ export const CPU_PACKED_DTYPES: readonly PackedDType[] = ["int8", "int4", "w8a8"
 const ACT8 = 0x10000;
 export const PACKED_CODE: Partial<Record<PackedDType, number>> = { int8: 4, int4: 5, w8a8: 4 | ACT8, ...KQUANT_CODE };
 const INTERLEAVED_CODE: Partial<Record<PackedDType, number>> = { int8: 6, int4: 7, w8a8: 6 | ACT8 };
-/** assembly/qmatmul.ts DT_Q4L: int4 g32, a block's 4 rows in the lanes. */
+/** assembly/qmatmul.ts DT_Q4L: int4 in groups of a multiple of 32, a block's 4 rows in the lanes. */
 const LANES_CODE = 11;
 
 /** The kernel may read up to 31 bytes past a row's end (last chunk, against zero activations). */
@@ -60,8 +60,8 @@ function qBytes(p: PackedMatrix, interleave: boolean): number {
 
 export function packedSlotBytes(p: PackedMatrix): number {
   if (isKQuant(p.dtype)) return kernelFormBytes(p.dtype, p.rows, p.cols) + 64;
-  // scales and zero points of up to 3 padding rows (the lanes layout's last block)
-  const pad = 3 * Math.ceil(p.cols / 32) * 5;
+  // f32 scales and u8 zero points of up to 3 padding rows (the lanes layout's last block)
+  const pad = 3 * Math.ceil(p.cols / 32) * (4 + 1);
   return Math.max(p.q.byteLength, qBytes(p, interleaves(p))) + TAIL_PAD + p.scales.byteLength + (p.zeros?.byteLength ?? 0) + pad + 3 * 64;
 }
 
@@ -113,7 +113,8 @@ function interleave(dst: Uint8Array, p: PackedMatrix): void {
 /**
  * Copies p into the heap; returns the q pointer, the slot and the bytes a step reads.
  * `interleave: false` keeps q row-major (benchmarks compare the layouts); `lanes: true` (the
- * relaxed build runs: its decode kernel reads the lanes layout) places int4 g32 so.
+ * relaxed build runs: its decode kernel reads the lanes layout) places int4 in groups of a
+ * multiple of 32 so.
  */
 export function placePacked(heap: WasmHeap, name: string, p: PackedMatrix, opts: { interleave?: boolean; lanes?: boolean } = {}): { ptr: number; slot: PackedSlot; bytes: number } {
   const plain = PACKED_CODE[p.dtype];
@@ -130,28 +131,25 @@ export function placePacked(heap: WasmHeap, name: string, p: PackedMatrix, opts:
   const ptr = heap.alloc(n + TAIL_PAD, `weight ${name}`);
   if (il) interleave(heap.u8(ptr, n), p);
   else heap.u8(ptr, n).set(p.q);
-  const scales = heap.alloc(p.scales.byteLength, `scales of ${name}`);
-  heap.f32(scales, p.scales.length).set(p.scales);
-  let zeros = 0;
-  if (p.zeros) {
-    zeros = heap.alloc(p.zeros.byteLength, `zero points of ${name}`);
-    heap.u8(zeros, p.zeros.byteLength).set(p.zeros);
-  }
-  const slot = { dtype: p.dtype, code: il ? INTERLEAVED_CODE[p.dtype]! : plain, groupSize: Math.min(p.layout.groupSize, p.cols), scales, zeros };
-  return { ptr, slot, bytes: n + p.scales.byteLength + (p.zeros?.byteLength ?? 0) };
+  return { ptr, ...placeScales(heap, name, p, il ? INTERLEAVED_CODE[p.dtype]! : plain, p.scales, p.zeros, n) };
 }
 
 function placeLanes(heap: WasmHeap, name: string, p: PackedMatrix): { ptr: number; slot: PackedSlot; bytes: number } {
   const l = toLanes(p);
   const ptr = heap.alloc(l.q.byteLength, `weight ${name}`);
   heap.u8(ptr, l.q.byteLength).set(l.q);
-  const scales = heap.alloc(l.scales.byteLength, `scales of ${name}`);
-  heap.f32(scales, l.scales.length).set(l.scales);
+  return { ptr, ...placeScales(heap, name, p, LANES_CODE, l.scales, l.zeros, l.q.byteLength) };
+}
+
+/** The scales and zero points (in the layout `code` reads) into the heap: p's slot, and the bytes a step reads with q's `qBytes`. */
+function placeScales(heap: WasmHeap, name: string, p: PackedMatrix, code: number, s: Float32Array, z: Uint8Array | null, qBytes: number): { slot: PackedSlot; bytes: number } {
+  const scales = heap.alloc(s.byteLength, `scales of ${name}`);
+  heap.f32(scales, s.length).set(s);
   let zeros = 0;
-  if (l.zeros) {
-    zeros = heap.alloc(l.zeros.byteLength, `zero points of ${name}`);
-    heap.u8(zeros, l.zeros.byteLength).set(l.zeros);
+  if (z) {
+    zeros = heap.alloc(z.byteLength, `zero points of ${name}`);
+    heap.u8(zeros, z.byteLength).set(z);
   }
-  const slot = { dtype: p.dtype, code: LANES_CODE, groupSize: Math.min(p.layout.groupSize, p.cols), scales, zeros };
-  return { ptr, slot, bytes: l.q.byteLength + l.scales.byteLength + (l.zeros?.byteLength ?? 0) };
+  const slot = { dtype: p.dtype, code, groupSize: Math.min(p.layout.groupSize, p.cols), scales, zeros };
+  return { slot, bytes: qBytes + s.byteLength + (z?.byteLength ?? 0) };
 }

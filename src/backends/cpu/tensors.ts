@@ -43,7 +43,7 @@ export class TensorTable {
     external: ReadonlySet<string> = new Set(),
     /** Whether wide 16-bit matrices only matmuls read go into column blocks (layout.ts wantsColBlocks). */
     colBlocks = true,
-    /** Whether int4 g32 goes in the lanes layout (packed.ts; the relaxed build's decode reads it). */
+    /** Whether int4 in groups of a multiple of 32 goes in the lanes layout (packed.ts; the relaxed build's decode reads it). */
     packedLanes = false,
     /** Whether the plan came from the engine (fixed) or is ours (grows with the step). */
     readonly fixedPlan = plan !== undefined,

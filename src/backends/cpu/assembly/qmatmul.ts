@@ -15,9 +15,9 @@
  * nibbles are masked in place (x1, x16, x256) or shifted down (the top one), the x16 / x256
  * dots shifted back in i32; zero points come out of the loop: sum over groups of scale *
  * zero * (sum of X over the group).
- * Int4 in groups of 32, relaxed build: 8-bit activations per 32 columns and
- * i16x8.relaxed_dot_i8x16_i7x16_s instead (qmatmul8.ts), on the lanes layout (DT_Q4L, a block's
- * 4 rows in the lanes) as packed.ts places it there, or the interleaved one.
+ * Int4, relaxed build: 8-bit activations per 32 columns and i16x8.relaxed_dot_i8x16_i7x16_s
+ * instead (qmatmul8.ts): groups of a multiple of 32 on the lanes layout (DT_Q4L, a block's 4
+ * rows in the lanes) as packed.ts places them there, groups of 32 on the interleaved one too.
  * Many tokens (prefill), or groups that do not nest in the 16 / 32-column chunks: row
  * blocks are dequantized into scratch as f32 and the f32 tiles of matmul.ts run over them.
  * The earlier row-at-a-time kernel (matmulInt) stays for groups the row blocks do not take
@@ -26,7 +26,7 @@
  * Files: this one holds the formats, the helpers the kernels share (token sizes, the row
  * layouts) and the entry points (matmulQ picks the kernel); qmatmul-rows.ts the default
  * decode (4-row blocks), qmatmul-fallback.ts the row-at-a-time decodes, qmatmul-dequant.ts
- * the dequantized row blocks (prefill, BLAS), qmatmul8.ts the relaxed build's int4 g32 decode.
+ * the dequantized row blocks (prefill, BLAS), qmatmul8.ts the relaxed build's int4 decode with 8-bit activations.
  */
 import { shareStart, activeThreads } from "./simd";
 import { matmulRows4L, matmulRows4R } from "./qmatmul8";

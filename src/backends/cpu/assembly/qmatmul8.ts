@@ -1,9 +1,10 @@
 // @ts-nocheck AssemblyScript (compiled by asc, not tsc)
 /**
- * Packed int4 in groups of 32 (Q4_0, int4-wo g32), interleaved layout (qmatmul.ts), decoded
- * on the relaxed build with 8-bit activations, as llama.cpp's Q8_0 activations: each 32-column
- * chunk's nibbles (0..15) are the 7-bit unsigned operand of i16x8.relaxed_dot_i8x16_i7x16_s
- * (one pmaddubsw per 16 weights on x86), pair sums added in 16 bits and widened once.
+ * Packed int4 decoded on the relaxed build with 8-bit activations, as llama.cpp's Q8_0
+ * activations: each 32-column chunk's nibbles (0..15) are the 7-bit unsigned operand of
+ * i16x8.relaxed_dot_i8x16_i7x16_s (one pmaddubsw per 16 weights on x86), pair sums added in 16
+ * bits and widened once. Two layouts: the lanes one (DT_Q4L, groups of a multiple of 32, the
+ * default packed.ts places here; below) and the interleaved one (groups of 32, qmatmul.ts).
  */
 import { fma, hsum } from "./simd";
 import { DT_Q4, padK, rowAt, tokBytes } from "./qmatmul";
