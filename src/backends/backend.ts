@@ -14,6 +14,15 @@ export type WeightMap = Map<string, Float32Array>;
 /** Weights kept packed (int8 / int4, src/quant/packed.ts) by tensor name: absent from the WeightMap. */
 export type PackedWeightMap = Map<string, PackedMatrix>;
 
+/** A 16-bit matrix as stored (an engine file's bf16 / fp16 bits), handed over without widening to f32. */
+export interface HalfWeight {
+  dtype: "bf16" | "f16";
+  /** [rows, cols] row-major */
+  bits: Uint16Array;
+}
+/** 16-bit matrices by tensor name, for a backend that takes them as stored: absent from the WeightMap. */
+export type HalfWeightMap = Map<string, HalfWeight>;
+
 /**
  * Storage type of the KV cache; attention always computes in float32. int8 is symmetric
  * with one float32 scale per (slot, KV head): see reference/kv-plane.ts for why per slot.
@@ -74,7 +83,13 @@ export interface Backend {
    * in one arena at the plan's offsets and steps may not exceed its capacity; without
    * one, each activation gets its own buffer every step (for tests and tools).
    */
-  bind(graph: Graph, weights: WeightMap, kv: KvCacheShape, plan?: MemoryPlan, packed?: PackedWeightMap): BoundGraph;
+  bind(graph: Graph, weights: WeightMap, kv: KvCacheShape, plan?: MemoryPlan, packed?: PackedWeightMap, halves?: HalfWeightMap): BoundGraph;
   /** Packed weight formats this backend's matmul reads as they are; loaders dequantize the others. */
   readonly packedDTypes?: readonly PackedDType[];
+  /**
+   * 16-bit matrix types this backend takes as stored (`halves` of bind): a loader hands such
+   * matrices over as bits instead of widening them to f32 for the backend to narrow again
+   * (which, for a 1.1B model, touched 4.4 GB of fresh memory and took seconds).
+   */
+  readonly halfDTypes?: readonly HalfWeight["dtype"][];
 }

@@ -90,6 +90,38 @@ export function f32ArrayToBf16(src: Float32Array): Uint16Array {
   return out;
 }
 
+/** src as bfloat16 if every value is exactly one (its low 16 bits zero), else null; one pass. */
+export function f32ArrayToBf16Exact(src: Float32Array): Uint16Array | null {
+  const u = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < u.length; i++) {
+    const w = u[i];
+    if ((w & 0xffff) !== 0) return null;
+    out[i] = w >>> 16;
+  }
+  return out;
+}
+
+/** src as IEEE half if every value is exactly a finite one, else null; one pass. */
+export function f32ArrayToF16Exact(src: Float32Array): Uint16Array | null {
+  const u = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < u.length; i++) {
+    const w = u[i];
+    const e = (w >>> 23) & 0xff;
+    if ((w & 0x1fff) === 0 && e >= 113 && e <= 142) {
+      out[i] = ((w >>> 16) & 0x8000) | ((e - 112) << 10) | ((w >>> 13) & 0x3ff); // a normal half: the common case
+      continue;
+    }
+    const x = src[i];
+    if (!Number.isFinite(x)) return null;
+    const h = f32ToF16(x);
+    if (f16ToF32(h) !== x) return null;
+    out[i] = h;
+  }
+  return out;
+}
+
 /** Half lookup for hot loops (block scales of quantized formats). */
 export function f16Lookup(): Float32Array {
   return f16Table();

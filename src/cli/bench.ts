@@ -98,7 +98,7 @@ async function benchEngine(f: CommonFlags, sizes: { dtype: EngineDType; maxSeqLe
 function backendFor(f: CommonFlags & { profile?: boolean }, onBound: (b: CpuBound) => void = () => {}): Backend {
   if (f.target !== "cpu") return targetByName(f.target).createBackend();
   const cpu = new CpuBackend({ threads: f.threads, profile: f.profile });
-  return { name: cpu.name, packedDTypes: cpu.packedDTypes, bind: (...args: Parameters<CpuBackend["bind"]>) => { const b = cpu.bind(...args); onBound(b); return b; } };
+  return { name: cpu.name, packedDTypes: cpu.packedDTypes, halfDTypes: cpu.halfDTypes, bind: (...args: Parameters<CpuBackend["bind"]>) => { const b = cpu.bind(...args); onBound(b); return b; } };
 }
 
 /** Bytes of weights one decode step reads: every matrix a matmul reads, plus one embedding row and the vectors. `stored`: a weight's dtype as the backend packed it, when known. */

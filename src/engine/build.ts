@@ -17,7 +17,7 @@ import { resolveBuildOptions, type BuildOptions } from "./options.js";
 import { makeReport, type BuildReport } from "./report.js";
 import { targetByName } from "./targets.js";
 import { writeTokenizerFiles } from "./tokenizer-files.js";
-import { encodeWeight, materializeWeight, storageDType } from "./weights.js";
+import { encodeStored, materializeWeight, storageDType } from "./weights.js";
 import { matmulOnlyWeights, packedSummary, packWeight, type PackedBuild } from "./packed-weights.js";
 import { encodePacked, type PackedDType } from "../quant/packed.js";
 import { smoothQuantWeights, type CalibrationData } from "./smoothquant.js";
@@ -139,9 +139,9 @@ export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<Buil
         writer.add(name, p.packed.dtype, d.shape, data, p.packed.layout);
         packed.push({ name, p });
       } else {
-        const dtype = storageDType(d.shape, options.dtype);
-        data = encodeWeight(sq?.changed.get(name) ?? gq?.changed.get(name) ?? materializeWeight(plan.graph, name, ckpt), dtype); // the reference layout is row-major as declared
-        writer.add(name, dtype, d.shape, data);
+        const stored = encodeStored(sq?.changed.get(name) ?? gq?.changed.get(name) ?? materializeWeight(plan.graph, name, ckpt), d.shape, options.dtype); // the reference layout is row-major as declared
+        data = stored.bytes;
+        writer.add(name, stored.dtype, d.shape, data);
       }
       done += data.length;
       hooks.onProgress?.({ done, total, tensor: name });
@@ -149,10 +149,11 @@ export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<Buil
   } finally {
     bytes = writer.close();
   }
+  // what the file holds (packed formats; an fp32 engine's exactly-16-bit matrices in 16 bits)
+  const weightBytes: Record<string, number> = {};
+  for (const e of writer.entries) weightBytes[e.dtype] = (weightBytes[e.dtype] ?? 0) + e.length;
+  plan.report.weightBytes = weightBytes;
   if (packed.length) {
-    const weightBytes: Record<string, number> = {};
-    for (const e of writer.entries) weightBytes[e.dtype] = (weightBytes[e.dtype] ?? 0) + e.length;
-    plan.report.weightBytes = weightBytes;
     plan.report.packed = [packedSummary(packed), sq?.summary, gq?.summary].filter(Boolean).join("; ");
     const held = target.describePacked?.(packed.map(({ name, p }) => ({ name, packed: p.packed })), options);
     if (held) hooks.onLog?.(held);

@@ -4,7 +4,7 @@
  * (checksum verified), widen to the target's compute dtype, and bind the stored graph
  * with the stored memory plan. No pass runs here.
  */
-import type { Backend, BoundGraph, KvCacheShape, KvDType, PackedWeightMap, WeightMap } from "../backends/backend.js";
+import type { Backend, BoundGraph, HalfWeightMap, KvCacheShape, KvDType, PackedWeightMap, WeightMap } from "../backends/backend.js";
 import type { ModelConfig } from "../checkpoint/config.js";
 import { EngineError } from "../errors.js";
 import type { Graph } from "../graph/ir.js";
@@ -69,8 +69,14 @@ export function loadEngineDir(dir: string, opts: LoadEngineOptions = {}): Loaded
   const reader = new WeightsReader(dir, m);
   const weights: WeightMap = new Map();
   const packed: PackedWeightMap = new Map();
+  const halves: HalfWeightMap = new Map();
   try {
     for (const e of m.weights.tensors) {
+      if (e.shape.length === 2 && (e.dtype === "bf16" || e.dtype === "f16") && backend.halfDTypes?.includes(e.dtype)) {
+        const bytes = reader.read(e, opts.verify ?? true); // 4-byte aligned: a buffer of its own
+        halves.set(e.name, { dtype: e.dtype, bits: new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 1) });
+        continue;
+      }
       // packed int8 / int4 weights stay packed for a backend that runs them, else widen here
       const w = decodeEntry(reader.read(e, opts.verify ?? true), e, backend.packedDTypes?.includes(e.dtype as never) ?? false);
       if (w instanceof Float32Array) weights.set(e.name, w);
@@ -80,7 +86,7 @@ export function loadEngineDir(dir: string, opts: LoadEngineOptions = {}): Loaded
     reader.close();
   }
   for (const [name, d] of graph.tensors) {
-    if (d.kind === "weight" && !weights.has(name) && !packed.has(name)) throw new EngineError(dir, `weight "${name}" of the graph is not in ${m.weights.file}`, `rebuild it: llmrt build --model ${m.source.path} -o ${dir}`);
+    if (d.kind === "weight" && !weights.has(name) && !packed.has(name) && !halves.has(name)) throw new EngineError(dir, `weight "${name}" of the graph is not in ${m.weights.file}`, `rebuild it: llmrt build --model ${m.source.path} -o ${dir}`);
   }
 
   const blockSize = opts.blockSize ?? 16;
@@ -96,7 +102,7 @@ export function loadEngineDir(dir: string, opts: LoadEngineOptions = {}): Loaded
     manifest: m,
     config: m.model,
     graph,
-    bound: packed.size ? backend.bind(graph, weights, kv, m.memoryPlan, packed) : backend.bind(graph, weights, kv, m.memoryPlan),
+    bound: halves.size ? backend.bind(graph, weights, kv, m.memoryPlan, packed, halves) : packed.size ? backend.bind(graph, weights, kv, m.memoryPlan, packed) : backend.bind(graph, weights, kv, m.memoryPlan),
     maxSeqLen,
     limits: { maxBatchTokens, maxLogitRows: m.build.maxLogitRows, maxSeqs, origin: dir },
     report: m.report,

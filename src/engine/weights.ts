@@ -5,7 +5,7 @@
  */
 import type { WeightMap } from "../backends/backend.js";
 import { ReferenceBackend } from "../backends/reference/backend.js";
-import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16, f32ArrayToF16 } from "../checkpoint/fp16.js";
+import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16, f32ArrayToBf16Exact, f32ArrayToF16, f32ArrayToF16Exact } from "../checkpoint/fp16.js";
 import type { TensorDType } from "../checkpoint/types.js";
 import type { Graph, WeightDecl, WeightSource } from "../graph/ir.js";
 import type { PackedDType } from "../quant/packed.js";
@@ -77,6 +77,23 @@ export function materializeWeight(g: Graph, name: string, reader: TensorReader):
 export function storageDType(shape: readonly number[], dtype: EngineDType): TensorDType {
   if (shape.length < 2 || dtype === "fp32") return "f32";
   return dtype === "fp16" ? "f16" : "bf16"; // fp8 engines keep bf16 here; the GPU quantizes at load
+}
+
+/**
+ * A weight as the engine file stores it: in the engine dtype; in an fp32 engine a matrix whose
+ * values are all exactly bf16 (or fp16) ones, as from a 16-bit checkpoint, in those 16 bits:
+ * the same values, half the file, and a backend that keeps 16-bit matrices takes them as they
+ * are (a 1.1B bf16 model read 4.4 GB of f32 and narrowed it back, ~20 s a load).
+ */
+export function encodeStored(values: Float32Array, shape: readonly number[], dtype: EngineDType): { dtype: TensorDType; bytes: Uint8Array } {
+  const stored = storageDType(shape, dtype);
+  if (stored === "f32" && shape.length >= 2) {
+    const b = f32ArrayToBf16Exact(values);
+    if (b) return { dtype: "bf16", bytes: new Uint8Array(b.buffer) };
+    const h = f32ArrayToF16Exact(values);
+    if (h) return { dtype: "f16", bytes: new Uint8Array(h.buffer) };
+  }
+  return { dtype: stored, bytes: encodeWeight(values, stored) };
 }
 
 /** float32 -> stored bytes. */

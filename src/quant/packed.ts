@@ -95,6 +95,7 @@ export function encodePacked(p: PackedMatrix): Uint8Array {
   return out;
 }
 
+/** A packed tensor from its stored bytes (encodePacked); q is a view of `bytes`, which the caller must not reuse. */
 export function decodePacked(bytes: Uint8Array, dtype: PackedDType, layout: PackedLayout, shape: readonly number[]): PackedMatrix {
   const [rows, cols] = shape;
   if (isKQuant(dtype) && cols % QK_K !== 0) throw new Error(`packed ${dtype} [${rows}, ${cols}]: columns must be whole super-blocks of ${QK_K}`);
@@ -104,7 +105,8 @@ export function decodePacked(bytes: Uint8Array, dtype: PackedDType, layout: Pack
   const raw = bytes.slice(s.scaleAt, s.zeroAt); // a copy: aligned for the typed view
   const scales = layout.scale === "f32" ? new Float32Array(raw.buffer, 0, n) : f16ArrayToF32(new Uint16Array(raw.buffer, 0, n));
   const zeros = dtype === "int4" && layout.asym ? bytes.slice(s.zeroAt, s.end) : null;
-  return { dtype, layout, rows, cols, q: bytes.slice(0, s.qBytes), scales, zeros };
+  // q views bytes, not a copy (the caller hands its buffer over: a whole model's copy took ~1 s)
+  return { dtype, layout, rows, cols, q: bytes.subarray(0, s.qBytes), scales, zeros };
 }
 
 /** Row n of w as float32 [cols] into `out`: the one definition of every packed format's values. */

@@ -185,3 +185,38 @@ describe("cpu packed matmul vs the reference", () => {
   });
 });
 
+test("placing packed weights: whole-word copies (rows of whole chunks) lay out the bytes that byte copies do; the padding is zeros", () => {
+  const cases: [PackedDType, PackedLayout, boolean][] = [
+    ["int8", { groupSize: 32, asym: false, scale: "f16" }, false],
+    ["int4", { groupSize: 32, asym: false, scale: "f16" }, false],
+    ["int4", { groupSize: 32, asym: false, scale: "f16" }, true],
+    ["int4", { groupSize: 64, asym: true, scale: "f32" }, true],
+  ];
+  for (const [dtype, layout, lanes] of cases) {
+    for (const N of [5, 8]) {
+      const w = quantize(randomF32(N * 64, N, 1), N, 64, dtype, layout);
+      const odd = new Uint8Array(w.q.length + 1).subarray(1); // q off a 4-byte boundary: the byte path
+      odd.set(w.q);
+      const placed = (p: PackedMatrix): Uint8Array => {
+        const mark = rt1.heap.mark();
+        const { ptr, slot } = placePacked(rt1.heap, "w", p, { lanes });
+        const qBytes = Math.ceil(N / 4) * 4 * 2 * (dtype === "int8" ? 32 : 16); // 64 columns: 2 chunks
+        const out = rt1.heap.u8(ptr, qBytes).slice();
+        assert.equal(slot.code, lanes ? 11 : dtype === "int8" ? 6 : 7);
+        rt1.heap.release(mark);
+        return out;
+      };
+      const words = placed(w);
+      assert.deepEqual(words, placed({ ...w, q: odd }), `${dtype} g${layout.groupSize} ${lanes ? "lanes" : "interleaved"} N=${N}`);
+      // the last block's missing rows (slots r >= N % 4)
+      const cb = dtype === "int8" ? 32 : 16;
+      const last = words.subarray(Math.floor(N / 4) * 4 * 2 * cb);
+      for (let r = N % 4 || 4; r < 4; r++) {
+        for (let c = 0; c < 2; c++) {
+          const at = lanes ? [0, 1, 2, 3].flatMap((i) => [0, 1, 2, 3].map((b) => c * 64 + 16 * i + 4 * r + b)) : Array.from({ length: cb }, (_, b) => c * 4 * cb + r * cb + b);
+          assert.ok(at.every((i) => last[i] === 0), `N=${N}: padding row ${r}, chunk ${c}`);
+        }
+      }
+    }
+  }
+});

@@ -95,6 +95,16 @@ test("GGUF Q8_0 / Q4_0 blocks map onto int8 / int4 g32 (f16 scales) with the val
   assert.ok(diff <= 0.05, `int4 g32 vs Q4_0: ${diff}`);
 });
 
+test("GGUF Q8_0 / Q4_0 blocks map the same from any byte offset of the file (16-bit copies where it is even, bytes where not)", () => {
+  const [rows, cols] = [5, 64];
+  const x = rand(rows * cols, 4);
+  for (const [raw, from] of [[quantizeQ8_0(x), packedFromQ8_0], [quantizeQ4_0(x), packedFromQ4_0]] as const) {
+    const odd = new Uint8Array(raw.length + 1).subarray(1);
+    odd.set(raw);
+    assert.deepEqual(from(odd, rows, cols), from(raw, rows, cols));
+  }
+});
+
 for (const dtype of KQUANT_DTYPES) {
   test(`GGUF ${dtype.toUpperCase()} kept packed: stored form exact, values as the GGUF reading, block matmul = matmul over dequantized (odd T, N)`, () => {
     for (const [T, K, N] of [[5, 768, 7], [1, 256, 3], [3, 512, 1]]) {

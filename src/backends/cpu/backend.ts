@@ -7,7 +7,7 @@
  * wake-up of the pool. A sharded rank's graph has collective ops: its program is split
  * at each (host-ops.ts), which runs on the calling thread between the pool's segments.
  */
-import { kvRowBytes, refuseFp8Kv, type Backend, type BoundGraph, type KvCacheShape, type PackedWeightMap, type WeightMap } from "../backend.js";
+import { kvRowBytes, refuseFp8Kv, type Backend, type BoundGraph, type HalfWeightMap, type KvCacheShape, type PackedWeightMap, type WeightMap } from "../backend.js";
 import { opInputs, type Graph } from "../../graph/ir.js";
 import type { MemoryPlan } from "../../graph/passes/plan-memory.js";
 import type { StepBatch } from "../../graph/step-batch.js";
@@ -69,14 +69,16 @@ export class CpuBackend implements Backend {
   readonly name = "cpu";
   readonly threads: number;
   readonly packedDTypes = CPU_PACKED_DTYPES;
+  /** bf16 / fp16 matrices are stored as they come (layout.ts): the loader need not widen them. */
+  readonly halfDTypes = ["bf16", "f16"] as const;
 
   constructor(private readonly opts: CpuBackendOptions = {}) {
     this.threads = resolveThreads(opts.threads);
   }
 
-  bind(graph: Graph, weights: WeightMap, kv: KvCacheShape, plan?: MemoryPlan, packed?: PackedWeightMap): CpuBound {
+  bind(graph: Graph, weights: WeightMap, kv: KvCacheShape, plan?: MemoryPlan, packed?: PackedWeightMap, halves?: HalfWeightMap): CpuBound {
     refuseFp8Kv(kv, "cpu");
-    return new CpuBound(graph, weights, kv, plan, this.threads, this.opts, packed);
+    return new CpuBound(graph, weights, kv, plan, this.threads, this.opts, packed, halves);
   }
 }
 
@@ -117,6 +119,7 @@ export class CpuBound implements BoundGraph {
     threads: number,
     private readonly opts: CpuBackendOptions = {},
     packed: PackedWeightMap = new Map(),
+    halves: HalfWeightMap = new Map(),
   ) {
     const slots = kv.numBlocks * kv.blockSize;
     const kvDim = kv.numKvHeads * kv.headDim;
@@ -125,6 +128,7 @@ export class CpuBound implements BoundGraph {
     let weightBytes = 0;
     for (const w of weights.values()) weightBytes += w.byteLength; // f32: an upper bound where matrices pack to 16 bits
     for (const p of packed.values()) weightBytes += packedSlotBytes(p);
+    for (const h of halves.values()) weightBytes += 2 * h.bits.byteLength; // an f16 matrix with non-finite values goes in as f32
     const blas = opts.blas === false ? undefined : (opts.blas ?? systemBlas());
     // past WebAssembly's 4 GiB, f32 matrices only matmuls read stay outside (BLAS reads them there)
     const tooBig = weightBytes + this.kvBytes + (plan?.arenaBytes ?? 0) > HEAP_LIMIT_BYTES - (256 << 20);
@@ -136,7 +140,7 @@ export class CpuBound implements BoundGraph {
     this.rt = new CpuRuntime({ threads, simd: opts.simd, spin: opts.spin, kernels: opts.kernels, hugePages: opts.hugePages, scratchBytes, reserveBytes: weightBytes + this.kvBytes + (plan?.arenaBytes ?? 0) + (1 << 20) });
     closer.register(this, this.rt);
     try {
-      this.tensors = new TensorTable(this.rt.heap, graph, weights, plan, packed, external, opts.colBlocks ?? true, (opts.packedLanes ?? true) && this.rt.simd === "relaxed");
+      this.tensors = new TensorTable(this.rt.heap, graph, weights, plan, packed, external, opts.colBlocks ?? true, (opts.packedLanes ?? true) && this.rt.simd === "relaxed", halves);
       for (let l = 0; l < kv.numLayers; l++) {
         this.cache.push({ k: this.rt.heap.alloc(slots * this.kvRow, "KV cache"), v: this.rt.heap.alloc(slots * this.kvRow, "KV cache") });
       }

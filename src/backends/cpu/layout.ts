@@ -8,7 +8,7 @@
  * bf16 (or fp16) is stored that way, losing nothing and halving the bytes each decode
  * step reads. packWeight() is the hook an engine builder calls for target "cpu".
  */
-import { f16ToF32, f32ArrayToBf16, f32ArrayToF16, f32ToF16 } from "../../checkpoint/fp16.js";
+import { f16ToF32, f32ArrayToBf16, f32ArrayToBf16Exact, f32ArrayToF16, f32ToF16 } from "../../checkpoint/fp16.js";
 
 export type WeightDType = "f32" | "bf16" | "f16";
 
@@ -84,12 +84,12 @@ export function chooseDType(values: Float32Array, shape: readonly number[], want
 
 /** Packs one weight for the CPU target (row-major, in `dtype`; auto: exact narrowest). */
 export function packWeight(values: Float32Array, shape: readonly number[], dtype: WeightDType | "auto" = "auto"): PackedWeight {
-  const dt = chooseDType(values, shape, dtype);
-  let bytes: Uint8Array;
-  if (dt === "f32") bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-  else {
-    const h = dt === "bf16" ? f32ArrayToBf16(values) : f32ArrayToF16(values);
-    bytes = new Uint8Array(h.buffer, h.byteOffset, h.byteLength);
+  const asBytes = (h: Uint16Array | Float32Array) => new Uint8Array(h.buffer, h.byteOffset, h.byteLength);
+  if (dtype === "auto" && shape.length >= 2) {
+    const h = f32ArrayToBf16Exact(values); // the common case (bf16 engines, bf16 checkpoints) in one pass (a check, then a rounding conversion, took ~8 s on a 1.1B model)
+    if (h) return { dtype: "bf16", shape: [...shape], bytes: asBytes(h) };
   }
+  const dt = chooseDType(values, shape, dtype);
+  const bytes = dt === "f32" ? asBytes(values) : asBytes(dt === "bf16" ? f32ArrayToBf16(values) : f32ArrayToF16(values));
   return { dtype: dt, shape: [...shape], bytes };
 }

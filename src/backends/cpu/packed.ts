@@ -70,39 +70,88 @@ export function takesLanes(p: PackedMatrix): boolean {
   return p.dtype === "int4" && p.cols >= 32 && Math.min(p.layout.groupSize, p.cols) % 32 === 0;
 }
 
+/** 32-bit words of a byte view, where it starts on a word (typed arrays from a file or a slice do; a heap view always). */
+function words(b: Uint8Array): Uint32Array | null {
+  return b.byteOffset % 4 === 0 ? new Uint32Array(b.buffer, b.byteOffset, b.byteLength >> 2) : null;
+}
+
 /**
- * p in the lanes layout (DT_Q4L): q [ceil(rows / 4)][chunks][64] with row r's bytes 4i .. 4i+3
- * of a chunk at 16 i + 4 r; scales f32 and zero points u8 [ceil(rows / 4)][groups][4]; padding 0.
+ * p's q bytes into dst in the lanes layout (DT_Q4L): q [ceil(rows / 4)][chunks][64] with row r's
+ * bytes 4i .. 4i+3 of a chunk at 16 i + 4 r. Whole 4-byte words move where rows are whole chunks
+ * (cols % 32 == 0: every GGUF and most checkpoints), bytes otherwise. dst comes zeroed
+ * (WasmHeap.alloc), which is the padding.
  */
-function toLanes(p: PackedMatrix): { q: Uint8Array; scales: Float32Array; zeros: Uint8Array | null } {
+function lanesQ(dst: Uint8Array, p: PackedMatrix): void {
   const rb = (p.cols + 1) >> 1;
   const chunks = Math.ceil(p.cols / 32);
+  const src32 = p.cols % 32 === 0 ? words(p.q) : null;
+  const dst32 = words(dst);
+  if (src32 && dst32) {
+    // row n's chunk c is words 4c .. 4c+3 of the row; word i goes to word 4i + r of its block's chunk
+    const rw = rb >> 2;
+    for (let n = 0; n < p.rows; n++) {
+      const s0 = n * rw;
+      let d = (n >> 2) * chunks * 16 + (n & 3);
+      for (let c = 0; c < chunks; c++, d += 16) {
+        const s = s0 + 4 * c;
+        dst32[d] = src32[s];
+        dst32[d + 4] = src32[s + 1];
+        dst32[d + 8] = src32[s + 2];
+        dst32[d + 12] = src32[s + 3];
+      }
+    }
+    return;
+  }
+  for (let n = 0; n < p.rows; n++) {
+    for (let c = 0; c < chunks; c++) {
+      const base = ((n >> 2) * chunks + c) * 64 + (n & 3) * 4;
+      for (let j = 0; j < 16 && c * 16 + j < rb; j++) dst[base + (j >> 2) * 16 + (j & 3)] = p.q[n * rb + c * 16 + j];
+    }
+  }
+}
+
+/** p's scales f32 and zero points u8 in blocks of 4 rows, as the lanes layout reads them: [ceil(rows / 4)][groups][4]; padding 0. */
+function lanesScales(p: PackedMatrix): { scales: Float32Array; zeros: Uint8Array | null } {
   const groups = Math.ceil(p.cols / Math.min(p.layout.groupSize, p.cols));
   const blocks = Math.ceil(p.rows / 4);
-  const q = new Uint8Array(blocks * chunks * 64);
   const scales = new Float32Array(blocks * groups * 4);
   const zeros = p.zeros ? new Uint8Array(blocks * groups * 4) : null;
   for (let n = 0; n < p.rows; n++) {
-    const r = n & 3;
     for (let g = 0; g < groups; g++) {
-      const at = ((n >> 2) * groups + g) * 4 + r;
+      const at = ((n >> 2) * groups + g) * 4 + (n & 3);
       scales[at] = p.scales[n * groups + g];
       if (zeros) zeros[at] = p.zeros![n * groups + g];
     }
-    for (let c = 0; c < chunks; c++) {
-      const base = ((n >> 2) * chunks + c) * 64 + r * 4;
-      for (let j = 0; j < 16 && c * 16 + j < rb; j++) q[base + (j >> 2) * 16 + (j & 3)] = p.q[n * rb + c * 16 + j];
-    }
   }
-  return { q, scales, zeros };
+  return { scales, zeros };
 }
 
-/** q [rows, row bytes] -> dst in the interleaved layout (zero padded). */
+/** q [rows, row bytes] -> dst (zeroed: the padding) in the interleaved layout; whole words where rows are whole chunks. */
 function interleave(dst: Uint8Array, p: PackedMatrix): void {
   const chunk = isInt8Storage(p.dtype) ? 32 : 16;
   const rb = isInt8Storage(p.dtype) ? p.cols : (p.cols + 1) >> 1;
   const chunks = Math.ceil(p.cols / 32);
-  dst.fill(0);
+  const src32 = p.cols % 32 === 0 ? words(p.q) : null;
+  const dst32 = words(dst);
+  if (src32 && dst32) {
+    // rows are whole chunks: row n's chunk c goes to block n >> 2, chunk c, slot n & 3 (the copies
+    // written out: a loop over a chunk's words ran ~3x slower, seconds on a 1 GB model)
+    const rw = rb >> 2;
+    for (let n = 0; n < p.rows; n++) {
+      let s = n * rw;
+      if (chunk === 32) {
+        for (let c = 0, d = ((n >> 2) * 4 * chunks + (n & 3)) * 8; c < chunks; c++, d += 32, s += 8) {
+          dst32[d] = src32[s], dst32[d + 1] = src32[s + 1], dst32[d + 2] = src32[s + 2], dst32[d + 3] = src32[s + 3];
+          dst32[d + 4] = src32[s + 4], dst32[d + 5] = src32[s + 5], dst32[d + 6] = src32[s + 6], dst32[d + 7] = src32[s + 7];
+        }
+      } else {
+        for (let c = 0, d = ((n >> 2) * 4 * chunks + (n & 3)) * 4; c < chunks; c++, d += 16, s += 4) {
+          dst32[d] = src32[s], dst32[d + 1] = src32[s + 1], dst32[d + 2] = src32[s + 2], dst32[d + 3] = src32[s + 3];
+        }
+      }
+    }
+    return;
+  }
   for (let n = 0; n < p.rows; n++) {
     const row = p.q.subarray(n * rb, (n + 1) * rb);
     const base = (n >> 2) * 4 * chunks * chunk + (n & 3) * chunk;
@@ -135,10 +184,11 @@ export function placePacked(heap: WasmHeap, name: string, p: PackedMatrix, opts:
 }
 
 function placeLanes(heap: WasmHeap, name: string, p: PackedMatrix): { ptr: number; slot: PackedSlot; bytes: number } {
-  const l = toLanes(p);
-  const ptr = heap.alloc(l.q.byteLength, `weight ${name}`);
-  heap.u8(ptr, l.q.byteLength).set(l.q);
-  return { ptr, ...placeScales(heap, name, p, LANES_CODE, l.scales, l.zeros, l.q.byteLength) };
+  const n = Math.ceil(p.rows / 4) * Math.ceil(p.cols / 32) * 64;
+  const ptr = heap.alloc(n, `weight ${name}`);
+  lanesQ(heap.u8(ptr, n), p); // straight into the heap: no copy of the whole matrix on the way
+  const l = lanesScales(p);
+  return { ptr, ...placeScales(heap, name, p, LANES_CODE, l.scales, l.zeros, n) };
 }
 
 /** The scales and zero points (in the layout `code` reads) into the heap: p's slot, and the bytes a step reads with q's `qBytes`. */

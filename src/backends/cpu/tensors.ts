@@ -3,13 +3,14 @@
  * activation arena (the engine's memory plan, or one made here for the step's size),
  * and constants the graph computes without a step (rope_inv_freq), made once at bind.
  */
-import type { PackedWeightMap, WeightMap } from "../backend.js";
+import type { HalfWeight, HalfWeightMap, PackedWeightMap, WeightMap } from "../backend.js";
+import { bf16ArrayToF32, f16ArrayToF32 } from "../../checkpoint/fp16.js";
 import { ropeInvFreqOp } from "../reference/ops.js";
 import { colsOf, type Graph } from "../../graph/ir.js";
 import { planMemory, rowsFor, type MemoryPlan, type PlanCapacity } from "../../graph/passes/plan-memory.js";
 import type { WasmHeap } from "./heap.js";
 import type { PackedDType } from "../../quant/packed.js";
-import { inColBlocks, packWeight, wantsColBlocks, type WeightDType } from "./layout.js";
+import { inColBlocks, packWeight, wantsColBlocks, type PackedWeight, type WeightDType } from "./layout.js";
 import { matmulOnlyWeights } from "../../engine/packed-weights.js";
 import { placePacked, type PackedSlot } from "./packed.js";
 
@@ -45,6 +46,8 @@ export class TensorTable {
     colBlocks = true,
     /** Whether int4 in groups of a multiple of 32 goes in the lanes layout (packed.ts; the relaxed build's decode reads it). */
     packedLanes = false,
+    /** 16-bit matrices as stored (an engine file's bits): placed as they are, not narrowed from f32. */
+    halves: HalfWeightMap = new Map(),
     /** Whether the plan came from the engine (fixed) or is ours (grows with the step). */
     readonly fixedPlan = plan !== undefined,
   ) {
@@ -58,11 +61,14 @@ export class TensorTable {
         this.weights.set(name, { ptr, dtype: pm.dtype, shape: d.shape, bytes, packed: slot });
         continue;
       }
-      const values = weights.get(name);
       const want = d.shape.reduce((a, b) => a * b, 1);
-      if (!values || values.length !== want) throw new Error(`cpu backend: weight "${name}" has ${values?.length ?? "no"} values, want ${want}`);
-      let p = packWeight(values, d.shape);
-      if (external.has(name) && p.dtype === "f32") {
+      const half = halves.get(name);
+      if (half && half.bits.length !== want) throw new Error(`cpu backend: weight "${name}" has ${half.bits.length} values, want ${want}`);
+      let p: PackedWeight | undefined = half && placesAsStored(half) ? { dtype: half.dtype, shape: [...d.shape], bytes: new Uint8Array(half.bits.buffer, half.bits.byteOffset, half.bits.byteLength) } : undefined;
+      const values = p ? undefined : (weights.get(name) ?? (half && widenHalf(half)));
+      if (!p && (!values || values.length !== want)) throw new Error(`cpu backend: weight "${name}" has ${values?.length ?? "no"} values, want ${want}`);
+      p ??= packWeight(values!, d.shape);
+      if (external.has(name) && p.dtype === "f32" && values) {
         this.weights.set(name, { ptr: 0, dtype: "f32", shape: d.shape, bytes: values.byteLength, external: values });
         continue;
       }
@@ -122,4 +128,16 @@ export class TensorTable {
     for (const w of this.weights.values()) n += w.bytes;
     return n;
   }
+}
+
+/** Whether a stored 16-bit matrix goes in as it is: bf16 always, fp16 when every value is finite (the fp16 kernels decode only finite halves). */
+function placesAsStored(h: HalfWeight): boolean {
+  if (h.dtype === "bf16") return true;
+  for (let i = 0; i < h.bits.length; i++) if ((h.bits[i] & 0x7c00) === 0x7c00) return false;
+  return true;
+}
+
+/** A stored 16-bit matrix as f32 (fp16 with infinities or NaNs: stored f32 then, as packWeight picks). */
+function widenHalf(h: HalfWeight): Float32Array {
+  return h.dtype === "bf16" ? bf16ArrayToF32(h.bits) : f16ArrayToF32(h.bits);
 }
