@@ -8,7 +8,7 @@ import { ModelFile } from "./file-io.js";
 import { ROPE_FREQS, ggufArchitecture, ggufConfig } from "./gguf-config.js";
 import { readGgufHeader, type GgufTensorInfo } from "./gguf-file.js";
 import { LazyCheckpoint, type LazyTensor } from "./lazy-checkpoint.js";
-import { readTensorF32, readTensorRaw } from "./tensor-data.js";
+import { readTensorBits16, readTensorF32, readTensorRaw } from "./tensor-data.js";
 import type { Checkpoint, TensorInfo, TokenizerSource } from "./types.js";
 
 export { readGgufMetadata } from "./gguf-file.js";
@@ -42,7 +42,8 @@ export function openGguf(path: string): Checkpoint {
       const loc = { file, offset: t.offset, dtype: t.dtype, shape: [...t.dims].reverse(), name: t.name };
       const info: TensorInfo = { name: t.name, dtype: t.dtype, shape: loc.shape };
       const quantized = t.dtype !== "f32" && t.dtype !== "f16" && t.dtype !== "bf16"; // GGML blocks: kept packed where a builder wants them
-      table.set(t.name, { info, read: () => readTensorF32(loc), ...(quantized ? { raw: () => readTensorRaw(loc) } : {}) });
+      const half = t.dtype === "f16" || t.dtype === "bf16" ? { dtype: t.dtype, loc: { ...loc, dtype: t.dtype } } : null;
+      table.set(t.name, { info, read: () => readTensorF32(loc), ...(quantized ? { raw: () => readTensorRaw(loc) } : {}), ...(half ? { bits16: () => ({ dtype: half.dtype, bits: readTensorBits16(half.loc) }) } : {}) });
     }
     const view = {
       info: (n: string) => table.get(n)?.info ?? (byName.has(n) ? unreadableInfo(byName.get(n)!) : undefined),

@@ -5,13 +5,15 @@
 import { CheckpointError } from "../errors.js";
 import type { PackedMatrix } from "../quant/packed.js";
 import type { ModelConfig } from "./config.js";
-import type { Checkpoint, CheckpointFormat, TensorInfo, TokenizerSource } from "./types.js";
+import type { Bits16, Checkpoint, CheckpointFormat, TensorInfo, TokenizerSource } from "./types.js";
 
 export interface LazyTensor {
   info: TensorInfo;
   read(): Float32Array;
   /** Stored bytes, for block-quantized tensors kept packed. */
   raw?: () => Uint8Array;
+  /** Stored values of a 16-bit tensor. */
+  bits16?: () => Bits16;
   /** The weight in a packed format, when its stored form maps onto one exactly (AWQ / GPTQ). */
   packed?: () => PackedMatrix | undefined;
 }
@@ -50,6 +52,11 @@ export class LazyCheckpoint implements Checkpoint {
   readRaw(name: string): Uint8Array | undefined {
     if (this.closed) throw new CheckpointError(this.path, `readRaw("${name}") after close()`, "open the checkpoint again");
     return this.get(name).raw?.();
+  }
+
+  readBits16(name: string): Bits16 | undefined {
+    if (this.closed) throw new CheckpointError(this.path, `readBits16("${name}") after close()`, "open the checkpoint again");
+    return this.get(name).bits16?.();
   }
 
   readPacked(name: string): PackedMatrix | undefined {

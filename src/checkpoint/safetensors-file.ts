@@ -6,7 +6,7 @@
  */
 import { CheckpointError, UnsupportedModelError } from "../errors.js";
 import { ModelFile } from "./file-io.js";
-import { readTensorF32 } from "./tensor-data.js";
+import { readTensorBits16, readTensorF32 } from "./tensor-data.js";
 import type { TensorDType } from "./types.js";
 
 /** Bytes per element of every dtype the safetensors format defines. */
@@ -61,6 +61,15 @@ export class SafetensorsFile {
       );
     }
     return d;
+  }
+
+  /** A 16-bit tensor's stored values (readF32 widens exactly these). */
+  readBits16(name: string, as = name): Uint16Array {
+    const e = this.entries.get(name);
+    if (!e) throw new CheckpointError(this.path, `no tensor named "${name}"`);
+    const dtype = this.tensorDType(e);
+    if (dtype !== "f16" && dtype !== "bf16") throw new CheckpointError(this.path, `tensor ${name} is ${dtype}, not 16-bit`);
+    return readTensorBits16({ file: this.file, offset: e.offset, dtype, shape: e.shape, name: as });
   }
 
   readF32(name: string, as = name): Float32Array {

@@ -78,7 +78,8 @@ export function openSafetensorsDir(dir: string): Checkpoint {
         if (name === null || (weightMap && weightMap.get(e.name) !== f)) continue;
         if (table.has(name)) throw new CheckpointError(shard.path, `tensor ${e.name} appears in more than one shard`);
         const info = { name, dtype: shard.tensorDType(e), shape: [...e.shape] };
-        table.set(name, { info, read: () => shard.readF32(e.name, name) });
+        const d = info.dtype;
+        table.set(name, { info, read: () => shard.readF32(e.name, name), ...(d === "f16" || d === "bf16" ? { bits16: () => ({ dtype: d, bits: shard.readBits16(e.name, name) }) } : {}) });
       }
     }
     for (const [name, t] of quantizedLinears(dir, quant, config, shards, weightMap)) {

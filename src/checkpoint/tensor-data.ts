@@ -65,6 +65,13 @@ export function checkLocation(loc: TensorLocation): number {
 }
 
 /** Reads and converts one tensor: [numel(shape)] float32, row-major. */
+/** A 16-bit tensor's stored values as they are (readTensorF32 widens exactly these): [numel] in a buffer of its own. */
+export function readTensorBits16(loc: TensorLocation & { dtype: "f16" | "bf16" }): Uint16Array {
+  const raw = new Uint16Array(numel(loc.shape));
+  loc.file.readInto(loc.offset, new Uint8Array(raw.buffer), `tensor ${loc.name}`);
+  return raw;
+}
+
 export function readTensorF32(loc: TensorLocation): Float32Array {
   const n = numel(loc.shape);
   const what = `tensor ${loc.name}`;

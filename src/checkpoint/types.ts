@@ -25,6 +25,13 @@ export type TokenizerSource =
  * A checkpoint opened lazily: the header is parsed, tensor bytes are read one tensor
  * at a time on request (files are many GB; never read whole into memory).
  */
+/** A 16-bit tensor as stored. */
+export interface Bits16 {
+  dtype: "bf16" | "f16";
+  /** row-major */
+  bits: Uint16Array;
+}
+
 export interface Checkpoint {
   readonly format: CheckpointFormat;
   /** The file or directory that was opened. */
@@ -39,6 +46,11 @@ export interface Checkpoint {
   readF32(name: string): Float32Array;
   /** The stored bytes of a GGML block-quantized tensor (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K), for builders that keep them packed; undefined for other tensors. */
   readRaw?(name: string): Uint8Array | undefined;
+  /**
+   * A bf16 / fp16 tensor's stored values as they are (readF32 widens exactly these), for
+   * builders that keep 16-bit weights in 16 bits; undefined for other tensors.
+   */
+  readBits16?(name: string): Bits16 | undefined;
   /** How a pre-quantized checkpoint's packed weights were made (its quantization_config), for logs; absent for others. */
   readonly quantMethod?: "awq" | "gptq";
   /** A pre-quantized weight (AWQ, GPTQ) in llmrt's packed format, when it maps exactly; undefined otherwise (read it with readF32). */

@@ -20,7 +20,10 @@ import { encodeStored, roundTrip } from "../../src/engine/weights.js";
 import { runPasses } from "../../src/graph/passes/pipeline.js";
 import { buildLlamaGraph } from "../../src/models/llama.js";
 import { syntheticCheckpoint, syntheticConfig } from "../../src/models/synthetic.js";
-import type { Checkpoint } from "../../src/checkpoint/types.js";
+import type { Checkpoint, TensorDType } from "../../src/checkpoint/types.js";
+import { openCheckpoint } from "../../src/checkpoint/open.js";
+import { writeModelGguf } from "../../src/checkpoint/write-gguf-model.js";
+import { writeHfCheckpoint } from "../../src/checkpoint/write-hf-dir.js";
 import { BLOCK_SIZE, VARIANTS, maxRelErr, oneSequenceSteps, scenario, variantCheckpoint, weightsFor } from "./graph-util.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "llmrt-load16-"));
@@ -123,4 +126,36 @@ test("an fp32 engine from bf16 weights stores them as bf16 and runs as before: c
   const cpu = run(Engine.load(dirs.cpu, { ...sizes, backend: new CpuBackend({ threads: 1 }) }));
   assert.deepEqual(ref, inMemory, "the stored bf16 values are the checkpoint's");
   cpu.forEach((c, i) => assert.ok(maxRelErr(c, ref[i]) < 1e-5, `step ${i}: cpu vs reference ${maxRelErr(c, ref[i])}`));
+});
+
+test("16-bit GGUF and safetensors files build into fp32 engines read as stored (no f32 on the way): matrices in the file's 16 bits, logits = the in-memory f32 path", () => {
+  const config = syntheticConfig({ numLayers: 2, hiddenSize: 64, numHeads: 4, numKvHeads: 2, intermediateSize: 96, vocabSize: 128 });
+  const src = syntheticCheckpoint(config, 9);
+  const opts = { maxSeqLen: 64, maxBatchTokens: 64, maxLogitRows: 64, maxSeqs: 1 };
+  const sizes = { blockSize: BLOCK_SIZE, numBlocks: 16 };
+  const steps = () => oneSequenceSteps([1, 5, 9, 17, 33, 65, 2, 7], [6, 1, 1]);
+  const run = (e: Engine) => {
+    try {
+      return steps().map((s) => e.forward(s));
+    } finally {
+      e.close();
+    }
+  };
+  const files: [string, TensorDType, string][] = [["gguf", "bf16", join(tmp, "m-bf16.gguf")], ["gguf", "f16", join(tmp, "m-f16.gguf")], ["safetensors", "bf16", join(tmp, "m-bf16-hf")]];
+  for (const [format, dtype, path] of files) {
+    if (format === "gguf") writeModelGguf(path, config, src, { dtype });
+    else writeHfCheckpoint(path, config, src, { dtype: dtype as "bf16" });
+    const ckpt = openCheckpoint(path);
+    try {
+      const b = ckpt.readBits16!(ckpt.tensors().find((t) => t.shape.length === 2)!.name)!;
+      assert.equal(b.dtype, dtype);
+      const dir = join(tmp, `e-${format}-${dtype}`);
+      buildEngineDir(ckpt, dir, opts);
+      const m = readManifest(dir);
+      assert.deepEqual([...new Set(m.weights.tensors.filter((e) => e.shape.length === 2).map((e) => e.dtype))], [dtype], `${format} ${dtype}: matrices as stored`);
+      assert.deepEqual(run(Engine.load(dir, sizes)), run(Engine.fromCheckpoint(ckpt, { ...opts, ...sizes, backend: new ReferenceBackend() })), `${format} ${dtype}`);
+    } finally {
+      ckpt.close();
+    }
+  }
 });
