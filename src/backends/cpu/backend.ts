@@ -128,7 +128,7 @@ export class CpuBound implements BoundGraph {
     let weightBytes = 0;
     for (const w of weights.values()) weightBytes += w.byteLength; // f32: an upper bound where matrices pack to 16 bits
     for (const p of packed.values()) weightBytes += packedSlotBytes(p);
-    for (const h of halves.values()) weightBytes += 2 * h.bits.byteLength; // an f16 matrix with non-finite values goes in as f32
+    for (const h of halves.values()) weightBytes += h.bits.byteLength; // (an fp16 matrix with non-finite values goes in as f32: the memory grows for it)
     const blas = opts.blas === false ? undefined : (opts.blas ?? systemBlas());
     // past WebAssembly's 4 GiB, f32 matrices only matmuls read stay outside (BLAS reads them there)
     const tooBig = weightBytes + this.kvBytes + (plan?.arenaBytes ?? 0) > HEAP_LIMIT_BYTES - (256 << 20);
