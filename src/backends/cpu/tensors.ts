@@ -4,7 +4,7 @@
  * and constants the graph computes without a step (rope_inv_freq), made once at bind.
  */
 import type { HalfWeight, HalfWeightMap, PackedWeightMap, WeightMap } from "../backend.js";
-import { bf16ArrayToF32, f16ArrayToF32 } from "../../checkpoint/fp16.js";
+import { f16ArrayToF32 } from "../../checkpoint/fp16.js";
 import { ropeInvFreqOp } from "../reference/ops.js";
 import { colsOf, type Graph } from "../../graph/ir.js";
 import { planMemory, rowsFor, type MemoryPlan, type PlanCapacity } from "../../graph/passes/plan-memory.js";
@@ -61,13 +61,9 @@ export class TensorTable {
         this.weights.set(name, { ptr, dtype: pm.dtype, shape: d.shape, bytes, packed: slot });
         continue;
       }
-      const want = d.shape.reduce((a, b) => a * b, 1);
-      const half = halves.get(name);
-      if (half && half.bits.length !== want) throw new Error(`cpu backend: weight "${name}" has ${half.bits.length} values, want ${want}`);
-      let p: PackedWeight | undefined = half && placesAsStored(half) ? { dtype: half.dtype, shape: [...d.shape], bytes: new Uint8Array(half.bits.buffer, half.bits.byteOffset, half.bits.byteLength) } : undefined;
-      const values = p ? undefined : (weights.get(name) ?? (half && widenHalf(half)));
-      if (!p && (!values || values.length !== want)) throw new Error(`cpu backend: weight "${name}" has ${values?.length ?? "no"} values, want ${want}`);
-      p ??= packWeight(values!, d.shape);
+      const dense = denseWeight(name, d.shape, weights.get(name), halves.get(name));
+      let p = dense.p;
+      const values = dense.values;
       if (external.has(name) && p.dtype === "f32" && values) {
         this.weights.set(name, { ptr: 0, dtype: "f32", shape: d.shape, bytes: values.byteLength, external: values });
         continue;
@@ -130,14 +126,24 @@ export class TensorTable {
   }
 }
 
-/** Whether a stored 16-bit matrix goes in as it is: bf16 always, fp16 when every value is finite (the fp16 kernels decode only finite halves). */
-function placesAsStored(h: HalfWeight): boolean {
-  if (h.dtype === "bf16") return true;
-  for (let i = 0; i < h.bits.length; i++) if ((h.bits[i] & 0x7c00) === 0x7c00) return false;
-  return true;
+/**
+ * A dense weight as the heap takes it: a stored 16-bit matrix as it is (fp16 only where every
+ * value is finite: the fp16 kernels decode only finite halves), else its f32 values packed
+ * (layout.ts), returned too (an external f32 matrix stays in them).
+ */
+function denseWeight(name: string, shape: readonly number[], values: Float32Array | undefined, half: HalfWeight | undefined): { p: PackedWeight; values?: Float32Array } {
+  const want = shape.reduce((a, b) => a * b, 1);
+  if (half) {
+    if (half.bits.length !== want) throw new Error(`cpu backend: weight "${name}" has ${half.bits.length} values, want ${want}`);
+    if (half.dtype === "bf16" || finiteHalves(half.bits)) return { p: { dtype: half.dtype, shape: [...shape], bytes: new Uint8Array(half.bits.buffer, half.bits.byteOffset, half.bits.byteLength) } };
+    values = f16ArrayToF32(half.bits); // stored f32 then, as packWeight picks for non-finite values
+  }
+  if (!values || values.length !== want) throw new Error(`cpu backend: weight "${name}" has ${values?.length ?? "no"} values, want ${want}`);
+  return { p: packWeight(values, shape), values };
 }
 
-/** A stored 16-bit matrix as f32 (fp16 with infinities or NaNs: stored f32 then, as packWeight picks). */
-function widenHalf(h: HalfWeight): Float32Array {
-  return h.dtype === "bf16" ? bf16ArrayToF32(h.bits) : f16ArrayToF32(h.bits);
+/** Whether no fp16 value is an infinity or NaN (exponent all ones). */
+function finiteHalves(bits: Uint16Array): boolean {
+  for (let i = 0; i < bits.length; i++) if ((bits[i] & 0x7c00) === 0x7c00) return false;
+  return true;
 }
