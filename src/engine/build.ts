@@ -12,14 +12,14 @@ import { DEFAULT_PASSES, runPasses } from "../graph/passes/pipeline.js";
 import type { Pass } from "../graph/passes/pass.js";
 import { planMemory, type MemoryPlan } from "../graph/passes/plan-memory.js";
 import { buildLlamaGraph } from "../models/llama.js";
-import { ENGINE_FORMAT, ENGINE_FORMAT_VERSION, PACKED_ENGINE_FORMAT_VERSION, WEIGHTS_FILE, WeightsWriter, WEIGHT_ALIGNMENT, serializeGraph, writeManifest, type EngineManifest } from "./format.js";
+import { ENGINE_FORMAT, ENGINE_FORMAT_VERSION, PACKED_ENGINE_FORMAT_VERSION, WEIGHTS_FILE, WeightsWriter, WEIGHT_ALIGNMENT, serializeGraph, writeManifest, type EngineManifest, type TensorEntry } from "./format.js";
 import { resolveBuildOptions, type BuildOptions } from "./options.js";
 import { makeReport, type BuildReport } from "./report.js";
 import { targetByName } from "./targets.js";
 import { writeTokenizerFiles } from "./tokenizer-files.js";
 import { encodeStored, keeps16, materializeBits16, materializeWeight, storageDType } from "./weights.js";
 import { matmulOnlyWeights, packedSummary, packWeight, type PackedBuild } from "./packed-weights.js";
-import { encodePacked, type PackedDType } from "../quant/packed.js";
+import { encodePackedParts, type PackedDType } from "../quant/packed.js";
 import { smoothQuantWeights, type CalibrationData } from "./smoothquant.js";
 import { gptqWeights } from "./gptq-build.js";
 import { checkOverridesMatch, quantFor } from "../quant/overrides.js";
@@ -133,20 +133,18 @@ export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<Buil
       const w8a8 = sq?.packed.get(name);
       const calibrated = gq?.packed.get(name);
       const p: PackedBuild | null = w8a8 ? { packed: w8a8, origin: "quantized" } : calibrated ? { packed: calibrated, origin: "calibrated" } : packWeight(plan.graph, name, ckpt, quantFor(woQuant, name), keepNative, matmulOnly);
-      let data: Uint8Array;
+      let entry: TensorEntry;
       if (p) {
-        data = encodePacked(p.packed);
-        writer.add(name, p.packed.dtype, d.shape, data, p.packed.layout);
+        entry = writer.add(name, p.packed.dtype, d.shape, encodePackedParts(p.packed), p.packed.layout);
         packed.push({ name, p });
       } else {
         const changed = sq?.changed.get(name) ?? gq?.changed.get(name);
         const src = (plan.graph.tensors.get(name) as WeightDecl).source ?? { kind: "checkpoint", name };
         const bits = !changed && d.shape.length === 2 ? materializeBits16(src, ckpt) : null;
         const stored = bits && keeps16(options.dtype, bits.dtype) ? { dtype: bits.dtype, bytes: new Uint8Array(bits.bits.buffer, bits.bits.byteOffset, bits.bits.byteLength) } : encodeStored(changed ?? materializeWeight(plan.graph, name, ckpt), d.shape, options.dtype); // the reference layout is row-major as declared
-        data = stored.bytes;
-        writer.add(name, stored.dtype, d.shape, data);
+        entry = writer.add(name, stored.dtype, d.shape, stored.bytes);
       }
-      done += data.length;
+      done += entry.length;
       hooks.onProgress?.({ done, total, tensor: name });
     }
   } finally {

@@ -6,7 +6,7 @@ import * as zlib from "node:zlib";
 
 let table: Uint32Array | null = null;
 
-function crc32Table(bytes: Uint8Array): number {
+function crc32Table(bytes: Uint8Array, prev = 0): number {
   if (table === null) {
     table = new Uint32Array(256);
     for (let n = 0; n < 256; n++) {
@@ -15,14 +15,16 @@ function crc32Table(bytes: Uint8Array): number {
       table[n] = c >>> 0;
     }
   }
-  let crc = 0xffffffff;
+  let crc = (prev ^ 0xffffffff) >>> 0;
   for (let i = 0; i < bytes.length; i++) crc = table[(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
 }
 
-const native = (zlib as unknown as { crc32?: (data: Uint8Array) => number }).crc32;
+const native = (zlib as unknown as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
 
-export function crc32Hex(bytes: Uint8Array): string {
-  const c = native ? native(bytes) : crc32Table(bytes);
+/** The CRC-32 of the parts one after another (the same as of their concatenation), as 8 hex digits. */
+export function crc32Hex(bytes: Uint8Array | readonly Uint8Array[]): string {
+  let c = 0;
+  for (const part of bytes instanceof Uint8Array ? [bytes] : bytes) c = native ? native(part, c) : crc32Table(part, c);
   return c.toString(16).padStart(8, "0");
 }

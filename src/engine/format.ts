@@ -165,12 +165,15 @@ export class WeightsWriter {
     this.fd = openSync(path, "w");
   }
 
-  add(name: string, dtype: EngineTensorDType, shape: number[], bytes: Uint8Array, quant?: PackedLayout): TensorEntry {
+  /** `bytes`: the tensor's stored bytes, or their parts in order (a packed tensor's q, scales, zeros: not copied into one buffer first). */
+  add(name: string, dtype: EngineTensorDType, shape: number[], bytes: Uint8Array | readonly Uint8Array[], quant?: PackedLayout): TensorEntry {
+    const parts = bytes instanceof Uint8Array ? [bytes] : bytes;
+    const length = parts.reduce((n, p) => n + p.length, 0);
     const pad = (WEIGHT_ALIGNMENT - (this.at % WEIGHT_ALIGNMENT)) % WEIGHT_ALIGNMENT;
     if (pad) writeSync(this.fd, new Uint8Array(pad));
-    const entry: TensorEntry = { name, dtype, ...(quant ? { quant } : {}), shape, offset: this.at + pad, length: bytes.length, checksum: crc32Hex(bytes) };
-    writeSync(this.fd, bytes);
-    this.at = entry.offset + bytes.length;
+    const entry: TensorEntry = { name, dtype, ...(quant ? { quant } : {}), shape, offset: this.at + pad, length, checksum: crc32Hex(parts) };
+    for (const p of parts) writeSync(this.fd, p);
+    this.at = entry.offset + length;
     this.entries.push(entry);
     return entry;
   }

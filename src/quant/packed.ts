@@ -86,13 +86,21 @@ export function packedBytes(dtype: PackedDType, layout: PackedLayout, rows: numb
 
 /** The stored form: q | pad to 4 | scales [rows, G] f32 or f16 | zeros [rows, G] u8 (asym int4). */
 export function encodePacked(p: PackedMatrix): Uint8Array {
-  const s = sections(p.dtype, p.layout, p.rows, p.cols);
-  const out = new Uint8Array(s.end);
-  out.set(p.q, 0);
-  const sc = p.layout.scale === "f32" ? new Uint8Array(p.scales.buffer, p.scales.byteOffset, p.scales.byteLength) : new Uint8Array(f32ArrayToF16(p.scales).buffer);
-  out.set(sc, s.scaleAt);
-  if (p.zeros) out.set(p.zeros, s.zeroAt);
+  const parts = encodePackedParts(p);
+  const out = new Uint8Array(parts.reduce((n, b) => n + b.length, 0));
+  let at = 0;
+  for (const b of parts) (out.set(b, at), (at += b.length));
   return out;
+}
+
+/** encodePacked's bytes as its parts in order, q not copied (a writer takes them one after another). */
+export function encodePackedParts(p: PackedMatrix): Uint8Array[] {
+  const s = sections(p.dtype, p.layout, p.rows, p.cols);
+  if (p.q.length !== s.qBytes) throw new Error(`packed ${p.dtype} [${p.rows}, ${p.cols}]: q has ${p.q.length} bytes, want ${s.qBytes}`);
+  const sc = p.layout.scale === "f32" ? new Uint8Array(p.scales.buffer, p.scales.byteOffset, p.scales.byteLength) : new Uint8Array(f32ArrayToF16(p.scales).buffer);
+  const parts = [p.q, new Uint8Array(s.scaleAt - s.qBytes), sc];
+  if (p.zeros) parts.push(p.zeros);
+  return parts;
 }
 
 /** A packed tensor from its stored bytes (encodePacked); q is a view of `bytes`, which the caller must not reuse. */

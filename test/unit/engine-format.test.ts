@@ -13,7 +13,10 @@ import { openCheckpoint } from "../../src/checkpoint/open.js";
 import { writeModelGguf } from "../../src/checkpoint/write-gguf-model.js";
 import { buildEngineDir } from "../../src/engine/build.js";
 import { Engine } from "../../src/engine/engine.js";
-import { ENGINE_FORMAT_VERSION, readManifest, type EngineManifest } from "../../src/engine/format.js";
+import { ENGINE_FORMAT_VERSION, WeightsReader, WeightsWriter, readManifest, type EngineManifest } from "../../src/engine/format.js";
+import { crc32Hex } from "../../src/engine/checksum.js";
+import { encodePacked, encodePackedParts } from "../../src/quant/packed.js";
+import { quantize } from "../../src/quant/quantize.js";
 import { EngineError } from "../../src/errors.js";
 import { loadTokenizer } from "../../src/tokenizer/load.js";
 import { loadModel } from "../../src/api/load-model.js";
@@ -148,4 +151,28 @@ test("bad input: options beyond what the engine was built for", () => {
   engine.forward(big);
   const bigger = { ...big, numTokens: 9 };
   assert.throws(() => engine.forward(bigger), (e: unknown) => e instanceof EngineError && /exceeds the engine's maxBatchTokens 8/.test(e.message) && /--max-batch-tokens 9/.test(e.message));
+});
+
+test("a tensor written as parts (a packed tensor's q, pad, scales, zeros) is the bytes and checksum of encodePacked's one buffer", () => {
+  assert.equal(crc32Hex([Uint8Array.of(1, 2), Uint8Array.of(), Uint8Array.of(3, 4, 5)]), crc32Hex(Uint8Array.of(1, 2, 3, 4, 5)));
+  assert.equal(crc32Hex(new TextEncoder().encode("123456789")), "cbf43926"); // the CRC-32 check value
+  const dir = mkdtempSync(join(tmpdir(), "llmrt-parts-"));
+  try {
+    const p = quantize(Float32Array.from({ length: 5 * 42 }, (_, i) => Math.sin(i)), 5, 42, "int4", { groupSize: 32, asym: true, scale: "f16" }); // odd q bytes: a pad before the scales
+    const writer = new WeightsWriter(join(dir, "weights.bin"));
+    const a = writer.add("a", "int4", [5, 42], encodePackedParts(p), p.layout);
+    const b = writer.add("b", "int4", [5, 42], encodePacked(p), p.layout);
+    const bytes = writer.close();
+    assert.equal(a.length, b.length);
+    assert.equal(a.checksum, b.checksum);
+    const reader = new WeightsReader(dir, { weights: { file: "weights.bin", bytes, tensors: [a, b] } } as unknown as EngineManifest);
+    try {
+      assert.deepEqual(reader.read(a, true), encodePacked(p));
+      assert.deepEqual(reader.read(b, true), encodePacked(p));
+    } finally {
+      reader.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
