@@ -25,6 +25,8 @@ const native = (zlib as unknown as { crc32?: (data: Uint8Array, value?: number) 
 /** The CRC-32 of the parts one after another (the same as of their concatenation), as 8 hex digits. */
 export function crc32Hex(bytes: Uint8Array | readonly Uint8Array[]): string {
   let c = 0;
-  for (const part of bytes instanceof Uint8Array ? [bytes] : bytes) c = native ? native(part, c) : crc32Table(part, c);
+  for (const part of bytes instanceof Uint8Array ? [bytes] : bytes) {
+    if (part.length) c = native ? native(part, c) : crc32Table(part, c); // Node 20's zlib.crc32 returns 0 for no bytes, whatever the value carried in
+  }
   return c.toString(16).padStart(8, "0");
 }
