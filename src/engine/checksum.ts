@@ -26,7 +26,7 @@ const native = (zlib as unknown as { crc32?: (data: Uint8Array, value?: number) 
 export function crc32Hex(bytes: Uint8Array | readonly Uint8Array[]): string {
   let c = 0;
   for (const part of bytes instanceof Uint8Array ? [bytes] : bytes) {
-    if (part.length) c = native ? native(part, c) : crc32Table(part, c); // Node 20's zlib.crc32 returns 0 for no bytes, whatever the value carried in
+    if (part.length) c = native ? native(part, c) : crc32Table(part, c); // Node 20's zlib.crc32 returns 0 for an empty view of a zero-length buffer, whatever value is carried in
   }
   return c.toString(16).padStart(8, "0");
 }
