@@ -2,6 +2,7 @@
  * float32 <-> float16 / bfloat16 conversions, round-to-nearest-even, shared by every
  * reader and writer. Scalars for clarity; array versions for tensors.
  */
+import type { Bits16 } from "./types.js";
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -120,6 +121,14 @@ export function f32ArrayToF16Exact(src: Float32Array): Uint16Array | null {
     out[i] = h;
   }
   return out;
+}
+
+/** src in the narrowest 16-bit type that holds every value exactly (bf16 first, then IEEE half), or null: f32 it stays. */
+export function f32ArrayTo16Exact(src: Float32Array): Bits16 | null {
+  const b = f32ArrayToBf16Exact(src);
+  if (b) return { dtype: "bf16", bits: b };
+  const h = f32ArrayToF16Exact(src);
+  return h ? { dtype: "f16", bits: h } : null;
 }
 
 /** Half lookup for hot loops (block scales of quantized formats). */

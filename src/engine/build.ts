@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { ModelConfig } from "../checkpoint/config.js";
 import type { Checkpoint } from "../checkpoint/types.js";
-import type { Graph, WeightDecl } from "../graph/ir.js";
+import type { Graph } from "../graph/ir.js";
 import { DEFAULT_PASSES, runPasses } from "../graph/passes/pipeline.js";
 import type { Pass } from "../graph/passes/pass.js";
 import { planMemory, type MemoryPlan } from "../graph/passes/plan-memory.js";
@@ -17,7 +17,7 @@ import { resolveBuildOptions, type BuildOptions } from "./options.js";
 import { makeReport, type BuildReport } from "./report.js";
 import { targetByName } from "./targets.js";
 import { writeTokenizerFiles } from "./tokenizer-files.js";
-import { encodeStored, keeps16, materializeBits16, materializeWeight, storageDType } from "./weights.js";
+import { storageDType, storedWeight } from "./weights.js";
 import { matmulOnlyWeights, packedSummary, packWeight, type PackedBuild } from "./packed-weights.js";
 import { encodePackedParts, type PackedDType } from "../quant/packed.js";
 import { smoothQuantWeights, type CalibrationData } from "./smoothquant.js";
@@ -138,10 +138,7 @@ export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<Buil
         entry = writer.add(name, p.packed.dtype, d.shape, encodePackedParts(p.packed), p.packed.layout);
         packed.push({ name, p });
       } else {
-        const changed = sq?.changed.get(name) ?? gq?.changed.get(name);
-        const src = (plan.graph.tensors.get(name) as WeightDecl).source ?? { kind: "checkpoint", name };
-        const bits = !changed && d.shape.length === 2 ? materializeBits16(src, ckpt) : null;
-        const stored = bits && keeps16(options.dtype, bits.dtype) ? { dtype: bits.dtype, bytes: new Uint8Array(bits.bits.buffer, bits.bits.byteOffset, bits.bits.byteLength) } : encodeStored(changed ?? materializeWeight(plan.graph, name, ckpt), d.shape, options.dtype); // the reference layout is row-major as declared
+        const stored = storedWeight(plan.graph, name, ckpt, options.dtype, sq?.changed.get(name) ?? gq?.changed.get(name));
         entry = writer.add(name, stored.dtype, d.shape, stored.bytes);
       }
       done += entry.length;

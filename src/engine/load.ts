@@ -102,7 +102,7 @@ export function loadEngineDir(dir: string, opts: LoadEngineOptions = {}): Loaded
     manifest: m,
     config: m.model,
     graph,
-    bound: halves.size ? backend.bind(graph, weights, kv, m.memoryPlan, packed, halves) : packed.size ? backend.bind(graph, weights, kv, m.memoryPlan, packed) : backend.bind(graph, weights, kv, m.memoryPlan),
+    bound: backend.bind(graph, weights, kv, m.memoryPlan, packed.size ? packed : undefined, halves.size ? halves : undefined),
     maxSeqLen,
     limits: { maxBatchTokens, maxLogitRows: m.build.maxLogitRows, maxSeqs, origin: dir },
     report: m.report,

@@ -5,7 +5,7 @@
  */
 import type { WeightMap } from "../backends/backend.js";
 import { ReferenceBackend } from "../backends/reference/backend.js";
-import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16, f32ArrayToBf16Exact, f32ArrayToF16, f32ArrayToF16Exact } from "../checkpoint/fp16.js";
+import { bf16ArrayToF32, f16ArrayToF32, f32ArrayTo16Exact, f32ArrayToBf16, f32ArrayToF16 } from "../checkpoint/fp16.js";
 import type { Bits16, Checkpoint, TensorDType } from "../checkpoint/types.js";
 import type { Graph, WeightDecl, WeightSource } from "../graph/ir.js";
 import type { PackedDType } from "../quant/packed.js";
@@ -73,7 +73,7 @@ function evaluateFolded(g: Graph, out: string, reader: TensorReader): Float32Arr
  * 1.1B values spent ~12 s of its build widening them and narrowing them back); null otherwise
  * (folded constants, shards and other types go through f32).
  */
-export function materializeBits16(src: WeightSource, ckpt: Pick<Checkpoint, "readBits16">): Bits16 | null {
+function materializeBits16(src: WeightSource, ckpt: Pick<Checkpoint, "readBits16">): Bits16 | null {
   if (!ckpt.readBits16) return null;
   if (src.kind === "checkpoint") return ckpt.readBits16(src.name) ?? null;
   if (src.kind !== "concat") return null;
@@ -90,7 +90,7 @@ export function materializeBits16(src: WeightSource, ckpt: Pick<Checkpoint, "rea
 }
 
 /** Whether an engine of `dtype` stores 16-bit values of type `bits` as they are: fp32 (losslessly) and the same 16-bit type. */
-export function keeps16(dtype: EngineDType, bits: Bits16["dtype"]): boolean {
+function keeps16(dtype: EngineDType, bits: Bits16["dtype"]): boolean {
   return dtype === "fp32" || (dtype === "bf16" && bits === "bf16") || (dtype === "fp16" && bits === "f16");
 }
 
@@ -114,13 +114,20 @@ export function storageDType(shape: readonly number[], dtype: EngineDType): Tens
  */
 export function encodeStored(values: Float32Array, shape: readonly number[], dtype: EngineDType): { dtype: TensorDType; bytes: Uint8Array } {
   const stored = storageDType(shape, dtype);
-  if (stored === "f32" && shape.length >= 2) {
-    const b = f32ArrayToBf16Exact(values);
-    if (b) return { dtype: "bf16", bytes: new Uint8Array(b.buffer) };
-    const h = f32ArrayToF16Exact(values);
-    if (h) return { dtype: "f16", bytes: new Uint8Array(h.buffer) };
-  }
-  return { dtype: stored, bytes: encodeWeight(values, stored) };
+  const h = stored === "f32" && shape.length >= 2 ? f32ArrayTo16Exact(values) : null;
+  return h ? { dtype: h.dtype, bytes: new Uint8Array(h.bits.buffer) } : { dtype: stored, bytes: encodeWeight(values, stored) };
+}
+
+/**
+ * How the engine file stores a dense weight: a checkpoint's 16-bit bits as they are where the
+ * engine keeps that type (keeps16) and no calibration `changed` the weight, else its f32
+ * values (the changed ones, or materialized) through encodeStored.
+ */
+export function storedWeight(g: Graph, name: string, ckpt: Checkpoint, dtype: EngineDType, changed?: Float32Array): { dtype: TensorDType; bytes: Uint8Array } {
+  const d = g.tensors.get(name) as WeightDecl;
+  const bits = !changed && d.shape.length === 2 ? materializeBits16(d.source ?? { kind: "checkpoint", name }, ckpt) : null;
+  if (bits && keeps16(dtype, bits.dtype)) return { dtype: bits.dtype, bytes: new Uint8Array(bits.bits.buffer, bits.bits.byteOffset, bits.bits.byteLength) };
+  return encodeStored(changed ?? materializeWeight(g, name, ckpt), d.shape, dtype); // the reference layout is row-major as declared
 }
 
 /** float32 -> stored bytes. */

@@ -8,7 +8,7 @@
  * bf16 (or fp16) is stored that way, losing nothing and halving the bytes each decode
  * step reads. packWeight() is the hook an engine builder calls for target "cpu".
  */
-import { f16ToF32, f32ArrayToBf16, f32ArrayToBf16Exact, f32ArrayToF16, f32ToF16 } from "../../checkpoint/fp16.js";
+import { f32ArrayTo16Exact, f32ArrayToBf16, f32ArrayToF16 } from "../../checkpoint/fp16.js";
 
 export type WeightDType = "f32" | "bf16" | "f16";
 
@@ -54,42 +54,14 @@ export function bytesPer(dt: WeightDType): number {
   return dt === "f32" ? 4 : 2;
 }
 
-/** True when every value survives a round trip through bf16 (its low 16 bits are zero). */
-function fitsBf16(v: Float32Array): boolean {
-  const u = new Uint32Array(v.buffer, v.byteOffset, v.length);
-  for (let i = 0; i < u.length; i++) if ((u[i] & 0xffff) !== 0) return false;
-  return true;
-}
-
-/** True when every value survives a round trip through fp16 and is finite (the fp16 kernels decode only finite halves). */
-function fitsF16(v: Float32Array): boolean {
-  const u = new Uint32Array(v.buffer, v.byteOffset, v.length);
-  for (let i = 0; i < u.length; i++) {
-    const e = (u[i] >>> 23) & 0xff;
-    if ((u[i] & 0x1fff) === 0 && e >= 113 && e <= 142) continue; // a normal fp16 value: the common case
-    if (!Number.isFinite(v[i])) return false;
-    if (v[i] !== 0 && f16ToF32(f32ToF16(v[i])) !== v[i]) return false;
-  }
-  return true;
-}
-
-/** The storage dtype for a weight: as asked, or (auto) the narrowest that holds its values exactly. */
-export function chooseDType(values: Float32Array, shape: readonly number[], want: WeightDType | "auto" = "auto"): WeightDType {
-  if (shape.length < 2) return "f32";
-  if (want !== "auto") return want;
-  if (fitsBf16(values)) return "bf16";
-  if (fitsF16(values)) return "f16";
-  return "f32";
-}
-
-/** Packs one weight for the CPU target (row-major, in `dtype`; auto: exact narrowest). */
+/** Packs one weight for the CPU target (row-major, in `dtype`; auto: the narrowest that holds its values exactly); vectors stay f32. */
 export function packWeight(values: Float32Array, shape: readonly number[], dtype: WeightDType | "auto" = "auto"): PackedWeight {
   const asBytes = (h: Uint16Array | Float32Array) => new Uint8Array(h.buffer, h.byteOffset, h.byteLength);
-  if (dtype === "auto" && shape.length >= 2) {
-    const h = f32ArrayToBf16Exact(values); // the common case (bf16 engines, bf16 checkpoints) in one pass (a check, then a rounding conversion, took ~8 s on a 1.1B model)
-    if (h) return { dtype: "bf16", shape: [...shape], bytes: asBytes(h) };
+  const f32: PackedWeight = { dtype: "f32", shape: [...shape], bytes: asBytes(values) };
+  if (shape.length < 2 || dtype === "f32") return f32;
+  if (dtype === "auto") {
+    const h = f32ArrayTo16Exact(values); // one pass (a check, then a rounding conversion, took ~8 s on a 1.1B model)
+    return h ? { dtype: h.dtype, shape: [...shape], bytes: asBytes(h.bits) } : f32;
   }
-  const dt = chooseDType(values, shape, dtype);
-  const bytes = dt === "f32" ? asBytes(values) : asBytes(dt === "bf16" ? f32ArrayToBf16(values) : f32ArrayToF16(values));
-  return { dtype: dt, shape: [...shape], bytes };
+  return { dtype, shape: [...shape], bytes: asBytes(dtype === "bf16" ? f32ArrayToBf16(values) : f32ArrayToF16(values)) };
 }
