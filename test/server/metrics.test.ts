@@ -52,8 +52,8 @@ test("counters and histograms move with traffic", async () => {
   const r = await postJson(`${s.url}/v1/completions`, { prompt: "Hello metrics", max_tokens: 7, ignore_eos: true });
   await postSse(`${s.url}/v1/chat/completions`, { messages: [{ role: "user", content: "Hello metrics" }], max_tokens: 5, ignore_eos: true, stream: true });
   // the same prompt again: its full blocks come from the prefix cache
-  await postJson(`${s.url}/v1/completions`, { prompt: "Hello metrics, ".repeat(4), max_tokens: 2 });
-  await postJson(`${s.url}/v1/completions`, { prompt: "Hello metrics, ".repeat(4), max_tokens: 2 });
+  await postJson(`${s.url}/v1/completions`, { prompt: "Hello metrics, ".repeat(4), max_tokens: 2, ignore_eos: true });
+  await postJson(`${s.url}/v1/completions`, { prompt: "Hello metrics, ".repeat(4), max_tokens: 2, ignore_eos: true });
   const after = await scrape();
   const d = (n: string) => after.value(n) - before.value(n);
   assert.ok(d("vllm:prompt_tokens_total") >= r.body.usage.prompt_tokens + 2 * 61);
