@@ -48,7 +48,7 @@ try {
   const build = (name: string, q?: Partial<QuantOptions>) => {
     const dir = join(root, name);
     const t0 = performance.now();
-    buildEngineDir(ckpt, dir, { ...OPTS, ...(q ? { quant: q as QuantOptions } : {}) }, { calibration: { tokens: calib, source: "sampled text" } });
+    buildEngineDir(ckpt, dir, { ...OPTS, ...(q ? { quant: q as QuantOptions } : {}) }, { calibration: { tokens: calib, source: "sampled text" }, onLog: (l) => l.includes("tuned") && console.log(l) });
     return { dir, seconds: (performance.now() - t0) / 1000 };
   };
   const ref = Engine.load(build("fp32").dir);

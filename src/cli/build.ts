@@ -17,7 +17,7 @@ import { buildProgressBar } from "../engine/build-progress.js";
 import { floatOption, intOption } from "./options.js";
 import { buildShardedEngineDir } from "../parallel/build.js";
 import { checkParallel } from "../parallel/layout.js";
-import { DEFAULT_CALIB_SAMPLES, DEFAULT_INT4_GROUP, DEFAULT_SMOOTH_ALPHA, INT4_GROUP_SIZES, QUANT_SCHEMES, resolveQuant, type QuantScheme } from "../quant/options.js";
+import { DEFAULT_CALIB_SAMPLES, DEFAULT_INT4_GROUP, DEFAULT_TUNE_LR, DEFAULT_SMOOTH_ALPHA, INT4_GROUP_SIZES, QUANT_SCHEMES, resolveQuant, type QuantScheme } from "../quant/options.js";
 import { calibrationData, readCalibrationText } from "./calib-data.js";
 import { DEFAULT_MAX_PPL_INCREASE, parseMaxPplIncrease } from "../quant/auto.js";
 import { runAutoBuild } from "./build-auto.js";
@@ -41,6 +41,8 @@ export interface BuildFlags {
   calibSamples?: number;
   smoothAlpha?: number;
   maxPplIncrease?: string;
+  tuneSteps?: number;
+  tuneLr?: number;
 }
 
 export function registerBuild(program: Command): void {
@@ -64,6 +66,8 @@ export function registerBuild(program: Command): void {
     .option("--int4-asym", "--quant int4-wo: a zero point per group (asymmetric)")
     .option("--calib-data <file>", "calibration text (plain text like what the model will serve): --quant int4-wo / int8-wo quantize with GPTQ on it (without it: round-to-nearest); --quant w8a8 measures activation ranges on it; --quant auto: both, and it is the evaluation text")
     .option("--calib-samples <n>", `--calib-data: calibration windows of 256 tokens (default ${DEFAULT_CALIB_SAMPLES})`, intOption("--calib-samples", 1))
+    .option("--tune-steps <n>", "--calib-data with --quant int4-wo / int8-wo: after GPTQ, tune the group scales end to end against the fp32 model's next-token distributions for n steps of one calibration window each (slow: forward and backward passes on the CPU; for small models)", intOption("--tune-steps", 1))
+    .option("--tune-lr <lr>", `--tune-steps: the first step's size on log-scales (default ${DEFAULT_TUNE_LR})`, floatOption("--tune-lr"))
     .option("--smooth-alpha <a>", `--quant w8a8: SmoothQuant migration strength in [0, 1] (default ${DEFAULT_SMOOTH_ALPHA})`, floatOption("--smooth-alpha"))
     .action((flags: BuildFlags) => runBuild(flags));
 }
@@ -82,7 +86,7 @@ async function runBuild(f: BuildFlags): Promise<void> {
   const maxPplIncrease = parseMaxPplIncrease(f.maxPplIncrease, f.quant);
   if (f.quant === "auto") return runAutoBuild(f, maxPplIncrease, prepareOutput);
   if (!ENGINE_DTYPES.includes(f.dtype as EngineDType)) throw new OptionError("--dtype", `unknown dtype "${f.dtype}"`, `choose one of ${ENGINE_DTYPES.join(", ")}`);
-  const quant = resolveQuant({ scheme: f.quant as QuantScheme | undefined, groupSize: f.groupSize, asym: f.int4Asym, smoothAlpha: f.smoothAlpha, calibSamples: f.calibSamples, calibData: f.calibData });
+  const quant = resolveQuant({ scheme: f.quant as QuantScheme | undefined, groupSize: f.groupSize, asym: f.int4Asym, smoothAlpha: f.smoothAlpha, calibSamples: f.calibSamples, calibData: f.calibData, tuneSteps: f.tuneSteps, tuneLr: f.tuneLr });
   if (quant?.scheme === "w8a8" && f.calibData === undefined) throw new OptionError("--calib-data", "--quant w8a8 needs calibration text", "pass --calib-data FILE: plain text like what the model will serve");
   const calibText = f.calibData !== undefined ? readCalibrationText(f.calibData) : undefined; // before any slow work
   prepareOutput(f.output);

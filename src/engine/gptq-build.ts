@@ -4,7 +4,8 @@
  * scales per layer group and folds them (quant/awq.ts; measured to help on stories260K,
  * bench/RESULTS.md), then quantizes every linear weight the builder would pack with GPTQ
  * (quant/gptq.ts), layer after layer in graph order on the calibration tokens
- * (quant/sequential.ts). The result is the same packed
+ * (quant/sequential.ts); with --tune-steps, the packed weights' scales are then fitted end
+ * to end to the fp32 model (quant/tune-scales.ts). The result is the same packed
  * format round-to-nearest gives, so every target runs it unchanged. Weights a checkpoint
  * already holds packed (GGUF blocks, AWQ / GPTQ releases) are left to the builder, which
  * keeps them as they are. All weights are held in memory during this step.
@@ -14,7 +15,7 @@ import type { ModelConfig } from "../checkpoint/config.js";
 import type { Checkpoint } from "../checkpoint/types.js";
 import type { Graph } from "../graph/ir.js";
 import { DEFAULT_GPTQ_DAMP, gptqQuantize, weightedError } from "../quant/gptq.js";
-import { packedFormatFor, type QuantOptions } from "../quant/options.js";
+import { DEFAULT_TUNE_LR, packedFormatFor, type QuantOptions } from "../quant/options.js";
 import { dequantize, type PackedMatrix } from "../quant/packed.js";
 import { quantize, type GridDType } from "../quant/quantize.js";
 import { collectHessians, quantizeSequentially } from "../quant/sequential.js";
@@ -24,6 +25,7 @@ import { calibrationPlan, checkCalibration, type CalibrationData } from "./calib
 import { matmulOnlyWeights, packedFromCheckpoint } from "./packed-weights.js";
 import { materializeWeight } from "./weights.js";
 import { quantFor } from "../quant/overrides.js";
+import { tuneScales } from "../quant/tune-scales.js";
 
 export interface GptqBuild {
   /** The calibrated weights, by name. */
@@ -82,7 +84,7 @@ export function gptqWeights(g: Graph, config: ModelConfig, ckpt: Checkpoint, q: 
   const errors: LayerError[] = [];
   let maxDamp = 0;
   let [symGroups, groups] = [0, 0];
-  const packed = quantizeSequentially(g, weights, targets, config, windows, (name, w, H, rows) => {
+  let packed = quantizeSequentially(g, weights, targets, config, windows, (name, w, H, rows) => {
     const cols = w.length / rows;
     const { dtype, layout } = formatOf(name, cols);
     const r = gptqQuantize(w, rows, cols, H, dtype as GridDType, layout, q.gptqDamp ?? DEFAULT_GPTQ_DAMP);
@@ -95,6 +97,13 @@ export function gptqWeights(g: Graph, config: ModelConfig, ckpt: Checkpoint, q: 
     return r.packed;
   }, onStage);
 
+  let tuned = "";
+  if (q.tuneSteps) {
+    const t0 = performance.now();
+    const r = tuneScales(g, original, weights, packed, windows, { steps: q.tuneSteps, lr: q.tuneLr ?? DEFAULT_TUNE_LR });
+    packed = r.packed;
+    tuned = `scales tuned end to end, ${q.tuneSteps} steps: calibration KL(fp32 || quantized) ${fmt(r.before)} -> ${fmt(r.after)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`;
+  }
   const nOver = Object.keys(q.overrides ?? {}).length;
   const format = `${describeFormat(q)}${nOver ? ` (${nOver} per-tensor overrides)` : ""}`;
   const mean = (f: (e: LayerError) => number) => errors.reduce((s, e) => s + f(e), 0) / Math.max(1, errors.length);
@@ -109,6 +118,7 @@ export function gptqWeights(g: Graph, config: ModelConfig, ckpt: Checkpoint, q: 
     ...unscaled.map((u) => `awq unscaled ${u}`),
     ...errorLog(errors).map((l) => `gptq ${l}`),
     `gptq total: ${total}${q.awqScales ? " (rtn: round-to-nearest of the same scaled weights)" : ""}`,
+    ...(tuned ? [`gptq ${tuned}`] : []),
   ];
   return { packed, changed, summary, log };
 }

@@ -9,6 +9,8 @@ export const QUANT_SCHEMES: readonly QuantScheme[] = ["int8-wo", "int4-wo", "w8a
 export const DEFAULT_SMOOTH_ALPHA = 0.5;
 export const DEFAULT_CALIB_SAMPLES = 32;
 export const DEFAULT_CALIB_SEQ_LEN = 256;
+/** --tune-lr's default: measured on stories260K (bench/RESULTS.md, "End-to-end scale tuning"). */
+export const DEFAULT_TUNE_LR = 0.005;
 /** Targets whose backend runs w8a8 matmuls (int8 activations too); others refuse the scheme. */
 export const W8A8_TARGETS: readonly string[] = ["reference", "cpu"];
 export const INT4_GROUP_SIZES = [32, 64, 128] as const;
@@ -37,6 +39,10 @@ export interface QuantOptions {
   calibSeqLen?: number;
   /** w8a8, gptq: the calibration text's file, for the record. */
   calibData?: string;
+  /** gptq: steps of end-to-end scale tuning after GPTQ (quant/tune-scales.ts), one calibration window each; absent = none. */
+  tuneSteps?: number;
+  /** gptq with tuneSteps: the first step's size on log-scales (default DEFAULT_TUNE_LR). */
+  tuneLr?: number;
   /** int8-wo / int4-wo: per-tensor formats instead of this one (quant/overrides.ts; --quant auto's mixes). */
   overrides?: QuantOverrides;
 }
@@ -76,6 +82,7 @@ function resolveRounding(q: Partial<QuantOptions>): Partial<QuantOptions> {
   if (q.method !== undefined && q.method !== "rtn" && q.method !== "gptq") throw new OptionError("method", `unknown weight rounding "${q.method}"`, "choose rtn or gptq");
   if (q.method === "rtn" || (q.method === undefined && q.calibData === undefined)) {
     if (q.gptqDamp !== undefined || q.awqScales !== undefined) throw new OptionError(q.gptqDamp !== undefined ? "gptqDamp" : "awqScales", "applies to GPTQ only", "pass calibration text (--calib-data)");
+    if (q.tuneSteps !== undefined || q.tuneLr !== undefined) throw new OptionError(q.tuneSteps !== undefined ? "--tune-steps" : "--tune-lr", "tunes GPTQ's scales: needs calibration text", "add --calib-data FILE");
   }
   if (q.method === "rtn") {
     if (q.calibData !== undefined || q.calibSamples !== undefined) throw new OptionError(q.calibData !== undefined ? "--calib-data" : "--calib-samples", "round-to-nearest takes no calibration text");
@@ -91,7 +98,19 @@ function resolveRounding(q: Partial<QuantOptions>): Partial<QuantOptions> {
     if (!Number.isInteger(v) || v < 1) throw new OptionError(flag, `must be a positive integer, got ${v}`);
   }
   if (q.gptqDamp !== undefined && !(q.gptqDamp > 0 && q.gptqDamp <= 10)) throw new OptionError("gptqDamp", `${q.gptqDamp} is outside (0, 10]`, "try 0.1 (10% of the Hessian's mean diagonal) or the paper's 0.01");
-  return { method: "gptq", awqScales: q.awqScales ?? true, calibSamples, calibSeqLen, ...(q.gptqDamp !== undefined ? { gptqDamp: q.gptqDamp } : {}), ...(q.calibData !== undefined ? { calibData: q.calibData } : {}) };
+  return { method: "gptq", awqScales: q.awqScales ?? true, calibSamples, calibSeqLen, ...(q.gptqDamp !== undefined ? { gptqDamp: q.gptqDamp } : {}), ...(q.calibData !== undefined ? { calibData: q.calibData } : {}), ...resolveTuning(q) };
+}
+
+/** --tune-steps / --tune-lr of a GPTQ build, checked. */
+function resolveTuning(q: Partial<QuantOptions>): Pick<QuantOptions, "tuneSteps" | "tuneLr"> {
+  if (q.tuneSteps === undefined) {
+    if (q.tuneLr !== undefined) throw new OptionError("--tune-lr", "sets the step size of --tune-steps", "add --tune-steps N, or drop --tune-lr");
+    return {};
+  }
+  if (!Number.isInteger(q.tuneSteps) || q.tuneSteps < 1) throw new OptionError("--tune-steps", `must be a positive integer, got ${q.tuneSteps}`);
+  const tuneLr = q.tuneLr ?? DEFAULT_TUNE_LR;
+  if (!(tuneLr > 0 && tuneLr <= 1)) throw new OptionError("--tune-lr", `${tuneLr} is outside (0, 1]`, `try the default ${DEFAULT_TUNE_LR}`);
+  return { tuneSteps: q.tuneSteps, tuneLr };
 }
 
 function resolveW8A8(q: Partial<QuantOptions>): QuantOptions {
@@ -104,6 +123,7 @@ function resolveW8A8(q: Partial<QuantOptions>): QuantOptions {
   for (const [flag, v] of [["--calib-samples", calibSamples], ["calibSeqLen", calibSeqLen]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new OptionError(flag, `must be a positive integer, got ${v}`);
   }
+  if (q.tuneSteps !== undefined || q.tuneLr !== undefined) throw new OptionError(q.tuneSteps !== undefined ? "--tune-steps" : "--tune-lr", "tunes weight-only int4 / int8 scales; w8a8 is calibrated by SmoothQuant", "use --quant int4-wo or int8-wo");
   return { scheme: "w8a8", smoothAlpha, calibSamples, calibSeqLen, ...(q.calibData !== undefined ? { calibData: q.calibData } : {}) };
 }
 

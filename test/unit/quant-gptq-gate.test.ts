@@ -1,16 +1,19 @@
 /**
  * The int4-wo accuracy gate of issue 7: perplexity at most 5% above FP32 with calibrated
- * int4 g32 weights (`--calib-data`: activation-aware scales, then GPTQ), calibrated on a
- * text sampled from the FP32 model (seed 3) and scored on another sample (seed 7) and on
- * the llama2.c goldens. On stories260K the gate is met, and asserted, with the asymmetric
- * layout (--int4-asym: GPTQ keeps each group's asymmetric or symmetric grid); with the
- * default symmetric layout it is NOT met yet (bench/RESULTS.md, "Symmetric int4 g32"):
- * the per-group steps and refine.ts's sweeps lowered its KL to fp32 by ~12% over 26 texts,
- * but the seed-7 text still rises +7.45%; that test is a todo that runs and reports the figures. Also asserted: calibrated
- * symmetric int4 is below round-to-nearest on the golden text and on the mean over two
- * more sampled texts. On the random-weight model
- * whose dims divide by 128 the gate holds and is asserted (near-uniform there: weakly telling). Engines are built as
- * `llmrt build --quant int4-wo --calib-data` builds them.
+ * int4 g32 weights (`--calib-data`: activation-aware scales, then GPTQ), scored on text
+ * sampled from the FP32 model and on the llama2.c goldens. The sampled gate text is 8
+ * samples of 300 tokens (seeds 7, 11 .. 31), scored together: one 300-token sample moves
+ * the figure by several points between equally good engines (bench/RESULTS.md, "Symmetric
+ * int4 g32"), 8 of them pin it to about a point. On stories260K:
+ * - the default symmetric layout meets the gate with end-to-end scale tuning
+ *   (`--tune-steps 64`, calibrated on 16 samples of 512 tokens), asserted;
+ * - the asymmetric layout (--int4-asym: GPTQ keeps each group's asymmetric or symmetric
+ *   grid) meets it with GPTQ alone on one 512-token sample, asserted;
+ * - calibrated symmetric int4 is below round-to-nearest on the golden text and on the
+ *   mean over two more sampled texts.
+ * On the random-weight model whose dims divide by 128 the gate holds and is asserted
+ * (near-uniform there: weakly telling). Engines are built as `llmrt build --quant int4-wo
+ * --calib-data` builds them.
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
@@ -21,7 +24,7 @@ import { openCheckpoint } from "../../src/checkpoint/open.js";
 import type { Checkpoint } from "../../src/checkpoint/types.js";
 import { buildEngineDir } from "../../src/engine/build.js";
 import { Engine } from "../../src/engine/engine.js";
-import { perplexity } from "../../src/eval/metrics.js";
+import { perplexity, type PerplexityResult } from "../../src/eval/metrics.js";
 import { sampleText } from "../../src/eval/sample-text.js";
 import { syntheticCheckpoint, syntheticConfig } from "../../src/models/synthetic.js";
 import type { QuantOptions } from "../../src/quant/options.js";
@@ -36,22 +39,25 @@ const GATE = 0.05;
 const INT4_G32 = { scheme: "int4-wo", groupSize: 32 } as const;
 
 /** Perplexity of each text under an engine built with `quant` (GPTQ calibrated on `calib` where asked). */
-function ppls(ckpt: Checkpoint, name: string, texts: number[][], calib: number[], quant?: Partial<QuantOptions>): number[] {
+function scores(ckpt: Checkpoint, name: string, texts: number[][], calib: number[], quant?: Partial<QuantOptions>): PerplexityResult[] {
   const dir = join(tmp, name);
   buildEngineDir(ckpt, dir, { ...OPTS, ...(quant ? { quant: quant as QuantOptions } : {}) }, { calibration: { tokens: calib, source: "sampled text" } });
   const e = Engine.load(dir);
   try {
-    return texts.map((t) => perplexity(e, t, WINDOWS).perplexity);
+    return texts.map((t) => perplexity(e, t, WINDOWS));
   } finally {
     e.close();
   }
 }
+const ppls = (...args: Parameters<typeof scores>) => scores(...args).map((r) => r.perplexity);
+/** The perplexity of several texts together: their scored tokens' mean NLL. */
+const jointPpl = (rs: PerplexityResult[]) => Math.exp(rs.reduce((s, r) => s + r.nll * r.tokens, 0) / rs.reduce((s, r) => s + r.tokens, 0));
 
-/** Texts sampled from the fp32 model: 300 tokens for each eval seed, `calibLen` for calibration (seed 3). */
-function samples(ckpt: Checkpoint, prompt: number[], evalSeeds: number[], calibLen = 512): { evals: number[][]; calib: number[] } {
+/** Texts sampled from the fp32 model: 300 tokens for each eval seed, `calibLen` for each calibration seed (concatenated). */
+function samples(ckpt: Checkpoint, prompt: number[], evalSeeds: number[], calibLen = 512, calibSeeds = [3]): { evals: number[][]; calib: number[] } {
   const e = Engine.fromCheckpoint(ckpt, { maxSeqLen: 520, maxBatchTokens: 520, blockSize: 16 });
   try {
-    return { evals: evalSeeds.map((s) => sampleText(e, prompt, 300 - prompt.length, s)), calib: sampleText(e, prompt, calibLen - prompt.length, 3) };
+    return { evals: evalSeeds.map((s) => sampleText(e, prompt, 300 - prompt.length, s)), calib: calibSeeds.flatMap((s) => sampleText(e, prompt, calibLen - prompt.length, s)) };
   } finally {
     e.close();
   }
@@ -66,30 +72,35 @@ function goldenText(t: Parameters<typeof fixtures>[0]): number[] | null {
 }
 
 const STORIES_PROMPT = [1, 403, 407, 261, 378]; // "Once upon a time"
+const GATE_SEEDS = [7, 11, 13, 17, 19, 23, 29, 31];
+const TUNE_CALIB_SEEDS = [3, 5, 6, 8, 9, 10, 12, 14, 15, 16, 18, 20, 21, 22, 24, 25];
 
-/** The 5% gate on stories260K for one calibrated int4 g32 layout, on a sampled text (seed 7) and on the golden text. */
-function storiesGate(t: Parameters<typeof fixtures>[0], name: string, prefix: string, quant: Partial<QuantOptions>): void {
+/** The 5% gate on stories260K for one calibrated int4 g32 build, on the 8 sampled texts together and on the golden text. */
+function storiesGate(t: Parameters<typeof fixtures>[0], name: string, prefix: string, quant: Partial<QuantOptions>, calibSeeds = [3]): void {
   const dir = fixture(t, "models/stories260K");
-  const golden = goldenText(t);
-  if (!dir || !golden) return;
+  const goldenTokens = goldenText(t);
+  if (!dir || !goldenTokens) return;
   const ckpt = openCheckpoint(dir);
   try {
-    const { evals, calib } = samples(ckpt, STORIES_PROMPT, [7]);
-    const texts = [evals[0], golden];
-    const fp32 = ppls(ckpt, `${prefix}-fp32`, texts, calib);
-    const q = ppls(ckpt, `${prefix}-gptq`, texts, calib, quant);
-    t.diagnostic(`stories260K int4-wo g32 ${name}: sampled ${q[0].toFixed(4)} vs fp32 ${fp32[0].toFixed(4)} (${pct(rise(q[0], fp32[0]))}), golden ${q[1].toFixed(4)} vs ${fp32[1].toFixed(4)} (${pct(rise(q[1], fp32[1]))})`);
-    for (const [i, label] of ["sampled (seed 7)", "golden"].entries()) assert.ok(rise(q[i], fp32[i]) <= GATE, `${label}: ${name} perplexity ${q[i]} is ${pct(rise(q[i], fp32[i]))} above fp32 ${fp32[i]}`);
+    const { evals, calib } = samples(ckpt, STORIES_PROMPT, GATE_SEEDS, 512, calibSeeds);
+    const texts = [...evals, goldenTokens];
+    const [fp32, q] = [scores(ckpt, `${prefix}-fp32`, texts, calib), scores(ckpt, `${prefix}-gptq`, texts, calib, quant)];
+    const sampled = [jointPpl(q.slice(0, -1)), jointPpl(fp32.slice(0, -1))];
+    const golden = [q.at(-1)!.perplexity, fp32.at(-1)!.perplexity];
+    const rises = [rise(sampled[0], sampled[1]), rise(golden[0], golden[1])];
+    const each = GATE_SEEDS.map((s, i) => `${s}: ${pct(rise(q[i].perplexity, fp32[i].perplexity))}`).join(", ");
+    t.diagnostic(`stories260K int4-wo g32 ${name}: sampled (8 x 300 tokens) ${sampled[0].toFixed(4)} vs fp32 ${sampled[1].toFixed(4)} (${pct(rises[0])}; per seed ${each}), golden ${golden[0].toFixed(4)} vs ${golden[1].toFixed(4)} (${pct(rises[1])})`);
+    for (const [i, label] of ["sampled (8 x 300 tokens)", "golden"].entries()) assert.ok(rises[i] <= GATE, `${label}: ${name} perplexity is ${pct(rises[i])} above fp32`);
   } finally {
     ckpt.close();
   }
 }
 
-test("int4-wo g32 gate on stories260K: calibrated int4 within 5% of fp32 on a sampled text (seed 7) and on the golden text", { todo: "not met yet: calibrated int4 g32 measures +7.45% (seed 7) and +4.63% (golden); see bench/RESULTS.md, Symmetric int4 g32" }, (t) => {
-  storiesGate(t, "calibrated", "s", { ...INT4_G32, method: "gptq" });
+test("int4-wo g32 gate on stories260K: calibrated symmetric int4 with scale tuning (--tune-steps 64) within 5% of fp32 on sampled text and on the golden text", (t) => {
+  storiesGate(t, "calibrated + tuned", "s", { ...INT4_G32, method: "gptq", tuneSteps: 64 }, TUNE_CALIB_SEEDS);
 });
 
-test("int4-wo g32 asym gate on stories260K: calibrated int4 (--int4-asym) within 5% of fp32 on a sampled text (seed 7) and on the golden text", (t) => {
+test("int4-wo g32 asym gate on stories260K: calibrated int4 (--int4-asym) within 5% of fp32 on sampled text and on the golden text", (t) => {
   storiesGate(t, "calibrated asym", "a", { ...INT4_G32, asym: true, method: "gptq" });
 });
 
