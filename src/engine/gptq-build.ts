@@ -111,7 +111,7 @@ export function gptqWeights(g: Graph, config: ModelConfig, ckpt: Checkpoint, q: 
   const total = `mean relative output error ${fmt(gMean)} (round-to-nearest ${fmt(rMean)}${rMean > 0 ? `, ${(gMean / rMean).toFixed(2)}x` : ""}) over ${errors.length} matmuls`;
   const awqNote = q.awqScales ? `, activation-aware scales on ${awq.filter((c) => c.alpha > 0).length} of ${awq.length} layer groups` : "";
   const symNote = q.scheme === "int4-wo" && q.asym ? `, symmetric grid kept in ${symGroups} of ${groups} groups` : "";
-  const summary = `gptq ${format} calibrated on ${windows.length} x ${seqLen} tokens${awqNote}${symNote}: ${total}`;
+  const summary = `gptq ${format} calibrated on ${windows.length} x ${seqLen} tokens${awqNote}${symNote}: ${total}${tuned ? `; ${tuned}` : ""}`;
   const log = [
     `gptq: ${format}, ${described}; dampening ${pct(maxDamp)} of mean diag(H); ${q.awqScales ? "activation-aware scales searched per layer group first; " : ""}layers quantized in graph order, each on the inputs the quantized layers before it give`,
     ...awqLog(awq).map((l) => `awq ${l}`),

@@ -70,6 +70,7 @@ test("llmrt build --tune-steps: tuned after GPTQ, logged with the calibration KL
   const m = /gptq scales tuned end to end, 3 steps: calibration KL\(fp32 \|\| quantized\) ([\d.e+-]+) -> ([\d.e+-]+) \([\d.]+ s\)/.exec(log);
   assert.ok(m, log);
   assert.ok(Number(m[2]) < Number(m[1]), `${m[1]} -> ${m[2]}`);
+  assert.match(log, /over 17 matmuls; scales tuned end to end, 3 steps/); // the build report's line says so too
   assert.deepEqual(readManifest(out).build.quant, { scheme: "int4-wo", groupSize: 32, asym: false, method: "gptq", awqScales: true, calibSamples: 2, calibSeqLen: 256, calibData: calib, tuneSteps: 3, tuneLr: 0.005 });
   const e = Engine.load(out);
   try {
