@@ -6,10 +6,15 @@
  * gradients of the weights asked for. Collectives and packed weights are not supported:
  * the caller hands dense (dequantized) weights of one unsharded graph.
  */
+import { availableParallelism } from "node:os";
 import type { WeightMap } from "../backends/backend.js";
 import { systemBlas } from "../backends/cpu/blas.js";
 import { ropeInvFreq, ropePair } from "../backends/reference/rope.js";
 import { colsOf, type AttentionGeometry, type Graph, type Op, type RotaryDims } from "../graph/ir.js";
+
+/** BLAS threads for products of at least 2^24 multiply-adds (smaller ones ran slower on more than one). */
+const THREADS = availableParallelism();
+const MIN_THREADED = 1 << 24;
 
 const SUPPORTED = new Set<Op["op"]>(["embedding", "rmsnorm", "add_rmsnorm", "matmul", "slice_cols", "rope_inv_freq", "rope", "kv_write", "attention", "attention_qkv", "silu", "mul", "silu_mul", "add", "gather_rows"]);
 
@@ -382,7 +387,7 @@ function transpose(a: Float32Array, R: number, C: number): Float32Array {
 /** out [M, N] (+)= a [M, L] @ b [N, L]^T: the system BLAS where there is one, else one dot product of two contiguous rows per entry. */
 function dotsNT(out: Float32Array, a: Float32Array, b: Float32Array, M: number, N: number, L: number, accumulate: boolean): void {
   const blas = systemBlas();
-  if (blas) return blas.sgemm(M, N, L, a, b, out, N, accumulate ? 1 : 0, 1);
+  if (blas) return blas.sgemm(M, N, L, a, b, out, N, accumulate ? 1 : 0, M * N * L >= MIN_THREADED ? THREADS : 1);
   for (let m = 0; m < M; m++) {
     const ao = m * L;
     for (let n = 0; n < N; n++) {
