@@ -14,7 +14,7 @@ import { colsOf, type AttentionGeometry, type Graph, type Op, type RotaryDims } 
 
 /** BLAS threads for products of at least 2^24 multiply-adds (smaller ones ran slower on more than one). */
 const THREADS = availableParallelism();
-const MIN_THREADED = 1 << 24;
+const threadsFor = (multiplyAdds: number) => (multiplyAdds >= 1 << 24 ? THREADS : 1);
 
 const SUPPORTED = new Set<Op["op"]>(["embedding", "rmsnorm", "add_rmsnorm", "matmul", "slice_cols", "rope_inv_freq", "rope", "kv_write", "attention", "attention_qkv", "silu", "mul", "silu_mul", "add", "gather_rows"]);
 
@@ -369,11 +369,15 @@ function matmul(out: Float32Array, x: Float32Array, w: Float32Array, bias: Float
 
 /** dx [T, K] += dy [T, N] @ w [N, K] */
 function matmulBackX(dx: Float32Array, dy: Float32Array, w: Float32Array, T: number, K: number, N: number): void {
+  const blas = systemBlas();
+  if (blas) return blas.gemm(false, false, T, K, N, dy, w, dx, 1, threadsFor(T * K * N));
   dotsNT(dx, dy, transpose(w, N, K), T, K, N, true);
 }
 
 /** dw [N, K] += dy [T, N]^T @ x [T, K] */
 function matmulBackW(dw: Float32Array, dy: Float32Array, x: Float32Array, T: number, K: number, N: number): void {
+  const blas = systemBlas();
+  if (blas) return blas.gemm(true, false, N, K, T, dy, x, dw, 1, threadsFor(T * K * N));
   dotsNT(dw, transpose(dy, T, N), transpose(x, T, K), N, K, T, true);
 }
 
@@ -387,7 +391,7 @@ function transpose(a: Float32Array, R: number, C: number): Float32Array {
 /** out [M, N] (+)= a [M, L] @ b [N, L]^T: the system BLAS where there is one, else one dot product of two contiguous rows per entry. */
 function dotsNT(out: Float32Array, a: Float32Array, b: Float32Array, M: number, N: number, L: number, accumulate: boolean): void {
   const blas = systemBlas();
-  if (blas) return blas.sgemm(M, N, L, a, b, out, N, accumulate ? 1 : 0, M * N * L >= MIN_THREADED ? THREADS : 1);
+  if (blas) return blas.sgemm(M, N, L, a, b, out, N, accumulate ? 1 : 0, threadsFor(M * N * L));
   for (let m = 0; m < M; m++) {
     const ao = m * L;
     for (let n = 0; n < N; n++) {

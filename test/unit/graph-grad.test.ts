@@ -2,7 +2,8 @@
  * quant/graph-grad.ts: its forward gives the reference backend's logits (every row), and
  * its gradients match central finite differences of the same forward, on the plain and
  * the fused graphs of random-weight models (GQA, biases, per-head q/k norms, a sliding
- * window, odd sizes).
+ * window, odd sizes), with the system BLAS's products where there is one and with the
+ * JavaScript ones (LLMRT_BLAS=off).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -33,11 +34,23 @@ function setup(over: Partial<ModelConfig>, fused: boolean) {
   return { ckpt, g, weights, ids };
 }
 
-for (const [label, over] of Object.entries(MODELS)) {
-  for (const fused of [false, true]) {
-    const name = `${label}, ${fused ? "fused" : "plain"} graph`;
+/** Runs f with LLMRT_BLAS set to `blas` (undefined: as the environment has it). */
+function withBlas(blas: string | undefined, f: () => void): void {
+  const before = process.env.LLMRT_BLAS;
+  if (blas !== undefined) process.env.LLMRT_BLAS = blas;
+  try {
+    f();
+  } finally {
+    if (before === undefined) delete process.env.LLMRT_BLAS;
+    else process.env.LLMRT_BLAS = before;
+  }
+}
 
-    test(`graph-grad forward = reference backend logits (${name})`, () => {
+for (const [label, over] of Object.entries(MODELS)) {
+  for (const [fused, blas] of [[false, undefined], [true, undefined], [true, "off"]] as const) {
+    const name = `${label}, ${fused ? "fused" : "plain"} graph${blas ? ", JavaScript products" : ""}`;
+
+    test(`graph-grad forward = reference backend logits (${name})`, () => withBlas(blas, () => {
       const { ckpt, g, weights, ids } = setup(over, fused);
       const out = g.outputs[0];
       const mine = new GraphGrad(g, weights).forward(ids).acts.get(out)!;
@@ -47,9 +60,9 @@ for (const [label, over] of Object.entries(MODELS)) {
       assert.equal(mine.length, ref.length);
       const scale = Math.max(...ref.map(Math.abs));
       for (let i = 0; i < ref.length; i++) assert.ok(Math.abs(mine[i] - ref[i]) <= 1e-4 * scale, `logit ${i}: ${mine[i]} vs ${ref[i]}`);
-    });
+    }));
 
-    test(`graph-grad gradients = finite differences along them (${name})`, () => {
+    test(`graph-grad gradients = finite differences along them (${name})`, () => withBlas(blas, () => {
       const { g, weights, ids } = setup(over, fused);
       const out = g.outputs[0];
       const model = new GraphGrad(g, weights);
@@ -76,6 +89,6 @@ for (const [label, over] of Object.entries(MODELS)) {
         w.set(w0);
         assert.ok(Math.abs(fd - norm) <= 2e-2 * norm, `${n}: finite difference ${fd} vs gradient norm ${norm}`);
       }
-    });
+    }));
   }
 }

@@ -63,6 +63,17 @@ export class Blas {
     this.sgemmFn(ROW_MAJOR, NO_TRANS, TRANS, M, N, K, 1, x, K, w, K, beta, out, ldOut);
   }
 
+  /**
+   * out [M, N] = op(a) @ op(b) + beta * out, all row-major and packed, op(a) [M, L], op(b) [L, N]:
+   * a is [M, L] or, with transA, [L, M]; b is [L, N] or, with transB, [N, L]. For products
+   * other than sgemm's x @ w^T (calibration's gradients).
+   */
+  gemm(transA: boolean, transB: boolean, M: number, N: number, L: number, a: Float32Array, b: Float32Array, out: Float32Array, beta: number, threads: number): void {
+    if (a.length < M * L || b.length < L * N || out.length < M * N) throw new RangeError(`blas gemm: views too short for [${M}, ${L}] x [${L}, ${N}]`);
+    this.useThreads(threads);
+    this.sgemmFn(ROW_MAJOR, transA ? TRANS : NO_TRANS, transB ? TRANS : NO_TRANS, M, N, L, 1, a, transA ? M : L, b, transB ? L : N, beta, out, N);
+  }
+
   /** out [N] = w [N, K] @ x [K] + beta * out, on `threads` threads (one token: sgemm's packing would not pay). */
   sgemv(N: number, K: number, w: Float32Array, x: Float32Array, out: Float32Array, beta: number, threads: number): void {
     if (x.length < K || w.length < N * K || out.length < N) throw new RangeError(`blas sgemv: views too short for [${N}, ${K}] x [${K}]`);
