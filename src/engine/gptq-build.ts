@@ -102,7 +102,7 @@ export function gptqWeights(g: Graph, config: ModelConfig, ckpt: Checkpoint, q: 
     const t0 = performance.now();
     const r = tuneScales(g, original, weights, packed, windows, { steps: q.tuneSteps, lr: q.tuneLr ?? DEFAULT_TUNE_LR });
     packed = r.packed;
-    tuned = `scales tuned end to end, ${q.tuneSteps} steps: calibration KL(fp32 || quantized) ${fmt(r.before)} -> ${fmt(r.after)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`;
+    tuned = `scales tuned end to end, ${q.tuneSteps} steps: calibration KL(fp32 || quantized) ${fmt(r.before)} -> ${fmt(r.after)} on ${r.klWindows} of ${windows.length} windows (${((performance.now() - t0) / 1000).toFixed(1)} s)`;
   }
   const nOver = Object.keys(q.overrides ?? {}).length;
   const format = `${describeFormat(q)}${nOver ? ` (${nOver} per-tensor overrides)` : ""}`;

@@ -67,7 +67,7 @@ test("llmrt build --tune-steps: tuned after GPTQ, logged with the calibration KL
   writeFileSync(calib, "Once upon a time a little fox found a red ball in the garden. ".repeat(9)); // ASCII tokens: 3 windows of 256
   const out = join(tmp, "e-tuned");
   const log = await build("--model", "synthetic:tiny", "-o", out, "--quant", "int4-wo", "--group-size", "32", "--calib-data", calib, "--calib-samples", "2", "--tune-steps", "3", "--max-seq-len", "64");
-  const m = /gptq scales tuned end to end, 3 steps: calibration KL\(fp32 \|\| quantized\) ([\d.e+-]+) -> ([\d.e+-]+) \([\d.]+ s\)/.exec(log);
+  const m = /gptq scales tuned end to end, 3 steps: calibration KL\(fp32 \|\| quantized\) ([\d.e+-]+) -> ([\d.e+-]+) on 2 of 2 windows \([\d.]+ s\)/.exec(log);
   assert.ok(m, log);
   assert.ok(Number(m[2]) < Number(m[1]), `${m[1]} -> ${m[2]}`);
   assert.match(log, /over 17 matmuls; scales tuned end to end, 3 steps/); // the build report's line says so too
