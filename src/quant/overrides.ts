@@ -90,5 +90,5 @@ export function formatLabel(f: QuantOverride | QuantOptions | undefined): string
 /** One line for logs and inspect: the base and each override. */
 export function describeOverrides(q: QuantOptions): string {
   const over = Object.entries(q.overrides ?? {}).map(([k, v]) => `${k}: ${formatLabel(v)}`);
-  return `${formatLabel(q)}${q.method === "gptq" ? " gptq" : ""}${over.length ? `; overrides ${over.join(", ")}` : ""}`;
+  return `${formatLabel(q)}${q.method === "gptq" ? " gptq" : ""}${q.tuneSteps ? `, scales tuned ${q.tuneSteps} steps` : ""}${over.length ? `; overrides ${over.join(", ")}` : ""}`;
 }

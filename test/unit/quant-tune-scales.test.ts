@@ -2,7 +2,7 @@
  * End-to-end scale tuning (src/quant/tune-scales.ts, `--tune-steps`): it lowers the
  * calibration KL to fp32, moves only the scales (integers, zero points, format and signs
  * kept), and `llmrt build` runs it, logs it, records it and refuses it where it does not
- * apply. Its accuracy on stories260K is gated in quant-gptq-gate.test.ts.
+ * apply, and `llmrt inspect` says so. Its accuracy on stories260K is gated in quant-gptq-gate.test.ts.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -17,6 +17,7 @@ import { materializeWeight } from "../../src/engine/weights.js";
 import { OptionError } from "../../src/errors.js";
 import { syntheticCheckpoint, syntheticConfig } from "../../src/models/synthetic.js";
 import { prefillStep } from "../../src/quant/calibrate.js";
+import { describeOverrides } from "../../src/quant/overrides.js";
 import { dequantize, type PackedMatrix } from "../../src/quant/packed.js";
 import { quantize } from "../../src/quant/quantize.js";
 import { tuneScales } from "../../src/quant/tune-scales.js";
@@ -71,7 +72,9 @@ test("llmrt build --tune-steps: tuned after GPTQ, logged with the calibration KL
   assert.ok(m, log);
   assert.ok(Number(m[2]) < Number(m[1]), `${m[1]} -> ${m[2]}`);
   assert.match(log, /over 17 matmuls; scales tuned end to end, 3 steps/); // the build report's line says so too
-  assert.deepEqual(readManifest(out).build.quant, { scheme: "int4-wo", groupSize: 32, asym: false, method: "gptq", awqScales: true, calibSamples: 2, calibSeqLen: 256, calibData: calib, tuneSteps: 3, tuneLr: 0.005 });
+  const quant = readManifest(out).build.quant!;
+  assert.deepEqual(quant, { scheme: "int4-wo", groupSize: 32, asym: false, method: "gptq", awqScales: true, calibSamples: 2, calibSeqLen: 256, calibData: calib, tuneSteps: 3, tuneLr: 0.005 });
+  assert.equal(describeOverrides(quant), "int4 g32 gptq, scales tuned 3 steps"); // llmrt inspect's quant line
   const e = Engine.load(out);
   try {
     assert.ok(e.forward(prefillStep([1, 2, 3, 4])).every(Number.isFinite));
