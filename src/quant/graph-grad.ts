@@ -1,16 +1,20 @@
 /**
  * Reverse-mode gradients through a graph, for calibration (quant/tune-scales.ts): one
  * window of tokens as one sequence from position 0, every row scored, the cache replaced
- * by the window's own keys and values. The forward follows the reference ops (ops.ts,
- * fused.ts) in float32 storage; backward() walks the ops in reverse and returns the
- * gradients of the weights asked for. Collectives and packed weights are not supported:
+ * by the window's own keys and values. The forward runs the reference ops (run-op.ts)
+ * except matmuls (BLAS where there is one) and attention (which keeps its softmax weights
+ * for the backward); backward() walks the ops in reverse and returns the gradients of the
+ * weights asked for. Collectives and packed weights are not supported:
  * the caller hands dense (dequantized) weights of one unsharded graph.
  */
 import { availableParallelism } from "node:os";
 import type { WeightMap } from "../backends/backend.js";
 import { systemBlas } from "../backends/cpu/blas.js";
-import { ropeInvFreq, ropePair } from "../backends/reference/rope.js";
+import { rmsnorm, rope } from "../backends/reference/ops.js";
+import { ropePair } from "../backends/reference/rope.js";
+import { runOp } from "../backends/reference/run-op.js";
 import { colsOf, type AttentionGeometry, type Graph, type Op, type RotaryDims } from "../graph/ir.js";
+import { prefillStep } from "./calibrate.js";
 
 /** BLAS threads for products of at least 2^24 multiply-adds (smaller ones ran slower on more than one). */
 const THREADS = availableParallelism();
@@ -55,6 +59,7 @@ export class GraphGrad {
 
   forward(ids: readonly number[]): Tape {
     const T = ids.length;
+    const step = { ...prefillStep(ids), logitRows: Int32Array.from(ids, (_, i) => i) }; // every row scored
     const acts = new Map<string, Float32Array>();
     const attn: Tape["attn"] = new Map();
     const kvOf = new Map<number, { k: string; v: string }>();
@@ -66,35 +71,13 @@ export class GraphGrad {
     };
     for (const op of this.g.ops) {
       switch (op.op) {
-        case "embedding": {
-          const H = this.cols(op.table), table = get(op.table), o = out(op.out);
-          ids.forEach((id, t) => o.set(table.subarray(id * H, (id + 1) * H), t * H));
-          break;
-        }
-        case "rmsnorm":
-          rmsnorm(out(op.out), get(op.x), get(op.weight), op.eps, op.groupSize);
-          break;
-        case "add_rmsnorm": {
-          const s = out(op.sum), a = get(op.a), b = get(op.b);
-          for (let i = 0; i < s.length; i++) s[i] = a[i] + b[i];
-          rmsnorm(out(op.out), s, get(op.weight), op.eps, this.cols(op.sum));
-          break;
-        }
-        case "matmul":
-          matmul(out(op.out), get(op.x), get(op.w), op.bias ? get(op.bias) : undefined, T, this.cols(op.x), this.cols(op.out));
-          break;
-        case "slice_cols": {
-          const xc = this.cols(op.x), n = this.cols(op.out), x = get(op.x), o = out(op.out);
-          for (let t = 0; t < T; t++) o.set(x.subarray(t * xc + op.start, t * xc + op.start + n), t * n);
-          break;
-        }
-        case "rope_inv_freq":
-          acts.set(op.out, Float32Array.from(ropeInvFreq(op.rope)));
-          break;
-        case "rope": {
-          const o = out(op.out);
-          o.set(get(op.x));
-          rope(o, T, get(op.invFreq), op.headDim, op.rotary, 1);
+        case "matmul": {
+          const o = out(op.out), N = this.cols(op.out);
+          product(o, false, get(op.x), true, get(op.w), T, N, this.cols(op.x), false);
+          if (op.bias) {
+            const bias = get(op.bias);
+            for (let t = 0; t < T; t++) for (let n = 0; n < N; n++) o[t * N + n] += bias[n];
+          }
           break;
         }
         case "kv_write":
@@ -111,44 +94,16 @@ export class GraphGrad {
           const { q, k, v } = splitQkv(get(op.qkv), T, op);
           if (op.qNorm) rmsnorm(q, q, get(op.qNorm), op.eps, op.headDim);
           if (op.kNorm) rmsnorm(k, k, get(op.kNorm), op.eps, op.headDim);
-          const inv = get(op.invFreq);
-          rope(q, T, inv, op.headDim, op.rotary, 1);
-          rope(k, T, inv, op.headDim, op.rotary, 1);
+          rope(q, q, step.positions, get(op.invFreq), op.headDim, op.rotary);
+          rope(k, k, step.positions, get(op.invFreq), op.headDim, op.rotary);
           out(op.q).set(q);
           const rec = { q, k, v, p: new Float32Array(op.numHeads * T * T) };
           attend(out(op.out), rec, T, op);
           attn.set(op.out, rec);
           break;
         }
-        case "silu": {
-          const x = get(op.x), o = out(op.out);
-          for (let i = 0; i < o.length; i++) o[i] = x[i] / (1 + Math.exp(-x[i]));
-          break;
-        }
-        case "mul": {
-          const a = get(op.a), b = get(op.b), o = out(op.out);
-          for (let i = 0; i < o.length; i++) o[i] = a[i] * b[i];
-          break;
-        }
-        case "silu_mul": {
-          const I = this.cols(op.out), x = get(op.x), o = out(op.out);
-          for (let t = 0; t < T; t++)
-            for (let i = 0; i < I; i++) {
-              const gt = x[t * 2 * I + i];
-              o[t * I + i] = Math.fround(gt / (1 + Math.exp(-gt))) * x[t * 2 * I + I + i];
-            }
-          break;
-        }
-        case "add": {
-          const a = get(op.a), b = get(op.b), o = out(op.out);
-          for (let i = 0; i < o.length; i++) o[i] = a[i] + b[i];
-          break;
-        }
-        case "gather_rows": // every row is scored
-          out(op.out).set(get(op.x));
-          break;
         default:
-          fail(`op ${op.op} has no gradient here`);
+          runOp(op, { graph: this.g, step, cache: [], blockSize: 0, get, out });
       }
     }
     return { T, acts, attn };
@@ -202,8 +157,8 @@ export class GraphGrad {
           const dy = grads.get(op.out);
           if (!dy) break;
           const K = this.cols(op.x), N = this.cols(op.out);
-          if (isAct(op.x)) matmulBackX(gradOf(op.x), dy, act(op.w), T, K, N);
-          if (want.has(op.w)) matmulBackW(wgradOf(op.w), dy, act(op.x), T, K, N);
+          if (isAct(op.x)) product(gradOf(op.x), false, dy, false, act(op.w), T, K, N, true); // dx += dy w
+          if (want.has(op.w)) product(wgradOf(op.w), true, dy, false, act(op.x), N, K, T, true); // dw += dy^T x
           if (op.bias && want.has(op.bias)) {
             const db = wgradOf(op.bias);
             for (let t = 0; t < T; t++) for (let n = 0; n < N; n++) db[n] += dy[t * N + n];
@@ -221,7 +176,7 @@ export class GraphGrad {
           const dy = grads.get(op.out);
           if (!dy) break;
           const d = dy.slice();
-          rope(d, T, act(op.invFreq), op.headDim, op.rotary, -1); // a rotation's gradient: the inverse rotation
+          unrope(d, T, act(op.invFreq), op.headDim, op.rotary); // a rotation's gradient: the inverse rotation
           addInto(gradOf(op.x), d);
           break;
         }
@@ -242,8 +197,8 @@ export class GraphGrad {
           const rec = tape.attn.get(op.out)!;
           const { dq, dk, dv } = attendBack(dy, rec, T, op);
           const inv = act(op.invFreq);
-          rope(dq, T, inv, op.headDim, op.rotary, -1);
-          rope(dk, T, inv, op.headDim, op.rotary, -1);
+          unrope(dq, T, inv, op.headDim, op.rotary);
+          unrope(dk, T, inv, op.headDim, op.rotary);
           const pre = splitQkv(act(op.qkv), T, op); // q and k before their norms
           const dqn = op.qNorm ? normBack(dq, pre.q, act(op.qNorm), op.eps, op.headDim, want.has(op.qNorm) ? wgradOf(op.qNorm) : null) : dq;
           const dkn = op.kNorm ? normBack(dk, pre.k, act(op.kNorm), op.eps, op.headDim, want.has(op.kNorm) ? wgradOf(op.kNorm) : null) : dk;
@@ -324,16 +279,6 @@ function siluGrad(x: number): number {
   return s * (1 + x * (1 - s));
 }
 
-/** out = weight * x / rms(x) per group of `group` columns (out may be x). */
-function rmsnorm(out: Float32Array, x: Float32Array, w: Float32Array, eps: number, group: number): void {
-  for (let b = 0; b < x.length; b += group) {
-    let ss = 0;
-    for (let i = 0; i < group; i++) ss += x[b + i] * x[b + i];
-    const r = 1 / Math.sqrt(ss / group + eps);
-    for (let i = 0; i < group; i++) out[b + i] = w[i] * (r * x[b + i]);
-  }
-}
-
 /**
  * RMSNorm's backward, y = w * x * r with r = (mean(x^2) + eps)^-1/2 per group:
  * dx_i = r (w_i dy_i) - x_i r^3 sum_j (w_j dy_j x_j) / n; dw_i = sum over groups of dy_i x_i r.
@@ -361,67 +306,53 @@ function normBack(dy: Float32Array, x: Float32Array, w: Float32Array, eps: numbe
   return dx;
 }
 
-/** out [T, N] = x [T, K] @ w [N, K]^T (+ bias) */
-function matmul(out: Float32Array, x: Float32Array, w: Float32Array, bias: Float32Array | undefined, T: number, K: number, N: number): void {
-  dotsNT(out, x, w, T, N, K, false);
-  if (bias) for (let t = 0; t < T; t++) for (let n = 0; n < N; n++) out[t * N + n] += bias[n];
-}
-
-/** dx [T, K] += dy [T, N] @ w [N, K] */
-function matmulBackX(dx: Float32Array, dy: Float32Array, w: Float32Array, T: number, K: number, N: number): void {
+/**
+ * out [M, N] (+)= op(a) @ op(b), row-major: op(a) [M, L] is a, or a [L, M] transposed (ta);
+ * op(b) [L, N] is b, or b [N, L] transposed (tb). The system BLAS where there is one, else
+ * one dot product of two contiguous rows per entry.
+ */
+function product(out: Float32Array, ta: boolean, a: Float32Array, tb: boolean, b: Float32Array, M: number, N: number, L: number, accumulate: boolean): void {
   const blas = systemBlas();
-  if (blas) return blas.gemm(false, false, T, K, N, dy, w, dx, 1, threadsFor(T * K * N));
-  dotsNT(dx, dy, transpose(w, N, K), T, K, N, true);
-}
-
-/** dw [N, K] += dy [T, N]^T @ x [T, K] */
-function matmulBackW(dw: Float32Array, dy: Float32Array, x: Float32Array, T: number, K: number, N: number): void {
-  const blas = systemBlas();
-  if (blas) return blas.gemm(true, false, N, K, T, dy, x, dw, 1, threadsFor(T * K * N));
-  dotsNT(dw, transpose(dy, T, N), transpose(x, T, K), N, K, T, true);
-}
-
-/** a [R, C] -> [C, R] */
-function transpose(a: Float32Array, R: number, C: number): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) out[c * R + r] = a[r * C + c];
-  return out;
-}
-
-/** out [M, N] (+)= a [M, L] @ b [N, L]^T: the system BLAS where there is one, else one dot product of two contiguous rows per entry. */
-function dotsNT(out: Float32Array, a: Float32Array, b: Float32Array, M: number, N: number, L: number, accumulate: boolean): void {
-  const blas = systemBlas();
-  if (blas) return blas.sgemm(M, N, L, a, b, out, N, accumulate ? 1 : 0, threadsFor(M * N * L));
+  if (blas) return blas.gemm(ta, tb, M, N, L, a, b, out, accumulate ? 1 : 0, threadsFor(M * N * L));
+  const rowsA = ta ? transpose(a, L, M) : a; // [M, L]
+  const rowsB = tb ? b : transpose(b, L, N); // [N, L]
   for (let m = 0; m < M; m++) {
     const ao = m * L;
     for (let n = 0; n < N; n++) {
       const bo = n * L;
       let s0 = 0, s1 = 0, s2 = 0, s3 = 0, l = 0;
       for (; l + 4 <= L; l += 4) {
-        s0 += a[ao + l] * b[bo + l];
-        s1 += a[ao + l + 1] * b[bo + l + 1];
-        s2 += a[ao + l + 2] * b[bo + l + 2];
-        s3 += a[ao + l + 3] * b[bo + l + 3];
+        s0 += rowsA[ao + l] * rowsB[bo + l];
+        s1 += rowsA[ao + l + 1] * rowsB[bo + l + 1];
+        s2 += rowsA[ao + l + 2] * rowsB[bo + l + 2];
+        s3 += rowsA[ao + l + 3] * rowsB[bo + l + 3];
       }
-      for (; l < L; l++) s0 += a[ao + l] * b[bo + l];
+      for (; l < L; l++) s0 += rowsA[ao + l] * rowsB[bo + l];
       const s = s0 + s1 + s2 + s3;
       out[m * N + n] = accumulate ? out[m * N + n] + s : s;
     }
   }
 }
 
-/** Rotates each head of x [T, heads * headDim] in place by position t (dir 1) or back (dir -1). */
-function rope(x: Float32Array, T: number, invFreq: Float32Array, headDim: number, rotary: RotaryDims, dir: 1 | -1): void {
+/** a [R, C] -> [C, R] */
+function transpose(a: Float32Array, R: number, C: number): Float32Array {
+  const out = new Float32Array(R * C);
+  for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) out[c * R + r] = a[r * C + c];
+  return out;
+}
+
+/** Rotates each head of x [T, heads * headDim] back by its position t, in place: ops.ts's rope inverted. */
+function unrope(x: Float32Array, T: number, invFreq: Float32Array, headDim: number, rotary: RotaryDims): void {
   const cols = x.length / T;
   for (let t = 0; t < T; t++) {
     for (let i = 0; i < rotary.dim / 2; i++) {
       const angle = t * invFreq[i];
-      const cos = Math.cos(angle), sin = dir * Math.sin(angle);
+      const cos = Math.cos(angle), sin = Math.sin(angle);
       const [a, b] = ropePair(rotary, i);
       for (let h = t * cols; h < (t + 1) * cols; h += headDim) {
         const x0 = x[h + a], x1 = x[h + b];
-        x[h + a] = x0 * cos - x1 * sin;
-        x[h + b] = x0 * sin + x1 * cos;
+        x[h + a] = x0 * cos + x1 * sin;
+        x[h + b] = x1 * cos - x0 * sin;
       }
     }
   }
@@ -457,15 +388,13 @@ function addFromHeads(x: Float32Array, y: Float32Array, T: number, heads: number
 /** Causal attention of one sequence, per head as matrix products; fills rec.p [heads, T, T] with the softmax weights (0 where masked). */
 function attend(out: Float32Array, rec: AttnRecord, T: number, g: AttentionGeometry): void {
   const { numHeads: H, numKvHeads: KH, headDim: D, scale } = g;
-  const group = H / KH, TT = T * T;
+  const group = H / KH, TT = T * T, TD = T * D;
   const q = byHead(rec.q, T, H, D), k = byHead(rec.k, T, KH, D), v = byHead(rec.v, T, KH, D);
-  const vT = new Float32Array(v.length); // [KH, D, T]
-  for (let h = 0; h < KH; h++) vT.set(transpose(v.subarray(h * T * D, (h + 1) * T * D), T, D), h * D * T);
   const o = new Float32Array(out.length);
   for (let h = 0; h < H; h++) {
-    const kh = Math.floor(h / group);
+    const c = Math.floor(h / group);
     const p = rec.p.subarray(h * TT, (h + 1) * TT);
-    dotsNT(p, q.subarray(h * T * D, (h + 1) * T * D), k.subarray(kh * T * D, (kh + 1) * T * D), T, T, D, false); // scores [T, T]
+    product(p, false, q.subarray(h * TD, (h + 1) * TD), true, k.subarray(c * TD, (c + 1) * TD), T, T, D, false); // scores Q K^T
     for (let t = 0; t < T; t++) {
       const row = t * T, first = firstSeen(t, g);
       let max = -Infinity;
@@ -474,7 +403,7 @@ function attend(out: Float32Array, rec: AttnRecord, T: number, g: AttentionGeome
       for (let j = 0; j < T; j++) sum += p[row + j] = j < first || j > t ? 0 : Math.exp(p[row + j] * scale - max);
       for (let j = first; j <= t; j++) p[row + j] /= sum;
     }
-    dotsNT(o.subarray(h * T * D, (h + 1) * T * D), p, vT.subarray(kh * D * T, (kh + 1) * D * T), T, D, T, false);
+    product(o.subarray(h * TD, (h + 1) * TD), false, p, false, v.subarray(c * TD, (c + 1) * TD), T, D, T, false); // P V
   }
   out.fill(0);
   addFromHeads(out, o, T, H, D);
@@ -489,18 +418,18 @@ function attendBack(dy: Float32Array, rec: AttnRecord, T: number, g: AttentionGe
   const ds = new Float32Array(TT);
   for (let h = 0; h < H; h++) {
     const c = Math.floor(h / group);
-    const p = rec.p.subarray(h * TT, (h + 1) * TT);
-    const dyT = transpose(dyh.subarray(h * TD, (h + 1) * TD), T, D); // [D, T]
-    dotsNT(dvh.subarray(c * TD, (c + 1) * TD), transpose(p, T, T), dyT, T, D, T, true); // dV += P^T dO
-    dotsNT(ds, dyh.subarray(h * TD, (h + 1) * TD), vh.subarray(c * TD, (c + 1) * TD), T, T, D, false); // dP = dO V^T
+    const p = rec.p.subarray(h * TT, (h + 1) * TT), dO = dyh.subarray(h * TD, (h + 1) * TD), hq = qh.subarray(h * TD, (h + 1) * TD);
+    const hk = kh.subarray(c * TD, (c + 1) * TD), hv = vh.subarray(c * TD, (c + 1) * TD);
+    product(dvh.subarray(c * TD, (c + 1) * TD), true, p, false, dO, T, D, T, true); // dV += P^T dO
+    product(ds, false, dO, true, hv, T, T, D, false); // dP = dO V^T
     for (let t = 0; t < T; t++) {
       const row = t * T;
       let dot = 0;
       for (let j = 0; j <= t; j++) dot += p[row + j] * ds[row + j];
       for (let j = 0; j < T; j++) ds[row + j] = p[row + j] * (ds[row + j] - dot) * scale; // dS (0 where masked: p = 0)
     }
-    dotsNT(dqh.subarray(h * TD, (h + 1) * TD), ds, transpose(kh.subarray(c * TD, (c + 1) * TD), T, D), T, D, T, true); // dQ = dS K
-    dotsNT(dkh.subarray(c * TD, (c + 1) * TD), transpose(ds, T, T), transpose(qh.subarray(h * TD, (h + 1) * TD), T, D), T, D, T, true); // dK += dS^T Q
+    product(dqh.subarray(h * TD, (h + 1) * TD), false, ds, false, hk, T, D, T, true); // dQ = dS K
+    product(dkh.subarray(c * TD, (c + 1) * TD), true, ds, false, hq, T, D, T, true); // dK += dS^T Q
   }
   const dq = new Float32Array(T * H * D), dk = new Float32Array(T * KH * D), dv = new Float32Array(T * KH * D);
   addFromHeads(dq, dqh, T, H, D);

@@ -17,7 +17,7 @@
 import type { WeightMap } from "../backends/backend.js";
 import { colsOf, type Graph } from "../graph/ir.js";
 import { GraphGrad } from "./graph-grad.js";
-import { dequantize, isInt8Storage, rowBytes, type PackedMatrix } from "./packed.js";
+import { dequantize, type PackedMatrix } from "./packed.js";
 
 export interface TuneOptions {
   /** Adam steps, one calibration window each, cycling through them. */
@@ -50,7 +50,7 @@ interface Param {
 const KL_WINDOWS = 4;
 
 /** Packed formats whose values are scale x integer per group (the K-quants' nested scales are not). */
-export const tunable = (p: PackedMatrix) => p.dtype === "int4" || p.dtype === "int8";
+const tunable = (p: PackedMatrix) => p.dtype === "int4" || p.dtype === "int8";
 
 /**
  * Tunes the scales of the int8 / int4 weights in `packed` against the FP32 model on
@@ -129,24 +129,8 @@ export function tuneScales(g: Graph, fp32: WeightMap, weights: WeightMap, packed
   return { packed: out, before, after, klWindows: shown.length };
 }
 
-/** The fixed integers (code - zero, or the int8 value) of a packed int8 / int4 matrix, [rows, cols]. */
-function integersOf(p: PackedMatrix): Float32Array {
-  const { rows, cols } = p;
-  const out = new Float32Array(rows * cols);
-  const G = Math.ceil(cols / p.layout.groupSize);
-  for (let n = 0; n < rows; n++) {
-    for (let k = 0; k < cols; k++) {
-      if (isInt8Storage(p.dtype)) {
-        out[n * cols + k] = (p.q[n * cols + k] << 24) >> 24;
-        continue;
-      }
-      const byte = p.q[n * rowBytes("int4", cols) + (k >> 1)];
-      const zero = p.zeros ? p.zeros[n * G + Math.floor(k / p.layout.groupSize)] : 8;
-      out[n * cols + k] = (k & 1 ? byte >> 4 : byte & 0xf) - zero;
-    }
-  }
-  return out;
-}
+/** The fixed integers (code - zero, or the int8 value) of a packed int8 / int4 matrix, [rows, cols]: its values at unit scales. */
+const integersOf = (p: PackedMatrix) => dequantize({ ...p, scales: new Float32Array(p.scales.length).fill(1) });
 
 /** Calls f(group index, first value, end) for each group of a packed matrix's values [rows, cols]. */
 function eachGroup(p: PackedMatrix, f: (j: number, from: number, to: number) => void): void {
