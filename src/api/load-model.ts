@@ -15,7 +15,7 @@ import { buildProgressBar } from "../engine/build-progress.js";
 import { ensureCachedEngine } from "../engine/cache.js";
 import { engineAsCheckpoint } from "../engine/engine-checkpoint.js";
 import { ENGINE_FILE, readManifest } from "../engine/format.js";
-import type { BuildOptions } from "../engine/options.js";
+import type { BuildOptions, BuildRequest } from "../engine/options.js";
 import { buildLogLine } from "../engine/report.js";
 import { loadEngineTokenizer } from "../engine/tokenizer-files.js";
 import { OptionError } from "../errors.js";
@@ -47,7 +47,7 @@ export interface LoadModelOptions {
   /** Download progress for Hub models. */
   onProgress?: (p: { file: string; downloaded: number; total: number }) => void;
   /** Build options for a checkpoint (an engine dir is used as built). */
-  build?: Partial<BuildOptions>;
+  build?: BuildRequest;
   /** Where built engines are cached (default $LLMRT_CACHE, else ~/.cache/llmrt/engines). */
   engineCache?: string;
   /** Weight bytes written while building. Default: a progress bar on stderr when onProgress is set (a command line), else none. */
@@ -68,7 +68,7 @@ const pow2AtLeast = (n: number) => 2 ** Math.ceil(Math.log2(n));
  * defaults) so that runs asking for slightly different limits share one engine. Every
  * row may want logits (prompt logprobs).
  */
-export function cacheBuildOptions(o: Partial<BuildOptions> = {}): Partial<BuildOptions> {
+export function cacheBuildOptions(o: BuildRequest = {}): BuildRequest {
   const maxBatchTokens = pow2AtLeast(Math.max(512, o.maxBatchTokens ?? 0));
   return { ...o, maxSeqs: pow2AtLeast(Math.max(16, o.maxSeqs ?? 0)), maxBatchTokens, maxLogitRows: Math.max(maxBatchTokens, o.maxLogitRows ?? 0) };
 }

@@ -13,7 +13,7 @@ import { calibrationData, readCalibrationText } from "./calib-data.js";
 export async function runAutoBuild(f: BuildFlags, maxPplIncrease: number, prepareOutput: (dir: string) => void): Promise<void> {
   if (f.groupSize !== undefined || f.int4Asym) throw new OptionError(f.groupSize !== undefined ? "--group-size" : "--int4-asym", "--quant auto tries the int4 layouts itself", "drop the flag");
   if (f.tuneSteps !== undefined || f.tuneLr !== undefined) throw new OptionError(f.tuneSteps !== undefined ? "--tune-steps" : "--tune-lr", "--quant auto does not tune scales (each candidate would be trained)", "build the chosen format with --quant int4-wo --calib-data FILE --tune-steps N");
-  if (f.dtype !== "fp32") throw new OptionError("--dtype", "--quant auto picks the weight dtype itself", "drop --dtype");
+  if (f.dtype !== "auto" && f.dtype !== "fp32") throw new OptionError("--dtype", "--quant auto picks the weight dtype itself", "drop --dtype");
   if (f.tp * f.pp > 1) throw new OptionError("--quant", "auto builds one unsharded engine per candidate; sharded engines (--tp / --pp) do not pack weights yet", "build with --tp 1 --pp 1");
   if (f.calibData === undefined && (f.smoothAlpha !== undefined || f.calibSamples !== undefined)) {
     throw new OptionError(f.smoothAlpha !== undefined ? "--smooth-alpha" : "--calib-samples", "--quant auto tries w8a8 only with --calib-data", "add --calib-data FILE");

@@ -9,12 +9,12 @@ import { openModelSpec } from "../api/load-model.js";
 import { cliProgressReporter } from "../checkpoint/hub.js";
 import { buildEngineDir } from "../engine/build.js";
 import { ENGINE_FILE } from "../engine/format.js";
-import { ENGINE_DTYPES, resolveBuildOptions, type EngineDType } from "../engine/options.js";
+import { parseDTypeChoice, resolveBuildOptions } from "../engine/options.js";
 import { targetByName } from "../engine/targets.js";
 import { buildLogLine, formatBytes } from "../engine/report.js";
 import { OptionError } from "../errors.js";
 import { buildProgressBar } from "../engine/build-progress.js";
-import { floatOption, intOption } from "./options.js";
+import { DTYPE_HELP, floatOption, intOption } from "./options.js";
 import { buildShardedEngineDir } from "../parallel/build.js";
 import { checkParallel } from "../parallel/layout.js";
 import { DEFAULT_CALIB_SAMPLES, DEFAULT_INT4_GROUP, DEFAULT_TUNE_LR, DEFAULT_SMOOTH_ALPHA, INT4_GROUP_SIZES, QUANT_SCHEMES, resolveQuant, type QuantScheme } from "../quant/options.js";
@@ -51,7 +51,7 @@ export function registerBuild(program: Command): void {
     .description("build an optimized engine dir from a checkpoint (fused graph, memory plan, packed weights)")
     .requiredOption("--model <path>", "checkpoint file or directory, Hugging Face id, or synthetic:NAME")
     .requiredOption("-o, --output <dir>", "engine directory to write")
-    .option("--dtype <dtype>", `weight storage: ${ENGINE_DTYPES.join(", ")} (arithmetic is fp32)`, "fp32")
+    .option("--dtype <dtype>", DTYPE_HELP, "auto")
     .option("--target <name>", "backend whose layout to pack", "reference")
     .option("--max-batch-tokens <n>", "most tokens per step", intOption("--max-batch-tokens", 1), 512)
     .option("--max-seqs <n>", "most sequences in flight", intOption("--max-seqs", 1), 16)
@@ -85,7 +85,7 @@ function prepareOutput(dir: string): void {
 async function runBuild(f: BuildFlags): Promise<void> {
   const maxPplIncrease = parseMaxPplIncrease(f.maxPplIncrease, f.quant);
   if (f.quant === "auto") return runAutoBuild(f, maxPplIncrease, prepareOutput);
-  if (!ENGINE_DTYPES.includes(f.dtype as EngineDType)) throw new OptionError("--dtype", `unknown dtype "${f.dtype}"`, `choose one of ${ENGINE_DTYPES.join(", ")}`);
+  const dtype = parseDTypeChoice(f.dtype);
   const quant = resolveQuant({ scheme: f.quant as QuantScheme | undefined, groupSize: f.groupSize, asym: f.int4Asym, smoothAlpha: f.smoothAlpha, calibSamples: f.calibSamples, calibData: f.calibData, tuneSteps: f.tuneSteps, tuneLr: f.tuneLr });
   if (quant?.scheme === "w8a8" && f.calibData === undefined) throw new OptionError("--calib-data", "--quant w8a8 needs calibration text", "pass --calib-data FILE: plain text like what the model will serve");
   const calibText = f.calibData !== undefined ? readCalibrationText(f.calibData) : undefined; // before any slow work
@@ -97,7 +97,7 @@ async function runBuild(f: BuildFlags): Promise<void> {
   if (sharded) checkParallel(checkpoint.config, parallel, f.target);
   if (sharded && f.quant) throw new OptionError("--quant", "sharded engines (--tp / --pp) do not pack weights yet", "build without --quant, or with --tp 1 --pp 1");
   const options = {
-    dtype: f.dtype as EngineDType,
+    dtype,
     target: f.target,
     maxBatchTokens: f.maxBatchTokens,
     maxSeqs: f.maxSeqs,
@@ -108,7 +108,7 @@ async function runBuild(f: BuildFlags): Promise<void> {
   };
   let calibration;
   try {
-    resolveBuildOptions(checkpoint.config, options); // option errors (e.g. w8a8 on a target that cannot run it) before calibrating
+    resolveBuildOptions(checkpoint.config, options, checkpoint); // option errors (e.g. w8a8 on a target that cannot run it) before calibrating
     calibration = calibText !== undefined ? await calibrationData(f.calibData!, calibText, checkpoint, randomWeights) : undefined;
   } catch (e) {
     checkpoint.close();
@@ -117,14 +117,14 @@ async function runBuild(f: BuildFlags): Promise<void> {
   const onLog = (line: string) => console.error(`llmrt: ${line}`);
   if (calibration) onLog(`calibrating: ${calibration.tokens.length} tokens of ${f.calibData} through the fp32 model on the reference backend`);
   // target files first (the cuda target compiles its kernels): a failure leaves no half-built engine
-  const files = await targetByName(f.target).buildFiles?.(resolveBuildOptions(checkpoint.config, options));
+  const files = await targetByName(f.target).buildFiles?.(resolveBuildOptions(checkpoint.config, options, checkpoint));
   const progress = buildProgressBar(`building ${f.output}`);
   try {
     const m = sharded ? buildShardedEngineDir(checkpoint, f.output, parallel, options, { onProgress: progress, files }) : buildEngineDir(checkpoint, f.output, options, { onProgress: progress, files, calibration, onLog });
     progress.stop();
     const s = (performance.now() - t0) / 1000;
     const weights = Object.entries(m.report.weightBytes).map(([dt, n]) => `${dt} ${formatBytes(n)}`).join(", ");
-    console.error(`llmrt: built ${f.output} in ${s.toFixed(2)} s (target ${m.target}, weights ${weights}, ${m.weights.tensors.length} tensors)`);
+    console.error(`llmrt: built ${f.output} in ${s.toFixed(2)} s (target ${m.target}, dtype ${m.build.dtype}${dtype === "auto" ? " (auto)" : ""}, weights ${weights}, ${m.weights.tensors.length} tensors)`);
     console.error(`llmrt: ${buildLogLine(m.report)}`);
     if (sharded) console.error(`llmrt: sharded tp ${f.tp} x pp ${f.pp} = ${f.tp * f.pp} ranks (weights.rank0.bin .. weights.rank${f.tp * f.pp - 1}.bin; the line above is rank 0's); see llmrt inspect ${f.output}`);
   } finally {

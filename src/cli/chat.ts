@@ -12,7 +12,8 @@ import { cliProgressReporter } from "../checkpoint/hub.js";
 import { OptionError } from "../errors.js";
 import type { SamplingParamsInput } from "../runtime/sampling-params.js";
 import { applyTokenizerChatTemplate, encodeChatPrompt, type ChatMessage } from "../tokenizer/chat-template.js";
-import { floatOption, intOption, samplingFilterOptions } from "./options.js";
+import type { DTypeChoice } from "../engine/options.js";
+import { dtypeOption, floatOption, intOption, samplingFilterOptions } from "./options.js";
 
 interface ChatFlags {
   model: string;
@@ -26,6 +27,7 @@ interface ChatFlags {
   repetitionPenalty?: number;
   seed?: number;
   maxSeqLen?: number;
+  dtype: DTypeChoice;
 }
 
 export function registerChat(program: Command): void {
@@ -40,11 +42,12 @@ export function registerChat(program: Command): void {
   samplingFilterOptions(cmd)
     .option("--seed <s>", "random seed", intOption("--seed"))
     .option("--max-seq-len <n>", "longest conversation (prompt + reply) in tokens", intOption("--max-seq-len", 2))
+    .addOption(dtypeOption())
     .action(async (flags: ChatFlags) => runChat(flags));
 }
 
 async function runChat(f: ChatFlags): Promise<void> {
-  const llm = await LLM.load(f.model, { tokenizer: f.tokenizer, maxSeqs: 1, maxSeqLen: f.maxSeqLen, onProgress: cliProgressReporter() });
+  const llm = await LLM.load(f.model, { tokenizer: f.tokenizer, maxSeqs: 1, maxSeqLen: f.maxSeqLen, dtype: f.dtype, onProgress: cliProgressReporter() });
   if (llm.tokenizer.chatTemplate === null) {
     llm.close();
     throw new OptionError("--model", "this model's tokenizer has no chat template, so there is no way to format a conversation for it", "use `llmrt generate` for plain completion, or pass a tokenizer that has a template with --tokenizer");

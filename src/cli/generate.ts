@@ -12,7 +12,8 @@ import type { RequestOutput } from "../api/outputs.js";
 import type { SamplingParamsInput } from "../runtime/sampling-params.js";
 import { cliProgressReporter } from "../checkpoint/hub.js";
 import { setDefaultCpuThreads } from "../backends/cpu/backend.js";
-import { collect, floatOption, intOption, samplingFilterOptions } from "./options.js";
+import type { DTypeChoice } from "../engine/options.js";
+import { collect, dtypeOption, floatOption, intOption, samplingFilterOptions } from "./options.js";
 
 interface GenerateFlags {
   model: string;
@@ -36,6 +37,7 @@ interface GenerateFlags {
   maxSeqLen?: number;
   kvCacheBytes?: number;
   kvDtype: KvDType;
+  dtype: DTypeChoice;
   target?: string;
   threads?: number;
   speculative?: string;
@@ -67,6 +69,7 @@ export function registerGenerate(program: Command): void {
     .option("--max-seq-len <n>", "longest sequence (prompt + output) the engine holds", intOption("--max-seq-len", 2))
     .option("--kv-cache-bytes <n>", "KV cache budget in bytes (default: enough for --max-seqs full sequences, at most 40% of free memory)", intOption("--kv-cache-bytes", 1))
     .addOption(new Option("--kv-dtype <type>", "KV cache storage type (int8: a scale per head and slot, cpu and reference targets; fp8: cuda target, sm_89+)").choices(KV_DTYPES).default("f32"))
+    .addOption(dtypeOption())
     .option("--target <name>", "backend to build the engine for and run on: reference or cpu (default reference)")
     .option("--threads <n>", "threads for --target cpu (default: all cores)", intOption("--threads", 1))
     .option("--speculative <spec>", 'speculative decoding: "ngram,k=4,n=3" or "draft:PATH,k=4"')
@@ -86,6 +89,7 @@ async function runGenerate(f: GenerateFlags): Promise<void> {
   setDefaultCpuThreads(f.threads);
   const llm = await LLM.load(f.model, {
     build: f.target ? { target: f.target } : undefined,
+    dtype: f.dtype,
     tokenizer: f.tokenizer,
     maxSeqs: f.maxSeqs ?? Math.min(prompts.length, 64),
     maxBatchTokens: f.maxBatchTokens,

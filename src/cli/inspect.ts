@@ -9,9 +9,8 @@ import type { ModelConfig } from "../checkpoint/config.js";
 import { keptPackedFormats, planEngine } from "../engine/build.js";
 import { DEFAULT_PASSES } from "../graph/passes/pipeline.js";
 import { deserializeGraph, readManifest } from "../engine/format.js";
-import { ENGINE_DTYPES, resolveBuildOptions, type BuildOptions, type EngineDType } from "../engine/options.js";
+import { DTYPE_CHOICES, parseDTypeChoice, resolveBuildOptions, type BuildOptions } from "../engine/options.js";
 import { formatBytes, type BuildReport } from "../engine/report.js";
-import { OptionError } from "../errors.js";
 import { describeOverrides } from "../quant/overrides.js";
 import { opLayer, type Graph } from "../graph/ir.js";
 import { printGraph } from "../graph/printer.js";
@@ -39,7 +38,7 @@ export function registerInspect(program: Command): void {
     .option("--graph", "print the optimized graph's ops")
     .option("--before", "with --graph: print the model's plain graph (before the passes) too")
     .option("--layer <n>", "with --graph: only this layer's ops", intOption("--layer"))
-    .option("--dtype <dtype>", "for a checkpoint: the dtype to plan for", "fp32")
+    .option("--dtype <dtype>", `for a checkpoint: the dtype to plan for, ${DTYPE_CHOICES.join(", ")} (auto: fp32, as for the reference target it plans)`, "auto")
     .option("--max-batch-tokens <n>", "for a checkpoint: plan for this many tokens per step", intOption("--max-batch-tokens", 1))
     .option("--max-seqs <n>", "for a checkpoint: plan for this many sequences", intOption("--max-seqs", 1))
     .option("--tp <n>", "for a checkpoint: show the split over this many tensor-parallel ranks", intOption("--tp", 1))
@@ -90,7 +89,7 @@ function sharded(c: ModelConfig, options: BuildOptions, f: InspectFlags): string
 }
 
 export async function inspect(path: string, f: InspectFlags): Promise<string> {
-  if (!ENGINE_DTYPES.includes(f.dtype as EngineDType)) throw new OptionError("--dtype", `unknown dtype "${f.dtype}"`, `choose one of ${ENGINE_DTYPES.join(", ")}`);
+  const dtype = parseDTypeChoice(f.dtype);
   let lines: string[];
   if (isEngineDir(path)) {
     const m = readManifest(path);
@@ -111,7 +110,7 @@ export async function inspect(path: string, f: InspectFlags): Promise<string> {
   } else {
     const { checkpoint } = await openModelSpec(path);
     try {
-      const options = resolveBuildOptions(checkpoint.config, { dtype: f.dtype as EngineDType, maxBatchTokens: f.maxBatchTokens, maxSeqs: f.maxSeqs });
+      const options = resolveBuildOptions(checkpoint.config, { dtype, maxBatchTokens: f.maxBatchTokens, maxSeqs: f.maxSeqs }, checkpoint);
       const plan = planEngine(checkpoint.config, options, DEFAULT_PASSES, keptPackedFormats(checkpoint, options));
       lines = [
         `checkpoint ${checkpoint.format} ${checkpoint.path} (not built: what \`llmrt build\` would make)`,

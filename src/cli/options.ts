@@ -1,5 +1,6 @@
-/** Parsers for numeric CLI options, with errors that name the flag. */
-import { InvalidArgumentError, type Command } from "commander";
+/** Parsers for CLI options, with errors that name the flag, and the options several commands share. */
+import { InvalidArgumentError, Option, type Command } from "commander";
+import { DTYPE_CHOICES, parseDTypeChoice } from "../engine/options.js";
 
 export function intOption(flag: string, min = 0) {
   return (v: string): number => {
@@ -19,6 +20,13 @@ export function floatOption(flag: string) {
 
 export function collect(v: string, prev: string[] = []): string[] {
   return [...prev, v];
+}
+
+export const DTYPE_HELP = `weight storage: ${DTYPE_CHOICES.join(", ")} (arithmetic is fp32). auto: on --target cuda the checkpoint's own bf16 / fp16, bf16 for a quantized one, fp32 for an fp32 one; fp32 on the other targets (16-bit matrices stay 16-bit there anyway)`;
+
+/** --dtype for the commands that build a checkpoint into the engine cache (an engine dir is used as built). */
+export function dtypeOption(): Option {
+  return new Option("--dtype <dtype>", `${DTYPE_HELP}; an engine dir is used as built`).argParser(parseDTypeChoice).default("auto");
 }
 
 /** The sampling filters chat and generate share (their defaults live in the sampler). */

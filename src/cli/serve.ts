@@ -8,7 +8,8 @@ import { KV_DTYPES, type KvDType } from "../backends/backend.js";
 import { DEFAULT_MODEL } from "../api/load-model.js";
 import { cliProgressReporter } from "../checkpoint/hub.js";
 import { startServer } from "../server/server.js";
-import { intOption } from "./options.js";
+import type { DTypeChoice } from "../engine/options.js";
+import { dtypeOption, intOption } from "./options.js";
 
 interface ServeFlags {
   model: string;
@@ -26,6 +27,7 @@ interface ServeFlags {
   shutdownTimeout: number;
   speculative?: string;
   kvDtype: KvDType;
+  dtype: DTypeChoice;
   toolCallParser?: string;
 }
 
@@ -44,6 +46,7 @@ export function registerServe(program: Command): void {
     .option("--max-seq-len <n>", "longest sequence (prompt + output) the engine holds", intOption("--max-seq-len", 2))
     .option("--kv-cache-bytes <n>", "KV cache budget in bytes", intOption("--kv-cache-bytes", 1))
     .option("--speculative <spec>", 'speculative decoding: "ngram,k=4,n=3" (prompt lookup) or "draft:PATH,k=4" (a draft model)')
+    .addOption(dtypeOption())
     .addOption(new Option("--kv-dtype <type>", "KV cache storage type (int8: a scale per head and slot, cpu and reference targets; fp8: cuda target, sm_89+)").choices(KV_DTYPES).default("f32"))
     .addOption(new Option("--tool-call-parser <format>", "how the model writes tool calls, when its chat template does not show it").choices(["hermes", "llama3_json", "mistral"]))
     .option("--cors <origins>", "allow cross-origin requests from these origins (comma-separated, or *)")
@@ -67,6 +70,7 @@ async function runServe(f: ServeFlags): Promise<void> {
     kvCacheBytes: f.kvCacheBytes,
     speculative: f.speculative,
     kvDtype: f.kvDtype,
+    dtype: f.dtype,
     toolCallParser: f.toolCallParser,
     cors: f.cors,
     bodyLimit: f.bodyLimit,

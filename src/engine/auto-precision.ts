@@ -19,7 +19,7 @@ import type { QuantOptions } from "../quant/options.js";
 import { buildEngineDir } from "./build.js";
 import { Engine } from "./engine.js";
 import { ENGINE_FILE, writeManifest, type EngineManifest } from "./format.js";
-import { resolveBuildOptions, type BuildOptions } from "./options.js";
+import { resolveBuildOptions, type BuildOptions, type BuildRequest } from "./options.js";
 import type { CalibrationData } from "./smoothquant.js";
 import { targetByName } from "./targets.js";
 
@@ -55,7 +55,7 @@ export interface AutoResult {
   table: string[];
 }
 
-export async function buildAutoEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<BuildOptions>, auto: AutoOptions): Promise<AutoResult> {
+export async function buildAutoEngineDir(ckpt: Checkpoint, dir: string, opts: BuildRequest, auto: AutoOptions): Promise<AutoResult> {
   const base = resolveBuildOptions(ckpt.config, { ...opts, dtype: "fp32", quant: undefined });
   const log = auto.onLog ?? (() => {});
   const tmp = mkdtempSync(join(tmpdir(), "llmrt-auto-"));

@@ -13,7 +13,7 @@ import type { Pass } from "../graph/passes/pass.js";
 import { planMemory, type MemoryPlan } from "../graph/passes/plan-memory.js";
 import { buildLlamaGraph } from "../models/llama.js";
 import { ENGINE_FORMAT, ENGINE_FORMAT_VERSION, PACKED_ENGINE_FORMAT_VERSION, WEIGHTS_FILE, WeightsWriter, WEIGHT_ALIGNMENT, serializeGraph, writeManifest, type EngineManifest, type TensorEntry } from "./format.js";
-import { resolveBuildOptions, type BuildOptions } from "./options.js";
+import { resolveBuildOptions, type BuildOptions, type BuildRequest } from "./options.js";
 import { makeReport, type BuildReport } from "./report.js";
 import { targetByName } from "./targets.js";
 import { writeTokenizerFiles } from "./tokenizer-files.js";
@@ -103,8 +103,8 @@ export interface BuildHooks {
 }
 
 /** Builds the engine for `ckpt` into `dir` (created if needed); returns its manifest. */
-export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: Partial<BuildOptions> = {}, hooks: BuildHooks = {}): EngineManifest {
-  const options = resolveBuildOptions(ckpt.config, opts);
+export function buildEngineDir(ckpt: Checkpoint, dir: string, opts: BuildRequest = {}, hooks: BuildHooks = {}): EngineManifest {
+  const options = resolveBuildOptions(ckpt.config, opts, ckpt);
   const target = targetByName(options.target);
   const plan = planEngine(ckpt.config, options, DEFAULT_PASSES, keptPackedFormats(ckpt, options));
   checkOverridesMatch(options.quant?.overrides, matmulOnlyWeights(plan.graph));

@@ -12,7 +12,7 @@ import { dirname, join, resolve } from "node:path";
 import type { Checkpoint } from "../checkpoint/types.js";
 import { buildEngineDir, type BuildHooks } from "./build.js";
 import { ENGINE_FILE, ENGINE_FORMAT_VERSION, readManifest, type EngineManifest } from "./format.js";
-import { resolveBuildOptions, type BuildOptions } from "./options.js";
+import { resolveBuildOptions, type BuildOptions, type BuildRequest } from "./options.js";
 
 export function engineCacheRoot(): string {
   return process.env.LLMRT_CACHE ?? join(homedir(), ".cache", "llmrt", "engines");
@@ -44,6 +44,7 @@ export function checkpointIdentity(ckpt: Checkpoint): unknown {
   return { format: ckpt.format, files: [...new Set(files)].sort().map(stamp) };
 }
 
+/** `options` resolved (dtype "auto" made concrete), so that asking for auto and for what it resolves to share one entry. */
 export function engineCacheKey(ckpt: Checkpoint, options: BuildOptions): string {
   const id = JSON.stringify({ v: ENGINE_FORMAT_VERSION, ckpt: checkpointIdentity(ckpt), options });
   return createHash("sha256").update(id).digest("hex").slice(0, 20);
@@ -57,8 +58,8 @@ export interface CachedEngine {
 }
 
 /** The cached engine for ckpt + options, built first when missing or unreadable. */
-export function ensureCachedEngine(ckpt: Checkpoint, opts: Partial<BuildOptions>, hooks: BuildHooks = {}, root = engineCacheRoot()): CachedEngine {
-  const options = resolveBuildOptions(ckpt.config, opts);
+export function ensureCachedEngine(ckpt: Checkpoint, opts: BuildRequest, hooks: BuildHooks = {}, root = engineCacheRoot()): CachedEngine {
+  const options = resolveBuildOptions(ckpt.config, opts, ckpt);
   const dir = join(root, engineCacheKey(ckpt, options));
   if (existsSync(join(dir, ENGINE_FILE))) {
     try {

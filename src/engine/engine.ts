@@ -16,7 +16,7 @@ import type { StepBatch } from "../graph/step-batch.js";
 import { LOGITS } from "../models/llama.js";
 import { planEngine } from "./build.js";
 import { loadEngineDir, type LoadEngineOptions } from "./load.js";
-import { resolveBuildOptions, type EngineDType } from "./options.js";
+import { resolveBuildOptions, type DTypeChoice } from "./options.js";
 import type { BuildReport } from "./report.js";
 import { targetByName } from "./targets.js";
 import { materializeWeight, roundTrip, storageDType } from "./weights.js";
@@ -35,8 +35,8 @@ export interface EngineOptions {
   maxBatchTokens?: number;
   /** Most logit rows per step (default maxBatchTokens: every row may want logits). */
   maxLogitRows?: number;
-  /** Weight storage precision, applied by rounding (default fp32). */
-  dtype?: EngineDType;
+  /** Weight storage precision, applied by rounding (default auto: see options.ts autoDType). */
+  dtype?: DTypeChoice;
   /** Run the optimizing passes (default true); false binds the model's plain graph. */
   optimize?: boolean;
   /** KV cache storage type (default f32); attention computes in f32 either way. */
@@ -161,7 +161,7 @@ export class Engine {
     const maxSeqLen = opts.maxSeqLen ?? Math.min(config.maxPositionEmbeddings, 4096);
     const maxSeqs = opts.maxSeqs ?? 1;
     const maxBatchTokens = opts.maxBatchTokens ?? Math.max(512, maxSeqLen);
-    const options = resolveBuildOptions(config, { dtype: opts.dtype, maxSeqLen, maxSeqs, maxBatchTokens, maxLogitRows: opts.maxLogitRows ?? maxBatchTokens });
+    const options = resolveBuildOptions(config, { dtype: opts.dtype, maxSeqLen, maxSeqs, maxBatchTokens, maxLogitRows: opts.maxLogitRows ?? maxBatchTokens }, ckpt);
     const plan = planEngine(config, options, opts.optimize === false ? [] : undefined);
     const weights: WeightMap = new Map();
     for (const [name, d] of plan.graph.tensors) {

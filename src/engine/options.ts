@@ -3,6 +3,9 @@
  * in engine.json; a run may ask for less, never more.
  */
 import type { ModelConfig } from "../checkpoint/config.js";
+import { OUTPUT, TOKEN_EMBD } from "../checkpoint/names.js";
+import { numel } from "../checkpoint/tensor-data.js";
+import type { Checkpoint } from "../checkpoint/types.js";
 import { OptionError } from "../errors.js";
 import { W8A8_TARGETS, resolveQuant, type QuantOptions } from "../quant/options.js";
 
@@ -10,8 +13,12 @@ import { W8A8_TARGETS, resolveQuant, type QuantOptions } from "../quant/options.
 export type EngineDType = "fp32" | "fp16" | "bf16" | "fp8";
 export const ENGINE_DTYPES: readonly EngineDType[] = ["fp32", "fp16", "bf16", "fp8"];
 
+/** What a user may ask for: an engine dtype, or "auto" (the default), which resolveBuildOptions turns into one from the checkpoint and target. */
+export type DTypeChoice = EngineDType | "auto";
+export const DTYPE_CHOICES: readonly DTypeChoice[] = ["auto", ...ENGINE_DTYPES];
+
 export interface BuildOptions {
-  /** Storage of the weight matrices; vectors (norms, biases) stay fp32. Arithmetic is fp32 throughout. */
+  /** Storage of the weight matrices, "auto" already resolved; vectors (norms, biases) stay fp32. Arithmetic is fp32 throughout. */
   dtype: EngineDType;
   /** The backend whose weight layout the engine packs. */
   target: string;
@@ -29,11 +36,59 @@ export interface BuildOptions {
   gpuArch?: string;
 }
 
+/** Build options as asked for: any of them left out, the dtype possibly "auto". */
+export type BuildRequest = Partial<Omit<BuildOptions, "dtype">> & { dtype?: DTypeChoice };
+
 export const DEFAULT_TARGET = "reference";
 
-export function resolveBuildOptions(config: ModelConfig, o: Partial<BuildOptions> = {}): BuildOptions {
-  const dtype = o.dtype ?? "fp32";
-  if (!ENGINE_DTYPES.includes(dtype)) throw new OptionError("--dtype", `unknown dtype "${dtype}"`, `choose one of ${ENGINE_DTYPES.join(", ")}`);
+/** A --dtype value, or the OptionError naming the choices. */
+export function parseDTypeChoice(value: string): DTypeChoice {
+  if (!DTYPE_CHOICES.includes(value as DTypeChoice)) throw new OptionError("--dtype", `unknown dtype "${value}"`, `choose one of ${DTYPE_CHOICES.join(", ")}`);
+  return value as DTypeChoice;
+}
+
+/** What "auto" reads of a checkpoint: its tensors' storage types, and whether it is AWQ / GPTQ. */
+export type CheckpointWeights = Pick<Checkpoint, "tensors" | "quantMethod">;
+
+/** How most elements of a checkpoint's matmul weights are stored. */
+export type LinearStorage = "f32" | "bf16" | "f16" | "quantized";
+
+/**
+ * The storage most elements of the checkpoint's matmul weights have: its 2-D tensors, less
+ * the embedding table unless it is tied as the output matrix (a lookup table reads one row).
+ */
+export function linearStorage(weights: CheckpointWeights): LinearStorage {
+  if (weights.quantMethod) return "quantized"; // AWQ / GPTQ linears read as f32 but are packed
+  const tensors = weights.tensors();
+  const tied = !tensors.some((t) => t.name === OUTPUT);
+  const elements = new Map<LinearStorage, number>();
+  for (const t of tensors) {
+    if (t.shape.length !== 2 || (t.name === TOKEN_EMBD && !tied)) continue;
+    const kind = t.dtype === "f32" || t.dtype === "bf16" || t.dtype === "f16" ? t.dtype : "quantized"; // GGML blocks
+    elements.set(kind, (elements.get(kind) ?? 0) + numel(t.shape));
+  }
+  let most: LinearStorage = "f32";
+  for (const [kind, n] of elements) if (n > (elements.get(most) ?? 0)) most = kind;
+  return most;
+}
+
+/**
+ * "auto", as vLLM and TensorRT-LLM pick it. cuda: the checkpoint's own 16-bit type, bf16
+ * for quantized weights (what the unpacked ones widen to), fp32 for an fp32 checkpoint (as
+ * TensorRT-LLM keeps it). Other targets: fp32, which already keeps matrices that are
+ * exactly bf16 / fp16 in 16 bits (weights.ts encodeStored), at fp32 arithmetic's accuracy.
+ */
+export function autoDType(target: string, weights?: CheckpointWeights): EngineDType {
+  if (target !== "cuda") return "fp32";
+  if (!weights) throw new Error("dtype auto for the cuda target is resolved from the checkpoint: pass its tensors to resolveBuildOptions");
+  const storage = linearStorage(weights);
+  return storage === "f16" ? "fp16" : storage === "f32" ? "fp32" : "bf16";
+}
+
+/** The build options in full, "auto" resolved against `weights` (the checkpoint; needed only for auto on the cuda target). */
+export function resolveBuildOptions(config: ModelConfig, o: BuildRequest = {}, weights?: CheckpointWeights): BuildOptions {
+  const asked = parseDTypeChoice(o.dtype ?? "auto");
+  const dtype = asked === "auto" ? autoDType(o.target ?? DEFAULT_TARGET, weights) : asked;
   if (dtype === "fp8" && o.target !== "cuda") throw new OptionError("--dtype", `fp8 weights run on the cuda target only, not "${o.target ?? DEFAULT_TARGET}"`, "use --target cuda (Ada or Hopper GPUs), or --quant int8-wo for the cpu and reference targets");
   if (dtype === "fp8" && o.quant) throw new OptionError("--dtype", "fp8 weights and --quant are two weight formats; pick one");
   if (o.quant?.scheme === "w8a8" && !W8A8_TARGETS.includes(o.target ?? DEFAULT_TARGET)) {

@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import type { Checkpoint } from "../checkpoint/types.js";
 import type { BuildHooks } from "../engine/build.js";
 import { ENGINE_FORMAT, SHARDED_ENGINE_FORMAT_VERSION, WeightsWriter, WEIGHT_ALIGNMENT, serializeGraph, writeManifest, type EngineManifest, type RankManifest } from "../engine/format.js";
-import { resolveBuildOptions, type BuildOptions } from "../engine/options.js";
+import { resolveBuildOptions, type BuildRequest } from "../engine/options.js";
 import { targetByName } from "../engine/targets.js";
 import { writeTokenizerFiles } from "../engine/tokenizer-files.js";
 import { encodeWeight, materializeWeight, storageDType } from "../engine/weights.js";
@@ -47,8 +47,8 @@ function writeRank(ckpt: Checkpoint, dir: string, plan: RankPlan, progress: { do
 }
 
 /** Builds the tp x pp engine for `ckpt` into `dir`; returns its manifest. */
-export function buildShardedEngineDir(ckpt: Checkpoint, dir: string, p: ParallelConfig, opts: Partial<BuildOptions> = {}, hooks: BuildHooks = {}): EngineManifest {
-  const options = resolveBuildOptions(ckpt.config, opts);
+export function buildShardedEngineDir(ckpt: Checkpoint, dir: string, p: ParallelConfig, opts: BuildRequest = {}, hooks: BuildHooks = {}): EngineManifest {
+  const options = resolveBuildOptions(ckpt.config, opts, ckpt);
   checkParallel(ckpt.config, p, options.target);
   const target = targetByName(options.target);
   const plans = planRanks(ckpt.config, options, p);

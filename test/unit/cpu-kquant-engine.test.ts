@@ -122,7 +122,7 @@ test("Q4_K_M-like GGUF: cpu backend (K-quants packed) = reference backend: greed
     t.diagnostic(`cpu build: ${m.report.packed}`);
     for (const dt of ["q4_k", "q5_k", "q6_k"]) assert.match(m.report.packed ?? "", new RegExp(`gguf ${dt}`), `the cpu build keeps ${dt}`);
     // what fusion keeps apart: the formats a build keeps packed (cpu: K-quants; cuda widens them, so fuses as before; --quant repacks all)
-    const kept = (opts: Partial<BuildOptions>) => keptPackedFormats(ckpt, resolveBuildOptions(ckpt.config, { ...OPTS, ...opts }));
+    const kept = (opts: Partial<BuildOptions>) => keptPackedFormats(ckpt, resolveBuildOptions(ckpt.config, { ...OPTS, ...opts }, ckpt));
     assert.deepEqual(["blk.0.attn_q.weight", "blk.0.attn_v.weight"].map((n) => kept({ target: "cpu" })?.(n)), ["q4_k", "q6_k"]);
     assert.equal(kept({ target: "cuda" })?.("blk.0.attn_v.weight"), undefined);
     assert.equal(kept({ target: "cpu", quant: { scheme: "int8-wo" } as BuildOptions["quant"] }), undefined);

@@ -20,7 +20,7 @@ writeModelGguf(gguf, src.config, src);
 test("llmrt build writes an engine dir with the options given and logs what the passes did", async () => {
   const out = join(tmp, "e-bf16");
   const log = await build("--model", gguf, "-o", out, "--dtype", "bf16", "--max-batch-tokens", "64", "--max-seqs", "4", "--max-seq-len", "32");
-  assert.match(log, /built .* in [\d.]+ s \(target reference, weights (f32|bf16) .*\)/);
+  assert.match(log, /built .* in [\d.]+ s \(target reference, dtype bf16, weights (f32|bf16) .*\)/);
   assert.match(log, /fused 2 QKV, 2 gate\/up, 3 add\+RMSNorm, 2 SiLU\*mul, 2 RoPE\+attention; .*kernels per layer 17 -> 8 \(per step 39 -> 21\); arena .* \(naive .*\)/);
   assert.deepEqual(readdirSync(out).sort(), ["engine.json", "tokenizer.gguf", "weights.bin"]);
   const m = readManifest(out);
