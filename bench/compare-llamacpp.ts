@@ -6,7 +6,7 @@
  *
  *   node --import tsx bench/compare-llamacpp.ts [--shape llama-110m] [--dtypes f32,f16]
  *     [--threads 1,2] [--rounds 3] [--prompt 512] [--gen 128] [--parallel 16] [--parallel-gen 32]
- *     [--kv-dtype f32]
+ *     [--kv-dtype f32] [--native .cache/llamacpp-native/bin]
  *
  * --shape is a synthetic preset (tiny, llama-110m, tinyllama-1.1b) or a JSON shape. The
  * GGUFs are its random-weight models, written once to the synthetic model cache
@@ -21,6 +21,10 @@
  * q6_k run both on that GGUF (llmrt keeps its K-quant blocks packed: assembly/kquant.ts);
  * q4_k_m runs both on a GGUF in llama.cpp's Q4_K_M mix (Q6_K head, and attn_v / ffn_down of
  * half the layers; Q4_K elsewhere).
+ *
+ * --native DIR adds native llama.cpp (llama-bench, llama-batched-bench -kvu from DIR, built by
+ * bench/build-llamacpp.sh from node-llama-cpp's own source bundle) to every round, on the same
+ * GGUF and thread count, and prints a second table of llmrt against it.
  */
 import { parseArgs } from "node:util";
 import type { Token } from "node-llama-cpp";
@@ -38,6 +42,7 @@ import { buildEngineDir } from "../src/engine/build.js";
 import { Engine } from "../src/engine/engine.js";
 import { syntheticModelFile, syntheticSpecConfig, type GgufMix } from "../src/models/synthetic-files.js";
 import { PACKED_DTYPES } from "./decode-rate.js";
+import { NativeLlamaCpp } from "./llamacpp-native.js";
 import { machineLine } from "./machine.js";
 
 const { values: a } = parseArgs({
@@ -51,8 +56,10 @@ const { values: a } = parseArgs({
     parallel: { type: "string", default: "16" },
     "parallel-gen": { type: "string", default: "32" },
     "kv-dtype": { type: "string", default: "f32" },
+    native: { type: "string" },
   },
 });
+const native = a.native ? new NativeLlamaCpp(a.native) : undefined;
 const P = Number(a.prompt);
 const G = Number(a.gen);
 const rounds = Number(a.rounds);
@@ -135,6 +142,7 @@ function llmrtParallel(engine: Engine): number {
 
 let vocab = 32000;
 const rows: string[] = [];
+const nativeRows: string[] = [];
 {
   const bw = Object.fromEntries(threadList.map((t) => [t, readBandwidth(t)]));
   log(`read bandwidth ${threadList.map((t) => `${t} thread(s) ${bw[t].toFixed(1)} GB/s`).join(", ")}`);
@@ -157,7 +165,7 @@ const rows: string[] = [];
       const backend = { name: cpu.name, packedDTypes: cpu.packedDTypes, bind: (...args: Parameters<CpuBackend["bind"]>) => (bound = cpu.bind(...args)) };
       const engine = engineDir ? Engine.load(engineDir, { backend, blockSize: 16, kvDtype: a["kv-dtype"] as KvDType }) : Engine.fromCheckpoint(ckpt, { backend, dtype: dt === "f32" ? "fp32" : dt === "f16" ? "fp16" : "bf16", maxSeqLen: Math.max(P + G, 16 + NG) + 1, maxSeqs: Math.max(1, N), maxBatchTokens: Math.max(P, 512), maxLogitRows: Math.max(1, N), blockSize: 16, kvDtype: a["kv-dtype"] as KvDType });
       const bytes = q ? packedWeightBytesPerToken(engine, bound!) : weightBytesPerToken(engine, dt === "f32" ? "fp32" : "fp16", (n) => bound?.packedDType(n));
-      const m = { cppPre: [] as number[], cppDec: [] as number[], ourPre: [] as number[], ourDec: [] as number[], cppPar: [] as number[], ourPar: [] as number[] };
+      const m = { cppPre: [] as number[], cppDec: [] as number[], ourPre: [] as number[], ourDec: [] as number[], cppPar: [] as number[], ourPar: [] as number[], natPre: [] as number[], natDec: [] as number[], natPar: [] as number[] };
       for (let r = 0; r < rounds; r++) {
         // alternate: llama.cpp, then llmrt, each round
         const c = await cppLatency(model, threads);
@@ -170,7 +178,13 @@ const rows: string[] = [];
           m.cppPar.push(await cppParallel(model, threads));
           m.ourPar.push(llmrtParallel(engine));
         }
-        log(`${dt} ${threads}t round ${r + 1}: llama.cpp pp ${c.prefill.toFixed(1)} tg ${c.decode.toFixed(1)}; llmrt pp ${m.ourPre.at(-1)!.toFixed(1)} tg ${m.ourDec.at(-1)!.toFixed(1)}${N > 1 ? `; x${N}: ${m.cppPar.at(-1)!.toFixed(1)} vs ${m.ourPar.at(-1)!.toFixed(1)}` : ""}`);
+        if (native) {
+          const nat = native.latency(file, P, G, threads);
+          m.natPre.push(nat.prefill);
+          m.natDec.push(nat.decode);
+          if (N > 1) m.natPar.push(native.parallel(file, N, 16, NG, threads).tokPerS);
+        }
+        log(`${dt} ${threads}t round ${r + 1}: llama.cpp pp ${c.prefill.toFixed(1)} tg ${c.decode.toFixed(1)}; llmrt pp ${m.ourPre.at(-1)!.toFixed(1)} tg ${m.ourDec.at(-1)!.toFixed(1)}${N > 1 ? `; x${N}: ${m.cppPar.at(-1)!.toFixed(1)} vs ${m.ourPar.at(-1)!.toFixed(1)}` : ""}${native ? `; native pp ${m.natPre.at(-1)!.toFixed(1)} tg ${m.natDec.at(-1)!.toFixed(1)}${N > 1 ? ` x${N} ${m.natPar.at(-1)!.toFixed(1)}` : ""}` : ""}`);
       }
       bound?.close();
       const roof = (bw[threads] * 1e9) / bytes;
@@ -180,6 +194,11 @@ const rows: string[] = [];
       const ratio = (ours: number[], peer: number[]) => `${(median(ours) / median(peer)).toFixed(2)} (${(Math.max(...ours) / Math.max(...peer)).toFixed(2)})`;
       const [cd, od] = [Math.max(...m.cppDec), Math.max(...m.ourDec)];
       const par = N > 1 ? ` ${mb(m.cppPar)} | ${mb(m.ourPar)} | ${ratio(m.ourPar, m.cppPar)} |` : "";
+      if (native) {
+        const nd = Math.max(...m.natDec);
+        const npar = N > 1 ? ` ${mb(m.natPar)} | ${mb(m.ourPar)} | ${ratio(m.ourPar, m.natPar)} |` : "";
+        nativeRows.push(`| ${a.shape} ${dt.toUpperCase()} | ${threads} | ${mb(m.natPre)} | ${mb(m.ourPre)} | ${ratio(m.ourPre, m.natPre)} | ${mb(m.natDec)} | ${mb(m.ourDec)} | ${ratio(m.ourDec, m.natDec)} | ${f(roof)} (${f((100 * nd) / roof)}% / ${f((100 * od) / roof)}%) |${npar}`);
+      }
       rows.push(`| ${a.shape} ${dt.toUpperCase()} | ${threads} | ${mb(m.cppPre)} | ${mb(m.ourPre)} | ${ratio(m.ourPre, m.cppPre)} | ${mb(m.cppDec)} | ${mb(m.ourDec)} | ${ratio(m.ourDec, m.cppDec)} | ${f(roof)} (${f((100 * cd) / roof)}% / ${f((100 * od) / roof)}%) |${par}`);
     }
     ckpt.close();
@@ -193,4 +212,12 @@ const rows: string[] = [];
   console.log(`| model | threads | pp${P} llama.cpp | pp${P} llmrt | ratio | tg${G} llama.cpp | tg${G} llmrt | ratio | decode roofline tok/s (llama.cpp / llmrt) |${N > 1 ? ` x${N} llama.cpp | x${N} llmrt | ratio |` : ""}`);
   console.log(`|---|---|---|---|---|---|---|---|---|${N > 1 ? "---|---|---|" : ""}`);
   for (const r of rows) console.log(r);
+  if (native) {
+    console.log("");
+    console.log(`Native llama.cpp (${a.native}: llama-bench pp${P} / tg${G}, one repetition a round after its warm-up; llama-batched-bench -kvu for x${N}: random tokens, no sampling, generated tokens over prompt + decode time):`);
+    console.log("");
+    console.log(`| model | threads | pp${P} native | pp${P} llmrt | ratio | tg${G} native | tg${G} llmrt | ratio | decode roofline tok/s (native / llmrt) |${N > 1 ? ` x${N} native | x${N} llmrt | ratio |` : ""}`);
+    console.log(`|---|---|---|---|---|---|---|---|---|${N > 1 ? "---|---|---|" : ""}`);
+    for (const r of nativeRows) console.log(r);
+  }
 }
