@@ -18,6 +18,7 @@ import { parseSpeculative, type SpeculativeConfig } from "../runtime/speculative
 import { beamSearch, type BeamSearchParams } from "../runtime/beam-search.js";
 import { MAX_LOGPROBS } from "../runtime/sampling-params.js";
 import { loadAnyEngine } from "../parallel/load-engine.js";
+import { resolveTarget, type TargetChoice } from "../engine/targets.js";
 import { kvBlocksFor, type KvBudgetOptions } from "./kv-budget.js";
 import { DEFAULT_MODEL, loadModel, type LoadModelOptions } from "./load-model.js";
 import type { CompletionOutput, RequestOutput } from "./outputs.js";
@@ -31,6 +32,10 @@ export interface LLMOptions extends LoadModelOptions, Omit<EngineOptions, "backe
   enablePrefixCaching?: boolean;
   /** Speculative decoding: "ngram,k=4,n=3" (prompt lookup) or "draft:PATH,k=4" (a draft model), or the parsed form. */
   speculative?: string | SpeculativeConfig;
+  /** Backend to build for and run on: cuda, cpu, reference, or auto (default: cuda where a GPU is usable, else cpu; engine/targets.ts). An engine dir runs on the target it was built for. */
+  target?: string;
+  /** Threads of the cpu target (default: all cores, or $LLMRT_THREADS). */
+  threads?: number;
 }
 
 export type BeamSearchOptions = Omit<BeamSearchParams, "eosIds">;
@@ -64,11 +69,14 @@ export class LLM {
     /** True for built-in random-weight models. */
     readonly randomWeights: boolean,
     readonly modelName: string,
+    /** The backend the engine runs on, and why auto chose it (absent when named, or for an engine dir). */
+    readonly target: TargetChoice,
   ) {}
 
   static async load(model: string = DEFAULT_MODEL, opts: LLMOptions = {}): Promise<LLM> {
     // a checkpoint is built into the engine cache once (an engine dir is used as built), then loaded
-    const build = { dtype: opts.dtype, maxSeqs: opts.maxSeqs, maxBatchTokens: opts.maxBatchTokens, maxSeqLen: opts.maxSeqLen, ...opts.build };
+    const chosen = resolveTarget(opts.target ?? opts.build?.target);
+    const build = { dtype: opts.dtype, maxSeqs: opts.maxSeqs, maxBatchTokens: opts.maxBatchTokens, maxSeqLen: opts.maxSeqLen, ...opts.build, target: chosen.target };
     const loaded = await loadModel(model, { ...opts, build });
     try {
       const config = loaded.config;
@@ -78,7 +86,7 @@ export class LLM {
       const blockSize = opts.blockSize ?? 16;
       const maxSeqLen = opts.maxSeqLen ?? built.maxSeqLen;
       const numBlocks = opts.numBlocks ?? kvBlocksFor(config, { ...opts, blockSize, maxSeqs, maxSeqLen });
-      const engineOpts = { blockSize, maxSeqs, maxSeqLen, maxBatchTokens, kvDtype: opts.kvDtype };
+      const engineOpts = { blockSize, maxSeqs, maxSeqLen, maxBatchTokens, kvDtype: opts.kvDtype, threads: opts.threads };
       const engine = await loadAnyEngine(loaded.engineDir, { ...engineOpts, numBlocks }); // a sharded engine starts its ranks
       const speculative = typeof opts.speculative === "string" ? parseSpeculative(opts.speculative) : opts.speculative;
       let draftEngine: Engine | undefined;
@@ -90,7 +98,8 @@ export class LLM {
         draftEngine = Engine.load(draft.engineDir, { ...engineOpts, maxSeqLen: draftLen, numBlocks: kvBlocksFor(draft.config, { ...opts, blockSize, maxSeqs, maxSeqLen: draftLen }) });
       }
       const core = new EngineCore(engine, loaded.tokenizer, { maxBatchTokens, maxSeqs, enablePrefixCaching: opts.enablePrefixCaching, speculative, draftEngine });
-      return new LLM(core, loaded.tokenizer, loaded.randomWeights, model);
+      const target = loaded.built || loaded.engineBuild.target === chosen.target ? { ...chosen, target: loaded.engineBuild.target } : { target: loaded.engineBuild.target };
+      return new LLM(core, loaded.tokenizer, loaded.randomWeights, model, target);
     } finally {
       loaded.checkpoint.close(); // weights are in the engine now
     }

@@ -10,7 +10,7 @@ import { cliProgressReporter } from "../checkpoint/hub.js";
 import { buildEngineDir } from "../engine/build.js";
 import { ENGINE_FILE } from "../engine/format.js";
 import { parseDTypeChoice, resolveBuildOptions } from "../engine/options.js";
-import { targetByName } from "../engine/targets.js";
+import { resolveTarget, targetByName } from "../engine/targets.js";
 import { buildLogLine, formatBytes } from "../engine/report.js";
 import { OptionError } from "../errors.js";
 import { buildProgressBar } from "../engine/build-progress.js";
@@ -52,7 +52,7 @@ export function registerBuild(program: Command): void {
     .requiredOption("--model <path>", "checkpoint file or directory, Hugging Face id, or synthetic:NAME")
     .requiredOption("-o, --output <dir>", "engine directory to write")
     .option("--dtype <dtype>", DTYPE_HELP, "auto")
-    .option("--target <name>", "backend whose layout to pack", "reference")
+    .option("--target <name>", "backend whose layout to pack and whose kernels to include: auto (cuda where a GPU is usable, else cpu), cuda (no GPU needed to build), cpu, or reference", "auto")
     .option("--max-batch-tokens <n>", "most tokens per step", intOption("--max-batch-tokens", 1), 512)
     .option("--max-seqs <n>", "most sequences in flight", intOption("--max-seqs", 1), 16)
     .option("--max-seq-len <n>", "longest sequence (default: the model's context, at most 4096)", intOption("--max-seq-len", 2))
@@ -83,6 +83,9 @@ function prepareOutput(dir: string): void {
 }
 
 async function runBuild(f: BuildFlags): Promise<void> {
+  const chosen = resolveTarget(f.target);
+  if (chosen.reason) console.error(`llmrt build: target ${chosen.target} (--target auto: ${chosen.reason})`);
+  f = { ...f, target: chosen.target };
   const maxPplIncrease = parseMaxPplIncrease(f.maxPplIncrease, f.quant);
   if (f.quant === "auto") return runAutoBuild(f, maxPplIncrease, prepareOutput);
   const dtype = parseDTypeChoice(f.dtype);

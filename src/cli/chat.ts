@@ -13,7 +13,7 @@ import { OptionError } from "../errors.js";
 import type { SamplingParamsInput } from "../runtime/sampling-params.js";
 import { applyTokenizerChatTemplate, encodeChatPrompt, type ChatMessage } from "../tokenizer/chat-template.js";
 import type { DTypeChoice } from "../engine/options.js";
-import { dtypeOption, floatOption, intOption, samplingFilterOptions } from "./options.js";
+import { dtypeOption, floatOption, intOption, reportTarget, samplingFilterOptions, TARGET_HELP } from "./options.js";
 
 interface ChatFlags {
   model: string;
@@ -28,6 +28,8 @@ interface ChatFlags {
   seed?: number;
   maxSeqLen?: number;
   dtype: DTypeChoice;
+  target: string;
+  threads?: number;
 }
 
 export function registerChat(program: Command): void {
@@ -43,11 +45,14 @@ export function registerChat(program: Command): void {
     .option("--seed <s>", "random seed", intOption("--seed"))
     .option("--max-seq-len <n>", "longest conversation (prompt + reply) in tokens", intOption("--max-seq-len", 2))
     .addOption(dtypeOption())
+    .option("--target <name>", TARGET_HELP, "auto")
+    .option("--threads <n>", "threads for the cpu target (default: all cores)", intOption("--threads", 1))
     .action(async (flags: ChatFlags) => runChat(flags));
 }
 
 async function runChat(f: ChatFlags): Promise<void> {
-  const llm = await LLM.load(f.model, { tokenizer: f.tokenizer, maxSeqs: 1, maxSeqLen: f.maxSeqLen, dtype: f.dtype, onProgress: cliProgressReporter() });
+  const llm = await LLM.load(f.model, { tokenizer: f.tokenizer, maxSeqs: 1, maxSeqLen: f.maxSeqLen, dtype: f.dtype, target: f.target, threads: f.threads, onProgress: cliProgressReporter() });
+  reportTarget(llm.target, f.threads);
   if (llm.tokenizer.chatTemplate === null) {
     llm.close();
     throw new OptionError("--model", "this model's tokenizer has no chat template, so there is no way to format a conversation for it", "use `llmrt generate` for plain completion, or pass a tokenizer that has a template with --tokenizer");

@@ -13,7 +13,7 @@ import type { SamplingParamsInput } from "../runtime/sampling-params.js";
 import { cliProgressReporter } from "../checkpoint/hub.js";
 import { setDefaultCpuThreads } from "../backends/cpu/backend.js";
 import type { DTypeChoice } from "../engine/options.js";
-import { collect, dtypeOption, floatOption, intOption, samplingFilterOptions } from "./options.js";
+import { collect, dtypeOption, floatOption, intOption, reportTarget, samplingFilterOptions, TARGET_HELP } from "./options.js";
 
 interface GenerateFlags {
   model: string;
@@ -70,7 +70,7 @@ export function registerGenerate(program: Command): void {
     .option("--kv-cache-bytes <n>", "KV cache budget in bytes (default: enough for --max-seqs full sequences, at most 40% of free memory)", intOption("--kv-cache-bytes", 1))
     .addOption(new Option("--kv-dtype <type>", "KV cache storage type (int8: a scale per head and slot, cpu and reference targets; fp8: cuda target, sm_89+)").choices(KV_DTYPES).default("f32"))
     .addOption(dtypeOption())
-    .option("--target <name>", "backend to build the engine for and run on: reference or cpu (default reference)")
+    .option("--target <name>", TARGET_HELP, "auto")
     .option("--threads <n>", "threads for --target cpu (default: all cores)", intOption("--threads", 1))
     .option("--speculative <spec>", 'speculative decoding: "ngram,k=4,n=3" or "draft:PATH,k=4"')
     .option("--beam-width <w>", "beam search with this many beams (1-10) instead of sampling", intOption("--beam-width", 1))
@@ -88,7 +88,8 @@ async function runGenerate(f: GenerateFlags): Promise<void> {
   const t0 = performance.now();
   setDefaultCpuThreads(f.threads);
   const llm = await LLM.load(f.model, {
-    build: f.target ? { target: f.target } : undefined,
+    target: f.target,
+    threads: f.threads,
     dtype: f.dtype,
     tokenizer: f.tokenizer,
     maxSeqs: f.maxSeqs ?? Math.min(prompts.length, 64),
@@ -100,6 +101,7 @@ async function runGenerate(f: GenerateFlags): Promise<void> {
     onProgress: cliProgressReporter(),
   });
   const loadMs = performance.now() - t0;
+  reportTarget(llm.target, f.threads);
   if (llm.randomWeights) console.error(`llmrt: note: ${f.model} has random weights; its output is noise, for trying llmrt out`);
 
   const params: SamplingParamsInput = {

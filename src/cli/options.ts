@@ -1,6 +1,8 @@
 /** Parsers for CLI options, with errors that name the flag, and the options several commands share. */
 import { InvalidArgumentError, Option, type Command } from "commander";
+import { resolveThreads } from "../backends/cpu/backend.js";
 import { DTYPE_CHOICES, parseDTypeChoice } from "../engine/options.js";
+import type { TargetChoice } from "../engine/targets.js";
 
 export function intOption(flag: string, min = 0) {
   return (v: string): number => {
@@ -22,11 +24,20 @@ export function collect(v: string, prev: string[] = []): string[] {
   return [...prev, v];
 }
 
-export const DTYPE_HELP = `weight storage: ${DTYPE_CHOICES.join(", ")} (arithmetic is fp32). auto: on --target cuda the checkpoint's own bf16 / fp16, bf16 for a quantized one, fp32 for an fp32 one; fp32 on the other targets (16-bit matrices stay 16-bit there anyway)`;
+export const DTYPE_HELP = `weight storage: ${DTYPE_CHOICES.join(", ")} (arithmetic is fp32, except bf16 / fp16 engines on cuda). auto: on --target cuda the checkpoint's own bf16 / fp16, bf16 for a quantized one, fp32 for an fp32 one; fp32 on the other targets (16-bit matrices stay 16-bit there anyway)`;
 
 /** --dtype for the commands that build a checkpoint into the engine cache (an engine dir is used as built). */
 export function dtypeOption(): Option {
   return new Option("--dtype <dtype>", `${DTYPE_HELP}; an engine dir is used as built`).argParser(parseDTypeChoice).default("auto");
+}
+
+export const TARGET_HELP = "backend to build the engine for and run on: auto (cuda where a GPU is usable, else cpu), cuda, cpu, or reference (plain TypeScript, slow); an engine dir runs on the target it was built for";
+
+/** One stderr line on where the engine runs, when auto chose it (named targets need no word). */
+export function reportTarget(t: TargetChoice, threads?: number): void {
+  if (!t.reason) return;
+  const how = t.target === "cpu" ? `, ${resolveThreads(threads)} thread(s)` : "";
+  console.error(`llmrt: running on ${t.target}${how} (--target auto: ${t.reason})`);
 }
 
 /** The sampling filters chat and generate share (their defaults live in the sampler). */

@@ -9,7 +9,7 @@ import { DEFAULT_MODEL } from "../api/load-model.js";
 import { cliProgressReporter } from "../checkpoint/hub.js";
 import { startServer } from "../server/server.js";
 import type { DTypeChoice } from "../engine/options.js";
-import { dtypeOption, intOption } from "./options.js";
+import { dtypeOption, intOption, TARGET_HELP } from "./options.js";
 
 interface ServeFlags {
   model: string;
@@ -28,6 +28,8 @@ interface ServeFlags {
   speculative?: string;
   kvDtype: KvDType;
   dtype: DTypeChoice;
+  target: string;
+  threads?: number;
   toolCallParser?: string;
 }
 
@@ -46,6 +48,8 @@ export function registerServe(program: Command): void {
     .option("--max-seq-len <n>", "longest sequence (prompt + output) the engine holds", intOption("--max-seq-len", 2))
     .option("--kv-cache-bytes <n>", "KV cache budget in bytes", intOption("--kv-cache-bytes", 1))
     .option("--speculative <spec>", 'speculative decoding: "ngram,k=4,n=3" (prompt lookup) or "draft:PATH,k=4" (a draft model)')
+    .option("--target <name>", TARGET_HELP, "auto")
+    .option("--threads <n>", "threads for the cpu target (default: all cores)", intOption("--threads", 1))
     .addOption(dtypeOption())
     .addOption(new Option("--kv-dtype <type>", "KV cache storage type (int8: a scale per head and slot, cpu and reference targets; fp8: cuda target, sm_89+)").choices(KV_DTYPES).default("f32"))
     .addOption(new Option("--tool-call-parser <format>", "how the model writes tool calls, when its chat template does not show it").choices(["hermes", "llama3_json", "mistral"]))
@@ -71,6 +75,8 @@ async function runServe(f: ServeFlags): Promise<void> {
     speculative: f.speculative,
     kvDtype: f.kvDtype,
     dtype: f.dtype,
+    target: f.target,
+    threads: f.threads,
     toolCallParser: f.toolCallParser,
     cors: f.cors,
     bodyLimit: f.bodyLimit,
@@ -104,7 +110,8 @@ async function runServe(f: ServeFlags): Promise<void> {
   try {
     const info = await server.ready;
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
-    console.error(`llmrt serve: ${server.ctx.servedModelName} ready in ${secs} s: context ${info.maxSeqLen} tokens, ${info.kvBlocksTotal} KV blocks of ${info.blockSize}`);
+    const on = `${info.target}${info.threads ? `, ${info.threads} thread(s)` : ""}${info.targetReason ? ` (--target auto: ${info.targetReason})` : ""}`;
+    console.error(`llmrt serve: ${server.ctx.servedModelName} ready in ${secs} s on ${on}: context ${info.maxSeqLen} tokens, ${info.kvBlocksTotal} KV blocks of ${info.blockSize}`);
     if (info.randomWeights) console.error(`llmrt serve: note: ${f.model} has random weights; its output is noise, for trying llmrt out`);
     console.error(`llmrt serve: chat page ${server.url}/  API ${server.url}/v1  metrics ${server.url}/metrics`);
   } catch (e) {

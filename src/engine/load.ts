@@ -28,6 +28,8 @@ export interface LoadEngineOptions {
   verify?: boolean;
   /** KV cache storage type (default f32). */
   kvDtype?: KvDType;
+  /** Threads of a cpu-target backend made here (default: all cores, or $LLMRT_THREADS). */
+  threads?: number;
 }
 
 export interface LoadedEngine {
@@ -56,7 +58,7 @@ export function loadEngineDir(dir: string, opts: LoadEngineOptions = {}): Loaded
     throw new EngineError(dir, `a sharded engine (tp ${tp} x pp ${pp} = ${tp * pp} ranks) does not load as one engine`, "load it with LLM.load (or ShardedEngine.start from src/parallel), which starts the ranks");
   }
   const target = TARGETS[m.target];
-  const backend = opts.backend ?? target?.createBackend(dir, m.build);
+  const backend = opts.backend ?? target?.createBackend(dir, m.build, { threads: opts.threads });
   if (!backend || backend.name !== m.target) {
     const have = backend?.name ?? Object.keys(TARGETS).join(", ");
     throw new EngineError(dir, `built for target "${m.target}", which this llmrt cannot run here (have: ${have})`, `rebuild for this backend: llmrt build --model ${m.source.path} -o ${dir} --target ${backend?.name ?? "reference"}`);

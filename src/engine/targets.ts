@@ -6,6 +6,9 @@ import type { Backend } from "../backends/backend.js";
 import { CpuBackend } from "../backends/cpu/backend.js";
 import { CudaBackend } from "../backends/cuda/backend.js";
 import { compileEngineKernels, DEFAULT_GPU_ARCH } from "../backends/cuda/engine-files.js";
+import { findNvcc } from "../backends/cuda/compile.js";
+import { probeGpu } from "../backends/cuda/driver.js";
+import { Nvrtc } from "../backends/cuda/nvrtc.js";
 import { CPU_LAYOUT } from "../backends/cpu/layout.js";
 import { ReferenceBackend } from "../backends/reference/backend.js";
 import { OptionError } from "../errors.js";
@@ -18,8 +21,8 @@ export interface Target {
   description: string;
   /** How weights.bin lays out each tensor for this target. */
   layout: string;
-  /** The backend; `engineDir` is the engine being loaded (a target may keep files there), `build` its build options. */
-  createBackend(engineDir?: string, build?: Pick<BuildOptions, "dtype">): Backend;
+  /** The backend; `engineDir` is the engine being loaded (a target may keep files there), `build` its build options, `run` how to run it. */
+  createBackend(engineDir?: string, build?: Pick<BuildOptions, "dtype">, run?: { threads?: number }): Backend;
   /** Files to add to an engine dir at build time, by relative path (the cuda target's cubins). */
   buildFiles?(options: BuildOptions): Promise<Map<string, Uint8Array>>;
   /** A build-log line on how the backend will hold the engine's packed weights (the cuda target: which stay packed, which it dequantizes and why). */
@@ -37,7 +40,7 @@ export const TARGETS: Record<string, Target> = {
     name: "cpu",
     description: "WebAssembly SIMD kernels on a pool of threads (--threads, default all cores)",
     layout: CPU_LAYOUT,
-    createBackend: () => new CpuBackend(),
+    createBackend: (_dir, _build, run) => new CpuBackend({ threads: run?.threads }),
   },
   cuda: {
     name: "cuda",
@@ -50,8 +53,42 @@ export const TARGETS: Record<string, Target> = {
   },
 };
 
+/** The target a user gets by not naming one: the fastest this machine runs (resolveTarget). */
+export const AUTO_TARGET = "auto";
+
+export interface TargetChoice {
+  target: string;
+  /** Why auto chose it, for a log line ("no usable GPU: cpu"). */
+  reason?: string;
+}
+
+/** What auto looks at: a visible GPU, and a way to compile the kernels for it. */
+export interface MachineProbe {
+  gpu(): { devices: number; computeCapability: [number, number] } | null;
+  canCompileKernels(): boolean;
+}
+
+const systemProbe: MachineProbe = {
+  gpu: () => probeGpu(),
+  canCompileKernels: () => findNvcc() !== null || Nvrtc.tryOpen() !== null,
+};
+
+/**
+ * "auto" (or nothing) -> cuda where a GPU is visible and its kernels can be compiled (nvcc
+ * or NVRTC), else cpu, as vLLM picks its platform; the reference backend is for reading and
+ * testing, chosen only by name. Any other name is checked and returned as it is.
+ */
+export function resolveTarget(name: string | undefined, probe: MachineProbe = systemProbe): TargetChoice {
+  if (name !== undefined && name !== AUTO_TARGET) return { target: targetByName(name).name };
+  const gpu = probe.gpu();
+  if (!gpu) return { target: "cpu", reason: "no usable GPU" };
+  const [major, minor] = gpu.computeCapability;
+  if (!probe.canCompileKernels()) return { target: "cpu", reason: `a GPU (sm_${major}${minor}) is visible, but neither nvcc nor NVRTC is there to compile the cuda target's kernels` };
+  return { target: "cuda", reason: `${gpu.devices} GPU(s), sm_${major}${minor}` };
+}
+
 export function targetByName(name: string): Target {
   const t = TARGETS[name];
-  if (!t) throw new OptionError("--target", `unknown target "${name}"`, `choose one of: ${Object.keys(TARGETS).join(", ")}`);
+  if (!t) throw new OptionError("--target", `unknown target "${name}"`, `choose one of: ${[AUTO_TARGET, ...Object.keys(TARGETS)].join(", ")}`);
   return t;
 }

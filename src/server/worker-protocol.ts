@@ -31,6 +31,10 @@ export interface ModelInfo {
   toolCallFormat: ToolCallFormat | null;
   kvBlocksTotal: number;
   blockSize: number;
+  /** The backend the engine runs on; why --target auto chose it; its threads (cpu target). */
+  target: string;
+  targetReason?: string;
+  threads?: number;
 }
 
 /** A logprob entry with the token's text and UTF-8 bytes, as the OpenAI shapes want. */

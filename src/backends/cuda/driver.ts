@@ -127,6 +127,27 @@ function initLibrary(search: SearchEnv): Library {
   return out;
 }
 
+/**
+ * Whether a GPU is usable here, and the first one's compute capability, without creating a
+ * context (cuInit and device attributes only); null where there is no driver, no GPU, or
+ * the driver cannot be opened.
+ */
+export function probeGpu(search: SearchEnv = systemSearchEnv): { devices: number; computeCapability: [number, number] } | null {
+  let lib: Library;
+  try {
+    lib = initLibrary(search);
+  } catch {
+    return null; // no driver, no GPU, or no koffi: nothing to run CUDA on
+  }
+  const dev = [0];
+  if ((lib.fn.deviceGet(dev, 0) as number) !== 0) return null;
+  const attr = (a: number) => {
+    const v = [0];
+    return (lib.fn.deviceAttr(v, a, dev[0]) as number) === 0 ? v[0] : 0;
+  };
+  return { devices: lib.count, computeCapability: [attr(ATTR.ccMajor), attr(ATTR.ccMinor)] };
+}
+
 export class CudaDriver {
   readonly info: DeviceInfo;
   private readonly fn: Fns;
