@@ -31,7 +31,7 @@ test("/health is 503 while loading, then 200; API calls get a 503 until then", a
 });
 
 test("HTTP answers within milliseconds while the engine runs a long step", async (t) => {
-  const s = await startTestServer();
+  const s = await startTestServer({ target: "reference" }); // its steps are the slow ones this needs
   try {
     // Warm up, then a 250-token prompt: its prefill is one long step on the reference backend.
     await postJson(`${s.url}/v1/completions`, { prompt: "warm up", max_tokens: 2 });
