@@ -39,6 +39,7 @@ export interface BuildOptions {
 /** Build options as asked for: any of them left out, the dtype possibly "auto". */
 export type BuildRequest = Partial<Omit<BuildOptions, "dtype">> & { dtype?: DTypeChoice };
 
+/** The build API's own default (in-memory builds, tests); the CLI and LLM.load resolve --target auto instead (targets.ts resolveTarget). */
 export const DEFAULT_TARGET = "reference";
 
 /** A --dtype value, or the OptionError naming the choices. */
