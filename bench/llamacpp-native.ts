@@ -19,11 +19,15 @@ export class NativeLlamaCpp {
     return execFileSync(join(this.binDir, tool), args, { encoding: "utf8", maxBuffer: 64 << 20, stdio: ["ignore", "pipe", "pipe"] });
   }
 
-  /** Prefill tok/s of `prompt` tokens and decode tok/s of `gen` tokens, one sequence: llama-bench's pp and tg tests, one repetition each (after its warm-up run). */
+  /**
+   * Prefill tok/s of `prompt` tokens from an empty cache, and decode tok/s of `gen` tokens after
+   * a `prompt`-token context (llama-bench's pp test, then its tg test at depth -d prompt, as the
+   * other engines decode after their prefill), one repetition each after its warm-up run.
+   */
   latency(file: string, prompt: number, gen: number, threads: number): { prefill: number; decode: number } {
-    const out = JSON.parse(this.run("llama-bench", ["-m", file, "-p", String(prompt), "-n", String(gen), "-t", String(threads), "-r", "1", "-o", "json"])) as { n_prompt: number; n_gen: number; avg_ts: number }[];
-    const pp = out.find((r) => r.n_prompt === prompt && r.n_gen === 0);
-    const tg = out.find((r) => r.n_prompt === 0 && r.n_gen === gen);
+    const bench = (args: string[]) => JSON.parse(this.run("llama-bench", ["-m", file, "-t", String(threads), "-r", "1", "-o", "json", ...args])) as { n_prompt: number; n_gen: number; avg_ts: number }[];
+    const pp = bench(["-p", String(prompt), "-n", "0"]).find((r) => r.n_prompt === prompt && r.n_gen === 0);
+    const tg = bench(["-p", "0", "-n", String(gen), "-d", String(prompt)]).find((r) => r.n_prompt === 0 && r.n_gen === gen);
     if (!pp || !tg) throw new Error(`llama-bench on ${file}: no pp${prompt} / tg${gen} rows in its output`);
     return { prefill: pp.avg_ts, decode: tg.avg_ts };
   }
