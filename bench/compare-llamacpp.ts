@@ -214,7 +214,7 @@ const nativeRows: string[] = [];
   for (const r of rows) console.log(r);
   if (native) {
     console.log("");
-    console.log(`Native llama.cpp (${a.native}: llama-bench pp${P}, and tg${G} at depth ${P} (-d), one repetition a round after its warm-up; llama-batched-bench -kvu for x${N}: random tokens, no sampling, generated tokens over prompt + decode time):`);
+    console.log(`Native llama.cpp (${a.native}: llama-bench pp${P}, and tg${G} at depth ${P} (-d), one repetition a round after its warm-up${N > 1 ? `; llama-batched-bench -kvu for x${N}: random tokens, no sampling, generated tokens over prompt + decode time` : ""}):`);
     console.log("");
     console.log(`| model | threads | pp${P} native | pp${P} llmrt | ratio | tg${G} native | tg${G} llmrt | ratio | decode roofline tok/s (native / llmrt) |${N > 1 ? ` x${N} native | x${N} llmrt | ratio |` : ""}`);
     console.log(`|---|---|---|---|---|---|---|---|---|${N > 1 ? "---|---|---|" : ""}`);

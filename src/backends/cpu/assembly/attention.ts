@@ -45,6 +45,12 @@ export const AT_OUT = 0, AT_Q = 1, AT_KC = 2, AT_VC = 3, AT_STEP = 4, AT_HEADS =
 
 /** Most query tokens in a tile. */
 const TQ_MAX = 8;
+/**
+ * The same where the cache is not f32: a tile widens every key and value it reads (no f16
+ * conversion instruction in WebAssembly), so a prefill widens each about prompt / (2 tq) times,
+ * and wider tiles widen less (as many rows as the scratch holds, ROWS_MAX).
+ */
+const TQ_MAX_WIDENED = 32;
 /** Fewest keys worth giving a thread of its own when a unit's keys are split. */
 const MIN_SPLIT_KEYS = 32;
 /** Cost of a unit beyond its keys (setup, finishing), in keys. */
@@ -74,7 +80,7 @@ export function attention(tid: i32, nth: i32, scratch: usize, args: usize): void
   const rowsMax = max(1, min(ROWS_MAX, BLOCK_FLOATS / gHd));
   const gn = min(gGroup, rowsMax);
   const chunks = (gGroup + gn - 1) / gn;
-  const tq = max(1, min(TQ_MAX, rowsMax / gn));
+  const tq = max(1, min(gDt == DT_F32 ? TQ_MAX : TQ_MAX_WIDENED, rowsMax / gn));
   // KV heads a unit takes: a one-token tile (a decode) whose heads all fit one unit takes
   // every one, key block by key block, and reads each block's rows whole first (touchRows)
   const decodeKvh = chunks == 1 && kvHeads * gGroup <= rowsMax ? kvHeads : 1;
