@@ -79,6 +79,10 @@ export class LLM {
     const build = { dtype: opts.dtype, maxSeqs: opts.maxSeqs, maxBatchTokens: opts.maxBatchTokens, maxSeqLen: opts.maxSeqLen, ...opts.build, target: chosen.target };
     const loaded = await loadModel(model, { ...opts, build });
     try {
+      // an engine dir runs where it was built for: a target named otherwise is a mistake to say, not to ignore
+      if (!chosen.reason && loaded.engineBuild.target !== chosen.target) {
+        throw new OptionError("--target", `${model} is an engine built for target "${loaded.engineBuild.target}", not "${chosen.target}"`, `rebuild it with llmrt build --target ${chosen.target}, or drop --target to run it where it was built for`);
+      }
       const config = loaded.config;
       const built = loaded.engineBuild;
       const maxSeqs = opts.maxSeqs ?? Math.min(16, built.maxSeqs);

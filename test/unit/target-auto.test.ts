@@ -11,6 +11,11 @@ import { registerGenerate } from "../../src/cli/generate.js";
 import { registerServe } from "../../src/cli/serve.js";
 import { resolveTarget, type MachineProbe } from "../../src/engine/targets.js";
 import { OptionError } from "../../src/errors.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openModelSpec } from "../../src/api/load-model.js";
+import { buildEngineDir } from "../../src/engine/build.js";
 
 const H100 = { devices: 1, computeCapability: [9, 0] as [number, number] };
 const probe = (gpu: ReturnType<MachineProbe["gpu"]>, compile = true): MachineProbe => ({ gpu: () => gpu, canCompileKernels: () => compile });
@@ -68,5 +73,26 @@ test("generate, serve and chat take --target (default auto) and --threads", () =
     const o = parsed(["--target", "cpu", "--threads", "3"]);
     assert.equal(o.target, "cpu", name);
     assert.equal(o.threads, 3, name);
+  }
+});
+
+test("an engine dir runs on the target it was built for; naming another target is refused, not ignored", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "llmrt-target-"));
+  try {
+    const ckpt = (await openModelSpec("synthetic:tiny")).checkpoint;
+    try {
+      buildEngineDir(ckpt, dir, { target: "reference", maxSeqs: 1, maxSeqLen: 64 });
+    } finally {
+      ckpt.close();
+    }
+    const llm = await LLM.load(dir, { maxSeqs: 1 }); // auto: the engine's own target
+    try {
+      assert.equal(llm.target.target, "reference");
+    } finally {
+      llm.close();
+    }
+    await assert.rejects(LLM.load(dir, { target: "cpu", maxSeqs: 1 }), (e: unknown) => e instanceof OptionError && /built for target "reference", not "cpu"/.test(e.message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
