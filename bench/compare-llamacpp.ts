@@ -192,14 +192,12 @@ const nativeRows: string[] = [];
       // median, and best (other load on the machine only ever lowers a figure)
       const mb = (xs: number[]) => `${f(median(xs))} (${f(Math.max(...xs))})`;
       const ratio = (ours: number[], peer: number[]) => `${(median(ours) / median(peer)).toFixed(2)} (${(Math.max(...ours) / Math.max(...peer)).toFixed(2)})`;
-      const [cd, od] = [Math.max(...m.cppDec), Math.max(...m.ourDec)];
-      const par = N > 1 ? ` ${mb(m.cppPar)} | ${mb(m.ourPar)} | ${ratio(m.ourPar, m.cppPar)} |` : "";
-      if (native) {
-        const nd = Math.max(...m.natDec);
-        const npar = N > 1 ? ` ${mb(m.natPar)} | ${mb(m.ourPar)} | ${ratio(m.ourPar, m.natPar)} |` : "";
-        nativeRows.push(`| ${a.shape} ${dt.toUpperCase()} | ${threads} | ${mb(m.natPre)} | ${mb(m.ourPre)} | ${ratio(m.ourPre, m.natPre)} | ${mb(m.natDec)} | ${mb(m.ourDec)} | ${ratio(m.ourDec, m.natDec)} | ${f(roof)} (${f((100 * nd) / roof)}% / ${f((100 * od) / roof)}%) |${npar}`);
-      }
-      rows.push(`| ${a.shape} ${dt.toUpperCase()} | ${threads} | ${mb(m.cppPre)} | ${mb(m.ourPre)} | ${ratio(m.ourPre, m.cppPre)} | ${mb(m.cppDec)} | ${mb(m.ourDec)} | ${ratio(m.ourDec, m.cppDec)} | ${f(roof)} (${f((100 * cd) / roof)}% / ${f((100 * od) / roof)}%) |${par}`);
+      // one table row of llmrt against a peer's figures
+      const row = (pre: number[], dec: number[], par: number[]) =>
+        `| ${a.shape} ${dt.toUpperCase()} | ${threads} | ${mb(pre)} | ${mb(m.ourPre)} | ${ratio(m.ourPre, pre)} | ${mb(dec)} | ${mb(m.ourDec)} | ${ratio(m.ourDec, dec)} | ${f(roof)} (${f((100 * Math.max(...dec)) / roof)}% / ${f((100 * Math.max(...m.ourDec)) / roof)}%) |` +
+        (N > 1 ? ` ${mb(par)} | ${mb(m.ourPar)} | ${ratio(m.ourPar, par)} |` : "");
+      rows.push(row(m.cppPre, m.cppDec, m.cppPar));
+      if (native) nativeRows.push(row(m.natPre, m.natDec, m.natPar));
     }
     ckpt.close();
     if (engineDir) rmSync(engineDir, { recursive: true, force: true });
@@ -208,16 +206,16 @@ const nativeRows: string[] = [];
   console.log(`command: node --import tsx bench/compare-llamacpp.ts ${process.argv.slice(2).join(" ")}`.trim());
   console.log(`machine: ${machineLine()}; read bandwidth ${threadList.map((t) => `${bw[t].toFixed(1)} GB/s on ${t} thread(s)`).join(", ")}`);
   console.log(`median (best) of ${rounds} alternating rounds; % of roofline from the best; pp${P} = prefill of ${P} tokens, tg${G} = decode of ${G} tokens (tok/s); x${N} = aggregate decode tok/s of ${N} sequences generating ${NG} tokens each`);
-  console.log("");
-  console.log(`| model | threads | pp${P} llama.cpp | pp${P} llmrt | ratio | tg${G} llama.cpp | tg${G} llmrt | ratio | decode roofline tok/s (llama.cpp / llmrt) |${N > 1 ? ` x${N} llama.cpp | x${N} llmrt | ratio |` : ""}`);
-  console.log(`|---|---|---|---|---|---|---|---|---|${N > 1 ? "---|---|---|" : ""}`);
-  for (const r of rows) console.log(r);
+  const table = (peer: string, lines: string[]) => {
+    console.log("");
+    console.log(`| model | threads | pp${P} ${peer} | pp${P} llmrt | ratio | tg${G} ${peer} | tg${G} llmrt | ratio | decode roofline tok/s (${peer} / llmrt) |${N > 1 ? ` x${N} ${peer} | x${N} llmrt | ratio |` : ""}`);
+    console.log(`|---|---|---|---|---|---|---|---|---|${N > 1 ? "---|---|---|" : ""}`);
+    for (const r of lines) console.log(r);
+  };
+  table("llama.cpp", rows);
   if (native) {
     console.log("");
     console.log(`Native llama.cpp (${a.native}: llama-bench pp${P}, and tg${G} at depth ${P} (-d), one repetition a round after its warm-up${N > 1 ? `; llama-batched-bench -kvu for x${N}: random tokens, no sampling, generated tokens over prompt + decode time` : ""}):`);
-    console.log("");
-    console.log(`| model | threads | pp${P} native | pp${P} llmrt | ratio | tg${G} native | tg${G} llmrt | ratio | decode roofline tok/s (native / llmrt) |${N > 1 ? ` x${N} native | x${N} llmrt | ratio |` : ""}`);
-    console.log(`|---|---|---|---|---|---|---|---|---|${N > 1 ? "---|---|---|" : ""}`);
-    for (const r of nativeRows) console.log(r);
+    table("native", nativeRows);
   }
 }

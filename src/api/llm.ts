@@ -19,6 +19,7 @@ import { beamSearch, type BeamSearchParams } from "../runtime/beam-search.js";
 import { MAX_LOGPROBS } from "../runtime/sampling-params.js";
 import { loadAnyEngine } from "../parallel/load-engine.js";
 import { resolveTarget, type TargetChoice } from "../engine/targets.js";
+import { resolveThreads } from "../backends/cpu/backend.js";
 import { kvBlocksFor, type KvBudgetOptions } from "./kv-budget.js";
 import { DEFAULT_MODEL, loadModel, type LoadModelOptions } from "./load-model.js";
 import type { CompletionOutput, RequestOutput } from "./outputs.js";
@@ -69,7 +70,7 @@ export class LLM {
     /** True for built-in random-weight models. */
     readonly randomWeights: boolean,
     readonly modelName: string,
-    /** The backend the engine runs on, and why auto chose it (absent when named, or for an engine dir). */
+    /** The backend the engine runs on, why auto chose it (absent when named, or for an engine dir built for another), its threads on cpu. */
     readonly target: TargetChoice,
   ) {}
 
@@ -102,7 +103,9 @@ export class LLM {
         draftEngine = Engine.load(draft.engineDir, { ...engineOpts, maxSeqLen: draftLen, numBlocks: kvBlocksFor(draft.config, { ...opts, blockSize, maxSeqs, maxSeqLen: draftLen }) });
       }
       const core = new EngineCore(engine, loaded.tokenizer, { maxBatchTokens, maxSeqs, enablePrefixCaching: opts.enablePrefixCaching, speculative, draftEngine });
-      const target = loaded.built || loaded.engineBuild.target === chosen.target ? { ...chosen, target: loaded.engineBuild.target } : { target: loaded.engineBuild.target };
+      // only auto reaches here with another target: an engine dir runs on its own
+      const runsOn = loaded.engineBuild.target === chosen.target ? chosen : { target: loaded.engineBuild.target };
+      const target = runsOn.target === "cpu" ? { ...runsOn, threads: resolveThreads(opts.threads) } : runsOn;
       return new LLM(core, loaded.tokenizer, loaded.randomWeights, model, target);
     } finally {
       loaded.checkpoint.close(); // weights are in the engine now

@@ -52,7 +52,7 @@ export function registerChat(program: Command): void {
 
 async function runChat(f: ChatFlags): Promise<void> {
   const llm = await LLM.load(f.model, { tokenizer: f.tokenizer, maxSeqs: 1, maxSeqLen: f.maxSeqLen, dtype: f.dtype, target: f.target, threads: f.threads, onProgress: cliProgressReporter() });
-  reportTarget(llm.target, f.threads);
+  reportTarget(llm.target);
   if (llm.tokenizer.chatTemplate === null) {
     llm.close();
     throw new OptionError("--model", "this model's tokenizer has no chat template, so there is no way to format a conversation for it", "use `llmrt generate` for plain completion, or pass a tokenizer that has a template with --tokenizer");

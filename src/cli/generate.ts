@@ -101,7 +101,7 @@ async function runGenerate(f: GenerateFlags): Promise<void> {
     onProgress: cliProgressReporter(),
   });
   const loadMs = performance.now() - t0;
-  reportTarget(llm.target, f.threads);
+  reportTarget(llm.target);
   if (llm.randomWeights) console.error(`llmrt: note: ${f.model} has random weights; its output is noise, for trying llmrt out`);
 
   const params: SamplingParamsInput = {

@@ -1,8 +1,7 @@
 /** Parsers for CLI options, with errors that name the flag, and the options several commands share. */
 import { InvalidArgumentError, Option, type Command } from "commander";
-import { resolveThreads } from "../backends/cpu/backend.js";
 import { DTYPE_CHOICES, parseDTypeChoice } from "../engine/options.js";
-import type { TargetChoice } from "../engine/targets.js";
+import { describeTarget, type TargetChoice } from "../engine/targets.js";
 
 export function intOption(flag: string, min = 0) {
   return (v: string): number => {
@@ -34,10 +33,8 @@ export function dtypeOption(): Option {
 export const TARGET_HELP = "backend to build the engine for and run on: auto (cuda where a GPU is usable, else cpu), cuda, cpu, or reference (plain TypeScript, slow); an engine dir runs on the target it was built for";
 
 /** One stderr line on where the engine runs, when auto chose it (named targets need no word). */
-export function reportTarget(t: TargetChoice, threads?: number): void {
-  if (!t.reason) return;
-  const how = t.target === "cpu" ? `, ${resolveThreads(threads)} thread(s)` : "";
-  console.error(`llmrt: running on ${t.target}${how} (--target auto: ${t.reason})`);
+export function reportTarget(t: TargetChoice): void {
+  if (t.reason) console.error(`llmrt: running on ${describeTarget(t)}`);
 }
 
 /** The sampling filters chat and generate share (their defaults live in the sampler). */

@@ -8,6 +8,7 @@ import { KV_DTYPES, type KvDType } from "../backends/backend.js";
 import { DEFAULT_MODEL } from "../api/load-model.js";
 import { cliProgressReporter } from "../checkpoint/hub.js";
 import { startServer } from "../server/server.js";
+import { describeTarget } from "../engine/targets.js";
 import type { DTypeChoice } from "../engine/options.js";
 import { dtypeOption, intOption, TARGET_HELP } from "./options.js";
 
@@ -110,8 +111,7 @@ async function runServe(f: ServeFlags): Promise<void> {
   try {
     const info = await server.ready;
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
-    const on = `${info.target}${info.threads ? `, ${info.threads} thread(s)` : ""}${info.targetReason ? ` (--target auto: ${info.targetReason})` : ""}`;
-    console.error(`llmrt serve: ${server.ctx.servedModelName} ready in ${secs} s on ${on}: context ${info.maxSeqLen} tokens, ${info.kvBlocksTotal} KV blocks of ${info.blockSize}`);
+    console.error(`llmrt serve: ${server.ctx.servedModelName} ready in ${secs} s on ${describeTarget(info.target)}: context ${info.maxSeqLen} tokens, ${info.kvBlocksTotal} KV blocks of ${info.blockSize}`);
     if (info.randomWeights) console.error(`llmrt serve: note: ${f.model} has random weights; its output is noise, for trying llmrt out`);
     console.error(`llmrt serve: chat page ${server.url}/  API ${server.url}/v1  metrics ${server.url}/metrics`);
   } catch (e) {

@@ -60,6 +60,13 @@ export interface TargetChoice {
   target: string;
   /** Why auto chose it, for a log line ("no usable GPU: cpu"). */
   reason?: string;
+  /** The cpu target's threads, where it runs there. */
+  threads?: number;
+}
+
+/** "cpu, 2 thread(s) (--target auto: no usable GPU)": where an engine runs, for a log line. */
+export function describeTarget(t: TargetChoice): string {
+  return `${t.target}${t.threads ? `, ${t.threads} thread(s)` : ""}${t.reason ? ` (--target auto: ${t.reason})` : ""}`;
 }
 
 /** What auto looks at: a visible GPU, and a way to compile the kernels for it. */

@@ -15,6 +15,7 @@
  * tokens badly, and was dropped.)
  */
 import type { WeightMap } from "../backends/backend.js";
+import { logSoftmax } from "../eval/windows.js";
 import { colsOf, type Graph } from "../graph/ir.js";
 import { GraphGrad } from "./graph-grad.js";
 import { dequantize, type PackedMatrix } from "./packed.js";
@@ -64,8 +65,7 @@ export function tuneScales(g: Graph, fp32: WeightMap, weights: WeightMap, packed
   const teacher = new GraphGrad(g, fp32);
   const targets = windows.map((w) => {
     const tape = teacher.forward(w);
-    const logProbs = new Float64Array(w.length * V);
-    logSoftmax(logProbs, tape.acts.get(logits)!, V);
+    const logProbs = logSoftmaxRows(tape.acts.get(logits)!, V);
     const hidden = stream.map((name) => {
       const h = tape.acts.get(name)!;
       return { name, h, meanSquare: h.reduce((a, b) => a + b * b, 0) / h.length };
@@ -138,23 +138,17 @@ function eachGroup(p: PackedMatrix, f: (j: number, from: number, to: number) => 
   for (let n = 0; n < rows; n++) for (let g = 0; g < G; g++) f(n * G + g, n * cols + g * gs, n * cols + Math.min(cols, (g + 1) * gs));
 }
 
-/** Per position: log-softmax of logits [T, V] into out. */
-function logSoftmax(out: Float64Array, logits: Float32Array, V: number): void {
-  for (let b = 0; b < logits.length; b += V) {
-    let max = -Infinity;
-    for (let i = 0; i < V; i++) max = Math.max(max, logits[b + i]);
-    let sum = 0;
-    for (let i = 0; i < V; i++) sum += Math.exp(logits[b + i] - max);
-    const lse = max + Math.log(sum);
-    for (let i = 0; i < V; i++) out[b + i] = logits[b + i] - lse;
-  }
+/** Log-softmax of each position's row of logits [T, V]. */
+function logSoftmaxRows(logits: Float32Array, V: number): Float64Array {
+  const out = new Float64Array(logits.length);
+  for (let b = 0; b < logits.length; b += V) out.set(logSoftmax(logits.subarray(b, b + V)), b);
+  return out;
 }
 
 /** KL(p || q) averaged over positions, p given as log-probabilities, and its gradient in q's logits: (q - p) / T. */
 function klAndGrad(teacher: Float64Array, logits: Float32Array, V: number): { kl: number; grad: Float32Array } {
   const T = logits.length / V;
-  const lq = new Float64Array(logits.length);
-  logSoftmax(lq, logits, V);
+  const lq = logSoftmaxRows(logits, V);
   const grad = new Float32Array(logits.length);
   let kl = 0;
   for (let i = 0; i < logits.length; i++) {

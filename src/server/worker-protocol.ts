@@ -10,6 +10,7 @@ import type { CoreStats } from "../runtime/engine-core.js";
 import type { FinishReason } from "../runtime/request.js";
 import type { SamplingParamsInput } from "../runtime/sampling-params.js";
 import type { ToolCallFormat } from "../tools/index.js";
+import type { TargetChoice } from "../engine/targets.js";
 
 /** What the worker needs to load the model (LLMOptions without callbacks). */
 export interface WorkerInit {
@@ -31,10 +32,8 @@ export interface ModelInfo {
   toolCallFormat: ToolCallFormat | null;
   kvBlocksTotal: number;
   blockSize: number;
-  /** The backend the engine runs on; why --target auto chose it; its threads (cpu target). */
-  target: string;
-  targetReason?: string;
-  threads?: number;
+  /** The backend the engine runs on (why --target auto chose it; its threads on cpu). */
+  target: TargetChoice;
 }
 
 /** A logprob entry with the token's text and UTF-8 bytes, as the OpenAI shapes want. */

@@ -6,7 +6,6 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { LLM } from "../api/llm.js";
-import { resolveThreads } from "../backends/cpu/backend.js";
 import type { CompletionOutput } from "../api/outputs.js";
 import { OptionError } from "../errors.js";
 import type { TokenLogprob } from "../runtime/request.js";
@@ -53,9 +52,7 @@ async function load(): Promise<void> {
     toolCallFormat: resolveToolCallFormat(llm.tokenizer.chatTemplate, init.toolCallParser),
     kvBlocksTotal: s.kvBlocksTotal,
     blockSize: llm.core.pool.blockSize,
-    target: llm.target.target,
-    ...(llm.target.reason ? { targetReason: llm.target.reason } : {}),
-    ...(llm.target.target === "cpu" ? { threads: resolveThreads(init.options.threads) } : {}),
+    target: llm.target,
   };
   post({ type: "ready", info });
 }
