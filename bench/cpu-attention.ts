@@ -7,11 +7,14 @@
  *
  *   node --import tsx bench/cpu-attention.ts [--threads 1,2] [--prefill 512] [--decode 0]
  *     [--heads 12] [--kv-heads 12] [--head-dim 64] [--kv-dtype f32|f16|bf16|int8] [--reps 15] [--cold]
- *     [--seqs 1]
+ *     [--seqs 1] [--blas | --ab]
  *
  * --seqs N decodes N sequences at once (each at --decode context, blocks of its own).
  * --qkv times the fused attention_qkv op as a model runs it: q/k/v split, RoPE and the
  * K/V write (QKV_PREP), then attention.
+ *
+ * --blas runs a prefill through the BLAS path (blas-attention.ts: sgemm for q.k and p.v, the
+ * pool's softmax between) instead of the WASM kernel; with --ab, both, calls alternating.
  *
  * --cold writes 64 MiB elsewhere before each call (untimed), so the cache comes from DRAM as
  * in a model's decode step, where the weights streamed since the last layer evicted it.
@@ -21,6 +24,8 @@ import type { KvDType } from "../src/backends/backend.js";
 import { KV_DTYPE_CODE, OP, fbits } from "../src/backends/cpu/program.js";
 import { CpuRuntime } from "../src/backends/cpu/runtime.js";
 import { StepData } from "../src/backends/cpu/step-data.js";
+import { BlasAttention } from "../src/backends/cpu/blas-attention.js";
+import { systemBlas } from "../src/backends/cpu/blas.js";
 import type { StepBatch } from "../src/graph/step-batch.js";
 
 const { values: args } = parseArgs({
@@ -36,6 +41,8 @@ const { values: args } = parseArgs({
     cold: { type: "boolean", default: false },
     seqs: { type: "string", default: "1" },
     qkv: { type: "boolean", default: false },
+    blas: { type: "boolean", default: false },
+    ab: { type: "boolean", default: false },
   },
 });
 const heads = Number(args.heads), kvHeads = Number(args["kv-heads"]), headDim = Number(args["head-dim"]);
@@ -105,28 +112,38 @@ for (const threads of args.threads.split(",").map(Number)) {
     const qkvIn = args.qkv ? put(Float32Array.from({ length: S * T * (heads * headDim + 2 * kvDim) }, (_, i) => Math.sin(i * 0.3))) : 0;
     const invFreq = put(Float32Array.from({ length: headDim / 2 }, (_, i) => 10000 ** (-(2 * i) / headDim)));
     const sdw = rt.heap.i32(sd.ptr, 16);
-    const call = () => {
+    const blas = args.blas || args.ab ? systemBlas() : undefined;
+    if ((args.blas || args.ab) && !blas) throw new Error("cpu-attention: --blas needs a system BLAS (OpenBLAS)");
+    if (blas && decodeCtx > 0) throw new Error("cpu-attention: --blas times prefills");
+    const viaBlas = blas ? new BlasAttention(blas, rt, 1) : undefined;
+    const call = (useBlas: boolean) => {
       const p = rt.program.reset();
       if (args.qkv) p.emit(OP.QKV_PREP, qp, qkvIn, kc, vc, sdw[3], sdw[8], invFreq, 0, 0, S * T, heads, kvHeads, headDim, headDim, 0, fbits(1e-5), KV_DTYPE_CODE[dtype]);
-      p.emit(OP.ATTENTION, out, qp, kc, vc, sd.ptr, heads, kvHeads, headDim, fbits(g.scale), 0, BLOCK, KV_DTYPE_CODE[dtype]);
-      rt.run();
+      if (!useBlas) p.emit(OP.ATTENTION, out, qp, kc, vc, sd.ptr, heads, kvHeads, headDim, fbits(g.scale), 0, BLOCK, KV_DTYPE_CODE[dtype]);
+      if (p.length > 0) rt.run();
+      const geometry = { layer: 0, numHeads: heads, numKvHeads: kvHeads, headDim, scale: g.scale, slidingWindow: null };
+      if (useBlas) viaBlas!.run({ step, data: sd, q: qp, out, cache: { k: kc, v: vc }, geometry, kvDtype: KV_DTYPE_CODE[dtype], blockSize: BLOCK, threads });
     };
-    call(); // warm-up
-    const wall: number[] = [];
-    const cpu: number[] = [];
+    const kinds = args.ab ? [false, true] : [!!args.blas];
+    for (const k of kinds) call(k); // warm-up
     const evict = args.cold ? new Uint8Array(64 << 20) : undefined;
+    const times = kinds.map(() => ({ wall: [] as number[], cpu: [] as number[] }));
     for (let i = 0; i < Number(args.reps); i++) {
-      evict?.fill(i);
-      const c0 = process.cpuUsage();
-      const t0 = performance.now();
-      call();
-      wall.push(performance.now() - t0);
-      const c = process.cpuUsage(c0);
-      cpu.push((c.user + c.system) / 1000);
+      kinds.forEach((k, j) => {
+        evict?.fill(i);
+        const c0 = process.cpuUsage();
+        const t0 = performance.now();
+        call(k);
+        times[j].wall.push(performance.now() - t0);
+        const c = process.cpuUsage(c0);
+        times[j].cpu.push((c.user + c.system) / 1000);
+      });
     }
-    const [w, c] = [sorted(wall), sorted(cpu)];
-    const mid = Math.floor(w.length / 2);
-    console.log(`threads ${threads}: wall ms best ${w[0].toFixed(3)} median ${w[mid].toFixed(3)}; cpu ms best ${c[0].toFixed(3)} median ${c[mid].toFixed(3)}`);
+    kinds.forEach((k, j) => {
+      const [w, c] = [sorted(times[j].wall), sorted(times[j].cpu)];
+      const mid = Math.floor(w.length / 2);
+      console.log(`threads ${threads}${args.ab || k ? (k ? ", BLAS" : ", WASM") : ""}: wall ms best ${w[0].toFixed(3)} median ${w[mid].toFixed(3)}; cpu ms best ${c[0].toFixed(3)} median ${c[mid].toFixed(3)}`);
+    });
   } finally {
     rt.close();
   }

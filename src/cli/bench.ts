@@ -185,6 +185,7 @@ function silentTokenizer(vocabSize: number): Tokenizer {
 }
 
 interface ThroughputFlags extends CommonFlags {
+  profile?: boolean;
   requests: number;
   inputLen: string;
   outputLen: string;
@@ -249,7 +250,8 @@ async function runThroughput(f: ThroughputFlags): Promise<void> {
   const maxSeqLen = Math.max(...reqs.map((r) => r.input + r.output)) + 1;
   const C = f.concurrency;
   const sizes = { dtype: f.dtype, maxSeqLen, maxSeqs: C, maxBatchTokens: f.maxBatchTokens, maxLogitRows: C, blockSize: 16 };
-  const { engine, fields } = await benchEngine(f, sizes, () => backendFor(f));
+  let bound: CpuBound | undefined;
+  const { engine, fields } = await benchEngine(f, sizes, () => backendFor(f, (b) => (bound = b)));
   const progress = bar("bench throughput", f.requests, !!f.json);
   const { wallS: wall, recs } = measureThroughput(engine, reqs, C, f.maxBatchTokens, (n) => progress.update(n));
   progress.stop();
@@ -271,6 +273,7 @@ async function runThroughput(f: ThroughputFlags): Promise<void> {
     itl_ms: stats(recs.flatMap((r) => r.itl)),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
     ...fields,
+    ...(bound && f.profile ? { op_ms: opShares(bound) } : {}),
   };
   if (f.report) writeReport(f.report, { title: "llmrt bench throughput", command: commandLine(), summary, charts: requestCharts(throughputTimings(recs, wall)) });
   printResult(summary, f.json);
@@ -315,6 +318,7 @@ export function registerBench(program: Command): void {
     .option("--output-len <len[,stdev]>", "output tokens per request", "128")
     .option("--concurrency <n>", "requests in flight at once", intOption("--concurrency", 1), 16)
     .option("--max-batch-tokens <n>", "tokens per engine step", intOption("--max-batch-tokens", 1), 512)
+    .option("--profile", "time each op kind separately (CPU target; one wake-up per op, so slower overall)")
     .action(async (f: ThroughputFlags) => runThroughput(f));
   registerBenchServe(bench);
 }

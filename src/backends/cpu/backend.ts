@@ -14,6 +14,7 @@ import type { StepBatch } from "../../graph/step-batch.js";
 import type { Collectives } from "../collectives.js";
 import { systemBlas, type Blas } from "./blas.js";
 import { BlasMatmul, type BlasMatmulOptions } from "./blas-matmul.js";
+import { BLAS_ATTENTION_MIN_TOKENS, BlasAttention } from "./blas-attention.js";
 import { emitOp, rows, type EmitContext } from "./emit.js";
 import { isHostOp, runHostOp } from "./host-ops.js";
 import { HEAP_LIMIT_BYTES } from "./heap.js";
@@ -43,6 +44,8 @@ export interface CpuBackendOptions {
   blas?: Blas | false;
   /** When matmuls go to BLAS (rows thresholds, block size). */
   blasMatmul?: BlasMatmulOptions;
+  /** Fewest query tokens of a sequence for which prefill attention goes to BLAS (blas-attention.ts; default 64); false: the WASM kernel always. */
+  blasAttention?: number | false;
   /** Keep f32 matrices that only matmuls read outside the WebAssembly heap, for BLAS (default: only when the model would not fit its 4 GiB). */
   externalWeights?: boolean;
   /** Store 16-bit matrices with rows over 4096 values in column blocks (layout.ts; default true; false: all row-major, for A / B benchmarks). */
@@ -94,6 +97,13 @@ function matmulOnlyWeights(graph: Graph): Set<string> {
   return out;
 }
 
+/** Sequences of the step the BLAS attention path does not take. */
+function countShort(step: StepBatch, b: BlasAttention): number {
+  let n = 0;
+  for (let s = 0; s < step.seqStarts.length - 1; s++) if (!b.takes(step, s)) n++;
+  return n;
+}
+
 const closer = new FinalizationRegistry<CpuRuntime>((rt) => rt.close());
 
 export class CpuBound implements BoundGraph {
@@ -108,6 +118,8 @@ export class CpuBound implements BoundGraph {
   private readonly macsPerToken: number;
   /** The matmuls a system BLAS runs, where there is one. */
   readonly blas?: BlasMatmul;
+  /** Prefill attention of long sequences, where there is a BLAS. */
+  readonly blasAttention?: BlasAttention;
   /** With `profile`: milliseconds spent in each op kind, summed over steps. */
   readonly opTimes = new Map<string, number>();
 
@@ -154,6 +166,7 @@ export class CpuBound implements BoundGraph {
     for (const w of this.tensors.weights.values()) if (w.shape.length === 2) macs += w.shape[0] * w.shape[1];
     this.macsPerToken = macs;
     if (blas) this.blas = new BlasMatmul(blas, this.rt, this.tensors.weights.values(), opts.blasMatmul);
+    if (blas && opts.blasAttention !== false) this.blasAttention = new BlasAttention(blas, this.rt, opts.blasAttention ?? BLAS_ATTENTION_MIN_TOKENS);
   }
 
   /** Bytes of packed weights (what one decode step reads). */
@@ -186,8 +199,21 @@ export class CpuBound implements BoundGraph {
     if (!this.step.fits(step)) this.step = StepData.forStep(this.rt.heap, step);
     this.step.write(step);
     const p = this.rt.program.reset();
-    const ctx: EmitContext = { graph: this.graph, tensors: this.tensors, step: this.step, cap, cache: this.cache, kvDtype: KV_DTYPE_CODE[this.kv.dtype ?? "f32"], kvHeadDim: this.kv.headDim, blockSize: this.kv.blockSize };
     const nth = this.macsPerToken * cap.T < (this.opts.parallelMacs ?? 1 << 20) ? 1 : this.rt.threads;
+    const kvDtype = KV_DTYPE_CODE[this.kv.dtype ?? "f32"];
+    const longSeqs = this.blasAttention?.pays(nth, kvDtype) ? step.seqStarts.length - 1 - countShort(step, this.blasAttention) : 0;
+    const ctx: EmitContext = {
+      graph: this.graph,
+      tensors: this.tensors,
+      step: this.step,
+      cap,
+      cache: this.cache,
+      kvDtype,
+      kvHeadDim: this.kv.headDim,
+      blockSize: this.kv.blockSize,
+      attentionSkip: longSeqs > 0 ? this.blasAttention!.minTokens : 0,
+      wasmAttention: longSeqs < step.seqStarts.length - 1,
+    };
     const host = { heap: this.rt.heap, tensors: this.tensors, cap, ids: step.tokenIds.subarray(0, cap.T), comm: this.opts.comm };
     const flush = () => {
       if (p.length > 0) this.rt.run(nth);
@@ -201,6 +227,10 @@ export class CpuBound implements BoundGraph {
       } else if (op.op === "matmul" && this.blasTakes(op.w, rows(ctx, op.x), nth)) {
         flush();
         this.blasMatmul(op, ctx, nth);
+      } else if ((op.op === "attention" || op.op === "attention_qkv") && longSeqs > 0) {
+        emitOp(p, op, ctx); // the prep (K/V into the cache) and the WASM kernel's sequences
+        flush();
+        this.blasAttention!.run({ step, data: this.step, q: this.tensors.ptr(op.q), out: this.tensors.ptr(op.out), cache: this.cache[op.layer], geometry: op, kvDtype: ctx.kvDtype, blockSize: this.kv.blockSize, threads: nth });
       } else emitOp(p, op, ctx);
       if (!this.opts.profile) continue;
       flush();

@@ -74,6 +74,18 @@ export class Blas {
     this.sgemmFn(ROW_MAJOR, transA ? TRANS : NO_TRANS, transB ? TRANS : NO_TRANS, M, N, L, 1, a, transA ? M : L, b, transB ? L : N, beta, out, N);
   }
 
+  /**
+   * out [M, N] (row stride ldOut) = alpha * a [M, L] (row stride lda) @ op(b) + beta * out, where
+   * op(b) is b [L, N] (row stride ldb) or, with transB, b [N, L]^T: products of column slices of
+   * wider row-major matrices (attention's heads, blas-attention.ts).
+   */
+  gemmStrided(transB: boolean, M: number, N: number, L: number, alpha: number, a: Float32Array, lda: number, b: Float32Array, ldb: number, out: Float32Array, ldOut: number, beta: number, threads: number): void {
+    const bNeeds = transB ? (N - 1) * ldb + L : (L - 1) * ldb + N;
+    if (a.length < (M - 1) * lda + L || b.length < bNeeds || out.length < (M - 1) * ldOut + N) throw new RangeError(`blas gemm: strided views too short for [${M}, ${L}] x [${L}, ${N}]`);
+    this.useThreads(threads);
+    this.sgemmFn(ROW_MAJOR, NO_TRANS, transB ? TRANS : NO_TRANS, M, N, L, alpha, a, lda, b, ldb, beta, out, ldOut);
+  }
+
   /** out [N] = w [N, K] @ x [K] + beta * out, on `threads` threads (one token: sgemm's packing would not pay). */
   sgemv(N: number, K: number, w: Float32Array, x: Float32Array, out: Float32Array, beta: number, threads: number): void {
     if (x.length < K || w.length < N * K || out.length < N) throw new RangeError(`blas sgemv: views too short for [${N}, ${K}] x [${K}]`);

@@ -2,7 +2,8 @@
  * Graph op -> kernel calls. One function per op kind, all appending to the step's
  * program; sizes come from the step (T tokens, R logit rows), pointers from the
  * tensor table. The fused attention_qkv op becomes two calls (per-token prep and K/V
- * write, then attention) with the barrier between them.
+ * write, then attention) with the barrier between them; sequences long enough for the
+ * BLAS path (blas-attention.ts, run by the backend after the prep) are skipped by the latter.
  */
 import { colsOf, type AttentionGeometry, type Graph, type Op } from "../../graph/ir.js";
 import { rowsFor, type PlanCapacity } from "../../graph/passes/plan-memory.js";
@@ -23,6 +24,10 @@ export interface EmitContext {
   /** The model's head dimension (int8 rows hold one scale per head). */
   kvHeadDim: number;
   blockSize: number;
+  /** Sequences of at least this many tokens are the BLAS path's (blas-attention.ts), which the WASM attention kernel skips; 0: none. */
+  attentionSkip: number;
+  /** Whether any sequence of the step is left to the WASM attention kernel. */
+  wasmAttention: boolean;
 }
 
 /** Rows of a tensor in this step (activations: per the step's size; weights: 1). */
@@ -33,7 +38,7 @@ export function rows(c: EmitContext, name: string): number {
 
 function attentionArgs(c: EmitContext, out: number, q: number, g: AttentionGeometry): number[] {
   const kv = c.cache[g.layer];
-  return [out, q, kv.k, kv.v, c.step.ptr, g.numHeads, g.numKvHeads, g.headDim, fbits(g.scale), g.slidingWindow ?? 0, c.blockSize, c.kvDtype];
+  return [out, q, kv.k, kv.v, c.step.ptr, g.numHeads, g.numKvHeads, g.headDim, fbits(g.scale), g.slidingWindow ?? 0, c.blockSize, c.kvDtype, c.attentionSkip];
 }
 
 export function emitOp(p: ProgramWriter, op: Op, c: EmitContext): void {
@@ -80,12 +85,12 @@ export function emitOp(p: ProgramWriter, op: Op, c: EmitContext): void {
       return;
     }
     case "attention":
-      p.emit(OP.ATTENTION, ...attentionArgs(c, at(op.out), at(op.q), op));
+      if (c.wasmAttention) p.emit(OP.ATTENTION, ...attentionArgs(c, at(op.out), at(op.q), op));
       return;
     case "attention_qkv": {
       const kv = c.cache[op.layer];
       p.emit(OP.QKV_PREP, at(op.q), at(op.qkv), kv.k, kv.v, c.step.field("positions"), c.step.field("slots"), at(op.invFreq), op.qNorm ? at(op.qNorm) : 0, op.kNorm ? at(op.kNorm) : 0, T, op.numHeads, op.numKvHeads, op.headDim, op.rotary.dim, ROPE_STYLE[op.rotary.style], fbits(op.eps), c.kvDtype);
-      p.emit(OP.ATTENTION, ...attentionArgs(c, at(op.out), at(op.q), op));
+      if (c.wasmAttention) p.emit(OP.ATTENTION, ...attentionArgs(c, at(op.out), at(op.q), op));
       return;
     }
     case "silu":

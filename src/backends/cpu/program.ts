@@ -28,6 +28,8 @@ export const OP = {
   WIDEN_ROWS: 17,
   DEQUANT_ROWS: 18,
   QUANT_ROWS_I8: 19,
+  GATHER_KV: 20,
+  SOFTMAX_CAUSAL: 21,
 } as const;
 
 /** No barrier after the call: the next call does not read what this one wrote. */

@@ -62,6 +62,11 @@ export class StepData {
     return this.head[{ ids: H_IDS, positions: H_POS, slots: H_SLOTS, logitRows: H_LOGITROWS }[which]];
   }
 
+  /** Pointer to sequence s's row of the block tables [maxBlocks]. */
+  table(s: number): number {
+    return this.head[H_TABLES] + s * this.cap.blocks * 4;
+  }
+
   write(step: StepBatch): void {
     const S = step.seqStarts.length - 1;
     const T = step.numTokens;

@@ -41,7 +41,7 @@ export const ST_T = 0, ST_S = 1, ST_IDS = 2, ST_POS = 3, ST_SEQSTARTS = 4, ST_CT
 export const SYNC_THREADS = 64;
 
 /** Argument block of attention (i32 words). */
-export const AT_OUT = 0, AT_Q = 1, AT_KC = 2, AT_VC = 3, AT_STEP = 4, AT_HEADS = 5, AT_KVHEADS = 6, AT_HEADDIM = 7, AT_SCALE = 8, AT_WINDOW = 9, AT_BLOCK = 10, AT_KVDT = 11;
+export const AT_OUT = 0, AT_Q = 1, AT_KC = 2, AT_VC = 3, AT_STEP = 4, AT_HEADS = 5, AT_KVHEADS = 6, AT_HEADDIM = 7, AT_SCALE = 8, AT_WINDOW = 9, AT_BLOCK = 10, AT_KVDT = 11, AT_SKIP = 12;
 
 /** Most query tokens in a tile. */
 const TQ_MAX = 8;
@@ -76,6 +76,8 @@ export function attention(tid: i32, nth: i32, scratch: usize, args: usize): void
   const S = arg(step, ST_S);
   const seqStarts = <usize>arg(step, ST_SEQSTARTS);
   const sync = <usize>arg(step, ST_SYNC);
+  // sequences of this many tokens or more are another kernel's (../blas-attention.ts); 0: none
+  const skip = arg(args, AT_SKIP);
   // rows of a unit: gn heads of the group x tq tokens
   const rowsMax = max(1, min(ROWS_MAX, BLOCK_FLOATS / gHd));
   const gn = min(gGroup, rowsMax);
@@ -89,12 +91,14 @@ export function attention(tid: i32, nth: i32, scratch: usize, args: usize): void
   let total: f64 = 0;
   for (let s = 0; s < S; s++) {
     const a = load<i32>(seqStarts + (<usize>s << 2)), b = load<i32>(seqStarts + (<usize>(s + 1) << 2));
+    if (skip > 0 && b - a >= skip) continue;
     for (let t0 = a; t0 < b; t0 += tq) {
       const nTok = min(tq, b - t0);
       units += (kvHeads / (nTok == 1 ? decodeKvh : 1)) * chunks;
       total += <f64>(tileKeys(t0, nTok) + UNIT_OVERHEAD) * <f64>(gGroup * kvHeads);
     }
   }
+  if (units == 0) return; // every sequence skipped
   const splitKeys = nth > 1 && units < nth && nth <= SYNC_THREADS && sync != 0;
   const splits = splitKeys ? nth / units : 1;
   // pass 2: the same walk; take this thread's units
@@ -102,6 +106,7 @@ export function attention(tid: i32, nth: i32, scratch: usize, args: usize): void
   let before: f64 = 0;
   for (let s = 0; s < S; s++) {
     const a = load<i32>(seqStarts + (<usize>s << 2)), b = load<i32>(seqStarts + (<usize>(s + 1) << 2));
+    if (skip > 0 && b - a >= skip) continue;
     const table = gTables + (<usize>(s * gMaxBlocks) << 2);
     for (let t0 = a; t0 < b; t0 += tq) {
       const nTok = min(tq, b - t0);

@@ -16,6 +16,7 @@ import { addRmsnorm, rmsnorm } from "./norm";
 import { elementwise, embedding, gatherRows, kvWrite, siluMul, sliceCols } from "./elementwise";
 import { qkvPrep, rope } from "./rope";
 import { attention } from "./attention";
+import { gatherKv, softmaxCausal } from "./attention-blas";
 import { argmax, readSum, topk } from "./sample";
 import { arg } from "./simd";
 import { widenRowsShare } from "./widen";
@@ -27,7 +28,7 @@ const C_PENDING = 32;
 
 // opcodes; an instruction is 32 words: [opcode | flags, args...]
 const OP_END = 0, OP_MATMUL = 1, OP_RMSNORM = 2, OP_ADD_RMSNORM = 3, OP_ELEMENTWISE = 4, OP_SILU_MUL = 5, OP_SLICE_COLS = 6;
-const OP_GATHER_ROWS = 7, OP_EMBEDDING = 8, OP_KV_WRITE = 9, OP_ROPE = 10, OP_QKV_PREP = 11, OP_ATTENTION = 12, OP_ARGMAX = 13, OP_TOPK = 14, OP_READ_SUM = 15, OP_MATMUL_Q = 16, OP_WIDEN_ROWS = 17, OP_DEQUANT_ROWS = 18, OP_QUANT_ROWS_I8 = 19;
+const OP_GATHER_ROWS = 7, OP_EMBEDDING = 8, OP_KV_WRITE = 9, OP_ROPE = 10, OP_QKV_PREP = 11, OP_ATTENTION = 12, OP_ARGMAX = 13, OP_TOPK = 14, OP_READ_SUM = 15, OP_MATMUL_Q = 16, OP_WIDEN_ROWS = 17, OP_DEQUANT_ROWS = 18, OP_QUANT_ROWS_I8 = 19, OP_GATHER_KV = 20, OP_SOFTMAX_CAUSAL = 21;
 /** Flag: no barrier after this instruction (the next one does not read its output). */
 const F_NOBAR = 0x100;
 const INSTR_BYTES: usize = 128;
@@ -92,6 +93,8 @@ export function runProgram(ctrl: usize, prog: usize, tid: i32, nth: i32): bool {
     else if (op == OP_DEQUANT_ROWS && isKQuant(arg(a, 4))) dequantRowsKShare(tid, nth, arg(a, 0), arg(a, 1), arg(a, 4), arg(a, 6), arg(a, 7), arg(a, 8));
     else if (op == OP_QUANT_ROWS_I8) quantRowsI8Share(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3));
     else if (op == OP_DEQUANT_ROWS) dequantRowsShare(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7), arg(a, 8));
+    else if (op == OP_GATHER_KV) gatherKv(tid, nth, a);
+    else if (op == OP_SOFTMAX_CAUSAL) softmaxCausal(tid, nth, a);
     else if (op == OP_TOPK) topk(tid, nth, arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4));
     else unreachable();
     if ((word & F_NOBAR) == 0 && nth > 1 && !barrier(ctrl, nth)) return false;
