@@ -10,6 +10,8 @@ import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import type { KvCacheShape, KvDType } from "../../src/backends/backend.js";
 import { systemBlas } from "../../src/backends/cpu/blas.js";
+import { BlasAttention } from "../../src/backends/cpu/blas-attention.js";
+import { KV_DTYPE_CODE } from "../../src/backends/cpu/program.js";
 import { CpuBackend, type CpuBound } from "../../src/backends/cpu/backend.js";
 import { ReferenceBackend } from "../../src/backends/reference/backend.js";
 import type { Graph } from "../../src/graph/ir.js";
@@ -78,6 +80,27 @@ function longSteps(): StepBatch[] {
   return steps;
 }
 
+test("BLAS prefill attention = reference: f32 cache on 2 threads, 1100-token context", (t) => {
+  if (!blasOrSkip(t)) return;
+  const ckpt = variantCheckpoint({ numKvHeads: 2, maxPositionEmbeddings: 2048 });
+  const g = runPasses(buildLlamaGraph(ckpt.config)).graph;
+  const steps = () => {
+    const pool = new BlockPool(80, 16);
+    const a = new Sequence(0, Array.from({ length: 1101 }, (_, i) => (i * 13 + 5) % 64));
+    return [1030, 70, 1].map((n) => {
+      pool.reserve(a, a.numComputed + n);
+      const step = buildStep([{ seq: a, numNew: n, wantLogits: true }], 16);
+      step.logitRows = Int32Array.from([n - 1]);
+      a.numComputed += n;
+      return step;
+    });
+  };
+  const kv: KvCacheShape = { numLayers: ckpt.config.numLayers, numBlocks: 80, blockSize: 16, numKvHeads: 2, headDim: 8 };
+  const { want, got, blasSeqs } = both(g, ckpt, kv, steps, 64, 2);
+  assert.equal(blasSeqs, 2 * ckpt.config.numLayers, "the 1030- and 70-token chunks (1030 and 1100 keys) went through BLAS");
+  want.forEach((w, i) => assert.ok(maxRelErr(got[i], w) < 1e-5, `step ${i}: error ${maxRelErr(got[i], w)}`));
+});
+
 for (const window of [null, 40]) {
   test(`BLAS prefill attention = reference: long prompts over a cached prefix, every KV dtype${window ? `, sliding window ${window}` : ""}`, (t) => {
     if (!blasOrSkip(t)) return;
@@ -96,3 +119,27 @@ for (const window of [null, 40]) {
     }
   });
 }
+
+test("BLAS prefill attention: where it pays (thread count, KV dtype, context)", (t) => {
+  const blas = systemBlas({ LLMRT_BLAS: "auto" });
+  if (!blasOrSkip(t) || !blas) return;
+  const b = new BlasAttention(blas, undefined as never, 64);
+  /** One sequence of `tokens` new tokens ending at position `end` - 1, beside a decode. */
+  const step = (tokens: number, end: number): StepBatch => ({
+    numTokens: tokens + 1,
+    tokenIds: new Int32Array(tokens + 1),
+    positions: Int32Array.from({ length: tokens + 1 }, (_, i) => (i < tokens ? end - tokens + i : 7)),
+    seqStarts: Int32Array.from([0, tokens, tokens + 1]),
+    contextLens: Int32Array.from([end, 8]),
+    blockTables: [new Int32Array(0), new Int32Array(0)],
+    slotMapping: new Int32Array(tokens + 1),
+    logitRows: new Int32Array(0),
+  });
+  assert.equal(b.takes(step(64, 64), 0), true);
+  assert.equal(b.takes(step(63, 500), 0), false, "under 64 query tokens: the WASM kernel");
+  assert.equal(b.takes(step(64, 64), 1), false, "a decode: the WASM kernel");
+  assert.equal(b.pays(step(512, 512), 1, KV_DTYPE_CODE.f32), true, "one thread: always");
+  assert.equal(b.pays(step(512, 512), 2, KV_DTYPE_CODE.f16), true, "a 16-bit cache: always");
+  assert.equal(b.pays(step(512, 512), 2, KV_DTYPE_CODE.f32), false, "f32 cache, 2 threads, short context: the WASM kernel");
+  assert.equal(b.pays(step(100, 1100), 2, KV_DTYPE_CODE.f32), true, "f32 cache, 2 threads, 1024+ keys");
+});

@@ -26,6 +26,8 @@ import type { StepData } from "./step-data.js";
 export const BLAS_ATTENTION_MIN_TOKENS = 64;
 /** Query tokens a block: sgemm's rows; more would score more of the masked upper triangle. */
 const QUERY_BLOCK = 128;
+/** Keys from which this path beats the WASM kernel on an f32 cache on any thread count (pays()). */
+const MANY_KEYS = 1024;
 /** f32 values of a block's scores (all query heads of a KV head), 8 MiB: fewer query rows a block where the keys are many. */
 const SCORE_FLOATS = 1 << 21;
 /** f32 values of the gathered keys and values, 16 MiB: fewer KV heads a gather where the context is long. */
@@ -60,14 +62,18 @@ export class BlasAttention {
   ) {}
 
   /**
-   * Whether this path pays on `threads` threads with a cache of KV_DTYPE_CODE kvDtype. On one
-   * thread it does for any cache; on more, sgemm's small products hardly split while the WASM
-   * kernel's tiles do, so only where that kernel widens a 16-bit / int8 cache per tile
-   * (bench/cpu-attention.ts --ab, 512 tokens, 2 threads: f32 13.0 against 11.8 ms, f16 15.3
-   * against 20.9 ms).
+   * Whether this path pays for the step's long sequences on `threads` threads with a cache of
+   * KV_DTYPE_CODE kvDtype. On one thread it does for any cache. On more, sgemm's small
+   * products split worse than the WASM kernel's tiles, which win at short contexts where they
+   * read an f32 cache as it is (bench/cpu-attention.ts --ab, 2 threads, f32: 512 tokens 13.0
+   * against 11.8 ms; 1024 tokens 48.6 against 75.9 ms; f16 at 512 tokens 15.3 against 20.9 ms).
    */
-  pays(threads: number, kvDtype: number): boolean {
-    return threads <= 1 || kvDtype !== KV_DTYPE_CODE.f32;
+  pays(step: StepBatch, threads: number, kvDtype: number): boolean {
+    if (threads <= 1 || kvDtype !== KV_DTYPE_CODE.f32) return true;
+    for (let s = 0; s < step.seqStarts.length - 1; s++) {
+      if (this.takes(step, s) && step.positions[step.seqStarts[s + 1] - 1] + 1 >= MANY_KEYS) return true;
+    }
+    return false;
   }
 
   /** Whether sequence s of the step is this path's (by its token count). */
