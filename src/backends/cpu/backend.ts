@@ -201,7 +201,7 @@ export class CpuBound implements BoundGraph {
     const p = this.rt.program.reset();
     const nth = this.macsPerToken * cap.T < (this.opts.parallelMacs ?? 1 << 20) ? 1 : this.rt.threads;
     const kvDtype = KV_DTYPE_CODE[this.kv.dtype ?? "f32"];
-    const longSeqs = this.blasAttention?.pays(step, nth, kvDtype) ? step.seqStarts.length - 1 - countShort(step, this.blasAttention) : 0;
+    const longSeqs = this.blasAttention?.pays(step, nth) ? step.seqStarts.length - 1 - countShort(step, this.blasAttention) : 0;
     const ctx: EmitContext = {
       graph: this.graph,
       tensors: this.tensors,

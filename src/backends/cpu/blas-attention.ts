@@ -4,21 +4,22 @@
  * into f32 (assembly/attention-blas.ts gatherKv, any KV dtype); then per block of query
  * tokens, for each query head of the group:
  *   scores [m, keys] = scale * q [m, headDim] @ k [keys, headDim]^T   (sgemm, q read in place)
- *   p = exp(scores - row max) over each row's causal / window range     (softmaxCausal, the pool)
- *   out [m, headDim] = p [m, keys] @ v [keys, headDim] / row sum         (sgemm, out written in place)
+ *   p = softmax over each row's causal / window range                  (softmaxCausal, the pool)
+ *   out [m, headDim] = p [m, keys] @ v [keys, headDim]                  (sgemm, out written in place)
  * A block's key span ends at its last token, so the upper triangle of the square is skipped
  * but for the block's own diagonal.
  *
  * Why: the flash-style WASM kernel (assembly/attention.ts) scores with SIMD128 dot products
  * at ~12 GFLOP/s on one thread (f32 cache; less where it widens f16 keys per tile), while
- * sgemm runs these products at 4x that (bench/cpu-attention.ts --blas). The other sequences
+ * sgemm runs these products at 4x that: 512 tokens of Llama-110M's 12 heads, 1 thread,
+ * 16.2 against 25.8 ms (f32 cache), 20.3 against 40.3 ms (f16; bench/cpu-attention.ts --ab). The other sequences
  * of the step (decodes, short chunks) stay with the WASM kernel, which skips these (its
  * AT_SKIP word), so the two write disjoint rows of out.
  */
 import type { AttentionGeometry } from "../../graph/ir.js";
 import type { StepBatch } from "../../graph/step-batch.js";
 import type { Blas } from "./blas.js";
-import { KV_DTYPE_CODE, OP } from "./program.js";
+import { OP } from "./program.js";
 import type { CpuRuntime } from "./runtime.js";
 import type { StepData } from "./step-data.js";
 
@@ -26,9 +27,9 @@ import type { StepData } from "./step-data.js";
 export const BLAS_ATTENTION_MIN_TOKENS = 64;
 /** Query tokens a block: sgemm's rows; more would score more of the masked upper triangle. */
 const QUERY_BLOCK = 128;
-/** Keys from which this path beats the WASM kernel on an f32 cache on any thread count (pays()). */
-const MANY_KEYS = 1024;
-/** f32 values of a block's scores (all query heads of a KV head), 8 MiB: fewer query rows a block where the keys are many. */
+/** Keys from which this path beats the WASM kernel on more than one thread (pays()). */
+const MANY_KEYS = 256;
+/** f32 values of a block's scores (every query head of the gathered KV heads), 8 MiB: fewer query rows a block where heads x keys are many. */
 const SCORE_FLOATS = 1 << 21;
 /** f32 values of the gathered keys and values, 16 MiB: fewer KV heads a gather where the context is long. */
 const GATHER_FLOATS = 1 << 22;
@@ -62,14 +63,14 @@ export class BlasAttention {
   ) {}
 
   /**
-   * Whether this path pays for the step's long sequences on `threads` threads with a cache of
-   * KV_DTYPE_CODE kvDtype. On one thread it does for any cache. On more, sgemm's small
-   * products split worse than the WASM kernel's tiles, which win at short contexts where they
-   * read an f32 cache as it is (bench/cpu-attention.ts --ab, 2 threads, f32: 512 tokens 13.0
-   * against 11.8 ms; 1024 tokens 48.6 against 75.9 ms; f16 at 512 tokens 15.3 against 20.9 ms).
+   * Whether this path pays for the step's long sequences on `threads` threads. On one thread
+   * it does from 64 query tokens. On more, sgemm's small products split worse than the WASM
+   * kernel's tiles, which win up to ~128 keys: bench/cpu-attention.ts --ab, 2 threads, f32 /
+   * f16 cache, WASM against BLAS ms: 128 tokens 1.27 / 1.97 against 1.74 / 3.03; 256 tokens
+   * 6.57 / 5.55 against 6.15 / 4.70; 512 tokens 19.3 / 22.7 against 16.3 / 14.0.
    */
-  pays(step: StepBatch, threads: number, kvDtype: number): boolean {
-    if (threads <= 1 || kvDtype !== KV_DTYPE_CODE.f32) return true;
+  pays(step: StepBatch, threads: number): boolean {
+    if (threads <= 1) return true;
     for (let s = 0; s < step.seqStarts.length - 1; s++) {
       if (this.takes(step, s) && step.positions[step.seqStarts[s + 1] - 1] + 1 >= MANY_KEYS) return true;
     }
@@ -102,11 +103,12 @@ export class BlasAttention {
     const firstKey = (p: number) => (g.slidingWindow ? Math.max(0, p - g.slidingWindow + 1) : 0);
     const k0 = firstKey(pos(a));
     const keys = pos(b - 1) + 1 - k0;
-    const bq = Math.max(8, Math.min(QUERY_BLOCK, Math.floor(SCORE_FLOATS / (group * keys))));
     const kvPerGather = Math.max(1, Math.min(g.numKvHeads, Math.floor(GATHER_FLOATS / (2 * keys * hd))));
+    const heads = kvPerGather * group; // query heads a gather serves, scored together
+    const bq = Math.max(16, Math.min(QUERY_BLOCK, Math.floor(SCORE_FLOATS / (heads * keys))));
     const gathered = kvPerGather * keys * hd; // floats of K (and of V)
-    const base = this.buffer(2 * gathered + group * bq * (keys + 1));
-    const kBuf = base, vBuf = base + gathered * 4, sBuf = base + 2 * gathered * 4, invBuf = sBuf + group * bq * keys * 4;
+    const base = this.buffer(2 * gathered + heads * bq * keys);
+    const kBuf = base, vBuf = base + gathered * 4, sBuf = base + 2 * gathered * 4;
     const heap = this.rt.heap;
     const p = this.rt.program;
     const qAll = heap.f32(c.q, step.numTokens * qDim);
@@ -117,33 +119,24 @@ export class BlasAttention {
       this.rt.run(c.threads);
       const kAll = heap.f32(kBuf, nKvh * keys * hd);
       const vAll = heap.f32(vBuf, nKvh * keys * hd);
-      const scores = heap.f32(sBuf, group * bq * keys);
+      const scores = heap.f32(sBuf, heads * bq * keys);
       for (let r0 = a; r0 < b; r0 += bq) {
         const m = Math.min(bq, b - r0);
         // this block's keys: from its first token's first visible key to its last token
         const j0 = firstKey(pos(r0)) - k0;
         const n = pos(r0 + m - 1) + 1 - k0 - j0;
-        for (let kvh = h0; kvh < h0 + nKvh; kvh++) {
-          const kv = (kvh - h0) * keys * hd + j0 * hd;
-          for (let i = 0; i < group; i++) {
-            const h = kvh * group + i;
-            this.blas.gemmStrided(true, m, n, hd, g.scale, qAll.subarray(r0 * qDim + h * hd), qDim, kAll.subarray(kv), hd, scores.subarray(i * m * n), n, 0, c.threads);
-          }
-          p.reset().emit(OP.SOFTMAX_CAUSAL, sBuf, group * m, m, n, c.data.field("positions") + r0 * 4, k0 + j0, g.slidingWindow ?? 0, invBuf);
-          this.rt.run(c.threads);
-          for (let i = 0; i < group; i++) {
-            const h = kvh * group + i;
-            this.blas.gemmStrided(false, m, hd, n, 1, scores.subarray(i * m * n), n, vAll.subarray(kv), hd, outAll.subarray(r0 * qDim + h * hd), qDim, 0, c.threads);
-          }
-          // each row of p.v by 1 / its row's sum of exp (softmaxCausal left p unnormalised)
-          const inv = heap.f32(invBuf, group * m);
-          for (let i = 0; i < group; i++) {
-            for (let t = 0; t < m; t++) {
-              const o = (r0 + t) * qDim + (kvh * group + i) * hd;
-              const f = inv[i * m + t];
-              for (let d = 0; d < hd; d++) outAll[o + d] *= f;
-            }
-          }
+        const nh = nKvh * group; // scores [nh, m, n]: query head h0 * group + i at i
+        for (let i = 0; i < nh; i++) {
+          const h = h0 * group + i;
+          const kv = (Math.floor(i / group) * keys + j0) * hd;
+          this.blas.gemmStrided(true, m, n, hd, g.scale, qAll.subarray(r0 * qDim + h * hd), qDim, kAll.subarray(kv), hd, scores.subarray(i * m * n), n, 0, c.threads);
+        }
+        p.reset().emit(OP.SOFTMAX_CAUSAL, sBuf, nh * m, m, n, c.data.field("positions") + r0 * 4, k0 + j0, g.slidingWindow ?? 0);
+        this.rt.run(c.threads);
+        for (let i = 0; i < nh; i++) {
+          const h = h0 * group + i;
+          const kv = (Math.floor(i / group) * keys + j0) * hd;
+          this.blas.gemmStrided(false, m, hd, n, 1, scores.subarray(i * m * n), n, vAll.subarray(kv), hd, outAll.subarray(r0 * qDim + h * hd), qDim, 0, c.threads);
         }
       }
     }

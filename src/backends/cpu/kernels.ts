@@ -4,7 +4,7 @@
  * against the reference ops) and micro-benchmarks; the backend calls kernels in
  * programs over buffers that live in shared memory instead.
  */
-import type { KvDType } from "../backend.js";
+import { kvRowBytes, type KvDType } from "../backend.js";
 import type { AttentionGeometry, RotaryDims } from "../../graph/ir.js";
 import type { StepBatch } from "../../graph/step-batch.js";
 import type { PackedMatrix } from "../../quant/packed.js";
@@ -121,6 +121,17 @@ function withStep<R>(rt: CpuRuntime, step: StepBatch, body: (stepPtr: number, pu
     const sd = StepData.forStep(rt.heap, step);
     sd.write(step);
     return body(sd.ptr, put, make);
+  });
+}
+
+/** The cache rows [slots, kvDim] (bytes, in kvDtype) that KV_WRITE makes of k and v [T, kvDim] at the given slots (slot t = row t here). */
+export function kvWrite(rt: CpuRuntime, k: Float32Array, v: Float32Array, kvDim: number, headDim: number, kvDtype: KvDType): { k: Uint8Array; v: Uint8Array } {
+  const T = k.length / kvDim;
+  const rowBytes = kvRowBytes(kvDtype, kvDim / headDim, headDim);
+  return session(rt, (put, make) => {
+    const [kc, vc] = [make(T * rowBytes), make(T * rowBytes)];
+    runOne(rt, OP.KV_WRITE, kc, vc, put(k), put(v), put(Int32Array.from({ length: T }, (_, t) => t)), T, kvDim, KV_DTYPE_CODE[kvDtype], headDim);
+    return { k: rt.heap.u8(kc, T * rowBytes).slice(), v: rt.heap.u8(vc, T * rowBytes).slice() };
   });
 }
 

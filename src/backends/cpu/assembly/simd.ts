@@ -127,13 +127,38 @@ export function halfBits(dt: i32, x: f32): u32 {
   return h;
 }
 
-/** Stores n f32 values from src at dst in dtype dt (f32: a copy). */
+/** halfBits on four lanes (bits of f32 in, bits of bf16 / fp16 in the low half of each i32 lane out): the same rounding, NaN and overflow results. */
+@inline function halfBits4(dt: i32, x: v128): v128 {
+  if (dt == DT_BF16) {
+    const rounded = i32x4.shr_u(i32x4.add(i32x4.add(x, i32x4.splat(0x7fff)), v128.and(i32x4.shr_u(x, 16), i32x4.splat(1))), 16);
+    const nan = i32x4.gt_s(v128.and(x, i32x4.splat(0x7fffffff)), i32x4.splat(0x7f800000));
+    return v128.bitselect(v128.or(i32x4.shr_u(x, 16), i32x4.splat(0x40)), rounded, nan);
+  }
+  const a = v128.and(x, i32x4.splat(0x7fffffff));
+  const sign = v128.and(i32x4.shr_u(x, 16), i32x4.splat(0x8000));
+  // normal halves: rebias the exponent, round the 13 dropped bits to nearest even (a carry may reach the exponent, up to Inf)
+  const odd = v128.and(i32x4.shr_u(a, 13), i32x4.splat(1));
+  const normal = i32x4.shr_u(i32x4.sub(i32x4.add(a, i32x4.add(i32x4.splat(0x0fff), odd)), i32x4.splat(0x38000000)), 13);
+  // subnormal halves (|x| < 2^-14): adding 0.5 leaves the half's bits at the bottom of the mantissa, rounded to nearest even by the FPU
+  const sub = i32x4.sub(f32x4.add(a, f32x4.splat(0.5)), i32x4.splat(0x3f000000));
+  let h = v128.bitselect(sub, normal, i32x4.lt_s(a, i32x4.splat(0x38800000)));
+  h = v128.bitselect(i32x4.splat(0x7c00), h, i32x4.ge_s(a, i32x4.splat(0x47800000)));
+  h = v128.bitselect(i32x4.splat(0x7e00), h, i32x4.gt_s(a, i32x4.splat(0x7f800000)));
+  return v128.or(h, sign);
+}
+
+/** Stores n f32 values from src at dst in dtype dt (f32: a copy), eight lanes at a time. */
 export function storeAs(dt: i32, dst: usize, src: usize, n: i32): void {
   if (dt == DT_F32) {
     memory.copy(dst, src, <usize>n << 2);
     return;
   }
-  for (let i = 0; i < n; i++) store<u16>(dst + (<usize>i << 1), <u16>halfBits(dt, load<f32>(src + (<usize>i << 2))));
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const s = src + (<usize>i << 2);
+    v128.store(dst + (<usize>i << 1), i16x8.narrow_i32x4_u(halfBits4(dt, v128.load(s)), halfBits4(dt, v128.load(s, 16))));
+  }
+  for (; i < n; i++) store<u16>(dst + (<usize>i << 1), <u16>halfBits(dt, load<f32>(src + (<usize>i << 2))));
 }
 
 /** sum_i a[i] * w[i]: a f32, w stored in dt (attention over a 16-bit cache). */
