@@ -1,8 +1,8 @@
 /**
  * Prefill attention through the system BLAS, for the sequences of a step with many query
- * tokens. Per KV head, the sequence's keys and values are gathered out of the paged cache
- * into f32 (assembly/attention-blas.ts gatherKv, any KV dtype); then per block of query
- * tokens, for each query head of the group:
+ * tokens. The sequence's keys and values are gathered out of the paged cache into f32, some
+ * KV heads at a time (assembly/attention-blas.ts gatherKv, any KV dtype); then per block of
+ * query tokens, for each query head those KV heads serve:
  *   scores [m, keys] = scale * q [m, headDim] @ k [keys, headDim]^T   (sgemm, q read in place)
  *   p = softmax over each row's causal / window range                  (softmaxCausal, the pool)
  *   out [m, headDim] = p [m, keys] @ v [keys, headDim]                  (sgemm, out written in place)
@@ -12,9 +12,9 @@
  * Why: the flash-style WASM kernel (assembly/attention.ts) scores with SIMD128 dot products
  * at ~12 GFLOP/s on one thread (f32 cache; less where it widens f16 keys per tile), while
  * sgemm runs these products at 4x that: 512 tokens of Llama-110M's 12 heads, 1 thread,
- * 16.2 against 25.8 ms (f32 cache), 20.3 against 40.3 ms (f16; bench/cpu-attention.ts --ab). The other sequences
- * of the step (decodes, short chunks) stay with the WASM kernel, which skips these (its
- * AT_SKIP word), so the two write disjoint rows of out.
+ * 16.2 against 25.8 ms a layer (f32 cache), 20.3 against 40.3 ms (f16; bench/cpu-attention.ts
+ * --ab). The other sequences of the step (decodes, short chunks) stay with the WASM kernel,
+ * which skips these (its AT_SKIP word), so the two write disjoint rows of out.
  */
 import type { AttentionGeometry } from "../../graph/ir.js";
 import type { StepBatch } from "../../graph/step-batch.js";
