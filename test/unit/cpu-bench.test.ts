@@ -28,3 +28,15 @@ test("bench throughput --json: output tok/s and TTFT/TPOT/ITL percentiles", () =
   assert.ok((j.output_tok_per_s as number) > 0 && (j.requests_per_s as number) > 0);
   for (const k of ["ttft_ms", "tpot_ms", "itl_ms"]) for (const p of ["p50", "p90", "p99"]) assert.ok(typeof (j[k] as Record<string, number>)[p] === "number", `${k}.${p}`);
 });
+
+test("bench latency and throughput --profile: milliseconds per op kind in op_ms", () => {
+  for (const args of [
+    ["latency", "--prompt-tokens", "16", "--gen-tokens", "2", "--runs", "1"],
+    ["throughput", "--requests", "3", "--input-len", "8", "--output-len", "2", "--concurrency", "3"],
+  ]) {
+    const r = runCli(["bench", ...args, "--model", "synthetic:tiny", "--threads", "1", "--profile", "--json"]);
+    assert.equal(r.status, 0, r.stderr);
+    const ops = lastJson(r.stdout).op_ms as Record<string, number>;
+    assert.ok(ops && ops.matmul > 0 && ops.attention_qkv > 0, `${args[0]}: op_ms ${JSON.stringify(ops)}`);
+  }
+});
