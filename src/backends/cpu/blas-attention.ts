@@ -15,11 +15,17 @@
  * 16.2 against 25.8 ms a layer (f32 cache), 20.3 against 40.3 ms (f16; bench/cpu-attention.ts
  * --ab). The other sequences of the step (decodes, short chunks) stay with the WASM kernel,
  * which skips these (its AT_SKIP word), so the two write disjoint rows of out.
+ *
+ * On several threads, sgemm's small products split badly across OpenBLAS's threads, so this
+ * thread runs them on one while the pool's workers run each block's softmax meanwhile
+ * (pool.start / join): block x's softmax beside block x-1's p.v and block x+1's scores, the
+ * scores of two blocks in turn in two buffers (2 threads, 512 tokens, f16 cache: 15.6 ms
+ * against the WASM kernel's 23.8; 2 OpenBLAS threads and the softmax on both: 14.0 against 22.7).
  */
 import type { AttentionGeometry } from "../../graph/ir.js";
 import type { StepBatch } from "../../graph/step-batch.js";
 import type { Blas } from "./blas.js";
-import { OP } from "./program.js";
+import { F_NOBAR, OP } from "./program.js";
 import type { CpuRuntime } from "./runtime.js";
 import type { StepData } from "./step-data.js";
 
@@ -107,38 +113,62 @@ export class BlasAttention {
     const heads = kvPerGather * group; // query heads a gather serves, scored together
     const bq = Math.max(16, Math.min(QUERY_BLOCK, Math.floor(SCORE_FLOATS / (heads * keys))));
     const gathered = kvPerGather * keys * hd; // floats of K (and of V)
-    const base = this.buffer(2 * gathered + heads * bq * keys);
-    const kBuf = base, vBuf = base + gathered * 4, sBuf = base + 2 * gathered * 4;
+    const sFloats = heads * bq * keys; // one block's scores; two, used in turn
+    const base = this.buffer(2 * gathered + 2 * sFloats);
+    const kBuf = base, vBuf = base + gathered * 4, sBufs = [base + 2 * gathered * 4, base + (2 * gathered + sFloats) * 4];
     const heap = this.rt.heap;
     const p = this.rt.program;
     const qAll = heap.f32(c.q, step.numTokens * qDim);
     const outAll = heap.f32(c.out, step.numTokens * qDim);
+    // several threads: the workers run each block's softmax while this thread runs the sgemms
+    // of its neighbours on one BLAS thread (small products split badly across threads)
+    const overlap = c.threads > 1;
+    const gemmThreads = overlap ? 1 : c.threads;
+    const blocks: { r0: number; m: number; j0: number; n: number }[] = [];
+    for (let r0 = a; r0 < b; r0 += bq) {
+      const m = Math.min(bq, b - r0);
+      // this block's keys: from its first token's first visible key to its last token
+      const j0 = firstKey(pos(r0)) - k0;
+      blocks.push({ r0, m, j0, n: pos(r0 + m - 1) + 1 - k0 - j0 });
+    }
     for (let h0 = 0; h0 < g.numKvHeads; h0 += kvPerGather) {
       const nKvh = Math.min(kvPerGather, g.numKvHeads - h0);
       p.reset().emit(OP.GATHER_KV, kBuf, vBuf, c.cache.k, c.cache.v, c.data.table(s), k0, keys, h0, nKvh, hd, g.numKvHeads, c.blockSize, c.kvDtype);
       this.rt.run(c.threads);
       const kAll = heap.f32(kBuf, nKvh * keys * hd);
       const vAll = heap.f32(vBuf, nKvh * keys * hd);
-      const scores = heap.f32(sBuf, heads * bq * keys);
-      for (let r0 = a; r0 < b; r0 += bq) {
-        const m = Math.min(bq, b - r0);
-        // this block's keys: from its first token's first visible key to its last token
-        const j0 = firstKey(pos(r0)) - k0;
-        const n = pos(r0 + m - 1) + 1 - k0 - j0;
-        const nh = nKvh * group; // scores [nh, m, n]: query head h0 * group + i at i
-        for (let i = 0; i < nh; i++) {
-          const h = h0 * group + i;
-          const kv = (Math.floor(i / group) * keys + j0) * hd;
-          this.blas.gemmStrided(true, m, n, hd, g.scale, qAll.subarray(r0 * qDim + h * hd), qDim, kAll.subarray(kv), hd, scores.subarray(i * m * n), n, 0, c.threads);
+      const nh = nKvh * group; // scores [nh, m, n]: query head h0 * group + i at i
+      const kvOf = (i: number, j0: number) => (Math.floor(i / group) * keys + j0) * hd;
+      const scores = (x: number) => heap.f32(sBufs[x % 2], sFloats);
+      const qk = (x: number) => {
+        const { r0, m, j0, n } = blocks[x];
+        const sc = scores(x);
+        for (let i = 0; i < nh; i++) this.blas.gemmStrided(true, m, n, hd, g.scale, qAll.subarray(r0 * qDim + (h0 * group + i) * hd), qDim, kAll.subarray(kvOf(i, j0)), hd, sc.subarray(i * m * n), n, 0, gemmThreads);
+      };
+      const pv = (x: number) => {
+        const { r0, m, j0, n } = blocks[x];
+        const sc = scores(x);
+        for (let i = 0; i < nh; i++) this.blas.gemmStrided(false, m, hd, n, 1, sc.subarray(i * m * n), n, vAll.subarray(kvOf(i, j0)), hd, outAll.subarray(r0 * qDim + (h0 * group + i) * hd), qDim, 0, gemmThreads);
+      };
+      qk(0);
+      for (let x = 0; x < blocks.length; x++) {
+        const { r0, m, j0, n } = blocks[x];
+        p.reset().emit(OP.SOFTMAX_CAUSAL | (overlap ? F_NOBAR : 0), sBufs[x % 2], nh * m, m, n, c.data.field("positions") + r0 * 4, k0 + j0, g.slidingWindow ?? 0, overlap ? 1 : 0);
+        if (!overlap) this.rt.run(c.threads);
+        else this.rt.start(c.threads);
+        try {
+          // block x - 1's p.v, then block x + 1's scores (into x - 1's buffer, read just before)
+          if (overlap && x > 0) pv(x - 1);
+          if (overlap && x + 1 < blocks.length) qk(x + 1);
+        } finally {
+          if (overlap) this.rt.join();
         }
-        p.reset().emit(OP.SOFTMAX_CAUSAL, sBuf, nh * m, m, n, c.data.field("positions") + r0 * 4, k0 + j0, g.slidingWindow ?? 0);
-        this.rt.run(c.threads);
-        for (let i = 0; i < nh; i++) {
-          const h = h0 * group + i;
-          const kv = (Math.floor(i / group) * keys + j0) * hd;
-          this.blas.gemmStrided(false, m, hd, n, 1, scores.subarray(i * m * n), n, vAll.subarray(kv), hd, outAll.subarray(r0 * qDim + h * hd), qDim, 0, c.threads);
+        if (!overlap) {
+          pv(x);
+          if (x + 1 < blocks.length) qk(x + 1);
         }
       }
+      if (overlap) pv(blocks.length - 1);
     }
     p.reset();
   }

@@ -93,6 +93,25 @@ export class ThreadPool {
     }
   }
 
+  /**
+   * Starts the program at `prog` on workers 1 .. nth-1 only and returns at once: this thread
+   * is free (for a BLAS call) until join(). The program must not wait at a barrier (its
+   * calls F_NOBAR) and its kernels must leave thread 0's share to the others.
+   */
+  start(prog: number, nth: number): void {
+    if (this.broken) throw new LlmrtError("cpu_backend", "a CPU worker thread failed earlier; this engine cannot run", "reload the model");
+    this.main.publish(this.ctrl, prog, Math.max(2, Math.min(nth, this.threads)));
+  }
+
+  /** Waits for the program start() began. */
+  join(): void {
+    this.main.waitWorkers(this.ctrl);
+    if (Atomics.load(this.words, C_ERROR) !== 0) {
+      this.broken = true;
+      throw new LlmrtError("cpu_backend", "a CPU worker thread failed while running a step (see its message above)", "this is a bug in llmrt's CPU kernels: please report it with the model and options");
+    }
+  }
+
   /** Stops the workers. */
   close(): void {
     if (this.workers.length === 0) return;

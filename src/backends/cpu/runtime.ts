@@ -62,6 +62,16 @@ export class CpuRuntime {
     this.pool.run(this.progPtr, nth);
   }
 
+  /** Starts what `program` holds on the workers of nth threads, not this one (pool.start); then join(). */
+  start(nth = this.threads): void {
+    this.program.end();
+    this.pool.start(this.progPtr, nth);
+  }
+
+  join(): void {
+    this.pool.join();
+  }
+
   close(): void {
     this.pool.close();
   }

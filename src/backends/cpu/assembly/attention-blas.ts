@@ -43,18 +43,21 @@ export function gatherKv(tid: i32, nth: i32, a: usize): void {
 }
 
 /** Argument words of softmaxCausal. */
-const S_S = 0, S_ROWS = 1, S_M = 2, S_N = 3, S_POS = 4, S_K0 = 5, S_WINDOW = 6;
+const S_S = 0, S_ROWS = 1, S_M = 2, S_N = 3, S_POS = 4, S_K0 = 5, S_WINDOW = 6, S_TID0 = 7;
 
 /**
  * This thread's share of rows of s [rows, n] (scores, already scaled): row i is query token
  * i % m of the block (its position at pos[i % m]) against keys k0 .. k0 + n - 1. Each row
  * becomes softmax(s) over its visible keys [max(k0, pos - window + 1), pos], 0 elsewhere.
+ * Threads from tid0 on share the rows (1: thread 0 is busy with a BLAS call meanwhile).
  */
 export function softmaxCausal(tid: i32, nth: i32, a: usize): void {
   const s = <usize>arg(a, S_S), rows = arg(a, S_ROWS), m = arg(a, S_M), n = arg(a, S_N), k0 = arg(a, S_K0), window = arg(a, S_WINDOW);
   const pos = <usize>arg(a, S_POS);
-  const act = activeThreads(rows, nth, 4);
-  const i0 = shareStart(rows, tid, act, 1), i1 = shareStart(rows, tid + 1, act, 1);
+  const tid0 = arg(a, S_TID0);
+  if (tid < tid0) return;
+  const act = activeThreads(rows, nth - tid0, 4);
+  const i0 = shareStart(rows, tid - tid0, act, 1), i1 = shareStart(rows, tid - tid0 + 1, act, 1);
   for (let i = i0; i < i1; i++) {
     const p = load<i32>(pos + (<usize>(i % m) << 2));
     const lo = max(0, window > 0 ? p - window + 1 - k0 : 0);
