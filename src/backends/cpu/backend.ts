@@ -97,13 +97,6 @@ function matmulOnlyWeights(graph: Graph): Set<string> {
   return out;
 }
 
-/** Sequences of the step the BLAS attention path does not take. */
-function countShort(step: StepBatch, b: BlasAttention): number {
-  let n = 0;
-  for (let s = 0; s < step.seqStarts.length - 1; s++) if (!b.takes(step, s)) n++;
-  return n;
-}
-
 const closer = new FinalizationRegistry<CpuRuntime>((rt) => rt.close());
 
 export class CpuBound implements BoundGraph {
@@ -201,7 +194,7 @@ export class CpuBound implements BoundGraph {
     const p = this.rt.program.reset();
     const nth = this.macsPerToken * cap.T < (this.opts.parallelMacs ?? 1 << 20) ? 1 : this.rt.threads;
     const kvDtype = KV_DTYPE_CODE[this.kv.dtype ?? "f32"];
-    const longSeqs = this.blasAttention?.pays(step, nth) ? step.seqStarts.length - 1 - countShort(step, this.blasAttention) : 0;
+    const longSeqs = this.blasAttention?.sequencesOf(step, nth) ?? 0;
     const ctx: EmitContext = {
       graph: this.graph,
       tensors: this.tensors,

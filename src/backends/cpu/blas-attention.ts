@@ -88,6 +88,14 @@ export class BlasAttention {
     return step.seqStarts[s + 1] - step.seqStarts[s] >= this.minTokens;
   }
 
+  /** How many sequences of the step this path attends for on `threads` threads (0 where it does not pay). */
+  sequencesOf(step: StepBatch, threads: number): number {
+    if (!this.pays(step, threads)) return 0;
+    let n = 0;
+    for (let s = 0; s < step.seqStarts.length - 1; s++) if (this.takes(step, s)) n++;
+    return n;
+  }
+
   /** out for every sequence of the step that takes(); the cache already holds the step's keys and values. */
   run(c: BlasAttentionCall): void {
     const S = c.step.seqStarts.length - 1;
@@ -150,25 +158,22 @@ export class BlasAttention {
         const sc = scores(x);
         for (let i = 0; i < nh; i++) this.blas.gemmStrided(false, m, hd, n, 1, sc.subarray(i * m * n), n, vAll.subarray(kvOf(i, j0)), hd, outAll.subarray(r0 * qDim + (h0 * group + i) * hd), qDim, 0, gemmThreads);
       };
+      // block x's softmax (on the workers alone where overlapping), beside block x - 1's p.v and
+      // block x + 1's scores (into x - 1's buffer, read just before)
       qk(0);
       for (let x = 0; x < blocks.length; x++) {
         const { r0, m, j0, n } = blocks[x];
-        p.reset().emit(OP.SOFTMAX_CAUSAL | (overlap ? F_NOBAR : 0), sBufs[x % 2], nh * m, m, n, c.data.field("positions") + r0 * 4, k0 + j0, g.slidingWindow ?? 0, overlap ? 1 : 0);
-        if (!overlap) this.rt.run(c.threads);
-        else this.rt.start(c.threads);
+        p.reset().emit(OP.SOFTMAX_CAUSAL | F_NOBAR, sBufs[x % 2], nh * m, m, n, c.data.field("positions") + r0 * 4, k0 + j0, g.slidingWindow ?? 0, overlap ? 1 : 0);
+        if (overlap) this.rt.start(c.threads);
+        else this.rt.run(c.threads);
         try {
-          // block x - 1's p.v, then block x + 1's scores (into x - 1's buffer, read just before)
-          if (overlap && x > 0) pv(x - 1);
-          if (overlap && x + 1 < blocks.length) qk(x + 1);
+          if (x > 0) pv(x - 1);
+          if (x + 1 < blocks.length) qk(x + 1);
         } finally {
           if (overlap) this.rt.join();
         }
-        if (!overlap) {
-          pv(x);
-          if (x + 1 < blocks.length) qk(x + 1);
-        }
       }
-      if (overlap) pv(blocks.length - 1);
+      pv(blocks.length - 1);
     }
     p.reset();
   }
