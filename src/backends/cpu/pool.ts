@@ -74,7 +74,7 @@ export class ThreadPool {
 
   /** Runs the program at `prog` on `nth` threads (1..threads), blocking until all are done. */
   run(prog: number, nth = this.threads): void {
-    if (this.broken) throw new LlmrtError("cpu_backend", "a CPU worker thread failed earlier; this engine cannot run", "reload the model");
+    this.assertUsable();
     const n = Math.max(1, Math.min(nth, this.threads));
     let ok: number;
     try {
@@ -87,10 +87,7 @@ export class ThreadPool {
       this.broken = true;
       throw e;
     }
-    if (!ok) {
-      this.broken = true;
-      throw new LlmrtError("cpu_backend", "a CPU worker thread failed while running a step (see its message above)", "this is a bug in llmrt's CPU kernels: please report it with the model and options");
-    }
+    if (!ok) this.workerFailed();
   }
 
   /**
@@ -99,17 +96,24 @@ export class ThreadPool {
    * calls F_NOBAR) and its kernels must leave thread 0's share to the others.
    */
   start(prog: number, nth: number): void {
-    if (this.broken) throw new LlmrtError("cpu_backend", "a CPU worker thread failed earlier; this engine cannot run", "reload the model");
+    this.assertUsable();
     this.main.publish(this.ctrl, prog, Math.max(2, Math.min(nth, this.threads)));
   }
 
   /** Waits for the program start() began. */
   join(): void {
     this.main.waitWorkers(this.ctrl);
-    if (Atomics.load(this.words, C_ERROR) !== 0) {
-      this.broken = true;
-      throw new LlmrtError("cpu_backend", "a CPU worker thread failed while running a step (see its message above)", "this is a bug in llmrt's CPU kernels: please report it with the model and options");
-    }
+    if (Atomics.load(this.words, C_ERROR) !== 0) this.workerFailed();
+  }
+
+  private assertUsable(): void {
+    if (this.broken) throw new LlmrtError("cpu_backend", "a CPU worker thread failed earlier; this engine cannot run", "reload the model");
+  }
+
+  /** A worker reported a failure (its message is already on stderr): this pool runs nothing more. */
+  private workerFailed(): never {
+    this.broken = true;
+    throw new LlmrtError("cpu_backend", "a CPU worker thread failed while running a step (see its message above)", "this is a bug in llmrt's CPU kernels: please report it with the model and options");
   }
 
   /** Stops the workers. */
